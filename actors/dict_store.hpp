@@ -1,0 +1,39 @@
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/store_state.hpp"
+
+namespace syncmesh {
+
+/// State of the dict store actor: the entries, where changed writes go (the
+/// router) and where events go (the facade).
+struct dict_store_state {
+  /// The dictionary.
+  store_state store;
+  /// Receives every write that changed the store, to flood it.
+  caf::actor router;
+  /// Receives update/delete events (the facade).
+  caf::actor events;
+  /// Events are built only while someone listens.
+  bool publish_events = false;
+
+  /// The actor's name in CAF's registry and logs.
+  static inline const char* name = "syncmesh.dict_store";
+};
+
+/// The dict store: merges writes by version, answers reads and snapshots,
+/// publishes update/delete events and hands the router exactly the writes
+/// that changed the store. Messages:
+/// - `(local_atom, WriteBatch) -> WriteAck` and
+///   `(erase_atom, WriteBatch) -> DeleteReply`: local writes stamped by the
+///   lease manager;
+/// - `(remote_atom, peer, WriteBatch)`: writes from the mesh;
+/// - `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
+/// - `(purge_atom, keys)`, `(events_atom, bool)`, `(wire_atom, events)`,
+///   `(dump_atom) -> std::string` (canonical bytes).
+caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
+                               caf::actor router);
+
+} // namespace syncmesh

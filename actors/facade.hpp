@@ -1,0 +1,61 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "messages/version.hpp"
+#include "syncmesh/facade.hpp"
+
+namespace syncmesh {
+
+/// State of the facade actor.
+struct facade_state {
+  /// The node's configuration.
+  config cfg;
+  /// The node's ID.
+  node_id id;
+  /// Sequencer of every write.
+  caf::actor lease_manager;
+  /// The dictionary.
+  caf::actor store;
+  /// The flood table.
+  caf::actor router;
+  /// Event subscribers (monitored).
+  std::vector<caf::actor> subscribers;
+
+  /// The actor's name in CAF's registry and logs.
+  static inline const char* name = "syncmesh.facade";
+};
+
+/// The facade's behavior: validates requests (key and value limits), passes
+/// writes to the lease manager and reads to the store, and fans events out
+/// to subscribers.
+facade_actor::behavior_type
+facade_behavior(facade_actor::stateful_pointer<facade_state> self, config cfg,
+                node_id id, caf::actor lease_manager, caf::actor store,
+                caf::actor router);
+
+/// Handles to every actor of one node; tests and the mesh use the internals.
+struct node_actors {
+  /// The public face.
+  facade_actor facade;
+  /// The sequencer of writes.
+  caf::actor lease_manager;
+  /// The dictionary.
+  caf::actor store;
+  /// The routing and flood table.
+  caf::actor router;
+  /// The node's ID (raw bytes).
+  node_id id;
+};
+
+/// Spawns and wires the actors of one node; the others are linked to the
+/// facade. Throws value_error for an invalid configuration.
+node_actors spawn_node(caf::actor_system& sys, const config& cfg);
+
+/// A fresh random node ID (16 bytes).
+node_id random_node_id();
+
+} // namespace syncmesh

@@ -1,0 +1,264 @@
+#include "actors/lease_manager.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "syncmesh/caf_types.hpp"
+
+namespace syncmesh {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<lease_manager_state>*;
+
+uint64_t to_us(std::chrono::milliseconds x) {
+  return static_cast<uint64_t>(x.count()) * 1000;
+}
+
+caf::error refusal(const std::string& key, const local_decision& d) {
+  if (d.missing)
+    return make_error(errc::key_not_found, key);
+  return make_error(errc::lease_held, key, to_hex(d.owner), d.lease_end_us);
+}
+
+void publish_loss(self_ptr self, const lease_loss& loss) {
+  self->state.stats.set_leases_lost(self->state.stats.leases_lost() + 1);
+  if (!self->state.events)
+    return;
+  pb::Event ev;
+  auto* lost = ev.mutable_lease_lost();
+  lost->set_key(loss.key);
+  lost->set_new_owner(loss.new_owner);
+  lost->set_old_lease_end_us(loss.old_lease_end_us);
+  self->send(self->state.events, std::move(ev));
+}
+
+/// Records a write in the lease view; the version was validated upstream.
+void observe(self_ptr self, const pb::WriteRecord& rec) {
+  version v;
+  from_proto(rec.version(), v);
+  if (auto loss = self->state.table.observe(rec, v))
+    publish_loss(self, *loss);
+}
+
+/// Arms the single timer for `due_us` unless an earlier one is armed.
+void arm_timer(self_ptr self, uint64_t due_us) {
+  auto& st = self->state;
+  if (st.timer_due_us != 0 && st.timer_due_us <= due_us)
+    return;
+  auto now = st.table.now_us();
+  auto delay = due_us > now ? due_us - now : 0;
+  st.timer_due_us = due_us;
+  self->delayed_send(self, std::chrono::microseconds(delay), tick_atom::value,
+                     ++st.timer_generation);
+}
+
+/// Schedules the next purge when tombstones exist.
+void schedule_purge(self_ptr self) {
+  auto& st = self->state;
+  // Check a few times per horizon: a tombstone lives at most 1.25 horizons.
+  auto period = std::max<uint64_t>(st.horizon_us / 4, 1000);
+  arm_timer(self, st.table.now_us() + period);
+}
+
+/// Stamps the decided writes of one local operation, records them and
+/// returns the batch for the store.
+pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
+                           std::vector<local_decision>&& decisions,
+                           bool is_delete) {
+  auto& st = self->state;
+  pb::WriteBatch batch;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    auto v = st.table.stamp(std::move(decisions[i].draft), is_delete);
+    to_proto(v, recs[i].mutable_version());
+    st.table.observe(recs[i], v);
+    batch.mutable_records()->Add(std::move(recs[i]));
+  }
+  st.stats.set_local_writes(st.stats.local_writes() + recs.size());
+  if (is_delete)
+    schedule_purge(self);
+  return batch;
+}
+
+template <class Reply>
+caf::result<Reply> refuse(self_ptr self, caf::error err) {
+  self->state.stats.set_refused_writes(self->state.stats.refused_writes() + 1);
+  return err;
+}
+
+template <class Reply>
+caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
+                             bool is_delete) {
+  auto d = self->state.table.decide(rec.key(), is_delete);
+  if (!d.allowed)
+    return refuse<Reply>(self, refusal(rec.key(), d));
+  std::vector<pb::WriteRecord> recs;
+  recs.push_back(std::move(rec));
+  std::vector<local_decision> ds;
+  ds.push_back(std::move(d));
+  auto batch = stamp_batch(self, std::move(recs), std::move(ds), is_delete);
+  auto rp = self->make_response_promise<Reply>();
+  if (is_delete)
+    return rp.delegate(self->state.store, erase_atom::value, std::move(batch));
+  return rp.delegate(self->state.store, local_atom::value, std::move(batch));
+}
+
+void accept_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
+  auto& st = self->state;
+  pb::WriteBatch accepted;
+  bool tombstones = false;
+  for (auto& rec : *batch.mutable_records()) {
+    version v;
+    from_proto(rec.version(), v);
+    if (!st.table.acceptable(v.stamp)) {
+      if (st.held.size() >= st.max_held) {
+        st.stats.set_dropped_held(st.stats.dropped_held() + 1);
+        continue;
+      }
+      st.stats.set_held_records(st.stats.held_records() + 1);
+      st.held.push_back(held_write{origin, std::move(rec)});
+      arm_timer(self, v.stamp.wall_us - st.table.clock().max_skew_us());
+      continue;
+    }
+    st.table.observe_stamp(v.stamp);
+    if (auto loss = st.table.observe(rec, v))
+      publish_loss(self, *loss);
+    tombstones |= rec.has_tombstone();
+    accepted.mutable_records()->Add(std::move(rec));
+  }
+  st.stats.set_remote_records(st.stats.remote_records()
+                              + accepted.records_size());
+  if (accepted.records_size() > 0)
+    self->send(st.store, remote_atom::value, std::move(origin),
+               std::move(accepted));
+  if (tombstones)
+    schedule_purge(self);
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  st.timer_due_us = 0;
+  // Release held writes whose time has come, in arrival order.
+  std::deque<held_write> still_held;
+  while (!st.held.empty()) {
+    auto h = std::move(st.held.front());
+    st.held.pop_front();
+    version v;
+    from_proto(h.record.version(), v);
+    if (!st.table.acceptable(v.stamp)) {
+      still_held.push_back(std::move(h));
+      continue;
+    }
+    pb::WriteBatch one;
+    one.mutable_records()->Add(std::move(h.record));
+    accept_remote(self, std::move(h.origin), one);
+  }
+  st.held = std::move(still_held);
+  auto purged = st.table.purge_tombstones(st.horizon_us);
+  if (!purged.empty()) {
+    st.stats.set_purged(st.stats.purged() + purged.size());
+    self->send(st.store, purge_atom::value, std::move(purged));
+  }
+  uint64_t next_due = 0;
+  for (const auto& h : st.held) {
+    auto due = h.record.version().stamp().wall_us()
+               - st.table.clock().max_skew_us();
+    next_due = next_due == 0 ? due : std::min(next_due, due);
+  }
+  if (next_due != 0)
+    arm_timer(self, next_due);
+  if (st.table.tombstone_count() > 0)
+    schedule_purge(self);
+}
+
+} // namespace
+
+void lease_manager_state::init(const config& cfg, const node_id& self) {
+  table = lease_table(self, cfg.clock ? cfg.clock : system_wall_clock(),
+                      lease_settings{cfg.leasing, to_us(cfg.lease_duration),
+                                     to_us(cfg.lease_margin)},
+                      to_us(cfg.max_clock_skew));
+  max_held = cfg.max_held_writes;
+  horizon_us = to_us(cfg.tombstone_horizon);
+}
+
+caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
+                                  const node_id& id, caf::actor store) {
+  self->state.init(cfg, id);
+  self->state.store = std::move(store);
+  return {
+    [=](wire_atom, caf::actor events) { self->state.events = events; },
+    [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_value()->Swap(req.mutable_value());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
+    },
+    [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
+      const auto* key = self->state.table.deletable_key();
+      if (key == nullptr)
+        return refuse<pb::DeleteReply>(
+          self, make_error(errc::key_not_found,
+                           std::string{"no key this node may delete"}));
+      pb::WriteRecord rec;
+      rec.set_key(*key);
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
+    },
+    [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
+      const auto* head = self->state.table.find(req.key());
+      if (head != nullptr && head->live() && !head->is_map())
+        return refuse<pb::WriteAck>(
+          self, make_error(errc::wrong_type, req.key()));
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_fields()->mutable_entries()->Swap(
+        req.mutable_fields()->mutable_entries());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
+      // All leases first: one refusal refuses the whole batch.
+      std::vector<local_decision> ds;
+      ds.reserve(static_cast<size_t>(req.items_size()));
+      for (const auto& item : req.items()) {
+        auto d = self->state.table.decide(item.key(), false);
+        if (!d.allowed)
+          return refuse<pb::WriteAck>(self, refusal(item.key(), d));
+        ds.push_back(std::move(d));
+      }
+      std::vector<pb::WriteRecord> recs(ds.size());
+      for (size_t i = 0; i < ds.size(); ++i) {
+        auto& item = *req.mutable_items(static_cast<int>(i));
+        recs[i].set_key(std::move(*item.mutable_key()));
+        recs[i].mutable_value()->Swap(item.mutable_value());
+      }
+      auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
+      auto rp = self->make_response_promise<pb::WriteAck>();
+      return rp.delegate(self->state.store, local_atom::value,
+                         std::move(batch));
+    },
+    [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
+      accept_remote(self, std::move(origin), batch);
+    },
+    [=](tick_atom, uint64_t generation) {
+      if (generation == self->state.timer_generation)
+        on_tick(self);
+    },
+    [=](stats_atom) {
+      auto stats = self->state.stats;
+      stats.set_tombstones(self->state.table.tombstone_count());
+      return stats;
+    },
+  };
+}
+
+} // namespace syncmesh

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/lease_state.hpp"
+#include "syncmesh/config.hpp"
+#include "syncmesh/pb/requests.pb.h"
+
+namespace syncmesh {
+
+/// A remote write held because its stamp was too far ahead of our clock.
+struct held_write {
+  /// The peer it came from.
+  std::string origin;
+  /// The write.
+  pb::WriteRecord record;
+};
+
+/// State of the lease manager actor.
+struct lease_manager_state {
+  /// Sets the rules up from the node's configuration.
+  void init(const config& cfg, const node_id& self);
+
+  /// The rules and the lease view.
+  lease_table table;
+  /// Where stamped writes go.
+  caf::actor store;
+  /// Where lease_lost events go (the facade).
+  caf::actor events;
+  /// Remote writes waiting for the wall clock (bounded).
+  std::deque<held_write> held;
+  /// Most writes held at once.
+  size_t max_held = 0;
+  /// How long tombstones are kept.
+  uint64_t horizon_us = 0;
+  /// The timer's generation: only the newest armed tick acts.
+  uint64_t timer_generation = 0;
+  /// When the armed timer fires (wall µs), 0 when none is armed.
+  uint64_t timer_due_us = 0;
+  /// Counters.
+  pb::LeaseStats stats;
+
+  /// The actor's name in CAF's registry and logs.
+  static inline const char* name = "syncmesh.lease_manager";
+};
+
+/// The lease manager: the single sequencer of every write that reaches the
+/// node. Local writes (`SetRequest`, `UpdateRequest`, `DeleteRequest`,
+/// `DeltaRequest`, `PopItemRequest`, forwarded by the facade) are decided,
+/// stamped and delegated to the store, which replies to the original
+/// requester. Remote writes `(remote_atom, peer, WriteBatch)` from the router
+/// are never refused for lease reasons: they update the lease view and pass
+/// to the store; those stamped too far in the future are held. Also:
+/// `(wire_atom, events)`, `(tick_atom, generation)`, `(stats_atom) ->
+/// LeaseStats`. At most one timer is armed at any time.
+caf::behavior lease_manager_actor(caf::stateful_actor<lease_manager_state>* self,
+                                  const config& cfg, const node_id& id,
+                                  caf::actor store);
+
+} // namespace syncmesh

@@ -1,0 +1,123 @@
+#include "actors/router_state.hpp"
+
+#include "messages/frame_codec.hpp"
+#include "messages/value_proto.hpp"
+#include "syncmesh/pb/wire.pb.h"
+
+namespace syncmesh {
+
+std::string validate_remote_batch(const pb::WriteBatch& batch,
+                                  const write_limits& limits) {
+  int index = 0;
+  for (const auto& rec : batch.records()) {
+    auto where = "record " + std::to_string(index++) + ": ";
+    if (rec.key().empty())
+      return where + "empty key";
+    if (rec.key().size() > limits.max_key_size)
+      return where + "key of " + std::to_string(rec.key().size())
+             + " bytes exceeds " + std::to_string(limits.max_key_size);
+    version v;
+    if (auto err = from_proto(rec.version(), v); !err.empty())
+      return where + err;
+    switch (rec.op_case()) {
+      case pb::WriteRecord::kValue: {
+        if (rec.value().ByteSizeLong() > limits.max_value_size)
+          return where + "value exceeds "
+                 + std::to_string(limits.max_value_size) + " bytes";
+        value tmp;
+        if (auto err = from_proto(rec.value(), tmp); !err.empty())
+          return where + err;
+        break;
+      }
+      case pb::WriteRecord::kFields: {
+        if (rec.fields().ByteSizeLong() > limits.max_value_size)
+          return where + "fields exceed "
+                 + std::to_string(limits.max_value_size) + " bytes";
+        value_map tmp;
+        if (auto err = from_proto(rec.fields(), tmp); !err.empty())
+          return where + err;
+        break;
+      }
+      case pb::WriteRecord::kTombstone:
+        break;
+      default:
+        return where + "no operation";
+    }
+  }
+  return {};
+}
+
+envelope_builder::envelope_builder(node_id self, uint32_t max_hops,
+                                   size_t max_frame_size)
+  : self_(std::move(self)),
+    max_hops_(max_hops),
+    max_frame_size_(max_frame_size) {}
+
+void envelope_builder::emit(pb::WriteBatch& part, bool delta, uint64_t now_us,
+                            std::vector<std::string>& frames) {
+  if (part.records_size() == 0)
+    return;
+  pb::Envelope env;
+  auto id = self_;
+  for (int shift = 56; shift >= 0; shift -= 8)
+    id += static_cast<char>((next_message_ >> shift) & 0xff);
+  ++next_message_;
+  env.set_message_id(std::move(id));
+  env.set_origin(self_);
+  env.set_origin_time_us(now_us);
+  env.set_hops_left(max_hops_);
+  if (delta)
+    part.SerializeToString(env.mutable_delta());
+  else
+    part.SerializeToString(env.mutable_write());
+  std::string frame;
+  if (append_frame(frame, env, max_frame_size_))
+    frames.push_back(std::move(frame));
+  part.Clear();
+}
+
+void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
+                             std::vector<std::string>& frames) {
+  // Leave room for the envelope's own fields around the batch.
+  const size_t budget = max_frame_size_ > 1024 ? max_frame_size_ - 1024
+                                                : max_frame_size_ / 2;
+  pb::WriteBatch writes;
+  pb::WriteBatch deltas;
+  size_t write_bytes = 0;
+  size_t delta_bytes = 0;
+  for (const auto& rec : batch.records()) {
+    bool is_delta = rec.has_fields();
+    auto& part = is_delta ? deltas : writes;
+    auto& bytes = is_delta ? delta_bytes : write_bytes;
+    auto size = rec.ByteSizeLong() + 8;
+    if (bytes + size > budget && part.records_size() > 0) {
+      emit(part, is_delta, now_us, frames);
+      bytes = 0;
+    }
+    *part.add_records() = rec;
+    bytes += size;
+  }
+  emit(writes, false, now_us, frames);
+  emit(deltas, true, now_us, frames);
+}
+
+std::string envelope_builder::decode_writes(const pb::Envelope& env,
+                                            pb::WriteBatch& out) {
+  const std::string* body = nullptr;
+  if (env.body_case() == pb::Envelope::kWrite)
+    body = &env.write();
+  else if (env.body_case() == pb::Envelope::kDelta)
+    body = &env.delta();
+  else
+    return "envelope carries no writes";
+  if (!out.ParseFromString(*body))
+    return "write batch does not parse";
+  bool want_fields = env.body_case() == pb::Envelope::kDelta;
+  for (const auto& rec : out.records())
+    if (rec.has_fields() != want_fields)
+      return want_fields ? "delta body holds a whole-value write"
+                         : "write body holds field writes";
+  return {};
+}
+
+} // namespace syncmesh

@@ -1,0 +1,218 @@
+#include "actors/store_state.hpp"
+
+#include <algorithm>
+
+#include "messages/value_proto.hpp"
+#include "syncmesh/pb/entry.pb.h"
+
+namespace syncmesh {
+
+namespace {
+
+bool field_order(const field_write& x, const field_write& y) {
+  if (auto c = compare(x.ver, y.ver))
+    return c < 0;
+  if (x.key.is_text != y.key.is_text)
+    return x.key.is_text;
+  return x.key.data < y.key.data;
+}
+
+void put_u64(std::string& out, uint64_t x) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out += static_cast<char>((x >> shift) & 0xff);
+}
+
+void put_blob(std::string& out, const std::string& xs) {
+  put_u64(out, xs.size());
+  out += xs;
+}
+
+void encode_version(std::string& out, const version& v) {
+  put_u64(out, v.epoch);
+  put_u64(out, v.claim_us);
+  put_blob(out, v.claimer);
+  put_u64(out, v.stamp.wall_us);
+  put_u64(out, v.stamp.counter);
+  put_blob(out, v.stamp.node);
+  put_u64(out, v.lease_end_us);
+}
+
+} // namespace
+
+bool store_entry::apply_base(const version& v, bool tombstone, value val) {
+  if (!head_.accepts_base(v))
+    return false;
+  bool is_map = !tombstone && val.is_map();
+  if (head_.set_base(v, tombstone, is_map)) {
+    fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
+                                 [&v](const field_write& f) {
+                                   return !newer(f.ver, v);
+                                 }),
+                  fields_.end());
+  } else {
+    fields_.clear();
+  }
+  base_ = tombstone ? value{} : std::move(val);
+  return true;
+}
+
+bool store_entry::apply_fields(const version& v, const value_map& fields) {
+  if (!head_.field_visible(v))
+    return false;
+  bool changed = false;
+  for (const auto& item : fields) {
+    auto i = std::find_if(fields_.begin(), fields_.end(),
+                          [&item](const field_write& f) {
+                            return f.key == item.key;
+                          });
+    if (i == fields_.end()) {
+      fields_.push_back(field_write{item.key, item.val, v});
+      changed = true;
+    } else if (newer(v, i->ver)) {
+      i->val = item.val;
+      i->ver = v;
+      changed = true;
+    }
+  }
+  if (changed) {
+    head_.note_field(v);
+    std::sort(fields_.begin(), fields_.end(), field_order);
+  }
+  return changed;
+}
+
+value store_entry::read() const {
+  if (fields_.empty())
+    return head_.base_tombstone() ? value{} : base_;
+  value result = (!head_.base_tombstone() && base_.is_map())
+                   ? base_
+                   : value::empty_map();
+  for (const auto& f : fields_)
+    result.insert_or_assign(f.key, f.val);
+  return result;
+}
+
+void store_entry::encode_canonical(std::string& out) const {
+  out += head_.has_base() ? 'B' : '-';
+  if (head_.has_base()) {
+    encode_version(out, head_.base_version());
+    out += head_.base_tombstone() ? 'T' : 'V';
+    if (!head_.base_tombstone())
+      syncmesh::encode_canonical(base_, out);
+  }
+  put_u64(out, fields_.size());
+  for (const auto& f : fields_) {
+    out += f.key.is_text ? 't' : 'b';
+    put_blob(out, f.key.data);
+    encode_version(out, f.ver);
+    syncmesh::encode_canonical(f.val, out);
+  }
+}
+
+void to_proto(const entry_head& head, pb::EntryMeta* out) {
+  const auto& newest = head.newest();
+  out->set_owner(head.owner());
+  out->set_time_us(newest.stamp.wall_us);
+  out->set_lease_end_us(head.lease_end_us());
+  to_proto(newest, out->mutable_version());
+}
+
+store_state::outcome store_state::apply(const pb::WriteRecord& rec,
+                                        bool keep_old_value,
+                                        std::string& error) {
+  outcome result;
+  version v;
+  if (error = from_proto(rec.version(), v); !error.empty())
+    return result;
+  // Convert before touching the entry, so bad input changes nothing.
+  value val;
+  value_map fields;
+  switch (rec.op_case()) {
+    case pb::WriteRecord::kValue:
+      error = from_proto(rec.value(), val);
+      break;
+    case pb::WriteRecord::kFields:
+      error = from_proto(rec.fields(), fields);
+      break;
+    case pb::WriteRecord::kTombstone:
+      break;
+    default:
+      error = "write record has no operation";
+  }
+  if (!error.empty())
+    return result;
+  auto [i, added] = entries_.try_emplace(rec.key());
+  auto& entry = i->second;
+  result.was_live = entry.live();
+  if (result.was_live && keep_old_value)
+    result.old_value = entry.read();
+  switch (rec.op_case()) {
+    case pb::WriteRecord::kValue:
+      result.changed = entry.apply_base(v, false, std::move(val));
+      break;
+    case pb::WriteRecord::kTombstone:
+      result.changed = entry.apply_base(v, true, value{});
+      break;
+    default:
+      result.changed = entry.apply_fields(v, fields);
+  }
+  result.now_live = entry.live();
+  if (result.was_live != result.now_live)
+    live_count_ += result.now_live ? 1 : size_t(-1);
+  if (added && !result.changed)
+    entries_.erase(i);
+  return result;
+}
+
+const store_entry* store_state::find(const std::string& key) const {
+  auto i = entries_.find(key);
+  return i == entries_.end() ? nullptr : &i->second;
+}
+
+size_t store_state::purge(const std::vector<std::string>& keys) {
+  size_t removed = 0;
+  for (const auto& key : keys) {
+    auto i = entries_.find(key);
+    if (i != entries_.end() && !i->second.live()) {
+      entries_.erase(i);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+std::vector<const std::string*>
+store_state::sorted_live_keys(const std::string& prefix, size_t limit) const {
+  std::vector<const std::string*> result;
+  for (const auto& [key, entry] : entries_)
+    if (entry.live() && key.compare(0, prefix.size(), prefix) == 0)
+      result.push_back(&key);
+  auto by_bytes = [](const std::string* x, const std::string* y) {
+    return *x < *y;
+  };
+  if (limit > 0 && limit < result.size()) {
+    std::partial_sort(result.begin(), result.begin() + limit, result.end(),
+                      by_bytes);
+    result.resize(limit);
+  } else {
+    std::sort(result.begin(), result.end(), by_bytes);
+  }
+  return result;
+}
+
+std::string store_state::canonical_bytes() const {
+  std::vector<const std::string*> keys;
+  keys.reserve(entries_.size());
+  for (const auto& kv : entries_)
+    keys.push_back(&kv.first);
+  std::sort(keys.begin(), keys.end(),
+            [](const std::string* x, const std::string* y) { return *x < *y; });
+  std::string out;
+  for (const auto* key : keys) {
+    put_blob(out, *key);
+    entries_.at(*key).encode_canonical(out);
+  }
+  return out;
+}
+
+} // namespace syncmesh

@@ -1,0 +1,115 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/entry_head.hpp"
+#include "syncmesh/value.hpp"
+
+namespace syncmesh {
+
+namespace pb {
+class WriteRecord;
+class EntryMeta;
+} // namespace pb
+
+/// A visible write to one field of a map value.
+struct field_write {
+  /// The field.
+  map_key key;
+  /// Its value.
+  value val;
+  /// The write's version.
+  version ver;
+};
+
+/// One key of the dictionary: a base value or tombstone plus field writes
+/// newer than the base. Merging is by version only, so it is commutative,
+/// associative and idempotent.
+class store_entry {
+public:
+  /// Applies a whole-value write or delete; true when it changed the entry.
+  bool apply_base(const version& v, bool tombstone, value val);
+
+  /// Applies field writes that share version `v`; true when any changed.
+  bool apply_fields(const version& v, const value_map& fields);
+
+  /// The value a reader sees: the base, or the fields laid over the base map
+  /// (over {} when the base is a tombstone or not a map).
+  value read() const;
+
+  /// Version bookkeeping.
+  const entry_head& head() const noexcept { return head_; }
+
+  /// True when the key holds a value.
+  bool live() const noexcept { return head_.live(); }
+
+  /// Appends a canonical encoding of everything in the entry (versions,
+  /// tombstone, fields) to `out`: equal entries give equal bytes.
+  void encode_canonical(std::string& out) const;
+
+  /// The visible field writes, ordered by version then key.
+  const std::vector<field_write>& fields() const noexcept { return fields_; }
+
+private:
+  entry_head head_;
+  value base_;
+  std::vector<field_write> fields_;
+};
+
+/// Fills reader-facing metadata (owner, time, lease end, version).
+void to_proto(const entry_head& head, pb::EntryMeta* out);
+
+/// The dictionary: entries by key, merged by version.
+class store_state {
+public:
+  /// What applying one record did.
+  struct outcome {
+    /// The record changed the entry (it was new and won).
+    bool changed = false;
+    /// The key held a value before.
+    bool was_live = false;
+    /// The key holds a value after.
+    bool now_live = false;
+    /// The value before, when `was_live` and it was asked for.
+    value old_value;
+  };
+
+  /// Applies one record whose contents were validated. Returns an
+  /// explanation in `error` and changes nothing when a value is malformed.
+  outcome apply(const pb::WriteRecord& rec, bool keep_old_value,
+                std::string& error);
+
+  /// The entry at `key`, or nullptr when none (not even a tombstone).
+  const store_entry* find(const std::string& key) const;
+
+  /// Number of keys that hold a value.
+  size_t live_count() const noexcept { return live_count_; }
+
+  /// Number of entries including tombstones.
+  size_t entry_count() const noexcept { return entries_.size(); }
+
+  /// Removes tombstones; ignores keys that hold a value.
+  size_t purge(const std::vector<std::string>& keys);
+
+  /// Keys holding a value, sorted bytewise, optionally filtered by prefix.
+  std::vector<const std::string*> sorted_live_keys(const std::string& prefix,
+                                                   size_t limit) const;
+
+  /// A canonical encoding of the whole store, keys sorted: replicas holding
+  /// the same entries give identical bytes.
+  std::string canonical_bytes() const;
+
+  /// Every entry, for iteration.
+  const std::unordered_map<std::string, store_entry>& entries() const noexcept {
+    return entries_;
+  }
+
+private:
+  std::unordered_map<std::string, store_entry> entries_;
+  size_t live_count_ = 0;
+};
+
+} // namespace syncmesh

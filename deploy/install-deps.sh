@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages syncmesh needs to build and test. Idempotent:
+# when everything is present it only runs dpkg-query and exits.
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config
+  libcaf-dev
+  libprotobuf-dev protobuf-compiler
+  libboost-test-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+  # A fresh machine may have stale package lists: refresh once and retry.
+  "${sudo_cmd[@]}" apt-get update
+  "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi

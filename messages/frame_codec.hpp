@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace syncmesh {
+
+namespace pb {
+class Envelope;
+} // namespace pb
+
+/// Size of a frame header: a 4-byte big-endian payload length.
+inline constexpr size_t frame_header_size = 4;
+
+/// Default largest frame payload accepted or sent (config::max_frame_size).
+inline constexpr size_t default_max_frame_size = 16 * 1024 * 1024;
+
+/// The outcome of reading frames.
+enum class frame_status {
+  /// A whole frame was read.
+  ok,
+  /// More bytes are needed.
+  need_more,
+  /// The header announces a payload over the maximum frame size.
+  too_large,
+};
+
+/// Reads the payload length from a frame header (4 bytes, big-endian).
+uint32_t read_frame_length(const char* header) noexcept;
+
+/// Appends a frame with `payload` to `out`. Returns false, leaving `out`
+/// unchanged, when the payload exceeds `max_frame_size`.
+bool append_frame(std::string& out, std::string_view payload,
+                  size_t max_frame_size = default_max_frame_size);
+
+/// Serializes `msg` and appends it to `out` as one frame. Returns false,
+/// leaving `out` unchanged, when it exceeds `max_frame_size`.
+bool append_frame(std::string& out, const pb::Envelope& msg,
+                  size_t max_frame_size = default_max_frame_size);
+
+/// Parses a frame payload from an untrusted peer. Returns an explanation on
+/// failure, an empty string on success.
+std::string parse_envelope(std::string_view payload, pb::Envelope& out);
+
+/// Splits a byte stream into frame payloads. Bytes are fed as they arrive;
+/// `next` hands out whole payloads. A header announcing more than the
+/// maximum frame size is reported before its payload is buffered, so a
+/// hostile peer cannot make the decoder allocate.
+class frame_decoder {
+public:
+  /// Accepts payloads of at most `max_frame_size` bytes.
+  explicit frame_decoder(size_t max_frame_size = default_max_frame_size)
+    : max_frame_size_(max_frame_size) {}
+
+  /// Appends received bytes. Call `next` until it stops returning `ok`
+  /// after each call, so at most one frame plus one read stays buffered.
+  void feed(std::string_view bytes);
+
+  /// Extracts the next payload into `payload`.
+  frame_status next(std::string& payload);
+
+  /// Bytes received but not yet handed out.
+  size_t buffered() const noexcept { return buf_.size() - pos_; }
+
+  /// The limit this decoder enforces.
+  size_t max_frame_size() const noexcept { return max_frame_size_; }
+
+private:
+  size_t max_frame_size_;
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+} // namespace syncmesh

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace syncmesh {
+
+/// syncmesh's error codes; usable as CAF errors in category "syncmesh" (see
+/// <syncmesh/caf_types.hpp>).
+enum class errc : uint8_t {
+  /// No error.
+  none = 0,
+  /// The key is absent.
+  key_not_found = 1,
+  /// Another node holds the key's lease.
+  lease_held = 2,
+  /// The stored value has the wrong kind for the operation.
+  wrong_type = 3,
+  /// The key is empty.
+  invalid_key = 4,
+  /// The key exceeds config::max_key_size.
+  key_too_large = 5,
+  /// The value exceeds config::max_value_size.
+  value_too_large = 6,
+  /// A value, request or remote write is malformed.
+  malformed = 7,
+  /// A frame exceeds the maximum frame size.
+  frame_too_large = 8,
+  /// The socket was closed.
+  closed = 9,
+  /// A request did not complete in time.
+  timeout = 10,
+  /// A configuration value is invalid.
+  invalid_config = 11,
+  /// A bounded queue is full.
+  overloaded = 12,
+};
+
+/// The name of an error code, e.g. "lease_held".
+const char* to_string(errc x);
+
+/// Base of all syncmesh exceptions.
+class error : public std::runtime_error {
+public:
+  /// Wraps a code and a human-readable message.
+  error(errc code, const std::string& what)
+    : std::runtime_error(what), code_(code) {}
+
+  /// The error code.
+  errc code() const noexcept { return code_; }
+
+private:
+  errc code_;
+};
+
+/// Thrown when a key is absent (like Python's KeyError).
+class key_error : public error {
+public:
+  /// Names the missing key.
+  explicit key_error(const std::string& what, errc code = errc::key_not_found)
+    : error(code, what) {}
+};
+
+/// Thrown when another node holds the lease of a key: a key_error that names
+/// the owner and when its lease ends.
+class lease_error : public key_error {
+public:
+  /// Names the owner (hex node ID) and the lease end (µs since the epoch).
+  lease_error(std::string key, std::string owner, uint64_t lease_end_us);
+
+  /// The key.
+  const std::string& key() const noexcept { return key_; }
+  /// The owner's node ID (hex).
+  const std::string& owner() const noexcept { return owner_; }
+  /// When the lease ends, in microseconds since the Unix epoch.
+  uint64_t lease_end_us() const noexcept { return lease_end_us_; }
+
+private:
+  std::string key_;
+  std::string owner_;
+  uint64_t lease_end_us_;
+};
+
+/// Thrown when a value has the wrong kind (like Python's TypeError).
+class type_error : public error {
+public:
+  /// Explains the mismatch.
+  explicit type_error(const std::string& what)
+    : error(errc::wrong_type, what) {}
+};
+
+/// Thrown for input the node refuses: bad keys, oversize values, bad config.
+class value_error : public error {
+public:
+  /// Explains what is wrong.
+  value_error(errc code, const std::string& what) : error(code, what) {}
+};
+
+} // namespace syncmesh

@@ -1,0 +1,323 @@
+#include "syncmesh/value.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "syncmesh/errors.hpp"
+
+namespace syncmesh {
+
+namespace {
+
+[[noreturn]] void throw_kind(value::kind have, const char* want) {
+  throw type_error(std::string{"value is "} + to_string(have) + ", not "
+                   + want);
+}
+
+void append_quoted(std::string& out, const std::string& xs, bool is_text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  if (!is_text)
+    out += "b";
+  out += '"';
+  for (unsigned char c : xs) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else if (is_text && c >= 0x80) {
+      out += static_cast<char>(c); // UTF-8 text stays readable
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0x0f];
+    }
+  }
+  out += '"';
+}
+
+void render(std::string& out, const value& x) {
+  switch (x.type()) {
+    case value::kind::nil:
+      out += "nil";
+      break;
+    case value::kind::boolean:
+      out += x.as_bool() ? "true" : "false";
+      break;
+    case value::kind::int64:
+      out += std::to_string(x.as_int64());
+      break;
+    case value::kind::uint64:
+      out += std::to_string(x.as_uint64());
+      out += 'u';
+      break;
+    case value::kind::float64: {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.17g", x.as_float64());
+      out += buf;
+      break;
+    }
+    case value::kind::text:
+      append_quoted(out, x.as_text(), true);
+      break;
+    case value::kind::bytes:
+      append_quoted(out, x.as_bytes(), false);
+      break;
+    case value::kind::list: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : x.as_list()) {
+        if (!first)
+          out += ", ";
+        first = false;
+        render(out, item);
+      }
+      out += ']';
+      break;
+    }
+    case value::kind::map: {
+      out += '{';
+      bool first = true;
+      for (const auto& item : x.as_map()) {
+        if (!first)
+          out += ", ";
+        first = false;
+        append_quoted(out, item.key.data, item.key.is_text);
+        out += ": ";
+        render(out, item.val);
+      }
+      out += '}';
+      break;
+    }
+    case value::kind::ext:
+      out += "ext(" + std::to_string(x.as_ext().type) + ", ";
+      append_quoted(out, x.as_ext().data, false);
+      out += ')';
+      break;
+  }
+}
+
+} // namespace
+
+value::value(value_map xs) : kind_(kind::map), data_(value_map{}) {
+  auto& dst = std::get<value_map>(data_);
+  dst.reserve(xs.size());
+  for (auto& item : xs)
+    insert_or_assign(std::move(item.key), std::move(item.val));
+}
+
+value::value(std::initializer_list<std::pair<map_key, value>> xs)
+  : kind_(kind::map), data_(value_map{}) {
+  for (const auto& [key, val] : xs)
+    insert_or_assign(key, val);
+}
+
+bool value::as_bool() const {
+  if (!is_bool())
+    throw_kind(kind_, "bool");
+  return std::get<bool>(data_);
+}
+
+int64_t value::as_int64() const {
+  if (is_int64())
+    return std::get<int64_t>(data_);
+  if (is_uint64()) {
+    auto x = std::get<uint64_t>(data_);
+    if (x <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      return static_cast<int64_t>(x);
+    throw type_error("uint64 value " + std::to_string(x)
+                     + " does not fit int64");
+  }
+  throw_kind(kind_, "an integer");
+}
+
+uint64_t value::as_uint64() const {
+  if (is_uint64())
+    return std::get<uint64_t>(data_);
+  if (is_int64()) {
+    auto x = std::get<int64_t>(data_);
+    if (x >= 0)
+      return static_cast<uint64_t>(x);
+    throw type_error("int64 value " + std::to_string(x)
+                     + " does not fit uint64");
+  }
+  throw_kind(kind_, "an integer");
+}
+
+double value::as_float64() const {
+  switch (kind_) {
+    case kind::float64:
+      return std::get<double>(data_);
+    case kind::int64:
+      return static_cast<double>(std::get<int64_t>(data_));
+    case kind::uint64:
+      return static_cast<double>(std::get<uint64_t>(data_));
+    default:
+      throw_kind(kind_, "a number");
+  }
+}
+
+const std::string& value::as_text() const {
+  if (!is_text())
+    throw_kind(kind_, "text");
+  return std::get<std::string>(data_);
+}
+
+const std::string& value::as_bytes() const {
+  if (!is_text() && !is_bytes())
+    throw_kind(kind_, "bytes");
+  return std::get<std::string>(data_);
+}
+
+const value_list& value::as_list() const {
+  if (!is_list())
+    throw_kind(kind_, "list");
+  return std::get<value_list>(data_);
+}
+
+value_list& value::as_list() {
+  if (!is_list())
+    throw_kind(kind_, "list");
+  return std::get<value_list>(data_);
+}
+
+const value_map& value::as_map() const {
+  if (!is_map())
+    throw_kind(kind_, "map");
+  return std::get<value_map>(data_);
+}
+
+value_map& value::as_map() {
+  if (!is_map())
+    throw_kind(kind_, "map");
+  return std::get<value_map>(data_);
+}
+
+const ext_value& value::as_ext() const {
+  if (!is_ext())
+    throw_kind(kind_, "ext");
+  return std::get<ext_value>(data_);
+}
+
+const value* value::find(std::string_view text_key) const {
+  if (!is_map())
+    return nullptr;
+  for (const auto& item : std::get<value_map>(data_))
+    if (item.key.is_text && item.key.data == text_key)
+      return &item.val;
+  return nullptr;
+}
+
+const value* value::find(const map_key& key) const {
+  if (!is_map())
+    return nullptr;
+  for (const auto& item : std::get<value_map>(data_))
+    if (item.key == key)
+      return &item.val;
+  return nullptr;
+}
+
+void value::insert_or_assign(map_key key, value val) {
+  auto& items = as_map();
+  for (auto& item : items) {
+    if (item.key == key) {
+      item.val = std::move(val);
+      return;
+    }
+  }
+  items.push_back(map_item{std::move(key), std::move(val)});
+}
+
+bool operator==(const value& x, const value& y) {
+  if (x.kind_ != y.kind_)
+    return false;
+  if (x.is_float64()) {
+    // Bitwise, so NaN equals itself and replicas compare as identical.
+    auto a = std::get<double>(x.data_);
+    auto b = std::get<double>(y.data_);
+    return a == b ? std::signbit(a) == std::signbit(b)
+                  : (std::isnan(a) && std::isnan(b));
+  }
+  return x.data_ == y.data_;
+}
+
+std::string to_string(const value& x) {
+  std::string result;
+  render(result, x);
+  return result;
+}
+
+std::ostream& operator<<(std::ostream& out, const value& x) {
+  return out << to_string(x);
+}
+
+const char* to_string(value::kind x) {
+  switch (x) {
+    case value::kind::nil:
+      return "nil";
+    case value::kind::boolean:
+      return "bool";
+    case value::kind::int64:
+      return "int64";
+    case value::kind::uint64:
+      return "uint64";
+    case value::kind::float64:
+      return "float64";
+    case value::kind::text:
+      return "text";
+    case value::kind::bytes:
+      return "bytes";
+    case value::kind::list:
+      return "list";
+    case value::kind::map:
+      return "map";
+    case value::kind::ext:
+      return "ext";
+  }
+  return "unknown";
+}
+
+const char* to_string(errc x) {
+  switch (x) {
+    case errc::none:
+      return "none";
+    case errc::key_not_found:
+      return "key_not_found";
+    case errc::lease_held:
+      return "lease_held";
+    case errc::wrong_type:
+      return "wrong_type";
+    case errc::invalid_key:
+      return "invalid_key";
+    case errc::key_too_large:
+      return "key_too_large";
+    case errc::value_too_large:
+      return "value_too_large";
+    case errc::malformed:
+      return "malformed";
+    case errc::frame_too_large:
+      return "frame_too_large";
+    case errc::closed:
+      return "closed";
+    case errc::timeout:
+      return "timeout";
+    case errc::invalid_config:
+      return "invalid_config";
+    case errc::overloaded:
+      return "overloaded";
+  }
+  return "unknown";
+}
+
+lease_error::lease_error(std::string key, std::string owner,
+                         uint64_t lease_end_us)
+  : key_error("key '" + key + "' is leased by node " + owner
+                + " until " + std::to_string(lease_end_us)
+                + " us since the epoch",
+              errc::lease_held),
+    key_(std::move(key)),
+    owner_(std::move(owner)),
+    lease_end_us_(lease_end_us) {}
+
+} // namespace syncmesh

@@ -1,0 +1,226 @@
+#include "messages/value_proto.hpp"
+
+#include <cstring>
+#include <unordered_set>
+
+#include "syncmesh/pb/value.pb.h"
+
+namespace syncmesh {
+
+void to_proto(const map_key& x, pb::MapKey* out) {
+  if (x.is_text)
+    out->set_text(x.data);
+  else
+    out->set_bytes(x.data);
+}
+
+void to_proto(const value_map& x, pb::MapValue* out) {
+  auto* entries = out->mutable_entries();
+  entries->Reserve(static_cast<int>(x.size()));
+  for (const auto& item : x) {
+    auto* entry = entries->Add();
+    to_proto(item.key, entry->mutable_key());
+    to_proto(item.val, entry->mutable_value());
+  }
+}
+
+void to_proto(const value& x, pb::Value* out) {
+  switch (x.type()) {
+    case value::kind::nil:
+      out->mutable_nil();
+      break;
+    case value::kind::boolean:
+      out->set_boolean(x.as_bool());
+      break;
+    case value::kind::int64:
+      out->set_int64(x.as_int64());
+      break;
+    case value::kind::uint64:
+      out->set_uint64(x.as_uint64());
+      break;
+    case value::kind::float64:
+      out->set_float64(x.as_float64());
+      break;
+    case value::kind::text:
+      out->set_text(x.as_text());
+      break;
+    case value::kind::bytes:
+      out->set_bytes(x.as_bytes());
+      break;
+    case value::kind::list: {
+      auto* items = out->mutable_list()->mutable_items();
+      items->Reserve(static_cast<int>(x.as_list().size()));
+      for (const auto& item : x.as_list())
+        to_proto(item, items->Add());
+      break;
+    }
+    case value::kind::map:
+      to_proto(x.as_map(), out->mutable_map());
+      break;
+    case value::kind::ext: {
+      auto* ext = out->mutable_ext();
+      ext->set_type(x.as_ext().type);
+      ext->set_data(x.as_ext().data);
+      break;
+    }
+  }
+}
+
+std::string from_proto(const pb::MapKey& x, map_key& out) {
+  switch (x.kind_case()) {
+    case pb::MapKey::kText:
+      out = map_key{x.text()};
+      return {};
+    case pb::MapKey::kBytes:
+      out = map_key::from_bytes(x.bytes());
+      return {};
+    default:
+      return "map key is neither text nor bytes";
+  }
+}
+
+namespace {
+
+std::string read_value(const pb::Value& x, value& out, int depth);
+
+std::string read_map(const pb::MapValue& x, value_map& out, int depth) {
+  out.clear();
+  out.reserve(static_cast<size_t>(x.entries_size()));
+  std::unordered_set<std::string> seen;
+  for (const auto& entry : x.entries()) {
+    map_key key;
+    if (auto err = from_proto(entry.key(), key); !err.empty())
+      return err;
+    if (!seen.insert((key.is_text ? 't' : 'b') + key.data).second)
+      return "map has a duplicate key";
+    value val;
+    if (auto err = read_value(entry.value(), val, depth + 1); !err.empty())
+      return err;
+    out.push_back(map_item{std::move(key), std::move(val)});
+  }
+  return {};
+}
+
+std::string read_value(const pb::Value& x, value& out, int depth) {
+  if (depth > max_value_depth)
+    return "value nests deeper than " + std::to_string(max_value_depth)
+           + " levels";
+  switch (x.kind_case()) {
+    case pb::Value::kNil:
+      out = value{};
+      return {};
+    case pb::Value::kBoolean:
+      out = value{x.boolean()};
+      return {};
+    case pb::Value::kInt64:
+      out = value{static_cast<int64_t>(x.int64())};
+      return {};
+    case pb::Value::kUint64:
+      out = value{static_cast<uint64_t>(x.uint64())};
+      return {};
+    case pb::Value::kFloat64:
+      out = value{x.float64()};
+      return {};
+    case pb::Value::kText:
+      out = value{x.text()};
+      return {};
+    case pb::Value::kBytes:
+      out = value::from_bytes(x.bytes());
+      return {};
+    case pb::Value::kList: {
+      value_list items;
+      items.reserve(static_cast<size_t>(x.list().items_size()));
+      for (const auto& item : x.list().items()) {
+        value val;
+        if (auto err = read_value(item, val, depth + 1); !err.empty())
+          return err;
+        items.push_back(std::move(val));
+      }
+      out = value{std::move(items)};
+      return {};
+    }
+    case pb::Value::kMap: {
+      value_map items;
+      if (auto err = read_map(x.map(), items, depth); !err.empty())
+        return err;
+      out = value::empty_map();
+      out.as_map() = std::move(items);
+      return {};
+    }
+    case pb::Value::kExt:
+      if (x.ext().type() < -128 || x.ext().type() > 127)
+        return "ext type code out of range";
+      out = value{ext_value{static_cast<int8_t>(x.ext().type()),
+                            x.ext().data()}};
+      return {};
+    default:
+      return "value has no kind";
+  }
+}
+
+void put_u64(std::string& out, uint64_t x) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out += static_cast<char>((x >> shift) & 0xff);
+}
+
+void put_blob(std::string& out, const std::string& xs) {
+  put_u64(out, xs.size());
+  out += xs;
+}
+
+} // namespace
+
+std::string from_proto(const pb::Value& x, value& out) {
+  return read_value(x, out, 0);
+}
+
+std::string from_proto(const pb::MapValue& x, value_map& out) {
+  return read_map(x, out, 0);
+}
+
+void encode_canonical(const value& x, std::string& out) {
+  out += static_cast<char>(x.type());
+  switch (x.type()) {
+    case value::kind::nil:
+      break;
+    case value::kind::boolean:
+      out += x.as_bool() ? '\1' : '\0';
+      break;
+    case value::kind::int64:
+      put_u64(out, static_cast<uint64_t>(x.as_int64()));
+      break;
+    case value::kind::uint64:
+      put_u64(out, x.as_uint64());
+      break;
+    case value::kind::float64: {
+      double d = x.as_float64();
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof(bits));
+      put_u64(out, bits);
+      break;
+    }
+    case value::kind::text:
+    case value::kind::bytes:
+      put_blob(out, x.as_bytes());
+      break;
+    case value::kind::list:
+      put_u64(out, x.as_list().size());
+      for (const auto& item : x.as_list())
+        encode_canonical(item, out);
+      break;
+    case value::kind::map:
+      put_u64(out, x.as_map().size());
+      for (const auto& item : x.as_map()) {
+        out += item.key.is_text ? 't' : 'b';
+        put_blob(out, item.key.data);
+        encode_canonical(item.val, out);
+      }
+      break;
+    case value::kind::ext:
+      out += static_cast<char>(x.as_ext().type);
+      put_blob(out, x.as_ext().data);
+      break;
+  }
+}
+
+} // namespace syncmesh

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <string>
+
+#include "syncmesh/value.hpp"
+
+namespace syncmesh {
+
+namespace pb {
+class Value;
+class MapValue;
+class MapKey;
+} // namespace pb
+
+/// Deepest nesting of lists and maps accepted from the network.
+inline constexpr int max_value_depth = 64;
+
+/// Writes a value into its protobuf form.
+void to_proto(const value& x, pb::Value* out);
+
+/// Writes map entries into their protobuf form.
+void to_proto(const value_map& x, pb::MapValue* out);
+
+/// Writes a map key into its protobuf form.
+void to_proto(const map_key& x, pb::MapKey* out);
+
+/// Reads a value from untrusted protobuf. Returns an explanation on failure
+/// (unset kinds, duplicate map keys, ext codes out of range, nesting deeper
+/// than max_value_depth), or an empty string on success.
+std::string from_proto(const pb::Value& x, value& out);
+
+/// Reads map entries from untrusted protobuf; see from_proto(pb::Value).
+std::string from_proto(const pb::MapValue& x, value_map& out);
+
+/// Reads a map key from untrusted protobuf.
+std::string from_proto(const pb::MapKey& x, map_key& out);
+
+/// Appends a canonical, deterministic encoding of `x` to `out`: equal values
+/// give equal bytes on every replica (protobuf's own output is not stable).
+void encode_canonical(const value& x, std::string& out);
+
+} // namespace syncmesh

@@ -1,0 +1,428 @@
+#include "syncmesh/sync_socket.hpp"
+
+#include <atomic>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "actors/facade.hpp"
+#include "messages/value_proto.hpp"
+
+namespace syncmesh {
+
+// -- CAF configuration --------------------------------------------------------
+
+namespace {
+
+template <class... Ts>
+void add_types(caf::actor_system_config& cfg) {
+  (cfg.add_message_type<Ts>(Ts::descriptor()->full_name()), ...);
+}
+
+} // namespace
+
+void configure(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  add_types<pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
+            pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
+            pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest,
+            pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
+            pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) {
+    std::string result = "syncmesh: ";
+    result += to_string(static_cast<errc>(code));
+    if (!ctx.empty()) {
+      result += " ";
+      result += caf::to_string(ctx);
+    }
+    return result;
+  });
+}
+
+// -- helpers ------------------------------------------------------------------
+
+std::string entry_meta::owner_hex() const {
+  return to_hex(owner);
+}
+
+namespace {
+
+entry_meta meta_from(const pb::EntryMeta& x) {
+  return entry_meta{x.owner(), x.time_us(), x.lease_end_us()};
+}
+
+value value_from(const pb::Value& x) {
+  value result;
+  if (auto err = from_proto(x, result); !err.empty())
+    throw error(errc::malformed, "node replied with a bad value: " + err);
+  return result;
+}
+
+/// The string in position `i` of an error's context, or "".
+std::string context_string(const caf::error& err, size_t i) {
+  const auto& ctx = err.context();
+  if (ctx.size() > i && ctx.match_element<std::string>(i))
+    return ctx.get_as<std::string>(i);
+  return {};
+}
+
+/// Printable form of a key: text as is, other bytes hex-escaped.
+std::string printable(const std::string& key) {
+  auto text = to_string(value::from_bytes(key));
+  return text.substr(2, text.size() - 3); // strip b"..."
+}
+
+[[noreturn]] void throw_error(caf::actor_system& sys, const caf::error& err) {
+  auto code = code_of(err);
+  auto detail = context_string(err, 0);
+  switch (code) {
+    case errc::key_not_found:
+      throw key_error("key not found: " + printable(detail));
+    case errc::lease_held: {
+      const auto& ctx = err.context();
+      uint64_t end = 0;
+      if (ctx.size() > 2 && ctx.match_element<uint64_t>(2))
+        end = ctx.get_as<uint64_t>(2);
+      throw lease_error(printable(detail), context_string(err, 1), end);
+    }
+    case errc::wrong_type:
+      throw type_error("value at key " + printable(detail)
+                       + " is not a map");
+    case errc::invalid_key:
+    case errc::key_too_large:
+    case errc::value_too_large:
+    case errc::malformed:
+    case errc::invalid_config:
+    case errc::frame_too_large:
+      throw value_error(code, detail.empty() ? to_string(code) : detail);
+    case errc::none:
+      break;
+    default:
+      throw error(code, sys.render(err));
+  }
+  if (err == caf::sec::request_timeout)
+    throw error(errc::timeout, "the node did not reply in time");
+  if (err == caf::sec::request_receiver_down)
+    throw error(errc::closed, "the node is closed");
+  throw error(errc::closed, sys.render(err));
+}
+
+} // namespace
+
+// -- impl ---------------------------------------------------------------------
+
+struct sync_socket::impl {
+  impl(caf::actor_system& sys, config cfg) : sys(sys), cfg(std::move(cfg)) {}
+
+  caf::actor_system& sys;
+  config cfg;
+  node_id id;
+  facade_actor facade;
+  caf::actor events;
+  std::atomic<bool> closed{false};
+  std::atomic<std::thread::id> event_thread{};
+
+  std::mutex callbacks_mtx;
+  std::vector<update_callback> update_cbs;
+  std::vector<delete_callback> delete_cbs;
+  std::vector<lease_lost_callback> lease_lost_cbs;
+
+  template <class Reply, class Request>
+  Reply call(Request&& req) {
+    if (closed)
+      throw error(errc::closed, "the sync_socket is closed");
+    caf::scoped_actor self{sys};
+    std::optional<Reply> reply;
+    caf::error err;
+    self
+      ->request(facade, caf::duration{cfg.request_timeout},
+                std::forward<Request>(req))
+      .receive([&](Reply& x) { reply = std::move(x); },
+               [&](caf::error& x) { err = std::move(x); });
+    if (err)
+      throw_error(sys, err);
+    return std::move(*reply);
+  }
+
+  void dispatch(const pb::Event& ev) {
+    event_thread = std::this_thread::get_id();
+    std::unique_lock<std::mutex> guard{callbacks_mtx};
+    switch (ev.kind_case()) {
+      case pb::Event::kUpdate: {
+        auto cbs = update_cbs;
+        guard.unlock();
+        if (cbs.empty())
+          return;
+        auto val = value_from(ev.update().value());
+        auto meta = meta_from(ev.update().meta());
+        for (auto& cb : cbs)
+          guarded(ev, [&] { cb(ev.update().key(), val, meta); });
+        break;
+      }
+      case pb::Event::kDeleted: {
+        auto cbs = delete_cbs;
+        guard.unlock();
+        for (auto& cb : cbs)
+          guarded(ev, [&] { cb(ev.deleted().key()); });
+        break;
+      }
+      case pb::Event::kLeaseLost: {
+        auto cbs = lease_lost_cbs;
+        guard.unlock();
+        for (auto& cb : cbs)
+          guarded(ev, [&] {
+            cb(ev.lease_lost().key(), ev.lease_lost().new_owner());
+          });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  template <class F>
+  static void guarded(const pb::Event& ev, F&& f) {
+    // A throwing callback must not kill the event thread for the others.
+    try {
+      f();
+    } catch (const std::exception& e) {
+      std::cerr << "syncmesh: event callback threw: " << e.what() << " ("
+                << ev.ShortDebugString().substr(0, 200) << ")\n";
+    }
+  }
+
+  void close() {
+    if (closed.exchange(true))
+      return;
+    caf::scoped_actor self{sys};
+    self->monitor(facade);
+    self->monitor(events);
+    caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
+    if (event_thread.load() == std::this_thread::get_id())
+      return; // called from a callback: the event thread cannot wait for itself
+    for (int pending = 2; pending > 0; --pending) {
+      self->receive([](const caf::down_msg&) {},
+                    caf::after(std::chrono::seconds(5)) >> [] {});
+    }
+  }
+};
+
+// -- construction -------------------------------------------------------------
+
+sync_socket::sync_socket(caf::actor_system& sys, config cfg)
+  : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
+  auto node = spawn_node(sys, impl_->cfg);
+  impl_->id = node.id;
+  impl_->facade = node.facade;
+  std::weak_ptr<impl> weak = impl_;
+  // A detached actor: callbacks get their own thread, so a callback that
+  // blocks on this socket never starves CAF's scheduler.
+  impl_->events = sys.spawn<caf::detached>(
+    [weak](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [weak](const pb::Event& ev) {
+          if (auto ptr = weak.lock())
+            ptr->dispatch(ev);
+        },
+      };
+    });
+  caf::scoped_actor self{sys};
+  self
+    ->request(impl_->facade, caf::duration{impl_->cfg.request_timeout},
+              subscribe_atom::value, impl_->events)
+    .receive([](bool) {},
+             [&](caf::error& err) {
+               close();
+               throw_error(sys, err);
+             });
+}
+
+sync_socket::~sync_socket() {
+  close();
+}
+
+// -- reads --------------------------------------------------------------------
+
+std::optional<item> sync_socket::get_item(key_arg key) const {
+  pb::GetRequest req;
+  req.set_key(std::move(key).str());
+  auto reply = impl_->call<pb::GetReply>(pb::GetRequest{req});
+  if (!reply.found())
+    return std::nullopt;
+  return item{std::move(*req.mutable_key()), value_from(reply.value()),
+              meta_from(reply.meta())};
+}
+
+std::optional<value> sync_socket::get(key_arg key) const {
+  auto x = get_item(std::move(key));
+  if (!x)
+    return std::nullopt;
+  return std::move(x->val);
+}
+
+value sync_socket::get(key_arg key, value fallback) const {
+  auto x = get(std::move(key));
+  return x ? std::move(*x) : std::move(fallback);
+}
+
+value sync_socket::at(key_arg key) const {
+  auto name = key.str();
+  auto x = get(std::move(key));
+  if (!x)
+    throw key_error("key not found: " + printable(name));
+  return std::move(*x);
+}
+
+bool sync_socket::contains(key_arg key) const {
+  return get(std::move(key)).has_value();
+}
+
+size_t sync_socket::size() const {
+  pb::SnapshotRequest req;
+  req.set_keys_only(true);
+  req.set_limit(1);
+  return impl_->call<pb::Snapshot>(std::move(req)).total();
+}
+
+std::vector<std::string> sync_socket::keys() const {
+  pb::SnapshotRequest req;
+  req.set_keys_only(true);
+  auto snap = impl_->call<pb::Snapshot>(std::move(req));
+  std::vector<std::string> result;
+  result.reserve(static_cast<size_t>(snap.items_size()));
+  for (auto& x : *snap.mutable_items())
+    result.push_back(std::move(*x.mutable_key()));
+  return result;
+}
+
+std::vector<item> sync_socket::items() const {
+  auto snap = impl_->call<pb::Snapshot>(pb::SnapshotRequest{});
+  std::vector<item> result;
+  result.reserve(static_cast<size_t>(snap.items_size()));
+  for (auto& x : *snap.mutable_items())
+    result.push_back(item{std::move(*x.mutable_key()), value_from(x.value()),
+                          meta_from(x.meta())});
+  return result;
+}
+
+std::vector<value> sync_socket::values() const {
+  std::vector<value> result;
+  for (auto& x : items())
+    result.push_back(std::move(x.val));
+  return result;
+}
+
+std::map<std::string, value> sync_socket::copy() const {
+  std::map<std::string, value> result;
+  for (auto& x : items())
+    result.emplace(std::move(x.key), std::move(x.val));
+  return result;
+}
+
+// -- writes -------------------------------------------------------------------
+
+void sync_socket::set(key_arg key, value val) {
+  pb::SetRequest req;
+  req.set_key(std::move(key).str());
+  to_proto(val, req.mutable_value());
+  impl_->call<pb::WriteAck>(std::move(req));
+}
+
+void sync_socket::update(
+  const std::vector<std::pair<std::string, value>>& kvs) {
+  pb::UpdateRequest req;
+  for (const auto& [key, val] : kvs) {
+    auto* item = req.add_items();
+    item->set_key(key);
+    to_proto(val, item->mutable_value());
+  }
+  impl_->call<pb::WriteAck>(std::move(req));
+}
+
+void sync_socket::update(const std::map<std::string, value>& kvs) {
+  update(std::vector<std::pair<std::string, value>>(kvs.begin(), kvs.end()));
+}
+
+void sync_socket::erase(key_arg key) {
+  pb::DeleteRequest req;
+  req.set_key(std::move(key).str());
+  impl_->call<pb::DeleteReply>(std::move(req));
+}
+
+value sync_socket::pop(key_arg key) {
+  pb::DeleteRequest req;
+  req.set_key(std::move(key).str());
+  return value_from(impl_->call<pb::DeleteReply>(std::move(req)).old_value());
+}
+
+value sync_socket::pop(key_arg key, value fallback) {
+  try {
+    return pop(std::move(key));
+  } catch (const lease_error&) {
+    throw;
+  } catch (const key_error&) {
+    return fallback;
+  }
+}
+
+std::pair<std::string, value> sync_socket::popitem() {
+  auto reply = impl_->call<pb::DeleteReply>(pb::PopItemRequest{});
+  return {reply.key(), value_from(reply.old_value())};
+}
+
+void sync_socket::apply_delta(key_arg key, const value_map& fields) {
+  pb::DeltaRequest req;
+  req.set_key(std::move(key).str());
+  to_proto(fields, req.mutable_fields());
+  impl_->call<pb::WriteAck>(std::move(req));
+}
+
+// -- events -------------------------------------------------------------------
+
+void sync_socket::on_update(update_callback cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->update_cbs.push_back(std::move(cb));
+}
+
+void sync_socket::on_delete(delete_callback cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->delete_cbs.push_back(std::move(cb));
+}
+
+void sync_socket::on_lease_lost(lease_lost_callback cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->lease_lost_cbs.push_back(std::move(cb));
+}
+
+// -- node ---------------------------------------------------------------------
+
+std::string sync_socket::id() const {
+  return to_hex(impl_->id);
+}
+
+const std::string& sync_socket::raw_id() const noexcept {
+  return impl_->id;
+}
+
+facade_actor sync_socket::handle() const {
+  return impl_->facade;
+}
+
+const config& sync_socket::settings() const noexcept {
+  return impl_->cfg;
+}
+
+void sync_socket::close() {
+  impl_->close();
+}
+
+bool sync_socket::closed() const noexcept {
+  return impl_->closed;
+}
+
+} // namespace syncmesh

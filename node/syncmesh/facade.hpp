@@ -1,0 +1,64 @@
+#pragma once
+
+// The typed actor interface of a syncmesh node, for CAF applications.
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "syncmesh/caf_types.hpp"
+#include "syncmesh/config.hpp"
+
+namespace syncmesh {
+
+/// Subscribes an actor to events: it receives every `pb::Event` (update,
+/// delete, lease_lost) as an actor message. Subscribers are monitored and
+/// dropped when they terminate.
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+
+/// Ends a subscription.
+using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
+
+/// The facade of one node: every sync_socket operation as a typed request.
+/// Errors come back as CAF errors of category "syncmesh" (see errc):
+/// key_not_found, lease_held (context: key, owner hex, lease end µs),
+/// wrong_type, invalid_key, key_too_large, value_too_large, malformed.
+/// A write is acknowledged only after the local store applied it.
+///
+/// - `GetRequest -> GetReply`: one key (found=false when absent).
+/// - `SetRequest -> WriteAck`: sets one key.
+/// - `UpdateRequest -> WriteAck`: sets many keys; all leases are checked
+///   first, then all pairs are applied, or none.
+/// - `DeleteRequest -> DeleteReply`: deletes a key, returning its value.
+/// - `DeltaRequest -> WriteAck`: merges fields into a map (created when
+///   absent; wrong_type when the value is not a map).
+/// - `PopItemRequest -> DeleteReply`: deletes some key this node may delete.
+/// - `SnapshotRequest -> Snapshot`: keys or items, sorted, with prefix/limit.
+/// - `InfoRequest -> NodeInfo`: node ID, leasing, protocol ID, key count.
+/// - `(subscribe_atom, actor) -> bool`, `(unsubscribe_atom, actor) -> bool`.
+/// - `pb::Event`: internal; the node's own actors publish events through it.
+using facade_actor = caf::typed_actor<
+  caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
+  caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
+  caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
+  caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
+  caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
+  caf::reacts_to<pb::Event>>;
+
+/// Loads what syncmesh needs into a CAF configuration: the middleman and the
+/// message types. Call it before constructing the actor_system.
+void configure(caf::actor_system_config& cfg);
+
+/// Spawns a node (facade, lease manager, dict store, router) and returns its
+/// facade. Throws syncmesh::value_error when `cfg` is invalid. Stop it with
+/// `caf::anon_send_exit(handle, caf::exit_reason::user_shutdown)`; the other
+/// actors are linked to the facade and stop with it.
+facade_actor spawn_sync_socket(caf::actor_system& sys, const config& cfg);
+
+} // namespace syncmesh

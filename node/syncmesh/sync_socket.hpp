@@ -1,0 +1,195 @@
+#pragma once
+
+// The py2p-style blocking API of a syncmesh node, and everything a user of
+// it needs: config, values, errors, and the facade for CAF applications.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "syncmesh/config.hpp"
+#include "syncmesh/errors.hpp"
+#include "syncmesh/facade.hpp"
+#include "syncmesh/value.hpp"
+
+namespace syncmesh {
+
+/// Who owns an entry, when it last changed and when its lease ends.
+struct entry_meta {
+  /// The owner's node ID, raw bytes (hex via `owner_hex`).
+  std::string owner;
+  /// When the entry last changed, µs since the Unix epoch.
+  uint64_t time_us = 0;
+  /// When the owner's lease ends, µs since the Unix epoch (0: no lease).
+  uint64_t lease_end_us = 0;
+
+  /// The owner's ID as hex.
+  std::string owner_hex() const;
+};
+
+/// One key with its value and metadata.
+struct item {
+  /// The key's bytes.
+  std::string key;
+  /// The value.
+  syncmesh::value val;
+  /// Owner and times.
+  entry_meta meta;
+};
+
+/// A node of the mesh with the API of py2p's sync_socket, blocking: every
+/// call waits for the node's reply (at most config::request_timeout).
+///
+/// Thread safety: every member function may be called from any thread.
+/// Callbacks (`on_update`, `on_delete`, `on_lease_lost`) run one at a time
+/// on a dedicated event thread owned by this socket, never on the caller's
+/// thread and never on a CAF scheduler worker; calling this socket from
+/// inside a callback is safe (including `close()`).
+///
+/// The actor system must outlive the socket. The destructor calls close().
+class sync_socket {
+public:
+  /// Callback for `update(key, value, meta)` events.
+  using update_callback
+    = std::function<void(const std::string& key, const syncmesh::value& val,
+                         const entry_meta& meta)>;
+  /// Callback for `delete(key)` events.
+  using delete_callback = std::function<void(const std::string& key)>;
+  /// Callback for lost leases: the key and its new owner (raw bytes).
+  using lease_lost_callback
+    = std::function<void(const std::string& key, const std::string& owner)>;
+
+  /// Spawns a node in `sys` (prepared with syncmesh::configure). Throws
+  /// value_error for an invalid config.
+  explicit sync_socket(caf::actor_system& sys, config cfg = {});
+
+  /// Closes the node.
+  ~sync_socket();
+
+  sync_socket(const sync_socket&) = delete;
+  sync_socket& operator=(const sync_socket&) = delete;
+
+  // -- reads ------------------------------------------------------------------
+
+  /// The value at `key`, or nothing.
+  std::optional<syncmesh::value> get(key_arg key) const;
+  /// The value at `key`, or `fallback`.
+  syncmesh::value get(key_arg key, syncmesh::value fallback) const;
+  /// The value at `key`; throws key_error when absent.
+  syncmesh::value at(key_arg key) const;
+  /// The value and metadata at `key`, or nothing.
+  std::optional<item> get_item(key_arg key) const;
+  /// True when `key` holds a value.
+  bool contains(key_arg key) const;
+  /// Number of keys.
+  size_t size() const;
+  /// Every key, sorted bytewise.
+  std::vector<std::string> keys() const;
+  /// Every value, in key order.
+  std::vector<syncmesh::value> values() const;
+  /// Every key with its value and metadata, in key order.
+  std::vector<item> items() const;
+  /// A copy of the whole dictionary.
+  std::map<std::string, syncmesh::value> copy() const;
+
+  // -- writes -----------------------------------------------------------------
+
+  /// Sets `key`; throws lease_error when another node holds its lease.
+  void set(key_arg key, syncmesh::value val);
+  /// Sets every pair: all leases are checked first, then all pairs are
+  /// applied, or none is (lease_error names the first refused key).
+  void update(const std::vector<std::pair<std::string, syncmesh::value>>& kvs);
+  /// Sets every pair of a map, as `update` above.
+  void update(const std::map<std::string, syncmesh::value>& kvs);
+  /// Deletes `key`; throws key_error when absent, lease_error when leased.
+  void erase(key_arg key);
+  /// py2p's `del sock[key]`: same as erase.
+  void del(key_arg key) { erase(std::move(key)); }
+  /// Deletes `key` and returns its value; throws key_error when absent.
+  syncmesh::value pop(key_arg key);
+  /// Deletes `key` and returns its value, or `fallback` when absent.
+  syncmesh::value pop(key_arg key, syncmesh::value fallback);
+  /// Deletes some key this node may delete and returns it with its value;
+  /// throws key_error when there is none.
+  std::pair<std::string, syncmesh::value> popitem();
+  /// Merges `fields` into the map at `key` (creating it when absent); throws
+  /// type_error when the value is not a map.
+  void apply_delta(key_arg key, const value_map& fields);
+
+  /// Proxy returned by `operator[]`: reads like `at`, assigns like `set`.
+  class reference {
+  public:
+    /// Sets the key.
+    reference& operator=(syncmesh::value val) {
+      sock_->set(key_, std::move(val));
+      return *this;
+    }
+    /// Reads the key; throws key_error when absent.
+    operator syncmesh::value() const { return sock_->at(key_); }
+    /// Reads the key; throws key_error when absent.
+    syncmesh::value get() const { return sock_->at(key_); }
+    /// Compares the current value (absent compares unequal).
+    bool operator==(const syncmesh::value& x) const {
+      auto v = sock_->get(key_);
+      return v && *v == x;
+    }
+    /// Compares the current value with text or bytes content.
+    bool operator==(std::string_view x) const {
+      auto v = sock_->get(key_);
+      return v && *v == x;
+    }
+
+  private:
+    friend class sync_socket;
+    reference(sync_socket* sock, std::string key)
+      : sock_(sock), key_(std::move(key)) {}
+    sync_socket* sock_;
+    std::string key_;
+  };
+
+  /// `sock[key]` reads (throws key_error when absent) and `sock[key] = v`
+  /// sets.
+  reference operator[](key_arg key) {
+    return reference{this, std::move(key).str()};
+  }
+  /// Reads `key`; throws key_error when absent.
+  syncmesh::value operator[](key_arg key) const { return at(std::move(key)); }
+
+  // -- events -----------------------------------------------------------------
+
+  /// Adds a callback for updates (local and remote).
+  void on_update(update_callback cb);
+  /// Adds a callback for deletes (local and remote).
+  void on_delete(delete_callback cb);
+  /// Adds a callback for leases this node lost to another node.
+  void on_lease_lost(lease_lost_callback cb);
+
+  // -- node -------------------------------------------------------------------
+
+  /// This node's ID as hex.
+  std::string id() const;
+  /// This node's ID as raw bytes.
+  const std::string& raw_id() const noexcept;
+  /// The facade, for CAF code that wants to talk to the node directly.
+  facade_actor handle() const;
+  /// The configuration in effect.
+  const config& settings() const noexcept;
+  /// Stops the node and the event thread; later calls throw errc::closed.
+  /// Idempotent.
+  void close();
+  /// True after close().
+  bool closed() const noexcept;
+
+  /// Implementation details (opaque).
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace syncmesh

@@ -120,6 +120,7 @@ struct sync_socket::impl {
 
   caf::actor_system& sys;
   config cfg;
+  node_actors node;
   node_id id;
   facade_actor facade;
   caf::actor events;
@@ -216,9 +217,9 @@ struct sync_socket::impl {
 
 sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
-  auto node = spawn_node(sys, impl_->cfg);
-  impl_->id = node.id;
-  impl_->facade = node.facade;
+  impl_->node = spawn_node(sys, impl_->cfg);
+  impl_->id = impl_->node.id;
+  impl_->facade = impl_->node.facade;
   std::weak_ptr<impl> weak = impl_;
   // A detached actor: callbacks get their own thread, so a callback that
   // blocks on this socket never starves CAF's scheduler.
@@ -344,10 +345,6 @@ void sync_socket::update(
   impl_->call<pb::WriteAck>(std::move(req));
 }
 
-void sync_socket::update(const std::map<std::string, value>& kvs) {
-  update(std::vector<std::pair<std::string, value>>(kvs.begin(), kvs.end()));
-}
-
 void sync_socket::erase(key_arg key) {
   pb::DeleteRequest req;
   req.set_key(std::move(key).str());
@@ -400,6 +397,10 @@ void sync_socket::on_lease_lost(lease_lost_callback cb) {
 }
 
 // -- node ---------------------------------------------------------------------
+
+const node_actors& internals(const sync_socket& sock) {
+  return sock.impl_->node;
+}
 
 std::string sync_socket::id() const {
   return to_hex(impl_->id);

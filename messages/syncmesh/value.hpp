@@ -246,6 +246,10 @@ public:
 
   /// The map's value at a text key, or nullptr (also for non-maps).
   const value* find(std::string_view text_key) const;
+  /// The map's value at a text key, or nullptr (also for non-maps).
+  const value* find(const char* text_key) const {
+    return find(std::string_view{text_key});
+  }
   /// The map's value at a key, or nullptr (also for non-maps).
   const value* find(const map_key& key) const;
   /// Sets a map field, keeping the position of an existing key; throws

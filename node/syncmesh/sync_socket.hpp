@@ -19,6 +19,12 @@
 
 namespace syncmesh {
 
+struct node_actors;
+class sync_socket;
+
+/// The actors behind a socket (for syncmesh's own tests and tools).
+const node_actors& internals(const sync_socket& sock);
+
 /// Who owns an entry, when it last changed and when its lease ends.
 struct entry_meta {
   /// The owner's node ID, raw bytes (hex via `owner_hex`).
@@ -104,8 +110,13 @@ public:
   /// Sets every pair: all leases are checked first, then all pairs are
   /// applied, or none is (lease_error names the first refused key).
   void update(const std::vector<std::pair<std::string, syncmesh::value>>& kvs);
-  /// Sets every pair of a map, as `update` above.
-  void update(const std::map<std::string, syncmesh::value>& kvs);
+  /// Sets every pair of a map (std::map, std::unordered_map, ...), as
+  /// `update` above.
+  template <class Map, class = typename Map::mapped_type>
+  void update(const Map& kvs) {
+    update(std::vector<std::pair<std::string, syncmesh::value>>(kvs.begin(),
+                                                                kvs.end()));
+  }
   /// Deletes `key`; throws key_error when absent, lease_error when leased.
   void erase(key_arg key);
   /// py2p's `del sock[key]`: same as erase.
@@ -143,6 +154,16 @@ public:
       auto v = sock_->get(key_);
       return v && *v == x;
     }
+    /// Compares the current value with text or bytes content.
+    bool operator==(const char* x) const {
+      return *this == std::string_view{x};
+    }
+    /// Negation of operator==.
+    bool operator!=(const char* x) const { return !(*this == x); }
+    /// Negation of operator==.
+    bool operator!=(const syncmesh::value& x) const { return !(*this == x); }
+    /// Negation of operator==.
+    bool operator!=(std::string_view x) const { return !(*this == x); }
 
   private:
     friend class sync_socket;
@@ -189,6 +210,8 @@ public:
   struct impl;
 
 private:
+  friend const node_actors& internals(const sync_socket& sock);
+
   std::shared_ptr<impl> impl_;
 };
 

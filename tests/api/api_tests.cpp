@@ -1,0 +1,405 @@
+// The blocking py2p-style API (syncmesh::sync_socket) on a real scheduler,
+// including the one-node cases of py2p's own test_sync.py.
+
+#define BOOST_TEST_MODULE syncmesh_api
+#include <boost/test/unit_test.hpp>
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "support/remote_writes.hpp"
+#include "syncmesh/sync_socket.hpp"
+
+using namespace std::chrono_literals;
+using namespace syncmesh;
+using syncmesh::test::remote_version;
+using syncmesh::test::set_record;
+using syncmesh::test::write_envelope;
+
+namespace {
+
+struct system_config : caf::actor_system_config {
+  system_config() {
+    configure(*this);
+    set("scheduler.max-threads", size_t{2});
+  }
+};
+
+constexpr uint64_t hour_us = 3'600'000'000;
+const std::string other_id = "other-node";
+
+/// One actor system per test; sockets die before it.
+struct api_fixture {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+};
+
+/// Waits until `pred` holds, polling, for at most five seconds.
+template <class Predicate>
+bool eventually(Predicate pred) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::yield();
+  }
+  return pred();
+}
+
+/// Collects values from callbacks and lets the test wait for them.
+template <class T>
+struct mailbox {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<T> items;
+
+  void push(T x) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      items.push_back(std::move(x));
+    }
+    cv.notify_all();
+  }
+
+  /// Waits (with a deadline) until at least `n` items arrived.
+  bool wait_for(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, 5s, [&] { return items.size() >= n; });
+  }
+};
+
+/// Injects a write from another node as the mesh would deliver it, and
+/// waits until the router accepted it.
+void inject(caf::actor_system& sys, sync_socket& sock, const pb::Envelope& env) {
+  caf::scoped_actor self{sys};
+  bool accepted = false;
+  self
+    ->request(internals(sock).router, 5s, inbound_atom::value,
+              std::string{"peer-1"}, env)
+    .receive([&](bool ok) { accepted = ok; },
+             [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_REQUIRE(accepted);
+}
+
+/// A whole-value write by `other_id`, claimed and stamped at `at_us`.
+pb::Envelope remote_set(const std::string& key, const value& val,
+                        uint64_t at_us, bool leasing = true) {
+  auto v = leasing ? remote_version(other_id, 0, at_us, at_us, at_us + hour_us)
+                   : remote_version("", 0, 0, at_us, 0);
+  if (!leasing)
+    v.stamp.node = other_id;
+  return write_envelope(other_id, {set_record(key, val, v)});
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(py2p_test_sync, api_fixture)
+
+BOOST_AUTO_TEST_CASE(store_and_read_back) {
+  sync_socket sock{sys};
+  sock["test"] = "value";
+  BOOST_CHECK(sock["test"] == "value");
+  BOOST_CHECK_EQUAL(sock.get("test")->as_text(), "value");
+  BOOST_CHECK_EQUAL(sock.at("test"), value{"value"});
+  BOOST_CHECK(sock.contains("test"));
+  BOOST_CHECK_EQUAL(sock.size(), 1u);
+  BOOST_CHECK_THROW(sock.at("missing"), key_error);
+  BOOST_CHECK_THROW(static_cast<value>(sock["missing"]), key_error);
+  BOOST_CHECK(!sock.get("missing"));
+  BOOST_CHECK_EQUAL(sock.get("missing", value{42}), value{42});
+}
+
+BOOST_AUTO_TEST_CASE(text_and_bytes_name_the_same_key) {
+  sync_socket sock{sys};
+  sock.set(u8"测试", "unicode");
+  const char raw[] = "\xe6\xb5\x8b\xe8\xaf\x95";
+  std::vector<uint8_t> as_bytes(raw, raw + 6);
+  BOOST_CHECK(sock[as_bytes] == "unicode");
+  BOOST_CHECK(sock[std::string_view{raw}] == "unicode");
+  std::array<std::byte, 1> k{std::byte{'k'}};
+  sock[k] = value::from_bytes(std::string("\x00\x01", 2));
+  BOOST_CHECK(sock.at("k").is_bytes());
+  BOOST_CHECK(sock["k"] == std::string_view("\x00\x01", 2));
+  BOOST_CHECK_EQUAL(sock.size(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(every_value_kind_round_trips) {
+  sync_socket sock{sys};
+  std::vector<value> samples{
+    value{},
+    value{true},
+    value{int64_t{-5}},
+    value{uint64_t{18'446'744'073'709'551'615u}},
+    value{2.5},
+    value{"text"},
+    value::from_bytes(std::string("\0\xff", 2)),
+    value{value_list{1, "two", value_list{3.0}}},
+    value{{"a", 1}, {"b", value{{"c", value_list{}}}}},
+    value{ext_value{7, "payload"}},
+  };
+  for (size_t i = 0; i < samples.size(); ++i)
+    sock.set("k" + std::to_string(i), samples[i]);
+  for (size_t i = 0; i < samples.size(); ++i)
+    BOOST_CHECK_EQUAL(sock.at("k" + std::to_string(i)), samples[i]);
+}
+
+BOOST_AUTO_TEST_CASE(update_sets_every_pair) {
+  sync_socket sock{sys};
+  sock.update(std::map<std::string, value>{{"a", 1}, {"b", "two"}, {"c", 3.0}});
+  BOOST_CHECK_EQUAL(sock.size(), 3u);
+  BOOST_CHECK_EQUAL(sock.at("a").as_int64(), 1);
+  BOOST_CHECK(sock["b"] == "two");
+  BOOST_CHECK_EQUAL(sock.at("c").as_float64(), 3.0);
+  auto keys = sock.keys();
+  BOOST_CHECK((keys == std::vector<std::string>{"a", "b", "c"}));
+  auto copy = sock.copy();
+  BOOST_CHECK_EQUAL(copy.size(), 3u);
+  BOOST_CHECK_EQUAL(copy.at("b"), value{"two"});
+  BOOST_CHECK_EQUAL(sock.values().size(), 3u);
+  for (const auto& x : sock.items())
+    BOOST_CHECK_EQUAL(x.meta.owner, sock.raw_id());
+}
+
+BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
+  manual_clock clock;
+  config cfg;
+  cfg.clock = clock.as_wall_clock();
+  sync_socket sock{sys, cfg};
+  auto now = clock.now();
+  inject(sys, sock, remote_set("test", value{"theirs"}, now));
+  BOOST_REQUIRE(eventually([&] { return sock.contains("test"); }));
+  try {
+    sock["test"] = "mine";
+    BOOST_FAIL("a write under another node's lease succeeded");
+  } catch (const lease_error& e) {
+    BOOST_CHECK_EQUAL(e.owner(), to_hex(other_id));
+    BOOST_CHECK_EQUAL(e.lease_end_us(), now + hour_us);
+    BOOST_CHECK_EQUAL(e.key(), "test");
+    BOOST_CHECK(std::string{e.what()}.find(to_hex(other_id)) != std::string::npos);
+  }
+  BOOST_CHECK_THROW(sock.erase("test"), lease_error);
+  BOOST_CHECK_THROW(sock.update({{"free", 1}, {"test", 2}}), lease_error);
+  BOOST_CHECK(!sock.contains("free"));
+  BOOST_CHECK(sock["test"] == "theirs");
+  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, other_id);
+  // After the lease ends, the key is free for anyone.
+  clock.advance(std::chrono::microseconds(hour_us) + 2s);
+  sock["test"] = "mine";
+  BOOST_CHECK(sock["test"] == "mine");
+  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, sock.raw_id());
+}
+
+BOOST_AUTO_TEST_CASE(without_leasing_the_newest_write_wins) {
+  manual_clock clock;
+  config cfg;
+  cfg.leasing = false;
+  cfg.clock = clock.as_wall_clock();
+  sync_socket sock{sys, cfg};
+  inject(sys, sock, remote_set("k", value{"theirs"}, clock.now(), false));
+  BOOST_REQUIRE(eventually([&] { return sock.contains("k"); }));
+  clock.advance(1ms);
+  sock["k"] = "mine";
+  BOOST_CHECK(sock["k"] == "mine");
+  // An older remote write loses; a newer one wins.
+  inject(sys, sock, remote_set("k", value{"old"}, clock.now() - 500, false));
+  clock.advance(1ms);
+  inject(sys, sock, remote_set("k", value{"new"}, clock.now(), false));
+  BOOST_CHECK(eventually([&] { return sock["k"] == "new"; }));
+}
+
+BOOST_AUTO_TEST_CASE(deltas_merge_into_one_map) {
+  sync_socket sock{sys};
+  sock.apply_delta("test", {{"seven", 7}});
+  sock.apply_delta("test", {{"array", value_list{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+                            {"number", 256}});
+  sock.apply_delta("test", {{"three", value{{"three", "three"}}}});
+  auto merged = sock.at("test");
+  BOOST_REQUIRE(merged.is_map());
+  BOOST_CHECK_EQUAL(merged.as_map().size(), 4u);
+  BOOST_CHECK_EQUAL(merged.find("seven")->as_int64(), 7);
+  BOOST_CHECK_EQUAL(merged.find("array")->as_list().size(), 9u);
+  BOOST_CHECK_EQUAL(merged.find("number")->as_int64(), 256);
+  BOOST_CHECK(*merged.find("three")->find("three") == "three");
+  // A later delta overrides one field and keeps the others.
+  sock.apply_delta("test", {{"seven", "seven"}});
+  merged = sock.at("test");
+  BOOST_CHECK(*merged.find("seven") == "seven");
+  BOOST_CHECK_EQUAL(merged.as_map().size(), 4u);
+  // A whole-value set replaces the fields.
+  sock["test"] = value{{"only", true}};
+  BOOST_CHECK_EQUAL(sock.at("test").as_map().size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(delete_pop_and_popitem) {
+  sync_socket sock{sys};
+  sock.update({{"a", 1}, {"b", 2}, {"c", 3}});
+  sock.del("a");
+  BOOST_CHECK(!sock.contains("a"));
+  BOOST_CHECK_THROW(sock.erase("a"), key_error);
+  BOOST_CHECK_EQUAL(sock.pop("b").as_int64(), 2);
+  BOOST_CHECK_THROW(sock.pop("b"), key_error);
+  BOOST_CHECK_EQUAL(sock.pop("b", value{"fallback"}), value{"fallback"});
+  auto [key, val] = sock.popitem();
+  BOOST_CHECK_EQUAL(key, "c");
+  BOOST_CHECK_EQUAL(val.as_int64(), 3);
+  BOOST_CHECK_THROW(sock.popitem(), key_error);
+  BOOST_CHECK_EQUAL(sock.size(), 0u);
+  // A deleted key can be set again.
+  sock["a"] = "again";
+  BOOST_CHECK(sock["a"] == "again");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(bad_input, api_fixture)
+
+BOOST_AUTO_TEST_CASE(bad_keys_and_values_are_refused_and_change_nothing) {
+  config cfg;
+  cfg.max_key_size = 16;
+  cfg.max_value_size = 64;
+  sync_socket sock{sys, cfg};
+  sock["keep"] = "me";
+  auto expect_code = [](auto&& f, errc code) {
+    try {
+      f();
+      BOOST_ERROR("no exception for " << to_string(code));
+    } catch (const value_error& e) {
+      BOOST_CHECK_EQUAL(to_string(e.code()), to_string(code));
+      BOOST_CHECK(std::string{e.what()}.size() > 5);
+    }
+  };
+  expect_code([&] { sock[std::string(17, 'k')] = "v"; }, errc::key_too_large);
+  expect_code([&] { sock["k"] = std::string(100, 'v'); }, errc::value_too_large);
+  expect_code([&] { sock[""] = "v"; }, errc::invalid_key);
+  expect_code([&] { sock.update({{"ok", 1}, {"", 2}}); }, errc::invalid_key);
+  expect_code([&] { sock.apply_delta("m", {{"big", std::string(100, 'x')}}); },
+              errc::value_too_large);
+  BOOST_CHECK_EQUAL(sock.size(), 1u);
+  BOOST_CHECK(!sock.contains("ok"));
+  BOOST_CHECK(sock["keep"] == "me");
+}
+
+BOOST_AUTO_TEST_CASE(delta_on_a_non_map_raises_type_error) {
+  sync_socket sock{sys};
+  sock["s"] = "text";
+  BOOST_CHECK_THROW(sock.apply_delta("s", {{"f", 1}}), type_error);
+  BOOST_CHECK(sock["s"] == "text");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_config_is_refused_with_a_reason) {
+  config cfg;
+  cfg.lease_duration = 0ms;
+  try {
+    sync_socket sock{sys, cfg};
+    BOOST_FAIL("accepted a zero lease duration");
+  } catch (const value_error& e) {
+    BOOST_CHECK(e.code() == errc::invalid_config);
+    BOOST_CHECK(std::string{e.what()}.find("lease_duration") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(value_accessors_raise_type_error_on_the_wrong_kind) {
+  value text{"t"};
+  BOOST_CHECK_THROW(text.as_int64(), type_error);
+  BOOST_CHECK_THROW(text.as_map(), type_error);
+  BOOST_CHECK_THROW(value{-1}.as_uint64(), type_error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(events_and_lifecycle, api_fixture)
+
+BOOST_AUTO_TEST_CASE(callbacks_see_local_and_remote_changes) {
+  manual_clock clock;
+  config cfg;
+  cfg.clock = clock.as_wall_clock();
+  sync_socket sock{sys, cfg};
+  mailbox<std::pair<std::string, value>> updates;
+  mailbox<std::string> deletes;
+  mailbox<std::string> losses;
+  sock.on_update([&](const std::string& key, const value& val,
+                     const entry_meta&) { updates.push({key, val}); });
+  sock.on_delete([&](const std::string& key) { deletes.push(key); });
+  sock.on_lease_lost([&](const std::string& key, const std::string& owner) {
+    BOOST_CHECK_EQUAL(owner, other_id);
+    losses.push(key);
+  });
+  sock["a"] = 1;
+  sock.del("a");
+  sock["mine"] = "x";
+  // Another node's earlier claim of the same epoch takes "mine" over.
+  inject(sys, sock, remote_set("mine", value{"theirs"}, clock.now() - 10));
+  BOOST_REQUIRE(updates.wait_for(3));
+  BOOST_REQUIRE(deletes.wait_for(1));
+  BOOST_REQUIRE(losses.wait_for(1));
+  std::lock_guard<std::mutex> guard{updates.mtx};
+  BOOST_CHECK_EQUAL(updates.items[0].first, "a");
+  BOOST_CHECK_EQUAL(updates.items[2].second, value{"theirs"});
+  BOOST_CHECK_EQUAL(deletes.items[0], "a");
+  BOOST_CHECK_EQUAL(losses.items[0], "mine");
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_may_call_the_socket_back) {
+  sync_socket sock{sys};
+  mailbox<size_t> seen_sizes;
+  sock.on_update([&](const std::string& key, const value&, const entry_meta&) {
+    if (key == "trigger") {
+      sock["written-from-callback"] = true;
+      seen_sizes.push(sock.size());
+    }
+  });
+  sock["trigger"] = 1;
+  BOOST_REQUIRE(seen_sizes.wait_for(1));
+  BOOST_CHECK_EQUAL(seen_sizes.items[0], 2u);
+  BOOST_CHECK(sock.at("written-from-callback").as_bool());
+}
+
+BOOST_AUTO_TEST_CASE(close_from_a_callback_does_not_hang) {
+  sync_socket sock{sys};
+  mailbox<bool> closed;
+  sock.on_update([&](const std::string&, const value&, const entry_meta&) {
+    sock.close();
+    closed.push(true);
+  });
+  sock["k"] = 1;
+  BOOST_REQUIRE(closed.wait_for(1));
+  BOOST_CHECK(sock.closed());
+}
+
+BOOST_AUTO_TEST_CASE(calls_after_close_raise_closed) {
+  sync_socket sock{sys};
+  sock["k"] = 1;
+  BOOST_CHECK_EQUAL(sock.id().size(), 32u);
+  sock.close();
+  sock.close(); // idempotent
+  try {
+    sock.get("k");
+    BOOST_FAIL("get after close succeeded");
+  } catch (const syncmesh::error& e) {
+    BOOST_CHECK(e.code() == errc::closed);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(many_sockets_in_one_system_shut_down_cleanly) {
+  std::vector<std::unique_ptr<sync_socket>> socks;
+  for (int i = 0; i < 8; ++i) {
+    socks.push_back(std::make_unique<sync_socket>(sys));
+    (*socks.back())["k"] = i;
+  }
+  std::set<std::string> ids;
+  for (auto& s : socks)
+    ids.insert(s->id());
+  BOOST_CHECK_EQUAL(ids.size(), 8u);
+  // Destructors close; the fixture's actor system then exits without hanging.
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,27 @@
+# Installs the syncmesh build into a scratch prefix, then configures, builds
+# and runs an external project that finds it with find_package(syncmesh).
+# Arguments: SOURCE_DIR, BUILD_DIR, WORK_DIR.
+set(prefix ${WORK_DIR}/prefix)
+set(consumer_build ${WORK_DIR}/consumer-build)
+file(REMOVE_RECURSE ${WORK_DIR})
+
+function(run_step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${what} failed (${rc}):\n${out}")
+  endif()
+  message(STATUS "${what}: ok")
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+run_step("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+run_step("configure consumer" ${CMAKE_COMMAND}
+         -S ${SOURCE_DIR}/tests/package/consumer -B ${consumer_build}
+         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+run_step("build consumer" ${CMAKE_COMMAND} --build ${consumer_build})
+run_step("run consumer" ${consumer_build}/consumer)
+if(NOT last_output MATCHES "consumer: ok")
+  message(FATAL_ERROR "consumer printed no success line:\n${last_output}")
+endif()
+message(STATUS "${last_output}")

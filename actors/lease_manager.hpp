@@ -58,8 +58,8 @@ struct lease_manager_state {
 /// to the store; those stamped too far in the future are held. Also:
 /// `(wire_atom, events)`, `(tick_atom, generation)`, `(stats_atom) ->
 /// LeaseStats`. At most one timer is armed at any time.
-caf::behavior lease_manager_actor(caf::stateful_actor<lease_manager_state>* self,
-                                  const config& cfg, const node_id& id,
-                                  caf::actor store);
+caf::behavior
+lease_manager_actor(caf::stateful_actor<lease_manager_state>* self,
+                    const config& cfg, const node_id& id, caf::actor store);
 
 } // namespace syncmesh

@@ -55,7 +55,7 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
 
 lease_table::lease_table(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
-  : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
+    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
 
 local_decision lease_table::decide(const std::string& key,
                                    bool is_delete) const {

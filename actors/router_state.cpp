@@ -49,9 +49,8 @@ std::string validate_remote_batch(const pb::WriteBatch& batch,
 
 envelope_builder::envelope_builder(node_id self, uint32_t max_hops,
                                    size_t max_frame_size)
-  : self_(std::move(self)),
-    max_hops_(max_hops),
-    max_frame_size_(max_frame_size) {}
+    : self_(std::move(self)), max_hops_(max_hops),
+      max_frame_size_(max_frame_size) {}
 
 void envelope_builder::emit(pb::WriteBatch& part, bool delta, uint64_t now_us,
                             std::vector<std::string>& frames) {
@@ -79,8 +78,8 @@ void envelope_builder::emit(pb::WriteBatch& part, bool delta, uint64_t now_us,
 void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
                              std::vector<std::string>& frames) {
   // Leave room for the envelope's own fields around the batch.
-  const size_t budget = max_frame_size_ > 1024 ? max_frame_size_ - 1024
-                                                : max_frame_size_ / 2;
+  const size_t budget
+      = max_frame_size_ > 1024 ? max_frame_size_ - 1024 : max_frame_size_ / 2;
   pb::WriteBatch writes;
   pb::WriteBatch deltas;
   size_t write_bytes = 0;

@@ -44,11 +44,10 @@ bool store_entry::apply_base(const version& v, bool tombstone, value val) {
     return false;
   bool is_map = !tombstone && val.is_map();
   if (head_.set_base(v, tombstone, is_map)) {
-    fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
-                                 [&v](const field_write& f) {
-                                   return !newer(f.ver, v);
-                                 }),
-                  fields_.end());
+    fields_.erase(
+        std::remove_if(fields_.begin(), fields_.end(),
+                       [&v](const field_write& f) { return !newer(f.ver, v); }),
+        fields_.end());
   } else {
     fields_.clear();
   }
@@ -61,10 +60,9 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
     return false;
   bool changed = false;
   for (const auto& item : fields) {
-    auto i = std::find_if(fields_.begin(), fields_.end(),
-                          [&item](const field_write& f) {
-                            return f.key == item.key;
-                          });
+    auto i = std::find_if(
+        fields_.begin(), fields_.end(),
+        [&item](const field_write& f) { return f.key == item.key; });
     if (i == fields_.end()) {
       fields_.push_back(field_write{item.key, item.val, v});
       changed = true;
@@ -85,8 +83,8 @@ value store_entry::read() const {
   if (fields_.empty())
     return head_.base_tombstone() ? value{} : base_;
   value result = (!head_.base_tombstone() && base_.is_map())
-                   ? base_
-                   : value::empty_map();
+                     ? base_
+                     : value::empty_map();
   for (const auto& f : fields_)
     result.insert_or_assign(f.key, f.val);
   return result;

@@ -52,7 +52,7 @@ class frame_decoder {
 public:
   /// Accepts payloads of at most `max_frame_size` bytes.
   explicit frame_decoder(size_t max_frame_size = default_max_frame_size)
-    : max_frame_size_(max_frame_size) {}
+      : max_frame_size_(max_frame_size) {}
 
   /// Appends received bytes. Call `next` until it stops returning `ok`
   /// after each call, so at most one frame plus one read stays buffered.

@@ -108,7 +108,7 @@ value::value(value_map xs) : kind_(kind::map), data_(value_map{}) {
 }
 
 value::value(std::initializer_list<std::pair<map_key, value>> xs)
-  : kind_(kind::map), data_(value_map{}) {
+    : kind_(kind::map), data_(value_map{}) {
   for (const auto& [key, val] : xs)
     insert_or_assign(key, val);
 }
@@ -312,12 +312,10 @@ const char* to_string(errc x) {
 
 lease_error::lease_error(std::string key, std::string owner,
                          uint64_t lease_end_us)
-  : key_error("key '" + key + "' is leased by node " + owner
-                + " until " + std::to_string(lease_end_us)
-                + " us since the epoch",
-              errc::lease_held),
-    key_(std::move(key)),
-    owner_(std::move(owner)),
-    lease_end_us_(lease_end_us) {}
+    : key_error("key '" + key + "' is leased by node " + owner + " until "
+                    + std::to_string(lease_end_us) + " us since the epoch",
+                errc::lease_held),
+      key_(std::move(key)), owner_(std::move(owner)),
+      lease_end_us_(lease_end_us) {}
 
 } // namespace syncmesh

@@ -150,8 +150,8 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
     case pb::Value::kExt:
       if (x.ext().type() < -128 || x.ext().type() > 127)
         return "ext type code out of range";
-      out = value{ext_value{static_cast<int8_t>(x.ext().type()),
-                            x.ext().data()}};
+      out = value{
+          ext_value{static_cast<int8_t>(x.ext().type()), x.ext().data()}};
       return {};
     default:
       return "value has no kind";

@@ -28,9 +28,9 @@ void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
   add_types<pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
             pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
-            pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest,
-            pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
-            pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
+            pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest, pb::Snapshot,
+            pb::InfoRequest, pb::NodeInfo, pb::Event, pb::WriteBatch,
+            pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) {
     std::string result = "syncmesh: ";
@@ -90,8 +90,7 @@ std::string printable(const std::string& key) {
       throw lease_error(printable(detail), context_string(err, 1), end);
     }
     case errc::wrong_type:
-      throw type_error("value at key " + printable(detail)
-                       + " is not a map");
+      throw type_error("value at key " + printable(detail) + " is not a map");
     case errc::invalid_key:
     case errc::key_too_large:
     case errc::value_too_large:
@@ -128,22 +127,24 @@ struct sync_socket::impl {
   std::atomic<std::thread::id> event_thread{};
 
   std::mutex callbacks_mtx;
+  /// Guarded by callbacks_mtx: the store builds events only once someone
+  /// listens, so a socket without callbacks pays nothing for them.
+  bool subscribed = false;
   std::vector<update_callback> update_cbs;
   std::vector<delete_callback> delete_cbs;
   std::vector<lease_lost_callback> lease_lost_cbs;
 
-  template <class Reply, class Request>
-  Reply call(Request&& req) {
+  template <class Reply, class... Ts>
+  Reply call(Ts&&... xs) {
     if (closed)
       throw error(errc::closed, "the sync_socket is closed");
     caf::scoped_actor self{sys};
     std::optional<Reply> reply;
     caf::error err;
-    self
-      ->request(facade, caf::duration{cfg.request_timeout},
-                std::forward<Request>(req))
-      .receive([&](Reply& x) { reply = std::move(x); },
-               [&](caf::error& x) { err = std::move(x); });
+    self->request(facade, caf::duration{cfg.request_timeout},
+                  std::forward<Ts>(xs)...)
+        .receive([&](Reply& x) { reply = std::move(x); },
+                 [&](caf::error& x) { err = std::move(x); });
     if (err)
       throw_error(sys, err);
     return std::move(*reply);
@@ -196,6 +197,15 @@ struct sync_socket::impl {
     }
   }
 
+  /// Subscribes the event thread to the facade before the first callback is
+  /// added; callers hold callbacks_mtx.
+  void subscribe_locked() {
+    if (subscribed)
+      return;
+    call<bool>(subscribe_atom::value, events);
+    subscribed = true;
+  }
+
   void close() {
     if (closed.exchange(true))
       return;
@@ -216,7 +226,7 @@ struct sync_socket::impl {
 // -- construction -------------------------------------------------------------
 
 sync_socket::sync_socket(caf::actor_system& sys, config cfg)
-  : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
+    : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
   impl_->node = spawn_node(sys, impl_->cfg);
   impl_->id = impl_->node.id;
   impl_->facade = impl_->node.facade;
@@ -224,23 +234,14 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   // A detached actor: callbacks get their own thread, so a callback that
   // blocks on this socket never starves CAF's scheduler.
   impl_->events = sys.spawn<caf::detached>(
-    [weak](caf::event_based_actor*) -> caf::behavior {
-      return {
-        [weak](const pb::Event& ev) {
-          if (auto ptr = weak.lock())
-            ptr->dispatch(ev);
-        },
-      };
-    });
-  caf::scoped_actor self{sys};
-  self
-    ->request(impl_->facade, caf::duration{impl_->cfg.request_timeout},
-              subscribe_atom::value, impl_->events)
-    .receive([](bool) {},
-             [&](caf::error& err) {
-               close();
-               throw_error(sys, err);
-             });
+      [weak](caf::event_based_actor*) -> caf::behavior {
+        return {
+            [weak](const pb::Event& ev) {
+              if (auto ptr = weak.lock())
+                ptr->dispatch(ev);
+            },
+        };
+      });
 }
 
 sync_socket::~sync_socket() {
@@ -335,7 +336,7 @@ void sync_socket::set(key_arg key, value val) {
 }
 
 void sync_socket::update(
-  const std::vector<std::pair<std::string, value>>& kvs) {
+    const std::vector<std::pair<std::string, value>>& kvs) {
   pb::UpdateRequest req;
   for (const auto& [key, val] : kvs) {
     auto* item = req.add_items();
@@ -383,16 +384,19 @@ void sync_socket::apply_delta(key_arg key, const value_map& fields) {
 
 void sync_socket::on_update(update_callback cb) {
   std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
   impl_->update_cbs.push_back(std::move(cb));
 }
 
 void sync_socket::on_delete(delete_callback cb) {
   std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
   impl_->delete_cbs.push_back(std::move(cb));
 }
 
 void sync_socket::on_lease_lost(lease_lost_callback cb) {
   std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
   impl_->lease_lost_cbs.push_back(std::move(cb));
 }
 

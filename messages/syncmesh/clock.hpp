@@ -18,8 +18,8 @@ inline wall_clock system_wall_clock() {
   return [] {
     using namespace std::chrono;
     return static_cast<uint64_t>(
-      duration_cast<microseconds>(system_clock::now().time_since_epoch())
-        .count());
+        duration_cast<microseconds>(system_clock::now().time_since_epoch())
+            .count());
   };
 }
 
@@ -28,7 +28,7 @@ class manual_clock {
 public:
   /// Starts at `start_us` microseconds since the epoch.
   explicit manual_clock(uint64_t start_us = 1'700'000'000'000'000)
-    : now_(std::make_shared<std::atomic<uint64_t>>(start_us)) {}
+      : now_(std::make_shared<std::atomic<uint64_t>>(start_us)) {}
 
   /// The current time.
   uint64_t now() const noexcept { return now_->load(); }
@@ -41,7 +41,9 @@ public:
   /// A wall_clock reading this clock.
   wall_clock as_wall_clock() const {
     auto ptr = now_;
-    return [ptr] { return ptr->load(); };
+    return [ptr] {
+      return ptr->load();
+    };
   }
 
 private:

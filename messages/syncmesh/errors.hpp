@@ -45,7 +45,7 @@ class error : public std::runtime_error {
 public:
   /// Wraps a code and a human-readable message.
   error(errc code, const std::string& what)
-    : std::runtime_error(what), code_(code) {}
+      : std::runtime_error(what), code_(code) {}
 
   /// The error code.
   errc code() const noexcept { return code_; }
@@ -59,7 +59,7 @@ class key_error : public error {
 public:
   /// Names the missing key.
   explicit key_error(const std::string& what, errc code = errc::key_not_found)
-    : error(code, what) {}
+      : error(code, what) {}
 };
 
 /// Thrown when another node holds the lease of a key: a key_error that names
@@ -87,7 +87,7 @@ class type_error : public error {
 public:
   /// Explains the mismatch.
   explicit type_error(const std::string& what)
-    : error(errc::wrong_type, what) {}
+      : error(errc::wrong_type, what) {}
 };
 
 /// Thrown for input the node refuses: bad keys, oversize values, bad config.

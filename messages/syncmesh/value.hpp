@@ -21,8 +21,10 @@ using bytes = std::string;
 /// True for element types that byte containers may hold.
 template <class T>
 inline constexpr bool is_byte_like_v
-  = std::is_same_v<T, std::byte> || std::is_same_v<T, unsigned char>
-    || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
+    = std::is_same_v<
+          T,
+          std::
+              byte> || std::is_same_v<T, unsigned char> || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
 
 /// True for contiguous containers of bytes (std::vector<uint8_t>,
 /// std::array<std::byte, N>, ...), which syncmesh treats as raw bytes.
@@ -31,10 +33,10 @@ struct is_byte_container : std::false_type {};
 
 template <class T>
 struct is_byte_container<
-  T, std::void_t<decltype(std::data(std::declval<const T&>())),
-                 decltype(std::size(std::declval<const T&>()))>>
-  : std::bool_constant<is_byte_like_v<std::remove_cv_t<std::remove_pointer_t<
-      decltype(std::data(std::declval<const T&>()))>>>> {};
+    T, std::void_t<decltype(std::data(std::declval<const T&>())),
+                   decltype(std::size(std::declval<const T&>()))>>
+    : std::bool_constant<is_byte_like_v<std::remove_cv_t<std::remove_pointer_t<
+          decltype(std::data(std::declval<const T&>()))>>>> {};
 
 /// Copies a byte container into a `bytes` string.
 template <class Container>
@@ -55,11 +57,10 @@ public:
   key_arg(std::string_view text) : bytes_(text) {}
 #if defined(__cpp_char8_t)
   /// Wraps UTF-8 text.
-  key_arg(const char8_t* text)
-    : bytes_(reinterpret_cast<const char*>(text)) {}
+  key_arg(const char8_t* text) : bytes_(reinterpret_cast<const char*>(text)) {}
   /// Wraps UTF-8 text.
   key_arg(std::u8string_view text)
-    : bytes_(reinterpret_cast<const char*>(text.data()), text.size()) {}
+      : bytes_(reinterpret_cast<const char*>(text.data()), text.size()) {}
 #endif
   /// Wraps a byte container.
   template <class Container,
@@ -67,9 +68,13 @@ public:
   key_arg(const Container& xs) : bytes_(to_bytes(xs)) {}
 
   /// The key's bytes.
-  const bytes& str() const& noexcept { return bytes_; }
+  const bytes& str() const& noexcept {
+    return bytes_;
+  }
   /// The key's bytes, moved out.
-  bytes&& str() && noexcept { return std::move(bytes_); }
+  bytes&& str() && noexcept {
+    return std::move(bytes_);
+  }
 
 private:
   bytes bytes_;
@@ -159,16 +164,15 @@ public:
   /// Builds text.
   value(std::string text) : kind_(kind::text), data_(std::move(text)) {}
   /// Builds text.
-  value(std::string_view text)
-    : kind_(kind::text), data_(std::string(text)) {}
+  value(std::string_view text) : kind_(kind::text), data_(std::string(text)) {}
 #if defined(__cpp_char8_t)
   /// Builds text from UTF-8.
   value(const char8_t* text)
-    : value(std::string(reinterpret_cast<const char*>(text))) {}
+      : value(std::string(reinterpret_cast<const char*>(text))) {}
 #endif
   /// Builds bytes.
   value(bytes_tag, std::string raw)
-    : kind_(kind::bytes), data_(std::move(raw)) {}
+      : kind_(kind::bytes), data_(std::move(raw)) {}
   /// Builds bytes from a byte container.
   template <class Container,
             class = std::enable_if_t<is_byte_container<Container>::value>>
@@ -176,8 +180,9 @@ public:
   /// Builds a bool.
   value(bool x) noexcept : kind_(kind::boolean), data_(x) {}
   /// Builds an integer: signed types become int64, unsigned ones uint64.
-  template <class Int, class = std::enable_if_t<std::is_integral_v<Int>
-                                                && !std::is_same_v<Int, bool>>>
+  template <class Int,
+            class = std::enable_if_t<
+                std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
   value(Int x) noexcept {
     if constexpr (std::is_signed_v<Int> || std::is_same_v<Int, char>) {
       kind_ = kind::int64;
@@ -205,21 +210,45 @@ public:
     return value{bytes_tag{}, std::move(raw)};
   }
   /// Builds an empty map.
-  static value empty_map() { return value{value_map{}}; }
+  static value empty_map() {
+    return value{value_map{}};
+  }
 
   /// The kind of this value.
-  kind type() const noexcept { return kind_; }
+  kind type() const noexcept {
+    return kind_;
+  }
 
-  bool is_nil() const noexcept { return kind_ == kind::nil; }
-  bool is_bool() const noexcept { return kind_ == kind::boolean; }
-  bool is_int64() const noexcept { return kind_ == kind::int64; }
-  bool is_uint64() const noexcept { return kind_ == kind::uint64; }
-  bool is_float64() const noexcept { return kind_ == kind::float64; }
-  bool is_text() const noexcept { return kind_ == kind::text; }
-  bool is_bytes() const noexcept { return kind_ == kind::bytes; }
-  bool is_list() const noexcept { return kind_ == kind::list; }
-  bool is_map() const noexcept { return kind_ == kind::map; }
-  bool is_ext() const noexcept { return kind_ == kind::ext; }
+  bool is_nil() const noexcept {
+    return kind_ == kind::nil;
+  }
+  bool is_bool() const noexcept {
+    return kind_ == kind::boolean;
+  }
+  bool is_int64() const noexcept {
+    return kind_ == kind::int64;
+  }
+  bool is_uint64() const noexcept {
+    return kind_ == kind::uint64;
+  }
+  bool is_float64() const noexcept {
+    return kind_ == kind::float64;
+  }
+  bool is_text() const noexcept {
+    return kind_ == kind::text;
+  }
+  bool is_bytes() const noexcept {
+    return kind_ == kind::bytes;
+  }
+  bool is_list() const noexcept {
+    return kind_ == kind::list;
+  }
+  bool is_map() const noexcept {
+    return kind_ == kind::map;
+  }
+  bool is_ext() const noexcept {
+    return kind_ == kind::ext;
+  }
 
   /// The bool; throws syncmesh::type_error for other kinds.
   bool as_bool() const;
@@ -259,14 +288,17 @@ public:
   /// Strict equality: same kind and same content (text and bytes differ).
   friend bool operator==(const value& x, const value& y);
   /// Strict inequality.
-  friend bool operator!=(const value& x, const value& y) { return !(x == y); }
-  /// True when `x` is text or bytes with exactly the content `y`.
-  friend bool operator==(const value& x, std::string_view y) {
-    return (x.is_text() || x.is_bytes())
-           && std::get<std::string>(x.data_) == y;
+  friend bool operator!=(const value& x, const value& y) {
+    return !(x == y);
   }
   /// True when `x` is text or bytes with exactly the content `y`.
-  friend bool operator==(std::string_view y, const value& x) { return x == y; }
+  friend bool operator==(const value& x, std::string_view y) {
+    return (x.is_text() || x.is_bytes()) && std::get<std::string>(x.data_) == y;
+  }
+  /// True when `x` is text or bytes with exactly the content `y`.
+  friend bool operator==(std::string_view y, const value& x) {
+    return x == y;
+  }
   /// Negation of the content comparison.
   friend bool operator!=(const value& x, std::string_view y) {
     return !(x == y);
@@ -276,13 +308,15 @@ public:
     return x == std::string_view{y};
   }
   /// Negation of the content comparison.
-  friend bool operator!=(const value& x, const char* y) { return !(x == y); }
+  friend bool operator!=(const value& x, const char* y) {
+    return !(x == y);
+  }
 
 private:
   kind kind_ = kind::nil;
   std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string,
                value_list, value_map, ext_value>
-    data_;
+      data_;
 };
 
 /// One entry of a map value.

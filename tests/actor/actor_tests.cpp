@@ -55,9 +55,9 @@ struct node_fixture {
   node_actors node;
 
   explicit node_fixture(config base = {})
-    : sys(cfg_),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
-      self(sys, true) {
+      : sys(cfg_),
+        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+        self(sys, true) {
     node_cfg = std::move(base);
     node_cfg.node_id = self_id;
     node_cfg.clock = clock.as_wall_clock();
@@ -144,12 +144,14 @@ struct node_fixture {
   /// Spawns an actor that collects every message it receives.
   caf::actor collector(std::vector<caf::message>& inbox) {
     return sys.spawn([&inbox](caf::event_based_actor* me) -> caf::behavior {
-      me->set_default_handler([&inbox](caf::scheduled_actor*,
-                                       caf::message_view& x) -> caf::result<caf::message> {
-        inbox.push_back(x.move_content_to_message());
-        return caf::message{};
-      });
-      return {[](caf::unit_t) {}};
+      me->set_default_handler(
+          [&inbox](caf::scheduled_actor*,
+                   caf::message_view& x) -> caf::result<caf::message> {
+            inbox.push_back(x.move_content_to_message());
+            return caf::message{};
+          });
+      return {[](caf::unit_t) {
+      }};
     });
   }
 
@@ -157,7 +159,8 @@ struct node_fixture {
 };
 
 /// Decodes the write records of frames a peer link would receive.
-std::vector<pb::WriteRecord> records_in(const std::vector<caf::message>& inbox) {
+std::vector<pb::WriteRecord>
+records_in(const std::vector<caf::message>& inbox) {
   std::vector<pb::WriteRecord> result;
   for (const auto& msg : inbox) {
     BOOST_REQUIRE((msg.match_elements<frame_atom, std::string>()));
@@ -210,7 +213,8 @@ BOOST_AUTO_TEST_CASE(every_changing_local_write_hands_router_one_record) {
   node_fixture f;
   std::vector<caf::message> inbox;
   auto sink = f.collector(inbox);
-  caf::anon_send(f.node.router, attach_atom::value, std::string{"peer-1"}, sink);
+  caf::anon_send(f.node.router, attach_atom::value, std::string{"peer-1"},
+                 sink);
   f.sched.run();
   BOOST_REQUIRE(f.set("a", value{1}));
   BOOST_REQUIRE(f.set("a", value{2}));
@@ -279,7 +283,8 @@ BOOST_AUTO_TEST_CASE(update_is_all_or_nothing_under_leases) {
   node_fixture f;
   auto now = f.clock.now();
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("taken", value{"b"}, v)})));
+  BOOST_REQUIRE(
+      f.inject(write_envelope(other_id, {set_record("taken", value{"b"}, v)})));
   auto before = f.dump();
   pb::UpdateRequest update;
   for (auto key : {"free1", "taken", "free2"}) {
@@ -298,7 +303,8 @@ BOOST_AUTO_TEST_CASE(popitem_takes_only_keys_this_node_may_delete) {
   node_fixture f;
   auto now = f.clock.now();
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("theirs", value{1}, v)})));
+  BOOST_REQUIRE(
+      f.inject(write_envelope(other_id, {set_record("theirs", value{1}, v)})));
   BOOST_REQUIRE(f.set("mine", value{2}));
   auto popped = f.ask<pb::DeleteReply>(f.node.facade, pb::PopItemRequest{});
   BOOST_REQUIRE(popped);
@@ -319,7 +325,8 @@ BOOST_AUTO_TEST_CASE(remote_owner_blocks_local_write_until_lease_ends) {
   auto now = f.clock.now();
   auto end = now + hour_us;
   auto v = remote_version(other_id, 0, now, now, end);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
+  BOOST_REQUIRE(
+      f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
   auto got = f.get("k");
   BOOST_REQUIRE(got && got->found());
   BOOST_CHECK_EQUAL(got->meta().owner(), other_id);
@@ -339,8 +346,10 @@ BOOST_AUTO_TEST_CASE(remote_owner_blocks_local_write_until_lease_ends) {
   BOOST_CHECK_EQUAL(ack->meta().owner(), self_id);
   BOOST_CHECK_EQUAL(ack->meta().version().epoch(), 1u);
   // The old owner's late renewal in epoch 0 no longer wins.
-  auto late = remote_version(other_id, 0, now, f.clock.now(), f.clock.now() + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("k", value{"late"}, late)})));
+  auto late = remote_version(other_id, 0, now, f.clock.now(),
+                             f.clock.now() + hour_us);
+  BOOST_REQUIRE(f.inject(
+      write_envelope(other_id, {set_record("k", value{"late"}, late)})));
   BOOST_CHECK_EQUAL(f.read("k")->as_text(), "a");
 }
 
@@ -370,7 +379,8 @@ BOOST_AUTO_TEST_CASE(malformed_remote_writes_are_refused_and_change_nothing) {
   bad.push_back(write_envelope(other_id, {no_kind}));
   // An oversize key.
   bad.push_back(write_envelope(
-    other_id, {set_record(std::string(f.node_cfg.max_key_size + 1, 'k'), value{1}, good)}));
+      other_id, {set_record(std::string(f.node_cfg.max_key_size + 1, 'k'),
+                            value{1}, good)}));
   // Field writes in a whole-value body.
   pb::WriteRecord fields_rec;
   fields_rec.set_key("m");
@@ -413,14 +423,16 @@ BOOST_AUTO_TEST_CASE(changed_remote_writes_flood_to_other_peers_once) {
   BOOST_CHECK_EQUAL(f.router_stats().records_out(), 1u);
 }
 
-BOOST_AUTO_TEST_CASE(writes_from_the_future_are_held_until_the_clock_catches_up) {
+BOOST_AUTO_TEST_CASE(
+    writes_from_the_future_are_held_until_the_clock_catches_up) {
   node_fixture f;
   auto skew = std::chrono::duration_cast<std::chrono::microseconds>(
-                f.node_cfg.max_clock_skew)
-                .count();
+                  f.node_cfg.max_clock_skew)
+                  .count();
   auto future = f.clock.now() + static_cast<uint64_t>(skew) + 60'000'000;
   auto v = remote_version(other_id, 0, future, future, future + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("k", value{1}, v)})));
+  BOOST_REQUIRE(
+      f.inject(write_envelope(other_id, {set_record("k", value{1}, v)})));
   BOOST_CHECK(!f.read("k"));
   auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value);
   BOOST_REQUIRE(stats);
@@ -470,7 +482,8 @@ BOOST_AUTO_TEST_CASE(subscribers_see_updates_deletes_and_lost_leases) {
   BOOST_REQUIRE(mine);
   auto earlier = f.clock.now() - 1000;
   auto v = remote_version(other_id, 0, earlier, earlier, earlier + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("l", value{"theirs"}, v)})));
+  BOOST_REQUIRE(f.inject(
+      write_envelope(other_id, {set_record("l", value{"theirs"}, v)})));
   auto evs = events_in(inbox);
   BOOST_REQUIRE_EQUAL(evs.size(), 5u);
   BOOST_CHECK(evs[0].has_update());
@@ -498,7 +511,8 @@ BOOST_AUTO_TEST_CASE(same_instant_claims_are_settled_by_smaller_node_id) {
   auto now = f.clock.now();
   BOOST_REQUIRE(f.set("k", value{"a"}));
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
-  BOOST_REQUIRE(f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
+  BOOST_REQUIRE(
+      f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
   BOOST_CHECK_EQUAL(f.read("k")->as_text(), "a");
   for (const auto& ev : events_in(inbox))
     BOOST_CHECK(!ev.has_lease_lost());
@@ -515,7 +529,7 @@ BOOST_AUTO_TEST_CASE(dead_subscribers_are_dropped) {
   f.sched.run();
   auto* ptr = caf::actor_cast<caf::abstract_actor*>(f.node.facade);
   auto& state
-    = dynamic_cast<facade_actor::stateful_base<facade_state>&>(*ptr).state;
+      = dynamic_cast<facade_actor::stateful_base<facade_state>&>(*ptr).state;
   BOOST_CHECK(state.subscribers.empty());
   BOOST_REQUIRE(f.set("k", value{1})); // nobody to tell; nothing breaks
 }

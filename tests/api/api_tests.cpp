@@ -79,14 +79,14 @@ struct mailbox {
 
 /// Injects a write from another node as the mesh would deliver it, and
 /// waits until the router accepted it.
-void inject(caf::actor_system& sys, sync_socket& sock, const pb::Envelope& env) {
+void inject(caf::actor_system& sys, sync_socket& sock,
+            const pb::Envelope& env) {
   caf::scoped_actor self{sys};
   bool accepted = false;
-  self
-    ->request(internals(sock).router, 5s, inbound_atom::value,
-              std::string{"peer-1"}, env)
-    .receive([&](bool ok) { accepted = ok; },
-             [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  self->request(internals(sock).router, 5s, inbound_atom::value,
+                std::string{"peer-1"}, env)
+      .receive([&](bool ok) { accepted = ok; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_REQUIRE(accepted);
 }
 
@@ -135,16 +135,16 @@ BOOST_AUTO_TEST_CASE(text_and_bytes_name_the_same_key) {
 BOOST_AUTO_TEST_CASE(every_value_kind_round_trips) {
   sync_socket sock{sys};
   std::vector<value> samples{
-    value{},
-    value{true},
-    value{int64_t{-5}},
-    value{uint64_t{18'446'744'073'709'551'615u}},
-    value{2.5},
-    value{"text"},
-    value::from_bytes(std::string("\0\xff", 2)),
-    value{value_list{1, "two", value_list{3.0}}},
-    value{{"a", 1}, {"b", value{{"c", value_list{}}}}},
-    value{ext_value{7, "payload"}},
+      value{},
+      value{true},
+      value{int64_t{-5}},
+      value{uint64_t{18'446'744'073'709'551'615u}},
+      value{2.5},
+      value{"text"},
+      value::from_bytes(std::string("\0\xff", 2)),
+      value{value_list{1, "two", value_list{3.0}}},
+      value{{"a", 1}, {"b", value{{"c", value_list{}}}}},
+      value{ext_value{7, "payload"}},
   };
   for (size_t i = 0; i < samples.size(); ++i)
     sock.set("k" + std::to_string(i), samples[i]);
@@ -184,7 +184,8 @@ BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
     BOOST_CHECK_EQUAL(e.owner(), to_hex(other_id));
     BOOST_CHECK_EQUAL(e.lease_end_us(), now + hour_us);
     BOOST_CHECK_EQUAL(e.key(), "test");
-    BOOST_CHECK(std::string{e.what()}.find(to_hex(other_id)) != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find(to_hex(other_id))
+                != std::string::npos);
   }
   BOOST_CHECK_THROW(sock.erase("test"), lease_error);
   BOOST_CHECK_THROW(sock.update({{"free", 1}, {"test", 2}}), lease_error);
@@ -278,11 +279,15 @@ BOOST_AUTO_TEST_CASE(bad_keys_and_values_are_refused_and_change_nothing) {
     }
   };
   expect_code([&] { sock[std::string(17, 'k')] = "v"; }, errc::key_too_large);
-  expect_code([&] { sock["k"] = std::string(100, 'v'); }, errc::value_too_large);
+  expect_code([&] { sock["k"] = std::string(100, 'v'); },
+              errc::value_too_large);
   expect_code([&] { sock[""] = "v"; }, errc::invalid_key);
   expect_code([&] { sock.update({{"ok", 1}, {"", 2}}); }, errc::invalid_key);
-  expect_code([&] { sock.apply_delta("m", {{"big", std::string(100, 'x')}}); },
-              errc::value_too_large);
+  expect_code(
+      [&] {
+        sock.apply_delta("m", {{"big", std::string(100, 'x')}});
+      },
+      errc::value_too_large);
   BOOST_CHECK_EQUAL(sock.size(), 1u);
   BOOST_CHECK(!sock.contains("ok"));
   BOOST_CHECK(sock["keep"] == "me");
@@ -303,7 +308,8 @@ BOOST_AUTO_TEST_CASE(invalid_config_is_refused_with_a_reason) {
     BOOST_FAIL("accepted a zero lease duration");
   } catch (const value_error& e) {
     BOOST_CHECK(e.code() == errc::invalid_config);
-    BOOST_CHECK(std::string{e.what()}.find("lease_duration") != std::string::npos);
+    BOOST_CHECK(std::string{e.what()}.find("lease_duration")
+                != std::string::npos);
   }
 }
 
@@ -326,8 +332,10 @@ BOOST_AUTO_TEST_CASE(callbacks_see_local_and_remote_changes) {
   mailbox<std::pair<std::string, value>> updates;
   mailbox<std::string> deletes;
   mailbox<std::string> losses;
-  sock.on_update([&](const std::string& key, const value& val,
-                     const entry_meta&) { updates.push({key, val}); });
+  sock.on_update(
+      [&](const std::string& key, const value& val, const entry_meta&) {
+        updates.push({key, val});
+      });
   sock.on_delete([&](const std::string& key) { deletes.push(key); });
   sock.on_lease_lost([&](const std::string& key, const std::string& owner) {
     BOOST_CHECK_EQUAL(owner, other_id);

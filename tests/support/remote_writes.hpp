@@ -44,8 +44,9 @@ inline pb::WriteRecord delete_record(const std::string& key, const version& v) {
 }
 
 /// An envelope from `origin` carrying `records` in a write body.
-inline pb::Envelope write_envelope(const std::string& origin,
-                                   std::initializer_list<pb::WriteRecord> records) {
+inline pb::Envelope
+write_envelope(const std::string& origin,
+               std::initializer_list<pb::WriteRecord> records) {
   pb::WriteBatch batch;
   for (const auto& rec : records)
     *batch.add_records() = rec;

@@ -35,4 +35,32 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
 
+/// (adopt_atom, fd) -> bool: a dialler hands a connected socket to its link.
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
+/// (dial_fail_atom, errc, reason): a dial failed.
+using dial_fail_atom = caf::atom_constant<caf::atom("dialfail")>;
+/// (goodbye_atom, reason, detail): say goodbye with a reason and close.
+using goodbye_atom = caf::atom_constant<caf::atom("goodbye")>;
+/// (ae_frame_atom, bytes): an anti-entropy frame (windowed, never shed).
+using ae_frame_atom = caf::atom_constant<caf::atom("aeframe")>;
+/// (ae_start_atom, link): the store sends its SUMMARY digest over link.
+using ae_start_atom = caf::atom_constant<caf::atom("aestart")>;
+/// (ae_digest_atom, link, Digest): a digest from the peer behind link.
+using ae_digest_atom = caf::atom_constant<caf::atom("aedigest")>;
+/// (ae_ack_atom, link, session): the peer acknowledged a window.
+using ae_ack_atom = caf::atom_constant<caf::atom("aeack")>;
+/// (ae_entries_atom, peer, WriteBatch) -> bool: entries from anti-entropy,
+/// answered once the store applied them.
+using ae_entries_atom = caf::atom_constant<caf::atom("aeentries")>;
+/// (rtt_atom, peer, microseconds): a link measured its round-trip time.
+using rtt_atom = caf::atom_constant<caf::atom("rtt")>;
+/// (open_atom, host, port) -> port: a listener binds.
+using open_atom = caf::atom_constant<caf::atom("open")>;
+/// (flush_atom): the router sends what it batched.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+/// (peers_atom, peer, Peers): peer addresses learned from a link.
+using peers_atom = caf::atom_constant<caf::atom("peers")>;
+/// (close_atom): say goodbye to every peer and stop.
+using close_atom = caf::atom_constant<caf::atom("close")>;
+
 } // namespace syncmesh

@@ -2,7 +2,10 @@
 
 #include <caf/all.hpp>
 
+#include <limits>
+
 #include "actors/atoms.hpp"
+#include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/caf_types.hpp"
 
@@ -63,10 +66,68 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
                std::move(changed));
 }
 
+/// The outbox toward `link`, created (and the link monitored) on first use.
+ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
+  auto& st = self->state;
+  auto i = st.outboxes.find(link.address());
+  if (i == st.outboxes.end()) {
+    self->monitor(link);
+    i = st.outboxes
+          .emplace(link.address(),
+                   std::make_pair(link, ae_outbox{st.next_session++,
+                                                  st.window_bytes}))
+          .first;
+  }
+  return i->second.second;
+}
+
+void send_ae_frame(self_ptr self, const caf::actor& link,
+                   const pb::Envelope& env) {
+  std::string frame;
+  if (append_frame(frame, env, std::numeric_limits<uint32_t>::max()))
+    self->send(link, ae_frame_atom::value, std::move(frame));
+}
+
+/// Sends the next window toward `link` if the previous one was acknowledged.
+void pump(self_ptr self, const caf::actor& link) {
+  auto& box = outbox_for(self, link);
+  pb::Envelope env;
+  env.set_hops_left(1);
+  if (box.next(self->state.store, env))
+    send_ae_frame(self, link, env);
+}
+
+void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
+  auto& st = self->state;
+  if (d.bucket_count() != store_state::digest_buckets)
+    return; // another digest layout: nothing we can compare
+  auto& box = outbox_for(self, link);
+  if (d.stage() == pb::Digest::SUMMARY) {
+    auto diff = differing_buckets(d, st.store);
+    if (!diff.empty())
+      box.add_key_digests(st.store, diff, true);
+  } else {
+    if (d.reply_wanted()) {
+      std::vector<uint32_t> buckets;
+      for (const auto& b : d.buckets())
+        if (b.bucket() < store_state::digest_buckets)
+          buckets.push_back(b.bucket());
+      box.add_key_digests(st.store, buckets, false);
+    }
+    box.add_entries(keys_to_send(d, st.store));
+  }
+  pump(self, link);
+}
+
 } // namespace
 
-caf::behavior dict_store_actor(self_ptr self, caf::actor router) {
+caf::behavior dict_store_actor(self_ptr self, caf::actor router,
+                               size_t window_bytes) {
   self->state.router = std::move(router);
+  self->state.window_bytes = window_bytes;
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    self->state.outboxes.erase(msg.source);
+  });
   return {
       [=](wire_atom, caf::actor events) { self->state.events = events; },
       [=](events_atom, bool on) { self->state.publish_events = on; },
@@ -102,6 +163,27 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router) {
       [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
         auto res = apply_batch(self, batch, false);
         flood(self, std::move(origin), std::move(res.changed));
+      },
+      [=](ae_entries_atom, std::string& origin, pb::WriteBatch& batch) {
+        auto res = apply_batch(self, batch, false);
+        flood(self, std::move(origin), std::move(res.changed));
+        return true;
+      },
+      [=](ae_start_atom, const caf::actor& link) {
+        pb::Envelope env;
+        env.set_hops_left(1);
+        make_summary(self->state.store, *env.mutable_digest());
+        send_ae_frame(self, link, env);
+      },
+      [=](ae_digest_atom, const caf::actor& link, const pb::Digest& d) {
+        on_digest(self, link, d);
+      },
+      [=](ae_ack_atom, const caf::actor& link, uint64_t session) {
+        auto i = self->state.outboxes.find(link.address());
+        if (i == self->state.outboxes.end())
+          return;
+        i->second.second.acknowledge(session);
+        pump(self, link);
       },
       [=](const pb::GetRequest& req) {
         pb::GetReply reply;

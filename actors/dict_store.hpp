@@ -3,6 +3,9 @@
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <map>
+
+#include "actors/anti_entropy.hpp"
 #include "actors/store_state.hpp"
 
 namespace syncmesh {
@@ -18,6 +21,12 @@ struct dict_store_state {
   caf::actor events;
   /// Events are built only while someone listens.
   bool publish_events = false;
+  /// Anti-entropy traffic to each peer link.
+  std::map<caf::actor_addr, std::pair<caf::actor, ae_outbox>> outboxes;
+  /// Size of anti-entropy windows in bytes.
+  size_t window_bytes = 1024 * 1024;
+  /// Tags of anti-entropy sessions.
+  uint64_t next_session = 1;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.dict_store";
@@ -32,8 +41,13 @@ struct dict_store_state {
 /// - `(remote_atom, peer, WriteBatch)`: writes from the mesh;
 /// - `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
 /// - `(purge_atom, keys)`, `(events_atom, bool)`, `(wire_atom, events)`,
-///   `(dump_atom) -> std::string` (canonical bytes).
+///   `(dump_atom) -> std::string` (canonical bytes);
+/// - anti-entropy with the peer behind a link: `(ae_start_atom, link)` sends
+///   our SUMMARY; `(ae_digest_atom, link, Digest)` answers a peer's digest;
+///   `(ae_ack_atom, link, session)` releases the next window; entries
+///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` through the
+///   lease manager.
 caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
-                               caf::actor router);
+                               caf::actor router, size_t window_bytes);
 
 } // namespace syncmesh

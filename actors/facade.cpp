@@ -122,6 +122,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
         value_map tmp;
         if (auto err = from_proto(req.fields(), tmp); !err.empty())
           return make_error(errc::malformed, std::move(err));
+        // Merging nothing changes nothing: no write, no lease, no record.
+        if (tmp.empty())
+          return pb::WriteAck{};
         return forward<pb::WriteAck>(self, self->state.lease_manager,
                                      std::move(req));
       },
@@ -132,26 +135,37 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       [=](pb::SnapshotRequest& req) -> caf::result<pb::Snapshot> {
         return forward<pb::Snapshot>(self, self->state.store, std::move(req));
       },
-      [=](pb::InfoRequest&) -> caf::result<pb::NodeInfo> {
+      [=](pb::InfoRequest& req) -> caf::result<pb::NodeInfo> {
         auto rp = self->make_response_promise<pb::NodeInfo>();
-        pb::SnapshotRequest count_only;
-        count_only.set_keys_only(true);
-        count_only.set_limit(1);
-        self->request(self->state.store, caf::infinite, std::move(count_only))
-            .then(
-                [=](const pb::Snapshot& snap) mutable {
-                  const auto& st = self->state;
-                  pb::NodeInfo info;
-                  info.set_node_id(st.id);
-                  info.set_leasing(st.cfg.leasing);
-                  info.set_lease_duration_ms(
+        // The router knows the address (once bound), the store the keys.
+        self->request(self->state.router, caf::infinite, std::move(req))
+          .then(
+            [=](pb::NodeInfo& info) mutable {
+              pb::SnapshotRequest count_only;
+              count_only.set_keys_only(true);
+              count_only.set_limit(1);
+              self->request(self->state.store, caf::infinite, count_only)
+                .then(
+                  [=](const pb::Snapshot& snap) mutable {
+                    const auto& st = self->state;
+                    info.set_node_id(st.id);
+                    info.set_leasing(st.cfg.leasing);
+                    info.set_lease_duration_ms(
                       static_cast<uint64_t>(st.cfg.lease_duration.count()));
-                  info.set_protocol_id(protocol_id(st.cfg));
-                  info.set_key_count(snap.total());
-                  rp.deliver(std::move(info));
-                },
-                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                    info.set_protocol_id(protocol_id(st.cfg));
+                    info.set_key_count(snap.total());
+                    rp.deliver(std::move(info));
+                  },
+                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            },
+            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
+      },
+      [=](pb::ConnectRequest& req) -> caf::result<pb::PeerInfo> {
+        return forward<pb::PeerInfo>(self, self->state.router, std::move(req));
+      },
+      [=](pb::PeersRequest& req) -> caf::result<pb::PeerList> {
+        return forward<pb::PeerList>(self, self->state.router, std::move(req));
       },
       [=](subscribe_atom, caf::actor subscriber) {
         auto& subs = self->state.subscribers;
@@ -202,13 +216,17 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   node_actors result;
   result.id = cfg.node_id.empty() ? random_node_id() : cfg.node_id;
   result.router = sys.spawn(router_actor, cfg, result.id);
-  result.store = sys.spawn(dict_store_actor, result.router);
+  // Anti-entropy windows: a quarter of the send bound, so a transfer never
+  // crowds out flood traffic, and never more than half a frame.
+  auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
+  result.store = sys.spawn(dict_store_actor, result.router, window);
   result.lease_manager
       = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
   result.facade = sys.spawn(facade_behavior, cfg, result.id,
                             result.lease_manager, result.store, result.router);
   auto events = caf::actor_cast<caf::actor>(result.facade);
-  caf::anon_send(result.router, wire_atom::value, result.lease_manager);
+  caf::anon_send(result.router, wire_atom::value, result.lease_manager,
+                 result.store);
   caf::anon_send(result.store, wire_atom::value, events);
   caf::anon_send(result.lease_manager, wire_atom::value, events);
   return result;

@@ -36,14 +36,6 @@ void publish_loss(self_ptr self, const lease_loss& loss) {
   self->send(self->state.events, std::move(ev));
 }
 
-/// Records a write in the lease view; the version was validated upstream.
-void observe(self_ptr self, const pb::WriteRecord& rec) {
-  version v;
-  from_proto(rec.version(), v);
-  if (auto loss = self->state.table.observe(rec, v))
-    publish_loss(self, *loss);
-}
-
 /// Arms the single timer for `due_us` unless an earlier one is armed.
 void arm_timer(self_ptr self, uint64_t due_us) {
   auto& st = self->state;
@@ -106,7 +98,10 @@ caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
   return rp.delegate(self->state.store, local_atom::value, std::move(batch));
 }
 
-void accept_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
+/// Records remote writes in the lease view and returns those to apply now;
+/// writes stamped too far in the future are held.
+pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
+                             pb::WriteBatch& batch) {
   auto& st = self->state;
   pb::WriteBatch accepted;
   bool tombstones = false;
@@ -131,11 +126,16 @@ void accept_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
   }
   st.stats.set_remote_records(st.stats.remote_records()
                               + accepted.records_size());
-  if (accepted.records_size() > 0)
-    self->send(st.store, remote_atom::value, std::move(origin),
-               std::move(accepted));
   if (tombstones)
     schedule_purge(self);
+  return accepted;
+}
+
+void apply_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
+  auto accepted = accept_remote(self, origin, batch);
+  if (accepted.records_size() > 0)
+    self->send(self->state.store, remote_atom::value, std::move(origin),
+               std::move(accepted));
 }
 
 void on_tick(self_ptr self) {
@@ -154,7 +154,7 @@ void on_tick(self_ptr self) {
     }
     pb::WriteBatch one;
     one.mutable_records()->Add(std::move(h.record));
-    accept_remote(self, std::move(h.origin), one);
+    apply_remote(self, std::move(h.origin), one);
   }
   st.held = std::move(still_held);
   auto purged = st.table.purge_tombstones(st.horizon_us);
@@ -183,6 +183,7 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
                       to_us(cfg.max_clock_skew));
   max_held = cfg.max_held_writes;
   horizon_us = to_us(cfg.tombstone_horizon);
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size};
 }
 
 caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
@@ -247,7 +248,19 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
                            std::move(batch));
       },
       [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
-        accept_remote(self, std::move(origin), batch);
+        apply_remote(self, std::move(origin), batch);
+      },
+      [=](ae_entries_atom, std::string& origin,
+          pb::WriteBatch& batch) -> caf::result<bool> {
+        // Entries come straight from a peer link: check them like any
+        // remote write before they touch the lease view.
+        if (auto err = validate_remote_batch(batch, self->state.limits);
+            !err.empty())
+          return make_error(errc::malformed, std::move(err));
+        auto accepted = accept_remote(self, origin, batch);
+        auto rp = self->make_response_promise<bool>();
+        return rp.delegate(self->state.store, ae_entries_atom::value,
+                           std::move(origin), std::move(accepted));
       },
       [=](tick_atom, uint64_t generation) {
         if (generation == self->state.timer_generation)

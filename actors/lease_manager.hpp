@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/lease_state.hpp"
+#include "actors/router_state.hpp"
 #include "syncmesh/config.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
@@ -42,6 +43,8 @@ struct lease_manager_state {
   uint64_t timer_generation = 0;
   /// When the armed timer fires (wall µs), 0 when none is armed.
   uint64_t timer_due_us = 0;
+  /// Limits checked on anti-entropy entries.
+  write_limits limits;
   /// Counters.
   pb::LeaseStats stats;
 

@@ -86,7 +86,8 @@ std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
         head.set_base(v, true, false);
       break;
     case pb::WriteRecord::kFields:
-      if (head.field_visible(v))
+      // The store ignores a delta without fields; so must the lease view.
+      if (rec.fields().entries_size() > 0 && head.field_visible(v))
         head.note_field(v);
       break;
     default:

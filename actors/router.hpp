@@ -2,31 +2,79 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+#include <caf/typed_response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/peer_link.hpp"
 #include "actors/router_state.hpp"
 #include "syncmesh/config.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
+/// One connected peer.
+struct peer_entry {
+  /// Its link.
+  caf::actor link;
+  /// What it told us and what we measured.
+  pb::PeerInfo info;
+};
+
 /// State of the router actor.
 struct router_state {
   /// Sets the router of node `self` up.
   void init(const config& cfg, const node_id& self);
 
+  /// The node's configuration.
+  config cfg;
+  /// This node's ID.
+  node_id self_id;
   /// Encodes outgoing writes into frames.
   envelope_builder builder;
   /// Limits checked on inbound writes.
   write_limits limits;
   /// Wall clock for envelope times.
   wall_clock clock;
-  /// Peer links by peer ID; each receives `(frame_atom, bytes)`.
-  std::map<std::string, caf::actor> peers;
-  /// Where inbound writes go (the lease manager).
+  /// Established peers by node ID.
+  std::map<std::string, peer_entry> peers;
+  /// Links being dialled, with the address and the caller to answer.
+  struct pending_dial {
+    address addr;
+    std::vector<caf::typed_response_promise<pb::PeerInfo>> waiting;
+  };
+  /// Dials in flight by link address.
+  std::map<caf::actor_addr, pending_dial> dialing;
+  /// Addresses to dial.
+  address_book book{256, std::chrono::milliseconds(200),
+                    std::chrono::seconds(30), 0};
+  /// Control messages already relayed.
+  seen_set seen;
+  /// The listening broker, if any.
+  caf::actor listener;
+  /// The bound port (0 until bound or when not listening).
+  uint16_t port = 0;
+  /// Bind finished (successfully or not).
+  bool bound = false;
+  /// Why binding failed.
+  caf::error bind_error;
+  /// Callers waiting for the bind.
+  std::vector<caf::typed_response_promise<pb::NodeInfo>> waiting_for_bind;
+  /// Where inbound writes go.
   caf::actor lease_manager;
+  /// The dictionary (anti-entropy).
+  caf::actor store;
+  /// Writes waiting for the next flush, with the peer they came from.
+  std::vector<std::pair<std::string, pb::WriteRecord>> outbox;
+  /// A flush message is on its way.
+  bool flush_scheduled = false;
+  /// Counter for control message IDs.
+  uint64_t next_message = 0;
+  /// Round-robin position for anti-entropy rounds.
+  size_t ae_turn = 0;
   /// Counters.
   pb::RouterStats stats;
 
@@ -34,15 +82,21 @@ struct router_state {
   static inline const char* name = "syncmesh.router";
 };
 
-/// The router: the node's routing and flood table. Messages:
+/// The router: the node's routing and flood table. It owns the peer table,
+/// the listener, dialling (seeds, learned addresses, backoff), peer
+/// exchange, flooding and the anti-entropy schedule. Messages:
 /// - `(changed_atom, origin, WriteBatch)` from the store: every write that
-///   changed the store, flooded as frames to every peer but its origin;
+///   changed the store, batched and flooded to every peer but its origin;
 /// - `(inbound_atom, peer, Envelope) -> bool` from peer links: writes from
 ///   the mesh, validated and passed to the lease manager; malformed input is
-///   refused with errc::malformed and changes nothing;
-/// - `(attach_atom, peer, actor)`, `(detach_atom, peer)`: peer links
-///   (monitored, dropped when they terminate);
-/// - `(wire_atom, lease_manager)`, `(stats_atom) -> RouterStats`.
+///   refused with errc::malformed, the link told to close, nothing changes;
+/// - `(attach_atom, PeerInfo) -> bool` from a link whose handshake is done
+///   (false: a duplicate; error overloaded: too many inbound peers);
+/// - `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
+///   `(info_atom) -> (host, port, peers)` once the listener is bound;
+/// - `(peers_atom, peer, Peers, message ID, hops)`: addresses to learn;
+/// - `(wire_atom, lease_manager, store)`, `(stats_atom) -> RouterStats`,
+///   `(close_atom)`: goodbye to every peer.
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            const config& cfg, const node_id& id);
 

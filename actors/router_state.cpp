@@ -1,5 +1,7 @@
 #include "actors/router_state.hpp"
 
+#include <algorithm>
+
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/pb/wire.pb.h"
@@ -30,6 +32,8 @@ std::string validate_remote_batch(const pb::WriteBatch& batch,
         break;
       }
       case pb::WriteRecord::kFields: {
+        if (rec.fields().entries_size() == 0)
+          return where + "delta without fields";
         if (rec.fields().ByteSizeLong() > limits.max_value_size)
           return where + "fields exceed "
                  + std::to_string(limits.max_value_size) + " bytes";
@@ -117,6 +121,127 @@ std::string envelope_builder::decode_writes(const pb::Envelope& env,
       return want_fields ? "delta body holds a whole-value write"
                          : "write body holds field writes";
   return {};
+}
+
+} // namespace syncmesh
+
+namespace syncmesh {
+
+bool seen_set::insert(const std::string& id, time_point now) {
+  expire(now);
+  if (ids_.count(id) > 0)
+    return false;
+  if (ids_.size() >= capacity_) {
+    ids_.erase(order_.front().second);
+    order_.pop_front();
+  }
+  ids_.insert(id);
+  order_.emplace_back(now, id);
+  return true;
+}
+
+void seen_set::expire(time_point now) {
+  while (!order_.empty() && now - order_.front().first > ttl_) {
+    ids_.erase(order_.front().second);
+    order_.pop_front();
+  }
+}
+
+address_book::address_book(size_t capacity, std::chrono::milliseconds min,
+                           std::chrono::milliseconds max, uint64_t seed)
+  : capacity_(capacity), min_(min), max_(max), rng_(seed) {}
+
+address_book::entry* address_book::find(const address& addr) {
+  for (auto& e : entries_)
+    if (e.addr == addr)
+      return &e;
+  return nullptr;
+}
+
+bool address_book::add(const address& addr, bool seed, time_point now) {
+  if (addr.port == 0 || addr.host.empty() || addr == self_)
+    return false;
+  if (auto* e = find(addr)) {
+    e->seed |= seed;
+    return false;
+  }
+  if (entries_.size() >= capacity_) {
+    // Make room by dropping a learned address nobody is connected to.
+    auto i = std::find_if(entries_.begin(), entries_.end(), [](const entry& e) {
+      return !e.seed && !e.connected && !e.dialing;
+    });
+    if (i == entries_.end())
+      return false;
+    entries_.erase(i);
+  }
+  entries_.push_back(entry{addr, seed, false, false, 0, now});
+  return true;
+}
+
+void address_book::set_self(const address& addr) {
+  self_ = addr;
+  forget(addr);
+}
+
+std::vector<address> address_book::due(time_point now, size_t n) {
+  std::vector<address> result;
+  // Seeds first: they are how a node finds the mesh at all.
+  for (int pass = 0; pass < 2 && result.size() < n; ++pass) {
+    for (auto& e : entries_) {
+      if (result.size() >= n)
+        break;
+      if ((pass == 0) != e.seed || e.dialing || e.connected
+          || e.next_dial > now)
+        continue;
+      e.dialing = true;
+      result.push_back(e.addr);
+    }
+  }
+  return result;
+}
+
+std::chrono::milliseconds address_book::backoff(uint32_t failures) const {
+  auto delay = min_;
+  for (uint32_t i = 1; i < failures && delay < max_; ++i)
+    delay *= 2;
+  return std::min(delay, max_);
+}
+
+void address_book::failed(const address& addr, time_point now) {
+  auto* e = find(addr);
+  if (e == nullptr)
+    return;
+  e->dialing = false;
+  e->connected = false;
+  ++e->failures;
+  auto delay = backoff(e->failures);
+  // Jitter of +-25% keeps a crowd of nodes from redialling in lockstep.
+  std::uniform_real_distribution<double> jitter{0.75, 1.25};
+  auto jittered = std::chrono::milliseconds{
+    static_cast<int64_t>(static_cast<double>(delay.count()) * jitter(rng_))};
+  e->next_dial = now + jittered;
+}
+
+void address_book::connected(const address& addr) {
+  if (auto* e = find(addr)) {
+    e->dialing = false;
+    e->connected = true;
+    e->failures = 0;
+  }
+}
+
+void address_book::disconnected(const address& addr, time_point now) {
+  if (auto* e = find(addr)) {
+    e->dialing = false;
+    e->connected = false;
+    e->next_dial = now + min_;
+  }
+}
+
+void address_book::forget(const address& addr) {
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const entry& e) { return e.addr == addr; }),
+                 entries_.end());
 }
 
 } // namespace syncmesh

@@ -1,8 +1,12 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <random>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "messages/version.hpp"
@@ -58,6 +62,113 @@ private:
   uint32_t max_hops_;
   size_t max_frame_size_;
   uint64_t next_message_ = 0;
+};
+
+} // namespace syncmesh
+
+namespace syncmesh {
+
+/// Remembers recently seen message IDs, bounded in both time and size, so
+/// flooded control messages are relayed once.
+class seen_set {
+public:
+  /// Clock of the entries.
+  using time_point = std::chrono::steady_clock::time_point;
+
+  /// Keeps at most `capacity` IDs for at most `ttl`.
+  seen_set(size_t capacity = 65536,
+           std::chrono::milliseconds ttl = std::chrono::minutes(2))
+    : capacity_(capacity), ttl_(ttl) {}
+
+  /// Records `id`; false when it was already seen (a duplicate).
+  bool insert(const std::string& id, time_point now);
+
+  /// IDs remembered now.
+  size_t size() const noexcept { return ids_.size(); }
+
+private:
+  void expire(time_point now);
+
+  size_t capacity_;
+  std::chrono::milliseconds ttl_;
+  std::deque<std::pair<time_point, std::string>> order_;
+  std::unordered_set<std::string> ids_;
+};
+
+/// A TCP address.
+struct address {
+  /// Host name or IP.
+  std::string host;
+  /// Port.
+  uint16_t port = 0;
+
+  /// "host:port".
+  std::string str() const { return host + ":" + std::to_string(port); }
+
+  /// Compares host and port.
+  friend bool operator==(const address& x, const address& y) {
+    return x.port == y.port && x.host == y.host;
+  }
+};
+
+/// The addresses a node may dial: seeds and addresses learned from peers,
+/// each with its redial schedule (exponential backoff with jitter).
+class address_book {
+public:
+  /// Clock of the schedule.
+  using time_point = std::chrono::steady_clock::time_point;
+
+  /// Keeps at most `capacity` addresses; redials between `min` and `max`.
+  address_book(size_t capacity, std::chrono::milliseconds min,
+               std::chrono::milliseconds max, uint64_t seed);
+
+  /// Adds an address (seeds are never evicted); returns false when it is our
+  /// own, already known, or the book is full.
+  bool add(const address& addr, bool seed, time_point now);
+
+  /// Our own listening address, never dialled.
+  void set_self(const address& addr);
+
+  /// Up to `n` addresses due for a dial now, neither connected nor being
+  /// dialled; they become "dialling".
+  std::vector<address> due(time_point now, size_t n);
+
+  /// A dial or connection to `addr` failed: redial after a growing delay.
+  void failed(const address& addr, time_point now);
+
+  /// `addr` is connected (by us or by it).
+  void connected(const address& addr);
+
+  /// The connection to `addr` ended: redial after the shortest delay.
+  void disconnected(const address& addr, time_point now);
+
+  /// `addr` turned out to be ourselves: never dial it again.
+  void forget(const address& addr);
+
+  /// Number of addresses known.
+  size_t size() const noexcept { return entries_.size(); }
+
+  /// The delay before the next dial after `failures` failures (no jitter).
+  std::chrono::milliseconds backoff(uint32_t failures) const;
+
+private:
+  struct entry {
+    address addr;
+    bool seed = false;
+    bool dialing = false;
+    bool connected = false;
+    uint32_t failures = 0;
+    time_point next_dial;
+  };
+
+  entry* find(const address& addr);
+
+  size_t capacity_;
+  std::chrono::milliseconds min_;
+  std::chrono::milliseconds max_;
+  std::mt19937_64 rng_;
+  address self_;
+  std::vector<entry> entries_;
 };
 
 } // namespace syncmesh

@@ -37,7 +37,71 @@ void encode_version(std::string& out, const version& v) {
   put_u64(out, v.lease_end_us);
 }
 
+/// FNV-1a, then a strong finalizer: stable across machines and builds.
+uint64_t hash_bytes(const std::string& xs) noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : xs) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
 } // namespace
+
+uint32_t store_state::bucket_of(const std::string& key) noexcept {
+  return static_cast<uint32_t>(hash_bytes(key) % digest_buckets);
+}
+
+uint64_t store_entry::compute_hash() const {
+  std::string bytes;
+  bytes += head_.has_base() ? 'B' : '-';
+  if (head_.has_base()) {
+    encode_version(bytes, head_.base_version());
+    bytes += head_.base_tombstone() ? 'T' : 'V';
+  }
+  for (const auto& f : fields_) {
+    bytes += f.key.is_text ? 't' : 'b';
+    put_blob(bytes, f.key.data);
+    encode_version(bytes, f.ver);
+  }
+  return hash_bytes(bytes);
+}
+
+void store_entry::export_records(const std::string& key,
+                                 std::vector<pb::WriteRecord>& out) const {
+  if (head_.has_base()) {
+    pb::WriteRecord rec;
+    rec.set_key(key);
+    to_proto(head_.base_version(), rec.mutable_version());
+    if (head_.base_tombstone())
+      rec.mutable_tombstone();
+    else
+      to_proto(base_, rec.mutable_value());
+    out.push_back(std::move(rec));
+  }
+  for (const auto& f : fields_) {
+    pb::WriteRecord rec;
+    rec.set_key(key);
+    to_proto(f.ver, rec.mutable_version());
+    auto* entry = rec.mutable_fields()->add_entries();
+    to_proto(f.key, entry->mutable_key());
+    to_proto(f.val, entry->mutable_value());
+    out.push_back(std::move(rec));
+  }
+}
+
+void store_state::forget_digest(const std::string& key,
+                                const store_entry& entry) {
+  auto& bucket = buckets_[bucket_of(key)];
+  bucket.hash -= entry.version_hash();
+  --bucket.count;
+}
 
 bool store_entry::apply_base(const version& v, bool tombstone, value val) {
   if (!head_.accepts_base(v))
@@ -52,6 +116,7 @@ bool store_entry::apply_base(const version& v, bool tombstone, value val) {
     fields_.clear();
   }
   base_ = tombstone ? value{} : std::move(val);
+  hash_ = compute_hash();
   return true;
 }
 
@@ -75,6 +140,7 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
   if (changed) {
     head_.note_field(v);
     std::sort(fields_.begin(), fields_.end(), field_order);
+    hash_ = compute_hash();
   }
   return changed;
 }
@@ -141,6 +207,8 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
     return result;
   auto [i, added] = entries_.try_emplace(rec.key());
   auto& entry = i->second;
+  // The digest is updated only when the entry changes; capture it first.
+  auto old_hash = entry.version_hash();
   result.was_live = entry.live();
   if (result.was_live && keep_old_value)
     result.old_value = entry.read();
@@ -157,8 +225,14 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   result.now_live = entry.live();
   if (result.was_live != result.now_live)
     live_count_ += result.now_live ? 1 : size_t(-1);
-  if (added && !result.changed)
+  if (added && !result.changed) {
     entries_.erase(i);
+  } else if (result.changed) {
+    auto& bucket = buckets_[bucket_of(rec.key())];
+    if (added)
+      ++bucket.count;
+    bucket.hash += entry.version_hash() - old_hash;
+  }
   return result;
 }
 
@@ -172,6 +246,7 @@ size_t store_state::purge(const std::vector<std::string>& keys) {
   for (const auto& key : keys) {
     auto i = entries_.find(key);
     if (i != entries_.end() && !i->second.live()) {
+      forget_digest(i->first, i->second);
       entries_.erase(i);
       ++removed;
     }

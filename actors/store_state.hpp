@@ -13,6 +13,7 @@ namespace syncmesh {
 namespace pb {
 class WriteRecord;
 class EntryMeta;
+class Value;
 } // namespace pb
 
 /// A visible write to one field of a map value.
@@ -53,18 +54,48 @@ public:
   /// The visible field writes, ordered by version then key.
   const std::vector<field_write>& fields() const noexcept { return fields_; }
 
+  /// A hash of every version in the entry (base, tombstone flag, fields):
+  /// two replicas hold the same entry exactly when the hashes agree (up to
+  /// hash collisions), since a version identifies its write.
+  uint64_t version_hash() const noexcept { return hash_; }
+
+  /// The writes that recreate this entry on another replica: the base
+  /// (value or tombstone) and one record per field write.
+  void export_records(const std::string& key,
+                      std::vector<pb::WriteRecord>& out) const;
+
 private:
+  uint64_t compute_hash() const;
+
   entry_head head_;
   value base_;
   std::vector<field_write> fields_;
+  uint64_t hash_ = 0;
 };
 
 /// Fills reader-facing metadata (owner, time, lease end, version).
 void to_proto(const entry_head& head, pb::EntryMeta* out);
 
-/// The dictionary: entries by key, merged by version.
+/// Sum and count of the version hashes of one bucket of keys.
+struct bucket_digest {
+  /// Sum (mod 2^64) of the entries' version hashes: order-independent.
+  uint64_t hash = 0;
+  /// Number of entries, tombstones included.
+  uint64_t count = 0;
+};
+
+/// The dictionary: entries by key, merged by version, with a digest per
+/// bucket of keys kept up to date for anti-entropy.
 class store_state {
 public:
+  /// Buckets of the anti-entropy digest; every node uses this number.
+  static constexpr uint32_t digest_buckets = 4096;
+
+  /// The bucket of a key (a stable hash of its bytes).
+  static uint32_t bucket_of(const std::string& key) noexcept;
+
+  store_state() : buckets_(digest_buckets) {}
+
   /// What applying one record did.
   struct outcome {
     /// The record changed the entry (it was new and won).
@@ -107,8 +138,16 @@ public:
     return entries_;
   }
 
+  /// The digest of every bucket.
+  const std::vector<bucket_digest>& buckets() const noexcept {
+    return buckets_;
+  }
+
 private:
+  void forget_digest(const std::string& key, const store_entry& entry);
+
   std::unordered_map<std::string, store_entry> entries_;
+  std::vector<bucket_digest> buckets_;
   size_t live_count_ = 0;
 };
 

@@ -15,7 +15,7 @@ class Envelope;
 inline constexpr size_t frame_header_size = 4;
 
 /// Default largest frame payload accepted or sent (config::max_frame_size).
-inline constexpr size_t default_max_frame_size = 16 * 1024 * 1024;
+inline constexpr size_t default_max_frame_size = 4 * 1024 * 1024;
 
 /// The outcome of reading frames.
 enum class frame_status {

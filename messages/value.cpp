@@ -1,6 +1,7 @@
 #include "syncmesh/value.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <limits>
 
@@ -233,11 +234,11 @@ bool operator==(const value& x, const value& y) {
   if (x.kind_ != y.kind_)
     return false;
   if (x.is_float64()) {
-    // Bitwise, so NaN equals itself and replicas compare as identical.
+    // Bitwise, like the canonical encoding: a NaN equals the same NaN, and
+    // 0.0 differs from -0.0, so equal values always encode alike.
     auto a = std::get<double>(x.data_);
     auto b = std::get<double>(y.data_);
-    return a == b ? std::signbit(a) == std::signbit(b)
-                  : (std::isnan(a) && std::isnan(b));
+    return std::memcmp(&a, &b, sizeof(double)) == 0;
   }
   return x.data_ == y.data_;
 }
@@ -306,6 +307,12 @@ const char* to_string(errc x) {
       return "invalid_config";
     case errc::overloaded:
       return "overloaded";
+    case errc::unreachable:
+      return "unreachable";
+    case errc::protocol_mismatch:
+      return "protocol_mismatch";
+    case errc::disconnected:
+      return "disconnected";
   }
   return "unknown";
 }

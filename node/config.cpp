@@ -32,7 +32,44 @@ std::string config::validate() const {
     return "node_id exceeds " + to_string(max_node_id_size) + " bytes";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (max_send_queue < max_frame_size)
+    return "max_send_queue must hold at least one frame (max_frame_size)";
+  if (heartbeat_interval.count() <= 0 || peer_timeout <= heartbeat_interval)
+    return "peer_timeout must exceed a positive heartbeat_interval";
+  if (handshake_timeout.count() <= 0 || dial_timeout.count() <= 0)
+    return "handshake_timeout and dial_timeout must be positive";
+  if (redial_min.count() <= 0 || redial_max < redial_min)
+    return "redial_min must be positive and at most redial_max";
+  if (anti_entropy_interval.count() <= 0)
+    return "anti_entropy_interval must be positive";
+  if (seen_set_size == 0 || seen_ttl.count() <= 0)
+    return "seen_set_size and seen_ttl must be positive";
+  for (const auto& peer : peers) {
+    std::string host;
+    uint16_t port = 0;
+    if (!parse_host_port(peer, host, port))
+      return "peer '" + peer + "' is not host:port";
+  }
   return {};
+}
+
+bool parse_host_port(const std::string& text, std::string& host,
+                     uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return false;
+  auto digits = text.substr(colon + 1);
+  if (digits.size() > 5
+      || digits.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto value = std::stoul(digits);
+  if (value == 0 || value > 65535)
+    return false;
+  host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  port = static_cast<uint16_t>(value);
+  return true;
 }
 
 std::string protocol_id(const config& cfg) {

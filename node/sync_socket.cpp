@@ -26,7 +26,8 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
+  add_types<pb::ConnectRequest, pb::PeerInfo, pb::PeersRequest, pb::PeerList,
+            pb::Digest, pb::Peers, pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
             pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
             pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest, pb::Snapshot,
             pb::InfoRequest, pb::NodeInfo, pb::Event, pb::WriteBatch,
@@ -98,6 +99,10 @@ std::string printable(const std::string& key) {
     case errc::invalid_config:
     case errc::frame_too_large:
       throw value_error(code, detail.empty() ? to_string(code) : detail);
+    case errc::unreachable:
+    case errc::protocol_mismatch:
+    case errc::disconnected:
+      throw error(code, detail.empty() ? to_string(code) : detail);
     case errc::none:
       break;
     default:
@@ -121,6 +126,7 @@ struct sync_socket::impl {
   config cfg;
   node_actors node;
   node_id id;
+  uint16_t port = 0;
   facade_actor facade;
   caf::actor events;
   std::atomic<bool> closed{false};
@@ -230,6 +236,16 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   impl_->node = spawn_node(sys, impl_->cfg);
   impl_->id = impl_->node.id;
   impl_->facade = impl_->node.facade;
+  try {
+    // Waits for the listener, so port() is known and a bind error surfaces
+    // here rather than later.
+    impl_->port = static_cast<uint16_t>(
+      impl_->call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
+  } catch (...) {
+    impl_->closed = true;
+    caf::anon_send_exit(impl_->facade, caf::exit_reason::user_shutdown);
+    throw;
+  }
   std::weak_ptr<impl> weak = impl_;
   // A detached actor: callbacks get their own thread, so a callback that
   // blocks on this socket never starves CAF's scheduler.
@@ -401,6 +417,42 @@ void sync_socket::on_lease_lost(lease_lost_callback cb) {
 }
 
 // -- node ---------------------------------------------------------------------
+
+std::string peer_info::id_hex() const {
+  return to_hex(id);
+}
+
+namespace {
+
+peer_info peer_from(const pb::PeerInfo& x) {
+  return peer_info{x.node_id(),
+                   x.host(),
+                   static_cast<uint16_t>(x.port()),
+                   x.outbound(),
+                   std::chrono::microseconds{x.rtt_us()},
+                   x.connected_since_us()};
+}
+
+} // namespace
+
+peer_info sync_socket::connect(const std::string& host, uint16_t port) {
+  pb::ConnectRequest req;
+  req.set_host(host);
+  req.set_port(port);
+  return peer_from(impl_->call<pb::PeerInfo>(std::move(req)));
+}
+
+std::vector<peer_info> sync_socket::peers() const {
+  auto list = impl_->call<pb::PeerList>(pb::PeersRequest{});
+  std::vector<peer_info> result;
+  for (const auto& x : list.peers())
+    result.push_back(peer_from(x));
+  return result;
+}
+
+uint16_t sync_socket::port() const noexcept {
+  return impl_->port;
+}
 
 const node_actors& internals(const sync_socket& sock) {
   return sock.impl_->node;

@@ -35,6 +35,12 @@ enum class errc : uint8_t {
   invalid_config = 11,
   /// A bounded queue is full.
   overloaded = 12,
+  /// A peer could not be reached (refused, unreachable, timed out).
+  unreachable = 13,
+  /// A peer speaks another protocol (subnet, leasing flag or version).
+  protocol_mismatch = 14,
+  /// A peer closed the connection or said goodbye.
+  disconnected = 15,
 };
 
 /// The name of an error code, e.g. "lease_held".

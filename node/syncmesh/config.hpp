@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "syncmesh/clock.hpp"
 
@@ -12,10 +13,36 @@ namespace syncmesh {
 /// Everything that configures one syncmesh node. Defaults follow py2p's
 /// sync_socket: leasing on, one-hour leases.
 struct config {
-  /// Interface the node binds (the mesh uses it; one node needs none).
+  /// Interface the node binds.
   std::string host = "127.0.0.1";
-  /// TCP port; 0 lets the OS choose.
+  /// TCP port; 0 lets the OS choose (sync_socket::port() reports it).
   uint16_t port = 0;
+  /// Accept connections at all; false makes a node that only dials out.
+  bool listen = true;
+  /// Seeds, "host:port" each: dialled at start and redialled with
+  /// exponential backoff and jitter while unreachable.
+  std::vector<std::string> peers;
+  /// Target number of outgoing connections (py2p's default is 4).
+  size_t max_peers = 4;
+  /// Most inbound connections accepted at once.
+  size_t max_inbound = 32;
+  /// How long a dial may take before it fails.
+  std::chrono::milliseconds dial_timeout = std::chrono::seconds(5);
+  /// A connection must finish its handshake within this time.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(5);
+  /// Interval of heartbeats (pings) on every link.
+  std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(1);
+  /// A peer silent for this long is dropped.
+  std::chrono::milliseconds peer_timeout = std::chrono::seconds(10);
+  /// First and longest delay before redialling an unreachable address.
+  std::chrono::milliseconds redial_min = std::chrono::milliseconds(200);
+  /// See redial_min.
+  std::chrono::milliseconds redial_max = std::chrono::seconds(30);
+  /// Most bytes queued for one peer; a peer that falls further behind on
+  /// flood traffic is disconnected (anti-entropy repairs it later).
+  size_t max_send_queue = 16 * 1024 * 1024;
+  /// Interval of anti-entropy rounds, each with one peer.
+  std::chrono::milliseconds anti_entropy_interval = std::chrono::seconds(30);
   /// Nodes only talk to nodes of the same subnet (part of the protocol ID).
   std::string subnet;
   /// Leases on (a key belongs to its setter for `lease_duration`) or off
@@ -31,7 +58,7 @@ struct config {
   /// Largest value in bytes (its encoded size).
   size_t max_value_size = 1024 * 1024;
   /// Largest frame on the wire, in bytes; an update() batch must fit it.
-  size_t max_frame_size = 16 * 1024 * 1024;
+  size_t max_frame_size = 4 * 1024 * 1024;
   /// Deletes are remembered as tombstones this long, then purged.
   std::chrono::milliseconds tombstone_horizon = std::chrono::hours(24);
   /// Remote writes stamped further than this ahead of the local wall clock
@@ -39,8 +66,12 @@ struct config {
   std::chrono::milliseconds max_clock_skew = std::chrono::seconds(10);
   /// Most remote writes held for clock skew at once; more are refused.
   size_t max_held_writes = 10000;
-  /// Hop limit of flooded messages.
+  /// Hop limit of flooded control messages.
   uint32_t max_hops = 32;
+  /// Most message IDs remembered to drop duplicate control messages.
+  size_t seen_set_size = 65536;
+  /// How long a control message ID is remembered.
+  std::chrono::milliseconds seen_ttl = std::chrono::minutes(2);
   /// How long the blocking sync_socket waits for any one reply.
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
   /// The node's ID as raw bytes (at most 64); empty picks 16 random bytes.
@@ -52,6 +83,10 @@ struct config {
   /// Explains the first invalid setting, or returns an empty string.
   std::string validate() const;
 };
+
+/// Splits "host:port" (also "[v6]:port"); false when malformed or port 0.
+bool parse_host_port(const std::string& text, std::string& host,
+                     uint16_t& port);
 
 /// The protocol ID a node with this configuration speaks: derived from the
 /// subnet, the leasing flag and the protocol version.

@@ -35,7 +35,14 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 ///   absent; wrong_type when the value is not a map).
 /// - `PopItemRequest -> DeleteReply`: deletes some key this node may delete.
 /// - `SnapshotRequest -> Snapshot`: keys or items, sorted, with prefix/limit.
-/// - `InfoRequest -> NodeInfo`: node ID, leasing, protocol ID, key count.
+/// - `InfoRequest -> NodeInfo`: node ID, leasing, protocol ID, key count,
+///   listening address and peer count; answered once the listener is bound
+///   (an error when binding failed).
+/// - `ConnectRequest -> PeerInfo`: dials a peer; answered once the handshake
+///   is done, or with errc::unreachable (refused, timed out),
+///   errc::protocol_mismatch or errc::disconnected.
+/// - `PeersRequest -> PeerList`: connected peers (ID, address, direction,
+///   round-trip time).
 /// - `(subscribe_atom, actor) -> bool`, `(unsubscribe_atom, actor) -> bool`.
 /// - `pb::Event`: internal; the node's own actors publish events through it.
 using facade_actor = caf::typed_actor<
@@ -47,6 +54,8 @@ using facade_actor = caf::typed_actor<
     caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
     caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
     caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
+  caf::replies_to<pb::ConnectRequest>::with<pb::PeerInfo>,
+  caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
     caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
     caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
     caf::reacts_to<pb::Event>>;

@@ -3,6 +3,7 @@
 // The py2p-style blocking API of a syncmesh node, and everything a user of
 // it needs: config, values, errors, and the facade for CAF applications.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +37,25 @@ struct entry_meta {
 
   /// The owner's ID as hex.
   std::string owner_hex() const;
+};
+
+/// A connected peer.
+struct peer_info {
+  /// The peer's node ID, raw bytes.
+  std::string id;
+  /// Where the peer listens.
+  std::string host;
+  /// See host.
+  uint16_t port = 0;
+  /// True when this node dialled the connection.
+  bool outbound = false;
+  /// Last measured round-trip time (0 before the first heartbeat).
+  std::chrono::microseconds rtt{0};
+  /// When the connection was established, µs since the Unix epoch.
+  uint64_t connected_since_us = 0;
+
+  /// The peer's ID as hex.
+  std::string id_hex() const;
 };
 
 /// One key with its value and metadata.
@@ -129,7 +149,8 @@ public:
   /// throws key_error when there is none.
   std::pair<std::string, syncmesh::value> popitem();
   /// Merges `fields` into the map at `key` (creating it when absent); throws
-  /// type_error when the value is not a map.
+  /// type_error when the value is not a map. An empty `fields` changes
+  /// nothing.
   void apply_delta(key_arg key, const value_map& fields);
 
   /// Proxy returned by `operator[]`: reads like `at`, assigns like `set`.
@@ -189,6 +210,17 @@ public:
   void on_delete(delete_callback cb);
   /// Adds a callback for leases this node lost to another node.
   void on_lease_lost(lease_lost_callback cb);
+
+  // -- mesh -------------------------------------------------------------------
+
+  /// Connects to the node at `host:port`; returns once the handshake is
+  /// done. Throws syncmesh::error with errc::unreachable (refused, timed
+  /// out), errc::protocol_mismatch or errc::disconnected.
+  peer_info connect(const std::string& host, uint16_t port);
+  /// The connected peers.
+  std::vector<peer_info> peers() const;
+  /// The port this node listens on (0 when config::listen is false).
+  uint16_t port() const noexcept;
 
   // -- node -------------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace syncmesh {
+
+class store_state;
+
+namespace pb {
+class Digest;
+class Envelope;
+} // namespace pb
+
+/// Fills `out` with a SUMMARY digest: every non-empty bucket of the store.
+void make_summary(const store_state& store, pb::Digest& out);
+
+/// The buckets in which a peer's SUMMARY and the store differ.
+std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
+                                        const store_state& store);
+
+/// The store's keys, in the buckets a peer's KEYS digest covers, that the
+/// peer lacks or holds in another version.
+std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
+                                      const store_state& store);
+
+/// The anti-entropy traffic from this node to one peer: KEYS digests and
+/// entries, produced lazily in windows of at most `window_bytes` and sent one
+/// at a time: the next leaves only after the peer acknowledged the previous,
+/// so a transfer of any size never overruns the link's send queue.
+class ae_outbox {
+public:
+  /// Sends windows of about `window_bytes`; `session` tags this outbox.
+  ae_outbox(uint64_t session, size_t window_bytes)
+    : session_(session), window_bytes_(window_bytes) {}
+
+  /// Queues KEYS digests describing the store's entries in `buckets`.
+  void add_key_digests(const store_state& store,
+                       const std::vector<uint32_t>& buckets, bool reply_wanted);
+
+  /// Queues entries to send.
+  void add_entries(std::vector<std::string> keys);
+
+  /// Builds the next frame body into `out` unless one is awaiting its
+  /// acknowledgement or nothing is queued; returns whether it did.
+  bool next(const store_state& store, pb::Envelope& out);
+
+  /// The peer acknowledged a frame of session `session`.
+  void acknowledge(uint64_t session) noexcept {
+    if (session == session_)
+      in_flight_ = false;
+  }
+
+  /// True when nothing is queued or in flight.
+  bool idle() const noexcept {
+    return !in_flight_ && digests_.empty() && keys_.empty();
+  }
+
+  /// The session tag of this outbox.
+  uint64_t session() const noexcept { return session_; }
+
+  /// Entries queued but not yet sent.
+  size_t queued_entries() const noexcept { return keys_.size(); }
+
+private:
+  struct bucket_keys {
+    uint32_t bucket;
+    std::vector<std::string> keys;
+    bool reply_wanted;
+  };
+
+  uint64_t session_;
+  size_t window_bytes_;
+  bool in_flight_ = false;
+  std::deque<bucket_keys> digests_;
+  std::deque<std::string> keys_;
+};
+
+} // namespace syncmesh

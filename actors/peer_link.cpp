@@ -1,0 +1,459 @@
+#include "actors/peer_link.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/log.hpp"
+#include "syncmesh/caf_types.hpp"
+
+namespace syncmesh {
+
+namespace {
+
+using namespace std::chrono;
+
+/// (tick_atom, generation): the heartbeat timer.
+using hb_tick_atom = caf::atom_constant<caf::atom("hbtick")>;
+/// (hs_timeout_atom): the handshake deadline.
+using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
+
+std::string describe(peer_link_ptr self) {
+  const auto& st = self->state;
+  std::string who = st.hello_received ? to_hex(st.peer.node_id()).substr(0, 12)
+                                      : std::string{"?"};
+  return "peer " + who + " (" + (st.params.outbound ? "out" : "in") + ")";
+}
+
+void write_frame(peer_link_ptr self, const std::string& frame) {
+  auto& st = self->state;
+  auto& buf = self->wr_buf(st.hdl);
+  buf.insert(buf.end(), frame.begin(), frame.end());
+  st.budget.wrote(frame.size());
+  ++st.frames_out;
+  self->flush(st.hdl);
+}
+
+bool write_envelope(peer_link_ptr self, const pb::Envelope& env) {
+  std::string frame;
+  if (!append_frame(frame, env, self->state.params.max_frame_size))
+    return false;
+  write_frame(self, frame);
+  return true;
+}
+
+errc error_for(pb::Goodbye::Reason reason) {
+  switch (reason) {
+    case pb::Goodbye::PROTOCOL_MISMATCH:
+      return errc::protocol_mismatch;
+    default:
+      return errc::disconnected;
+  }
+}
+
+/// Says goodbye (when the connection can still carry it), closes the
+/// connection and stops. Before the handshake the link quits with an error,
+/// so whoever waits for it learns why.
+void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
+               const std::string& detail, bool send_goodbye = true) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.closing = true;
+  auto level = reason == pb::Goodbye::SHUTDOWN ? log_level::info
+                                               : log_level::warning;
+  log_line(level, st.params.self,
+           "closing " + describe(self) + ": " + to_string(reason)
+             + (detail.empty() ? "" : " (" + detail + ")"));
+  if (send_goodbye)
+    write_envelope(self, make_goodbye(reason, detail));
+  // close() still sends what is buffered.
+  self->close(st.hdl);
+  if (st.established)
+    self->quit(caf::exit_reason::normal);
+  else
+    self->quit(make_error(error_for(reason), std::string{to_string(reason)}
+                                               + ": " + detail));
+}
+
+void arm_heartbeat(peer_link_ptr self) {
+  self->delayed_send(self, self->state.params.heartbeat_interval,
+                     hb_tick_atom::value);
+}
+
+void on_heartbeat(peer_link_ptr self) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  if (self->clock().now() - st.last_received > st.params.peer_timeout) {
+    shut_down(self, pb::Goodbye::HEARTBEAT_TIMEOUT,
+              "silent for more than "
+                + std::to_string(st.params.peer_timeout.count()) + " ms");
+    return;
+  }
+  pb::Envelope env;
+  env.set_hops_left(1);
+  auto* ping = env.mutable_ping();
+  ping->set_nonce(++st.next_ping);
+  ping->set_sent_us(static_cast<uint64_t>(
+    duration_cast<microseconds>(self->clock().now().time_since_epoch())
+      .count()));
+  write_envelope(self, env);
+  arm_heartbeat(self);
+}
+
+/// The peer's hello arrived: check it, then ask the router to attach us.
+void on_hello(peer_link_ptr self, const pb::Hello& hello) {
+  auto& st = self->state;
+  auto verdict = check_hello(hello, st.params.protocol_id, st.params.self);
+  if (!verdict.ok()) {
+    shut_down(self, verdict.reason, verdict.detail);
+    return;
+  }
+  st.peer = hello;
+  st.hello_received = true;
+  pb::PeerInfo info;
+  info.set_node_id(hello.node_id());
+  info.set_host(hello.listen_host().empty() ? self->remote_addr(st.hdl)
+                                            : hello.listen_host());
+  info.set_port(hello.listen_port());
+  info.set_outbound(st.params.outbound);
+  self->request(st.params.router, caf::infinite, attach_atom::value, info)
+    .then(
+      [=](bool accepted) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        if (!accepted) {
+          shut_down(self, pb::Goodbye::DUPLICATE_CONNECTION,
+                    "another connection to this peer stays");
+          return;
+        }
+        st.established = true;
+        log_line(log_level::info, st.params.self,
+                 "connected to " + describe(self));
+        arm_heartbeat(self);
+      },
+      [=](caf::error& err) {
+        auto reason = code_of(err) == errc::overloaded
+                        ? pb::Goodbye::TOO_MANY_PEERS
+                        : pb::Goodbye::UNEXPECTED;
+        shut_down(self, reason, self->system().render(err));
+      });
+}
+
+void on_envelope(peer_link_ptr self, pb::Envelope& env) {
+  auto& st = self->state;
+  if (env.body_case() == pb::Envelope::kGoodbye) {
+    shut_down(self, env.goodbye().reason(),
+              "peer said goodbye: " + env.goodbye().detail(), false);
+    return;
+  }
+  if (!st.hello_received) {
+    if (env.body_case() != pb::Envelope::kHello) {
+      shut_down(self, pb::Goodbye::UNEXPECTED, "frame before the handshake");
+      return;
+    }
+    on_hello(self, env.hello());
+    return;
+  }
+  if (!st.established) {
+    // Frames may follow the peer's hello before our router answered: only
+    // writes are harmless to drop (anti-entropy repairs them).
+    if (env.body_case() == pb::Envelope::kHello)
+      shut_down(self, pb::Goodbye::UNEXPECTED, "second hello");
+    return;
+  }
+  const auto& peer = st.peer.node_id();
+  switch (env.body_case()) {
+    case pb::Envelope::kWrite:
+    case pb::Envelope::kDelta:
+      self->send(st.params.router, inbound_atom::value, peer, std::move(env));
+      break;
+    case pb::Envelope::kPeers:
+      self->send(st.params.router, peers_atom::value, peer,
+                 std::move(*env.mutable_peers()), env.message_id(),
+                 env.hops_left());
+      break;
+    case pb::Envelope::kPing: {
+      pb::Envelope reply;
+      reply.set_hops_left(1);
+      reply.mutable_pong()->set_nonce(env.ping().nonce());
+      reply.mutable_pong()->set_sent_us(env.ping().sent_us());
+      write_envelope(self, reply);
+      break;
+    }
+    case pb::Envelope::kPong: {
+      auto now = duration_cast<microseconds>(
+                   self->clock().now().time_since_epoch())
+                   .count();
+      auto sent = static_cast<int64_t>(env.pong().sent_us());
+      if (now >= sent)
+        self->send(st.params.router, rtt_atom::value, peer,
+                   static_cast<uint64_t>(now - sent));
+      break;
+    }
+    case pb::Envelope::kDigest:
+      self->send(st.params.store, ae_digest_atom::value,
+                 caf::actor_cast<caf::actor>(self),
+                 std::move(*env.mutable_digest()));
+      if (env.digest().stage() == pb::Digest::KEYS) {
+        pb::Envelope ack;
+        ack.set_hops_left(1);
+        ack.mutable_entries_ack()->set_session(env.digest().session());
+        write_envelope(self, ack);
+      }
+      break;
+    case pb::Envelope::kEntries: {
+      pb::WriteBatch batch;
+      batch.mutable_records()->Swap(env.mutable_entries()->mutable_records());
+      auto session = env.entries().session();
+      // Acknowledge once the store applied the window: the peer sends the
+      // next one only then, so a catching-up node is never flooded.
+      self
+        ->request(st.params.lease_manager, caf::infinite,
+                  ae_entries_atom::value, peer, std::move(batch))
+        .then(
+          [=](bool) {
+            if (self->state.closing)
+              return;
+            pb::Envelope ack;
+            ack.set_hops_left(1);
+            ack.mutable_entries_ack()->set_session(session);
+            write_envelope(self, ack);
+          },
+          [=](caf::error& err) {
+            shut_down(self, pb::Goodbye::MALFORMED,
+                      "anti-entropy entries refused: "
+                        + self->system().render(err));
+          });
+      break;
+    }
+    case pb::Envelope::kEntriesAck:
+      self->send(st.params.store, ae_ack_atom::value,
+                 caf::actor_cast<caf::actor>(self),
+                 env.entries_ack().session());
+      break;
+    case pb::Envelope::kHello:
+      shut_down(self, pb::Goodbye::UNEXPECTED, "second hello");
+      break;
+    default:
+      shut_down(self, pb::Goodbye::MALFORMED, "envelope without a body");
+  }
+}
+
+void on_data(peer_link_ptr self, const std::vector<char>& buf) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.last_received = self->clock().now();
+  st.decoder.feed(std::string_view{buf.data(), buf.size()});
+  std::string payload;
+  for (;;) {
+    switch (st.decoder.next(payload)) {
+      case frame_status::need_more:
+        return;
+      case frame_status::too_large:
+        shut_down(self, pb::Goodbye::FRAME_TOO_LARGE,
+                  "frame exceeds " + std::to_string(st.params.max_frame_size)
+                    + " bytes");
+        return;
+      case frame_status::ok:
+        break;
+    }
+    ++st.frames_in;
+    pb::Envelope env;
+    if (auto err = parse_envelope(payload, env); !err.empty()) {
+      shut_down(self, pb::Goodbye::MALFORMED, err);
+      return;
+    }
+    on_envelope(self, env);
+    if (st.closing)
+      return;
+  }
+}
+
+/// Writes a frame from the node; flood traffic is shed by disconnecting a
+/// peer that cannot keep up.
+void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
+  auto& st = self->state;
+  if (st.closing || !st.established)
+    return;
+  if (flood && !st.budget.admits(frame.size())) {
+    shut_down(self, pb::Goodbye::SLOW_CONSUMER,
+              std::to_string(st.budget.queued())
+                + " bytes queued, limit "
+                + std::to_string(st.budget.limit()));
+    return;
+  }
+  write_frame(self, frame);
+}
+
+} // namespace
+
+caf::behavior peer_link_actor(peer_link_ptr self,
+                              caf::io::connection_handle hdl,
+                              link_params params) {
+  auto& st = self->state;
+  st.params = std::move(params);
+  st.hdl = hdl;
+  st.decoder = frame_decoder{st.params.max_frame_size};
+  st.budget = send_budget{st.params.max_send_queue};
+  st.last_received = self->clock().now();
+  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  self->ack_writes(hdl, true);
+  self->monitor(st.params.router);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    if (msg.source == self->state.params.router)
+      shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
+  });
+  write_envelope(self, make_hello(st.params.self, st.params.protocol_id,
+                                  st.params.listen_host,
+                                  st.params.listen_port));
+  self->delayed_send(self, st.params.handshake_timeout, hs_timeout_atom::value);
+  return {
+    [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
+    [=](const caf::io::data_transferred_msg& msg) {
+      self->state.budget.remaining(msg.remaining);
+    },
+    [=](const caf::io::connection_closed_msg&) {
+      auto& st = self->state;
+      if (st.closing)
+        return;
+      st.closing = true;
+      log_line(log_level::info, st.params.self,
+               describe(self) + " closed the connection");
+      if (st.established)
+        self->quit(caf::exit_reason::normal);
+      else
+        self->quit(make_error(errc::disconnected,
+                              std::string{"connection closed during the "
+                                          "handshake"}));
+    },
+    [=](frame_atom, const std::string& frame) {
+      on_outgoing(self, frame, true);
+    },
+    [=](ae_frame_atom, const std::string& frame) {
+      on_outgoing(self, frame, false);
+    },
+    [=](goodbye_atom, int32_t reason, const std::string& detail) {
+      shut_down(self, static_cast<pb::Goodbye::Reason>(reason), detail);
+    },
+    [=](hb_tick_atom) { on_heartbeat(self); },
+    [=](hs_timeout_atom) {
+      if (!self->state.established && !self->state.closing)
+        shut_down(self, pb::Goodbye::HANDSHAKE_TIMEOUT,
+                  "no handshake within "
+                    + std::to_string(
+                      self->state.params.handshake_timeout.count())
+                    + " ms");
+    },
+  };
+}
+
+caf::behavior dialing_link_actor(peer_link_ptr self, link_params params) {
+  return {
+    [=](adopt_atom, int64_t fd) {
+      auto hdl = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
+      self->become(peer_link_actor(self, hdl, params));
+      return true;
+    },
+    [=](dial_fail_atom, uint8_t code, const std::string& reason) {
+      self->quit(make_error(static_cast<errc>(code), reason));
+    },
+  };
+}
+
+namespace {
+
+/// Connects without blocking past `timeout`; returns the socket or -1 with
+/// an explanation in `why` and the error class in `code`.
+int connect_with_deadline(const std::string& host, uint16_t port,
+                          std::chrono::milliseconds timeout, std::string& why,
+                          errc& code) {
+  code = errc::unreachable;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  auto service = std::to_string(port);
+  if (auto rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+      rc != 0) {
+    why = "cannot resolve " + host + ": " + gai_strerror(rc);
+    return -1;
+  }
+  auto deadline = steady_clock::now() + timeout;
+  int result = -1;
+  for (auto* ai = res; ai != nullptr && result < 0; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                      ai->ai_protocol);
+    if (fd < 0) {
+      why = std::string{"socket: "} + std::strerror(errno);
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0 && errno != EINPROGRESS) {
+      why = "connect to " + host + ":" + service + ": " + std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    if (rc < 0) {
+      auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+      pollfd pfd{fd, POLLOUT, 0};
+      rc = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count()))
+                            : 0;
+      if (rc == 0) {
+        why = "connect to " + host + ":" + service + " timed out after "
+              + std::to_string(timeout.count()) + " ms";
+        ::close(fd);
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (rc < 0 || err != 0) {
+        why = "connect to " + host + ":" + service + ": "
+              + std::strerror(rc < 0 ? errno : err);
+        ::close(fd);
+        continue;
+      }
+    }
+    result = fd;
+  }
+  freeaddrinfo(res);
+  return result;
+}
+
+} // namespace
+
+void dial(caf::actor_system& sys, caf::actor link, std::string host,
+          uint16_t port, std::chrono::milliseconds timeout) {
+  // A detached actor has its own thread: poll() never blocks a CAF worker.
+  sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
+    std::string why;
+    errc code;
+    int fd = connect_with_deadline(host, port, timeout, why, code);
+    if (fd < 0) {
+      self->send(link, dial_fail_atom::value, static_cast<uint8_t>(code), why);
+      return;
+    }
+    bool adopted = false;
+    self->request(link, caf::infinite, adopt_atom::value, int64_t{fd})
+      .receive([&](bool) { adopted = true; }, [](caf::error&) {});
+    if (!adopted)
+      ::close(fd); // the link died while we dialled
+  });
+}
+
+} // namespace syncmesh

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/connection_handle.hpp>
+
+#include "actors/peer_link_state.hpp"
+#include "messages/frame_codec.hpp"
+
+namespace syncmesh {
+
+/// What a peer link needs to know about its node.
+struct link_params {
+  /// This node's ID.
+  node_id self;
+  /// This node's protocol ID.
+  std::string protocol_id;
+  /// Where this node listens (announced in the hello).
+  std::string listen_host;
+  /// See listen_host; 0 when it does not listen.
+  uint16_t listen_port = 0;
+  /// The flood table: writes, peer lists and attach requests go there.
+  caf::actor router;
+  /// The dictionary: anti-entropy digests go there.
+  caf::actor store;
+  /// The sequencer: anti-entropy entries go there.
+  caf::actor lease_manager;
+  /// Largest frame accepted or sent.
+  size_t max_frame_size = default_max_frame_size;
+  /// Most bytes queued for the peer before flood traffic disconnects it.
+  size_t max_send_queue = 16 * 1024 * 1024;
+  /// Deadline of the handshake.
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// Interval of pings.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// Silence after which the peer is dropped.
+  std::chrono::milliseconds peer_timeout{10000};
+  /// True when this node dialled the connection.
+  bool outbound = false;
+};
+
+/// State of one peer link broker.
+struct peer_link_state {
+  /// Settings.
+  link_params params;
+  /// The connection.
+  caf::io::connection_handle hdl;
+  /// Splits the byte stream into frames.
+  frame_decoder decoder;
+  /// Bytes handed to the OS but not yet written.
+  send_budget budget;
+  /// Handshake done and accepted by the router.
+  bool established = false;
+  /// Hello sent and the peer's hello received and valid.
+  bool hello_received = false;
+  /// Closing: no more input is processed.
+  bool closing = false;
+  /// The peer's hello.
+  pb::Hello peer;
+  /// When the last frame arrived (actor clock).
+  caf::actor_clock::time_point last_received;
+  /// Pings sent, for matching pongs.
+  uint64_t next_ping = 0;
+  /// Frames received and sent (diagnostics).
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+
+  /// The actor's name in CAF's registry and logs.
+  static inline const char* name = "syncmesh.peer_link";
+};
+
+/// Pointer type of peer link brokers.
+using peer_link_ptr = caf::io::stateful_broker<peer_link_state>*;
+
+/// A peer link on an established TCP connection (accepted by the listener
+/// and forked from it, or added by tests on CAF's test multiplexer). It owns
+/// framing, the handshake, heartbeats, the bounded send queue and the codec,
+/// and knows nothing of keys or leases. Messages from the node:
+/// - `(frame_atom, bytes)`: flood traffic, shed by disconnecting when the
+///   send queue is full;
+/// - `(ae_frame_atom, bytes)`: anti-entropy windows, always written;
+/// - `(goodbye_atom, reason, detail)`: say goodbye and close.
+/// The link quits with an error of category "syncmesh" when the connection
+/// fails before the handshake completes (unreachable, protocol_mismatch,
+/// disconnected), so whoever waits for it learns why.
+caf::behavior peer_link_actor(peer_link_ptr self,
+                              caf::io::connection_handle hdl,
+                              link_params params);
+
+/// A peer link whose connection is being dialled: it waits for
+/// `(adopt_atom, fd) -> bool` from a dialler (then runs as peer_link_actor)
+/// or `(dial_fail_atom, errc, reason)` (then quits with that error).
+caf::behavior dialing_link_actor(peer_link_ptr self, link_params params);
+
+/// Dials `host:port` without blocking any CAF worker: a detached helper
+/// connects non-blockingly with a deadline and hands the socket to `link`
+/// (a dialing_link_actor).
+void dial(caf::actor_system& sys, caf::actor link, std::string host,
+          uint16_t port, std::chrono::milliseconds timeout);
+
+} // namespace syncmesh

@@ -1,0 +1,843 @@
+// The ordering and merge rules: versions and the hybrid clock
+// (messages/version.hpp), store entries (actors/store_state.hpp) and leases
+// (actors/lease_state.hpp).
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "actors/lease_state.hpp"
+#include "actors/store_state.hpp"
+#include "syncmesh/clock.hpp"
+#include "tests/unit/test_support.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+using std::chrono::microseconds;
+
+namespace {
+
+int sign(int x) {
+  return (x > 0) - (x < 0);
+}
+
+std::vector<std::string> key_list(const std::vector<const std::string*>& xs) {
+  std::vector<std::string> result;
+  for (const auto* x : xs)
+    result.push_back(*x);
+  return result;
+}
+
+/// Applies `rec` to `store`, requiring that it is well-formed.
+store_state::outcome apply_ok(store_state& store, const pb::WriteRecord& rec,
+                              bool keep_old_value = false) {
+  std::string err;
+  auto result = store.apply(rec, keep_old_value, err);
+  BOOST_REQUIRE_MESSAGE(err.empty(), "apply failed: " << err);
+  return result;
+}
+
+value read_key(const store_state& store, const std::string& key) {
+  const auto* entry = store.find(key);
+  BOOST_REQUIRE(entry != nullptr);
+  return entry->read();
+}
+
+// Lease settings and times used by the lease tests: a lease lasts 1000 µs
+// from the write, with a 100 µs margin either side of its end.
+const lease_settings leases{true, 1000, 100};
+const uint64_t t0 = 1'000'000;
+const uint64_t lease_end = t0 + 1000;
+
+/// A head whose newest write is a live value by `claimer` in `epoch`,
+/// claimed at `claim_us` and written at t0, leased until `lease_end`.
+entry_head live_head(const node_id& claimer, uint64_t epoch = 3,
+                     uint64_t claim_us = t0 - 500) {
+  entry_head head;
+  head.set_base(make_version(t0, claimer, epoch, claim_us, claimer, 0,
+                             lease_end),
+                false, false);
+  return head;
+}
+
+/// A node's lease table on its own manual clock.
+struct lease_node {
+  lease_node(node_id id, lease_settings cfg = leases, uint64_t start = t0)
+    : clock(start), table(std::move(id), clock.as_wall_clock(), cfg, 1000) {}
+
+  /// Decides, stamps and records a local set; returns the record (without a
+  /// version when refused).
+  pb::WriteRecord write(const std::string& key, const value& val) {
+    auto d = table.decide(key, false);
+    BOOST_REQUIRE_MESSAGE(d.allowed, "write to " << key << " refused");
+    auto rec = set_record(key, table.stamp(d.draft, false), val);
+    version v;
+    BOOST_REQUIRE(from_proto(rec.version(), v).empty());
+    BOOST_TEST(!table.observe(rec, v).has_value());
+    return rec;
+  }
+
+  /// Like `write`, for a delete.
+  pb::WriteRecord erase(const std::string& key) {
+    auto d = table.decide(key, true);
+    BOOST_REQUIRE_MESSAGE(d.allowed, "delete of " << key << " refused");
+    auto rec = delete_record(key, table.stamp(d.draft, true));
+    version v;
+    BOOST_REQUIRE(from_proto(rec.version(), v).empty());
+    BOOST_TEST(!table.observe(rec, v).has_value());
+    return rec;
+  }
+
+  manual_clock clock;
+  lease_table table;
+};
+
+/// Records a remote record in `table` the way the lease manager does.
+std::optional<lease_loss> receive(lease_table& table,
+                                  const pb::WriteRecord& rec) {
+  version v;
+  BOOST_REQUIRE(from_proto(rec.version(), v).empty());
+  BOOST_REQUIRE(table.acceptable(v.stamp));
+  table.observe_stamp(v.stamp);
+  return table.observe(rec, v);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(versions)
+
+BOOST_AUTO_TEST_CASE(compare_orders_by_epoch_claim_claimer_then_stamp) {
+  // Ascending: each version loses to every later one.
+  const std::vector<version> ascending{
+    make_version(100, "a", 1, 500, "b"),
+    make_version(100, "a", 1, 500, "b", 1), // same claim: counter, ...
+    make_version(100, "b", 1, 500, "b", 1), // ... then node, ...
+    make_version(900, "a", 1, 500, "b"),    // ... after the wall time
+    make_version(50, "a", 1, 500, "a"),     // smaller claimer wins
+    make_version(50, "a", 1, 400, "z"),     // earlier claim wins
+    make_version(10, "a", 2, 999, "z"),     // higher epoch wins over all
+    make_version(10, "a", 3, 999, "z"),
+  };
+  for (size_t i = 0; i < ascending.size(); ++i) {
+    for (size_t j = 0; j < ascending.size(); ++j) {
+      BOOST_TEST_CONTEXT("versions " << i << " and " << j) {
+        BOOST_TEST(sign(compare(ascending[i], ascending[j]))
+                   == (i < j ? -1 : i > j ? 1 : 0));
+        BOOST_TEST(newer(ascending[i], ascending[j]) == (i > j));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(lease_end_is_carried_not_compared) {
+  auto x = make_version(100, "a", 1, 50, "a", 0, 1000);
+  auto y = make_version(100, "a", 1, 50, "a", 0, 2000);
+  BOOST_TEST(compare(x, y) == 0);
+  BOOST_TEST(!newer(x, y));
+  BOOST_TEST(!newer(y, x));
+}
+
+BOOST_AUTO_TEST_CASE(same_claim_needs_epoch_claim_time_and_claimer) {
+  auto base = make_version(100, "a", 1, 50, "a");
+  BOOST_TEST(same_claim(base, make_version(200, "a", 1, 50, "a", 3)));
+  BOOST_TEST(!same_claim(base, make_version(100, "a", 2, 50, "a")));
+  BOOST_TEST(!same_claim(base, make_version(100, "a", 1, 51, "a")));
+  BOOST_TEST(!same_claim(base, make_version(100, "a", 1, 50, "b")));
+}
+
+BOOST_AUTO_TEST_CASE(node_ids_compare_bytewise) {
+  // 0xff sorts after 'a' bytewise, whatever char's signedness.
+  auto high = make_version(100, std::string("\xff"));
+  auto low = make_version(100, "a");
+  BOOST_TEST(newer(high, low));
+  BOOST_TEST(to_hex(std::string("\x00\xff\x1a", 3)) == "00ff1a");
+}
+
+BOOST_AUTO_TEST_CASE(version_proto_round_trips) {
+  auto v = make_version(123, "node", 4, 99, "claimer", 7, 5000);
+  pb::Version msg;
+  to_proto(v, &msg);
+  version back;
+  BOOST_REQUIRE(from_proto(msg, back).empty());
+  BOOST_TEST(back.epoch == 4u);
+  BOOST_TEST(back.claim_us == 99u);
+  BOOST_TEST(back.claimer == "claimer");
+  BOOST_TEST(back.stamp.wall_us == 123u);
+  BOOST_TEST(back.stamp.counter == 7u);
+  BOOST_TEST(back.stamp.node == "node");
+  BOOST_TEST(back.lease_end_us == 5000u);
+  // Node IDs of exactly the maximum size are fine.
+  auto longest = std::string(max_node_id_size, 'n');
+  to_proto(make_version(1, longest, 0, 0, longest), &msg);
+  BOOST_TEST(from_proto(msg, back).empty());
+}
+
+BOOST_AUTO_TEST_CASE(version_proto_rejects_malformed_input) {
+  auto too_long = std::string(max_node_id_size + 1, 'n');
+  pb::Version msg;
+  version out;
+  BOOST_TEST(!from_proto(msg, out).empty()); // no stamp at all
+  to_proto(make_version(100, ""), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(100, too_long), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(100, "n", 1, 1, too_long), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(0, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(hybrid_clocks)
+
+BOOST_AUTO_TEST_CASE(next_follows_the_wall_clock_when_it_moves) {
+  manual_clock wall{5000};
+  hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
+  auto a = hlc.next();
+  BOOST_TEST(a.wall_us == 5000u);
+  BOOST_TEST(a.counter == 0u);
+  BOOST_TEST(a.node == "me");
+  wall.advance(microseconds(7));
+  auto b = hlc.next();
+  BOOST_TEST(b.wall_us == 5007u);
+  BOOST_TEST(b.counter == 0u);
+  BOOST_TEST(hlc.self() == "me");
+  BOOST_TEST(compare(hlc.high_water(), b) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(next_strictly_increases_when_the_wall_stands_or_goes_back) {
+  manual_clock wall{5000};
+  hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
+  auto last = hlc.next();
+  for (int i = 0; i < 5; ++i) { // standing still
+    auto s = hlc.next();
+    BOOST_TEST(compare(s, last) > 0);
+    last = s;
+  }
+  wall.set(4000); // going back
+  for (int i = 0; i < 5; ++i) {
+    auto s = hlc.next();
+    BOOST_TEST(compare(s, last) > 0);
+    BOOST_TEST(s.wall_us == 5000u, "the stamp does not follow the wall back");
+    last = s;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(next_carries_into_the_wall_when_the_counter_is_full) {
+  manual_clock wall{5000};
+  hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
+  BOOST_REQUIRE(hlc.observe(hlc_stamp{5000, UINT32_MAX, "other"}));
+  auto s = hlc.next();
+  BOOST_TEST(s.wall_us == 5001u);
+  BOOST_TEST(s.counter == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(observe_refuses_stamps_beyond_the_skew_bound) {
+  manual_clock wall{5000};
+  hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
+  BOOST_TEST(hlc.max_skew_us() == 100u);
+  auto before = hlc.next();
+  hlc_stamp too_far{5101, 0, "other"};
+  BOOST_TEST(!hlc.acceptable(too_far));
+  BOOST_TEST(!hlc.observe(too_far));
+  BOOST_TEST(compare(hlc.high_water(), before) == 0, "nothing changed");
+  BOOST_TEST(compare(hlc.next(), too_far) < 0);
+  // Once the wall clock catches up it is accepted.
+  wall.advance(microseconds(1));
+  BOOST_TEST(hlc.acceptable(too_far));
+}
+
+BOOST_AUTO_TEST_CASE(observe_accepts_and_advances_within_the_skew_bound) {
+  manual_clock wall{5000};
+  hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
+  hlc_stamp at_bound{5100, 3, "other"};
+  BOOST_TEST(hlc.observe(at_bound));
+  BOOST_TEST(hlc.high_water().wall_us == 5100u);
+  BOOST_TEST(hlc.high_water().counter == 3u);
+  BOOST_TEST(hlc.high_water().node == "me", "stamps stay ours");
+  auto s = hlc.next();
+  BOOST_TEST(compare(s, at_bound) > 0);
+  BOOST_TEST(s.node == "me");
+  // An older remote stamp is accepted without moving the clock back.
+  BOOST_TEST(hlc.observe(hlc_stamp{10, 0, "old"}));
+  BOOST_TEST(compare(hlc.next(), s) > 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(store_entries)
+
+const auto v1 = make_version(100, "n");
+const auto v2 = make_version(200, "n");
+const auto v3 = make_version(300, "n");
+const auto v4 = make_version(400, "n");
+
+BOOST_AUTO_TEST_CASE(read_of_a_fresh_entry_is_nil) {
+  store_entry e;
+  BOOST_TEST(!e.live());
+  BOOST_TEST(e.read() == value{});
+}
+
+BOOST_AUTO_TEST_CASE(fields_lay_over_a_base_map_in_place) {
+  store_entry e;
+  BOOST_TEST(e.apply_base(v1, false, value{{"a", 1}, {"b", 2}}));
+  BOOST_TEST(e.apply_fields(v2, fields_of({{"b", 20}, {"c", 3}})));
+  BOOST_TEST(e.read() == (value{{"a", 1}, {"b", 20}, {"c", 3}}));
+  BOOST_TEST(e.live());
+  BOOST_TEST(e.head().is_map());
+}
+
+BOOST_AUTO_TEST_CASE(fields_lay_over_an_empty_map_without_a_map_base) {
+  store_entry over_tombstone;
+  over_tombstone.apply_base(v1, true, value{});
+  BOOST_TEST(!over_tombstone.live());
+  BOOST_TEST(over_tombstone.apply_fields(v2, fields_of({{"x", 1}})));
+  BOOST_TEST(over_tombstone.read() == (value{{"x", 1}}));
+  BOOST_TEST(over_tombstone.live());
+
+  store_entry over_scalar;
+  over_scalar.apply_base(v1, false, value{5});
+  BOOST_TEST(!over_scalar.head().is_map());
+  over_scalar.apply_fields(v2, fields_of({{"x", 1}}));
+  BOOST_TEST(over_scalar.read() == (value{{"x", 1}}));
+  BOOST_TEST(over_scalar.head().is_map());
+
+  store_entry without_base;
+  without_base.apply_fields(v2, fields_of({{"x", 1}}));
+  BOOST_TEST(without_base.read() == (value{{"x", 1}}));
+}
+
+BOOST_AUTO_TEST_CASE(newer_base_hides_older_fields) {
+  store_entry e;
+  e.apply_fields(v1, fields_of({{"x", 1}}));
+  BOOST_TEST(e.apply_base(v2, false, value{{"a", 1}}));
+  BOOST_TEST(e.read() == (value{{"a", 1}}));
+  BOOST_TEST(e.fields().empty());
+  BOOST_TEST(!e.head().has_fields());
+}
+
+BOOST_AUTO_TEST_CASE(newer_base_keeps_fields_newer_than_itself) {
+  store_entry e;
+  e.apply_fields(v1, fields_of({{"old", 1}}));
+  e.apply_fields(v3, fields_of({{"new", 3}}));
+  BOOST_TEST(e.apply_base(v2, false, value{{"a", 2}}));
+  BOOST_TEST(e.read() == (value{{"a", 2}, {"new", 3}}));
+  BOOST_REQUIRE(e.fields().size() == 1u);
+  BOOST_TEST(e.fields()[0].key.data == "new");
+}
+
+BOOST_AUTO_TEST_CASE(fields_older_than_the_base_are_ignored) {
+  store_entry e;
+  e.apply_base(v2, false, value{{"a", 1}});
+  BOOST_TEST(!e.apply_fields(v1, fields_of({{"a", 9}})));
+  BOOST_TEST(e.read() == (value{{"a", 1}}));
+  BOOST_TEST(e.fields().empty());
+}
+
+BOOST_AUTO_TEST_CASE(delete_then_fields_reads_the_fields_alone) {
+  store_entry e;
+  e.apply_base(v1, false, value{{"a", 1}});
+  BOOST_TEST(e.apply_base(v2, true, value{}));
+  BOOST_TEST(!e.live());
+  BOOST_TEST(e.read() == value{});
+  e.apply_fields(v3, fields_of({{"b", 2}}));
+  BOOST_TEST(e.read() == (value{{"b", 2}}));
+}
+
+BOOST_AUTO_TEST_CASE(each_field_keeps_its_newest_write) {
+  store_entry e;
+  BOOST_TEST(e.apply_fields(v1, fields_of({{"a", 1}, {"b", 1}})));
+  BOOST_TEST(e.apply_fields(v3, fields_of({{"a", 3}})));
+  // v2 is older for "a" but new for "c": only "c" changes.
+  BOOST_TEST(e.apply_fields(v2, fields_of({{"a", 2}, {"c", 2}})));
+  BOOST_TEST(*e.read().find("a") == value{3});
+  BOOST_TEST(*e.read().find("b") == value{1});
+  BOOST_TEST(*e.read().find("c") == value{2});
+  BOOST_TEST(!e.apply_fields(v2, fields_of({{"a", 2}, {"c", 2}})));
+  BOOST_TEST(compare(e.head().newest(), v3) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(base_writes_apply_only_when_newer) {
+  store_entry e;
+  BOOST_TEST(e.apply_base(v2, false, value{2}));
+  BOOST_TEST(!e.apply_base(v2, false, value{2}), "duplicate");
+  BOOST_TEST(!e.apply_base(v1, false, value{1}), "older");
+  BOOST_TEST(!e.apply_base(v1, true, value{}), "older delete");
+  BOOST_TEST(e.read() == value{2});
+  BOOST_TEST(e.apply_base(v4, false, value{4}));
+  BOOST_TEST(e.read() == value{4});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(store_states)
+
+BOOST_AUTO_TEST_CASE(apply_reports_what_changed) {
+  store_state store;
+  auto first = apply_ok(store, set_record("k", make_version(100, "n"), 1));
+  BOOST_TEST(first.changed);
+  BOOST_TEST(!first.was_live);
+  BOOST_TEST(first.now_live);
+  BOOST_TEST(store.live_count() == 1u);
+
+  auto second =
+    apply_ok(store, set_record("k", make_version(200, "n"), 2), true);
+  BOOST_TEST(second.changed);
+  BOOST_TEST(second.was_live);
+  BOOST_TEST(second.now_live);
+  BOOST_TEST(second.old_value == value{1});
+
+  auto without_old =
+    apply_ok(store, set_record("k", make_version(250, "n"), 3), false);
+  BOOST_TEST(without_old.old_value == value{}, "not asked for");
+
+  auto stale =
+    apply_ok(store, set_record("k", make_version(150, "n"), 9), true);
+  BOOST_TEST(!stale.changed);
+  BOOST_TEST(stale.was_live);
+  BOOST_TEST(stale.now_live);
+  BOOST_TEST(read_key(store, "k") == value{3});
+
+  auto erased = apply_ok(store, delete_record("k", make_version(300, "n")),
+                         true);
+  BOOST_TEST(erased.changed);
+  BOOST_TEST(erased.was_live);
+  BOOST_TEST(!erased.now_live);
+  BOOST_TEST(erased.old_value == value{3});
+  BOOST_TEST(store.live_count() == 0u);
+  BOOST_TEST(store.entry_count() == 1u, "the tombstone stays");
+
+  auto fields = apply_ok(
+    store, fields_record("k", make_version(400, "n"), fields_of({{"f", 1}})));
+  BOOST_TEST(fields.changed);
+  BOOST_TEST(!fields.was_live);
+  BOOST_TEST(fields.now_live);
+  BOOST_TEST(store.live_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(delete_of_an_unknown_key_leaves_a_tombstone) {
+  store_state store;
+  auto r = apply_ok(store, delete_record("k", make_version(100, "n")));
+  BOOST_TEST(r.changed);
+  BOOST_TEST(!r.was_live);
+  BOOST_TEST(!r.now_live);
+  BOOST_TEST(store.entry_count() == 1u);
+  BOOST_TEST(store.live_count() == 0u);
+  // The tombstone keeps an older, late write from resurrecting the key.
+  auto late = apply_ok(store, set_record("k", make_version(50, "n"), 1));
+  BOOST_TEST(!late.changed);
+  BOOST_TEST(!late.now_live);
+  BOOST_TEST(store.live_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(purge_removes_only_tombstones) {
+  store_state store;
+  apply_ok(store, set_record("live", make_version(100, "n"), 1));
+  apply_ok(store, delete_record("dead", make_version(100, "n")));
+  BOOST_TEST(store.purge({"live", "dead", "unknown"}) == 1u);
+  BOOST_TEST(store.find("dead") == nullptr);
+  BOOST_TEST(store.find("live") != nullptr);
+  BOOST_TEST(store.entry_count() == 1u);
+  BOOST_TEST(store.live_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(sorted_live_keys_filters_by_prefix_and_limit) {
+  store_state store;
+  for (const char* key : {"b", "ab", "a", "c", "aa", "a\xff"})
+    apply_ok(store, set_record(key, make_version(100, "n"), 1));
+  apply_ok(store, delete_record("aa", make_version(200, "n")));
+  using keys = std::vector<std::string>;
+  BOOST_TEST(key_list(store.sorted_live_keys("", 0))
+               == (keys{"a", "ab", "a\xff", "b", "c"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(key_list(store.sorted_live_keys("a", 0))
+               == (keys{"a", "ab", "a\xff"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(key_list(store.sorted_live_keys("", 2)) == (keys{"a", "ab"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(key_list(store.sorted_live_keys("a", 10))
+               == (keys{"a", "ab", "a\xff"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(store.sorted_live_keys("z", 0).empty());
+}
+
+BOOST_AUTO_TEST_CASE(malformed_records_change_nothing) {
+  store_state store;
+  apply_ok(store, set_record("k", make_version(100, "n"), 1));
+  auto before = store.canonical_bytes();
+
+  auto kindless = set_record("k", make_version(200, "n"), 2);
+  kindless.mutable_value()->Clear();
+  auto kindless_new_key = set_record("new", make_version(200, "n"), 2);
+  kindless_new_key.mutable_value()->Clear();
+  auto no_op = set_record("k", make_version(200, "n"), 2);
+  no_op.clear_value();
+  auto no_stamp = set_record("k", make_version(200, "n"), 2);
+  no_stamp.mutable_version()->clear_stamp();
+  auto duplicate_fields = fields_record("k", make_version(200, "n"), {});
+  for (int i = 0; i < 2; ++i) {
+    auto* entry = duplicate_fields.mutable_fields()->add_entries();
+    entry->mutable_key()->set_text("f");
+    entry->mutable_value()->set_int64(i);
+  }
+  for (const auto& rec :
+       {kindless, kindless_new_key, no_op, no_stamp, duplicate_fields}) {
+    std::string err;
+    auto r = store.apply(rec, true, err);
+    BOOST_TEST(!err.empty(), rec.ShortDebugString());
+    BOOST_TEST(!r.changed);
+  }
+  BOOST_TEST(store.canonical_bytes() == before);
+  BOOST_TEST(store.entry_count() == 1u);
+  BOOST_TEST(store.live_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(canonical_bytes_do_not_depend_on_arrival_order) {
+  std::vector<pb::WriteRecord> recs{
+    set_record("a", make_version(100, "n"), value{{"x", 1}}),
+    fields_record("a", make_version(200, "m"), fields_of({{"y", 2}})),
+    set_record("b", make_version(100, "n"), 1),
+    delete_record("b", make_version(150, "m")),
+    fields_record("a", make_version(50, "m"), fields_of({{"z", 3}})),
+  };
+  store_state forward;
+  store_state backward;
+  for (const auto& rec : recs)
+    apply_ok(forward, rec);
+  for (auto i = recs.rbegin(); i != recs.rend(); ++i)
+    apply_ok(backward, *i);
+  BOOST_TEST(forward.canonical_bytes() == backward.canonical_bytes());
+  BOOST_TEST(read_key(forward, "a") == (value{{"x", 1}, {"y", 2}}));
+  // A different state gives different bytes.
+  store_state fewer;
+  apply_ok(fewer, recs[0]);
+  BOOST_TEST(fewer.canonical_bytes() != forward.canonical_bytes());
+}
+
+BOOST_AUTO_TEST_CASE(entry_meta_names_the_newest_write) {
+  entry_head head;
+  head.set_base(make_version(100, "writer", 1, 90, "owner", 0, 5000), false,
+                true);
+  head.note_field(make_version(200, "writer", 1, 90, "owner", 0, 6000));
+  pb::EntryMeta meta;
+  to_proto(head, &meta);
+  BOOST_TEST(meta.owner() == "owner");
+  BOOST_TEST(meta.time_us() == 200u);
+  BOOST_TEST(meta.lease_end_us() == 6000u);
+  BOOST_TEST(meta.version().stamp().wall_us() == 200u);
+  // Leasing off: no claimer, so the writer owns it.
+  entry_head unleased;
+  unleased.set_base(make_version(100, "writer"), false, false);
+  to_proto(unleased, &meta);
+  BOOST_TEST(meta.owner() == "writer");
+  // A tombstone holds no lease.
+  head.set_base(make_version(300, "writer", 1, 90, "owner", 0, 7000), true,
+                false);
+  to_proto(head, &meta);
+  BOOST_TEST(meta.lease_end_us() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(lease_decisions)
+
+BOOST_AUTO_TEST_CASE(unknown_key_is_claimed_in_epoch_zero) {
+  auto d = decide_local_write(nullptr, "me", t0, leases, false);
+  BOOST_TEST(d.allowed);
+  BOOST_TEST(d.draft.epoch == 0u);
+  BOOST_TEST(d.draft.claim_us == t0);
+  BOOST_TEST(d.draft.claimer == "me");
+}
+
+BOOST_AUTO_TEST_CASE(owner_renews_in_its_claim_before_the_margin) {
+  auto head = live_head("me");
+  for (uint64_t now : {t0, lease_end - leases.margin_us - 1}) {
+    BOOST_TEST_CONTEXT("now " << now) {
+      auto d = decide_local_write(&head, "me", now, leases, false);
+      BOOST_TEST(d.allowed);
+      BOOST_TEST(d.draft.epoch == 3u);
+      BOOST_TEST(d.draft.claim_us == t0 - 500);
+      BOOST_TEST(d.draft.claimer == "me");
+    }
+  }
+  auto del = decide_local_write(&head, "me", t0, leases, true);
+  BOOST_TEST(del.allowed);
+  BOOST_TEST(del.draft.epoch == 3u, "the owner deletes in its claim");
+}
+
+BOOST_AUTO_TEST_CASE(owner_near_or_after_the_end_claims_the_next_epoch) {
+  auto head = live_head("me");
+  for (uint64_t now : {lease_end - leases.margin_us, lease_end,
+                       lease_end + 10 * leases.margin_us}) {
+    BOOST_TEST_CONTEXT("now " << now) {
+      auto d = decide_local_write(&head, "me", now, leases, false);
+      BOOST_TEST(d.allowed);
+      BOOST_TEST(d.draft.epoch == 4u);
+      BOOST_TEST(d.draft.claim_us == now);
+      BOOST_TEST(d.draft.claimer == "me");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(other_node_is_refused_until_end_plus_margin) {
+  auto head = live_head("owner");
+  for (uint64_t now : {t0, lease_end, lease_end + leases.margin_us - 1}) {
+    for (bool is_delete : {false, true}) {
+      BOOST_TEST_CONTEXT("now " << now << " delete " << is_delete) {
+        auto d = decide_local_write(&head, "me", now, leases, is_delete);
+        BOOST_TEST(!d.allowed);
+        BOOST_TEST(!d.missing);
+        BOOST_TEST(d.owner == "owner");
+        BOOST_TEST(d.lease_end_us == lease_end);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(other_node_claims_the_next_epoch_after_end_plus_margin) {
+  auto head = live_head("owner");
+  for (uint64_t now : {lease_end + leases.margin_us, lease_end + 5000}) {
+    BOOST_TEST_CONTEXT("now " << now) {
+      auto d = decide_local_write(&head, "me", now, leases, false);
+      BOOST_TEST(d.allowed);
+      BOOST_TEST(d.draft.epoch == 4u);
+      BOOST_TEST(d.draft.claim_us == now);
+      BOOST_TEST(d.draft.claimer == "me");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(lease_end_comes_from_the_newest_write) {
+  // The owner renewed with a field write: its later lease end counts.
+  auto head = live_head("owner");
+  head.note_field(make_version(t0 + 500, "owner", 3, t0 - 500, "owner", 0,
+                               lease_end + 500));
+  auto d = decide_local_write(&head, "me", lease_end + leases.margin_us,
+                              leases, false);
+  BOOST_TEST(!d.allowed);
+  BOOST_TEST(d.lease_end_us == lease_end + 500);
+}
+
+BOOST_AUTO_TEST_CASE(tombstone_holds_no_lease) {
+  entry_head head = live_head("owner");
+  head.set_base(make_version(t0 + 1, "owner", 3, t0 - 500, "owner"), true,
+                false);
+  // Well before the old lease would have ended, anyone claims anew.
+  auto d = decide_local_write(&head, "me", t0 + 2, leases, false);
+  BOOST_TEST(d.allowed);
+  BOOST_TEST(d.draft.epoch == 4u);
+  BOOST_TEST(d.draft.claim_us == t0 + 2);
+  BOOST_TEST(d.draft.claimer == "me");
+}
+
+BOOST_AUTO_TEST_CASE(delete_of_a_missing_or_deleted_key_is_missing) {
+  entry_head tombstone;
+  tombstone.set_base(make_version(t0, "owner", 0, t0, "owner"), true, false);
+  for (const auto& cfg : {leases, lease_settings{false, 1000, 100}}) {
+    BOOST_TEST_CONTEXT("leasing " << cfg.leasing) {
+      auto unknown = decide_local_write(nullptr, "me", t0, cfg, true);
+      BOOST_TEST(!unknown.allowed);
+      BOOST_TEST(unknown.missing);
+      auto deleted = decide_local_write(&tombstone, "me", t0, cfg, true);
+      BOOST_TEST(!deleted.allowed);
+      BOOST_TEST(deleted.missing);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(without_leasing_every_write_is_allowed_in_epoch_zero) {
+  const lease_settings off{false, 1000, 100};
+  auto head = live_head("owner");
+  for (const entry_head* h : {static_cast<const entry_head*>(nullptr),
+                              static_cast<const entry_head*>(&head)}) {
+    for (bool is_delete : {false, true}) {
+      if (h == nullptr && is_delete)
+        continue; // a missing key, covered above
+      auto d = decide_local_write(h, "me", t0, off, is_delete);
+      BOOST_TEST(d.allowed);
+      BOOST_TEST(d.draft.epoch == 0u);
+      BOOST_TEST(d.draft.claim_us == 0u);
+      BOOST_TEST(d.draft.claimer.empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(lease_tables)
+
+BOOST_AUTO_TEST_CASE(stamp_sets_the_lease_end_from_the_stamp) {
+  lease_node node{"me"};
+  auto d = node.table.decide("k", false);
+  auto v = node.table.stamp(d.draft, false);
+  BOOST_TEST(v.stamp.node == "me");
+  BOOST_TEST(v.stamp.wall_us == t0);
+  BOOST_TEST(v.lease_end_us == t0 + leases.duration_us);
+  BOOST_TEST(v.claimer == "me");
+  auto del = node.table.stamp(d.draft, true);
+  BOOST_TEST(del.lease_end_us == 0u);
+  BOOST_TEST(newer(del, v), "every stamp is newer than the last");
+
+  lease_node unleased{"me", lease_settings{false, 1000, 100}};
+  auto u = unleased.table.stamp(unleased.table.decide("k", false).draft, false);
+  BOOST_TEST(u.lease_end_us == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(stamp_is_newer_than_observed_remote_writes) {
+  lease_node node{"a"};
+  // A remote write stamped ahead of our wall clock (within the skew).
+  auto remote = set_record(
+    "k", make_version(t0 + 500, "b", 0, t0 + 500, "b", 0, t0 + 1500), 1);
+  receive(node.table, remote);
+  auto v = node.table.stamp(version{}, false);
+  BOOST_TEST(v.stamp.wall_us >= t0 + 500);
+  BOOST_TEST(v.lease_end_us == v.stamp.wall_us + leases.duration_us);
+}
+
+BOOST_AUTO_TEST_CASE(own_writes_are_never_a_loss) {
+  lease_node node{"me"};
+  node.write("k", 1);
+  node.clock.advance(microseconds(10));
+  node.write("k", 2); // renewal
+  BOOST_TEST(node.table.find("k")->owner() == "me");
+}
+
+BOOST_AUTO_TEST_CASE(earlier_claim_in_the_same_epoch_takes_the_lease) {
+  lease_node node{"me"};
+  node.write("k", 1); // epoch 0, claimed at t0
+  auto rival = set_record(
+    "k", make_version(t0 + 5, "other", 0, t0 - 10, "other", 0, t0 + 1005), 2);
+  auto loss = receive(node.table, rival);
+  BOOST_REQUIRE(loss.has_value());
+  BOOST_TEST(loss->key == "k");
+  BOOST_TEST(loss->new_owner == "other");
+  BOOST_TEST(loss->old_lease_end_us == t0 + leases.duration_us);
+  BOOST_TEST(node.table.find("k")->owner() == "other");
+  BOOST_TEST(!node.table.decide("k", false).allowed);
+}
+
+BOOST_AUTO_TEST_CASE(same_claim_time_and_smaller_node_id_takes_the_lease) {
+  // The seed's same-instant tie: both claim at t0, "alpha" < "beta".
+  lease_node beta{"beta"};
+  beta.write("k", 1);
+  auto rival = set_record(
+    "k", make_version(t0, "alpha", 0, t0, "alpha", 0, t0 + 1000), 2);
+  auto loss = receive(beta.table, rival);
+  BOOST_REQUIRE(loss.has_value());
+  BOOST_TEST(loss->new_owner == "alpha");
+  // The other way round, alpha keeps its lease.
+  lease_node alpha{"alpha"};
+  alpha.write("k", 1);
+  auto weaker = set_record(
+    "k", make_version(t0, "beta", 0, t0, "beta", 0, t0 + 1000), 2);
+  BOOST_TEST(!receive(alpha.table, weaker).has_value());
+  BOOST_TEST(alpha.table.find("k")->owner() == "alpha");
+}
+
+BOOST_AUTO_TEST_CASE(higher_epoch_claimed_before_our_end_takes_the_lease) {
+  // The claimer had missed our renewal: it claimed the next epoch while our
+  // renewed lease still ran.
+  lease_node node{"me"};
+  node.write("k", 1);
+  auto rival = fields_record(
+    "k", make_version(t0 + 300, "other", 1, t0 + 300, "other", 0, t0 + 1300),
+    fields_of({{"f", 1}}));
+  auto loss = receive(node.table, rival);
+  BOOST_REQUIRE(loss.has_value());
+  BOOST_TEST(loss->new_owner == "other");
+}
+
+BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
+  lease_node node{"me"};
+  node.write("k", 1);
+  uint64_t our_end = t0 + leases.duration_us;
+  node.clock.set(our_end + leases.margin_us);
+  auto successor = set_record(
+    "k",
+    make_version(our_end + leases.margin_us, "other", 1,
+                 our_end + leases.margin_us, "other", 0, our_end + 2000),
+    2);
+  BOOST_TEST(!receive(node.table, successor).has_value());
+  BOOST_TEST(node.table.find("k")->owner() == "other");
+}
+
+BOOST_AUTO_TEST_CASE(losing_remote_writes_change_nothing) {
+  lease_node node{"me"};
+  node.write("k", 1); // claimed at t0
+  auto late_claim = set_record(
+    "k", make_version(t0 + 5, "other", 0, t0 + 1, "other", 0, t0 + 1005), 2);
+  BOOST_TEST(!receive(node.table, late_claim).has_value());
+  BOOST_TEST(node.table.find("k")->owner() == "me");
+  BOOST_TEST(node.table.decide("k", false).allowed);
+}
+
+BOOST_AUTO_TEST_CASE(without_leasing_nothing_is_lost) {
+  lease_node node{"me", lease_settings{false, 1000, 100}};
+  node.write("k", 1);
+  auto newer_write = set_record("k", make_version(t0 + 5, "other"), 2);
+  BOOST_TEST(!receive(node.table, newer_write).has_value());
+  BOOST_TEST(node.table.find("k")->owner() == "other");
+  BOOST_TEST(node.table.decide("k", false).allowed);
+}
+
+BOOST_AUTO_TEST_CASE(tombstones_are_purged_after_the_horizon) {
+  const uint64_t horizon = 10'000;
+  lease_node node{"me"};
+  node.write("dead", 1);
+  node.write("live", 1);
+  node.erase("dead");
+  BOOST_TEST(node.table.tombstone_count() == 1u);
+  BOOST_TEST(node.table.find("dead")->lease_end_us() == 0u);
+  node.clock.advance(microseconds(horizon));
+  BOOST_TEST(node.table.purge_tombstones(horizon).empty(), "not yet older");
+  node.clock.advance(microseconds(1));
+  auto purged = node.table.purge_tombstones(horizon);
+  BOOST_TEST(purged == (std::vector<std::string>{"dead"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(node.table.find("dead") == nullptr);
+  BOOST_TEST(node.table.find("live") != nullptr, "live keys stay");
+  BOOST_TEST(node.table.tombstone_count() == 0u);
+}
+
+// A delta without fields changes nothing in the store, so it must not make
+// the lease view believe the key is live and leased.
+BOOST_AUTO_TEST_CASE(empty_delta_keeps_the_lease_view_in_step_with_the_store) {
+  auto rec = fields_record(
+    "k", make_version(t0, "other", 0, t0, "other", 0, t0 + 1000), {});
+  store_state store;
+  apply_ok(store, rec);
+  lease_node node{"me"};
+  receive(node.table, rec);
+  const auto* entry = store.find("k");
+  const auto* head = node.table.find("k");
+  BOOST_TEST((entry != nullptr && entry->live())
+             == (head != nullptr && head->live()));
+  BOOST_TEST(node.table.decide("k", false).allowed,
+             "no write of \"k\" exists, so no lease can be held");
+}
+
+BOOST_AUTO_TEST_CASE(deletable_key_is_one_this_node_may_delete) {
+  lease_node node{"me"};
+  BOOST_TEST(node.table.deletable_key() == nullptr, "empty table");
+  receive(node.table,
+          set_record("theirs",
+                     make_version(t0, "other", 0, t0, "other", 0,
+                                  t0 + leases.duration_us),
+                     1));
+  BOOST_TEST(node.table.deletable_key() == nullptr, "leased by another");
+  node.write("mine", 1);
+  node.erase("mine");
+  BOOST_TEST(node.table.deletable_key() == nullptr, "tombstones are not");
+  node.write("mine", 2);
+  BOOST_REQUIRE(node.table.deletable_key() != nullptr);
+  BOOST_TEST(*node.table.deletable_key() == "mine");
+  node.erase("mine");
+  // Once the other lease has ended (with the margin) its key may go too.
+  node.clock.set(t0 + leases.duration_us + leases.margin_us);
+  BOOST_REQUIRE(node.table.deletable_key() != nullptr);
+  BOOST_TEST(*node.table.deletable_key() == "theirs");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -167,6 +167,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       [=](pb::PeersRequest& req) -> caf::result<pb::PeerList> {
         return forward<pb::PeerList>(self, self->state.router, std::move(req));
       },
+      [=](pb::DisconnectRequest& req) -> caf::result<bool> {
+        return forward<bool>(self, self->state.router, std::move(req));
+      },
       [=](subscribe_atom, caf::actor subscriber) {
         auto& subs = self->state.subscribers;
         if (!subscriber

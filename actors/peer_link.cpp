@@ -70,8 +70,11 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   if (st.closing)
     return;
   st.closing = true;
-  auto level = reason == pb::Goodbye::SHUTDOWN ? log_level::info
-                                               : log_level::warning;
+  // Shutdowns and duplicate connections are routine; the rest is news.
+  auto level = reason == pb::Goodbye::SHUTDOWN
+                   || reason == pb::Goodbye::DUPLICATE_CONNECTION
+                 ? log_level::info
+                 : log_level::warning;
   log_line(level, st.params.self,
            "closing " + describe(self) + ": " + to_string(reason)
              + (detail.empty() ? "" : " (" + detail + ")"));
@@ -178,10 +181,10 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
   switch (env.body_case()) {
     case pb::Envelope::kWrite:
     case pb::Envelope::kDelta:
-      self->send(st.params.router, inbound_atom::value, peer, std::move(env));
+      caf::anon_send(st.params.router, inbound_atom::value, peer, std::move(env));
       break;
     case pb::Envelope::kPeers:
-      self->send(st.params.router, peers_atom::value, peer,
+      caf::anon_send(st.params.router, peers_atom::value, peer,
                  std::move(*env.mutable_peers()), env.message_id(),
                  env.hops_left());
       break;
@@ -199,21 +202,24 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
                    .count();
       auto sent = static_cast<int64_t>(env.pong().sent_us());
       if (now >= sent)
-        self->send(st.params.router, rtt_atom::value, peer,
+        caf::anon_send(st.params.router, rtt_atom::value, peer,
                    static_cast<uint64_t>(now - sent));
       break;
     }
-    case pb::Envelope::kDigest:
+    case pb::Envelope::kDigest: {
+      bool keys = env.digest().stage() == pb::Digest::KEYS;
+      auto session = env.digest().session();
       self->send(st.params.store, ae_digest_atom::value,
                  caf::actor_cast<caf::actor>(self),
                  std::move(*env.mutable_digest()));
-      if (env.digest().stage() == pb::Digest::KEYS) {
+      if (keys) {
         pb::Envelope ack;
         ack.set_hops_left(1);
-        ack.mutable_entries_ack()->set_session(env.digest().session());
+        ack.mutable_entries_ack()->set_session(session);
         write_envelope(self, ack);
       }
       break;
+    }
     case pb::Envelope::kEntries: {
       pb::WriteBatch batch;
       batch.mutable_records()->Swap(env.mutable_entries()->mutable_records());

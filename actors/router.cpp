@@ -392,6 +392,20 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       return list;
     },
     [=](attach_atom, pb::PeerInfo& info) { return attach(self, info); },
+    [=](const pb::DisconnectRequest& req) {
+      auto& st = self->state;
+      auto i = st.peers.find(req.node_id());
+      if (i == st.peers.end())
+        return false;
+      self->send(i->second.link, goodbye_atom::value,
+                 int32_t{pb::Goodbye::SHUTDOWN},
+                 std::string{"disconnected by request"});
+      self->demonitor(i->second.link);
+      st.book.forget(address{i->second.info.host(),
+                             static_cast<uint16_t>(i->second.info.port())});
+      st.peers.erase(i);
+      return true;
+    },
     [=](rtt_atom, const std::string& peer, uint64_t rtt_us) {
       auto i = self->state.peers.find(peer);
       if (i != self->state.peers.end())

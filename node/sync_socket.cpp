@@ -26,7 +26,7 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::ConnectRequest, pb::PeerInfo, pb::PeersRequest, pb::PeerList,
+  add_types<pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo, pb::PeersRequest, pb::PeerList,
             pb::Digest, pb::Peers, pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
             pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
             pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest, pb::Snapshot,
@@ -448,6 +448,12 @@ std::vector<peer_info> sync_socket::peers() const {
   for (const auto& x : list.peers())
     result.push_back(peer_from(x));
   return result;
+}
+
+bool sync_socket::disconnect(const std::string& id) {
+  pb::DisconnectRequest req;
+  req.set_node_id(id);
+  return impl_->call<bool>(std::move(req));
 }
 
 uint16_t sync_socket::port() const noexcept {

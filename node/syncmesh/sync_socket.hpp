@@ -219,6 +219,9 @@ public:
   peer_info connect(const std::string& host, uint16_t port);
   /// The connected peers.
   std::vector<peer_info> peers() const;
+  /// Says goodbye to the peer with raw node ID `id` and does not redial it;
+  /// false when no such peer is connected.
+  bool disconnect(const std::string& id);
   /// The port this node listens on (0 when config::listen is false).
   uint16_t port() const noexcept;
 

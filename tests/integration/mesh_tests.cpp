@@ -1,0 +1,362 @@
+// Several nodes in one process, talking over real TCP sockets on 127.0.0.1
+// with ports chosen by the OS.
+
+#define BOOST_TEST_MODULE syncmesh_mesh
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "support/raw_peer.hpp"
+#include "syncmesh/sync_socket.hpp"
+
+using namespace std::chrono_literals;
+using namespace syncmesh;
+
+namespace {
+
+struct system_config : caf::actor_system_config {
+  system_config() {
+    configure(*this);
+    set("scheduler.max-threads", size_t{2});
+  }
+};
+
+/// Waits until `pred` holds, polling, for at most `limit`.
+template <class Predicate>
+bool eventually(Predicate pred, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::yield();
+  }
+  return pred();
+}
+
+/// Quick timeouts, so failure detection and redials happen within a test.
+config fast_config(bool leasing = true) {
+  config cfg;
+  cfg.leasing = leasing;
+  cfg.heartbeat_interval = 100ms;
+  cfg.peer_timeout = 1s;
+  cfg.handshake_timeout = 1s;
+  cfg.dial_timeout = 1s;
+  cfg.redial_min = 50ms;
+  cfg.redial_max = 400ms;
+  cfg.anti_entropy_interval = 300ms;
+  return cfg;
+}
+
+struct mesh_fixture {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  std::vector<std::unique_ptr<sync_socket>> nodes;
+
+  ~mesh_fixture() {
+    nodes.clear(); // close every node before the actor system goes
+  }
+
+  sync_socket& add(config c = fast_config()) {
+    nodes.push_back(std::make_unique<sync_socket>(sys, std::move(c)));
+    return *nodes.back();
+  }
+
+  /// Every node holds the same items (keys, values, owners).
+  bool converged() {
+    auto first = nodes.front()->items();
+    for (size_t i = 1; i < nodes.size(); ++i) {
+      if (nodes[i]->closed())
+        continue;
+      auto other = nodes[i]->items();
+      if (other.size() != first.size())
+        return false;
+      for (size_t j = 0; j < first.size(); ++j)
+        if (other[j].key != first[j].key || other[j].val != first[j].val
+            || other[j].meta.owner != first[j].meta.owner)
+          return false;
+    }
+    return true;
+  }
+
+  bool all_have(const std::string& key, const value& val) {
+    for (auto& n : nodes) {
+      if (n->closed())
+        continue;
+      auto got = n->get(key);
+      if (!got || *got != val)
+        return false;
+    }
+    return true;
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(py2p_sync_scenario, mesh_fixture)
+
+void run_chain_scenario(mesh_fixture& f, bool leasing) {
+  auto& a = f.add(fast_config(leasing));
+  a["test"] = "value"; // set before anyone joins
+  auto& b = f.add(fast_config(leasing));
+  auto& c = f.add(fast_config(leasing));
+  b.connect("127.0.0.1", a.port());
+  c.connect("127.0.0.1", b.port());
+  BOOST_REQUIRE(eventually([&] { return f.all_have("test", value{"value"}); }));
+  b[u8"测试"] = u8"成功";
+  c.update({{"list", value_list{1, 2, 3}}, {"number", 42}});
+  BOOST_REQUIRE(eventually([&] {
+    return f.all_have(u8"测试", value{u8"成功"})
+           && f.all_have("list", value{value_list{1, 2, 3}})
+           && f.all_have("number", value{42});
+  }));
+  for (auto& n : f.nodes) {
+    BOOST_CHECK_EQUAL(n->size(), 4u);
+    BOOST_CHECK_THROW(n->at("missing"), key_error);
+  }
+  if (leasing) {
+    BOOST_CHECK_THROW(a["number"] = 7, lease_error);
+    BOOST_CHECK_THROW(c["test"] = "mine", lease_error);
+    BOOST_CHECK(c["number"] == value{42});
+  } else {
+    a["number"] = 7;
+    BOOST_CHECK(eventually([&] { return f.all_have("number", value{7}); }));
+  }
+  BOOST_CHECK(f.converged());
+}
+
+BOOST_AUTO_TEST_CASE(chain_of_three_with_leasing) {
+  run_chain_scenario(*this, true);
+}
+
+BOOST_AUTO_TEST_CASE(chain_of_three_without_leasing) {
+  run_chain_scenario(*this, false);
+}
+
+BOOST_AUTO_TEST_CASE(three_deltas_merge_into_one_map) {
+  auto& a = add(fast_config(false));
+  auto& b = add(fast_config(false));
+  auto& c = add(fast_config(false));
+  b.connect("127.0.0.1", a.port());
+  c.connect("127.0.0.1", b.port());
+  a.apply_delta("test", {{"seven", 7}});
+  b.apply_delta("test", {{"array", value_list{1, 2, 3}}, {"number", 256}});
+  c.apply_delta("test", {{"three", value{{"three", "three"}}}});
+  BOOST_REQUIRE(eventually([&] {
+    for (auto& n : nodes) {
+      auto v = n->get("test");
+      if (!v || !v->is_map() || v->as_map().size() != 4)
+        return false;
+    }
+    return converged();
+  }));
+  auto merged = a.at("test");
+  BOOST_CHECK_EQUAL(merged.find("seven")->as_int64(), 7);
+  BOOST_CHECK_EQUAL(merged.find("number")->as_int64(), 256);
+}
+
+BOOST_AUTO_TEST_CASE(with_leasing_only_the_owner_applies_deltas) {
+  auto& a = add();
+  auto& b = add();
+  b.connect("127.0.0.1", a.port());
+  a.apply_delta("test", {{"seven", 7}});
+  BOOST_REQUIRE(eventually([&] { return b.contains("test"); }));
+  BOOST_CHECK_THROW(b.apply_delta("test", {{"eight", 8}}), lease_error);
+  a.apply_delta("test", {{"eight", 8}});
+  BOOST_CHECK(eventually([&] {
+    auto v = b.get("test");
+    return v && v->find("eight") != nullptr;
+  }));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(connections, mesh_fixture)
+
+BOOST_AUTO_TEST_CASE(connect_reports_peers_on_both_sides) {
+  auto& a = add();
+  auto& b = add();
+  BOOST_CHECK_NE(a.port(), 0);
+  auto info = b.connect("127.0.0.1", a.port());
+  BOOST_CHECK_EQUAL(info.id, a.raw_id());
+  BOOST_CHECK(info.outbound);
+  BOOST_CHECK_EQUAL(info.port, a.port());
+  BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
+  auto back = a.peers().front();
+  BOOST_CHECK_EQUAL(back.id, b.raw_id());
+  BOOST_CHECK(!back.outbound);
+  BOOST_CHECK_EQUAL(back.port, b.port());
+  // Heartbeats measure the round-trip time.
+  BOOST_CHECK(eventually([&] { return b.peers().front().rtt.count() > 0; }));
+  // Connecting again returns the existing peer.
+  BOOST_CHECK_EQUAL(b.connect("127.0.0.1", a.port()).id, a.raw_id());
+  BOOST_CHECK_EQUAL(b.peers().size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(connect_to_a_closed_port_fails_as_unreachable) {
+  auto& a = add();
+  uint16_t closed_port = test::unused_port();
+  try {
+    a.connect("127.0.0.1", closed_port);
+    BOOST_FAIL("connected to a closed port");
+  } catch (const syncmesh::error& e) {
+    BOOST_CHECK(e.code() == errc::unreachable);
+    BOOST_TEST_MESSAGE(e.what());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(nodes_of_other_subnets_or_leasing_do_not_mix) {
+  auto& a = add();
+  auto other_subnet = fast_config();
+  other_subnet.subnet = "elsewhere";
+  auto& b = add(other_subnet);
+  auto& c = add(fast_config(false));
+  for (auto* n : {&b, &c}) {
+    try {
+      n->connect("127.0.0.1", a.port());
+      BOOST_FAIL("nodes of different protocols connected");
+    } catch (const syncmesh::error& e) {
+      BOOST_CHECK(e.code() == errc::protocol_mismatch);
+    }
+  }
+  BOOST_CHECK(a.peers().empty());
+}
+
+BOOST_AUTO_TEST_CASE(crossed_connections_reduce_to_one) {
+  auto& a = add();
+  auto& b = add();
+  std::thread t{[&] { a.connect("127.0.0.1", b.port()); }};
+  b.connect("127.0.0.1", a.port());
+  t.join();
+  BOOST_CHECK(eventually([&] {
+    return a.peers().size() == 1 && b.peers().size() == 1
+           && a.peers().front().outbound != b.peers().front().outbound;
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(seeds_are_redialled_until_they_come_up) {
+  auto port = test::unused_port();
+  auto cfg = fast_config();
+  cfg.peers = {"127.0.0.1:" + std::to_string(port)};
+  auto& a = add(cfg);
+  auto late = fast_config();
+  late.port = port;
+  auto& b = add(late);
+  BOOST_CHECK(eventually([&] { return a.peers().size() == 1; }));
+  BOOST_CHECK_EQUAL(a.peers().front().id, b.raw_id());
+}
+
+BOOST_AUTO_TEST_CASE(a_node_that_knows_one_peer_finds_the_others) {
+  auto& hub = add();
+  for (int i = 0; i < 3; ++i)
+    add().connect("127.0.0.1", hub.port());
+  auto& newcomer = add();
+  newcomer.connect("127.0.0.1", hub.port());
+  // Peer exchange: the newcomer dials the addresses the hub told it about.
+  BOOST_CHECK(eventually([&] { return newcomer.peers().size() >= 3; }));
+}
+
+BOOST_AUTO_TEST_CASE(close_says_goodbye_and_peers_notice) {
+  auto& a = add();
+  auto& b = add();
+  b.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
+  b.close();
+  BOOST_CHECK(eventually([&] { return a.peers().empty(); }, 2s));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(topologies, mesh_fixture)
+
+BOOST_AUTO_TEST_CASE(ring_of_five_converges) {
+  for (int i = 0; i < 5; ++i)
+    add(fast_config(false));
+  for (int i = 0; i < 5; ++i)
+    nodes[i]->connect("127.0.0.1", nodes[(i + 1) % 5]->port());
+  for (int i = 0; i < 5; ++i)
+    for (int k = 0; k < 20; ++k)
+      (*nodes[i])["n" + std::to_string(i) + "-" + std::to_string(k)] = k;
+  BOOST_CHECK(eventually([&] { return nodes[0]->size() == 100 && converged(); }));
+}
+
+BOOST_AUTO_TEST_CASE(star_converges_and_a_late_joiner_gets_everything) {
+  auto& hub = add();
+  for (int i = 0; i < 4; ++i)
+    add().connect("127.0.0.1", hub.port());
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (int k = 0; k < 50; ++k)
+      (*nodes[i])["k" + std::to_string(i) + "-" + std::to_string(k)] = k;
+  BOOST_REQUIRE(eventually([&] { return hub.size() == 250 && converged(); }));
+  auto& late = add();
+  late.connect("127.0.0.1", nodes[3]->port());
+  BOOST_CHECK(eventually([&] { return late.size() == 250 && converged(); }));
+}
+
+BOOST_AUTO_TEST_CASE(restarted_empty_node_catches_up) {
+  auto& a = add();
+  auto& b = add();
+  b.connect("127.0.0.1", a.port());
+  a["before"] = 1;
+  BOOST_REQUIRE(eventually([&] { return b.contains("before"); }));
+  auto old_port = b.port();
+  b.close();
+  nodes.pop_back();
+  for (int k = 0; k < 30; ++k)
+    a["while-away-" + std::to_string(k)] = k;
+  a.erase("before");
+  auto cfg = fast_config();
+  cfg.port = old_port;
+  auto& again = add(cfg);
+  again.connect("127.0.0.1", a.port());
+  BOOST_CHECK(eventually([&] { return again.size() == 30 && converged(); }));
+  BOOST_CHECK(!again.contains("before"));
+}
+
+BOOST_AUTO_TEST_CASE(partition_heals_to_identical_replicas_with_one_owner) {
+  // Two halves of two nodes joined by one bridge. No node dials on its own
+  // (max_peers = 0), so cutting the bridge really partitions the mesh.
+  auto cfg = fast_config();
+  cfg.max_peers = 0;
+  for (int i = 0; i < 4; ++i)
+    add(cfg);
+  auto& n0 = *nodes[0];
+  auto& n1 = *nodes[1];
+  auto& n2 = *nodes[2];
+  auto& n3 = *nodes[3];
+  n1.connect("127.0.0.1", n0.port());
+  n3.connect("127.0.0.1", n2.port());
+  n2.connect("127.0.0.1", n0.port());
+  n0["shared"] = "before";
+  BOOST_REQUIRE(eventually([&] { return all_have("shared", value{"before"}); }));
+  // Cut the bridge; both ends notice.
+  BOOST_REQUIRE(n0.disconnect(n2.raw_id()));
+  BOOST_REQUIRE(eventually([&] {
+    return n0.peers().size() == 1 && n2.peers().size() == 1;
+  }));
+  // Writes on both sides while apart, including the same key.
+  n0["left"] = 1;
+  n3["right"] = 2;
+  n1["contested"] = "left";
+  n3["contested"] = "right";
+  BOOST_REQUIRE(eventually([&] {
+    return n0.contains("contested") && n2.contains("contested");
+  }));
+  BOOST_CHECK(!n0.contains("right"));
+  // Heal.
+  n2.connect("127.0.0.1", n0.port());
+  BOOST_CHECK(eventually([&] {
+    return converged() && n0.contains("right") && n3.contains("left");
+  }));
+  // One owner for the contested key everywhere: the earlier claim.
+  auto owner = n0.get_item("contested")->meta.owner;
+  for (auto& n : nodes)
+    BOOST_CHECK_EQUAL(n->get_item("contested")->meta.owner, owner);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -12,7 +12,10 @@
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
+#include "actors/peer_link_state.hpp"
+#include "messages/frame_codec.hpp"
 #include "support/raw_peer.hpp"
+#include "support/remote_writes.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 using namespace std::chrono_literals;
@@ -357,6 +360,128 @@ BOOST_AUTO_TEST_CASE(partition_heals_to_identical_replicas_with_one_owner) {
   auto owner = n0.get_item("contested")->meta.owner;
   for (auto& n : nodes)
     BOOST_CHECK_EQUAL(n->get_item("contested")->meta.owner, owner);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- misbehaving peers ---------------------------------------------------------
+
+namespace {
+
+/// The goodbye reason among the frames a node sent, or UNSPECIFIED.
+pb::Goodbye::Reason goodbye_in(const std::string& bytes) {
+  frame_decoder decoder;
+  decoder.feed(bytes);
+  std::string payload;
+  while (decoder.next(payload) == frame_status::ok) {
+    pb::Envelope env;
+    if (parse_envelope(payload, env).empty() && env.has_goodbye())
+      return env.goodbye().reason();
+  }
+  return pb::Goodbye::UNSPECIFIED;
+}
+
+std::string framed(const pb::Envelope& env) {
+  std::string out;
+  append_frame(out, env);
+  return out;
+}
+
+std::string hello_from(const std::string& id, const config& cfg) {
+  return framed(make_hello(id, protocol_id(cfg), "127.0.0.1", 0));
+}
+
+/// Sends `bytes` from a raw peer and returns the goodbye reason the node
+/// answered with; requires that the node closed the connection.
+pb::Goodbye::Reason provoke(uint16_t port, const std::string& bytes,
+                            std::chrono::milliseconds wait = 3s) {
+  test::raw_peer peer{port};
+  peer.send(bytes);
+  bool closed = false;
+  auto got = peer.read_until_closed(wait, closed);
+  BOOST_CHECK_MESSAGE(closed, "the node kept the connection open");
+  return goodbye_in(got);
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(bad_peers, mesh_fixture)
+
+BOOST_AUTO_TEST_CASE(each_bad_peer_gets_a_clean_close_and_nothing_changes) {
+  auto& node = add();
+  node["keep"] = "me";
+  auto cfg = fast_config();
+  auto port = node.port();
+  // A length prefix of 4 GiB - 1.
+  BOOST_CHECK_EQUAL(provoke(port, std::string(4, '\xff')),
+                    pb::Goodbye::FRAME_TOO_LARGE);
+  // Text instead of frames: "GET " reads as a 1.2 GB length.
+  BOOST_CHECK_EQUAL(provoke(port, "GET / HTTP/1.1\r\n\r\n"),
+                    pb::Goodbye::FRAME_TOO_LARGE);
+  // A small frame that does not parse.
+  BOOST_CHECK_EQUAL(provoke(port, std::string("\0\0\0\4\xff\xff\xff\xff", 8)),
+                    pb::Goodbye::MALFORMED);
+  // A frame before the handshake.
+  pb::Envelope ping;
+  ping.mutable_ping()->set_nonce(1);
+  BOOST_CHECK_EQUAL(provoke(port, framed(ping)), pb::Goodbye::UNEXPECTED);
+  // Another protocol.
+  auto other = cfg;
+  other.subnet = "other";
+  BOOST_CHECK_EQUAL(provoke(port, hello_from("intruder", other)),
+                    pb::Goodbye::PROTOCOL_MISMATCH);
+  // Our own node ID.
+  BOOST_CHECK_EQUAL(provoke(port, hello_from(node.raw_id(), cfg)),
+                    pb::Goodbye::SELF_CONNECTION);
+  // Silence past the handshake timeout.
+  BOOST_CHECK_EQUAL(provoke(port, ""), pb::Goodbye::HANDSHAKE_TIMEOUT);
+  // A truncated frame, then the peer hangs up.
+  {
+    test::raw_peer peer{port};
+    peer.send(std::string("\0\0\1\0partial", 11));
+    peer.close();
+  }
+  // The node is unchanged and still serving, for writes and for peers.
+  BOOST_CHECK_EQUAL(node.size(), 1u);
+  BOOST_CHECK(node["keep"] == "me");
+  node["after"] = 1;
+  auto& friendly = add();
+  friendly.connect("127.0.0.1", port);
+  BOOST_CHECK(eventually([&] { return friendly.contains("after"); }));
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_flooding_duplicates_is_absorbed) {
+  auto& node = add();
+  auto& watcher = add();
+  watcher.connect("127.0.0.1", node.port());
+  auto cfg = fast_config();
+  test::raw_peer peer{node.port()};
+  peer.send(hello_from("flooder", cfg));
+  auto now = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::system_clock::now().time_since_epoch())
+      .count());
+  auto v = test::remote_version("flooder", 0, now, now, now + 3'600'000'000);
+  auto frame = framed(test::write_envelope(
+    "flooder", {test::set_record("dup", value{"once"}, v)}));
+  std::string burst;
+  for (int i = 0; i < 2000; ++i)
+    burst += frame;
+  peer.send(burst);
+  BOOST_REQUIRE(eventually([&] { return watcher.contains("dup"); }));
+  auto stats = [&](sync_socket& s) {
+    caf::scoped_actor self{sys};
+    pb::RouterStats result;
+    self->request(internals(s).router, 5s, stats_atom::value)
+      .receive([&](pb::RouterStats& x) { result = x; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return result;
+  };
+  BOOST_REQUIRE(eventually([&] { return stats(node).records_in() == 2000; }));
+  // Only the first copy changed the store, so only it was relayed.
+  BOOST_CHECK_EQUAL(stats(node).records_out(), 1u);
+  BOOST_CHECK_EQUAL(node.size(), 1u);
+  BOOST_CHECK(watcher["dup"] == "once");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,336 @@
+// Deterministic tests of peer links and the listener on CAF's test
+// multiplexer: no sockets, no threads, virtual time. A scripted peer feeds
+// bytes to the node in arbitrary splits and reads what the node wrote.
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <optional>
+#include <random>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "actors/peer_link_state.hpp"
+#include "messages/frame_codec.hpp"
+#include "support/remote_writes.hpp"
+#include "syncmesh/clock.hpp"
+
+using namespace std::chrono_literals;
+using namespace syncmesh;
+
+namespace {
+
+struct mpx_config : caf::actor_system_config {
+  mpx_config() {
+    configure(*this);
+    set("scheduler.policy", caf::atom("testing"));
+    set("middleman.network-backend", caf::atom("testing"));
+    set("middleman.manual-multiplexing", true);
+    set("middleman.workers", size_t{0});
+  }
+};
+
+constexpr uint16_t node_port = 4242;
+const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
+constexpr uint64_t hour_us = 3'600'000'000;
+
+/// One node listening on the test multiplexer, and helpers to play a peer.
+struct link_fixture {
+  mpx_config cfg_;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  caf::io::network::test_multiplexer& mpx;
+  caf::scoped_actor self;
+  manual_clock clock;
+  config node_cfg;
+  node_actors node;
+  int64_t next_connection = 100;
+
+  link_fixture()
+    : sys(cfg_),
+      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+      mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
+        sys.middleman().backend())),
+      self(sys, true) {
+    node_cfg.node_id = "node-a";
+    node_cfg.port = node_port;
+    node_cfg.clock = clock.as_wall_clock();
+    node_cfg.handshake_timeout = 2s;
+    node_cfg.heartbeat_interval = 1s;
+    node_cfg.peer_timeout = 5s;
+    node_cfg.max_frame_size = 64 * 1024;
+    node_cfg.max_value_size = 16 * 1024;
+    node_cfg.max_send_queue = 256 * 1024;
+    mpx.provide_acceptor(node_port, acceptor);
+    node = spawn_node(sys, node_cfg);
+    run();
+  }
+
+  ~link_fixture() {
+    caf::anon_send_exit(node.facade, caf::exit_reason::user_shutdown);
+    for (int i = 0; i < 100; ++i) {
+      run();
+      if (!sched.has_pending_timeout())
+        break;
+      sched.trigger_timeouts();
+    }
+  }
+
+  /// Runs actors and brokers until nothing is left to do.
+  void run() {
+    while (sched.try_run_once() || mpx.try_exec_runnable()) {
+    }
+  }
+
+  /// Moves virtual time forward and fires due timers.
+  void advance(std::chrono::milliseconds d) {
+    clock.advance(d);
+    sched.clock().advance_time(d);
+    run();
+  }
+
+  /// A peer connects; returns its connection.
+  caf::io::connection_handle connect_peer() {
+    auto hdl = caf::io::connection_handle::from_int(next_connection++);
+    mpx.add_pending_connect(acceptor, hdl);
+    mpx.accept_connection(acceptor);
+    run();
+    return hdl;
+  }
+
+  /// The peer sends `bytes`, cut into pieces of random sizes.
+  void send_split(caf::io::connection_handle hdl, const std::string& bytes,
+                  std::mt19937& rng) {
+    std::uniform_int_distribution<size_t> piece{1, 7};
+    for (size_t off = 0; off < bytes.size();) {
+      auto n = std::min(piece(rng), bytes.size() - off);
+      mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                              bytes.begin() + static_cast<long>(off),
+                              bytes.begin() + static_cast<long>(off + n)));
+      off += n;
+      run();
+    }
+  }
+
+  void send(caf::io::connection_handle hdl, const std::string& bytes) {
+    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                            bytes.begin(), bytes.end()));
+    run();
+  }
+
+  /// Everything the node wrote to the peer, as envelopes.
+  std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
+    auto& out = mpx.output_buffer(hdl);
+    frame_decoder decoder;
+    decoder.feed(std::string_view{out.data(), out.size()});
+    std::vector<pb::Envelope> result;
+    std::string payload;
+    while (decoder.next(payload) == frame_status::ok) {
+      pb::Envelope env;
+      BOOST_REQUIRE(parse_envelope(payload, env).empty());
+      result.push_back(std::move(env));
+    }
+    return result;
+  }
+
+  /// The goodbye the node sent to the peer, if any.
+  std::optional<pb::Goodbye> goodbye(caf::io::connection_handle hdl) {
+    for (auto& env : received(hdl))
+      if (env.has_goodbye())
+        return env.goodbye();
+    return std::nullopt;
+  }
+
+  std::string hello(const std::string& id, const config& c) {
+    std::string out;
+    append_frame(out, make_hello(id, protocol_id(c), "10.0.0.2", 7000));
+    return out;
+  }
+
+  template <class Reply, class... Ts>
+  Reply ask(const caf::actor& dest, Ts&&... xs) {
+    auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    run();
+    BOOST_REQUIRE(self->mailbox().size() > 0);
+    std::optional<Reply> result;
+    handle.receive([&](Reply& x) { result = std::move(x); },
+                   [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return std::move(*result);
+  }
+
+  size_t peer_count() {
+    return ask<pb::RouterStats>(node.router, stats_atom::value).peers();
+  }
+
+  std::optional<value> read_key(const std::string& key) {
+    pb::GetRequest req;
+    req.set_key(key);
+    auto handle = self->request(node.facade, caf::infinite, req);
+    run();
+    std::optional<value> result;
+    handle.receive(
+      [&](pb::GetReply& x) {
+        if (x.found()) {
+          value v;
+          BOOST_REQUIRE(from_proto(x.value(), v).empty());
+          result = std::move(v);
+        }
+      },
+      [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return result;
+  }
+};
+
+std::string framed(const pb::Envelope& env) {
+  std::string out;
+  append_frame(out, env);
+  return out;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(peer_links, link_fixture)
+
+BOOST_AUTO_TEST_CASE(handshake_and_writes_survive_any_read_split) {
+  std::mt19937 rng{7};
+  auto hdl = connect_peer();
+  // The node greets first.
+  auto out = received(hdl);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_REQUIRE(out[0].has_hello());
+  BOOST_CHECK_EQUAL(out[0].hello().node_id(), "node-a");
+  BOOST_CHECK_EQUAL(out[0].hello().listen_port(), node_port);
+  BOOST_CHECK_EQUAL(out[0].hello().protocol_id(), protocol_id(node_cfg));
+  send_split(hdl, hello(std::string("node-b"), node_cfg), rng);
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  // Three writes in one burst, cut at random places.
+  auto now = clock.now();
+  std::string burst;
+  for (auto key : {"x", "y", "z"}) {
+    auto v = test::remote_version("node-b", 0, now, now, now + hour_us);
+    burst += framed(test::write_envelope(
+      "node-b", {test::set_record(key, value{key}, v)}));
+  }
+  send_split(hdl, burst, rng);
+  for (auto key : {"x", "y", "z"})
+    BOOST_CHECK(read_key(key) == value{key});
+  BOOST_CHECK(!goodbye(hdl));
+}
+
+BOOST_AUTO_TEST_CASE(heartbeats_measure_and_detect_silence) {
+  auto hdl = connect_peer();
+  send(hdl, hello("node-b", node_cfg));
+  advance(1s);
+  auto pings = 0;
+  for (auto& env : received(hdl))
+    pings += env.has_ping() ? 1 : 0;
+  BOOST_CHECK_EQUAL(pings, 1);
+  // The peer stays silent past the timeout: dropped with a reason.
+  for (int i = 0; i < 6; ++i)
+    advance(1s);
+  auto bye = goodbye(hdl);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::HEARTBEAT_TIMEOUT);
+  BOOST_CHECK_EQUAL(peer_count(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(each_handshake_failure_has_its_goodbye) {
+  struct attempt {
+    std::string name;
+    std::string bytes;
+    pb::Goodbye::Reason reason;
+  };
+  auto other = node_cfg;
+  other.leasing = false;
+  pb::Envelope ping;
+  ping.mutable_ping()->set_nonce(1);
+  std::vector<attempt> attempts{
+    {"protocol mismatch", hello("node-b", other),
+     pb::Goodbye::PROTOCOL_MISMATCH},
+    {"self", hello("node-a", node_cfg), pb::Goodbye::SELF_CONNECTION},
+    {"frame before hello", framed(ping), pb::Goodbye::UNEXPECTED},
+    {"oversize frame", std::string("\x00\x10\x00\x01", 4),
+     pb::Goodbye::FRAME_TOO_LARGE},
+    {"garbage", std::string("\0\0\0\3\xff\xff\xff", 7),
+     pb::Goodbye::MALFORMED},
+  };
+  for (const auto& a : attempts) {
+    BOOST_TEST_CONTEXT(a.name) {
+      auto hdl = connect_peer();
+      send(hdl, a.bytes);
+      auto bye = goodbye(hdl);
+      BOOST_REQUIRE(bye);
+      BOOST_CHECK_EQUAL(bye->reason(), a.reason);
+      BOOST_CHECK(!bye->detail().empty());
+    }
+  }
+  BOOST_CHECK_EQUAL(peer_count(), 0u);
+  // Silence: the handshake deadline closes the connection.
+  auto silent = connect_peer();
+  advance(2s);
+  auto bye = goodbye(silent);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::HANDSHAKE_TIMEOUT);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_connection_from_the_same_peer_is_refused) {
+  auto first = connect_peer();
+  send(first, hello("node-b", node_cfg));
+  auto second = connect_peer();
+  send(second, hello("node-b", node_cfg));
+  // Both are inbound here: the existing connection stays.
+  auto bye = goodbye(second);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::DUPLICATE_CONNECTION);
+  BOOST_CHECK(!goodbye(first));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_writes_from_a_peer_close_only_that_link) {
+  auto good = connect_peer();
+  send(good, hello("node-c", node_cfg));
+  auto bad = connect_peer();
+  send(bad, hello("node-b", node_cfg));
+  BOOST_REQUIRE_EQUAL(peer_count(), 2u);
+  pb::WriteRecord no_version;
+  no_version.set_key("k");
+  to_proto(value{1}, no_version.mutable_value());
+  send(bad, framed(test::write_envelope("node-b", {no_version})));
+  auto bye = goodbye(bad);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::MALFORMED);
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  BOOST_CHECK(!read_key("k"));
+  BOOST_CHECK(!goodbye(good));
+}
+
+BOOST_AUTO_TEST_CASE(local_writes_reach_peers_batched) {
+  auto hdl = connect_peer();
+  send(hdl, hello("node-b", node_cfg));
+  // Several writes queued before the router runs leave in one frame.
+  for (int i = 0; i < 10; ++i) {
+    pb::SetRequest req;
+    req.set_key("k" + std::to_string(i));
+    to_proto(value{i}, req.mutable_value());
+    self->send(node.facade, std::move(req));
+  }
+  run();
+  size_t frames = 0;
+  size_t records = 0;
+  for (auto& env : received(hdl)) {
+    if (!env.has_write())
+      continue;
+    ++frames;
+    pb::WriteBatch batch;
+    BOOST_REQUIRE(batch.ParseFromString(env.write()));
+    records += static_cast<size_t>(batch.records_size());
+  }
+  BOOST_CHECK_EQUAL(records, 10u);
+  BOOST_CHECK_LT(frames, 10u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -35,7 +35,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
 
-/// (adopt_atom, fd) -> bool: a dialler hands a connected socket to its link.
+/// (adopt_atom): a dialler left a connected socket in the link's slot.
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 /// (dial_fail_atom, errc, reason): a dial failed.
 using dial_fail_atom = caf::atom_constant<caf::atom("dialfail")>;

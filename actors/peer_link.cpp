@@ -115,6 +115,8 @@ void on_heartbeat(peer_link_ptr self) {
   arm_heartbeat(self);
 }
 
+void on_envelope(peer_link_ptr self, pb::Envelope& env);
+
 /// The peer's hello arrived: check it, then ask the router to attach us.
 void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   auto& st = self->state;
@@ -146,6 +148,14 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
+        auto early = std::move(st.early);
+        st.early.clear();
+        st.early_bytes = 0;
+        for (auto& env : early) {
+          on_envelope(self, env);
+          if (self->state.closing)
+            return;
+        }
       },
       [=](caf::error& err) {
         auto reason = code_of(err) == errc::overloaded
@@ -171,10 +181,20 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
     return;
   }
   if (!st.established) {
-    // Frames may follow the peer's hello before our router answered: only
-    // writes are harmless to drop (anti-entropy repairs them).
-    if (env.body_case() == pb::Envelope::kHello)
+    // The peer may consider the handshake done before our router answered:
+    // keep what it sends (bounded) and process it once we are attached.
+    if (env.body_case() == pb::Envelope::kHello) {
       shut_down(self, pb::Goodbye::UNEXPECTED, "second hello");
+      return;
+    }
+    st.early_bytes += env.ByteSizeLong();
+    if (st.early_bytes > st.params.max_send_queue) {
+      shut_down(self, pb::Goodbye::SLOW_CONSUMER,
+                "more than " + std::to_string(st.params.max_send_queue)
+                  + " bytes before the handshake completed");
+      return;
+    }
+    st.early.push_back(std::move(env));
     return;
   }
   const auto& peer = st.peer.node_id();
@@ -367,12 +387,42 @@ caf::behavior peer_link_actor(peer_link_ptr self,
   };
 }
 
-caf::behavior dialing_link_actor(peer_link_ptr self, link_params params) {
+bool dial_slot::deposit(int socket) {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (abandoned)
+    return false;
+  fd = socket;
+  return true;
+}
+
+int dial_slot::take() {
+  std::lock_guard<std::mutex> guard{mtx};
+  auto result = fd;
+  fd = -1;
+  return result;
+}
+
+void dial_slot::abandon() {
+  std::lock_guard<std::mutex> guard{mtx};
+  abandoned = true;
+  if (fd >= 0)
+    ::close(fd);
+  fd = -1;
+}
+
+caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
+                                 std::shared_ptr<dial_slot> slot) {
+  self->state.slot = slot;
   return {
-    [=](adopt_atom, int64_t fd) {
-      auto hdl = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
+    [=](adopt_atom) {
+      auto fd = slot->take();
+      if (fd < 0) {
+        self->quit(make_error(errc::unreachable, std::string{"no socket"}));
+        return;
+      }
+      auto hdl = self->add_scribe(
+        static_cast<caf::io::network::native_socket>(fd));
       self->become(peer_link_actor(self, hdl, params));
-      return true;
     },
     [=](dial_fail_atom, uint8_t code, const std::string& reason) {
       self->quit(make_error(static_cast<errc>(code), reason));
@@ -443,9 +493,11 @@ int connect_with_deadline(const std::string& host, uint16_t port,
 
 } // namespace
 
-void dial(caf::actor_system& sys, caf::actor link, std::string host,
-          uint16_t port, std::chrono::milliseconds timeout) {
-  // A detached actor has its own thread: poll() never blocks a CAF worker.
+void dial(caf::actor_system& sys, caf::actor link,
+          std::shared_ptr<dial_slot> slot, std::string host, uint16_t port,
+          std::chrono::milliseconds timeout) {
+  // A detached actor has its own thread: poll() never blocks a CAF worker,
+  // and the actor system waits for it (at most the dial timeout) at exit.
   sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
     std::string why;
     errc code;
@@ -454,11 +506,11 @@ void dial(caf::actor_system& sys, caf::actor link, std::string host,
       self->send(link, dial_fail_atom::value, static_cast<uint8_t>(code), why);
       return;
     }
-    bool adopted = false;
-    self->request(link, caf::infinite, adopt_atom::value, int64_t{fd})
-      .receive([&](bool) { adopted = true; }, [](caf::error&) {});
-    if (!adopted)
-      ::close(fd); // the link died while we dialled
+    if (!slot->deposit(fd)) {
+      ::close(fd); // the link ended while we dialled
+      return;
+    }
+    self->send(link, adopt_atom::value);
   });
 }
 

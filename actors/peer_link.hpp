@@ -2,7 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/io/broker.hpp>
@@ -43,8 +46,36 @@ struct link_params {
   bool outbound = false;
 };
 
+/// Hands a dialled socket from the dialler to its link without a round trip:
+/// whoever comes second (the socket or the link's end) closes the socket,
+/// so nothing leaks and nobody waits on anybody.
+struct dial_slot {
+  /// Guards the fields.
+  std::mutex mtx;
+  /// The connected socket, until the link adopts it; -1 otherwise.
+  int fd = -1;
+  /// The link ended: a socket arriving now must be closed by the dialler.
+  bool abandoned = false;
+
+  /// Called by the dialler; false when the link is gone (then the caller
+  /// closes `fd`).
+  bool deposit(int socket);
+  /// Called by the link: takes the socket (or -1).
+  int take();
+  /// Called when the link ends: closes a socket nobody took.
+  void abandon();
+};
+
 /// State of one peer link broker.
 struct peer_link_state {
+  /// Closes a dialled socket that never got adopted.
+  ~peer_link_state() {
+    if (slot)
+      slot->abandon();
+  }
+
+  /// Where the dialler leaves the socket (dialled links only).
+  std::shared_ptr<dial_slot> slot;
   /// Settings.
   link_params params;
   /// The connection.
@@ -61,6 +92,11 @@ struct peer_link_state {
   bool closing = false;
   /// The peer's hello.
   pb::Hello peer;
+  /// Frames that arrived after the peer's hello but before the router
+  /// attached us, processed in order once it did (bounded by early_bytes).
+  std::vector<pb::Envelope> early;
+  /// Size of `early` in bytes; capped at params.max_send_queue.
+  size_t early_bytes = 0;
   /// When the last frame arrived (actor clock).
   caf::actor_clock::time_point last_received;
   /// Pings sent, for matching pongs.
@@ -91,15 +127,18 @@ caf::behavior peer_link_actor(peer_link_ptr self,
                               caf::io::connection_handle hdl,
                               link_params params);
 
-/// A peer link whose connection is being dialled: it waits for
-/// `(adopt_atom, fd) -> bool` from a dialler (then runs as peer_link_actor)
-/// or `(dial_fail_atom, errc, reason)` (then quits with that error).
-caf::behavior dialing_link_actor(peer_link_ptr self, link_params params);
+/// A peer link whose connection is being dialled: `slot` receives the
+/// socket; `(adopt_atom)` tells the link to take it (then it runs as
+/// peer_link_actor) and `(dial_fail_atom, errc, reason)` that the dial
+/// failed (then it quits with that error).
+caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
+                                 std::shared_ptr<dial_slot> slot);
 
 /// Dials `host:port` without blocking any CAF worker: a detached helper
-/// connects non-blockingly with a deadline and hands the socket to `link`
-/// (a dialing_link_actor).
-void dial(caf::actor_system& sys, caf::actor link, std::string host,
-          uint16_t port, std::chrono::milliseconds timeout);
+/// connects non-blockingly with a deadline, leaves the socket in `slot` and
+/// tells `link` (a dialing_link_actor). It never waits for the link.
+void dial(caf::actor_system& sys, caf::actor link,
+          std::shared_ptr<dial_slot> slot, std::string host, uint16_t port,
+          std::chrono::milliseconds timeout);
 
 } // namespace syncmesh

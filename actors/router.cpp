@@ -69,15 +69,17 @@ void start_dial(
       return;
     }
   }
+  auto slot = std::make_shared<dial_slot>();
   auto link = self->system().middleman().spawn_broker(
-    dialing_link_actor, make_link_params(self, true));
+    dialing_link_actor, make_link_params(self, true), slot);
   self->monitor(link);
   auto& pending = st.dialing[link.address()];
   pending.addr = addr;
   if (rp)
     pending.waiting.push_back(std::move(*rp));
   log_line(log_level::debug, st.self_id, "dialling " + addr.str());
-  dial(self->system(), link, addr.host, addr.port, st.cfg.dial_timeout);
+  dial(self->system(), link, std::move(slot), addr.host, addr.port,
+       st.cfg.dial_timeout);
 }
 
 void dial_due(self_ptr self) {
@@ -260,6 +262,9 @@ void flush(self_ptr self) {
     st.builder.build(batch, now_us(self), frames);
     bump(st.stats, &pb::RouterStats::frames_out,
          &pb::RouterStats::set_frames_out, frames.size());
+    for (const auto& frame : frames)
+      bump(st.stats, &pb::RouterStats::bytes_out,
+           &pb::RouterStats::set_bytes_out, frame.size());
     for (auto& frame : frames)
       send_to_all(self, caf::make_message(frame_atom::value, std::move(frame)),
                   origin);

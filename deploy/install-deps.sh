@@ -8,6 +8,7 @@ packages=(
   libcaf-dev
   libprotobuf-dev protobuf-compiler
   libboost-test-dev
+  clang libclang-rt-14-dev # libFuzzer targets
 )
 
 missing=()

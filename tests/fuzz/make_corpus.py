@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Writes the fuzzers' seed corpus: valid and nearly valid frames, encoded by
+hand from wire.proto so no protobuf runtime is needed."""
+import os
+import struct
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field(num, payload):  # length-delimited
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def vfield(num, n):  # varint
+    return varint(num << 3) + varint(n)
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+hello = field(1, b"syncmesh/1 subnet= leasing=1") + field(2, b"node-b") \
+    + field(3, b"127.0.0.1") + vfield(4, 7000) + field(5, b"batch")
+hello_env = field(10, hello)
+bad_hello_env = field(10, field(1, b"syncmesh/1 subnet=x leasing=0") + field(2, b"n"))
+
+stamp = vfield(1, 1_700_000_000_000_000) + field(3, b"node-b")
+version = vfield(2, 1_700_000_000_000_000) + field(3, b"node-b") + field(4, stamp)
+value_text = field(6, b"hello")
+record = field(1, b"key") + field(2, version) + field(3, value_text)
+write_env = field(12, field(1, record))
+fields = field(1, field(1, field(1, b"seven")) + field(2, vfield(3, 14)))
+delta_record = field(1, b"map") + field(2, version) + field(5, fields)
+delta_env = field(13, field(1, delta_record))
+ping_env = field(14, vfield(1, 1) + vfield(2, 5))
+
+frames = {
+    "hello": b"\x07" + frame(hello_env),
+    "hello_then_write": b"\x03" + frame(hello_env) + frame(write_env),
+    "delta": b"\x10" + frame(delta_env),
+    "ping_split": b"\x01" + frame(ping_env) + frame(ping_env)[:3],
+    "oversize": b"\x02" + b"\xff\xff\xff\xff",
+    "empty_frame": b"\x05" + frame(b""),
+}
+handshake = {
+    "hello": hello_env,
+    "other_protocol": bad_hello_env,
+    "self": field(10, field(1, b"syncmesh/1 subnet= leasing=1") + field(2, b"fuzz-node")),
+}
+for name, data in frames.items():
+    with open(os.path.join(here, "corpus", "frames", name), "wb") as f:
+        f.write(data)
+for name, data in handshake.items():
+    with open(os.path.join(here, "corpus", "handshake", name), "wb") as f:
+        f.write(data)

@@ -50,7 +50,7 @@ struct link_fixture {
   node_actors node;
   int64_t next_connection = 100;
 
-  link_fixture()
+  explicit link_fixture(size_t max_inbound = 32)
     : sys(cfg_),
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
       mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
@@ -65,6 +65,7 @@ struct link_fixture {
     node_cfg.max_frame_size = 64 * 1024;
     node_cfg.max_value_size = 16 * 1024;
     node_cfg.max_send_queue = 256 * 1024;
+    node_cfg.max_inbound = max_inbound;
     mpx.provide_acceptor(node_port, acceptor);
     node = spawn_node(sys, node_cfg);
     run();
@@ -331,6 +332,44 @@ BOOST_AUTO_TEST_CASE(local_writes_reach_peers_batched) {
   }
   BOOST_CHECK_EQUAL(records, 10u);
   BOOST_CHECK_LT(frames, 10u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(link_limits)
+
+BOOST_AUTO_TEST_CASE(inbound_peers_are_capped) {
+  link_fixture f{1};
+  auto first = f.connect_peer();
+  f.send(first, f.hello("node-b", f.node_cfg));
+  auto second = f.connect_peer();
+  f.send(second, f.hello("node-c", f.node_cfg));
+  auto bye = f.goodbye(second);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::TOO_MANY_PEERS);
+  BOOST_CHECK(!f.goodbye(first));
+  BOOST_CHECK_EQUAL(f.peer_count(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_does_not_read_is_dropped_as_slow) {
+  link_fixture f;
+  auto hdl = f.connect_peer();
+  f.send(hdl, f.hello("node-b", f.node_cfg));
+  // The test multiplexer never reports bytes as written: the queue only grows.
+  std::string big(15 * 1024, 'x');
+  for (int i = 0; i < 40; ++i) {
+    pb::SetRequest req;
+    req.set_key("k" + std::to_string(i));
+    to_proto(value{big}, req.mutable_value());
+    f.self->send(f.node.facade, std::move(req));
+    f.run();
+  }
+  auto bye = f.goodbye(hdl);
+  BOOST_REQUIRE(bye);
+  BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::SLOW_CONSUMER);
+  BOOST_CHECK_EQUAL(f.peer_count(), 0u);
+  // Nothing was lost locally.
+  BOOST_CHECK(f.read_key("k39").has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

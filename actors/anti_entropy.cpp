@@ -70,7 +70,7 @@ void ae_outbox::add_key_digests(const store_state& store,
     if (i != index.end())
       digests_[i->second].keys.push_back(kv.first);
   }
-  (void) first;
+  (void)first;
 }
 
 void ae_outbox::add_entries(std::vector<std::string> keys) {
@@ -89,8 +89,7 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
     digest->set_reply_wanted(digests_.front().reply_wanted);
     size_t bytes = 0;
     // Whole buckets per frame; at least one, even when it is large.
-    while (!digests_.empty()
-           && (bytes == 0 || bytes < window_bytes_)
+    while (!digests_.empty() && (bytes == 0 || bytes < window_bytes_)
            && digests_.front().reply_wanted == digest->reply_wanted()) {
       auto& b = digests_.front();
       digest->add_buckets()->set_bucket(b.bucket);

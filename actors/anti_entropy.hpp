@@ -35,7 +35,7 @@ class ae_outbox {
 public:
   /// Sends windows of about `window_bytes`; `session` tags this outbox.
   ae_outbox(uint64_t session, size_t window_bytes)
-    : session_(session), window_bytes_(window_bytes) {}
+      : session_(session), window_bytes_(window_bytes) {}
 
   /// Queues KEYS digests describing the store's entries in `buckets`.
   void add_key_digests(const store_state& store,

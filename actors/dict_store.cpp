@@ -73,9 +73,9 @@ ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
   if (i == st.outboxes.end()) {
     self->monitor(link);
     i = st.outboxes
-          .emplace(link.address(),
-                   std::make_pair(link, ae_outbox{st.next_session++,
-                                                  st.window_bytes}))
+          .emplace(
+            link.address(),
+            std::make_pair(link, ae_outbox{st.next_session++, st.window_bytes}))
           .first;
   }
   return i->second.second;
@@ -125,96 +125,95 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
                                size_t window_bytes) {
   self->state.router = std::move(router);
   self->state.window_bytes = window_bytes;
-  self->set_down_handler([=](const caf::down_msg& msg) {
-    self->state.outboxes.erase(msg.source);
-  });
+  self->set_down_handler(
+    [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
   return {
-      [=](wire_atom, caf::actor events) { self->state.events = events; },
-      [=](events_atom, bool on) { self->state.publish_events = on; },
-      [=](local_atom, pb::WriteBatch& batch) -> caf::result<pb::WriteAck> {
-        auto res = apply_batch(self, batch, false);
-        pb::WriteAck ack;
-        ack.set_applied(static_cast<uint32_t>(res.changed.records_size()));
-        if (res.changed.records_size() > 0) {
-          const auto& key = res.changed.records().rbegin()->key();
-          if (const auto* entry = self->state.store.find(key))
-            to_proto(entry->head(), ack.mutable_meta());
-        }
-        flood(self, std::string{}, std::move(res.changed));
-        if (!res.error.empty())
-          return make_error(errc::malformed, std::move(res.error));
-        return ack;
-      },
-      [=](erase_atom, pb::WriteBatch& batch) -> caf::result<pb::DeleteReply> {
-        auto res = apply_batch(self, batch, true);
-        pb::DeleteReply reply;
-        if (res.changed.records_size() > 0) {
-          const auto& key = res.changed.records(0).key();
-          reply.set_key(key);
-          to_proto(res.last.old_value, reply.mutable_old_value());
-          if (const auto* entry = self->state.store.find(key))
-            to_proto(entry->head(), reply.mutable_meta());
-        }
-        flood(self, std::string{}, std::move(res.changed));
-        if (!res.error.empty())
-          return make_error(errc::malformed, std::move(res.error));
-        return reply;
-      },
-      [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
-        auto res = apply_batch(self, batch, false);
-        flood(self, std::move(origin), std::move(res.changed));
-      },
-      [=](ae_entries_atom, std::string& origin, pb::WriteBatch& batch) {
-        auto res = apply_batch(self, batch, false);
-        flood(self, std::move(origin), std::move(res.changed));
-        return true;
-      },
-      [=](ae_start_atom, const caf::actor& link) {
-        pb::Envelope env;
-        env.set_hops_left(1);
-        make_summary(self->state.store, *env.mutable_digest());
-        send_ae_frame(self, link, env);
-      },
-      [=](ae_digest_atom, const caf::actor& link, const pb::Digest& d) {
-        on_digest(self, link, d);
-      },
-      [=](ae_ack_atom, const caf::actor& link, uint64_t session) {
-        auto i = self->state.outboxes.find(link.address());
-        if (i == self->state.outboxes.end())
-          return;
-        i->second.second.acknowledge(session);
-        pump(self, link);
-      },
-      [=](const pb::GetRequest& req) {
-        pb::GetReply reply;
-        const auto* entry = self->state.store.find(req.key());
-        if (entry != nullptr && entry->live()) {
-          reply.set_found(true);
-          to_proto(entry->read(), reply.mutable_value());
+    [=](wire_atom, caf::actor events) { self->state.events = events; },
+    [=](events_atom, bool on) { self->state.publish_events = on; },
+    [=](local_atom, pb::WriteBatch& batch) -> caf::result<pb::WriteAck> {
+      auto res = apply_batch(self, batch, false);
+      pb::WriteAck ack;
+      ack.set_applied(static_cast<uint32_t>(res.changed.records_size()));
+      if (res.changed.records_size() > 0) {
+        const auto& key = res.changed.records().rbegin()->key();
+        if (const auto* entry = self->state.store.find(key))
+          to_proto(entry->head(), ack.mutable_meta());
+      }
+      flood(self, std::string{}, std::move(res.changed));
+      if (!res.error.empty())
+        return make_error(errc::malformed, std::move(res.error));
+      return ack;
+    },
+    [=](erase_atom, pb::WriteBatch& batch) -> caf::result<pb::DeleteReply> {
+      auto res = apply_batch(self, batch, true);
+      pb::DeleteReply reply;
+      if (res.changed.records_size() > 0) {
+        const auto& key = res.changed.records(0).key();
+        reply.set_key(key);
+        to_proto(res.last.old_value, reply.mutable_old_value());
+        if (const auto* entry = self->state.store.find(key))
           to_proto(entry->head(), reply.mutable_meta());
+      }
+      flood(self, std::string{}, std::move(res.changed));
+      if (!res.error.empty())
+        return make_error(errc::malformed, std::move(res.error));
+      return reply;
+    },
+    [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
+      auto res = apply_batch(self, batch, false);
+      flood(self, std::move(origin), std::move(res.changed));
+    },
+    [=](ae_entries_atom, std::string& origin, pb::WriteBatch& batch) {
+      auto res = apply_batch(self, batch, false);
+      flood(self, std::move(origin), std::move(res.changed));
+      return true;
+    },
+    [=](ae_start_atom, const caf::actor& link) {
+      pb::Envelope env;
+      env.set_hops_left(1);
+      make_summary(self->state.store, *env.mutable_digest());
+      send_ae_frame(self, link, env);
+    },
+    [=](ae_digest_atom, const caf::actor& link, const pb::Digest& d) {
+      on_digest(self, link, d);
+    },
+    [=](ae_ack_atom, const caf::actor& link, uint64_t session) {
+      auto i = self->state.outboxes.find(link.address());
+      if (i == self->state.outboxes.end())
+        return;
+      i->second.second.acknowledge(session);
+      pump(self, link);
+    },
+    [=](const pb::GetRequest& req) {
+      pb::GetReply reply;
+      const auto* entry = self->state.store.find(req.key());
+      if (entry != nullptr && entry->live()) {
+        reply.set_found(true);
+        to_proto(entry->read(), reply.mutable_value());
+        to_proto(entry->head(), reply.mutable_meta());
+      }
+      return reply;
+    },
+    [=](const pb::SnapshotRequest& req) {
+      pb::Snapshot snap;
+      const auto& store = self->state.store;
+      snap.set_total(store.live_count());
+      for (const auto* key :
+           store.sorted_live_keys(req.prefix(), req.limit())) {
+        auto* item = snap.add_items();
+        item->set_key(*key);
+        if (!req.keys_only()) {
+          const auto* entry = store.find(*key);
+          to_proto(entry->read(), item->mutable_value());
+          to_proto(entry->head(), item->mutable_meta());
         }
-        return reply;
-      },
-      [=](const pb::SnapshotRequest& req) {
-        pb::Snapshot snap;
-        const auto& store = self->state.store;
-        snap.set_total(store.live_count());
-        for (const auto* key :
-             store.sorted_live_keys(req.prefix(), req.limit())) {
-          auto* item = snap.add_items();
-          item->set_key(*key);
-          if (!req.keys_only()) {
-            const auto* entry = store.find(*key);
-            to_proto(entry->read(), item->mutable_value());
-            to_proto(entry->head(), item->mutable_meta());
-          }
-        }
-        return snap;
-      },
-      [=](purge_atom, const std::vector<std::string>& keys) {
-        self->state.store.purge(keys);
-      },
-      [=](dump_atom) { return self->state.store.canonical_bytes(); },
+      }
+      return snap;
+    },
+    [=](purge_atom, const std::vector<std::string>& keys) {
+      self->state.store.purge(keys);
+    },
+    [=](dump_atom) { return self->state.store.canonical_bytes(); },
   };
 }
 

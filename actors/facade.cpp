@@ -24,8 +24,8 @@ caf::error check_key(const config& cfg, const std::string& key) {
   if (key.size() > cfg.max_key_size)
     return make_error(errc::key_too_large,
                       "key of " + std::to_string(key.size())
-                          + " bytes exceeds the limit of "
-                          + std::to_string(cfg.max_key_size));
+                        + " bytes exceeds the limit of "
+                        + std::to_string(cfg.max_key_size));
   return caf::none;
 }
 
@@ -35,8 +35,8 @@ caf::error check_value(const config& cfg, const pb::Value& val) {
   if (size > cfg.max_value_size)
     return make_error(errc::value_too_large,
                       "value of " + std::to_string(size)
-                          + " bytes exceeds the limit of "
-                          + std::to_string(cfg.max_value_size));
+                        + " bytes exceeds the limit of "
+                        + std::to_string(cfg.max_value_size));
   value tmp;
   if (auto err = from_proto(val, tmp); !err.empty())
     return make_error(errc::malformed, std::move(err));
@@ -75,133 +75,133 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       caf::anon_send(self->state.store, events_atom::value, false);
   });
   return {
-      [=](pb::GetRequest& req) -> caf::result<pb::GetReply> {
-        if (auto err = check_key(self->state.cfg, req.key()))
+    [=](pb::GetRequest& req) -> caf::result<pb::GetReply> {
+      if (auto err = check_key(self->state.cfg, req.key()))
+        return err;
+      return forward<pb::GetReply>(self, self->state.store, std::move(req));
+    },
+    [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
+      const auto& cfg = self->state.cfg;
+      if (auto err = check_key(cfg, req.key()))
+        return err;
+      if (auto err = check_value(cfg, req.value()))
+        return err;
+      return forward<pb::WriteAck>(self, self->state.lease_manager,
+                                   std::move(req));
+    },
+    [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
+      const auto& cfg = self->state.cfg;
+      for (const auto& item : req.items()) {
+        if (auto err = check_key(cfg, item.key()))
           return err;
-        return forward<pb::GetReply>(self, self->state.store, std::move(req));
-      },
-      [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
-        const auto& cfg = self->state.cfg;
-        if (auto err = check_key(cfg, req.key()))
+        if (auto err = check_value(cfg, item.value()))
           return err;
-        if (auto err = check_value(cfg, req.value()))
-          return err;
-        return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                     std::move(req));
-      },
-      [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
-        const auto& cfg = self->state.cfg;
-        for (const auto& item : req.items()) {
-          if (auto err = check_key(cfg, item.key()))
-            return err;
-          if (auto err = check_value(cfg, item.value()))
-            return err;
-        }
-        auto size = req.ByteSizeLong();
-        if (size + 1024 > cfg.max_frame_size)
-          return make_error(errc::value_too_large,
-                            "update batch of " + std::to_string(size)
-                                + " bytes does not fit one frame of "
-                                + std::to_string(cfg.max_frame_size));
-        return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                     std::move(req));
-      },
-      [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
-        if (auto err = check_key(self->state.cfg, req.key()))
-          return err;
-        return forward<pb::DeleteReply>(self, self->state.lease_manager,
-                                        std::move(req));
-      },
-      [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
-        const auto& cfg = self->state.cfg;
-        if (auto err = check_key(cfg, req.key()))
-          return err;
-        if (req.fields().ByteSizeLong() > cfg.max_value_size)
-          return make_error(errc::value_too_large,
-                            std::string{"delta exceeds the value size limit"});
-        value_map tmp;
-        if (auto err = from_proto(req.fields(), tmp); !err.empty())
-          return make_error(errc::malformed, std::move(err));
-        // Merging nothing changes nothing: no write, no lease, no record.
-        if (tmp.empty())
-          return pb::WriteAck{};
-        return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                     std::move(req));
-      },
-      [=](pb::PopItemRequest& req) -> caf::result<pb::DeleteReply> {
-        return forward<pb::DeleteReply>(self, self->state.lease_manager,
-                                        std::move(req));
-      },
-      [=](pb::SnapshotRequest& req) -> caf::result<pb::Snapshot> {
-        return forward<pb::Snapshot>(self, self->state.store, std::move(req));
-      },
-      [=](pb::InfoRequest& req) -> caf::result<pb::NodeInfo> {
-        auto rp = self->make_response_promise<pb::NodeInfo>();
-        // The router knows the address (once bound), the store the keys.
-        self->request(self->state.router, caf::infinite, std::move(req))
-          .then(
-            [=](pb::NodeInfo& info) mutable {
-              pb::SnapshotRequest count_only;
-              count_only.set_keys_only(true);
-              count_only.set_limit(1);
-              self->request(self->state.store, caf::infinite, count_only)
-                .then(
-                  [=](const pb::Snapshot& snap) mutable {
-                    const auto& st = self->state;
-                    info.set_node_id(st.id);
-                    info.set_leasing(st.cfg.leasing);
-                    info.set_lease_duration_ms(
-                      static_cast<uint64_t>(st.cfg.lease_duration.count()));
-                    info.set_protocol_id(protocol_id(st.cfg));
-                    info.set_key_count(snap.total());
-                    rp.deliver(std::move(info));
-                  },
-                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-            },
-            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-        return rp;
-      },
-      [=](pb::ConnectRequest& req) -> caf::result<pb::PeerInfo> {
-        return forward<pb::PeerInfo>(self, self->state.router, std::move(req));
-      },
-      [=](pb::PeersRequest& req) -> caf::result<pb::PeerList> {
-        return forward<pb::PeerList>(self, self->state.router, std::move(req));
-      },
-      [=](pb::DisconnectRequest& req) -> caf::result<bool> {
-        return forward<bool>(self, self->state.router, std::move(req));
-      },
-      [=](subscribe_atom, caf::actor subscriber) {
-        auto& subs = self->state.subscribers;
-        if (!subscriber
-            || std::find(subs.begin(), subs.end(), subscriber) != subs.end())
-          return false;
-        self->monitor(subscriber);
-        subs.push_back(std::move(subscriber));
-        if (subs.size() == 1)
-          caf::anon_send(self->state.store, events_atom::value, true);
-        return true;
-      },
-      [=](unsubscribe_atom, caf::actor subscriber) {
-        auto& subs = self->state.subscribers;
-        auto i = std::find(subs.begin(), subs.end(), subscriber);
-        if (i == subs.end())
-          return false;
-        self->demonitor(subscriber);
-        subs.erase(i);
-        if (subs.empty())
-          caf::anon_send(self->state.store, events_atom::value, false);
-        return true;
-      },
-      [=](pb::Event& ev) {
-        const auto& subs = self->state.subscribers;
-        if (subs.empty())
-          return;
-        auto msg = caf::make_message(std::move(ev));
-        for (const auto& sub : subs)
-          // Typed actors may not send() to dynamic ones; subscribers need no
-          // sender.
-          caf::anon_send(sub, msg);
-      },
+      }
+      auto size = req.ByteSizeLong();
+      if (size + 1024 > cfg.max_frame_size)
+        return make_error(errc::value_too_large,
+                          "update batch of " + std::to_string(size)
+                            + " bytes does not fit one frame of "
+                            + std::to_string(cfg.max_frame_size));
+      return forward<pb::WriteAck>(self, self->state.lease_manager,
+                                   std::move(req));
+    },
+    [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
+      if (auto err = check_key(self->state.cfg, req.key()))
+        return err;
+      return forward<pb::DeleteReply>(self, self->state.lease_manager,
+                                      std::move(req));
+    },
+    [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
+      const auto& cfg = self->state.cfg;
+      if (auto err = check_key(cfg, req.key()))
+        return err;
+      if (req.fields().ByteSizeLong() > cfg.max_value_size)
+        return make_error(errc::value_too_large,
+                          std::string{"delta exceeds the value size limit"});
+      value_map tmp;
+      if (auto err = from_proto(req.fields(), tmp); !err.empty())
+        return make_error(errc::malformed, std::move(err));
+      // Merging nothing changes nothing: no write, no lease, no record.
+      if (tmp.empty())
+        return pb::WriteAck{};
+      return forward<pb::WriteAck>(self, self->state.lease_manager,
+                                   std::move(req));
+    },
+    [=](pb::PopItemRequest& req) -> caf::result<pb::DeleteReply> {
+      return forward<pb::DeleteReply>(self, self->state.lease_manager,
+                                      std::move(req));
+    },
+    [=](pb::SnapshotRequest& req) -> caf::result<pb::Snapshot> {
+      return forward<pb::Snapshot>(self, self->state.store, std::move(req));
+    },
+    [=](pb::InfoRequest& req) -> caf::result<pb::NodeInfo> {
+      auto rp = self->make_response_promise<pb::NodeInfo>();
+      // The router knows the address (once bound), the store the keys.
+      self->request(self->state.router, caf::infinite, std::move(req))
+        .then(
+          [=](pb::NodeInfo& info) mutable {
+            pb::SnapshotRequest count_only;
+            count_only.set_keys_only(true);
+            count_only.set_limit(1);
+            self->request(self->state.store, caf::infinite, count_only)
+              .then(
+                [=](const pb::Snapshot& snap) mutable {
+                  const auto& st = self->state;
+                  info.set_node_id(st.id);
+                  info.set_leasing(st.cfg.leasing);
+                  info.set_lease_duration_ms(
+                    static_cast<uint64_t>(st.cfg.lease_duration.count()));
+                  info.set_protocol_id(protocol_id(st.cfg));
+                  info.set_key_count(snap.total());
+                  rp.deliver(std::move(info));
+                },
+                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          },
+          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](pb::ConnectRequest& req) -> caf::result<pb::PeerInfo> {
+      return forward<pb::PeerInfo>(self, self->state.router, std::move(req));
+    },
+    [=](pb::PeersRequest& req) -> caf::result<pb::PeerList> {
+      return forward<pb::PeerList>(self, self->state.router, std::move(req));
+    },
+    [=](pb::DisconnectRequest& req) -> caf::result<bool> {
+      return forward<bool>(self, self->state.router, std::move(req));
+    },
+    [=](subscribe_atom, caf::actor subscriber) {
+      auto& subs = self->state.subscribers;
+      if (!subscriber
+          || std::find(subs.begin(), subs.end(), subscriber) != subs.end())
+        return false;
+      self->monitor(subscriber);
+      subs.push_back(std::move(subscriber));
+      if (subs.size() == 1)
+        caf::anon_send(self->state.store, events_atom::value, true);
+      return true;
+    },
+    [=](unsubscribe_atom, caf::actor subscriber) {
+      auto& subs = self->state.subscribers;
+      auto i = std::find(subs.begin(), subs.end(), subscriber);
+      if (i == subs.end())
+        return false;
+      self->demonitor(subscriber);
+      subs.erase(i);
+      if (subs.empty())
+        caf::anon_send(self->state.store, events_atom::value, false);
+      return true;
+    },
+    [=](pb::Event& ev) {
+      const auto& subs = self->state.subscribers;
+      if (subs.empty())
+        return;
+      auto msg = caf::make_message(std::move(ev));
+      for (const auto& sub : subs)
+        // Typed actors may not send() to dynamic ones; subscribers need no
+        // sender.
+        caf::anon_send(sub, msg);
+    },
   };
 }
 
@@ -224,7 +224,7 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
   result.store = sys.spawn(dict_store_actor, result.router, window);
   result.lease_manager
-      = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
+    = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
   result.facade = sys.spawn(facade_behavior, cfg, result.id,
                             result.lease_manager, result.store, result.router);
   auto events = caf::actor_cast<caf::actor>(result.facade);

@@ -165,7 +165,7 @@ void on_tick(self_ptr self) {
   uint64_t next_due = 0;
   for (const auto& h : st.held) {
     auto due
-        = h.record.version().stamp().wall_us() - st.table.clock().max_skew_us();
+      = h.record.version().stamp().wall_us() - st.table.clock().max_skew_us();
     next_due = next_due == 0 ? due : std::min(next_due, due);
   }
   if (next_due != 0)
@@ -191,86 +191,86 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
   self->state.init(cfg, id);
   self->state.store = std::move(store);
   return {
-      [=](wire_atom, caf::actor events) { self->state.events = events; },
-      [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
-        pb::WriteRecord rec;
-        rec.set_key(std::move(*req.mutable_key()));
-        rec.mutable_value()->Swap(req.mutable_value());
-        return write_one<pb::WriteAck>(self, std::move(rec), false);
-      },
-      [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
-        pb::WriteRecord rec;
-        rec.set_key(std::move(*req.mutable_key()));
-        rec.mutable_tombstone();
-        return write_one<pb::DeleteReply>(self, std::move(rec), true);
-      },
-      [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
-        const auto* key = self->state.table.deletable_key();
-        if (key == nullptr)
-          return refuse<pb::DeleteReply>(
-              self, make_error(errc::key_not_found,
-                               std::string{"no key this node may delete"}));
-        pb::WriteRecord rec;
-        rec.set_key(*key);
-        rec.mutable_tombstone();
-        return write_one<pb::DeleteReply>(self, std::move(rec), true);
-      },
-      [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
-        const auto* head = self->state.table.find(req.key());
-        if (head != nullptr && head->live() && !head->is_map())
-          return refuse<pb::WriteAck>(self,
-                                      make_error(errc::wrong_type, req.key()));
-        pb::WriteRecord rec;
-        rec.set_key(std::move(*req.mutable_key()));
-        rec.mutable_fields()->mutable_entries()->Swap(
-            req.mutable_fields()->mutable_entries());
-        return write_one<pb::WriteAck>(self, std::move(rec), false);
-      },
-      [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
-        // All leases first: one refusal refuses the whole batch.
-        std::vector<local_decision> ds;
-        ds.reserve(static_cast<size_t>(req.items_size()));
-        for (const auto& item : req.items()) {
-          auto d = self->state.table.decide(item.key(), false);
-          if (!d.allowed)
-            return refuse<pb::WriteAck>(self, refusal(item.key(), d));
-          ds.push_back(std::move(d));
-        }
-        std::vector<pb::WriteRecord> recs(ds.size());
-        for (size_t i = 0; i < ds.size(); ++i) {
-          auto& item = *req.mutable_items(static_cast<int>(i));
-          recs[i].set_key(std::move(*item.mutable_key()));
-          recs[i].mutable_value()->Swap(item.mutable_value());
-        }
-        auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
-        auto rp = self->make_response_promise<pb::WriteAck>();
-        return rp.delegate(self->state.store, local_atom::value,
-                           std::move(batch));
-      },
-      [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
-        apply_remote(self, std::move(origin), batch);
-      },
-      [=](ae_entries_atom, std::string& origin,
-          pb::WriteBatch& batch) -> caf::result<bool> {
-        // Entries come straight from a peer link: check them like any
-        // remote write before they touch the lease view.
-        if (auto err = validate_remote_batch(batch, self->state.limits);
-            !err.empty())
-          return make_error(errc::malformed, std::move(err));
-        auto accepted = accept_remote(self, origin, batch);
-        auto rp = self->make_response_promise<bool>();
-        return rp.delegate(self->state.store, ae_entries_atom::value,
-                           std::move(origin), std::move(accepted));
-      },
-      [=](tick_atom, uint64_t generation) {
-        if (generation == self->state.timer_generation)
-          on_tick(self);
-      },
-      [=](stats_atom) {
-        auto stats = self->state.stats;
-        stats.set_tombstones(self->state.table.tombstone_count());
-        return stats;
-      },
+    [=](wire_atom, caf::actor events) { self->state.events = events; },
+    [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_value()->Swap(req.mutable_value());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
+    },
+    [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
+      const auto* key = self->state.table.deletable_key();
+      if (key == nullptr)
+        return refuse<pb::DeleteReply>(
+          self, make_error(errc::key_not_found,
+                           std::string{"no key this node may delete"}));
+      pb::WriteRecord rec;
+      rec.set_key(*key);
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
+    },
+    [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
+      const auto* head = self->state.table.find(req.key());
+      if (head != nullptr && head->live() && !head->is_map())
+        return refuse<pb::WriteAck>(self,
+                                    make_error(errc::wrong_type, req.key()));
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_fields()->mutable_entries()->Swap(
+        req.mutable_fields()->mutable_entries());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
+      // All leases first: one refusal refuses the whole batch.
+      std::vector<local_decision> ds;
+      ds.reserve(static_cast<size_t>(req.items_size()));
+      for (const auto& item : req.items()) {
+        auto d = self->state.table.decide(item.key(), false);
+        if (!d.allowed)
+          return refuse<pb::WriteAck>(self, refusal(item.key(), d));
+        ds.push_back(std::move(d));
+      }
+      std::vector<pb::WriteRecord> recs(ds.size());
+      for (size_t i = 0; i < ds.size(); ++i) {
+        auto& item = *req.mutable_items(static_cast<int>(i));
+        recs[i].set_key(std::move(*item.mutable_key()));
+        recs[i].mutable_value()->Swap(item.mutable_value());
+      }
+      auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
+      auto rp = self->make_response_promise<pb::WriteAck>();
+      return rp.delegate(self->state.store, local_atom::value,
+                         std::move(batch));
+    },
+    [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
+      apply_remote(self, std::move(origin), batch);
+    },
+    [=](ae_entries_atom, std::string& origin,
+        pb::WriteBatch& batch) -> caf::result<bool> {
+      // Entries come straight from a peer link: check them like any
+      // remote write before they touch the lease view.
+      if (auto err = validate_remote_batch(batch, self->state.limits);
+          !err.empty())
+        return make_error(errc::malformed, std::move(err));
+      auto accepted = accept_remote(self, origin, batch);
+      auto rp = self->make_response_promise<bool>();
+      return rp.delegate(self->state.store, ae_entries_atom::value,
+                         std::move(origin), std::move(accepted));
+    },
+    [=](tick_atom, uint64_t generation) {
+      if (generation == self->state.timer_generation)
+        on_tick(self);
+    },
+    [=](stats_atom) {
+      auto stats = self->state.stats;
+      stats.set_tombstones(self->state.table.tombstone_count());
+      return stats;
+    },
   };
 }
 

@@ -39,10 +39,12 @@ log_level current_log_level() {
 }
 
 bool parse_log_level(const std::string& text, log_level& out) {
-  static constexpr std::pair<const char*, log_level> names[] = {
-    {"quiet", log_level::quiet}, {"error", log_level::error},
-    {"warning", log_level::warning}, {"info", log_level::info},
-    {"debug", log_level::debug}};
+  static constexpr std::pair<const char*, log_level> names[]
+    = {{"quiet", log_level::quiet},
+       {"error", log_level::error},
+       {"warning", log_level::warning},
+       {"info", log_level::info},
+       {"debug", log_level::debug}};
   for (const auto& [name, level] : names) {
     if (text == name) {
       out = level;

@@ -20,6 +20,7 @@ bool parse_log_level(const std::string& text, log_level& out);
 bool log_enabled(log_level level);
 
 /// Writes one line to stderr: time, level, node ID (short hex) and text.
-void log_line(log_level level, const std::string& node, const std::string& text);
+void log_line(log_level level, const std::string& node,
+              const std::string& text);
 
 } // namespace syncmesh

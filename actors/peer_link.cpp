@@ -85,8 +85,8 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   if (st.established)
     self->quit(caf::exit_reason::normal);
   else
-    self->quit(make_error(error_for(reason), std::string{to_string(reason)}
-                                               + ": " + detail));
+    self->quit(make_error(error_for(reason),
+                          std::string{to_string(reason)} + ": " + detail));
 }
 
 void arm_heartbeat(peer_link_ptr self) {
@@ -201,12 +201,13 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
   switch (env.body_case()) {
     case pb::Envelope::kWrite:
     case pb::Envelope::kDelta:
-      caf::anon_send(st.params.router, inbound_atom::value, peer, std::move(env));
+      caf::anon_send(st.params.router, inbound_atom::value, peer,
+                     std::move(env));
       break;
     case pb::Envelope::kPeers:
       caf::anon_send(st.params.router, peers_atom::value, peer,
-                 std::move(*env.mutable_peers()), env.message_id(),
-                 env.hops_left());
+                     std::move(*env.mutable_peers()), env.message_id(),
+                     env.hops_left());
       break;
     case pb::Envelope::kPing: {
       pb::Envelope reply;
@@ -217,13 +218,13 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
       break;
     }
     case pb::Envelope::kPong: {
-      auto now = duration_cast<microseconds>(
-                   self->clock().now().time_since_epoch())
-                   .count();
+      auto now
+        = duration_cast<microseconds>(self->clock().now().time_since_epoch())
+            .count();
       auto sent = static_cast<int64_t>(env.pong().sent_us());
       if (now >= sent)
         caf::anon_send(st.params.router, rtt_atom::value, peer,
-                   static_cast<uint64_t>(now - sent));
+                       static_cast<uint64_t>(now - sent));
       break;
     }
     case pb::Envelope::kDigest: {
@@ -317,8 +318,7 @@ void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
     return;
   if (flood && !st.budget.admits(frame.size())) {
     shut_down(self, pb::Goodbye::SLOW_CONSUMER,
-              std::to_string(st.budget.queued())
-                + " bytes queued, limit "
+              std::to_string(st.budget.queued()) + " bytes queued, limit "
                 + std::to_string(st.budget.limit()));
     return;
   }
@@ -343,9 +343,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     if (msg.source == self->state.params.router)
       shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
   });
-  write_envelope(self, make_hello(st.params.self, st.params.protocol_id,
-                                  st.params.listen_host,
-                                  st.params.listen_port));
+  write_envelope(self,
+                 make_hello(st.params.self, st.params.protocol_id,
+                            st.params.listen_host, st.params.listen_port));
   self->delayed_send(self, st.params.handshake_timeout, hs_timeout_atom::value);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
@@ -378,11 +378,11 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     [=](hb_tick_atom) { on_heartbeat(self); },
     [=](hs_timeout_atom) {
       if (!self->state.established && !self->state.closing)
-        shut_down(self, pb::Goodbye::HANDSHAKE_TIMEOUT,
-                  "no handshake within "
-                    + std::to_string(
-                      self->state.params.handshake_timeout.count())
-                    + " ms");
+        shut_down(
+          self, pb::Goodbye::HANDSHAKE_TIMEOUT,
+          "no handshake within "
+            + std::to_string(self->state.params.handshake_timeout.count())
+            + " ms");
     },
   };
 }
@@ -420,8 +420,8 @@ caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
         self->quit(make_error(errc::unreachable, std::string{"no socket"}));
         return;
       }
-      auto hdl = self->add_scribe(
-        static_cast<caf::io::network::native_socket>(fd));
+      auto hdl
+        = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
       self->become(peer_link_actor(self, hdl, params));
     },
     [=](dial_fail_atom, uint8_t code, const std::string& reason) {

@@ -29,9 +29,9 @@ pb::Envelope make_goodbye(pb::Goodbye::Reason reason, std::string detail) {
 hello_verdict check_hello(const pb::Hello& theirs,
                           const std::string& protocol_id, const node_id& self) {
   if (theirs.protocol_id() != protocol_id)
-    return {pb::Goodbye::PROTOCOL_MISMATCH,
-            "protocol '" + theirs.protocol_id() + "' differs from ours ('"
-              + protocol_id + "')"};
+    return {pb::Goodbye::PROTOCOL_MISMATCH, "protocol '" + theirs.protocol_id()
+                                              + "' differs from ours ('"
+                                              + protocol_id + "')"};
   if (theirs.node_id().empty() || theirs.node_id().size() > max_node_id_size)
     return {pb::Goodbye::MALFORMED, "hello carries no valid node ID"};
   if (theirs.node_id() == self)

@@ -58,9 +58,9 @@ size_t outbound_count(self_ptr self) {
 }
 
 /// Starts dialling `addr`; `rp` (if pending) is answered when it finishes.
-void start_dial(
-  self_ptr self, const address& addr,
-  std::optional<caf::typed_response_promise<pb::PeerInfo>> rp = std::nullopt) {
+void start_dial(self_ptr self, const address& addr,
+                std::optional<caf::typed_response_promise<pb::PeerInfo>> rp
+                = std::nullopt) {
   auto& st = self->state;
   for (auto& [link, pending] : st.dialing) {
     if (pending.addr == addr) {
@@ -155,10 +155,9 @@ void on_attached(self_ptr self, const std::string& peer) {
     p->set_host(entry.info.host());
     p->set_port(entry.info.port());
     st.seen.insert(announce.message_id(), self->clock().now());
-    send_to_all(self,
-                caf::make_message(frame_atom::value,
-                                  control_frame(self, announce)),
-                peer);
+    send_to_all(
+      self, caf::make_message(frame_atom::value, control_frame(self, announce)),
+      peer);
   }
   // The dialling side starts anti-entropy at once; the other follows in
   // its periodic rounds.
@@ -203,9 +202,8 @@ caf::result<bool> attach(self_ptr self, pb::PeerInfo& info) {
       if (!kv.second.info.outbound())
         ++inbound;
     if (inbound >= st.cfg.max_inbound)
-      return make_error(errc::overloaded,
-                        "already " + std::to_string(inbound)
-                          + " inbound peers");
+      return make_error(errc::overloaded, "already " + std::to_string(inbound)
+                                            + " inbound peers");
   }
   info.set_connected_since_us(now_us(self));
   self->monitor(link);
@@ -224,16 +222,16 @@ void on_link_down(self_ptr self, const caf::down_msg& msg) {
   auto pending = st.dialing.find(msg.source);
   if (pending != st.dialing.end()) {
     auto addr = pending->second.addr;
-    auto err = msg.reason ? msg.reason
-                          : make_error(errc::disconnected,
-                                       std::string{"link ended"});
+    auto err = msg.reason
+                 ? msg.reason
+                 : make_error(errc::disconnected, std::string{"link ended"});
     for (auto& rp : pending->second.waiting)
       rp.deliver(err);
     st.dialing.erase(pending);
     st.book.failed(addr, self->clock().now());
     log_line(log_level::info, st.self_id,
-             "dial to " + addr.str() + " failed: "
-               + self->system().render(err));
+             "dial to " + addr.str()
+               + " failed: " + self->system().render(err));
     return;
   }
   for (auto i = st.peers.begin(); i != st.peers.end(); ++i) {
@@ -341,8 +339,9 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       st.listener = self->system().middleman().spawn_broker(
         listener_actor, make_link_params(self, false));
       self->monitor(st.listener);
-      self->request(st.listener, caf::infinite, open_atom::value, st.cfg.host,
-                    st.cfg.port)
+      self
+        ->request(st.listener, caf::infinite, open_atom::value, st.cfg.host,
+                  st.cfg.port)
         .then(
           [=](uint16_t port) {
             auto& st = self->state;
@@ -435,10 +434,10 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
         relay.set_message_id(message_id);
         relay.set_hops_left(hops - 1);
         *relay.mutable_peers() = list;
-        send_to_all(self,
-                    caf::make_message(frame_atom::value,
-                                      control_frame(self, relay)),
-                    from);
+        send_to_all(
+          self,
+          caf::make_message(frame_atom::value, control_frame(self, relay)),
+          from);
       }
       dial_due(self);
     },

@@ -6,8 +6,8 @@
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
-#include <caf/typed_response_promise.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "actors/peer_link.hpp"
 #include "actors/router_state.hpp"

@@ -83,7 +83,7 @@ void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
                              std::vector<std::string>& frames) {
   // Leave room for the envelope's own fields around the batch.
   const size_t budget
-      = max_frame_size_ > 1024 ? max_frame_size_ - 1024 : max_frame_size_ / 2;
+    = max_frame_size_ > 1024 ? max_frame_size_ - 1024 : max_frame_size_ / 2;
   pb::WriteBatch writes;
   pb::WriteBatch deltas;
   size_t write_bytes = 0;
@@ -149,7 +149,7 @@ void seen_set::expire(time_point now) {
 
 address_book::address_book(size_t capacity, std::chrono::milliseconds min,
                            std::chrono::milliseconds max, uint64_t seed)
-  : capacity_(capacity), min_(min), max_(max), rng_(seed) {}
+    : capacity_(capacity), min_(min), max_(max), rng_(seed) {}
 
 address_book::entry* address_book::find(const address& addr) {
   for (auto& e : entries_)

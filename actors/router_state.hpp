@@ -78,7 +78,7 @@ public:
   /// Keeps at most `capacity` IDs for at most `ttl`.
   seen_set(size_t capacity = 65536,
            std::chrono::milliseconds ttl = std::chrono::minutes(2))
-    : capacity_(capacity), ttl_(ttl) {}
+      : capacity_(capacity), ttl_(ttl) {}
 
   /// Records `id`; false when it was already seen (a duplicate).
   bool insert(const std::string& id, time_point now);

@@ -17,16 +17,6 @@ bool field_order(const field_write& x, const field_write& y) {
   return x.key.data < y.key.data;
 }
 
-void put_u64(std::string& out, uint64_t x) {
-  for (int shift = 56; shift >= 0; shift -= 8)
-    out += static_cast<char>((x >> shift) & 0xff);
-}
-
-void put_blob(std::string& out, const std::string& xs) {
-  put_u64(out, xs.size());
-  out += xs;
-}
-
 void encode_version(std::string& out, const version& v) {
   put_u64(out, v.epoch);
   put_u64(out, v.claim_us);
@@ -109,9 +99,9 @@ bool store_entry::apply_base(const version& v, bool tombstone, value val) {
   bool is_map = !tombstone && val.is_map();
   if (head_.set_base(v, tombstone, is_map)) {
     fields_.erase(
-        std::remove_if(fields_.begin(), fields_.end(),
-                       [&v](const field_write& f) { return !newer(f.ver, v); }),
-        fields_.end());
+      std::remove_if(fields_.begin(), fields_.end(),
+                     [&v](const field_write& f) { return !newer(f.ver, v); }),
+      fields_.end());
   } else {
     fields_.clear();
   }
@@ -126,8 +116,8 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
   bool changed = false;
   for (const auto& item : fields) {
     auto i = std::find_if(
-        fields_.begin(), fields_.end(),
-        [&item](const field_write& f) { return f.key == item.key; });
+      fields_.begin(), fields_.end(),
+      [&item](const field_write& f) { return f.key == item.key; });
     if (i == fields_.end()) {
       fields_.push_back(field_write{item.key, item.val, v});
       changed = true;
@@ -148,9 +138,8 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
 value store_entry::read() const {
   if (fields_.empty())
     return head_.base_tombstone() ? value{} : base_;
-  value result = (!head_.base_tombstone() && base_.is_map())
-                     ? base_
-                     : value::empty_map();
+  value result
+    = (!head_.base_tombstone() && base_.is_map()) ? base_ : value::empty_map();
   for (const auto& f : fields_)
     result.insert_or_assign(f.key, f.val);
   return result;

@@ -1,8 +1,8 @@
 #include "syncmesh/value.hpp"
 
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 #include "syncmesh/errors.hpp"
@@ -320,7 +320,7 @@ const char* to_string(errc x) {
 lease_error::lease_error(std::string key, std::string owner,
                          uint64_t lease_end_us)
     : key_error("key '" + key + "' is leased by node " + owner + " until "
-                    + std::to_string(lease_end_us) + " us since the epoch",
+                  + std::to_string(lease_end_us) + " us since the epoch",
                 errc::lease_held),
       key_(std::move(key)), owner_(std::move(owner)),
       lease_end_us_(lease_end_us) {}

@@ -150,22 +150,12 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
     case pb::Value::kExt:
       if (x.ext().type() < -128 || x.ext().type() > 127)
         return "ext type code out of range";
-      out = value{
-          ext_value{static_cast<int8_t>(x.ext().type()), x.ext().data()}};
+      out
+        = value{ext_value{static_cast<int8_t>(x.ext().type()), x.ext().data()}};
       return {};
     default:
       return "value has no kind";
   }
-}
-
-void put_u64(std::string& out, uint64_t x) {
-  for (int shift = 56; shift >= 0; shift -= 8)
-    out += static_cast<char>((x >> shift) & 0xff);
-}
-
-void put_blob(std::string& out, const std::string& xs) {
-  put_u64(out, xs.size());
-  out += xs;
 }
 
 } // namespace

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "syncmesh/value.hpp"
@@ -34,6 +35,18 @@ std::string from_proto(const pb::MapValue& x, value_map& out);
 
 /// Reads a map key from untrusted protobuf.
 std::string from_proto(const pb::MapKey& x, map_key& out);
+
+/// Appends `x` as 8 big-endian bytes (canonical encodings).
+inline void put_u64(std::string& out, uint64_t x) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out += static_cast<char>((x >> shift) & 0xff);
+}
+
+/// Appends the length of `xs`, then `xs` (canonical encodings).
+inline void put_blob(std::string& out, const std::string& xs) {
+  put_u64(out, xs.size());
+  out += xs;
+}
 
 /// Appends a canonical, deterministic encoding of `x` to `out`: equal values
 /// give equal bytes on every replica (protobuf's own output is not stable).

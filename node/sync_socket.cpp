@@ -26,22 +26,23 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo, pb::PeersRequest, pb::PeerList,
-            pb::Digest, pb::Peers, pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
+  add_types<pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo,
+            pb::PeersRequest, pb::PeerList, pb::Digest, pb::Peers,
+            pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
             pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
             pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest, pb::Snapshot,
             pb::InfoRequest, pb::NodeInfo, pb::Event, pb::WriteBatch,
             pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
-  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    std::string result = "syncmesh: ";
-    result += to_string(static_cast<errc>(code));
-    if (!ctx.empty()) {
-      result += " ";
-      result += caf::to_string(ctx);
-    }
-    return result;
-  });
+  cfg.add_error_category(
+    error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      std::string result = "syncmesh: ";
+      result += to_string(static_cast<errc>(code));
+      if (!ctx.empty()) {
+        result += " ";
+        result += caf::to_string(ctx);
+      }
+      return result;
+    });
 }
 
 // -- helpers ------------------------------------------------------------------
@@ -147,10 +148,11 @@ struct sync_socket::impl {
     caf::scoped_actor self{sys};
     std::optional<Reply> reply;
     caf::error err;
-    self->request(facade, caf::duration{cfg.request_timeout},
-                  std::forward<Ts>(xs)...)
-        .receive([&](Reply& x) { reply = std::move(x); },
-                 [&](caf::error& x) { err = std::move(x); });
+    self
+      ->request(facade, caf::duration{cfg.request_timeout},
+                std::forward<Ts>(xs)...)
+      .receive([&](Reply& x) { reply = std::move(x); },
+               [&](caf::error& x) { err = std::move(x); });
     if (err)
       throw_error(sys, err);
     return std::move(*reply);
@@ -250,14 +252,14 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   // A detached actor: callbacks get their own thread, so a callback that
   // blocks on this socket never starves CAF's scheduler.
   impl_->events = sys.spawn<caf::detached>(
-      [weak](caf::event_based_actor*) -> caf::behavior {
-        return {
-            [weak](const pb::Event& ev) {
-              if (auto ptr = weak.lock())
-                ptr->dispatch(ev);
-            },
-        };
-      });
+    [weak](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [weak](const pb::Event& ev) {
+          if (auto ptr = weak.lock())
+            ptr->dispatch(ev);
+        },
+      };
+    });
 }
 
 sync_socket::~sync_socket() {
@@ -352,7 +354,7 @@ void sync_socket::set(key_arg key, value val) {
 }
 
 void sync_socket::update(
-    const std::vector<std::pair<std::string, value>>& kvs) {
+  const std::vector<std::pair<std::string, value>>& kvs) {
   pb::UpdateRequest req;
   for (const auto& [key, val] : kvs) {
     auto* item = req.add_items();

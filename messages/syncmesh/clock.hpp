@@ -18,8 +18,8 @@ inline wall_clock system_wall_clock() {
   return [] {
     using namespace std::chrono;
     return static_cast<uint64_t>(
-        duration_cast<microseconds>(system_clock::now().time_since_epoch())
-            .count());
+      duration_cast<microseconds>(system_clock::now().time_since_epoch())
+        .count());
   };
 }
 

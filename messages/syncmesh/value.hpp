@@ -21,10 +21,10 @@ using bytes = std::string;
 /// True for element types that byte containers may hold.
 template <class T>
 inline constexpr bool is_byte_like_v
-    = std::is_same_v<
-          T,
-          std::
-              byte> || std::is_same_v<T, unsigned char> || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
+  = std::is_same_v<
+      T,
+      std::
+        byte> || std::is_same_v<T, unsigned char> || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
 
 /// True for contiguous containers of bytes (std::vector<uint8_t>,
 /// std::array<std::byte, N>, ...), which syncmesh treats as raw bytes.
@@ -33,10 +33,10 @@ struct is_byte_container : std::false_type {};
 
 template <class T>
 struct is_byte_container<
-    T, std::void_t<decltype(std::data(std::declval<const T&>())),
-                   decltype(std::size(std::declval<const T&>()))>>
+  T, std::void_t<decltype(std::data(std::declval<const T&>())),
+                 decltype(std::size(std::declval<const T&>()))>>
     : std::bool_constant<is_byte_like_v<std::remove_cv_t<std::remove_pointer_t<
-          decltype(std::data(std::declval<const T&>()))>>>> {};
+        decltype(std::data(std::declval<const T&>()))>>>> {};
 
 /// Copies a byte container into a `bytes` string.
 template <class Container>
@@ -180,9 +180,8 @@ public:
   /// Builds a bool.
   value(bool x) noexcept : kind_(kind::boolean), data_(x) {}
   /// Builds an integer: signed types become int64, unsigned ones uint64.
-  template <class Int,
-            class = std::enable_if_t<
-                std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
+  template <class Int, class = std::enable_if_t<
+                         std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
   value(Int x) noexcept {
     if constexpr (std::is_signed_v<Int> || std::is_same_v<Int, char>) {
       kind_ = kind::int64;
@@ -316,7 +315,7 @@ private:
   kind kind_ = kind::nil;
   std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string,
                value_list, value_map, ext_value>
-      data_;
+    data_;
 };
 
 /// One entry of a map value.

@@ -34,8 +34,8 @@ inline caf::error make_error(errc x) {
 template <class T, class... Ts>
 caf::error make_error(errc x, T&& y, Ts&&... ys) {
   return caf::error{
-      static_cast<uint8_t>(x), error_category,
-      caf::make_message(std::forward<T>(y), std::forward<Ts>(ys)...)};
+    static_cast<uint8_t>(x), error_category,
+    caf::make_message(std::forward<T>(y), std::forward<Ts>(ys)...)};
 }
 
 /// The syncmesh error code of a CAF error (errc::none for other categories).

@@ -82,13 +82,13 @@ class sync_socket {
 public:
   /// Callback for `update(key, value, meta)` events.
   using update_callback
-      = std::function<void(const std::string& key, const syncmesh::value& val,
-                           const entry_meta& meta)>;
+    = std::function<void(const std::string& key, const syncmesh::value& val,
+                         const entry_meta& meta)>;
   /// Callback for `delete(key)` events.
   using delete_callback = std::function<void(const std::string& key)>;
   /// Callback for lost leases: the key and its new owner (raw bytes).
   using lease_lost_callback
-      = std::function<void(const std::string& key, const std::string& owner)>;
+    = std::function<void(const std::string& key, const std::string& owner)>;
 
   /// Spawns a node in `sys` (prepared with syncmesh::configure). Throws
   /// value_error for an invalid config.

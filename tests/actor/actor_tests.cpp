@@ -18,6 +18,7 @@
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
+#include "support/caf_setup.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/clock.hpp"
 
@@ -30,16 +31,6 @@ using syncmesh::test::write_envelope;
 
 namespace {
 
-struct test_config : caf::actor_system_config {
-  test_config() {
-    configure(*this);
-    set("scheduler.policy", caf::atom("testing"));
-    set("middleman.network-backend", caf::atom("testing"));
-    set("middleman.manual-multiplexing", true);
-    set("middleman.workers", size_t{0});
-  }
-};
-
 const std::string self_id = "node-a";
 const std::string other_id = "node-b";
 constexpr uint64_t hour_us = 3'600'000'000;
@@ -47,7 +38,7 @@ constexpr uint64_t hour_us = 3'600'000'000;
 /// A node on the test coordinator with a manual wall clock; `advance` moves
 /// the wall clock and CAF's actor clock together.
 struct node_fixture {
-  test_config cfg_;
+  test::deterministic_config cfg_;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
   caf::scoped_actor self;
@@ -150,11 +141,11 @@ struct node_fixture {
   caf::actor collector(std::shared_ptr<std::vector<caf::message>> inbox) {
     return sys.spawn([inbox](caf::event_based_actor* me) -> caf::behavior {
       me->set_default_handler(
-          [inbox](caf::scheduled_actor*,
-                   caf::message_view& x) -> caf::result<caf::message> {
-            inbox->push_back(x.move_content_to_message());
-            return caf::message{};
-          });
+        [inbox](caf::scheduled_actor*,
+                caf::message_view& x) -> caf::result<caf::message> {
+          inbox->push_back(x.move_content_to_message());
+          return caf::message{};
+        });
       return {[](caf::unit_t) {
       }};
     });
@@ -301,7 +292,7 @@ BOOST_AUTO_TEST_CASE(update_is_all_or_nothing_under_leases) {
   auto now = f.clock.now();
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
   BOOST_REQUIRE(
-      f.inject(write_envelope(other_id, {set_record("taken", value{"b"}, v)})));
+    f.inject(write_envelope(other_id, {set_record("taken", value{"b"}, v)})));
   auto before = f.dump();
   pb::UpdateRequest update;
   for (auto key : {"free1", "taken", "free2"}) {
@@ -321,7 +312,7 @@ BOOST_AUTO_TEST_CASE(popitem_takes_only_keys_this_node_may_delete) {
   auto now = f.clock.now();
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
   BOOST_REQUIRE(
-      f.inject(write_envelope(other_id, {set_record("theirs", value{1}, v)})));
+    f.inject(write_envelope(other_id, {set_record("theirs", value{1}, v)})));
   BOOST_REQUIRE(f.set("mine", value{2}));
   auto popped = f.ask<pb::DeleteReply>(f.node.facade, pb::PopItemRequest{});
   BOOST_REQUIRE(popped);
@@ -343,7 +334,7 @@ BOOST_AUTO_TEST_CASE(remote_owner_blocks_local_write_until_lease_ends) {
   auto end = now + hour_us;
   auto v = remote_version(other_id, 0, now, now, end);
   BOOST_REQUIRE(
-      f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
+    f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
   auto got = f.get("k");
   BOOST_REQUIRE(got && got->found());
   BOOST_CHECK_EQUAL(got->meta().owner(), other_id);
@@ -363,10 +354,10 @@ BOOST_AUTO_TEST_CASE(remote_owner_blocks_local_write_until_lease_ends) {
   BOOST_CHECK_EQUAL(ack->meta().owner(), self_id);
   BOOST_CHECK_EQUAL(ack->meta().version().epoch(), 1u);
   // The old owner's late renewal in epoch 0 no longer wins.
-  auto late = remote_version(other_id, 0, now, f.clock.now(),
-                             f.clock.now() + hour_us);
-  BOOST_REQUIRE(f.inject(
-      write_envelope(other_id, {set_record("k", value{"late"}, late)})));
+  auto late
+    = remote_version(other_id, 0, now, f.clock.now(), f.clock.now() + hour_us);
+  BOOST_REQUIRE(
+    f.inject(write_envelope(other_id, {set_record("k", value{"late"}, late)})));
   BOOST_CHECK_EQUAL(f.read("k")->as_text(), "a");
 }
 
@@ -396,8 +387,8 @@ BOOST_AUTO_TEST_CASE(malformed_remote_writes_are_refused_and_change_nothing) {
   bad.push_back(write_envelope(other_id, {no_kind}));
   // An oversize key.
   bad.push_back(write_envelope(
-      other_id, {set_record(std::string(f.node_cfg.max_key_size + 1, 'k'),
-                            value{1}, good)}));
+    other_id, {set_record(std::string(f.node_cfg.max_key_size + 1, 'k'),
+                          value{1}, good)}));
   // Field writes in a whole-value body.
   pb::WriteRecord fields_rec;
   fields_rec.set_key("m");
@@ -440,15 +431,15 @@ BOOST_AUTO_TEST_CASE(changed_remote_writes_flood_to_other_peers_once) {
 }
 
 BOOST_AUTO_TEST_CASE(
-    writes_from_the_future_are_held_until_the_clock_catches_up) {
+  writes_from_the_future_are_held_until_the_clock_catches_up) {
   node_fixture f;
   auto skew = std::chrono::duration_cast<std::chrono::microseconds>(
-                  f.node_cfg.max_clock_skew)
-                  .count();
+                f.node_cfg.max_clock_skew)
+                .count();
   auto future = f.clock.now() + static_cast<uint64_t>(skew) + 60'000'000;
   auto v = remote_version(other_id, 0, future, future, future + hour_us);
   BOOST_REQUIRE(
-      f.inject(write_envelope(other_id, {set_record("k", value{1}, v)})));
+    f.inject(write_envelope(other_id, {set_record("k", value{1}, v)})));
   BOOST_CHECK(!f.read("k"));
   auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value);
   BOOST_REQUIRE(stats);
@@ -498,8 +489,8 @@ BOOST_AUTO_TEST_CASE(subscribers_see_updates_deletes_and_lost_leases) {
   BOOST_REQUIRE(mine);
   auto earlier = f.clock.now() - 1000;
   auto v = remote_version(other_id, 0, earlier, earlier, earlier + hour_us);
-  BOOST_REQUIRE(f.inject(
-      write_envelope(other_id, {set_record("l", value{"theirs"}, v)})));
+  BOOST_REQUIRE(
+    f.inject(write_envelope(other_id, {set_record("l", value{"theirs"}, v)})));
   auto evs = events_in(*inbox);
   BOOST_REQUIRE_EQUAL(evs.size(), 5u);
   BOOST_CHECK(evs[0].has_update());
@@ -528,7 +519,7 @@ BOOST_AUTO_TEST_CASE(same_instant_claims_are_settled_by_smaller_node_id) {
   BOOST_REQUIRE(f.set("k", value{"a"}));
   auto v = remote_version(other_id, 0, now, now, now + hour_us);
   BOOST_REQUIRE(
-      f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
+    f.inject(write_envelope(other_id, {set_record("k", value{"b"}, v)})));
   BOOST_CHECK_EQUAL(f.read("k")->as_text(), "a");
   for (const auto& ev : events_in(*inbox))
     BOOST_CHECK(!ev.has_lease_lost());
@@ -545,7 +536,7 @@ BOOST_AUTO_TEST_CASE(dead_subscribers_are_dropped) {
   f.sched.run();
   auto* ptr = caf::actor_cast<caf::abstract_actor*>(f.node.facade);
   auto& state
-      = dynamic_cast<facade_actor::stateful_base<facade_state>&>(*ptr).state;
+    = dynamic_cast<facade_actor::stateful_base<facade_state>&>(*ptr).state;
   BOOST_CHECK(state.subscribers.empty());
   BOOST_REQUIRE(f.set("k", value{1})); // nobody to tell; nothing breaks
 }

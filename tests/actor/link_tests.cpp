@@ -16,6 +16,7 @@
 #include "actors/facade.hpp"
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "support/caf_setup.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/clock.hpp"
 
@@ -24,23 +25,13 @@ using namespace syncmesh;
 
 namespace {
 
-struct mpx_config : caf::actor_system_config {
-  mpx_config() {
-    configure(*this);
-    set("scheduler.policy", caf::atom("testing"));
-    set("middleman.network-backend", caf::atom("testing"));
-    set("middleman.manual-multiplexing", true);
-    set("middleman.workers", size_t{0});
-  }
-};
-
 constexpr uint16_t node_port = 4242;
 const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
 constexpr uint64_t hour_us = 3'600'000'000;
 
 /// One node listening on the test multiplexer, and helpers to play a peer.
 struct link_fixture {
-  mpx_config cfg_;
+  test::deterministic_config cfg_;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
   caf::io::network::test_multiplexer& mpx;
@@ -51,11 +42,11 @@ struct link_fixture {
   int64_t next_connection = 100;
 
   explicit link_fixture(size_t max_inbound = 32)
-    : sys(cfg_),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
-      mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
-        sys.middleman().backend())),
-      self(sys, true) {
+      : sys(cfg_),
+        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+        mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
+          sys.middleman().backend())),
+        self(sys, true) {
     node_cfg.node_id = "node-a";
     node_cfg.port = node_port;
     node_cfg.clock = clock.as_wall_clock();
@@ -213,8 +204,8 @@ BOOST_AUTO_TEST_CASE(handshake_and_writes_survive_any_read_split) {
   std::string burst;
   for (auto key : {"x", "y", "z"}) {
     auto v = test::remote_version("node-b", 0, now, now, now + hour_us);
-    burst += framed(test::write_envelope(
-      "node-b", {test::set_record(key, value{key}, v)}));
+    burst += framed(
+      test::write_envelope("node-b", {test::set_record(key, value{key}, v)}));
   }
   send_split(hdl, burst, rng);
   for (auto key : {"x", "y", "z"})
@@ -256,8 +247,7 @@ BOOST_AUTO_TEST_CASE(each_handshake_failure_has_its_goodbye) {
     {"frame before hello", framed(ping), pb::Goodbye::UNEXPECTED},
     {"oversize frame", std::string("\x00\x10\x00\x01", 4),
      pb::Goodbye::FRAME_TOO_LARGE},
-    {"garbage", std::string("\0\0\0\3\xff\xff\xff", 7),
-     pb::Goodbye::MALFORMED},
+    {"garbage", std::string("\0\0\0\3\xff\xff\xff", 7), pb::Goodbye::MALFORMED},
   };
   for (const auto& a : attempts) {
     BOOST_TEST_CONTEXT(a.name) {

@@ -16,44 +16,27 @@
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
+#include "support/caf_setup.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 using namespace std::chrono_literals;
 using namespace syncmesh;
+using syncmesh::test::eventually;
 using syncmesh::test::remote_version;
 using syncmesh::test::set_record;
 using syncmesh::test::write_envelope;
 
 namespace {
 
-struct system_config : caf::actor_system_config {
-  system_config() {
-    configure(*this);
-    set("scheduler.max-threads", size_t{2});
-  }
-};
-
 constexpr uint64_t hour_us = 3'600'000'000;
 const std::string other_id = "other-node";
 
 /// One actor system per test; sockets die before it.
 struct api_fixture {
-  system_config cfg;
+  test::threaded_config cfg;
   caf::actor_system sys{cfg};
 };
-
-/// Waits until `pred` holds, polling, for at most five seconds.
-template <class Predicate>
-bool eventually(Predicate pred) {
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::yield();
-  }
-  return pred();
-}
 
 /// Collects values from callbacks and lets the test wait for them.
 template <class T>
@@ -83,10 +66,11 @@ void inject(caf::actor_system& sys, sync_socket& sock,
             const pb::Envelope& env) {
   caf::scoped_actor self{sys};
   bool accepted = false;
-  self->request(internals(sock).router, 5s, inbound_atom::value,
-                std::string{"peer-1"}, env)
-      .receive([&](bool ok) { accepted = ok; },
-               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  self
+    ->request(internals(sock).router, 5s, inbound_atom::value,
+              std::string{"peer-1"}, env)
+    .receive([&](bool ok) { accepted = ok; },
+             [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_REQUIRE(accepted);
 }
 
@@ -135,16 +119,16 @@ BOOST_AUTO_TEST_CASE(text_and_bytes_name_the_same_key) {
 BOOST_AUTO_TEST_CASE(every_value_kind_round_trips) {
   sync_socket sock{sys};
   std::vector<value> samples{
-      value{},
-      value{true},
-      value{int64_t{-5}},
-      value{uint64_t{18'446'744'073'709'551'615u}},
-      value{2.5},
-      value{"text"},
-      value::from_bytes(std::string("\0\xff", 2)),
-      value{value_list{1, "two", value_list{3.0}}},
-      value{{"a", 1}, {"b", value{{"c", value_list{}}}}},
-      value{ext_value{7, "payload"}},
+    value{},
+    value{true},
+    value{int64_t{-5}},
+    value{uint64_t{18'446'744'073'709'551'615u}},
+    value{2.5},
+    value{"text"},
+    value::from_bytes(std::string("\0\xff", 2)),
+    value{value_list{1, "two", value_list{3.0}}},
+    value{{"a", 1}, {"b", value{{"c", value_list{}}}}},
+    value{ext_value{7, "payload"}},
   };
   for (size_t i = 0; i < samples.size(); ++i)
     sock.set("k" + std::to_string(i), samples[i]);
@@ -284,10 +268,10 @@ BOOST_AUTO_TEST_CASE(bad_keys_and_values_are_refused_and_change_nothing) {
   expect_code([&] { sock[""] = "v"; }, errc::invalid_key);
   expect_code([&] { sock.update({{"ok", 1}, {"", 2}}); }, errc::invalid_key);
   expect_code(
-      [&] {
-        sock.apply_delta("m", {{"big", std::string(100, 'x')}});
-      },
-      errc::value_too_large);
+    [&] {
+      sock.apply_delta("m", {{"big", std::string(100, 'x')}});
+    },
+    errc::value_too_large);
   BOOST_CHECK_EQUAL(sock.size(), 1u);
   BOOST_CHECK(!sock.contains("ok"));
   BOOST_CHECK(sock["keep"] == "me");
@@ -333,9 +317,9 @@ BOOST_AUTO_TEST_CASE(callbacks_see_local_and_remote_changes) {
   mailbox<std::string> deletes;
   mailbox<std::string> losses;
   sock.on_update(
-      [&](const std::string& key, const value& val, const entry_meta&) {
-        updates.push({key, val});
-      });
+    [&](const std::string& key, const value& val, const entry_meta&) {
+      updates.push({key, val});
+    });
   sock.on_delete([&](const std::string& key) { deletes.push(key); });
   sock.on_lease_lost([&](const std::string& key, const std::string& owner) {
     BOOST_CHECK_EQUAL(owner, other_id);

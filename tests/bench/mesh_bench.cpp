@@ -19,19 +19,13 @@
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
 #include "messages/value_proto.hpp"
+#include "support/caf_setup.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 using namespace std::chrono;
 using namespace syncmesh;
 
 namespace {
-
-struct bench_config : caf::actor_system_config {
-  bench_config() {
-    configure(*this);
-    set("scheduler.max-threads", size_t{2});
-  }
-};
 
 struct options {
   std::string scenario = "all";
@@ -76,14 +70,6 @@ struct result {
   double bytes_per_write = 0;
 };
 
-pb::RouterStats stats_of(caf::actor_system& sys, const sync_socket& s) {
-  caf::scoped_actor self{sys};
-  pb::RouterStats out;
-  self->request(internals(s).router, seconds(10), stats_atom::value)
-    .receive([&](pb::RouterStats& x) { out = x; }, [](caf::error&) {});
-  return out;
-}
-
 result run(caf::actor_system& sys, const std::string& scenario,
            const options& opts) {
   config cfg;
@@ -110,8 +96,9 @@ result run(caf::actor_system& sys, const std::string& scenario,
   caf::scoped_actor watcher{sys};
   auto& last = *nodes.back();
   caf::scoped_actor tmp{sys};
-  tmp->request(last.handle(), seconds(10), subscribe_atom::value,
-               caf::actor{watcher})
+  tmp
+    ->request(last.handle(), seconds(10), subscribe_atom::value,
+              caf::actor{watcher})
     .receive([](bool) {}, [](caf::error&) {});
   std::string payload(opts.value_size, 'v');
   pb::Value val;
@@ -151,7 +138,7 @@ result run(caf::actor_system& sys, const std::string& scenario,
   uint64_t frames = 0;
   uint64_t bytes = 0;
   for (auto& node : nodes) {
-    auto stats = stats_of(sys, *node);
+    auto stats = test::router_stats(sys, *node);
     frames += stats.frames_out();
     bytes += stats.bytes_out();
   }
@@ -161,7 +148,8 @@ result run(caf::actor_system& sys, const std::string& scenario,
   r.nodes = count;
   r.n = opts.n;
   r.seconds = elapsed;
-  r.frames_per_write = static_cast<double>(frames) / static_cast<double>(opts.n);
+  r.frames_per_write
+    = static_cast<double>(frames) / static_cast<double>(opts.n);
   r.bytes_per_write = static_cast<double>(bytes) / static_cast<double>(opts.n);
   return r;
 }
@@ -172,7 +160,7 @@ int main(int argc, char** argv) {
   options opts;
   if (!parse(argc, argv, opts))
     return 2;
-  bench_config cfg;
+  test::threaded_config cfg;
   caf::actor_system sys{cfg};
   std::vector<result> results;
   for (const char* s : {"chain3", "mesh5"})

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string payload;
   for (size_t off = 1; off < size; off += chunk) {
     auto n = std::min(chunk, size - off);
-    decoder.feed(std::string_view{reinterpret_cast<const char*>(data) + off, n});
+    decoder.feed(
+      std::string_view{reinterpret_cast<const char*>(data) + off, n});
     for (;;) {
       auto status = decoder.next(payload);
       if (status == frame_status::too_large)

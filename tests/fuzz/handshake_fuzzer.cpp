@@ -26,9 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (env.hello().protocol_id() != protocol || env.hello().node_id().empty()
       || env.hello().node_id() == "fuzz-node")
     std::abort();
-  auto hello = make_hello(env.hello().node_id(), protocol,
-                          env.hello().listen_host(),
-                          static_cast<uint16_t>(env.hello().listen_port()));
+  auto hello
+    = make_hello(env.hello().node_id(), protocol, env.hello().listen_host(),
+                 static_cast<uint16_t>(env.hello().listen_port()));
   std::string frame;
   if (!append_frame(frame, hello, 1 << 20))
     return 0;

@@ -14,33 +14,16 @@
 #include "actors/facade.hpp"
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "support/caf_setup.hpp"
 #include "support/raw_peer.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 using namespace std::chrono_literals;
 using namespace syncmesh;
+using syncmesh::test::eventually;
 
 namespace {
-
-struct system_config : caf::actor_system_config {
-  system_config() {
-    configure(*this);
-    set("scheduler.max-threads", size_t{2});
-  }
-};
-
-/// Waits until `pred` holds, polling, for at most `limit`.
-template <class Predicate>
-bool eventually(Predicate pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::yield();
-  }
-  return pred();
-}
 
 /// Quick timeouts, so failure detection and redials happen within a test.
 config fast_config(bool leasing = true) {
@@ -57,7 +40,7 @@ config fast_config(bool leasing = true) {
 }
 
 struct mesh_fixture {
-  system_config cfg;
+  test::threaded_config cfg;
   caf::actor_system sys{cfg};
   std::vector<std::unique_ptr<sync_socket>> nodes;
 
@@ -233,7 +216,9 @@ BOOST_AUTO_TEST_CASE(nodes_of_other_subnets_or_leasing_do_not_mix) {
 BOOST_AUTO_TEST_CASE(crossed_connections_reduce_to_one) {
   auto& a = add();
   auto& b = add();
-  std::thread t{[&] { a.connect("127.0.0.1", b.port()); }};
+  std::thread t{[&] {
+    a.connect("127.0.0.1", b.port());
+  }};
   b.connect("127.0.0.1", a.port());
   t.join();
   BOOST_CHECK(eventually([&] {
@@ -285,7 +270,8 @@ BOOST_AUTO_TEST_CASE(ring_of_five_converges) {
   for (int i = 0; i < 5; ++i)
     for (int k = 0; k < 20; ++k)
       (*nodes[i])["n" + std::to_string(i) + "-" + std::to_string(k)] = k;
-  BOOST_CHECK(eventually([&] { return nodes[0]->size() == 100 && converged(); }));
+  BOOST_CHECK(
+    eventually([&] { return nodes[0]->size() == 100 && converged(); }));
 }
 
 BOOST_AUTO_TEST_CASE(star_converges_and_a_late_joiner_gets_everything) {
@@ -336,20 +322,19 @@ BOOST_AUTO_TEST_CASE(partition_heals_to_identical_replicas_with_one_owner) {
   n3.connect("127.0.0.1", n2.port());
   n2.connect("127.0.0.1", n0.port());
   n0["shared"] = "before";
-  BOOST_REQUIRE(eventually([&] { return all_have("shared", value{"before"}); }));
+  BOOST_REQUIRE(
+    eventually([&] { return all_have("shared", value{"before"}); }));
   // Cut the bridge; both ends notice.
   BOOST_REQUIRE(n0.disconnect(n2.raw_id()));
-  BOOST_REQUIRE(eventually([&] {
-    return n0.peers().size() == 1 && n2.peers().size() == 1;
-  }));
+  BOOST_REQUIRE(eventually(
+    [&] { return n0.peers().size() == 1 && n2.peers().size() == 1; }));
   // Writes on both sides while apart, including the same key.
   n0["left"] = 1;
   n3["right"] = 2;
   n1["contested"] = "left";
   n3["contested"] = "right";
-  BOOST_REQUIRE(eventually([&] {
-    return n0.contains("contested") && n2.contains("contested");
-  }));
+  BOOST_REQUIRE(eventually(
+    [&] { return n0.contains("contested") && n2.contains("contested"); }));
   BOOST_CHECK(!n0.contains("right"));
   // Heal.
   n2.connect("127.0.0.1", n0.port());
@@ -364,7 +349,8 @@ BOOST_AUTO_TEST_CASE(partition_heals_to_identical_replicas_with_one_owner) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// -- misbehaving peers ---------------------------------------------------------
+// -- misbehaving peers
+// ---------------------------------------------------------
 
 namespace {
 
@@ -470,12 +456,7 @@ BOOST_AUTO_TEST_CASE(a_peer_flooding_duplicates_is_absorbed) {
   peer.send(burst);
   BOOST_REQUIRE(eventually([&] { return watcher.contains("dup"); }));
   auto stats = [&](sync_socket& s) {
-    caf::scoped_actor self{sys};
-    pb::RouterStats result;
-    self->request(internals(s).router, 5s, stats_atom::value)
-      .receive([&](pb::RouterStats& x) { result = x; },
-               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return result;
+    return test::router_stats(sys, s);
   };
   BOOST_REQUIRE(eventually([&] { return stats(node).records_in() == 2000; }));
   // Only the first copy changed the store, so only it was relayed.

@@ -52,7 +52,8 @@ public:
   void send(const std::string& bytes) {
     size_t off = 0;
     while (off < bytes.size()) {
-      auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      auto n
+        = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
       if (n <= 0)
         return;
       off += static_cast<size_t>(n);

@@ -132,8 +132,8 @@ struct history_stats {
 /// saw them.
 struct sim_node {
   sim_node(node_id id, const lease_settings& cfg, uint64_t offset_us)
-    : table(std::move(id), clock.as_wall_clock(), cfg, max_skew_us),
-      offset_us(offset_us) {}
+      : table(std::move(id), clock.as_wall_clock(), cfg, max_skew_us),
+        offset_us(offset_us) {}
 
   static constexpr uint64_t max_skew_us = 1'000;
 
@@ -243,8 +243,8 @@ std::vector<pb::WriteRecord> run_history(const scenario_config& cfg,
   sync_clocks();
   for (auto& node : nodes)
     while (!node.inbox.empty())
-      BOOST_REQUIRE(deliver(node, uniform(rng, 0, node.inbox.size() - 1),
-                            stats));
+      BOOST_REQUIRE(
+        deliver(node, uniform(rng, 0, node.inbox.size() - 1), stats));
   return history;
 }
 
@@ -260,8 +260,7 @@ store_state apply_all(const std::vector<pb::WriteRecord>& recs) {
 
 /// The records in a random order, some of them several times.
 std::vector<pb::WriteRecord>
-shuffled_with_duplicates(const std::vector<pb::WriteRecord>& recs,
-                         rng_t& rng) {
+shuffled_with_duplicates(const std::vector<pb::WriteRecord>& recs, rng_t& rng) {
   std::vector<pb::WriteRecord> result = recs;
   for (const auto& rec : recs)
     for (auto n = chance(rng, 0.3) ? uniform(rng, 1, 3) : 0; n > 0; --n)
@@ -339,9 +338,9 @@ BOOST_AUTO_TEST_CASE(any_order_of_leased_writes_converges) {
   BOOST_TEST_MESSAGE("convergence seed " << seed);
   // Short leases, so claims race and leases are taken over.
   auto stats = check_convergence(lease_settings{true, 400, 20}, seed, 150);
-  BOOST_TEST_MESSAGE("leased histories: " << stats.writes << " writes, "
-                     << stats.lease_refusals << " refusals, "
-                     << stats.lease_losses << " lease losses, "
+  BOOST_TEST_MESSAGE("leased histories: "
+                     << stats.writes << " writes, " << stats.lease_refusals
+                     << " refusals, " << stats.lease_losses << " lease losses, "
                      << stats.later_epochs << " writes in later epochs, "
                      << stats.held << " deliveries held for clock skew");
   // The histories must exercise the lease rules, or the test proves little.

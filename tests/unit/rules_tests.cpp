@@ -55,16 +55,16 @@ const uint64_t lease_end = t0 + 1000;
 entry_head live_head(const node_id& claimer, uint64_t epoch = 3,
                      uint64_t claim_us = t0 - 500) {
   entry_head head;
-  head.set_base(make_version(t0, claimer, epoch, claim_us, claimer, 0,
-                             lease_end),
-                false, false);
+  head.set_base(
+    make_version(t0, claimer, epoch, claim_us, claimer, 0, lease_end), false,
+    false);
   return head;
 }
 
 /// A node's lease table on its own manual clock.
 struct lease_node {
   lease_node(node_id id, lease_settings cfg = leases, uint64_t start = t0)
-    : clock(start), table(std::move(id), clock.as_wall_clock(), cfg, 1000) {}
+      : clock(start), table(std::move(id), clock.as_wall_clock(), cfg, 1000) {}
 
   /// Decides, stamps and records a local set; returns the record (without a
   /// version when refused).
@@ -123,7 +123,9 @@ BOOST_AUTO_TEST_CASE(compare_orders_by_epoch_claim_claimer_then_stamp) {
     for (size_t j = 0; j < ascending.size(); ++j) {
       BOOST_TEST_CONTEXT("versions " << i << " and " << j) {
         BOOST_TEST(sign(compare(ascending[i], ascending[j]))
-                   == (i < j ? -1 : i > j ? 1 : 0));
+                   == (i < j   ? -1
+                       : i > j ? 1
+                               : 0));
         BOOST_TEST(newer(ascending[i], ascending[j]) == (i > j));
       }
     }
@@ -207,7 +209,8 @@ BOOST_AUTO_TEST_CASE(next_follows_the_wall_clock_when_it_moves) {
   BOOST_TEST(compare(hlc.high_water(), b) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(next_strictly_increases_when_the_wall_stands_or_goes_back) {
+BOOST_AUTO_TEST_CASE(
+  next_strictly_increases_when_the_wall_stands_or_goes_back) {
   manual_clock wall{5000};
   hybrid_clock hlc{"me", wall.as_wall_clock(), 100};
   auto last = hlc.next();
@@ -382,26 +385,26 @@ BOOST_AUTO_TEST_CASE(apply_reports_what_changed) {
   BOOST_TEST(first.now_live);
   BOOST_TEST(store.live_count() == 1u);
 
-  auto second =
-    apply_ok(store, set_record("k", make_version(200, "n"), 2), true);
+  auto second
+    = apply_ok(store, set_record("k", make_version(200, "n"), 2), true);
   BOOST_TEST(second.changed);
   BOOST_TEST(second.was_live);
   BOOST_TEST(second.now_live);
   BOOST_TEST(second.old_value == value{1});
 
-  auto without_old =
-    apply_ok(store, set_record("k", make_version(250, "n"), 3), false);
+  auto without_old
+    = apply_ok(store, set_record("k", make_version(250, "n"), 3), false);
   BOOST_TEST(without_old.old_value == value{}, "not asked for");
 
-  auto stale =
-    apply_ok(store, set_record("k", make_version(150, "n"), 9), true);
+  auto stale
+    = apply_ok(store, set_record("k", make_version(150, "n"), 9), true);
   BOOST_TEST(!stale.changed);
   BOOST_TEST(stale.was_live);
   BOOST_TEST(stale.now_live);
   BOOST_TEST(read_key(store, "k") == value{3});
 
-  auto erased = apply_ok(store, delete_record("k", make_version(300, "n")),
-                         true);
+  auto erased
+    = apply_ok(store, delete_record("k", make_version(300, "n")), true);
   BOOST_TEST(erased.changed);
   BOOST_TEST(erased.was_live);
   BOOST_TEST(!erased.now_live);
@@ -612,10 +615,10 @@ BOOST_AUTO_TEST_CASE(other_node_claims_the_next_epoch_after_end_plus_margin) {
 BOOST_AUTO_TEST_CASE(lease_end_comes_from_the_newest_write) {
   // The owner renewed with a field write: its later lease end counts.
   auto head = live_head("owner");
-  head.note_field(make_version(t0 + 500, "owner", 3, t0 - 500, "owner", 0,
-                               lease_end + 500));
-  auto d = decide_local_write(&head, "me", lease_end + leases.margin_us,
-                              leases, false);
+  head.note_field(
+    make_version(t0 + 500, "owner", 3, t0 - 500, "owner", 0, lease_end + 500));
+  auto d = decide_local_write(&head, "me", lease_end + leases.margin_us, leases,
+                              false);
   BOOST_TEST(!d.allowed);
   BOOST_TEST(d.lease_end_us == lease_end + 500);
 }
@@ -730,8 +733,8 @@ BOOST_AUTO_TEST_CASE(same_claim_time_and_smaller_node_id_takes_the_lease) {
   // The other way round, alpha keeps its lease.
   lease_node alpha{"alpha"};
   alpha.write("k", 1);
-  auto weaker = set_record(
-    "k", make_version(t0, "beta", 0, t0, "beta", 0, t0 + 1000), 2);
+  auto weaker
+    = set_record("k", make_version(t0, "beta", 0, t0, "beta", 0, t0 + 1000), 2);
   BOOST_TEST(!receive(alpha.table, weaker).has_value());
   BOOST_TEST(alpha.table.find("k")->owner() == "alpha");
 }
@@ -754,11 +757,11 @@ BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
   node.write("k", 1);
   uint64_t our_end = t0 + leases.duration_us;
   node.clock.set(our_end + leases.margin_us);
-  auto successor = set_record(
-    "k",
-    make_version(our_end + leases.margin_us, "other", 1,
-                 our_end + leases.margin_us, "other", 0, our_end + 2000),
-    2);
+  auto successor = set_record("k",
+                              make_version(our_end + leases.margin_us, "other",
+                                           1, our_end + leases.margin_us,
+                                           "other", 0, our_end + 2000),
+                              2);
   BOOST_TEST(!receive(node.table, successor).has_value());
   BOOST_TEST(node.table.find("k")->owner() == "other");
 }
@@ -821,11 +824,10 @@ BOOST_AUTO_TEST_CASE(empty_delta_keeps_the_lease_view_in_step_with_the_store) {
 BOOST_AUTO_TEST_CASE(deletable_key_is_one_this_node_may_delete) {
   lease_node node{"me"};
   BOOST_TEST(node.table.deletable_key() == nullptr, "empty table");
-  receive(node.table,
-          set_record("theirs",
-                     make_version(t0, "other", 0, t0, "other", 0,
-                                  t0 + leases.duration_us),
-                     1));
+  receive(node.table, set_record("theirs",
+                                 make_version(t0, "other", 0, t0, "other", 0,
+                                              t0 + leases.duration_us),
+                                 1));
   BOOST_TEST(node.table.deletable_key() == nullptr, "leased by another");
   node.write("mine", 1);
   node.erase("mine");

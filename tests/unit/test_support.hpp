@@ -45,8 +45,8 @@ namespace syncmesh::test {
 /// default to "no lease" (leasing off).
 inline version make_version(uint64_t wall_us, const node_id& node,
                             uint64_t epoch = 0, uint64_t claim_us = 0,
-                            const node_id& claimer = {},
-                            uint32_t counter = 0, uint64_t lease_end_us = 0) {
+                            const node_id& claimer = {}, uint32_t counter = 0,
+                            uint64_t lease_end_us = 0) {
   version v;
   v.epoch = epoch;
   v.claim_us = claim_us;
@@ -69,8 +69,7 @@ inline pb::WriteRecord set_record(const std::string& key, const version& v,
 }
 
 /// A delete of `key`.
-inline pb::WriteRecord delete_record(const std::string& key,
-                                     const version& v) {
+inline pb::WriteRecord delete_record(const std::string& key, const version& v) {
   pb::WriteRecord rec;
   rec.set_key(key);
   to_proto(v, rec.mutable_version());
@@ -90,8 +89,8 @@ inline pb::WriteRecord fields_record(const std::string& key, const version& v,
 
 /// Builds a value_map from {key, value} pairs (text keys unless built with
 /// map_key::from_bytes).
-inline value_map fields_of(
-  std::initializer_list<std::pair<map_key, value>> items) {
+inline value_map
+fields_of(std::initializer_list<std::pair<map_key, value>> items) {
   value_map result;
   for (const auto& [key, val] : items)
     result.push_back(map_item{key, val});

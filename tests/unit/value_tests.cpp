@@ -145,7 +145,10 @@ BOOST_AUTO_TEST_CASE(constructors_pick_the_documented_kind) {
 BOOST_AUTO_TEST_CASE(byte_containers_keep_every_byte) {
   std::vector<uint8_t> raw{0x00, 0xff, 'a'};
   value x{raw};
-  BOOST_TEST(x.as_bytes() == std::string("\0\xff" "a", 3));
+  BOOST_TEST(x.as_bytes()
+             == std::string("\0\xff"
+                            "a",
+                            3));
   std::array<std::byte, 2> arr{std::byte{0x10}, std::byte{0x00}};
   BOOST_TEST(value{arr}.as_bytes() == std::string("\x10\0", 2));
 }
@@ -160,11 +163,10 @@ BOOST_AUTO_TEST_CASE(key_arg_gives_one_key_for_text_and_byte_forms) {
              == expected);
   BOOST_TEST((key_arg{std::vector<unsigned char>{'k', 0xc3, 0xa9}}).str()
              == expected);
-  BOOST_TEST(
-    (key_arg{std::array<std::byte, 3>{std::byte{'k'}, std::byte{0xc3},
-                                      std::byte{0xa9}}}
-       .str()
-     == expected));
+  BOOST_TEST((key_arg{std::array<std::byte, 3>{std::byte{'k'}, std::byte{0xc3},
+                                               std::byte{0xa9}}}
+                .str()
+              == expected));
   // Byte containers may hold zero bytes; text stops at none of them either.
   BOOST_TEST((key_arg{std::vector<uint8_t>{'a', 0, 'b'}}).str()
              == std::string("a\0b", 3));
@@ -324,8 +326,8 @@ BOOST_AUTO_TEST_CASE(edge_values_round_trip) {
   BOOST_TEST(std::signbit(round_trip(value{-0.0}).as_float64()));
   BOOST_TEST(round_trip(value{ext_value{127, "p"}}).as_ext().type == 127);
   BOOST_TEST(round_trip(value{ext_value{-128, "p"}}).as_ext().type == -128);
-  auto bytes_keys = value{{map_key::from_bytes(std::string("\0\xff", 2)), 1},
-                          {"text", 2}};
+  auto bytes_keys
+    = value{{map_key::from_bytes(std::string("\0\xff", 2)), 1}, {"text", 2}};
   auto back = round_trip(bytes_keys);
   BOOST_TEST(back == bytes_keys);
   BOOST_TEST(!back.as_map()[0].key.is_text);

@@ -203,7 +203,10 @@ BOOST_AUTO_TEST_CASE(zero_length_frame_is_an_empty_envelope) {
 BOOST_AUTO_TEST_CASE(garbage_payload_is_reported) {
   pb::Envelope env;
   // Field 1, length 5, but only two bytes follow.
-  BOOST_TEST(!parse_envelope("\x0a\x05" "ab", env).empty());
+  BOOST_TEST(!parse_envelope("\x0a\x05"
+                             "ab",
+                             env)
+                .empty());
   // A varint that never ends.
   BOOST_TEST(!parse_envelope("\x20\xff\xff\xff", env).empty());
   // Wire type 7 does not exist.
@@ -322,8 +325,8 @@ BOOST_AUTO_TEST_CASE(builder_splits_batches_over_the_frame_budget) {
     auto key = "key" + std::to_string(i);
     auto v = make_version(100 + i, "n1");
     if (i % 3 == 2)
-      *batch.add_records() = fields_record(
-        key, v, fields_of({{"f", std::string(300, 'f')}}));
+      *batch.add_records()
+        = fields_record(key, v, fields_of({{"f", std::string(300, 'f')}}));
     else
       *batch.add_records() = set_record(key, v, std::string(300, 'v'));
   }
@@ -339,8 +342,8 @@ BOOST_AUTO_TEST_CASE(builder_splits_batches_over_the_frame_budget) {
     pb::WriteBatch part;
     BOOST_REQUIRE(envelope_builder::decode_writes(env, part) == "");
     BOOST_TEST(part.records_size() > 0);
-    auto& keys = env.body_case() == pb::Envelope::kDelta ? delta_keys
-                                                         : write_keys;
+    auto& keys
+      = env.body_case() == pb::Envelope::kDelta ? delta_keys : write_keys;
     for (const auto& key : keys_of(part))
       keys.push_back(key);
   }
@@ -367,7 +370,8 @@ BOOST_AUTO_TEST_CASE(decode_writes_refuses_bodies_of_the_wrong_kind) {
   ping.mutable_ping()->set_nonce(1);
   BOOST_TEST(envelope_builder::decode_writes(ping, out) != "");
   pb::Envelope garbage;
-  garbage.set_write("\x0a\x05" "ab");
+  garbage.set_write("\x0a\x05"
+                    "ab");
   BOOST_TEST(envelope_builder::decode_writes(garbage, out) != "");
 }
 

@@ -1,0 +1,65 @@
+#pragma once
+
+// Actor system configurations and small helpers shared by syncmesh's tests
+// and benchmark.
+
+#include <chrono>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "syncmesh/sync_socket.hpp"
+
+namespace syncmesh::test {
+
+/// A deterministic system: CAF's test coordinator (virtual time, one thread)
+/// and its test multiplexer (no sockets).
+struct deterministic_config : caf::actor_system_config {
+  deterministic_config() {
+    configure(*this);
+    set("scheduler.policy", caf::atom("testing"));
+    set("middleman.network-backend", caf::atom("testing"));
+    set("middleman.manual-multiplexing", true);
+    set("middleman.workers", size_t{0});
+  }
+};
+
+/// A real system with two scheduler threads, as on the CI machine.
+struct threaded_config : caf::actor_system_config {
+  threaded_config() {
+    configure(*this);
+    set("scheduler.max-threads", size_t{2});
+  }
+};
+
+/// Polls `pred` until it holds or `limit` passes; returns its last value.
+template <class Predicate>
+bool eventually(Predicate pred,
+                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::yield();
+  }
+  return pred();
+}
+
+/// The router counters of a running node (empty counters on failure).
+inline pb::RouterStats router_stats(caf::actor_system& sys,
+                                    const sync_socket& sock) {
+  caf::scoped_actor self{sys};
+  pb::RouterStats result;
+  self->request(internals(sock).router, std::chrono::seconds(10),
+                stats_atom::value)
+    .receive([&](pb::RouterStats& x) { result = std::move(x); },
+             [](caf::error&) {});
+  return result;
+}
+
+} // namespace syncmesh::test

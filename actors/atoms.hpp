@@ -60,6 +60,8 @@ using open_atom = caf::atom_constant<caf::atom("open")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 /// (peers_atom, peer, Peers): peer addresses learned from a link.
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
+/// (link_closed_atom, reason): a link closed with a goodbye reason.
+using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

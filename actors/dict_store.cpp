@@ -44,13 +44,48 @@ struct batch_result {
   std::string error;
 };
 
+/// Upper bounds (seconds) of the propagation delay histogram.
+constexpr double delay_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01,
+                                   0.05,   0.1,    0.5,   1,     5};
+
+void record_delay(self_ptr self, const pb::WriteRecord& rec) {
+  auto& st = self->state.stats;
+  auto now = self->state.clock();
+  auto stamp = rec.version().stamp().wall_us();
+  double seconds = now > stamp ? static_cast<double>(now - stamp) / 1e6 : 0;
+  if (st.delay_counts_size() == 0) {
+    for (auto bound : delay_bounds) {
+      st.add_delay_bounds(bound);
+      st.add_delay_counts(0);
+    }
+    st.add_delay_counts(0); // above the last bound
+  }
+  int i = 0;
+  while (i < st.delay_bounds_size() && seconds > st.delay_bounds(i))
+    ++i;
+  st.set_delay_counts(i, st.delay_counts(i) + 1);
+  st.set_delay_sum(st.delay_sum() + seconds);
+  st.set_delay_count(st.delay_count() + 1);
+}
+
 batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
-                         bool keep_old_value) {
+                         bool keep_old_value, bool remote = false) {
   batch_result result;
+  auto& stats = self->state.stats;
   for (auto& rec : *batch.mutable_records()) {
     auto out = self->state.store.apply(rec, keep_old_value, result.error);
     if (!result.error.empty())
       break;
+    if (remote) {
+      if (out.changed) {
+        stats.set_remote_applied(stats.remote_applied() + 1);
+        record_delay(self, rec);
+      } else {
+        stats.set_remote_ignored(stats.remote_ignored() + 1);
+      }
+    } else if (out.changed) {
+      stats.set_local_applied(stats.local_applied() + 1);
+    }
     if (out.changed) {
       publish(self, rec.key(), out);
       result.changed.mutable_records()->Add()->Swap(&rec);
@@ -93,8 +128,14 @@ void pump(self_ptr self, const caf::actor& link) {
   auto& box = outbox_for(self, link);
   pb::Envelope env;
   env.set_hops_left(1);
-  if (box.next(self->state.store, env))
+  if (box.next(self->state.store, env)) {
+    if (env.has_entries()) {
+      auto& stats = self->state.stats;
+      stats.set_ae_entries_sent(stats.ae_entries_sent()
+                                + env.entries().records_size());
+    }
     send_ae_frame(self, link, env);
+  }
 }
 
 void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
@@ -122,7 +163,8 @@ void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
 } // namespace
 
 caf::behavior dict_store_actor(self_ptr self, caf::actor router,
-                               size_t window_bytes) {
+                               size_t window_bytes, wall_clock clock) {
+  self->state.clock = std::move(clock);
   self->state.router = std::move(router);
   self->state.window_bytes = window_bytes;
   self->set_down_handler(
@@ -160,11 +202,14 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       return reply;
     },
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
-      auto res = apply_batch(self, batch, false);
+      auto res = apply_batch(self, batch, false, true);
       flood(self, std::move(origin), std::move(res.changed));
     },
     [=](ae_entries_atom, std::string& origin, pb::WriteBatch& batch) {
-      auto res = apply_batch(self, batch, false);
+      auto res = apply_batch(self, batch, false, true);
+      auto& stats = self->state.stats;
+      stats.set_ae_entries_repaired(stats.ae_entries_repaired()
+                                    + res.changed.records_size());
       flood(self, std::move(origin), std::move(res.changed));
       return true;
     },
@@ -172,6 +217,8 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       pb::Envelope env;
       env.set_hops_left(1);
       make_summary(self->state.store, *env.mutable_digest());
+      auto& stats = self->state.stats;
+      stats.set_ae_rounds(stats.ae_rounds() + 1);
       send_ae_frame(self, link, env);
     },
     [=](ae_digest_atom, const caf::actor& link, const pb::Digest& d) {
@@ -199,7 +246,7 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       const auto& store = self->state.store;
       snap.set_total(store.live_count());
       for (const auto* key :
-           store.sorted_live_keys(req.prefix(), req.limit())) {
+           store.sorted_live_keys(req.prefix(), req.limit(), req.start_after())) {
         auto* item = snap.add_items();
         item->set_key(*key);
         if (!req.keys_only()) {
@@ -214,6 +261,12 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       self->state.store.purge(keys);
     },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
+    [=](stats_atom) {
+      auto stats = self->state.stats;
+      stats.set_live_keys(self->state.store.live_count());
+      stats.set_entries(self->state.store.entry_count());
+      return stats;
+    },
   };
 }
 

@@ -7,6 +7,8 @@
 
 #include "actors/anti_entropy.hpp"
 #include "actors/store_state.hpp"
+#include "syncmesh/clock.hpp"
+#include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
@@ -27,6 +29,10 @@ struct dict_store_state {
   size_t window_bytes = 1024 * 1024;
   /// Tags of anti-entropy sessions.
   uint64_t next_session = 1;
+  /// Wall clock for propagation delays.
+  wall_clock clock;
+  /// Counters (live_keys and entries are filled in when asked).
+  pb::StoreStats stats;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.dict_store";
@@ -48,6 +54,7 @@ struct dict_store_state {
 ///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` through the
 ///   lease manager.
 caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
-                               caf::actor router, size_t window_bytes);
+                               caf::actor router, size_t window_bytes,
+                               wall_clock clock);
 
 } // namespace syncmesh

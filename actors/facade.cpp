@@ -167,6 +167,35 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
     [=](pb::PeersRequest& req) -> caf::result<pb::PeerList> {
       return forward<pb::PeerList>(self, self->state.router, std::move(req));
     },
+    [=](pb::StatsRequest&) -> caf::result<pb::NodeStats> {
+      auto rp = self->make_response_promise<pb::NodeStats>();
+      auto fail = [=](caf::error& err) mutable { rp.deliver(std::move(err)); };
+      self->request(self->state.router, caf::infinite, stats_atom::value)
+        .then(
+          [=](pb::RouterStats& router) mutable {
+            self
+              ->request(self->state.lease_manager, caf::infinite,
+                        stats_atom::value)
+              .then(
+                [=](pb::LeaseStats& lease) mutable {
+                  self
+                    ->request(self->state.store, caf::infinite,
+                              stats_atom::value)
+                    .then(
+                      [=](pb::StoreStats& store) mutable {
+                        pb::NodeStats all;
+                        *all.mutable_router() = std::move(router);
+                        *all.mutable_lease() = std::move(lease);
+                        *all.mutable_store() = std::move(store);
+                        rp.deliver(std::move(all));
+                      },
+                      fail);
+                },
+                fail);
+          },
+          fail);
+      return rp;
+    },
     [=](pb::DisconnectRequest& req) -> caf::result<bool> {
       return forward<bool>(self, self->state.router, std::move(req));
     },
@@ -222,7 +251,8 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
-  result.store = sys.spawn(dict_store_actor, result.router, window);
+  result.store = sys.spawn(dict_store_actor, result.router, window,
+                           cfg.clock ? cfg.clock : system_wall_clock());
   result.lease_manager
     = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
   result.facade = sys.spawn(facade_behavior, cfg, result.id,

@@ -183,6 +183,7 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
                       to_us(cfg.max_clock_skew));
   max_held = cfg.max_held_writes;
   horizon_us = to_us(cfg.tombstone_horizon);
+  table.raise_clock_floor(cfg.hlc_floor_us);
   limits = write_limits{cfg.max_key_size, cfg.max_value_size};
 }
 
@@ -269,6 +270,7 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
     [=](stats_atom) {
       auto stats = self->state.stats;
       stats.set_tombstones(self->state.table.tombstone_count());
+      stats.set_hlc_wall_us(self->state.table.clock().high_water().wall_us);
       return stats;
     },
   };

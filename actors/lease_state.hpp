@@ -84,6 +84,9 @@ public:
   /// True when the stamp is within the clock skew bound (else hold it).
   bool acceptable(const hlc_stamp& s) const { return clock_.acceptable(s); }
 
+  /// Never stamps at or below `wall_us` (a restarted node's high-water mark).
+  void raise_clock_floor(uint64_t wall_us) { clock_.raise_floor(wall_us); }
+
   /// Advances the clock past an accepted remote stamp.
   void observe_stamp(const hlc_stamp& s) { clock_.observe(s); }
 

@@ -78,6 +78,8 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   log_line(level, st.params.self,
            "closing " + describe(self) + ": " + to_string(reason)
              + (detail.empty() ? "" : " (" + detail + ")"));
+  caf::anon_send(st.params.router, link_closed_atom::value,
+                 std::string{to_string(reason)});
   if (send_goodbye)
     write_envelope(self, make_goodbye(reason, detail));
   // close() still sends what is buffered.

@@ -410,6 +410,10 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       st.peers.erase(i);
       return true;
     },
+    [=](link_closed_atom, const std::string& reason) {
+      auto& errors = *self->state.stats.mutable_frame_errors();
+      ++errors[reason];
+    },
     [=](rtt_atom, const std::string& peer, uint64_t rtt_us) {
       auto i = self->state.peers.find(peer);
       if (i != self->state.peers.end())

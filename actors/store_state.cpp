@@ -244,10 +244,12 @@ size_t store_state::purge(const std::vector<std::string>& keys) {
 }
 
 std::vector<const std::string*>
-store_state::sorted_live_keys(const std::string& prefix, size_t limit) const {
+store_state::sorted_live_keys(const std::string& prefix, size_t limit,
+                              const std::string& start_after) const {
   std::vector<const std::string*> result;
   for (const auto& [key, entry] : entries_)
-    if (entry.live() && key.compare(0, prefix.size(), prefix) == 0)
+    if (entry.live() && key.compare(0, prefix.size(), prefix) == 0
+        && (start_after.empty() || key > start_after))
       result.push_back(&key);
   auto by_bytes = [](const std::string* x, const std::string* y) {
     return *x < *y;

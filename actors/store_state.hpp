@@ -126,8 +126,9 @@ public:
   size_t purge(const std::vector<std::string>& keys);
 
   /// Keys holding a value, sorted bytewise, optionally filtered by prefix.
-  std::vector<const std::string*> sorted_live_keys(const std::string& prefix,
-                                                   size_t limit) const;
+  std::vector<const std::string*>
+  sorted_live_keys(const std::string& prefix, size_t limit,
+                   const std::string& start_after = {}) const;
 
   /// A canonical encoding of the whole store, keys sorted: replicas holding
   /// the same entries give identical bytes.

@@ -92,6 +92,15 @@ public:
   /// The wall clock's time.
   uint64_t wall_us() const { return wall_(); }
 
+  /// Makes every later stamp exceed `wall_us`: a restarted node resumes
+  /// above the high-water mark it persisted, even if the wall clock went back.
+  void raise_floor(uint64_t wall_us) {
+    if (wall_us > last_.wall_us) {
+      last_.wall_us = wall_us;
+      last_.counter = 0;
+    }
+  }
+
   /// The highest stamp made or observed (for persistence and hello).
   const hlc_stamp& high_water() const noexcept { return last_; }
 

@@ -79,6 +79,9 @@ struct config {
   /// Wall clock for HLC stamps, leases and tombstones; empty uses the system
   /// clock. Tests and simulators inject a manual_clock here.
   wall_clock clock;
+  /// The node never stamps a write at or below this time (µs): a restarted
+  /// node passes the high-water mark it persisted (see NodeStats).
+  uint64_t hlc_floor_us = 0;
 
   /// Explains the first invalid setting, or returns an empty string.
   std::string validate() const;

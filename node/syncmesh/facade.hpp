@@ -43,6 +43,8 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 ///   errc::protocol_mismatch or errc::disconnected.
 /// - `PeersRequest -> PeerList`: connected peers (ID, address, direction,
 ///   round-trip time).
+/// - `StatsRequest -> NodeStats`: the counters of router, lease manager and
+///   store (for status pages and metrics).
 /// - `DisconnectRequest -> bool`: says goodbye to a peer and does not redial
 ///   it (false when it was not connected).
 /// - `(subscribe_atom, actor) -> bool`, `(unsubscribe_atom, actor) -> bool`.
@@ -59,6 +61,7 @@ using facade_actor
                      caf::replies_to<pb::ConnectRequest>::with<pb::PeerInfo>,
                      caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
                      caf::replies_to<pb::DisconnectRequest>::with<bool>,
+  caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
                      caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
                      caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
                      caf::reacts_to<pb::Event>>;

@@ -77,7 +77,10 @@ pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
 
 template <class Reply>
 caf::result<Reply> refuse(self_ptr self, caf::error err) {
-  self->state.stats.set_refused_writes(self->state.stats.refused_writes() + 1);
+  // Only lease conflicts count: missing keys and wrong types are not news.
+  if (code_of(err) == errc::lease_held)
+    self->state.stats.set_refused_writes(self->state.stats.refused_writes()
+                                         + 1);
   return err;
 }
 

@@ -1,6 +1,9 @@
 #include "syncmesh/sync_socket.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -132,7 +135,6 @@ struct sync_socket::impl {
   facade_actor facade;
   caf::actor events;
   std::atomic<bool> closed{false};
-  std::atomic<std::thread::id> event_thread{};
 
   std::mutex callbacks_mtx;
   /// Guarded by callbacks_mtx: the store builds events only once someone
@@ -160,7 +162,6 @@ struct sync_socket::impl {
   }
 
   void dispatch(const pb::Event& ev) {
-    event_thread = std::this_thread::get_id();
     std::unique_lock<std::mutex> guard{callbacks_mtx};
     switch (ev.kind_case()) {
       case pb::Event::kUpdate: {
@@ -215,20 +216,68 @@ struct sync_socket::impl {
     subscribed = true;
   }
 
+  // -- the event thread: runs callbacks, one at a time ------------------------
+
+  /// Most events waiting for callbacks; beyond it the oldest are dropped.
+  static constexpr size_t max_queued_events = 65536;
+
+  std::mutex queue_mtx;
+  std::condition_variable queue_cv;
+  std::deque<pb::Event> queue;
+  size_t dropped_events = 0;
+  bool stopping = false;
+  std::thread worker;
+
+  /// Called by the subscriber actor (a CAF worker): never blocks on callbacks.
+  void enqueue(pb::Event ev) {
+    {
+      std::lock_guard<std::mutex> guard{queue_mtx};
+      if (queue.size() >= max_queued_events) {
+        queue.pop_front();
+        ++dropped_events;
+      }
+      queue.push_back(std::move(ev));
+    }
+    queue_cv.notify_one();
+  }
+
+  void run_events() {
+    for (;;) {
+      pb::Event ev;
+      {
+        std::unique_lock<std::mutex> guard{queue_mtx};
+        queue_cv.wait(guard, [&] { return stopping || !queue.empty(); });
+        if (stopping)
+          return;
+        ev = std::move(queue.front());
+        queue.pop_front();
+      }
+      dispatch(ev);
+    }
+  }
+
   void close() {
     if (closed.exchange(true))
       return;
     caf::scoped_actor self{sys};
     self->monitor(facade);
-    self->monitor(events);
     caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
-    if (event_thread.load() == std::this_thread::get_id())
-      return; // called from a callback: the event thread cannot wait for itself
-    for (int pending = 2; pending > 0; --pending) {
-      self->receive([](const caf::down_msg&) {},
-                    caf::after(std::chrono::seconds(5)) >> [] {});
+    if (events)
+      caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
+    {
+      std::lock_guard<std::mutex> guard{queue_mtx};
+      stopping = true;
     }
+    queue_cv.notify_all();
+    if (worker.joinable()) {
+      // From a callback the event thread cannot wait for itself.
+      if (worker.get_id() == std::this_thread::get_id())
+        worker.detach();
+      else
+        worker.join();
+    }
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(std::chrono::seconds(5)) >> [] {});
   }
 };
 
@@ -250,17 +299,20 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
     throw;
   }
   std::weak_ptr<impl> weak = impl_;
-  // A detached actor: callbacks get their own thread, so a callback that
-  // blocks on this socket never starves CAF's scheduler.
-  impl_->events = sys.spawn<caf::detached>(
-    [weak](caf::event_based_actor*) -> caf::behavior {
-      return {
-        [weak](const pb::Event& ev) {
-          if (auto ptr = weak.lock())
-            ptr->dispatch(ev);
-        },
-      };
-    });
+  // The subscriber only queues; callbacks run on a thread of our own, so a
+  // callback that blocks on this socket never starves CAF's scheduler.
+  impl_->events
+    = sys.spawn([weak](caf::event_based_actor*) -> caf::behavior {
+        return {
+          [weak](pb::Event& ev) {
+            if (auto ptr = weak.lock())
+              ptr->enqueue(std::move(ev));
+          },
+        };
+      });
+  // The thread shares ownership: after close() from a callback it may still
+  // finish that callback while the socket goes away.
+  impl_->worker = std::thread{[ptr = impl_] { ptr->run_events(); }};
 }
 
 sync_socket::~sync_socket() {
@@ -322,7 +374,16 @@ std::vector<std::string> sync_socket::keys() const {
 }
 
 std::vector<item> sync_socket::items() const {
-  auto snap = impl_->call<pb::Snapshot>(pb::SnapshotRequest{});
+  return items({}, 0);
+}
+
+std::vector<item> sync_socket::items(const std::string& prefix, size_t limit,
+                                     const std::string& start_after) const {
+  pb::SnapshotRequest req;
+  req.set_prefix(prefix);
+  req.set_limit(static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)));
+  req.set_start_after(start_after);
+  auto snap = impl_->call<pb::Snapshot>(std::move(req));
   std::vector<item> result;
   result.reserve(static_cast<size_t>(snap.items_size()));
   for (auto& x : *snap.mutable_items())
@@ -465,6 +526,14 @@ uint16_t sync_socket::port() const noexcept {
 
 const node_actors& internals(const sync_socket& sock) {
   return sock.impl_->node;
+}
+
+pb::NodeInfo sync_socket::info() const {
+  return impl_->call<pb::NodeInfo>(pb::InfoRequest{});
+}
+
+pb::NodeStats sync_socket::stats() const {
+  return impl_->call<pb::NodeStats>(pb::StatsRequest{});
 }
 
 std::string sync_socket::id() const {

@@ -120,6 +120,10 @@ public:
   std::vector<syncmesh::value> values() const;
   /// Every key with its value and metadata, in key order.
   std::vector<item> items() const;
+  /// Keys starting with `prefix` that sort after `start_after`, at most
+  /// `limit` of them (0: all), with values and metadata, in key order.
+  std::vector<item> items(const std::string& prefix, size_t limit,
+                          const std::string& start_after = {}) const;
   /// A copy of the whole dictionary.
   std::map<std::string, syncmesh::value> copy() const;
 
@@ -227,6 +231,10 @@ public:
 
   // -- node -------------------------------------------------------------------
 
+  /// What the node says about itself (ID, protocol, address, counts).
+  pb::NodeInfo info() const;
+  /// Every counter of the node (router, lease manager, store).
+  pb::NodeStats stats() const;
   /// This node's ID as hex.
   std::string id() const;
   /// This node's ID as raw bytes.

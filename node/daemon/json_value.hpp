@@ -1,0 +1,35 @@
+#pragma once
+
+// JSON forms of syncmesh values for the HTTP API and the CLI.
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "syncmesh/value.hpp"
+
+namespace syncmesh {
+
+/// Standard base64 (with padding).
+std::string base64_encode(const std::string& bytes);
+
+/// Decodes standard base64; false on malformed input.
+bool base64_decode(const std::string& text, std::string& out);
+
+/// True when `text` is well-formed UTF-8.
+bool is_utf8(const std::string& text);
+
+/// A value as JSON: nil, bools, numbers, text and lists map directly; maps
+/// become objects (bytes keys as "$base64:<b64>"); bytes become
+/// {"$base64": "..."} and ext values {"$ext": type, "$base64": "..."}.
+nlohmann::json to_json(const value& x);
+
+/// The inverse of to_json; returns an explanation on failure (e.g. nesting
+/// deeper than max_value_depth), empty on success.
+std::string from_json(const nlohmann::json& x, value& out);
+
+/// A key for JSON output: {"key": text} when it is UTF-8, else
+/// {"key_base64": "..."}; written into `obj`.
+void put_key(nlohmann::json& obj, const std::string& key);
+
+} // namespace syncmesh

@@ -1,0 +1,168 @@
+#include "node/daemon/metrics.hpp"
+
+#include <mutex>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "syncmesh/pb/requests.pb.h"
+
+namespace syncmesh {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+struct node_metrics::impl {
+  std::mutex mtx;
+  std::shared_ptr<prometheus::Registry> registry
+    = std::make_shared<prometheus::Registry>();
+  // Node counters only grow; the metric advances by what grew since the
+  // last scrape.
+  std::map<prometheus::Counter*, double> last;
+
+  prometheus::Family<prometheus::Counter>& writes
+    = BuildCounter()
+        .Name("syncmesh_writes_total")
+        .Help("Writes applied to the store, by origin")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& conflicts
+    = BuildCounter()
+        .Name("syncmesh_lease_conflicts_total")
+        .Help("Local writes refused because another node held the lease")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& leases_lost
+    = BuildCounter()
+        .Name("syncmesh_leases_lost_total")
+        .Help("Leases of this node taken over by another node")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& records
+    = BuildCounter()
+        .Name("syncmesh_write_records_total")
+        .Help("Write records through the router, by direction")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& frames
+    = BuildCounter()
+        .Name("syncmesh_flood_frames_total")
+        .Help("Frames built for flooding writes")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& bytes
+    = BuildCounter()
+        .Name("syncmesh_flood_bytes_total")
+        .Help("Bytes of frames built for flooding writes")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& deliveries
+    = BuildCounter()
+        .Name("syncmesh_frame_deliveries_total")
+        .Help("Frames handed to peer links (one per frame and peer)")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& duplicates
+    = BuildCounter()
+        .Name("syncmesh_duplicates_dropped_total")
+        .Help("Remote writes that changed nothing (duplicates, older versions)")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& rejected
+    = BuildCounter()
+        .Name("syncmesh_rejected_envelopes_total")
+        .Help("Envelopes from peers refused as malformed")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& frame_errors
+    = BuildCounter()
+        .Name("syncmesh_link_closes_total")
+        .Help("Peer links closed, by goodbye reason")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& held
+    = BuildCounter()
+        .Name("syncmesh_held_writes_total")
+        .Help("Remote writes held because their clock ran ahead")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& ae
+    = BuildCounter()
+        .Name("syncmesh_anti_entropy_total")
+        .Help("Anti-entropy rounds started and entries sent or repaired")
+        .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& gauges
+    = BuildGauge()
+        .Name("syncmesh_state")
+        .Help("Current keys, entries, tombstones, peers and watchers")
+        .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& delay
+    = BuildHistogram()
+        .Name("syncmesh_propagation_delay_seconds")
+        .Help("From a remote write's stamp to its application here")
+        .Register(*registry);
+  prometheus::Histogram* delay_hist = nullptr;
+  std::vector<uint64_t> last_delay_counts;
+  double last_delay_sum = 0;
+
+  void advance(prometheus::Family<prometheus::Counter>& family,
+               const std::map<std::string, std::string>& labels,
+               uint64_t now) {
+    auto& c = family.Add(labels);
+    auto& prev = last[&c];
+    if (static_cast<double>(now) > prev) {
+      c.Increment(static_cast<double>(now) - prev);
+      prev = static_cast<double>(now);
+    }
+  }
+};
+
+node_metrics::node_metrics() : impl_(std::make_unique<impl>()) {}
+
+node_metrics::~node_metrics() = default;
+
+std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  auto& m = *impl_;
+  const auto& r = s.router();
+  const auto& l = s.lease();
+  const auto& st = s.store();
+  m.advance(m.writes, {{"origin", "local"}}, st.local_applied());
+  m.advance(m.writes, {{"origin", "remote"}}, st.remote_applied());
+  m.advance(m.conflicts, {}, l.refused_writes());
+  m.advance(m.leases_lost, {}, l.leases_lost());
+  m.advance(m.records, {{"direction", "in"}}, r.records_in());
+  m.advance(m.records, {{"direction", "out"}}, r.records_out());
+  m.advance(m.frames, {}, r.frames_out());
+  m.advance(m.bytes, {}, r.bytes_out());
+  m.advance(m.deliveries, {}, r.deliveries());
+  m.advance(m.duplicates, {}, st.remote_ignored());
+  m.advance(m.rejected, {}, r.rejected_in());
+  for (const auto& [reason, n] : r.frame_errors())
+    m.advance(m.frame_errors, {{"reason", reason}}, n);
+  m.advance(m.held, {}, l.held_records());
+  m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
+  m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());
+  m.advance(m.ae, {{"kind", "entries_repaired"}}, st.ae_entries_repaired());
+  m.gauges.Add({{"what", "keys"}}).Set(static_cast<double>(st.live_keys()));
+  m.gauges.Add({{"what", "entries"}}).Set(static_cast<double>(st.entries()));
+  m.gauges.Add({{"what", "tombstones"}})
+    .Set(static_cast<double>(l.tombstones()));
+  m.gauges.Add({{"what", "peers"}}).Set(static_cast<double>(r.peers()));
+  m.gauges.Add({{"what", "watchers"}}).Set(static_cast<double>(watchers));
+  if (st.delay_bounds_size() > 0) {
+    if (m.delay_hist == nullptr) {
+      prometheus::Histogram::BucketBoundaries bounds(
+        st.delay_bounds().begin(), st.delay_bounds().end());
+      m.delay_hist = &m.delay.Add({}, bounds);
+      m.last_delay_counts.assign(static_cast<size_t>(st.delay_counts_size()),
+                                 0);
+    }
+    std::vector<double> increments;
+    for (int i = 0; i < st.delay_counts_size(); ++i) {
+      auto idx = static_cast<size_t>(i);
+      increments.push_back(
+        static_cast<double>(st.delay_counts(i) - m.last_delay_counts[idx]));
+      m.last_delay_counts[idx] = st.delay_counts(i);
+    }
+    m.delay_hist->ObserveMultiple(increments, st.delay_sum() - m.last_delay_sum);
+    m.last_delay_sum = st.delay_sum();
+  }
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(m.registry->Collect());
+}
+
+} // namespace syncmesh

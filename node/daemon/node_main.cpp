@@ -1,0 +1,300 @@
+// syncmesh-node: one node of the mesh as a daemon, with its HTTP API.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/config_option_adder.hpp>
+
+#include "actors/facade.hpp"
+#include "actors/log.hpp"
+#include "messages/version.hpp"
+#include "node/daemon/http_api.hpp"
+#include "syncmesh/sync_socket.hpp"
+
+namespace {
+
+using namespace syncmesh;
+
+/// The daemon's options, read from the command line and an INI file.
+struct node_config : caf::actor_system_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7440;
+  std::string peers;
+  std::string subnet;
+  bool leasing = true;
+  std::string lease_duration = "1h";
+  size_t max_peers = 4;
+  size_t max_inbound = 32;
+  std::string http = "127.0.0.1:7441";
+  std::string data_dir;
+  std::string log_level = "info";
+  std::string heartbeat_interval = "1s";
+  std::string peer_timeout = "10s";
+  std::string anti_entropy_interval = "30s";
+  std::string redial_max = "30s";
+  std::string tombstone_horizon = "24h";
+  size_t max_value_size = 1024 * 1024;
+
+  node_config() {
+    opt_group{custom_options_, "global"}
+      .add(host, "host", "interface to bind for peers")
+      .add(port, "port", "TCP port for peers (0: the OS picks)")
+      .add(peers, "peers", "seeds to dial, \"host:port,host:port\"")
+      .add(subnet, "subnet", "only peers of the same subnet talk")
+      .add(leasing, "leasing", "leases on (true) or newest write wins")
+      .add(lease_duration, "lease-duration", "lease length, e.g. \"1h\"")
+      .add(max_peers, "max-peers", "outgoing connections to aim for")
+      .add(max_inbound, "max-inbound", "most inbound connections")
+      .add(http, "http", "HTTP API address HOST:PORT (empty: off)")
+      .add(data_dir, "data-dir", "keeps the node ID and clock across runs")
+      .add(log_level, "log-level", "quiet|error|warning|info|debug")
+      .add(heartbeat_interval, "heartbeat-interval", "e.g. \"1s\"")
+      .add(peer_timeout, "peer-timeout", "drop silent peers after, e.g. \"10s\"")
+      .add(anti_entropy_interval, "anti-entropy-interval", "e.g. \"30s\"")
+      .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
+      .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
+      .add(max_value_size, "max-value-size", "largest value in bytes");
+  }
+};
+
+/// Parses "1500ms", "30s", "5m", "1h" or a plain number of seconds.
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
+  size_t pos = 0;
+  while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
+    ++pos;
+  if (pos == 0 || pos > 12)
+    return false;
+  auto n = std::stoll(text.substr(0, pos));
+  auto unit = text.substr(pos);
+  if (unit == "ms")
+    out = std::chrono::milliseconds{n};
+  else if (unit.empty() || unit == "s")
+    out = std::chrono::seconds{n};
+  else if (unit == "m")
+    out = std::chrono::minutes{n};
+  else if (unit == "h")
+    out = std::chrono::hours{n};
+  else
+    return false;
+  return true;
+}
+
+[[noreturn]] void fail(const std::string& what) {
+  std::cerr << "syncmesh-node: " << what << "\n";
+  std::exit(2);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// Writes atomically (temp file, rename), so a crash leaves the old content.
+bool write_file(const std::string& path, const std::string& content) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::trunc};
+    if (!(out << content))
+      return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+bool from_hex(const std::string& hex, std::string& out) {
+  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 2 * max_node_id_size)
+    return false;
+  out.clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    auto byte = hex.substr(i, 2);
+    if (byte.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return false;
+    out += static_cast<char>(std::stoi(byte, nullptr, 16));
+  }
+  return true;
+}
+
+/// Builds the library configuration from the daemon's options.
+config to_node_config(const node_config& opts) {
+  config cfg;
+  cfg.host = opts.host;
+  cfg.port = opts.port;
+  cfg.subnet = opts.subnet;
+  cfg.leasing = opts.leasing;
+  cfg.max_peers = opts.max_peers;
+  cfg.max_inbound = opts.max_inbound;
+  cfg.max_value_size = opts.max_value_size;
+  if (cfg.max_frame_size < cfg.max_value_size + cfg.max_key_size + 1024)
+    cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;
+  if (cfg.max_send_queue < cfg.max_frame_size * 4)
+    cfg.max_send_queue = cfg.max_frame_size * 4;
+  struct {
+    const char* name;
+    const std::string& text;
+    std::chrono::milliseconds& out;
+  } durations[] = {
+    {"lease-duration", opts.lease_duration, cfg.lease_duration},
+    {"heartbeat-interval", opts.heartbeat_interval, cfg.heartbeat_interval},
+    {"peer-timeout", opts.peer_timeout, cfg.peer_timeout},
+    {"anti-entropy-interval", opts.anti_entropy_interval,
+     cfg.anti_entropy_interval},
+    {"redial-max", opts.redial_max, cfg.redial_max},
+    {"tombstone-horizon", opts.tombstone_horizon, cfg.tombstone_horizon},
+  };
+  for (auto& d : durations)
+    if (!parse_duration(d.text, d.out))
+      fail(std::string{"--"} + d.name + ": '" + d.text
+           + "' is not a duration (e.g. 500ms, 30s, 5m, 1h)");
+  std::stringstream peers{opts.peers};
+  std::string peer;
+  while (std::getline(peers, peer, ','))
+    if (!peer.empty())
+      cfg.peers.push_back(peer);
+  if (auto err = cfg.validate(); !err.empty())
+    fail(err);
+  return cfg;
+}
+
+/// Loads or creates the node's identity and clock floor in `dir`.
+void load_state(const std::string& dir, config& cfg) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    fail("--data-dir: cannot create " + dir + ": " + std::strerror(errno));
+  auto id_path = dir + "/node-id";
+  auto hex = read_file(id_path);
+  while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back())))
+    hex.pop_back();
+  if (hex.empty()) {
+    cfg.node_id = random_node_id();
+    if (!write_file(id_path, to_hex(cfg.node_id) + "\n"))
+      fail("--data-dir: cannot write " + id_path);
+  } else if (!from_hex(hex, cfg.node_id)) {
+    fail(id_path + " does not hold a hex node ID");
+  }
+  auto hlc = read_file(dir + "/hlc");
+  if (!hlc.empty())
+    cfg.hlc_floor_us = std::strtoull(hlc.c_str(), nullptr, 10);
+}
+
+/// Splits "host:port" for the API, where port 0 (the OS picks) is allowed.
+bool parse_api_address(const std::string& text, std::string& host,
+                       uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  auto digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5
+      || digits.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto n = std::stoul(digits);
+  if (n > 65535)
+    return false;
+  host = text.substr(0, colon);
+  port = static_cast<uint16_t>(n);
+  return true;
+}
+
+void save_clock(const std::string& dir, const sync_socket& sock) {
+  try {
+    auto wall = sock.stats().lease().hlc_wall_us();
+    if (!write_file(dir + "/hlc", std::to_string(wall) + "\n"))
+      log_line(log_level::warning, sock.raw_id(), "cannot save the clock");
+  } catch (const std::exception& e) {
+    log_line(log_level::warning, sock.raw_id(),
+             std::string{"cannot read the clock: "} + e.what());
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by sigwait below; every thread started from here on
+  // inherits the blocked mask, so none of them is interrupted.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  node_config opts;
+  configure(opts);
+  if (auto err = opts.parse(argc, argv)) {
+    std::cerr << "syncmesh-node: " << caf::to_string(err) << "\n";
+    return 2;
+  }
+  if (opts.cli_helptext_printed)
+    return 0;
+  log_level level;
+  if (!parse_log_level(opts.log_level, level))
+    fail("--log-level: '" + opts.log_level
+         + "' is not one of quiet|error|warning|info|debug");
+  set_log_level(level);
+  auto cfg = to_node_config(opts);
+  std::string http_host;
+  uint16_t http_port = 0;
+  if (!opts.http.empty() && !parse_api_address(opts.http, http_host, http_port))
+    fail("--http: '" + opts.http + "' is not HOST:PORT");
+  if (!opts.data_dir.empty())
+    load_state(opts.data_dir, cfg);
+  opts.set("scheduler.max-threads", size_t{2});
+  caf::actor_system sys{opts};
+  std::unique_ptr<sync_socket> sock;
+  try {
+    sock = std::make_unique<sync_socket>(sys, cfg);
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  std::unique_ptr<http_api> api;
+  std::string http_addr = "-";
+  if (!opts.http.empty()) {
+    http_options hopts;
+    hopts.expects_peers = !cfg.peers.empty();
+    api = std::make_unique<http_api>(*sock, hopts);
+    std::string err;
+    auto bound = api->start(http_host, http_port, err);
+    if (bound == 0) {
+      sock->close();
+      fail(err);
+    }
+    http_addr = http_host + ":" + std::to_string(bound);
+  }
+  std::cout << "syncmesh-node ready node=" << sock->id()
+            << " listen=" << cfg.host << ":" << sock->port()
+            << " http=" << http_addr << std::endl;
+  log_line(log_level::info, sock->raw_id(),
+           "ready: peers on " + cfg.host + ":" + std::to_string(sock->port())
+             + ", HTTP API on " + http_addr);
+  // Wait for SIGINT/SIGTERM; save the clock's high-water mark now and then.
+  for (;;) {
+    timespec every{5, 0};
+    int sig = sigtimedwait(&signals, nullptr, &every);
+    if (sig == SIGINT || sig == SIGTERM) {
+      log_line(log_level::info, sock->raw_id(),
+               std::string{"stopping on "} + strsignal(sig));
+      break;
+    }
+    if (!opts.data_dir.empty())
+      save_clock(opts.data_dir, *sock);
+  }
+  if (api)
+    api->stop();
+  log_line(log_level::debug, sock->raw_id(), "HTTP API stopped");
+  if (!opts.data_dir.empty())
+    save_clock(opts.data_dir, *sock);
+  sock->close(); // goodbye to every peer
+  log_line(log_level::debug, sock->raw_id(), "node closed");
+  return 0;
+}

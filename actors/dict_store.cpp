@@ -45,8 +45,8 @@ struct batch_result {
 };
 
 /// Upper bounds (seconds) of the propagation delay histogram.
-constexpr double delay_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01,
-                                   0.05,   0.1,    0.5,   1,     5};
+constexpr double delay_bounds[]
+  = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 
 void record_delay(self_ptr self, const pb::WriteRecord& rec) {
   auto& st = self->state.stats;
@@ -245,8 +245,8 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       pb::Snapshot snap;
       const auto& store = self->state.store;
       snap.set_total(store.live_count());
-      for (const auto* key :
-           store.sorted_live_keys(req.prefix(), req.limit(), req.start_after())) {
+      for (const auto* key : store.sorted_live_keys(req.prefix(), req.limit(),
+                                                    req.start_after())) {
         auto* item = snap.add_items();
         item->set_key(*key);
         if (!req.keys_only()) {

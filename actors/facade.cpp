@@ -169,7 +169,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
     },
     [=](pb::StatsRequest&) -> caf::result<pb::NodeStats> {
       auto rp = self->make_response_promise<pb::NodeStats>();
-      auto fail = [=](caf::error& err) mutable { rp.deliver(std::move(err)); };
+      auto fail = [=](caf::error& err) mutable {
+        rp.deliver(std::move(err));
+      };
       self->request(self->state.router, caf::infinite, stats_atom::value)
         .then(
           [=](pb::RouterStats& router) mutable {

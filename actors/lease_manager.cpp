@@ -220,6 +220,10 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
       return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },
     [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
+      // A lease held elsewhere refuses before the value's type matters.
+      auto d = self->state.table.decide(req.key(), false);
+      if (!d.allowed)
+        return refuse<pb::WriteAck>(self, refusal(req.key(), d));
       const auto* head = self->state.table.find(req.key());
       if (head != nullptr && head->live() && !head->is_map())
         return refuse<pb::WriteAck>(self,

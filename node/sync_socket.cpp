@@ -301,18 +301,19 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   std::weak_ptr<impl> weak = impl_;
   // The subscriber only queues; callbacks run on a thread of our own, so a
   // callback that blocks on this socket never starves CAF's scheduler.
-  impl_->events
-    = sys.spawn([weak](caf::event_based_actor*) -> caf::behavior {
-        return {
-          [weak](pb::Event& ev) {
-            if (auto ptr = weak.lock())
-              ptr->enqueue(std::move(ev));
-          },
-        };
-      });
+  impl_->events = sys.spawn([weak](caf::event_based_actor*) -> caf::behavior {
+    return {
+      [weak](pb::Event& ev) {
+        if (auto ptr = weak.lock())
+          ptr->enqueue(std::move(ev));
+      },
+    };
+  });
   // The thread shares ownership: after close() from a callback it may still
   // finish that callback while the socket goes away.
-  impl_->worker = std::thread{[ptr = impl_] { ptr->run_events(); }};
+  impl_->worker = std::thread{[ptr = impl_] {
+    ptr->run_events();
+  }};
 }
 
 sync_socket::~sync_socket() {

@@ -14,7 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* usage = R"(usage: syncmesh [--node=HOST:PORT] COMMAND [ARGS]
+constexpr const char* usage
+  = R"(usage: syncmesh [--node=HOST:PORT] COMMAND [ARGS]
 
 Talks to the HTTP API of a syncmesh node (default 127.0.0.1:7441).
 
@@ -188,13 +189,13 @@ int main(int argc, char** argv) {
   } else if (cmd == "watch") {
     need(0);
     cli.set_read_timeout(3600);
-    auto res = cli.Get(
-      "/v1/watch?prefix=" + encode_key(prefix),
-      [](const char* data, size_t len) {
-        std::cout.write(data, static_cast<std::streamsize>(len));
-        std::cout.flush();
-        return true;
-      });
+    auto res
+      = cli.Get("/v1/watch?prefix=" + encode_key(prefix),
+                [](const char* data, size_t len) {
+                  std::cout.write(data, static_cast<std::streamsize>(len));
+                  std::cout.flush();
+                  return true;
+                });
     check(res, "watch");
   } else {
     die("unknown command " + cmd + "\n" + usage, 2);

@@ -113,12 +113,10 @@ size_t parse_limit(const httplib::Request& req, size_t fallback) {
 } // namespace
 
 http_api::http_api(sync_socket& sock, http_options opts)
-  : sock_(sock),
-    opts_(opts),
-    started_(std::chrono::steady_clock::now()),
-    server_(std::make_unique<httplib::Server>()),
-    hub_(std::make_shared<watch_hub>(opts.max_watchers, opts.watch_queue)),
-    metrics_(std::make_unique<node_metrics>()) {
+    : sock_(sock), opts_(opts), started_(std::chrono::steady_clock::now()),
+      server_(std::make_unique<httplib::Server>()),
+      hub_(std::make_shared<watch_hub>(opts.max_watchers, opts.watch_queue)),
+      metrics_(std::make_unique<node_metrics>()) {
   // One pool for everything: watchers (each holds a thread while open) plus
   // workers, so open watch streams can never starve ordinary requests.
   auto threads = opts_.max_watchers + opts_.worker_threads;
@@ -128,17 +126,17 @@ http_api::http_api(sync_socket& sock, http_options opts)
   server_->set_payload_max_length(sock_.settings().max_value_size + 1024);
   install_routes();
   std::weak_ptr<watch_hub> hub = hub_;
-  sock_.on_update([hub](const std::string& key, const value& val,
-                        const entry_meta& meta) {
-    if (auto h = hub.lock()) {
-      json ev;
-      put_key(ev, key);
-      ev["value"] = to_json(val);
-      ev["owner"] = to_hex(meta.owner);
-      ev["time"] = to_ms(meta.time_us);
-      h->publish(key, "update", ev.dump());
-    }
-  });
+  sock_.on_update(
+    [hub](const std::string& key, const value& val, const entry_meta& meta) {
+      if (auto h = hub.lock()) {
+        json ev;
+        put_key(ev, key);
+        ev["value"] = to_json(val);
+        ev["owner"] = to_hex(meta.owner);
+        ev["time"] = to_ms(meta.time_us);
+        h->publish(key, "update", ev.dump());
+      }
+    });
   sock_.on_delete([hub](const std::string& key) {
     if (auto h = hub.lock()) {
       json ev;
@@ -168,7 +166,9 @@ uint16_t http_api::start(const std::string& host, uint16_t port,
     error = "cannot bind the HTTP API to " + host + ":" + std::to_string(port);
     return 0;
   }
-  thread_ = std::thread{[this] { server_->listen_after_bind(); }};
+  thread_ = std::thread{[this] {
+    server_->listen_after_bind();
+  }};
   return static_cast<uint16_t>(bound);
 }
 
@@ -193,26 +193,25 @@ void http_api::install_routes() {
       send_json(res, listening && peered ? 200 : 503, body);
     });
   });
-  srv.Get("/v1/status", [this](const httplib::Request&,
-                               httplib::Response& res) {
-    guarded(res, [&] {
-      auto info = sock_.info();
-      auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now() - started_)
-                      .count();
-      send_json(res, 200,
-                json{{"node_id", to_hex(info.node_id())},
-                     {"listen", info.listen_host() + ":"
-                                  + std::to_string(info.listen_port())},
-                     {"protocol_id", info.protocol_id()},
-                     {"leasing", info.leasing()},
-                     {"keys", info.key_count()},
-                     {"peers", info.peer_count()},
-                     {"uptime_s", uptime}});
-    });
-  });
-  srv.Get("/v1/peers", [this](const httplib::Request&,
-                              httplib::Response& res) {
+  srv.Get("/v1/status",
+          [this](const httplib::Request&, httplib::Response& res) {
+            guarded(res, [&] {
+              auto info = sock_.info();
+              auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now() - started_)
+                              .count();
+              send_json(res, 200,
+                        json{{"node_id", to_hex(info.node_id())},
+                             {"listen", info.listen_host() + ":"
+                                          + std::to_string(info.listen_port())},
+                             {"protocol_id", info.protocol_id()},
+                             {"leasing", info.leasing()},
+                             {"keys", info.key_count()},
+                             {"peers", info.peer_count()},
+                             {"uptime_s", uptime}});
+            });
+          });
+  srv.Get("/v1/peers", [this](const httplib::Request&, httplib::Response& res) {
     guarded(res, [&] {
       auto list = json::array();
       for (const auto& p : sock_.peers())
@@ -224,73 +223,73 @@ void http_api::install_routes() {
       send_json(res, 200, json{{"peers", list}});
     });
   });
-  srv.Get("/v1/kv", [this](const httplib::Request& req,
-                           httplib::Response& res) {
-    guarded(res, [&] {
-      auto limit = parse_limit(req, 1000);
-      if (limit == 0 || limit > 10000) {
-        send_error(res, 400, "bad_request", "limit must be 1..10000");
-        return;
-      }
-      std::string after;
-      if (req.has_param("cursor")
-          && !base64_decode(req.get_param_value("cursor"), after)) {
-        send_error(res, 400, "bad_request", "cursor is not base64");
-        return;
-      }
-      auto items = sock_.items(req.get_param_value("prefix"), limit, after);
-      auto list = json::array();
-      for (const auto& x : items)
-        list.push_back(item_json(x));
-      json body{{"items", list}};
-      if (items.size() == limit)
-        body["cursor"] = base64_encode(items.back().key);
-      send_json(res, 200, body);
+  srv.Get(
+    "/v1/kv", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] {
+        auto limit = parse_limit(req, 1000);
+        if (limit == 0 || limit > 10000) {
+          send_error(res, 400, "bad_request", "limit must be 1..10000");
+          return;
+        }
+        std::string after;
+        if (req.has_param("cursor")
+            && !base64_decode(req.get_param_value("cursor"), after)) {
+          send_error(res, 400, "bad_request", "cursor is not base64");
+          return;
+        }
+        auto items = sock_.items(req.get_param_value("prefix"), limit, after);
+        auto list = json::array();
+        for (const auto& x : items)
+          list.push_back(item_json(x));
+        json body{{"items", list}};
+        if (items.size() == limit)
+          body["cursor"] = base64_encode(items.back().key);
+        send_json(res, 200, body);
+      });
     });
-  });
   srv.Get("/v1/kv/", [](const httplib::Request&, httplib::Response& res) {
     send_error(res, 400, "invalid_key", "key is empty");
   });
   srv.Put("/v1/kv/", [](const httplib::Request&, httplib::Response& res) {
     send_error(res, 400, "invalid_key", "key is empty");
   });
-  srv.Get(R"(/v1/kv/(.+))", [this](const httplib::Request& req,
-                                   httplib::Response& res) {
-    guarded(res, [&] {
-      auto found = sock_.get_item(req.matches[1].str());
-      if (!found) {
-        send_error(res, 404, "not_found", "no such key");
-        return;
-      }
-      put_meta_headers(res, found->meta);
-      const auto& v = found->val;
-      if (v.is_bytes())
-        res.set_content(v.as_bytes(), "application/octet-stream");
-      else if (v.is_text())
-        res.set_content(v.as_text(), "text/plain; charset=utf-8");
-      else
-        res.set_content(to_json(v).dump(), "application/json");
-    });
-  });
-  srv.Put(R"(/v1/kv/(.+))", [this](const httplib::Request& req,
-                                   httplib::Response& res) {
-    guarded(res, [&] {
-      value v;
-      if (auto err = body_value(req, v); !err.empty()) {
-        send_error(res, 400, "bad_request", err);
-        return;
-      }
-      sock_.set(req.matches[1].str(), std::move(v));
-      res.status = 204;
-    });
-  });
-  srv.Delete(R"(/v1/kv/(.+))", [this](const httplib::Request& req,
-                                      httplib::Response& res) {
-    guarded(res, [&] {
-      sock_.erase(req.matches[1].str());
-      res.status = 204;
-    });
-  });
+  srv.Get(R"(/v1/kv/(.+))",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(res, [&] {
+              auto found = sock_.get_item(req.matches[1].str());
+              if (!found) {
+                send_error(res, 404, "not_found", "no such key");
+                return;
+              }
+              put_meta_headers(res, found->meta);
+              const auto& v = found->val;
+              if (v.is_bytes())
+                res.set_content(v.as_bytes(), "application/octet-stream");
+              else if (v.is_text())
+                res.set_content(v.as_text(), "text/plain; charset=utf-8");
+              else
+                res.set_content(to_json(v).dump(), "application/json");
+            });
+          });
+  srv.Put(R"(/v1/kv/(.+))",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(res, [&] {
+              value v;
+              if (auto err = body_value(req, v); !err.empty()) {
+                send_error(res, 400, "bad_request", err);
+                return;
+              }
+              sock_.set(req.matches[1].str(), std::move(v));
+              res.status = 204;
+            });
+          });
+  srv.Delete(R"(/v1/kv/(.+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               guarded(res, [&] {
+                 sock_.erase(req.matches[1].str());
+                 res.status = 204;
+               });
+             });
   srv.Post(R"(/v1/kv/(.+)/delta)", [this](const httplib::Request& req,
                                           httplib::Response& res) {
     guarded(res, [&] {
@@ -300,7 +299,8 @@ void http_api::install_routes() {
         return;
       }
       value fields;
-      if (auto err = from_json(parsed, fields); !err.empty() || !fields.is_map()) {
+      if (auto err = from_json(parsed, fields);
+          !err.empty() || !fields.is_map()) {
         send_error(res, 400, "bad_request",
                    err.empty() ? "body must be a JSON object" : err);
         return;
@@ -309,34 +309,34 @@ void http_api::install_routes() {
       res.status = 204;
     });
   });
-  srv.Get("/v1/watch", [this](const httplib::Request& req,
-                              httplib::Response& res) {
-    auto w = hub_->join(req.get_param_value("prefix"));
-    if (!w) {
-      send_error(res, 503, "overloaded",
-                 "at most " + std::to_string(opts_.max_watchers)
-                   + " watch streams");
-      return;
-    }
-    auto hub = hub_;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-      "text/event-stream",
-      [hub, w](size_t, httplib::DataSink& sink) {
-        std::string out;
-        bool open = hub->wait(w, std::chrono::seconds(1), out);
-        if (out.empty())
-          out = ": keep-alive\n\n"; // also detects a vanished client
-        if (!sink.write(out.data(), out.size()))
-          return false;
-        if (!open) {
-          sink.done();
-          return false;
-        }
-        return true;
-      },
-      [hub, w](bool) { hub->leave(w); });
-  });
+  srv.Get("/v1/watch",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            auto w = hub_->join(req.get_param_value("prefix"));
+            if (!w) {
+              send_error(res, 503, "overloaded",
+                         "at most " + std::to_string(opts_.max_watchers)
+                           + " watch streams");
+              return;
+            }
+            auto hub = hub_;
+            res.set_header("Cache-Control", "no-cache");
+            res.set_chunked_content_provider(
+              "text/event-stream",
+              [hub, w](size_t, httplib::DataSink& sink) {
+                std::string out;
+                bool open = hub->wait(w, std::chrono::seconds(1), out);
+                if (out.empty())
+                  out = ": keep-alive\n\n"; // also detects a vanished client
+                if (!sink.write(out.data(), out.size()))
+                  return false;
+                if (!open) {
+                  sink.done();
+                  return false;
+                }
+                return true;
+              },
+              [hub, w](bool) { hub->leave(w); });
+          });
   srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     guarded(res, [&] {
       res.set_content(metrics_->scrape(sock_.stats(), hub_->size()),

@@ -21,7 +21,9 @@ std::string base64_encode(const std::string& bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
-  auto at = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  auto at = [&](size_t k) {
+    return static_cast<unsigned char>(bytes[k]);
+  };
   for (; i + 2 < bytes.size(); i += 3) {
     uint32_t n = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
     out += b64_digits[(n >> 18) & 63];
@@ -89,8 +91,11 @@ bool is_utf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                                                   : (c >> 3) == 30 ? 4 : 0;
+    size_t len = c < 0x80         ? 1
+                 : (c >> 5) == 6  ? 2
+                 : (c >> 4) == 14 ? 3
+                 : (c >> 3) == 30 ? 4
+                                  : 0;
     if (len == 0 || i + len > text.size())
       return false;
     uint32_t cp = len == 1 ? c : c & (0xff >> (len + 1));

@@ -99,8 +99,7 @@ struct node_metrics::impl {
   double last_delay_sum = 0;
 
   void advance(prometheus::Family<prometheus::Counter>& family,
-               const std::map<std::string, std::string>& labels,
-               uint64_t now) {
+               const std::map<std::string, std::string>& labels, uint64_t now) {
     auto& c = family.Add(labels);
     auto& prev = last[&c];
     if (static_cast<double>(now) > prev) {
@@ -145,8 +144,8 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.gauges.Add({{"what", "watchers"}}).Set(static_cast<double>(watchers));
   if (st.delay_bounds_size() > 0) {
     if (m.delay_hist == nullptr) {
-      prometheus::Histogram::BucketBoundaries bounds(
-        st.delay_bounds().begin(), st.delay_bounds().end());
+      prometheus::Histogram::BucketBoundaries bounds(st.delay_bounds().begin(),
+                                                     st.delay_bounds().end());
       m.delay_hist = &m.delay.Add({}, bounds);
       m.last_delay_counts.assign(static_cast<size_t>(st.delay_counts_size()),
                                  0);
@@ -158,7 +157,8 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
         static_cast<double>(st.delay_counts(i) - m.last_delay_counts[idx]));
       m.last_delay_counts[idx] = st.delay_counts(i);
     }
-    m.delay_hist->ObserveMultiple(increments, st.delay_sum() - m.last_delay_sum);
+    m.delay_hist->ObserveMultiple(increments,
+                                  st.delay_sum() - m.last_delay_sum);
     m.last_delay_sum = st.delay_sum();
   }
   prometheus::TextSerializer serializer;

@@ -1,7 +1,9 @@
 // syncmesh-node: one node of the mesh as a daemon, with its HTTP API.
 
-#include <pthread.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -62,7 +64,8 @@ struct node_config : caf::actor_system_config {
       .add(data_dir, "data-dir", "keeps the node ID and clock across runs")
       .add(log_level, "log-level", "quiet|error|warning|info|debug")
       .add(heartbeat_interval, "heartbeat-interval", "e.g. \"1s\"")
-      .add(peer_timeout, "peer-timeout", "drop silent peers after, e.g. \"10s\"")
+      .add(peer_timeout, "peer-timeout",
+           "drop silent peers after, e.g. \"10s\"")
       .add(anti_entropy_interval, "anti-entropy-interval", "e.g. \"30s\"")
       .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
       .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
@@ -73,7 +76,8 @@ struct node_config : caf::actor_system_config {
 /// Parses "1500ms", "30s", "5m", "1h" or a plain number of seconds.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
   size_t pos = 0;
-  while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
+  while (pos < text.size()
+         && std::isdigit(static_cast<unsigned char>(text[pos])))
     ++pos;
   if (pos == 0 || pos > 12)
     return false;
@@ -207,6 +211,32 @@ bool parse_api_address(const std::string& text, std::string& host,
   return true;
 }
 
+/// The handler writes the signal number here; main waits on the other end.
+int stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+  // Only async-signal-safe calls: write(2) to a pipe.
+  auto saved = errno;
+  [[maybe_unused]] auto n = ::write(stop_pipe[1], &sig, sizeof(sig));
+  errno = saved;
+}
+
+/// SIGINT and SIGTERM wake the main thread through a pipe, whichever thread
+/// the kernel delivers them to.
+void install_stop_handlers() {
+  if (::pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    fail(std::string{"pipe: "} + std::strerror(errno));
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM}) {
+    // The node, not an inherited "ignore", decides what these signals do.
+    ::sigaction(sig, &sa, nullptr);
+  }
+  signal(SIGPIPE, SIG_IGN);
+}
+
 void save_clock(const std::string& dir, const sync_socket& sock) {
   try {
     auto wall = sock.stats().lease().hlc_wall_us();
@@ -221,13 +251,7 @@ void save_clock(const std::string& dir, const sync_socket& sock) {
 } // namespace
 
 int main(int argc, char** argv) {
-  // Signals are taken by sigwait below; every thread started from here on
-  // inherits the blocked mask, so none of them is interrupted.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  install_stop_handlers();
 
   node_config opts;
   configure(opts);
@@ -279,12 +303,14 @@ int main(int argc, char** argv) {
              + ", HTTP API on " + http_addr);
   // Wait for SIGINT/SIGTERM; save the clock's high-water mark now and then.
   for (;;) {
-    timespec every{5, 0};
-    int sig = sigtimedwait(&signals, nullptr, &every);
-    if (sig == SIGINT || sig == SIGTERM) {
-      log_line(log_level::info, sock->raw_id(),
-               std::string{"stopping on "} + strsignal(sig));
-      break;
+    pollfd pfd{stop_pipe[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 5000) > 0) {
+      int sig = 0;
+      if (::read(stop_pipe[0], &sig, sizeof(sig)) == sizeof(sig)) {
+        log_line(log_level::info, sock->raw_id(),
+                 std::string{"stopping on "} + strsignal(sig));
+        break;
+      }
     }
     if (!opts.data_dir.empty())
       save_clock(opts.data_dir, *sock);

@@ -27,7 +27,7 @@ public:
 
   /// At most `max_watchers` streams, each queueing at most `queue_limit`.
   watch_hub(size_t max_watchers, size_t queue_limit)
-    : max_watchers_(max_watchers), queue_limit_(queue_limit) {}
+      : max_watchers_(max_watchers), queue_limit_(queue_limit) {}
 
   /// Registers a stream; nullptr when the cap is reached or the hub closed.
   std::shared_ptr<watcher> join(std::string prefix);

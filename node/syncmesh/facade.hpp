@@ -61,7 +61,7 @@ using facade_actor
                      caf::replies_to<pb::ConnectRequest>::with<pb::PeerInfo>,
                      caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
                      caf::replies_to<pb::DisconnectRequest>::with<bool>,
-  caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
+                     caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
                      caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
                      caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
                      caf::reacts_to<pb::Event>>;

@@ -55,8 +55,9 @@ inline pb::RouterStats router_stats(caf::actor_system& sys,
                                     const sync_socket& sock) {
   caf::scoped_actor self{sys};
   pb::RouterStats result;
-  self->request(internals(sock).router, std::chrono::seconds(10),
-                stats_atom::value)
+  self
+    ->request(internals(sock).router, std::chrono::seconds(10),
+              stats_atom::value)
     .receive([&](pb::RouterStats& x) { result = std::move(x); },
              [](caf::error&) {});
   return result;

@@ -1,0 +1,429 @@
+// The daemon, its HTTP API and the CLI, as real processes on 127.0.0.1.
+
+#define BOOST_TEST_MODULE syncmesh_daemon
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using syncmesh::test::child_process;
+
+namespace {
+
+std::string scratch_dir() {
+  char tmpl[] = "/tmp/syncmesh-daemon-test-XXXXXX";
+  auto* dir = ::mkdtemp(tmpl);
+  BOOST_REQUIRE(dir != nullptr);
+  return dir;
+}
+
+/// One syncmesh-node process and a client of its API.
+struct node_process {
+  std::unique_ptr<child_process> proc;
+  std::string id;
+  std::string listen;
+  std::string http;
+  std::string log;
+
+  node_process(const std::string& dir, std::vector<std::string> extra) {
+    static int counter = 0;
+    log = dir + "/node" + std::to_string(counter++) + ".log";
+    std::vector<std::string> argv{SYNCMESH_NODE_BIN,
+                                  "--port=0",
+                                  "--http=127.0.0.1:0",
+                                  "--log-level=info",
+                                  "--heartbeat-interval=100ms",
+                                  "--peer-timeout=1s",
+                                  "--anti-entropy-interval=300ms",
+                                  "--redial-max=300ms"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<child_process>(argv, log);
+    auto line = proc->read_line(10s);
+    std::smatch m;
+    static const std::regex ready{
+      R"(^syncmesh-node ready node=([0-9a-f]+) listen=(\S+) http=(\S+)$)"};
+    BOOST_REQUIRE_MESSAGE(std::regex_match(line, m, ready),
+                          "no ready line, got '" << line << "'");
+    id = m[1];
+    listen = m[2];
+    http = m[3];
+  }
+
+  httplib::Client client() const {
+    auto colon = http.rfind(':');
+    httplib::Client cli{http.substr(0, colon),
+                        std::stoi(http.substr(colon + 1))};
+    cli.set_connection_timeout(5);
+    cli.set_read_timeout(10);
+    return cli;
+  }
+
+  /// SIGTERM; returns the exit code, checking it came within a second.
+  int stop() {
+    auto start = std::chrono::steady_clock::now();
+    proc->signal(SIGTERM);
+    auto rc = proc->wait(5s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+    BOOST_CHECK_MESSAGE(took < 1s, "stopping took " << took.count() << " ms");
+    return rc;
+  }
+};
+
+template <class Predicate>
+bool eventually(Predicate pred, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::yield();
+  }
+  return pred();
+}
+
+json body_json(const httplib::Result& res) {
+  BOOST_REQUIRE(res);
+  auto parsed = json::parse(res->body, nullptr, false);
+  BOOST_REQUIRE_MESSAGE(!parsed.is_discarded(), "not JSON: " << res->body);
+  return parsed;
+}
+
+/// Runs the CLI; returns its exit code and collects stdout and stderr.
+int cli(const node_process& d, const std::string& args, std::string& out,
+        std::string& err, const std::string& dir) {
+  auto out_path = dir + "/cli.out";
+  auto err_path = dir + "/cli.err";
+  auto cmd = std::string{SYNCMESH_CLI_BIN} + " --node=" + d.http + " " + args
+             + " > " + out_path + " 2> " + err_path;
+  auto rc = std::system(cmd.c_str());
+  auto slurp = [](const std::string& path) {
+    std::ifstream in{path};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  out = slurp(out_path);
+  err = slurp(err_path);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+struct two_nodes {
+  std::string dir = scratch_dir();
+  node_process a{dir, {}};
+  node_process b{dir, {"--peers=" + a.listen}};
+
+  two_nodes() {
+    BOOST_REQUIRE(eventually([&] {
+      auto res = b.client().Get("/readyz");
+      return res && res->status == 200;
+    }));
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(http_api, two_nodes)
+
+BOOST_AUTO_TEST_CASE(values_round_trip_with_their_metadata) {
+  auto cli = a.client();
+  auto put = cli.Put("/v1/kv/greeting", "hello", "text/plain");
+  BOOST_REQUIRE(put);
+  BOOST_CHECK_EQUAL(put->status, 204);
+  auto got = cli.Get("/v1/kv/greeting");
+  BOOST_REQUIRE(got);
+  BOOST_CHECK_EQUAL(got->status, 200);
+  BOOST_CHECK_EQUAL(got->body, "hello");
+  BOOST_CHECK_EQUAL(got->get_header_value("Content-Type"),
+                    "text/plain; charset=utf-8");
+  BOOST_CHECK_EQUAL(got->get_header_value("X-Syncmesh-Owner"), a.id);
+  auto time_ms = std::stoull(got->get_header_value("X-Syncmesh-Time"));
+  auto end_ms = std::stoull(got->get_header_value("X-Syncmesh-Lease-End"));
+  BOOST_CHECK_EQUAL(end_ms - time_ms, 3'600'000u);
+  // Raw bytes and JSON values.
+  std::string raw("\x00\xff\x10", 3);
+  BOOST_CHECK_EQUAL(
+    cli.Put("/v1/kv/raw", raw, "application/octet-stream")->status, 204);
+  got = cli.Get("/v1/kv/raw");
+  BOOST_CHECK_EQUAL(got->body, raw);
+  BOOST_CHECK_EQUAL(got->get_header_value("Content-Type"),
+                    "application/octet-stream");
+  BOOST_CHECK_EQUAL(
+    cli.Put("/v1/kv/doc", R"({"a":[1,2],"b":{"c":true}})", "application/json")
+      ->status,
+    204);
+  auto doc = body_json(cli.Get("/v1/kv/doc"));
+  BOOST_CHECK_EQUAL(doc["a"][1], 2);
+  BOOST_CHECK_EQUAL(doc["b"]["c"], true);
+  // Percent-encoded keys are decoded: "a b/c" is one key.
+  BOOST_CHECK_EQUAL(cli.Put("/v1/kv/a%20b%2Fc", "x", "text/plain")->status,
+                    204);
+  BOOST_CHECK_EQUAL(cli.Get("/v1/kv/a%20b%2Fc")->body, "x");
+  // Replicated to the other node.
+  BOOST_CHECK(eventually([&] {
+    auto res = b.client().Get("/v1/kv/greeting");
+    return res && res->status == 200 && res->body == "hello";
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(every_error_status) {
+  auto ca = a.client();
+  auto cb = b.client();
+  // 404 for absent keys, on read and delete.
+  BOOST_CHECK_EQUAL(ca.Get("/v1/kv/missing")->status, 404);
+  BOOST_CHECK_EQUAL(ca.Delete("/v1/kv/missing")->status, 404);
+  // 400 for bad keys.
+  BOOST_CHECK_EQUAL(ca.Put("/v1/kv/", "v", "text/plain")->status, 400);
+  BOOST_CHECK_EQUAL(
+    ca.Put("/v1/kv/" + std::string(5000, 'k'), "v", "text/plain")->status, 400);
+  // 413 over the size limit.
+  BOOST_CHECK_EQUAL(
+    ca.Put("/v1/kv/big", std::string(2 * 1024 * 1024, 'v'), "text/plain")
+      ->status,
+    413);
+  // 409 with the owner when another node holds the lease.
+  BOOST_REQUIRE_EQUAL(ca.Put("/v1/kv/owned", "a", "text/plain")->status, 204);
+  BOOST_REQUIRE(
+    eventually([&] { return cb.Get("/v1/kv/owned")->status == 200; }));
+  auto conflict = cb.Put("/v1/kv/owned", "b", "text/plain");
+  BOOST_CHECK_EQUAL(conflict->status, 409);
+  auto err = body_json(conflict);
+  BOOST_CHECK_EQUAL(err["error"], "lease");
+  BOOST_CHECK_EQUAL(err["owner"], a.id);
+  BOOST_CHECK(err["expires_at"].get<uint64_t>() > 0);
+  BOOST_CHECK_EQUAL(cb.Delete("/v1/kv/owned")->status, 409);
+  BOOST_CHECK_EQUAL(
+    cb.Post("/v1/kv/owned/delta", R"({"x":1})", "application/json")->status,
+    409);
+  // Deltas: 400 on non-JSON, 422 on a non-map value, 204 when merged.
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/kv/m/delta", "not json", "application/json")->status, 400);
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/kv/m/delta", "[1,2]", "application/json")->status, 400);
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/kv/owned/delta", R"({"x":1})", "application/json")->status,
+    422);
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/kv/m/delta", R"({"x":1})", "application/json")->status, 204);
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/kv/m/delta", R"({"y":2})", "application/json")->status, 204);
+  auto merged = body_json(ca.Get("/v1/kv/m"));
+  BOOST_CHECK_EQUAL(merged["x"], 1);
+  BOOST_CHECK_EQUAL(merged["y"], 2);
+  // A malformed listing request, a non-UTF-8 text body.
+  BOOST_CHECK_EQUAL(ca.Get("/v1/kv?limit=abc")->status, 400);
+  BOOST_CHECK_EQUAL(ca.Put("/v1/kv/t", "\xff\xfe", "text/plain")->status, 400);
+  // Every error body is JSON with a message.
+  auto missing = body_json(ca.Get("/v1/kv/missing"));
+  BOOST_CHECK(missing.contains("message"));
+  // Deleting works and then the key is gone.
+  BOOST_CHECK_EQUAL(ca.Delete("/v1/kv/m")->status, 204);
+  BOOST_CHECK_EQUAL(ca.Get("/v1/kv/m")->status, 404);
+}
+
+BOOST_AUTO_TEST_CASE(listing_pages_with_a_cursor) {
+  auto cli = a.client();
+  for (int i = 0; i < 25; ++i)
+    cli.Put("/v1/kv/p" + std::to_string(100 + i), "v", "text/plain");
+  cli.Put("/v1/kv/other", "v", "text/plain");
+  cli.Put("/v1/kv/%FF%FE", "v", "text/plain");
+  std::vector<std::string> keys;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    httplib::Params params{{"prefix", "p"}, {"limit", "10"}};
+    if (!cursor.empty())
+      params.emplace("cursor", cursor);
+    auto body = body_json(cli.Get("/v1/kv", params, httplib::Headers{}));
+    for (auto& item : body["items"]) {
+      keys.push_back(item["key"]);
+      BOOST_CHECK_EQUAL(item["owner"], a.id);
+      BOOST_CHECK(item["time"].get<uint64_t>() > 0);
+    }
+    if (!body.contains("cursor"))
+      break;
+    cursor = body["cursor"];
+  }
+  BOOST_REQUIRE_EQUAL(keys.size(), 25u);
+  BOOST_CHECK_EQUAL(keys.front(), "p100");
+  BOOST_CHECK_EQUAL(keys.back(), "p124");
+  // A key that is not UTF-8 comes back base64 with a marker.
+  auto all = body_json(cli.Get("/v1/kv"));
+  bool found = false;
+  for (auto& item : all["items"])
+    if (item.contains("key_base64") && item["key_base64"] == "//4=")
+      found = true;
+  BOOST_CHECK(found);
+}
+
+BOOST_AUTO_TEST_CASE(status_peers_health_and_metrics) {
+  auto cli = a.client();
+  auto status = body_json(cli.Get("/v1/status"));
+  BOOST_CHECK_EQUAL(status["node_id"], a.id);
+  BOOST_CHECK_EQUAL(status["listen"], a.listen);
+  BOOST_CHECK_EQUAL(status["leasing"], true);
+  BOOST_CHECK(status["protocol_id"].get<std::string>().find("syncmesh/1") == 0);
+  BOOST_CHECK_EQUAL(status["peers"], 1);
+  BOOST_CHECK(status.contains("uptime_s") && status.contains("keys"));
+  auto peers = body_json(cli.Get("/v1/peers"))["peers"];
+  BOOST_REQUIRE_EQUAL(peers.size(), 1u);
+  BOOST_CHECK_EQUAL(peers[0]["node_id"], b.id);
+  BOOST_CHECK_EQUAL(peers[0]["direction"], "in");
+  BOOST_CHECK_EQUAL(cli.Get("/healthz")->status, 200);
+  BOOST_CHECK_EQUAL(cli.Get("/readyz")->status, 200);
+  cli.Put("/v1/kv/m1", "v", "text/plain");
+  BOOST_REQUIRE(
+    eventually([&] { return b.client().Get("/v1/kv/m1")->status == 200; }));
+  auto metrics = b.client().Get("/metrics");
+  BOOST_REQUIRE(metrics);
+  BOOST_CHECK_EQUAL(metrics->status, 200);
+  for (auto name :
+       {"syncmesh_writes_total{origin=\"remote\"} 1",
+        "syncmesh_propagation_delay_seconds_count 1",
+        "syncmesh_state{what=\"peers\"} 1", "syncmesh_flood_frames_total"})
+    BOOST_CHECK_MESSAGE(metrics->body.find(name) != std::string::npos,
+                        "metrics lack " << name);
+}
+
+BOOST_AUTO_TEST_CASE(watch_streams_events_and_ends_at_shutdown) {
+  std::atomic<bool> got_update{false};
+  std::atomic<bool> got_delete{false};
+  std::atomic<bool> stream_ended{false};
+  std::string seen;
+  std::mutex mtx;
+  std::thread watcher{[&] {
+    auto cli = b.client();
+    cli.set_read_timeout(30);
+    cli.Get("/v1/watch?prefix=w", [&](const char* data, size_t len) {
+      std::lock_guard<std::mutex> guard{mtx};
+      seen.append(data, len);
+      got_update = seen.find("event: update") != std::string::npos
+                   && seen.find("\"key\":\"w1\"") != std::string::npos;
+      got_delete = seen.find("event: delete") != std::string::npos;
+      return true;
+    });
+    stream_ended = true;
+  }};
+  // The stream is open once the watcher count shows it.
+  BOOST_REQUIRE(eventually([&] {
+    auto m = b.client().Get("/metrics");
+    return m
+           && m->body.find("syncmesh_state{what=\"watchers\"} 1")
+                != std::string::npos;
+  }));
+  auto ca = a.client();
+  ca.Put("/v1/kv/x-not-watched", "v", "text/plain");
+  ca.Put("/v1/kv/w1", "v", "text/plain");
+  ca.Delete("/v1/kv/w1");
+  BOOST_CHECK(eventually([&] { return got_update && got_delete; }));
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    BOOST_CHECK(seen.find("x-not-watched") == std::string::npos);
+  }
+  BOOST_CHECK_EQUAL(b.stop(), 0);
+  BOOST_CHECK(eventually([&] { return stream_ended.load(); }, 5s));
+  watcher.join();
+}
+
+BOOST_AUTO_TEST_CASE(the_cli_reads_writes_and_reports_errors) {
+  std::string out;
+  std::string err;
+  BOOST_CHECK_EQUAL(cli(a, "set color blue", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(cli(a, "get color", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(out, "blue\n");
+  BOOST_CHECK_EQUAL(cli(a, "delta shape '{\"sides\":4}'", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(cli(a, "get shape", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(out, "{\"sides\":4}\n");
+  BOOST_CHECK_EQUAL(cli(a, "keys", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(out, "color\nshape\n");
+  BOOST_CHECK_EQUAL(cli(a, "items", out, err, dir), 0);
+  BOOST_CHECK(out.find("color\tblue\t" + a.id.substr(0, 12))
+              != std::string::npos);
+  BOOST_CHECK_EQUAL(cli(a, "status", out, err, dir), 0);
+  BOOST_CHECK(out.find("node_id: " + a.id) != std::string::npos);
+  BOOST_CHECK_EQUAL(cli(a, "peers", out, err, dir), 0);
+  BOOST_CHECK(out.find(b.id.substr(0, 12)) != std::string::npos);
+  // Errors: non-zero exit and the server's message.
+  BOOST_CHECK_NE(cli(a, "get missing", out, err, dir), 0);
+  BOOST_CHECK(err.find("404") != std::string::npos);
+  BOOST_REQUIRE(
+    eventually([&] { return b.client().Get("/v1/kv/color")->status == 200; }));
+  BOOST_CHECK_NE(cli(b, "set color red", out, err, dir), 0);
+  BOOST_CHECK(err.find("409") != std::string::npos);
+  BOOST_CHECK(err.find(a.id) != std::string::npos);
+  BOOST_CHECK_NE(cli(a, "frobnicate", out, err, dir), 0);
+  BOOST_CHECK(err.find("unknown command") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(lifecycle)
+
+BOOST_AUTO_TEST_CASE(sigterm_says_goodbye_and_exits_zero_within_a_second) {
+  auto dir = scratch_dir();
+  node_process a{dir, {}};
+  node_process b{dir, {"--peers=" + a.listen}};
+  BOOST_REQUIRE(eventually([&] {
+    auto res = a.client().Get("/v1/status");
+    return res && body_json(res)["peers"] == 1;
+  }));
+  BOOST_CHECK_EQUAL(b.stop(), 0);
+  // The peer heard the goodbye (well before its 1 s heartbeat timeout).
+  BOOST_CHECK(eventually(
+    [&] { return body_json(a.client().Get("/v1/status"))["peers"] == 0; },
+    900ms));
+  BOOST_CHECK_EQUAL(a.stop(), 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_data_dir_keeps_the_identity) {
+  auto dir = scratch_dir();
+  std::string first_id;
+  {
+    node_process a{dir, {"--data-dir=" + dir + "/data"}};
+    first_id = a.id;
+    BOOST_CHECK_EQUAL(a.stop(), 0);
+  }
+  node_process again{dir, {"--data-dir=" + dir + "/data"}};
+  BOOST_CHECK_EQUAL(again.id, first_id);
+  node_process fresh{dir, {}};
+  BOOST_CHECK_NE(fresh.id, first_id);
+}
+
+BOOST_AUTO_TEST_CASE(readyz_waits_for_configured_peers) {
+  auto dir = scratch_dir();
+  node_process lonely{dir, {"--peers=127.0.0.1:1"}};
+  BOOST_CHECK_EQUAL(lonely.client().Get("/readyz")->status, 503);
+  BOOST_CHECK_EQUAL(lonely.client().Get("/healthz")->status, 200);
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {
+  auto dir = scratch_dir();
+  for (auto bad : {"--bogus=1", "--port=abc", "--lease-duration=soon",
+                   "--http=nonsense", "--log-level=loud"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      child_process p{{SYNCMESH_NODE_BIN, bad}, dir + "/bad.log"};
+      BOOST_CHECK_EQUAL(p.wait(5s), 2);
+      std::ifstream in{dir + "/bad.log"};
+      std::string line;
+      std::getline(in, line);
+      BOOST_CHECK(line.rfind("syncmesh-node: ", 0) == 0);
+      BOOST_CHECK(!std::getline(in, line));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

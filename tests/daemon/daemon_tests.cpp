@@ -18,11 +18,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using syncmesh::test::child_process;
+using syncmesh::test::eventually;
 
 namespace {
 
@@ -85,17 +87,6 @@ struct node_process {
     return rc;
   }
 };
-
-template <class Predicate>
-bool eventually(Predicate pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::yield();
-  }
-  return pred();
-}
 
 json body_json(const httplib::Result& res) {
   BOOST_REQUIRE(res);

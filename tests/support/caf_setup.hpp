@@ -12,6 +12,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/atoms.hpp"
+#include "support/eventually.hpp"
 #include "actors/facade.hpp"
 #include "syncmesh/sync_socket.hpp"
 
@@ -36,19 +37,6 @@ struct threaded_config : caf::actor_system_config {
     set("scheduler.max-threads", size_t{2});
   }
 };
-
-/// Polls `pred` until it holds or `limit` passes; returns its last value.
-template <class Predicate>
-bool eventually(Predicate pred,
-                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::yield();
-  }
-  return pred();
-}
 
 /// The router counters of a running node (empty counters on failure).
 inline pb::RouterStats router_stats(caf::actor_system& sys,

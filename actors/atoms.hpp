@@ -62,6 +62,8 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 /// (link_closed_atom, reason): a link closed with a goodbye reason.
 using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
+/// (traffic_atom, TrafficStats): a link's traffic since its last report.
+using traffic_atom = caf::atom_constant<caf::atom("traffic")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

@@ -35,12 +35,29 @@ std::string describe(peer_link_ptr self) {
   return "peer " + who + " (" + (st.params.outbound ? "out" : "in") + ")";
 }
 
-void write_frame(peer_link_ptr self, const std::string& frame) {
+/// The name of an envelope's body ("write", "ping", ...), for metrics.
+const std::string& body_name(const pb::Envelope& env) {
+  static const std::string none = "empty";
+  const auto* field
+    = pb::Envelope::descriptor()->FindFieldByNumber(env.body_case());
+  return field != nullptr ? field->name() : none;
+}
+
+void count(google::protobuf::Map<std::string, uint64_t>& messages,
+           google::protobuf::Map<std::string, uint64_t>& bytes,
+           const std::string& kind, size_t n) {
+  ++messages[kind];
+  bytes[kind] += n;
+}
+
+void write_frame(peer_link_ptr self, const std::string& frame,
+                 const std::string& kind) {
   auto& st = self->state;
   auto& buf = self->wr_buf(st.hdl);
   buf.insert(buf.end(), frame.begin(), frame.end());
   st.budget.wrote(frame.size());
-  ++st.frames_out;
+  count(*st.traffic.mutable_messages_out(), *st.traffic.mutable_bytes_out(),
+        kind, frame.size());
   self->flush(st.hdl);
 }
 
@@ -48,8 +65,17 @@ bool write_envelope(peer_link_ptr self, const pb::Envelope& env) {
   std::string frame;
   if (!append_frame(frame, env, self->state.params.max_frame_size))
     return false;
-  write_frame(self, frame);
+  write_frame(self, frame, body_name(env));
   return true;
+}
+
+/// Hands the traffic counted since the last report to the router.
+void report_traffic(peer_link_ptr self) {
+  auto& st = self->state;
+  if (st.traffic.messages_in().empty() && st.traffic.messages_out().empty())
+    return;
+  caf::anon_send(st.params.router, traffic_atom::value, std::move(st.traffic));
+  st.traffic.Clear();
 }
 
 errc error_for(pb::Goodbye::Reason reason) {
@@ -70,6 +96,7 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   if (st.closing)
     return;
   st.closing = true;
+  report_traffic(self);
   // Shutdowns and duplicate connections are routine; the rest is news.
   auto level = reason == pb::Goodbye::SHUTDOWN
                    || reason == pb::Goodbye::DUPLICATE_CONNECTION
@@ -106,6 +133,7 @@ void on_heartbeat(peer_link_ptr self) {
                 + std::to_string(st.params.peer_timeout.count()) + " ms");
     return;
   }
+  report_traffic(self);
   pb::Envelope env;
   env.set_hops_left(1);
   auto* ping = env.mutable_ping();
@@ -300,12 +328,13 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
       case frame_status::ok:
         break;
     }
-    ++st.frames_in;
     pb::Envelope env;
     if (auto err = parse_envelope(payload, env); !err.empty()) {
       shut_down(self, pb::Goodbye::MALFORMED, err);
       return;
     }
+    count(*st.traffic.mutable_messages_in(), *st.traffic.mutable_bytes_in(),
+          body_name(env), payload.size() + frame_header_size);
     on_envelope(self, env);
     if (st.closing)
       return;
@@ -324,7 +353,7 @@ void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
                 + std::to_string(st.budget.limit()));
     return;
   }
-  write_frame(self, frame);
+  write_frame(self, frame, flood ? "flood" : "anti_entropy");
 }
 
 } // namespace

@@ -13,6 +13,7 @@
 
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
@@ -101,9 +102,8 @@ struct peer_link_state {
   caf::actor_clock::time_point last_received;
   /// Pings sent, for matching pongs.
   uint64_t next_ping = 0;
-  /// Frames received and sent (diagnostics).
-  uint64_t frames_in = 0;
-  uint64_t frames_out = 0;
+  /// Traffic since the last report to the router.
+  pb::TrafficStats traffic;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.peer_link";

@@ -410,6 +410,17 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       st.peers.erase(i);
       return true;
     },
+    [=](traffic_atom, const pb::TrafficStats& delta) {
+      auto* total = self->state.stats.mutable_traffic();
+      for (const auto& [k, n] : delta.messages_in())
+        (*total->mutable_messages_in())[k] += n;
+      for (const auto& [k, n] : delta.bytes_in())
+        (*total->mutable_bytes_in())[k] += n;
+      for (const auto& [k, n] : delta.messages_out())
+        (*total->mutable_messages_out())[k] += n;
+      for (const auto& [k, n] : delta.bytes_out())
+        (*total->mutable_bytes_out())[k] += n;
+    },
     [=](link_closed_atom, const std::string& reason) {
       auto& errors = *self->state.stats.mutable_frame_errors();
       ++errors[reason];

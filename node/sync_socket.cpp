@@ -29,7 +29,7 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::StatsRequest, pb::NodeStats, pb::StoreStats,
+  add_types<pb::TrafficStats, pb::StatsRequest, pb::NodeStats, pb::StoreStats,
             pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo,
             pb::PeersRequest, pb::PeerList, pb::Digest, pb::Peers,
             pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,

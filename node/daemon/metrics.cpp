@@ -84,6 +84,16 @@ struct node_metrics::impl {
         .Name("syncmesh_anti_entropy_total")
         .Help("Anti-entropy rounds started and entries sent or repaired")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& link_messages
+    = BuildCounter()
+        .Name("syncmesh_link_messages_total")
+        .Help("Messages through peer links, by direction and kind")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& link_bytes
+    = BuildCounter()
+        .Name("syncmesh_link_bytes_total")
+        .Help("Bytes through peer links, by direction and kind")
+        .Register(*registry);
   prometheus::Family<prometheus::Gauge>& gauges
     = BuildGauge()
         .Name("syncmesh_state")
@@ -130,6 +140,15 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.deliveries, {}, r.deliveries());
   m.advance(m.duplicates, {}, st.remote_ignored());
   m.advance(m.rejected, {}, r.rejected_in());
+  const auto& t = r.traffic();
+  for (const auto& [kind, n] : t.messages_in())
+    m.advance(m.link_messages, {{"direction", "in"}, {"kind", kind}}, n);
+  for (const auto& [kind, n] : t.bytes_in())
+    m.advance(m.link_bytes, {{"direction", "in"}, {"kind", kind}}, n);
+  for (const auto& [kind, n] : t.messages_out())
+    m.advance(m.link_messages, {{"direction", "out"}, {"kind", kind}}, n);
+  for (const auto& [kind, n] : t.bytes_out())
+    m.advance(m.link_bytes, {{"direction", "out"}, {"kind", kind}}, n);
   for (const auto& [reason, n] : r.frame_errors())
     m.advance(m.frame_errors, {{"reason", reason}}, n);
   m.advance(m.held, {}, l.held_records());

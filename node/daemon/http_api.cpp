@@ -169,6 +169,11 @@ uint16_t http_api::start(const std::string& host, uint16_t port,
   thread_ = std::thread{[this] {
     server_->listen_after_bind();
   }};
+  // httplib's stop() is a no-op until the listen loop runs: wait for it, so
+  // a stop right after start (a quick SIGTERM) cannot be lost.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
   return static_cast<uint16_t>(bound);
 }
 

@@ -279,6 +279,17 @@ BOOST_AUTO_TEST_CASE(status_peers_health_and_metrics) {
   cli.Put("/v1/kv/m1", "v", "text/plain");
   BOOST_REQUIRE(
     eventually([&] { return b.client().Get("/v1/kv/m1")->status == 200; }));
+  // Links report their traffic with each heartbeat.
+  BOOST_CHECK(eventually([&] {
+    auto m = b.client().Get("/metrics");
+    return m
+           && m->body.find("syncmesh_link_messages_total{direction=\"in\","
+                           "kind=\"hello\"} 1")
+                != std::string::npos
+           && m->body.find("syncmesh_link_bytes_total{direction=\"out\","
+                           "kind=\"ping\"}")
+                != std::string::npos;
+  }));
   auto metrics = b.client().Get("/metrics");
   BOOST_REQUIRE(metrics);
   BOOST_CHECK_EQUAL(metrics->status, 200);

@@ -254,8 +254,9 @@ cmd_status() {
 needs_build() {
   [ -x "$node_bin" ] && [ -x "$cli_bin" ] || return 0
   local newer
-  newer="$(cd "$repo_root" && find CMakeLists.txt cmake messages actors node \
-    -newer "$node_bin" -type f -print -quit 2>/dev/null)"
+  # find fails on a missing directory: still use what it printed.
+  newer="$(cd "$repo_root" && { find CMakeLists.txt cmake messages actors node \
+    -newer "$node_bin" -type f -print -quit 2>/dev/null || true; })"
   if [ -n "$newer" ]; then
     say "$newer is newer than build/bin/syncmesh-node"
     return 0

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -28,12 +29,26 @@ using syncmesh::test::eventually;
 
 namespace {
 
-std::string scratch_dir() {
-  char tmpl[] = "/tmp/syncmesh-daemon-test-XXXXXX";
-  auto* dir = ::mkdtemp(tmpl);
-  BOOST_REQUIRE(dir != nullptr);
-  return dir;
-}
+/// A temporary directory for logs and data, removed with its content when
+/// the test ends (declare it before the processes that write into it).
+struct scratch_dir {
+  std::string path;
+
+  scratch_dir() {
+    char tmpl[] = "/tmp/syncmesh-daemon-test-XXXXXX";
+    auto* dir = ::mkdtemp(tmpl);
+    BOOST_REQUIRE(dir != nullptr);
+    path = dir;
+  }
+
+  ~scratch_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+};
 
 /// One syncmesh-node process and a client of its API.
 struct node_process {
@@ -115,7 +130,8 @@ int cli(const node_process& d, const std::string& args, std::string& out,
 }
 
 struct two_nodes {
-  std::string dir = scratch_dir();
+  scratch_dir scratch;
+  const std::string& dir = scratch.path;
   node_process a{dir, {}};
   node_process b{dir, {"--peers=" + a.listen}};
 
@@ -376,7 +392,8 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(lifecycle)
 
 BOOST_AUTO_TEST_CASE(sigterm_says_goodbye_and_exits_zero_within_a_second) {
-  auto dir = scratch_dir();
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
   node_process a{dir, {}};
   node_process b{dir, {"--peers=" + a.listen}};
   BOOST_REQUIRE(eventually([&] {
@@ -392,7 +409,8 @@ BOOST_AUTO_TEST_CASE(sigterm_says_goodbye_and_exits_zero_within_a_second) {
 }
 
 BOOST_AUTO_TEST_CASE(a_data_dir_keeps_the_identity) {
-  auto dir = scratch_dir();
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
   std::string first_id;
   {
     node_process a{dir, {"--data-dir=" + dir + "/data"}};
@@ -406,14 +424,16 @@ BOOST_AUTO_TEST_CASE(a_data_dir_keeps_the_identity) {
 }
 
 BOOST_AUTO_TEST_CASE(readyz_waits_for_configured_peers) {
-  auto dir = scratch_dir();
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
   node_process lonely{dir, {"--peers=127.0.0.1:1"}};
   BOOST_CHECK_EQUAL(lonely.client().Get("/readyz")->status, 503);
   BOOST_CHECK_EQUAL(lonely.client().Get("/healthz")->status, 200);
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {
-  auto dir = scratch_dir();
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
   for (auto bad : {"--bogus=1", "--port=abc", "--lease-duration=soon",
                    "--http=nonsense", "--log-level=loud"}) {
     BOOST_TEST_CONTEXT(bad) {

@@ -64,6 +64,8 @@ using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 /// (traffic_atom, TrafficStats): a link's traffic since its last report.
 using traffic_atom = caf::atom_constant<caf::atom("traffic")>;
+/// (message_atom, peer, Envelope): a mesh_socket message from a link.
+using message_atom = caf::atom_constant<caf::atom("message")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

@@ -43,6 +43,60 @@ caf::error check_value(const config& cfg, const pb::Value& val) {
   return caf::none;
 }
 
+/// Hands an event to every subscriber.
+void publish(self_ptr self, pb::Event ev) {
+  const auto& subs = self->state.subscribers;
+  if (subs.empty())
+    return;
+  auto msg = caf::make_message(std::move(ev));
+  for (const auto& sub : subs)
+    // Typed actors may not send() to dynamic ones; subscribers need no sender.
+    caf::anon_send(sub, msg);
+}
+
+/// Queues a message nobody consumed for RecvRequest, and tells subscribers.
+void queue_message(self_ptr self, pb::ReceivedMessage msg) {
+  auto& st = self->state;
+  if (st.inbox.size() >= st.cfg.max_received) {
+    st.inbox.pop_front();
+    ++st.dropped_messages;
+  }
+  pb::Event ev;
+  *ev.mutable_message() = msg;
+  st.inbox.push_back(std::move(msg));
+  publish(self, std::move(ev));
+}
+
+/// Offers the oldest unhandled message to handler `i` and the ones after it,
+/// one message at a time so messages keep their order.
+void ask_handlers(self_ptr self, size_t i) {
+  auto& st = self->state;
+  if (st.unhandled.empty()) {
+    st.handling = false;
+    return;
+  }
+  st.handling = true;
+  if (i >= st.handlers.size()) {
+    auto msg = std::move(st.unhandled.front());
+    st.unhandled.pop_front();
+    queue_message(self, std::move(msg));
+    ask_handlers(self, 0);
+    return;
+  }
+  // A handler that does not answer in time is skipped, not waited for.
+  self->request(st.handlers[i], std::chrono::seconds(5), st.unhandled.front())
+    .then(
+      [=](bool consumed) {
+        if (!consumed) {
+          ask_handlers(self, i + 1);
+          return;
+        }
+        self->state.unhandled.pop_front();
+        ask_handlers(self, 0);
+      },
+      [=](caf::error&) { ask_handlers(self, i + 1); });
+}
+
 template <class Reply, class Request>
 caf::result<Reply> forward(self_ptr self, const caf::actor& dest,
                            Request&& req) {
@@ -65,6 +119,12 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
   self->link_to(st.store);
   self->link_to(st.router);
   self->set_down_handler([=](caf::down_msg& msg) {
+    auto& handlers = self->state.handlers;
+    handlers.erase(std::remove_if(handlers.begin(), handlers.end(),
+                                  [&](const caf::actor& x) {
+                                    return x.address() == msg.source;
+                                  }),
+                   handlers.end());
     auto& subs = self->state.subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(),
                               [&](const caf::actor& x) {
@@ -223,15 +283,54 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
         caf::anon_send(self->state.store, events_atom::value, false);
       return true;
     },
+    [=](pb::SendRequest& req) -> caf::result<pb::SendReply> {
+      for (const auto& packet : req.packets()) {
+        value tmp;
+        if (auto err = from_proto(packet, tmp); !err.empty())
+          return make_error(errc::malformed, std::move(err));
+      }
+      if (req.whisper() && !req.to().empty())
+        return make_error(errc::malformed,
+                          std::string{"a message is whispered or addressed, "
+                                      "not both"});
+      return forward<pb::SendReply>(self, self->state.router, std::move(req));
+    },
+    [=](const pb::RecvRequest& req) {
+      auto& st = self->state;
+      pb::MessageList list;
+      size_t n = std::max<uint32_t>(req.max(), 1);
+      while (n-- > 0 && !st.inbox.empty()) {
+        *list.add_messages() = std::move(st.inbox.front());
+        st.inbox.pop_front();
+      }
+      list.set_dropped(st.dropped_messages);
+      st.dropped_messages = 0;
+      return list;
+    },
+    [=](handler_atom, caf::actor handler) {
+      if (!handler)
+        return false;
+      self->monitor(handler);
+      self->state.handlers.push_back(std::move(handler));
+      return true;
+    },
     [=](pb::Event& ev) {
-      const auto& subs = self->state.subscribers;
-      if (subs.empty())
+      auto& st = self->state;
+      if (ev.has_message()) {
+        if (st.handlers.empty()) {
+          queue_message(self, std::move(*ev.mutable_message()));
+          return;
+        }
+        if (st.unhandled.size() >= st.cfg.max_received) {
+          st.unhandled.pop_front();
+          ++st.dropped_messages;
+        }
+        st.unhandled.push_back(std::move(*ev.mutable_message()));
+        if (!st.handling)
+          ask_handlers(self, 0);
         return;
-      auto msg = caf::make_message(std::move(ev));
-      for (const auto& sub : subs)
-        // Typed actors may not send() to dynamic ones; subscribers need no
-        // sender.
-        caf::anon_send(sub, msg);
+      }
+      publish(self, std::move(ev));
     },
   };
 }
@@ -261,7 +360,7 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
                             result.lease_manager, result.store, result.router);
   auto events = caf::actor_cast<caf::actor>(result.facade);
   caf::anon_send(result.router, wire_atom::value, result.lease_manager,
-                 result.store);
+                 result.store, events);
   caf::anon_send(result.store, wire_atom::value, events);
   caf::anon_send(result.lease_manager, wire_atom::value, events);
   return result;

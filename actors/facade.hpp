@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,16 @@ struct facade_state {
   caf::actor router;
   /// Event subscribers (monitored).
   std::vector<caf::actor> subscribers;
+  /// Received messages waiting for RecvRequest (at most cfg.max_received).
+  std::deque<pb::ReceivedMessage> inbox;
+  /// Messages dropped from a full inbox since the last RecvRequest.
+  uint64_t dropped_messages = 0;
+  /// Message handlers, asked in order before a message is queued.
+  std::vector<caf::actor> handlers;
+  /// Messages waiting for the handlers (bounded like the inbox).
+  std::deque<pb::ReceivedMessage> unhandled;
+  /// A message is with the handlers now.
+  bool handling = false;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.facade";

@@ -239,6 +239,10 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
                      std::move(*env.mutable_peers()), env.message_id(),
                      env.hops_left());
       break;
+    case pb::Envelope::kMessage:
+      caf::anon_send(st.params.router, message_atom::value, peer,
+                     std::move(env));
+      break;
     case pb::Envelope::kPing: {
       pb::Envelope reply;
       reply.set_hops_left(1);

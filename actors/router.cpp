@@ -8,6 +8,7 @@
 #include "actors/atoms.hpp"
 #include "actors/listener.hpp"
 #include "actors/log.hpp"
+#include "messages/value_proto.hpp"
 #include "syncmesh/caf_types.hpp"
 
 namespace syncmesh {
@@ -37,6 +38,13 @@ link_params make_link_params(self_ptr self, bool outbound) {
   p.protocol_id = protocol_id(st.cfg);
   p.listen_host = st.cfg.host;
   p.listen_port = st.port;
+  // Behind NAT or a port mapping, peers must dial what we advertise.
+  address out;
+  if (!st.cfg.out_addr.empty()
+      && parse_host_port(st.cfg.out_addr, out.host, out.port)) {
+    p.listen_host = out.host;
+    p.listen_port = out.port;
+  }
   p.router = caf::actor_cast<caf::actor>(self);
   p.store = st.store;
   p.lease_manager = st.lease_manager;
@@ -209,8 +217,79 @@ caf::result<bool> attach(self_ptr self, pb::PeerInfo& info) {
   self->monitor(link);
   st.peers[peer] = peer_entry{link, info};
   answer(info);
+  if (st.events) {
+    pb::Event ev;
+    *ev.mutable_peer_up()->mutable_peer() = info;
+    self->send(st.events, std::move(ev));
+  }
   on_attached(self, peer);
   return true;
+}
+
+void publish_peer_down(self_ptr self, const std::string& peer,
+                       std::string reason) {
+  if (!self->state.events)
+    return;
+  pb::Event ev;
+  ev.mutable_peer_down()->set_node_id(peer);
+  ev.mutable_peer_down()->set_reason(std::move(reason));
+  self->send(self->state.events, std::move(ev));
+}
+
+/// Hands a message for this node to the facade.
+void deliver(self_ptr self, const pb::Message& msg, const std::string& via) {
+  if (!self->state.events)
+    return;
+  pb::Event ev;
+  *ev.mutable_message()->mutable_message() = msg;
+  ev.mutable_message()->set_via(via);
+  self->send(self->state.events, std::move(ev));
+}
+
+/// Sends `env` to the peers it is for: one neighbour, every neighbour but
+/// `except`; returns how many.
+uint32_t route_message(self_ptr self, pb::Envelope& env,
+                       const std::string& except) {
+  auto& st = self->state;
+  const auto& msg = env.message();
+  auto frame = control_frame(self, env);
+  if (!msg.to().empty()) {
+    auto i = st.peers.find(msg.to());
+    if (i != st.peers.end()) {
+      self->send(i->second.link, frame_atom::value, std::move(frame));
+      return 1;
+    }
+  }
+  uint32_t n = 0;
+  auto m = caf::make_message(frame_atom::value, std::move(frame));
+  for (const auto& [peer, entry] : st.peers) {
+    if (peer == except)
+      continue;
+    self->send(entry.link, m);
+    ++n;
+  }
+  return n;
+}
+
+/// Checks a message from an untrusted peer.
+std::string validate_message(const pb::Envelope& env, size_t max_hops) {
+  const auto& msg = env.message();
+  if (msg.message_id().empty() || msg.message_id().size() > 256)
+    return "message without a valid ID";
+  if (msg.sender().empty() || msg.sender().size() > max_node_id_size)
+    return "message without a valid sender";
+  if (msg.to().size() > max_node_id_size)
+    return "message with an invalid destination";
+  if (msg.packets_size() > 4096)
+    return "message with too many packets";
+  if (env.hops_left() > max_hops)
+    return "message with more hops than allowed";
+  for (const auto& packet : msg.packets()) {
+    value tmp;
+    if (auto err = from_proto(packet, tmp); !err.empty())
+      return "message packet: " + err;
+  }
+  return {};
 }
 
 void on_link_down(self_ptr self, const caf::down_msg& msg) {
@@ -239,6 +318,9 @@ void on_link_down(self_ptr self, const caf::down_msg& msg) {
       address addr{i->second.info.host(),
                    static_cast<uint16_t>(i->second.info.port())};
       st.book.disconnected(addr, self->clock().now());
+      publish_peer_down(self, i->first,
+                        msg.reason ? self->system().render(msg.reason)
+                                   : std::string{"connection closed"});
       st.peers.erase(i);
       return;
     }
@@ -321,10 +403,12 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
     self->quit(msg.reason);
   });
   return {
-    [=](wire_atom, caf::actor lease_manager, caf::actor store) {
+    [=](wire_atom, caf::actor lease_manager, caf::actor store,
+        caf::actor events) {
       auto& st = self->state;
       st.lease_manager = std::move(lease_manager);
       st.store = std::move(store);
+      st.events = std::move(events);
       auto now = self->clock().now();
       for (const auto& text : st.cfg.peers) {
         address addr;
@@ -396,6 +480,51 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       return list;
     },
     [=](attach_atom, pb::PeerInfo& info) { return attach(self, info); },
+    [=](pb::SendRequest& req) -> caf::result<pb::SendReply> {
+      auto& st = self->state;
+      pb::Envelope env;
+      auto* msg = env.mutable_message();
+      auto id = st.self_id + "/m" + std::to_string(st.next_message++);
+      msg->set_message_id(id);
+      msg->set_sender(st.self_id);
+      msg->set_time_us(now_us(self));
+      msg->mutable_packets()->Swap(req.mutable_packets());
+      msg->set_to(req.to());
+      msg->set_whisper(req.whisper());
+      env.set_message_id(id);
+      env.set_origin(st.self_id);
+      env.set_hops_left(req.whisper() ? 1 : st.cfg.max_hops);
+      st.seen.insert(id, self->clock().now());
+      if (env.ByteSizeLong() + 64 > st.cfg.max_frame_size)
+        return make_error(errc::value_too_large,
+                          std::string{"message does not fit one frame"});
+      pb::SendReply reply;
+      reply.set_message_id(id);
+      reply.set_peers(route_message(self, env, std::string{}));
+      return reply;
+    },
+    [=](message_atom, const std::string& peer, pb::Envelope& env) {
+      auto& st = self->state;
+      if (auto err = validate_message(env, st.cfg.max_hops); !err.empty()) {
+        auto i = st.peers.find(peer);
+        if (i != st.peers.end())
+          self->send(i->second.link, goodbye_atom::value,
+                     int32_t{pb::Goodbye::MALFORMED}, err);
+        return;
+      }
+      const auto& msg = env.message();
+      if (!st.seen.insert(msg.message_id(), self->clock().now()))
+        return; // a duplicate: every node delivers and relays a message once
+      bool for_us = msg.to().empty() || msg.to() == st.self_id;
+      if (for_us && msg.sender() != st.self_id)
+        deliver(self, msg, peer);
+      bool relay = !msg.whisper() && env.hops_left() > 1
+                   && msg.to() != st.self_id;
+      if (relay) {
+        env.set_hops_left(env.hops_left() - 1);
+        route_message(self, env, peer);
+      }
+    },
     [=](const pb::DisconnectRequest& req) {
       auto& st = self->state;
       auto i = st.peers.find(req.node_id());

@@ -67,6 +67,8 @@ struct router_state {
   caf::actor lease_manager;
   /// The dictionary (anti-entropy).
   caf::actor store;
+  /// Receives messages and peer events (the facade).
+  caf::actor events;
   /// Writes waiting for the next flush, with the peer they came from.
   std::vector<std::pair<std::string, pb::WriteRecord>> outbox;
   /// A flush message is on its way.
@@ -95,7 +97,11 @@ struct router_state {
 /// - `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
 ///   `(info_atom) -> (host, port, peers)` once the listener is bound;
 /// - `(peers_atom, peer, Peers, message ID, hops)`: addresses to learn;
-/// - `(wire_atom, lease_manager, store)`, `(stats_atom) -> RouterStats`,
+/// - `SendRequest -> SendReply` and `(message_atom, peer, Envelope)`:
+///   mesh_socket messages, flooded with the seen set and hop limit,
+///   whispered to direct peers, or routed to one node; those for this node go
+///   to the facade as `Event{message}`, as do peer up/down events;
+/// - `(wire_atom, lease_manager, store, facade)`, `(stats_atom) -> RouterStats`,
 ///   `(close_atom)`: goodbye to every peer.
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            const config& cfg, const node_id& id);

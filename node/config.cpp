@@ -44,6 +44,14 @@ std::string config::validate() const {
     return "anti_entropy_interval must be positive";
   if (seen_set_size == 0 || seen_ttl.count() <= 0)
     return "seen_set_size and seen_ttl must be positive";
+  if (!out_addr.empty()) {
+    std::string host;
+    uint16_t port = 0;
+    if (!parse_host_port(out_addr, host, port))
+      return "out_addr '" + out_addr + "' is not host:port";
+  }
+  if (max_received == 0)
+    return "max_received must be positive";
   for (const auto& peer : peers) {
     std::string host;
     uint16_t port = 0;

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -29,7 +30,8 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::TrafficStats, pb::StatsRequest, pb::NodeStats, pb::StoreStats,
+  add_types<pb::ReceivedMessage, pb::SendRequest, pb::SendReply, pb::RecvRequest, pb::MessageList,
+            pb::TrafficStats, pb::StatsRequest, pb::NodeStats, pb::StoreStats,
             pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo,
             pb::PeersRequest, pb::PeerList, pb::Digest, pb::Peers,
             pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
@@ -122,6 +124,33 @@ std::string printable(const std::string& key) {
 
 } // namespace
 
+namespace {
+
+message message_from(const pb::ReceivedMessage& x) {
+  message result;
+  const auto& m = x.message();
+  result.id = m.message_id();
+  result.sender = m.sender();
+  result.time_us = m.time_us();
+  for (const auto& p : m.packets())
+    result.packets.push_back(value_from(p));
+  result.via = x.via();
+  result.direct = !m.to().empty();
+  result.whisper = m.whisper();
+  return result;
+}
+
+peer_info peer_from(const pb::PeerInfo& x) {
+  return peer_info{x.node_id(),
+                   x.host(),
+                   static_cast<uint16_t>(x.port()),
+                   x.outbound(),
+                   std::chrono::microseconds{x.rtt_us()},
+                   x.connected_since_us()};
+}
+
+} // namespace
+
 // -- impl ---------------------------------------------------------------------
 
 struct sync_socket::impl {
@@ -137,6 +166,14 @@ struct sync_socket::impl {
   std::atomic<bool> closed{false};
 
   std::mutex callbacks_mtx;
+  std::vector<message_handler> handlers;
+  std::vector<std::function<void(const peer_info&)>> connect_cbs;
+  std::vector<std::function<void(const std::string&, const std::string&)>>
+    disconnect_cbs;
+  std::vector<std::function<void(const message&)>> message_cbs;
+  /// Answers the facade's handler requests, through the event thread.
+  caf::actor handler_actor;
+  std::atomic<uint64_t> dropped{0};
   /// Guarded by callbacks_mtx: the store builds events only once someone
   /// listens, so a socket without callbacks pays nothing for them.
   bool subscribed = false;
@@ -182,6 +219,33 @@ struct sync_socket::impl {
           guarded(ev, [&] { cb(ev.deleted().key()); });
         break;
       }
+      case pb::Event::kMessage: {
+        auto cbs = message_cbs;
+        guard.unlock();
+        if (cbs.empty())
+          return;
+        auto msg = message_from(ev.message());
+        for (auto& cb : cbs)
+          guarded(ev, [&] { cb(msg); });
+        break;
+      }
+      case pb::Event::kPeerUp: {
+        auto cbs = connect_cbs;
+        guard.unlock();
+        auto peer = peer_from(ev.peer_up().peer());
+        for (auto& cb : cbs)
+          guarded(ev, [&] { cb(peer); });
+        break;
+      }
+      case pb::Event::kPeerDown: {
+        auto cbs = disconnect_cbs;
+        guard.unlock();
+        for (auto& cb : cbs)
+          guarded(ev, [&] {
+            cb(ev.peer_down().node_id(), ev.peer_down().reason());
+          });
+        break;
+      }
       case pb::Event::kLeaseLost: {
         auto cbs = lease_lost_cbs;
         guard.unlock();
@@ -223,36 +287,64 @@ struct sync_socket::impl {
 
   std::mutex queue_mtx;
   std::condition_variable queue_cv;
-  std::deque<pb::Event> queue;
+  /// An event for the callbacks, or (job > 0) a message for the handlers.
+  struct queued {
+    pb::Event ev;
+    uint64_t job = 0;
+  };
+  std::deque<queued> queue;
   size_t dropped_events = 0;
   bool stopping = false;
   std::thread worker;
 
   /// Called by the subscriber actor (a CAF worker): never blocks on callbacks.
-  void enqueue(pb::Event ev) {
+  void enqueue(pb::Event ev, uint64_t job = 0) {
     {
       std::lock_guard<std::mutex> guard{queue_mtx};
-      if (queue.size() >= max_queued_events) {
+      // Handler jobs are never dropped: the facade waits for their answer
+      // (and bounds them itself); events beyond the bound are.
+      if (job == 0 && queue.size() >= max_queued_events) {
         queue.pop_front();
         ++dropped_events;
       }
-      queue.push_back(std::move(ev));
+      queue.push_back(queued{std::move(ev), job});
     }
     queue_cv.notify_one();
   }
 
+  /// Runs the handlers on a message and tells the facade (through the
+  /// handler actor) whether one consumed it.
+  void handle(const pb::Event& ev, uint64_t job) {
+    std::vector<message_handler> hs;
+    {
+      std::lock_guard<std::mutex> guard{callbacks_mtx};
+      hs = handlers;
+    }
+    bool consumed = false;
+    auto msg = message_from(ev.message());
+    for (auto& h : hs) {
+      guarded(ev, [&] { consumed = h(msg, msg.via); });
+      if (consumed)
+        break;
+    }
+    caf::anon_send(handler_actor, job, consumed);
+  }
+
   void run_events() {
     for (;;) {
-      pb::Event ev;
+      queued item;
       {
         std::unique_lock<std::mutex> guard{queue_mtx};
         queue_cv.wait(guard, [&] { return stopping || !queue.empty(); });
         if (stopping)
           return;
-        ev = std::move(queue.front());
+        item = std::move(queue.front());
         queue.pop_front();
       }
-      dispatch(ev);
+      if (item.job > 0)
+        handle(item.ev, item.job);
+      else
+        dispatch(item.ev);
     }
   }
 
@@ -264,6 +356,8 @@ struct sync_socket::impl {
     caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
     if (events)
       caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
+    if (handler_actor)
+      caf::anon_send_exit(handler_actor, caf::exit_reason::user_shutdown);
     {
       std::lock_guard<std::mutex> guard{queue_mtx};
       stopping = true;
@@ -487,18 +581,6 @@ std::string peer_info::id_hex() const {
   return to_hex(id);
 }
 
-namespace {
-
-peer_info peer_from(const pb::PeerInfo& x) {
-  return peer_info{x.node_id(),
-                   x.host(),
-                   static_cast<uint16_t>(x.port()),
-                   x.outbound(),
-                   std::chrono::microseconds{x.rtt_us()},
-                   x.connected_since_us()};
-}
-
-} // namespace
 
 peer_info sync_socket::connect(const std::string& host, uint16_t port) {
   pb::ConnectRequest req;
@@ -523,6 +605,103 @@ bool sync_socket::disconnect(const std::string& id) {
 
 uint16_t sync_socket::port() const noexcept {
   return impl_->port;
+}
+
+// -- messages -----------------------------------------------------------------
+
+std::string sync_socket::send(std::vector<value> packets,
+                              const send_options& opts) {
+  pb::SendRequest req;
+  for (const auto& p : packets)
+    to_proto(p, req.add_packets());
+  req.set_to(opts.to);
+  req.set_whisper(opts.whisper);
+  return impl_->call<pb::SendReply>(std::move(req)).message_id();
+}
+
+std::vector<message> sync_socket::recv(size_t n) {
+  pb::RecvRequest req;
+  req.set_max(static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)));
+  auto list = impl_->call<pb::MessageList>(std::move(req));
+  impl_->dropped += list.dropped();
+  std::vector<message> result;
+  for (const auto& m : list.messages())
+    result.push_back(message_from(m));
+  return result;
+}
+
+std::optional<message> sync_socket::recv() {
+  auto xs = recv(1);
+  if (xs.empty())
+    return std::nullopt;
+  return std::move(xs.front());
+}
+
+std::string sync_socket::reply(const message& msg, std::vector<value> packets) {
+  send_options opts;
+  opts.to = msg.sender;
+  return send(std::move(packets), opts);
+}
+
+void sync_socket::register_handler(message_handler fn) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->handlers.push_back(std::move(fn));
+  if (impl_->handler_actor)
+    return;
+  std::weak_ptr<impl> weak = impl_;
+  // The facade asks this actor about every message; the handlers themselves
+  // run on the event thread, which answers through this actor.
+  impl_->handler_actor = impl_->sys.spawn(
+    [weak](caf::event_based_actor* self) -> caf::behavior {
+      auto promises = std::make_shared<
+        std::map<uint64_t, caf::typed_response_promise<bool>>>();
+      auto next = std::make_shared<uint64_t>(1);
+      return {
+        [=](pb::ReceivedMessage& m) -> caf::result<bool> {
+          auto ptr = weak.lock();
+          if (!ptr)
+            return false;
+          auto rp = self->make_response_promise<bool>();
+          auto job = (*next)++;
+          promises->emplace(job, rp);
+          pb::Event ev;
+          *ev.mutable_message() = std::move(m);
+          ptr->enqueue(std::move(ev), job);
+          return rp;
+        },
+        [=](uint64_t job, bool consumed) {
+          auto i = promises->find(job);
+          if (i != promises->end()) {
+            i->second.deliver(consumed);
+            promises->erase(i);
+          }
+        },
+      };
+    });
+  impl_->call<bool>(handler_atom::value, impl_->handler_actor);
+}
+
+void sync_socket::on_connect(std::function<void(const peer_info&)> cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
+  impl_->connect_cbs.push_back(std::move(cb));
+}
+
+void sync_socket::on_disconnect(
+  std::function<void(const std::string&, const std::string&)> cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
+  impl_->disconnect_cbs.push_back(std::move(cb));
+}
+
+void sync_socket::on_message(std::function<void(const message&)> cb) {
+  std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
+  impl_->subscribe_locked();
+  impl_->message_cbs.push_back(std::move(cb));
+}
+
+uint64_t sync_socket::dropped_messages() const noexcept {
+  return impl_->dropped;
 }
 
 const node_actors& internals(const sync_socket& sock) {

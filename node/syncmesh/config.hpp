@@ -66,6 +66,11 @@ struct config {
   std::chrono::milliseconds max_clock_skew = std::chrono::seconds(10);
   /// Most remote writes held for clock skew at once; more are refused.
   size_t max_held_writes = 10000;
+  /// The address peers should dial when it differs from host:port (NAT,
+  /// container port mapping), "host:port"; empty advertises host:port.
+  std::string out_addr;
+  /// Most received messages queued for recv(); the oldest are dropped.
+  size_t max_received = 10000;
   /// Hop limit of flooded control messages.
   uint32_t max_hops = 32;
   /// Most message IDs remembered to drop duplicate control messages.

@@ -20,6 +20,11 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 /// Ends a subscription.
 using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 
+/// Registers a message handler: an actor answering each `ReceivedMessage`
+/// with a bool (true: consumed, not queued). Handlers are asked in
+/// registration order; the first that consumes wins (py2p's rule).
+using handler_atom = caf::atom_constant<caf::atom("handler")>;
+
 /// The facade of one node: every sync_socket operation as a typed request.
 /// Errors come back as CAF errors of category "syncmesh" (see errc):
 /// key_not_found, lease_held (context: key, owner hex, lease end µs),
@@ -43,6 +48,10 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 ///   errc::protocol_mismatch or errc::disconnected.
 /// - `PeersRequest -> PeerList`: connected peers (ID, address, direction,
 ///   round-trip time).
+/// - `SendRequest -> SendReply`: sends a message (broadcast, whisper, or to
+///   one node); `RecvRequest -> MessageList` takes received messages from the
+///   node's bounded queue (subscribers also get each as `Event{message}`,
+///   and peer up/down events).
 /// - `StatsRequest -> NodeStats`: the counters of router, lease manager and
 ///   store (for status pages and metrics).
 /// - `DisconnectRequest -> bool`: says goodbye to a peer and does not redial
@@ -62,8 +71,11 @@ using facade_actor
                      caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
                      caf::replies_to<pb::DisconnectRequest>::with<bool>,
                      caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
+  caf::replies_to<pb::SendRequest>::with<pb::SendReply>,
+  caf::replies_to<pb::RecvRequest>::with<pb::MessageList>,
                      caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
                      caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
+  caf::replies_to<handler_atom, caf::actor>::with<bool>,
                      caf::reacts_to<pb::Event>>;
 
 /// Loads what syncmesh needs into a CAF configuration: the middleman and the

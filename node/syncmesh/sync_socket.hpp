@@ -58,6 +58,32 @@ struct peer_info {
   std::string id_hex() const;
 };
 
+/// A mesh_socket message: a list of packets from one node.
+struct message {
+  /// Unique ID (the sender's ID plus a counter).
+  std::string id;
+  /// The sender's node ID, raw bytes.
+  std::string sender;
+  /// When it was sent, µs since the Unix epoch (the sender's clock).
+  uint64_t time_us = 0;
+  /// The packets.
+  std::vector<syncmesh::value> packets;
+  /// The peer it arrived through, raw node ID.
+  std::string via;
+  /// Addressed to this node only (not a broadcast).
+  bool direct = false;
+  /// Whispered by a direct peer.
+  bool whisper = false;
+};
+
+/// How send() delivers a message.
+struct send_options {
+  /// A node ID (raw bytes) to address; empty: broadcast to the whole mesh.
+  std::string to;
+  /// Only to direct peers, never relayed (py2p's whisper).
+  bool whisper = false;
+};
+
 /// One key with its value and metadata.
 struct item {
   /// The key's bytes.
@@ -228,6 +254,36 @@ public:
   bool disconnect(const std::string& id);
   /// The port this node listens on (0 when config::listen is false).
   uint16_t port() const noexcept;
+
+  // -- messages (the mesh_socket half) ----------------------------------------
+
+  /// A message handler: sees each incoming message (and the peer it came
+  /// through) before the receive queue; returning true consumes it.
+  using message_handler
+    = std::function<bool(const message& msg, const std::string& via)>;
+
+  /// Sends `packets`: to every node of the mesh (each receives it once), to
+  /// direct peers only (`whisper`), or to one node (`to`, routed through the
+  /// mesh when it is not a neighbour). Returns the message ID.
+  std::string send(std::vector<syncmesh::value> packets,
+                   const send_options& opts = {});
+  /// The next received message, or nothing.
+  std::optional<message> recv();
+  /// Up to `n` received messages.
+  std::vector<message> recv(size_t n);
+  /// Answers the sender of `msg` directly, neighbour or not.
+  std::string reply(const message& msg, std::vector<syncmesh::value> packets);
+  /// Adds a handler (runs on the event thread, in registration order).
+  void register_handler(message_handler fn);
+  /// Called when a peer finished its handshake (also after reconnects).
+  void on_connect(std::function<void(const peer_info&)> cb);
+  /// Called when a peer link ended, with the reason.
+  void on_disconnect(
+    std::function<void(const std::string& id, const std::string& reason)> cb);
+  /// Called when a message was queued for recv().
+  void on_message(std::function<void(const message&)> cb);
+  /// Messages dropped from the full receive queue (config::max_received).
+  uint64_t dropped_messages() const noexcept;
 
   // -- node -------------------------------------------------------------------
 

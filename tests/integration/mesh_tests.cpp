@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -463,6 +465,193 @@ BOOST_AUTO_TEST_CASE(a_peer_flooding_duplicates_is_absorbed) {
   BOOST_CHECK_EQUAL(stats(node).records_out(), 1u);
   BOOST_CHECK_EQUAL(node.size(), 1u);
   BOOST_CHECK(watcher["dup"] == "once");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- messages (the mesh_socket half) -------------------------------------------
+
+namespace {
+
+/// Collects what a callback saw, for waiting with a deadline.
+template <class T>
+struct seen_list {
+  std::mutex mtx;
+  std::vector<T> items;
+
+  void add(T x) {
+    std::lock_guard<std::mutex> guard{mtx};
+    items.push_back(std::move(x));
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return items.size();
+  }
+
+  std::vector<T> copy() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return items;
+  }
+};
+
+/// Drains a node's receive queue into `out` until it holds `n` messages or
+/// the deadline passes.
+bool receive(sync_socket& s, size_t n, std::vector<message>& out) {
+  return eventually([&] {
+    for (auto& m : s.recv(100))
+      out.push_back(std::move(m));
+    return out.size() >= n;
+  });
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(messaging, mesh_fixture)
+
+BOOST_AUTO_TEST_CASE(every_node_receives_each_broadcast_exactly_once) {
+  auto cfg = fast_config();
+  cfg.max_peers = 0; // exactly the mesh below
+  for (int i = 0; i < 5; ++i)
+    add(cfg);
+  // A ring with two chords: messages reach nodes along several paths.
+  for (int i = 0; i < 5; ++i)
+    nodes[i]->connect("127.0.0.1", nodes[(i + 1) % 5]->port());
+  nodes[0]->connect("127.0.0.1", nodes[2]->port());
+  nodes[1]->connect("127.0.0.1", nodes[3]->port());
+  for (int i = 0; i < 5; ++i)
+    nodes[i]->send({value{"from"}, value{i}});
+  for (int i = 0; i < 5; ++i) {
+    std::vector<message> got;
+    BOOST_REQUIRE(receive(*nodes[i], 4, got));
+    // No duplicates arrive later either.
+    for (auto& m : nodes[i]->recv(100))
+      got.push_back(std::move(m));
+    BOOST_CHECK_EQUAL(got.size(), 4u);
+    std::set<int64_t> senders;
+    for (const auto& m : got) {
+      BOOST_REQUIRE_EQUAL(m.packets.size(), 2u);
+      BOOST_CHECK(m.packets[0] == "from");
+      senders.insert(m.packets[1].as_int64());
+      BOOST_CHECK_NE(m.sender, nodes[i]->raw_id());
+      BOOST_CHECK(!m.direct);
+    }
+    BOOST_CHECK_EQUAL(senders.size(), 4u);
+    BOOST_CHECK(senders.count(i) == 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(whispers_stay_with_neighbours_and_replies_reach_far) {
+  auto cfg = fast_config();
+  cfg.max_peers = 0;
+  auto& a = add(cfg);
+  auto& b = add(cfg);
+  auto& c = add(cfg);
+  b.connect("127.0.0.1", a.port());
+  c.connect("127.0.0.1", b.port());
+  // a - b - c: a whisper from b reaches a and c; one from a reaches only b.
+  a.send({value{"psst"}}, send_options{{}, true});
+  std::vector<message> at_b;
+  BOOST_REQUIRE(receive(b, 1, at_b));
+  BOOST_CHECK(at_b[0].whisper);
+  // Directed to a non-neighbour: a -> c through b, and c replies to a.
+  a.send({value{"question"}}, send_options{c.raw_id(), false});
+  std::vector<message> at_c;
+  BOOST_REQUIRE(receive(c, 1, at_c));
+  BOOST_CHECK(at_c[0].packets[0] == "question");
+  BOOST_CHECK(at_c[0].direct);
+  BOOST_CHECK_EQUAL(at_c[0].sender, a.raw_id());
+  c.reply(at_c[0], {value{"answer"}});
+  std::vector<message> at_a;
+  BOOST_REQUIRE(receive(a, 1, at_a));
+  BOOST_CHECK(at_a[0].packets[0] == "answer");
+  BOOST_CHECK_EQUAL(at_a[0].sender, c.raw_id());
+  // Nothing else arrived: the whisper stayed with b, the directed message
+  // and the reply were delivered only where they were addressed.
+  BOOST_CHECK(b.recv(100).empty());
+  BOOST_CHECK(c.recv(100).empty());
+  BOOST_CHECK(a.recv(100).empty());
+}
+
+BOOST_AUTO_TEST_CASE(handlers_consume_in_registration_order) {
+  auto& a = add();
+  auto& b = add();
+  b.connect("127.0.0.1", a.port());
+  seen_list<std::string> calls;
+  b.register_handler([&](const message& m, const std::string& via) {
+    calls.add("first:" + m.packets[0].as_text());
+    BOOST_CHECK_EQUAL(via, a.raw_id());
+    return m.packets[0] == "mine";
+  });
+  b.register_handler([&](const message& m, const std::string&) {
+    calls.add("second:" + m.packets[0].as_text());
+    return m.packets[0] == "theirs";
+  });
+  seen_list<std::string> queued;
+  b.on_message([&](const message& m) { queued.add(m.packets[0].as_text()); });
+  for (auto text : {"mine", "theirs", "nobody's"})
+    a.send({value{text}});
+  std::vector<message> got;
+  BOOST_REQUIRE(receive(b, 1, got));
+  BOOST_REQUIRE(eventually([&] { return calls.size() == 5; }));
+  BOOST_CHECK((calls.copy()
+               == std::vector<std::string>{"first:mine", "first:theirs",
+                                           "second:theirs", "first:nobody's",
+                                           "second:nobody's"}));
+  BOOST_REQUIRE_EQUAL(got.size(), 1u);
+  BOOST_CHECK(got[0].packets[0] == "nobody's");
+  BOOST_CHECK(eventually([&] { return queued.size() == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(the_receive_queue_stays_bounded_under_a_flood) {
+  auto small = fast_config();
+  small.max_received = 50;
+  auto& a = add();
+  auto& b = add(small);
+  b.connect("127.0.0.1", a.port());
+  for (int i = 0; i < 500; ++i)
+    a.send({value{i}});
+  // The newest 50 stay; the rest are counted as dropped.
+  std::vector<message> got;
+  size_t largest_batch = 0;
+  BOOST_REQUIRE(eventually([&] {
+    auto batch = b.recv(1000);
+    largest_batch = std::max(largest_batch, batch.size());
+    for (auto& m : batch)
+      got.push_back(std::move(m));
+    return b.dropped_messages() + got.size() >= 500;
+  }));
+  // The queue never held more than its bound; every message was either
+  // received or counted as dropped, and the newest one was kept.
+  BOOST_CHECK_LE(largest_batch, 50u);
+  BOOST_CHECK_EQUAL(b.dropped_messages() + got.size(), 500u);
+  BOOST_CHECK_GT(b.dropped_messages(), 0u);
+  BOOST_CHECK_EQUAL(got.back().packets[0].as_int64(), 499);
+}
+
+BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
+  auto& a = add();
+  seen_list<std::string> ups;
+  seen_list<std::string> downs;
+  a.on_connect([&](const peer_info& p) { ups.add(p.id); });
+  a.on_disconnect([&](const std::string& id, const std::string& reason) {
+    BOOST_CHECK(!reason.empty());
+    downs.add(id);
+  });
+  auto data = fast_config();
+  data.node_id = "restarting-node";
+  auto& b = add(data);
+  b.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(eventually([&] { return ups.size() == 1; }));
+  b.close();
+  nodes.pop_back();
+  BOOST_REQUIRE(eventually([&] { return downs.size() == 1; }));
+  auto& again = add(data);
+  again.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(eventually([&] { return ups.size() == 2; }));
+  BOOST_CHECK((ups.copy()
+               == std::vector<std::string>{"restarting-node", "restarting-node"}));
+  BOOST_CHECK_EQUAL(downs.copy().front(), "restarting-node");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -518,8 +518,8 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       bool for_us = msg.to().empty() || msg.to() == st.self_id;
       if (for_us && msg.sender() != st.self_id)
         deliver(self, msg, peer);
-      bool relay = !msg.whisper() && env.hops_left() > 1
-                   && msg.to() != st.self_id;
+      bool relay
+        = !msg.whisper() && env.hops_left() > 1 && msg.to() != st.self_id;
       if (relay) {
         env.set_hops_left(env.hops_left() - 1);
         route_message(self, env, peer);

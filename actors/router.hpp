@@ -101,7 +101,8 @@ struct router_state {
 ///   mesh_socket messages, flooded with the seen set and hop limit,
 ///   whispered to direct peers, or routed to one node; those for this node go
 ///   to the facade as `Event{message}`, as do peer up/down events;
-/// - `(wire_atom, lease_manager, store, facade)`, `(stats_atom) -> RouterStats`,
+/// - `(wire_atom, lease_manager, store, facade)`, `(stats_atom) ->
+/// RouterStats`,
 ///   `(close_atom)`: goodbye to every peer.
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            const config& cfg, const node_id& id);

@@ -30,15 +30,15 @@ void add_types(caf::actor_system_config& cfg) {
 
 void configure(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
-  add_types<pb::ReceivedMessage, pb::SendRequest, pb::SendReply, pb::RecvRequest, pb::MessageList,
-            pb::TrafficStats, pb::StatsRequest, pb::NodeStats, pb::StoreStats,
-            pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo,
-            pb::PeersRequest, pb::PeerList, pb::Digest, pb::Peers,
-            pb::GetRequest, pb::GetReply, pb::SetRequest, pb::UpdateRequest,
-            pb::DeleteRequest, pb::DeleteReply, pb::DeltaRequest,
-            pb::PopItemRequest, pb::WriteAck, pb::SnapshotRequest, pb::Snapshot,
-            pb::InfoRequest, pb::NodeInfo, pb::Event, pb::WriteBatch,
-            pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
+  add_types<
+    pb::ReceivedMessage, pb::SendRequest, pb::SendReply, pb::RecvRequest,
+    pb::MessageList, pb::TrafficStats, pb::StatsRequest, pb::NodeStats,
+    pb::StoreStats, pb::DisconnectRequest, pb::ConnectRequest, pb::PeerInfo,
+    pb::PeersRequest, pb::PeerList, pb::Digest, pb::Peers, pb::GetRequest,
+    pb::GetReply, pb::SetRequest, pb::UpdateRequest, pb::DeleteRequest,
+    pb::DeleteReply, pb::DeltaRequest, pb::PopItemRequest, pb::WriteAck,
+    pb::SnapshotRequest, pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
+    pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       std::string result = "syncmesh: ";
@@ -241,9 +241,8 @@ struct sync_socket::impl {
         auto cbs = disconnect_cbs;
         guard.unlock();
         for (auto& cb : cbs)
-          guarded(ev, [&] {
-            cb(ev.peer_down().node_id(), ev.peer_down().reason());
-          });
+          guarded(
+            ev, [&] { cb(ev.peer_down().node_id(), ev.peer_down().reason()); });
         break;
       }
       case pb::Event::kLeaseLost: {
@@ -581,7 +580,6 @@ std::string peer_info::id_hex() const {
   return to_hex(id);
 }
 
-
 peer_info sync_socket::connect(const std::string& host, uint16_t port) {
   pb::ConnectRequest req;
   req.set_host(host);
@@ -651,33 +649,33 @@ void sync_socket::register_handler(message_handler fn) {
   std::weak_ptr<impl> weak = impl_;
   // The facade asks this actor about every message; the handlers themselves
   // run on the event thread, which answers through this actor.
-  impl_->handler_actor = impl_->sys.spawn(
-    [weak](caf::event_based_actor* self) -> caf::behavior {
-      auto promises = std::make_shared<
-        std::map<uint64_t, caf::typed_response_promise<bool>>>();
-      auto next = std::make_shared<uint64_t>(1);
-      return {
-        [=](pb::ReceivedMessage& m) -> caf::result<bool> {
-          auto ptr = weak.lock();
-          if (!ptr)
-            return false;
-          auto rp = self->make_response_promise<bool>();
-          auto job = (*next)++;
-          promises->emplace(job, rp);
-          pb::Event ev;
-          *ev.mutable_message() = std::move(m);
-          ptr->enqueue(std::move(ev), job);
-          return rp;
-        },
-        [=](uint64_t job, bool consumed) {
-          auto i = promises->find(job);
-          if (i != promises->end()) {
-            i->second.deliver(consumed);
-            promises->erase(i);
-          }
-        },
-      };
-    });
+  impl_->handler_actor
+    = impl_->sys.spawn([weak](caf::event_based_actor* self) -> caf::behavior {
+        auto promises = std::make_shared<
+          std::map<uint64_t, caf::typed_response_promise<bool>>>();
+        auto next = std::make_shared<uint64_t>(1);
+        return {
+          [=](pb::ReceivedMessage& m) -> caf::result<bool> {
+            auto ptr = weak.lock();
+            if (!ptr)
+              return false;
+            auto rp = self->make_response_promise<bool>();
+            auto job = (*next)++;
+            promises->emplace(job, rp);
+            pb::Event ev;
+            *ev.mutable_message() = std::move(m);
+            ptr->enqueue(std::move(ev), job);
+            return rp;
+          },
+          [=](uint64_t job, bool consumed) {
+            auto i = promises->find(job);
+            if (i != promises->end()) {
+              i->second.deliver(consumed);
+              promises->erase(i);
+            }
+          },
+        };
+      });
   impl_->call<bool>(handler_atom::value, impl_->handler_actor);
 }
 

@@ -29,7 +29,10 @@ commands:
   delta KEY JSON         merge a JSON object into the map at KEY
   peers                  list connected peers
   status                 show the node's status
-  watch [--prefix=P]     print update/delete events as they happen
+  watch [--prefix=P]     print update/delete/message events as they happen
+  send [--to=ID] [--whisper] PACKET...
+                         send a message (packets as text) to the mesh, to
+                         one node, or to direct peers only
 )";
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
@@ -106,6 +109,8 @@ int main(int argc, char** argv) {
   std::string prefix;
   bool as_json = false;
   bool as_bytes = false;
+  std::string to;
+  bool whisper = false;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -113,6 +118,10 @@ int main(int argc, char** argv) {
       node = arg.substr(7);
     else if (arg.rfind("--prefix=", 0) == 0)
       prefix = arg.substr(9);
+    else if (arg.rfind("--to=", 0) == 0)
+      to = arg.substr(5);
+    else if (arg == "--whisper")
+      whisper = true;
     else if (arg == "--json")
       as_json = true;
     else if (arg == "--bytes")
@@ -169,6 +178,18 @@ int main(int argc, char** argv) {
     for (auto& item : list_items(cli, prefix))
       std::cout << show_key(item) << "\t" << show_value(item["value"]) << "\t"
                 << item["owner"].get<std::string>().substr(0, 12) << "\n";
+  } else if (cmd == "send") {
+    if (args.size() < 2)
+      die(std::string{"send takes at least one packet\n"} + usage, 2);
+    json body{
+      {"packets", std::vector<std::string>(args.begin() + 1, args.end())}};
+    if (!to.empty())
+      body["to"] = to;
+    if (whisper)
+      body["whisper"] = true;
+    auto res = cli.Post("/v1/messages", body.dump(), "application/json");
+    check(res, "send");
+    std::cout << json::parse(res->body)["id"].get<std::string>() << "\n";
   } else if (cmd == "peers") {
     need(0);
     auto res = cli.Get("/v1/peers");

@@ -144,6 +144,17 @@ http_api::http_api(sync_socket& sock, http_options opts)
       h->publish(key, "delete", ev.dump());
     }
   });
+  sock_.on_message([hub](const message& m) {
+    if (auto h = hub.lock()) {
+      auto packets = json::array();
+      for (const auto& p : m.packets)
+        packets.push_back(to_json(p));
+      json ev{{"id", to_hex(m.id)},       {"sender", to_hex(m.sender)},
+              {"time", to_ms(m.time_us)}, {"packets", packets},
+              {"direct", m.direct},       {"whisper", m.whisper}};
+      h->publish_all("message", ev.dump());
+    }
+  });
   sock_.on_lease_lost([hub](const std::string& key, const std::string& owner) {
     if (auto h = hub.lock()) {
       json ev;
@@ -312,6 +323,41 @@ void http_api::install_routes() {
       }
       sock_.apply_delta(req.matches[1].str(), fields.as_map());
       res.status = 204;
+    });
+  });
+  srv.Post("/v1/messages", [this](const httplib::Request& req,
+                                  httplib::Response& res) {
+    guarded(res, [&] {
+      auto body = json::parse(req.body, nullptr, false);
+      if (body.is_array())
+        body = json{{"packets", body}};
+      if (body.is_discarded() || !body.is_object() || !body.contains("packets")
+          || !body["packets"].is_array()) {
+        send_error(res, 400, "bad_request",
+                   "body must be a JSON list of packets or "
+                   "{\"packets\": [...], \"to\": id, \"whisper\": bool}");
+        return;
+      }
+      std::vector<value> packets;
+      for (const auto& p : body["packets"]) {
+        value v;
+        if (auto err = from_json(p, v); !err.empty()) {
+          send_error(res, 400, "bad_request", err);
+          return;
+        }
+        packets.push_back(std::move(v));
+      }
+      send_options opts;
+      if (body.contains("to")) {
+        if (!body["to"].is_string()
+            || !from_hex(body["to"].get<std::string>(), opts.to)) {
+          send_error(res, 400, "bad_request", "\"to\" must be a hex node ID");
+          return;
+        }
+      }
+      opts.whisper = body.value("whisper", false);
+      auto id = sock_.send(std::move(packets), opts);
+      send_json(res, 202, json{{"id", to_hex(id)}});
     });
   });
   srv.Get("/v1/watch",

@@ -87,6 +87,19 @@ bool base64_decode(const std::string& text, std::string& out) {
   return true;
 }
 
+bool from_hex(const std::string& hex, std::string& out) {
+  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 128)
+    return false;
+  out.clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    auto byte = hex.substr(i, 2);
+    if (byte.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return false;
+    out += static_cast<char>(std::stoi(byte, nullptr, 16));
+  }
+  return true;
+}
+
 bool is_utf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {

@@ -16,6 +16,10 @@ std::string base64_encode(const std::string& bytes);
 /// Decodes standard base64; false on malformed input.
 bool base64_decode(const std::string& text, std::string& out);
 
+/// Decodes lowercase hex; false on odd length, other characters, or more
+/// than 128 digits.
+bool from_hex(const std::string& hex, std::string& out);
+
 /// True when `text` is well-formed UTF-8.
 bool is_utf8(const std::string& text);
 

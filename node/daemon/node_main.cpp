@@ -24,6 +24,7 @@
 #include "actors/log.hpp"
 #include "messages/version.hpp"
 #include "node/daemon/http_api.hpp"
+#include "node/daemon/json_value.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace {
@@ -117,19 +118,6 @@ bool write_file(const std::string& path, const std::string& content) {
       return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-bool from_hex(const std::string& hex, std::string& out) {
-  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 2 * max_node_id_size)
-    return false;
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    auto byte = hex.substr(i, 2);
-    if (byte.find_first_not_of("0123456789abcdef") != std::string::npos)
-      return false;
-    out += static_cast<char>(std::stoi(byte, nullptr, 16));
-  }
-  return true;
 }
 
 /// Builds the library configuration from the daemon's options.

@@ -20,20 +20,33 @@ void watch_hub::leave(const std::shared_ptr<watcher>& w) {
                   watchers_.end());
 }
 
+void watch_hub::append(watcher& w, const std::string& event) {
+  if (w.events.size() >= queue_limit_) {
+    w.events.pop_front();
+    ++w.dropped;
+  }
+  w.events.push_back(event);
+}
+
 void watch_hub::publish(const std::string& key, const std::string& event_name,
                         const std::string& json_data) {
+  auto event = "event: " + event_name + "\ndata: " + json_data + "\n\n";
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    for (auto& w : watchers_) {
-      if (key.compare(0, w->prefix.size(), w->prefix) != 0)
-        continue;
-      if (w->events.size() >= queue_limit_) {
-        w->events.pop_front();
-        ++w->dropped;
-      }
-      w->events.push_back("event: " + event_name + "\ndata: " + json_data
-                          + "\n\n");
-    }
+    for (auto& w : watchers_)
+      if (key.compare(0, w->prefix.size(), w->prefix) == 0)
+        append(*w, event);
+  }
+  cv_.notify_all();
+}
+
+void watch_hub::publish_all(const std::string& event_name,
+                            const std::string& json_data) {
+  auto event = "event: " + event_name + "\ndata: " + json_data + "\n\n";
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& w : watchers_)
+      append(*w, event);
   }
   cv_.notify_all();
 }

@@ -59,6 +59,9 @@ public:
     return !closed_;
   }
 
+  /// Queues an SSE event for every stream, whatever its prefix (messages).
+  void publish_all(const std::string& event_name, const std::string& json_data);
+
   /// Ends every stream (at shutdown).
   void close();
 
@@ -66,6 +69,9 @@ public:
   size_t size() const;
 
 private:
+  /// Queues a formatted event, dropping the oldest when full; needs mtx_.
+  void append(watcher& w, const std::string& event);
+
   size_t max_watchers_;
   size_t queue_limit_;
   mutable std::mutex mtx_;

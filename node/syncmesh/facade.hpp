@@ -71,11 +71,11 @@ using facade_actor
                      caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
                      caf::replies_to<pb::DisconnectRequest>::with<bool>,
                      caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
-  caf::replies_to<pb::SendRequest>::with<pb::SendReply>,
-  caf::replies_to<pb::RecvRequest>::with<pb::MessageList>,
+                     caf::replies_to<pb::SendRequest>::with<pb::SendReply>,
+                     caf::replies_to<pb::RecvRequest>::with<pb::MessageList>,
                      caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
                      caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
-  caf::replies_to<handler_atom, caf::actor>::with<bool>,
+                     caf::replies_to<handler_atom, caf::actor>::with<bool>,
                      caf::reacts_to<pb::Event>>;
 
 /// Loads what syncmesh needs into a CAF configuration: the middleman and the

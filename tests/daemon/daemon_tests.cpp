@@ -357,6 +357,54 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_ends_at_shutdown) {
   watcher.join();
 }
 
+BOOST_AUTO_TEST_CASE(messages_are_posted_and_watched) {
+  std::atomic<bool> got{false};
+  std::atomic<bool> got_direct{false};
+  std::string seen;
+  std::mutex mtx;
+  std::thread watcher{[&] {
+    auto cli = b.client();
+    cli.Get("/v1/watch?prefix=none", [&](const char* data, size_t len) {
+      std::lock_guard<std::mutex> guard{mtx};
+      seen.append(data, len);
+      got = seen.find("event: message") != std::string::npos
+            && seen.find("\"hello\"") != std::string::npos;
+      got_direct = seen.find("\"for-b\"") != std::string::npos;
+      return !(got && got_direct);
+    });
+  }};
+  BOOST_REQUIRE(eventually([&] {
+    auto m = b.client().Get("/metrics");
+    return m
+           && m->body.find("syncmesh_state{what=\"watchers\"} 1")
+                != std::string::npos;
+  }));
+  auto ca = a.client();
+  auto sent = ca.Post("/v1/messages", R"(["hello", 42])", "application/json");
+  BOOST_REQUIRE(sent);
+  BOOST_CHECK_EQUAL(sent->status, 202);
+  BOOST_CHECK(body_json(sent)["id"].is_string());
+  BOOST_CHECK_EQUAL(ca.Post("/v1/messages",
+                            json{{"packets", {"for-b"}}, {"to", b.id}}.dump(),
+                            "application/json")
+                      ->status,
+                    202);
+  BOOST_CHECK(eventually([&] { return got && got_direct; }));
+  watcher.join();
+  // Malformed requests.
+  BOOST_CHECK_EQUAL(ca.Post("/v1/messages", "nope", "application/json")->status,
+                    400);
+  BOOST_CHECK_EQUAL(
+    ca.Post("/v1/messages", R"({"packets":[1],"to":"xyz"})", "application/json")
+      ->status,
+    400);
+  // The CLI sends too.
+  std::string out;
+  std::string err;
+  BOOST_CHECK_EQUAL(cli(a, "send --to=" + b.id + " ping", out, err, dir), 0);
+  BOOST_CHECK(!out.empty());
+}
+
 BOOST_AUTO_TEST_CASE(the_cli_reads_writes_and_reports_errors) {
   std::string out;
   std::string err;

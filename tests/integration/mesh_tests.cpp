@@ -469,7 +469,8 @@ BOOST_AUTO_TEST_CASE(a_peer_flooding_duplicates_is_absorbed) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// -- messages (the mesh_socket half) -------------------------------------------
+// -- messages (the mesh_socket half)
+// -------------------------------------------
 
 namespace {
 
@@ -594,10 +595,10 @@ BOOST_AUTO_TEST_CASE(handlers_consume_in_registration_order) {
   std::vector<message> got;
   BOOST_REQUIRE(receive(b, 1, got));
   BOOST_REQUIRE(eventually([&] { return calls.size() == 5; }));
-  BOOST_CHECK((calls.copy()
-               == std::vector<std::string>{"first:mine", "first:theirs",
-                                           "second:theirs", "first:nobody's",
-                                           "second:nobody's"}));
+  BOOST_CHECK(
+    (calls.copy()
+     == std::vector<std::string>{"first:mine", "first:theirs", "second:theirs",
+                                 "first:nobody's", "second:nobody's"}));
   BOOST_REQUIRE_EQUAL(got.size(), 1u);
   BOOST_CHECK(got[0].packets[0] == "nobody's");
   BOOST_CHECK(eventually([&] { return queued.size() == 1; }));
@@ -649,8 +650,9 @@ BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
   auto& again = add(data);
   again.connect("127.0.0.1", a.port());
   BOOST_REQUIRE(eventually([&] { return ups.size() == 2; }));
-  BOOST_CHECK((ups.copy()
-               == std::vector<std::string>{"restarting-node", "restarting-node"}));
+  BOOST_CHECK(
+    (ups.copy()
+     == std::vector<std::string>{"restarting-node", "restarting-node"}));
   BOOST_CHECK_EQUAL(downs.copy().front(), "restarting-node");
 }
 

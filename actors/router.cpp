@@ -318,6 +318,7 @@ void on_link_down(self_ptr self, const caf::down_msg& msg) {
       address addr{i->second.info.host(),
                    static_cast<uint16_t>(i->second.info.port())};
       st.book.disconnected(addr, self->clock().now());
+      st.message_budget.erase(i->first);
       publish_peer_down(self, i->first,
                         msg.reason ? self->system().render(msg.reason)
                                    : std::string{"connection closed"});
@@ -512,8 +513,20 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
                      int32_t{pb::Goodbye::MALFORMED}, err);
         return;
       }
+      // One peer's message flood must not crowd out dictionary traffic.
+      auto now = self->clock().now();
+      auto& [window, used] = st.message_budget[peer];
+      if (now - window >= std::chrono::seconds(1)) {
+        window = now;
+        used = 0;
+      }
+      if (++used > st.cfg.max_messages_per_peer) {
+        bump(st.stats, &pb::RouterStats::messages_shed,
+             &pb::RouterStats::set_messages_shed);
+        return;
+      }
       const auto& msg = env.message();
-      if (!st.seen.insert(msg.message_id(), self->clock().now()))
+      if (!st.seen.insert(msg.message_id(), now))
         return; // a duplicate: every node delivers and relays a message once
       bool for_us = msg.to().empty() || msg.to() == st.self_id;
       if (for_us && msg.sender() != st.self_id)

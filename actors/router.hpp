@@ -77,6 +77,9 @@ struct router_state {
   uint64_t next_message = 0;
   /// Round-robin position for anti-entropy rounds.
   size_t ae_turn = 0;
+  /// Messages accepted from each peer in the current one-second window.
+  std::map<std::string, std::pair<caf::actor_clock::time_point, size_t>>
+    message_budget;
   /// Counters.
   pb::RouterStats stats;
 

@@ -50,8 +50,8 @@ std::string config::validate() const {
     if (!parse_host_port(out_addr, host, port))
       return "out_addr '" + out_addr + "' is not host:port";
   }
-  if (max_received == 0)
-    return "max_received must be positive";
+  if (max_received == 0 || max_messages_per_peer == 0)
+    return "max_received and max_messages_per_peer must be positive";
   for (const auto& peer : peers) {
     std::string host;
     uint16_t port = 0;

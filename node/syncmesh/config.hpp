@@ -71,6 +71,10 @@ struct config {
   std::string out_addr;
   /// Most received messages queued for recv(); the oldest are dropped.
   size_t max_received = 10000;
+  /// Most messages per second accepted from one peer (relayed ones
+  /// included); beyond it they are dropped, so a peer flooding messages
+  /// cannot starve dictionary traffic.
+  size_t max_messages_per_peer = 5000;
   /// Hop limit of flooded control messages.
   uint32_t max_hops = 32;
   /// Most message IDs remembered to drop duplicate control messages.

@@ -630,6 +630,35 @@ BOOST_AUTO_TEST_CASE(the_receive_queue_stays_bounded_under_a_flood) {
   BOOST_CHECK_EQUAL(got.back().packets[0].as_int64(), 499);
 }
 
+BOOST_AUTO_TEST_CASE(a_message_flood_does_not_starve_writes) {
+  auto capped = fast_config();
+  capped.max_messages_per_peer = 100;
+  auto& a = add();
+  auto& b = add(capped);
+  b.connect("127.0.0.1", a.port());
+  for (int i = 0; i < 1000; ++i)
+    a.send({value{i}});
+  a["still-flows"] = "yes";
+  BOOST_REQUIRE(eventually([&] { return b.contains("still-flows"); }));
+  auto shed = test::router_stats(sys, b).messages_shed();
+  BOOST_CHECK_GE(shed, 800u);
+  std::vector<message> got;
+  for (auto& m : b.recv(2000))
+    got.push_back(std::move(m));
+  BOOST_CHECK_EQUAL(got.size() + shed, 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(out_addr_is_what_peers_dial) {
+  auto mapped = fast_config();
+  mapped.out_addr = "127.0.0.1:" + std::to_string(test::unused_port());
+  auto& a = add(mapped);
+  auto& b = add();
+  a.connect("127.0.0.1", b.port());
+  BOOST_REQUIRE(eventually([&] { return b.peers().size() == 1; }));
+  BOOST_CHECK_EQUAL("127.0.0.1:" + std::to_string(b.peers().front().port),
+                    mapped.out_addr);
+}
+
 BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
   auto& a = add();
   seen_list<std::string> ups;

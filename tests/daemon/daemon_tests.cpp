@@ -103,6 +103,15 @@ struct node_process {
   }
 };
 
+/// True when the node's /metrics has a line containing `text`.
+bool metrics_show(const node_process& n, const std::string& text) {
+  auto m = n.client().Get("/metrics");
+  return m && m->status == 200 && m->body.find(text) != std::string::npos;
+}
+
+/// The metrics line of a node with one open watch stream.
+const std::string watching_one = "syncmesh_state{what=\"watchers\"} 1";
+
 json body_json(const httplib::Result& res) {
   BOOST_REQUIRE(res);
   auto parsed = json::parse(res->body, nullptr, false);
@@ -337,12 +346,7 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_ends_at_shutdown) {
     stream_ended = true;
   }};
   // The stream is open once the watcher count shows it.
-  BOOST_REQUIRE(eventually([&] {
-    auto m = b.client().Get("/metrics");
-    return m
-           && m->body.find("syncmesh_state{what=\"watchers\"} 1")
-                != std::string::npos;
-  }));
+  BOOST_REQUIRE(eventually([&] { return metrics_show(b, watching_one); }));
   auto ca = a.client();
   ca.Put("/v1/kv/x-not-watched", "v", "text/plain");
   ca.Put("/v1/kv/w1", "v", "text/plain");
@@ -373,12 +377,7 @@ BOOST_AUTO_TEST_CASE(messages_are_posted_and_watched) {
       return !(got && got_direct);
     });
   }};
-  BOOST_REQUIRE(eventually([&] {
-    auto m = b.client().Get("/metrics");
-    return m
-           && m->body.find("syncmesh_state{what=\"watchers\"} 1")
-                != std::string::npos;
-  }));
+  BOOST_REQUIRE(eventually([&] { return metrics_show(b, watching_one); }));
   auto ca = a.client();
   auto sent = ca.Post("/v1/messages", R"(["hello", 42])", "application/json");
   BOOST_REQUIRE(sent);

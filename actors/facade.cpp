@@ -37,8 +37,7 @@ caf::error check_value(const config& cfg, const pb::Value& val) {
                       "value of " + std::to_string(size)
                         + " bytes exceeds the limit of "
                         + std::to_string(cfg.max_value_size));
-  value tmp;
-  if (auto err = from_proto(val, tmp); !err.empty())
+  if (auto err = validate(val); !err.empty())
     return make_error(errc::malformed, std::move(err));
   return caf::none;
 }

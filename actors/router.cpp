@@ -340,7 +340,7 @@ void flush(self_ptr self) {
   st.outbox.clear();
   for (auto& [origin, batch] : by_origin) {
     std::vector<std::string> frames;
-    st.builder.build(batch, now_us(self), frames);
+    st.builder.build(std::move(batch), now_us(self), frames);
     bump(st.stats, &pb::RouterStats::frames_out,
          &pb::RouterStats::set_frames_out, frames.size());
     for (const auto& frame : frames)

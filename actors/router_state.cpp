@@ -26,8 +26,7 @@ std::string validate_remote_batch(const pb::WriteBatch& batch,
         if (rec.value().ByteSizeLong() > limits.max_value_size)
           return where + "value exceeds "
                  + std::to_string(limits.max_value_size) + " bytes";
-        value tmp;
-        if (auto err = from_proto(rec.value(), tmp); !err.empty())
+        if (auto err = validate(rec.value()); !err.empty())
           return where + err;
         break;
       }
@@ -37,8 +36,7 @@ std::string validate_remote_batch(const pb::WriteBatch& batch,
         if (rec.fields().ByteSizeLong() > limits.max_value_size)
           return where + "fields exceed "
                  + std::to_string(limits.max_value_size) + " bytes";
-        value_map tmp;
-        if (auto err = from_proto(rec.fields(), tmp); !err.empty())
+        if (auto err = validate(rec.fields()); !err.empty())
           return where + err;
         break;
       }
@@ -81,6 +79,11 @@ void envelope_builder::emit(pb::WriteBatch& part, bool delta, uint64_t now_us,
 
 void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
                              std::vector<std::string>& frames) {
+  build(pb::WriteBatch{batch}, now_us, frames);
+}
+
+void envelope_builder::build(pb::WriteBatch&& batch, uint64_t now_us,
+                             std::vector<std::string>& frames) {
   // Leave room for the envelope's own fields around the batch.
   const size_t budget
     = max_frame_size_ > 1024 ? max_frame_size_ - 1024 : max_frame_size_ / 2;
@@ -88,7 +91,7 @@ void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
   pb::WriteBatch deltas;
   size_t write_bytes = 0;
   size_t delta_bytes = 0;
-  for (const auto& rec : batch.records()) {
+  for (auto& rec : *batch.mutable_records()) {
     bool is_delta = rec.has_fields();
     auto& part = is_delta ? deltas : writes;
     auto& bytes = is_delta ? delta_bytes : write_bytes;
@@ -97,7 +100,7 @@ void envelope_builder::build(const pb::WriteBatch& batch, uint64_t now_us,
       emit(part, is_delta, now_us, frames);
       bytes = 0;
     }
-    *part.add_records() = rec;
+    part.mutable_records()->Add(std::move(rec));
     bytes += size;
   }
   emit(writes, false, now_us, frames);

@@ -49,6 +49,10 @@ public:
   void build(const pb::WriteBatch& batch, uint64_t now_us,
              std::vector<std::string>& frames);
 
+  /// As above, moving the records out of `batch` instead of copying them.
+  void build(pb::WriteBatch&& batch, uint64_t now_us,
+             std::vector<std::string>& frames);
+
   /// Decodes the write batch of a `write` or `delta` envelope body. Returns
   /// an explanation on failure.
   static std::string decode_writes(const pb::Envelope& env,

@@ -1,6 +1,7 @@
 #include "messages/value_proto.hpp"
 
 #include <cstring>
+#include <string_view>
 #include <unordered_set>
 
 #include "syncmesh/pb/value.pb.h"
@@ -158,7 +159,68 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
   }
 }
 
+std::string check_value(const pb::Value& x, int depth);
+
+std::string check_map(const pb::MapValue& x, int depth) {
+  // Small maps compare keys pairwise; larger ones use a set of views.
+  std::unordered_set<std::string_view> texts;
+  std::unordered_set<std::string_view> raws;
+  const auto& entries = x.entries();
+  bool small = entries.size() <= 16;
+  for (int i = 0; i < entries.size(); ++i) {
+    const auto& key = entries[i].key();
+    if (key.kind_case() == pb::MapKey::KIND_NOT_SET)
+      return "map key is neither text nor bytes";
+    bool text = key.kind_case() == pb::MapKey::kText;
+    std::string_view data = text ? key.text() : key.bytes();
+    if (small) {
+      for (int j = 0; j < i; ++j) {
+        const auto& other = entries[j].key();
+        if (other.kind_case() == key.kind_case()
+            && (text ? other.text() : other.bytes()) == data)
+          return "map has a duplicate key";
+      }
+    } else if (!(text ? texts : raws).insert(data).second) {
+      return "map has a duplicate key";
+    }
+    if (auto err = check_value(entries[i].value(), depth + 1); !err.empty())
+      return err;
+  }
+  return {};
+}
+
+std::string check_value(const pb::Value& x, int depth) {
+  if (depth > max_value_depth)
+    return "value nests deeper than " + std::to_string(max_value_depth)
+           + " levels";
+  switch (x.kind_case()) {
+    case pb::Value::kList:
+      for (const auto& item : x.list().items())
+        if (auto err = check_value(item, depth + 1); !err.empty())
+          return err;
+      return {};
+    case pb::Value::kMap:
+      return check_map(x.map(), depth);
+    case pb::Value::kExt:
+      if (x.ext().type() < -128 || x.ext().type() > 127)
+        return "ext type code out of range";
+      return {};
+    case pb::Value::KIND_NOT_SET:
+      return "value has no kind";
+    default:
+      return {};
+  }
+}
+
 } // namespace
+
+std::string validate(const pb::Value& x) {
+  return check_value(x, 0);
+}
+
+std::string validate(const pb::MapValue& x) {
+  return check_map(x, 0);
+}
 
 std::string from_proto(const pb::Value& x, value& out) {
   return read_value(x, out, 0);

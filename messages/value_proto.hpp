@@ -33,6 +33,14 @@ std::string from_proto(const pb::Value& x, value& out);
 /// Reads map entries from untrusted protobuf; see from_proto(pb::Value).
 std::string from_proto(const pb::MapValue& x, value_map& out);
 
+/// Checks untrusted protobuf without building a value: the same rules as
+/// from_proto (kinds set, unique map keys, depth, ext range). Returns an
+/// explanation, or an empty string when valid.
+std::string validate(const pb::Value& x);
+
+/// Checks untrusted map entries; see validate(pb::Value).
+std::string validate(const pb::MapValue& x);
+
 /// Reads a map key from untrusted protobuf.
 std::string from_proto(const pb::MapKey& x, map_key& out);
 

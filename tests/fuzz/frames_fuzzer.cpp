@@ -9,6 +9,7 @@
 
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "messages/value_proto.hpp"
 #include "syncmesh/pb/wire.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -36,8 +37,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!parse_envelope(payload, env).empty())
         return 0; // the link says goodbye here
       pb::WriteBatch batch;
-      if (envelope_builder::decode_writes(env, batch).empty())
+      if (envelope_builder::decode_writes(env, batch).empty()) {
         validate_remote_batch(batch, write_limits{1024, 16 * 1024});
+        // The quick check must accept exactly what the conversion accepts.
+        for (const auto& rec : batch.records()) {
+          if (!rec.has_value())
+            continue;
+          value out;
+          if (validate(rec.value()).empty()
+              != from_proto(rec.value(), out).empty())
+            std::abort();
+        }
+      }
     }
     // Never more than one frame plus one read is buffered.
     if (decoder.buffered() > max_frame + 4 + chunk)

@@ -308,6 +308,67 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(value_proto)
 
+// validate() checks without building a value; it must accept exactly what
+// from_proto accepts.
+BOOST_AUTO_TEST_CASE(validate_agrees_with_from_proto) {
+  std::vector<pb::Value> cases;
+  auto add = [&](const value& v) {
+    pb::Value x;
+    to_proto(v, &x);
+    cases.push_back(x);
+  };
+  add(value{});
+  add(value{"text"});
+  add(value{value_list{1, value{{"k", 2}}}});
+  add(value{ext_value{-128, "x"}});
+  pb::Value unset;
+  cases.push_back(unset);
+  pb::Value bad_ext;
+  bad_ext.mutable_ext()->set_type(300);
+  cases.push_back(bad_ext);
+  // Duplicate keys, in a small map and in a large one.
+  for (int size : {3, 40}) {
+    pb::Value dup;
+    for (int i = 0; i < size; ++i) {
+      auto* e = dup.mutable_map()->add_entries();
+      e->mutable_key()->set_text("k" + std::to_string(i % (size - 1)));
+      e->mutable_value()->set_int64(i);
+    }
+    cases.push_back(dup);
+  }
+  // The same text as a text key and a bytes key is not a duplicate.
+  pb::Value mixed;
+  auto* t = mixed.mutable_map()->add_entries();
+  t->mutable_key()->set_text("k");
+  t->mutable_value()->mutable_nil();
+  auto* b = mixed.mutable_map()->add_entries();
+  b->mutable_key()->set_bytes("k");
+  b->mutable_value()->mutable_nil();
+  cases.push_back(mixed);
+  // A key without a kind, and a list holding a value without one.
+  pb::Value keyless;
+  keyless.mutable_map()->add_entries()->mutable_value()->mutable_nil();
+  cases.push_back(keyless);
+  pb::Value hole;
+  hole.mutable_list()->add_items();
+  cases.push_back(hole);
+  // Nesting past the limit.
+  pb::Value deep;
+  auto* cur = &deep;
+  for (int i = 0; i <= max_value_depth + 1; ++i)
+    cur = cur->mutable_list()->add_items();
+  cur->set_int64(1);
+  cases.push_back(deep);
+  size_t refused = 0;
+  for (const auto& x : cases) {
+    value out;
+    auto expected = from_proto(x, out).empty();
+    BOOST_CHECK_EQUAL(validate(x).empty(), expected);
+    refused += expected ? 0 : 1;
+  }
+  BOOST_CHECK_EQUAL(refused, 7u);
+}
+
 BOOST_AUTO_TEST_CASE(every_kind_round_trips) {
   for (const auto& x : distinct_samples()) {
     auto y = round_trip(x);

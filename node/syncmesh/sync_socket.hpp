@@ -98,10 +98,12 @@ struct item {
 /// call waits for the node's reply (at most config::request_timeout).
 ///
 /// Thread safety: every member function may be called from any thread.
-/// Callbacks (`on_update`, `on_delete`, `on_lease_lost`) run one at a time
-/// on a dedicated event thread owned by this socket, never on the caller's
+/// Callbacks (`on_update`, `on_delete`, `on_lease_lost`, `on_connect`,
+/// `on_disconnect`, `on_message`) and message handlers run one at a time on
+/// a dedicated event thread owned by this socket, never on the caller's
 /// thread and never on a CAF scheduler worker; calling this socket from
-/// inside a callback is safe (including `close()`).
+/// inside a callback is safe (including `close()`). Events wait for that
+/// thread in a bounded queue (65,536; the oldest are dropped beyond it).
 ///
 /// The actor system must outlive the socket. The destructor calls close().
 class sync_socket {

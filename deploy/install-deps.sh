@@ -10,6 +10,7 @@ packages=(
   libboost-test-dev
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
   clang libclang-rt-14-dev # libFuzzer targets
+  libbenchmark-dev # micro-benchmarks
 )
 
 missing=()

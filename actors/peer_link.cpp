@@ -159,8 +159,10 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   st.hello_received = true;
   pb::PeerInfo info;
   info.set_node_id(hello.node_id());
-  info.set_host(hello.listen_host().empty() ? self->remote_addr(st.hdl)
-                                            : hello.listen_host());
+  // A peer bound to a wildcard address is reachable where it came from.
+  const auto& host = hello.listen_host();
+  bool wildcard = host.empty() || host == "0.0.0.0" || host == "::";
+  info.set_host(wildcard ? self->remote_addr(st.hdl) : host);
   info.set_port(hello.listen_port());
   info.set_outbound(st.params.outbound);
   self->request(st.params.router, caf::infinite, attach_atom::value, info)

@@ -213,6 +213,20 @@ BOOST_AUTO_TEST_CASE(handshake_and_writes_survive_any_read_split) {
   BOOST_CHECK(!goodbye(hdl));
 }
 
+BOOST_AUTO_TEST_CASE(
+  a_peer_on_a_wildcard_address_is_recorded_where_it_came_from) {
+  auto hdl = connect_peer();
+  std::string bytes;
+  append_frame(bytes,
+               make_hello("node-b", protocol_id(node_cfg), "0.0.0.0", 7000));
+  send(hdl, bytes);
+  auto list = ask<pb::PeerList>(node.router, pb::PeersRequest{});
+  BOOST_REQUIRE_EQUAL(list.peers_size(), 1);
+  // The test multiplexer names every remote address "test".
+  BOOST_CHECK_EQUAL(list.peers(0).host(), "test");
+  BOOST_CHECK_EQUAL(list.peers(0).port(), 7000u);
+}
+
 BOOST_AUTO_TEST_CASE(heartbeats_measure_and_detect_silence) {
   auto hdl = connect_peer();
   send(hdl, hello("node-b", node_cfg));

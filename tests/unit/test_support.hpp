@@ -13,6 +13,7 @@
 #include "syncmesh/errors.hpp"
 #include "syncmesh/pb/entry.pb.h"
 #include "syncmesh/value.hpp"
+#include "tests/support/remote_writes.hpp"
 
 // Boost.Test prints operands of failed checks through these (found by ADL).
 namespace syncmesh {
@@ -58,23 +59,10 @@ inline version make_version(uint64_t wall_us, const node_id& node,
   return v;
 }
 
-/// A whole-value write of `val` to `key`.
+/// A whole-value write of `val` to `key` (version first, as the rules read).
 inline pb::WriteRecord set_record(const std::string& key, const version& v,
                                   const value& val) {
-  pb::WriteRecord rec;
-  rec.set_key(key);
-  to_proto(v, rec.mutable_version());
-  to_proto(val, rec.mutable_value());
-  return rec;
-}
-
-/// A delete of `key`.
-inline pb::WriteRecord delete_record(const std::string& key, const version& v) {
-  pb::WriteRecord rec;
-  rec.set_key(key);
-  to_proto(v, rec.mutable_version());
-  rec.mutable_tombstone();
-  return rec;
+  return set_record(key, val, v);
 }
 
 /// Field writes `fields` into the map at `key`.

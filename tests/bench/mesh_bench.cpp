@@ -3,7 +3,10 @@
 // them); reports the time until the last node has every write, and the
 // frames and bytes flooded per write.
 //
-//   syncmesh-bench [--scenario=chain3|mesh5|all] [--n=N] [--value-size=B]
+// For `join`: the time until a node that joins a node holding N keys holds
+// them all.
+//
+//   syncmesh-bench [--scenario=chain3|mesh5|join|all] [--n=N] [--value-size=B]
 //                  [--leasing=0|1]
 
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -69,6 +73,35 @@ struct result {
   double frames_per_write = 0;
   double bytes_per_write = 0;
 };
+
+/// A node that holds N keys, then a new node joins it: the time until the
+/// newcomer holds every key (anti-entropy, in acknowledged windows).
+result run_join(caf::actor_system& sys, const options& opts) {
+  config cfg;
+  cfg.leasing = opts.leasing;
+  cfg.max_peers = 0;
+  sync_socket holder{sys, cfg};
+  std::string payload(opts.value_size, 'v');
+  std::vector<std::pair<std::string, value>> batch;
+  for (size_t i = 0; i < opts.n; ++i) {
+    batch.emplace_back("k" + std::to_string(i), value::from_bytes(payload));
+    if (batch.size() == 5000 || i + 1 == opts.n) {
+      holder.update(batch);
+      batch.clear();
+    }
+  }
+  sync_socket newcomer{sys, cfg};
+  auto start = steady_clock::now();
+  newcomer.connect("127.0.0.1", holder.port());
+  while (newcomer.size() < opts.n)
+    std::this_thread::yield();
+  result r;
+  r.scenario = "join";
+  r.nodes = 2;
+  r.n = opts.n;
+  r.seconds = duration<double>(steady_clock::now() - start).count();
+  return r;
+}
 
 result run(caf::actor_system& sys, const std::string& scenario,
            const options& opts) {
@@ -166,6 +199,8 @@ int main(int argc, char** argv) {
   for (const char* s : {"chain3", "mesh5"})
     if (opts.scenario == "all" || opts.scenario == s)
       results.push_back(run(sys, s, opts));
+  if (opts.scenario == "all" || opts.scenario == "join")
+    results.push_back(run_join(sys, opts));
   if (results.empty()) {
     std::fprintf(stderr, "unknown scenario: %s\n", opts.scenario.c_str());
     return 2;

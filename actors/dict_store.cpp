@@ -245,6 +245,8 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       pb::Snapshot snap;
       const auto& store = self->state.store;
       snap.set_total(store.live_count());
+      if (req.count_only())
+        return snap;
       for (const auto* key : store.sorted_live_keys(req.prefix(), req.limit(),
                                                     req.start_after())) {
         auto* item = snap.add_items();

@@ -201,8 +201,7 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
         .then(
           [=](pb::NodeInfo& info) mutable {
             pb::SnapshotRequest count_only;
-            count_only.set_keys_only(true);
-            count_only.set_limit(1);
+            count_only.set_count_only(true);
             self->request(self->state.store, caf::infinite, count_only)
               .then(
                 [=](const pb::Snapshot& snap) mutable {

@@ -451,8 +451,7 @@ bool sync_socket::contains(key_arg key) const {
 
 size_t sync_socket::size() const {
   pb::SnapshotRequest req;
-  req.set_keys_only(true);
-  req.set_limit(1);
+  req.set_count_only(true);
   return impl_->call<pb::Snapshot>(std::move(req)).total();
 }
 

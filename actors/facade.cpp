@@ -178,11 +178,10 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       if (req.fields().ByteSizeLong() > cfg.max_value_size)
         return make_error(errc::value_too_large,
                           std::string{"delta exceeds the value size limit"});
-      value_map tmp;
-      if (auto err = from_proto(req.fields(), tmp); !err.empty())
+      if (auto err = validate(req.fields()); !err.empty())
         return make_error(errc::malformed, std::move(err));
       // Merging nothing changes nothing: no write, no lease, no record.
-      if (tmp.empty())
+      if (req.fields().entries_size() == 0)
         return pb::WriteAck{};
       return forward<pb::WriteAck>(self, self->state.lease_manager,
                                    std::move(req));
@@ -282,11 +281,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       return true;
     },
     [=](pb::SendRequest& req) -> caf::result<pb::SendReply> {
-      for (const auto& packet : req.packets()) {
-        value tmp;
-        if (auto err = from_proto(packet, tmp); !err.empty())
+      for (const auto& packet : req.packets())
+        if (auto err = validate(packet); !err.empty())
           return make_error(errc::malformed, std::move(err));
-      }
       if (req.whisper() && !req.to().empty())
         return make_error(errc::malformed,
                           std::string{"a message is whispered or addressed, "

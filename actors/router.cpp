@@ -284,11 +284,9 @@ std::string validate_message(const pb::Envelope& env, size_t max_hops) {
     return "message with too many packets";
   if (env.hops_left() > max_hops)
     return "message with more hops than allowed";
-  for (const auto& packet : msg.packets()) {
-    value tmp;
-    if (auto err = from_proto(packet, tmp); !err.empty())
+  for (const auto& packet : msg.packets())
+    if (auto err = validate(packet); !err.empty())
       return "message packet: " + err;
-  }
   return {};
 }
 

@@ -61,8 +61,8 @@ std::string config::validate() const {
   return {};
 }
 
-bool parse_host_port(const std::string& text, std::string& host,
-                     uint16_t& port) {
+bool parse_host_port(const std::string& text, std::string& host, uint16_t& port,
+                     bool allow_port_zero) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
     return false;
@@ -71,7 +71,7 @@ bool parse_host_port(const std::string& text, std::string& host,
       || digits.find_first_not_of("0123456789") != std::string::npos)
     return false;
   auto value = std::stoul(digits);
-  if (value == 0 || value > 65535)
+  if ((value == 0 && !allow_port_zero) || value > 65535)
     return false;
   host = text.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')

@@ -181,24 +181,6 @@ void load_state(const std::string& dir, config& cfg) {
     cfg.hlc_floor_us = std::strtoull(hlc.c_str(), nullptr, 10);
 }
 
-/// Splits "host:port" for the API, where port 0 (the OS picks) is allowed.
-bool parse_api_address(const std::string& text, std::string& host,
-                       uint16_t& port) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  auto digits = text.substr(colon + 1);
-  if (digits.empty() || digits.size() > 5
-      || digits.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  auto n = std::stoul(digits);
-  if (n > 65535)
-    return false;
-  host = text.substr(0, colon);
-  port = static_cast<uint16_t>(n);
-  return true;
-}
-
 /// The handler writes the signal number here; main waits on the other end.
 int stop_pipe[2] = {-1, -1};
 
@@ -257,7 +239,8 @@ int main(int argc, char** argv) {
   auto cfg = to_node_config(opts);
   std::string http_host;
   uint16_t http_port = 0;
-  if (!opts.http.empty() && !parse_api_address(opts.http, http_host, http_port))
+  if (!opts.http.empty()
+      && !parse_host_port(opts.http, http_host, http_port, true))
     fail("--http: '" + opts.http + "' is not HOST:PORT");
   if (!opts.data_dir.empty())
     load_state(opts.data_dir, cfg);

@@ -96,9 +96,10 @@ struct config {
   std::string validate() const;
 };
 
-/// Splits "host:port" (also "[v6]:port"); false when malformed or port 0.
-bool parse_host_port(const std::string& text, std::string& host,
-                     uint16_t& port);
+/// Splits "host:port" (also "[v6]:port"); false when malformed, and for
+/// port 0 unless `allow_port_zero` (a listening address the OS completes).
+bool parse_host_port(const std::string& text, std::string& host, uint16_t& port,
+                     bool allow_port_zero = false);
 
 /// The protocol ID a node with this configuration speaks: derived from the
 /// subnet, the leasing flag and the protocol version.

@@ -66,6 +66,12 @@ using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 using traffic_atom = caf::atom_constant<caf::atom("traffic")>;
 /// (message_atom, peer, Envelope): a mesh_socket message from a link.
 using message_atom = caf::atom_constant<caf::atom("message")>;
+/// (py2p_in_atom, peer, id, msgpack, sender, time, broadcast, WriteBatch,
+/// initial_sync): a message from a py2p link (router relays and dedups).
+using py2p_in_atom = caf::atom_constant<caf::atom("py2pin")>;
+/// (py2p_write_atom, peer, WriteBatch, initial_sync): py2p writes for the
+/// lease manager, decided with py2p's rule.
+using py2p_write_atom = caf::atom_constant<caf::atom("py2pwrite")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

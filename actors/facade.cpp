@@ -9,6 +9,7 @@
 #include "actors/dict_store.hpp"
 #include "actors/lease_manager.hpp"
 #include "actors/router.hpp"
+#include "messages/py2p_codec.hpp"
 #include "messages/value_proto.hpp"
 
 namespace syncmesh {
@@ -342,7 +343,10 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   if (auto err = cfg.validate(); !err.empty())
     throw value_error(errc::invalid_config, "invalid syncmesh config: " + err);
   node_actors result;
-  result.id = cfg.node_id.empty() ? random_node_id() : cfg.node_id;
+  result.id = !cfg.node_id.empty() ? cfg.node_id
+              : cfg.wire == wire_kind::py2p
+                ? py2p::random_node_id(protocol_id(cfg))
+                : random_node_id();
   result.router = sys.spawn(router_actor, cfg, result.id);
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <caf/all.hpp>
 
@@ -141,6 +142,68 @@ void apply_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
                std::move(accepted));
 }
 
+/// py2p mode: decides each remote write with py2p's rule in arrival order,
+/// as py2p/js2p peers do, and gives an accepted one a version that beats the
+/// key's newest, so the store applies it. Refused writes are dropped
+/// silently, as py2p does.
+void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
+                bool initial_sync) {
+  auto& st = self->state;
+  auto& table = st.table;
+  auto leasing = table.settings().leasing;
+  auto now_s = table.now_us() / 1'000'000;
+  pb::WriteBatch accepted;
+  for (auto& rec : *batch.mutable_records()) {
+    version provisional;
+    if (!from_proto(rec.version(), provisional).empty())
+      continue;
+    const auto* head = table.find(rec.key());
+    bool live = head != nullptr && head->live();
+    bool is_delta = rec.has_fields();
+    // Initial sync fills gaps only (py2p: "if the key has a truthy value").
+    // syncmesh treats any present value as there; see the py2p-mode notes.
+    bool ignored = (initial_sync && live)
+                   // js2p ignores a delta on a non-map value; py2p drops
+                   // the link. Ignoring keeps every link up.
+                   || (is_delta && live && !head->is_map())
+                   // py2p raises KeyError on deleting an absent key.
+                   || (rec.has_tombstone() && !live);
+    if (ignored
+        || !py2p_accepts(head, provisional.claimer,
+                         provisional.stamp.wall_us / 1'000'000, is_delta,
+                         leasing, now_s)) {
+      st.stats.set_refused_writes(st.stats.refused_writes() + 1);
+      continue;
+    }
+    auto v = py2p_successor(head, provisional.claimer,
+                            provisional.stamp.wall_us, leasing);
+    if (rec.has_tombstone())
+      v.lease_end_us = 0;
+    to_proto(v, rec.mutable_version());
+    table.observe_stamp(v.stamp);
+    if (auto loss = table.observe(rec, v))
+      publish_loss(self, *loss);
+    accepted.mutable_records()->Add(std::move(rec));
+  }
+  st.stats.set_remote_records(st.stats.remote_records()
+                              + accepted.records_size());
+  if (accepted.records_size() > 0)
+    self->send(st.store, remote_atom::value, std::move(origin),
+               std::move(accepted));
+}
+
+/// py2p mode refuses deletes unless configured: a nil store crashes js2p.
+std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
+  if (!self->state.table.settings().py2p || self->state.py2p_allow_delete)
+    return std::nullopt;
+  return make_error(errc::invalid_config,
+                    std::string{"py2p mode refuses deletes: a delete is a nil "
+                                "store, which makes js2p 0.7.870 close every "
+                                "link on its path; set py2p_allow_delete "
+                                "(--py2p-allow-delete) when no js2p node is in "
+                                "the mesh"});
+}
+
 void on_tick(self_ptr self) {
   auto& st = self->state;
   st.timer_due_us = 0;
@@ -182,12 +245,14 @@ void on_tick(self_ptr self) {
 void lease_manager_state::init(const config& cfg, const node_id& self) {
   table = lease_table(self, cfg.clock ? cfg.clock : system_wall_clock(),
                       lease_settings{cfg.leasing, to_us(cfg.lease_duration),
-                                     to_us(cfg.lease_margin)},
+                                     to_us(cfg.lease_margin),
+                                     cfg.wire == wire_kind::py2p},
                       to_us(cfg.max_clock_skew));
   max_held = cfg.max_held_writes;
   horizon_us = to_us(cfg.tombstone_horizon);
   table.raise_clock_floor(cfg.hlc_floor_us);
   limits = write_limits{cfg.max_key_size, cfg.max_value_size};
+  py2p_allow_delete = cfg.py2p_allow_delete;
 }
 
 caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
@@ -203,12 +268,16 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
       return write_one<pb::WriteAck>(self, std::move(rec), false);
     },
     [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
+      if (auto err = py2p_delete_refusal(self))
+        return std::move(*err);
       pb::WriteRecord rec;
       rec.set_key(std::move(*req.mutable_key()));
       rec.mutable_tombstone();
       return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },
     [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
+      if (auto err = py2p_delete_refusal(self))
+        return std::move(*err);
       const auto* key = self->state.table.deletable_key();
       if (key == nullptr)
         return refuse<pb::DeleteReply>(
@@ -257,6 +326,10 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
     },
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
       apply_remote(self, std::move(origin), batch);
+    },
+    [=](py2p_write_atom, std::string& origin, pb::WriteBatch& batch,
+        bool initial_sync) {
+      apply_py2p(self, std::move(origin), batch, initial_sync);
     },
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {

@@ -43,6 +43,8 @@ struct lease_manager_state {
   uint64_t timer_generation = 0;
   /// When the armed timer fires (wall µs), 0 when none is armed.
   uint64_t timer_due_us = 0;
+  /// py2p mode: erase/pop allowed (config::py2p_allow_delete).
+  bool py2p_allow_delete = false;
   /// Limits checked on anti-entropy entries.
   write_limits limits;
   /// Counters.

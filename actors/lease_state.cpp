@@ -53,16 +53,101 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
   return result;
 }
 
+// -- py2p mode ----------------------------------------------------------------
+
+std::optional<py2p_meta> py2p_meta_of(const entry_head* head) {
+  if (head == nullptr || !head->live())
+    return std::nullopt;
+  return py2p_meta{head->owner(), head->newest().stamp.wall_us / 1'000'000};
+}
+
+bool py2p_accepts(const entry_head* head, const node_id& owner, uint64_t time_s,
+                  bool is_delta, bool leasing, uint64_t now_s) {
+  auto meta = py2p_meta_of(head);
+  if (!meta) // (1)
+    return true;
+  if (meta->owner == owner) // (2)
+    return true;
+  if (is_delta && !leasing) // (3)
+    return true;
+  if (meta->timestamp_s + 3600 < now_s) // (4)
+    return true;
+  if (meta->timestamp_s == time_s && meta->owner > owner) // (5)
+    return true;
+  return meta->timestamp_s < time_s && !leasing; // (6)
+}
+
+version py2p_successor(const entry_head* head, const node_id& owner,
+                       uint64_t time_us, bool leasing) {
+  version v;
+  v.claimer = owner;
+  v.stamp.node = owner;
+  v.stamp.wall_us = time_us;
+  v.claim_us = time_us;
+  if (head != nullptr && (head->has_base() || head->has_fields())) {
+    const auto& cur = head->newest();
+    if (head->live() && cur.claimer == owner) {
+      // Same owner: py2p accepts any of its writes (rule 2), even an older
+      // one, so stay in its epoch and move the stamp forward regardless.
+      v.epoch = cur.epoch;
+      v.claim_us = cur.claim_us;
+      if (compare(v.stamp, cur.stamp) <= 0) {
+        v.stamp = cur.stamp;
+        v.stamp.node = owner;
+        ++v.stamp.counter;
+      }
+    } else {
+      // A new owner (or a write after a delete): the next epoch wins
+      // whatever its times say.
+      v.epoch = cur.epoch + 1;
+    }
+  }
+  v.lease_end_us = leasing ? v.stamp.wall_us + 3'600'000'000ull : 0;
+  return v;
+}
+
+local_decision py2p_decide(const entry_head* head, const node_id& self,
+                           uint64_t now_us, bool leasing, bool is_delete) {
+  local_decision result;
+  bool live = head != nullptr && head->live();
+  if (is_delete && !live) {
+    result.missing = true;
+    return result;
+  }
+  if (!py2p_accepts(head, self, now_us / 1'000'000, false, leasing,
+                    now_us / 1'000'000)) {
+    result.owner = head->owner();
+    result.lease_end_us
+      = (head->newest().stamp.wall_us / 1'000'000 + 3600) * 1'000'000;
+    return result;
+  }
+  result.allowed = true;
+  result.draft = py2p_successor(head, self, now_us, leasing);
+  return result;
+}
+
 lease_table::lease_table(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
     : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
 
 local_decision lease_table::decide(const std::string& key,
                                    bool is_delete) const {
+  if (cfg_.py2p)
+    return py2p_decide(find(key), self(), now_us(), cfg_.leasing, is_delete);
   return decide_local_write(find(key), self(), now_us(), cfg_, is_delete);
 }
 
 version lease_table::stamp(version draft, bool is_delete) {
+  if (cfg_.py2p) {
+    // The draft already beats the key's newest version; a fresh stamp keeps
+    // local stamps unique and increasing as long as it does not fall behind.
+    auto fresh = clock_.next();
+    if (compare(fresh, draft.stamp) > 0)
+      draft.stamp = fresh;
+    draft.lease_end_us
+      = cfg_.leasing && !is_delete ? draft.stamp.wall_us + 3'600'000'000ull : 0;
+    return draft;
+  }
   draft.stamp = clock_.next();
   if (cfg_.leasing && !is_delete)
     draft.lease_end_us = draft.stamp.wall_us + cfg_.duration_us;
@@ -134,7 +219,9 @@ const std::string* lease_table::deletable_key() const {
   for (const auto& [key, head] : heads_) {
     if (!head.live())
       continue;
-    auto d = decide_local_write(&head, self(), now_us(), cfg_, true);
+    auto d = cfg_.py2p
+               ? py2p_decide(&head, self(), now_us(), cfg_.leasing, true)
+               : decide_local_write(&head, self(), now_us(), cfg_, true);
     if (d.allowed)
       return &key;
   }

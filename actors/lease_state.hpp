@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,9 @@ struct lease_settings {
   /// Clock-offset margin: owners renew only until `end - margin`, others
   /// claim only from `end + margin`.
   uint64_t margin_us = 1'000'000;
+  /// py2p mode: local writes are decided with py2p's rule (py2p_decide) and
+  /// every version is a py2p_successor of the key's newest one.
+  bool py2p = false;
 };
 
 /// What a local write may do, decided before it is stamped.
@@ -45,6 +49,52 @@ struct local_decision {
 local_decision decide_local_write(const entry_head* head, const node_id& self,
                                   uint64_t now_us, const lease_settings& cfg,
                                   bool is_delete);
+
+// -- py2p mode ----------------------------------------------------------------
+//
+// py2p/js2p keep (owner, whole-second timestamp) per key and accept a write
+// iff (1) the key has no metadata, (2) same owner, (3) a delta with leasing
+// off, (4) the metadata is older than 3600 s by the receiver's clock, (5)
+// same second and the new owner is smaller, or (6) a newer second with
+// leasing off. That decision depends on arrival order, so it cannot be a
+// version order; in py2p mode the lease manager therefore decides each write
+// with this rule when it arrives, and an accepted write gets a version that
+// beats the key's newest one (py2p_successor), so the store, which merges by
+// version, applies it. Mapping:
+// - py2p -> syncmesh: owner = claimer = stamp node; timestamp t -> stamp
+//   wall = t * 10^6 (same owner: at least the previous stamp + 1 counter);
+//   lease end = (t + 3600) * 10^6; epoch + 1 and claim time = t on a change
+//   of owner, kept otherwise.
+// - syncmesh -> py2p: owner = the newest write's claimer (its writer with
+//   leasing off); timestamp = floor(stamp wall / 10^6).
+
+/// A key's py2p metadata.
+struct py2p_meta {
+  /// The owner's id (bytes).
+  node_id owner;
+  /// Whole seconds.
+  uint64_t timestamp_s = 0;
+};
+
+/// The py2p metadata of a key, or nullopt when it holds no value (py2p
+/// removes metadata on delete).
+std::optional<py2p_meta> py2p_meta_of(const entry_head* head);
+
+/// py2p's lease rule (rules 1-6 above) for a write by `owner` at `time_s`,
+/// at local time `now_s`.
+bool py2p_accepts(const entry_head* head, const node_id& owner, uint64_t time_s,
+                  bool is_delta, bool leasing, uint64_t now_s);
+
+/// A version for a write by `owner` at `time_us` that beats every version
+/// `head` holds (see the mapping above). Leasing on: lease end = time +
+/// 3600 s; off: 0.
+version py2p_successor(const entry_head* head, const node_id& owner,
+                       uint64_t time_us, bool leasing);
+
+/// A local write in py2p mode: py2p's rule with (self, now); when allowed
+/// the draft is a complete py2p_successor.
+local_decision py2p_decide(const entry_head* head, const node_id& self,
+                           uint64_t now_us, bool leasing, bool is_delete);
 
 /// A lease this node held that a remote write took over.
 struct lease_loss {

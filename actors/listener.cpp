@@ -5,6 +5,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/log.hpp"
+#include "actors/py2p_link.hpp"
 #include "syncmesh/caf_types.hpp"
 
 namespace syncmesh {
@@ -31,7 +32,10 @@ caf::behavior listener_actor(caf::io::stateful_broker<listener_state>* self,
       ++self->state.accepted;
       auto link_cfg = self->state.params;
       link_cfg.outbound = false;
-      self->fork(peer_link_actor, msg.handle, std::move(link_cfg));
+      if (link_cfg.py2p)
+        self->fork(py2p_link_actor, msg.handle, std::move(link_cfg));
+      else
+        self->fork(peer_link_actor, msg.handle, std::move(link_cfg));
     },
     [=](const caf::io::acceptor_closed_msg&) {
       log_line(log_level::warning, self->state.params.self,

@@ -45,6 +45,9 @@ struct link_params {
   std::chrono::milliseconds peer_timeout{10000};
   /// True when this node dialled the connection.
   bool outbound = false;
+  /// Speak py2p/js2p 0.7.870 (config::wire): the listener and the router
+  /// spawn py2p links instead.
+  bool py2p = false;
 };
 
 /// Hands a dialled socket from the dialler to its link without a round trip:

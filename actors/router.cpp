@@ -8,6 +8,7 @@
 #include "actors/atoms.hpp"
 #include "actors/listener.hpp"
 #include "actors/log.hpp"
+#include "actors/py2p_link.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/caf_types.hpp"
 
@@ -54,6 +55,7 @@ link_params make_link_params(self_ptr self, bool outbound) {
   p.heartbeat_interval = st.cfg.heartbeat_interval;
   p.peer_timeout = st.cfg.peer_timeout;
   p.outbound = outbound;
+  p.py2p = st.cfg.wire == wire_kind::py2p;
   return p;
 }
 
@@ -78,8 +80,11 @@ void start_dial(self_ptr self, const address& addr,
     }
   }
   auto slot = std::make_shared<dial_slot>();
-  auto link = self->system().middleman().spawn_broker(
-    dialing_link_actor, make_link_params(self, true), slot);
+  auto params = make_link_params(self, true);
+  auto link = params.py2p ? self->system().middleman().spawn_broker(
+                py2p_dialing_link_actor, std::move(params), slot)
+                          : self->system().middleman().spawn_broker(
+                            dialing_link_actor, std::move(params), slot);
   self->monitor(link);
   auto& pending = st.dialing[link.address()];
   pending.addr = addr;
@@ -146,6 +151,10 @@ void on_attached(self_ptr self, const std::string& peer) {
   auto& entry = st.peers[peer];
   address addr{entry.info.host(), static_cast<uint16_t>(entry.info.port())};
   st.book.connected(addr);
+  // A py2p link sends its own peers list and keys (py2p's _send_peers);
+  // py2p peers know neither our announcements nor anti-entropy.
+  if (st.cfg.wire == wire_kind::py2p)
+    return;
   // Tell the newcomer whom we know, so it can reach its target degree.
   auto list = peers_envelope(self, peer, 1);
   if (list.peers().peers_size() > 0)
@@ -350,6 +359,63 @@ void flush(self_ptr self) {
   }
 }
 
+// -- py2p mode ----------------------------------------------------------------
+
+uint64_t wall_seconds(self_ptr self) {
+  return now_us(self) / 1'000'000;
+}
+
+/// Announces local writes to py2p peers: one 3-packet store (or delta, or
+/// nil store) broadcast per record. Remote writes are not re-flooded: their
+/// original bytes were relayed when they arrived (on_py2p_inbound).
+void py2p_flood_local(self_ptr self, const std::string& origin,
+                      const pb::WriteBatch& batch) {
+  auto& st = self->state;
+  if (!origin.empty() || st.peers.empty())
+    return;
+  for (const auto& rec : batch.records()) {
+    auto raw = py2p::make_raw(local_write_message(rec, st.self_id));
+    auto time_s = rec.version().stamp().wall_us() / 1'000'000;
+    // Our own broadcast coming back over another path is dropped.
+    st.py2p_seen.remember(raw.id, time_s, wall_seconds(self));
+    send_to_all(self,
+                caf::make_message(frame_atom::value, raw.id + raw.msgpack),
+                std::string{});
+  }
+}
+
+/// A message from a py2p link: broadcasts are aged, de-duplicated and
+/// relayed as received to every peer but their original sender (py2p's
+/// waterfall); writes then go to the lease manager, which decides them with
+/// py2p's rule.
+void on_py2p_inbound(self_ptr self, const std::string& peer,
+                     const std::string& id, const std::string& msgpack,
+                     const std::string& sender, uint64_t time, bool broadcast,
+                     pb::WriteBatch& batch, bool initial_sync) {
+  auto& st = self->state;
+  if (broadcast) {
+    auto verdict = st.py2p_seen.admit(id, time, wall_seconds(self));
+    if (verdict != py2p_waterfall::verdict::fresh)
+      return;
+    auto msg = caf::make_message(frame_atom::value, id + msgpack);
+    send_to_all(self, msg, sender);
+  }
+  if (batch.records_size() == 0)
+    return;
+  if (auto err = validate_remote_batch(batch, st.limits); !err.empty()) {
+    bump(st.stats, &pb::RouterStats::rejected_in,
+         &pb::RouterStats::set_rejected_in);
+    log_line(log_level::warning, st.self_id,
+             "ignoring a py2p write from " + peer.substr(0, 12) + ": " + err);
+    return;
+  }
+  bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
+       static_cast<uint64_t>(batch.records_size()));
+  if (st.lease_manager)
+    self->send(st.lease_manager, py2p_write_atom::value, peer, std::move(batch),
+               initial_sync);
+}
+
 pb::NodeInfo listen_info(self_ptr self) {
   const auto& st = self->state;
   pb::NodeInfo info;
@@ -481,6 +547,10 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
     [=](attach_atom, pb::PeerInfo& info) { return attach(self, info); },
     [=](pb::SendRequest& req) -> caf::result<pb::SendReply> {
       auto& st = self->state;
+      if (st.cfg.wire == wire_kind::py2p)
+        return make_error(errc::invalid_config,
+                          std::string{"send/recv messages are not supported "
+                                      "in py2p mode (only the dictionary)"});
       pb::Envelope env;
       auto* msg = env.mutable_message();
       auto id = st.self_id + "/m" + std::to_string(st.next_message++);
@@ -601,6 +671,10 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       bump(st.stats, &pb::RouterStats::records_out,
            &pb::RouterStats::set_records_out,
            static_cast<uint64_t>(batch.records_size()));
+      if (st.cfg.wire == wire_kind::py2p) {
+        py2p_flood_local(self, origin, batch);
+        return;
+      }
       if (st.peers.empty() || (st.peers.size() == 1 && st.peers.count(origin)))
         return;
       for (auto& rec : *batch.mutable_records())
@@ -638,13 +712,19 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
                    std::move(batch));
       return true;
     },
+    [=](py2p_in_atom, std::string& peer, std::string& id, std::string& msgpack,
+        const std::string& sender, uint64_t time, bool broadcast,
+        pb::WriteBatch& batch, bool initial_sync) {
+      on_py2p_inbound(self, peer, id, msgpack, sender, time, broadcast, batch,
+                      initial_sync);
+    },
     [=](rtick_atom) {
       dial_due(self);
       self->delayed_send(self, self->state.cfg.redial_min, rtick_atom::value);
     },
     [=](ae_round_atom) {
       auto& st = self->state;
-      if (!st.peers.empty()) {
+      if (!st.peers.empty() && st.cfg.wire != wire_kind::py2p) {
         auto i = st.peers.begin();
         std::advance(i, static_cast<long>(st.ae_turn++ % st.peers.size()));
         self->send(st.store, ae_start_atom::value, i->second.link);

@@ -10,6 +10,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/peer_link.hpp"
+#include "actors/py2p_link_state.hpp"
 #include "actors/router_state.hpp"
 #include "syncmesh/config.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -53,6 +54,8 @@ struct router_state {
                     std::chrono::seconds(30), 0};
   /// Control messages already relayed.
   seen_set seen;
+  /// py2p mode: broadcasts already relayed (py2p's 60 s waterfall).
+  py2p_waterfall py2p_seen;
   /// The listening broker, if any.
   caf::actor listener;
   /// The bound port (0 until bound or when not listening).

@@ -15,8 +15,8 @@ class Version;
 /// A node's ID: raw bytes, compared bytewise.
 using node_id = std::string;
 
-/// Largest accepted node ID, in bytes.
-inline constexpr size_t max_node_id_size = 64;
+/// Largest accepted node ID, in bytes (py2p ids are 65-66 base58 chars).
+inline constexpr size_t max_node_id_size = 128;
 
 /// Renders bytes as lowercase hex (node IDs in messages and logs).
 std::string to_hex(const std::string& bytes);

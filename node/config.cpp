@@ -1,6 +1,7 @@
 #include "syncmesh/config.hpp"
 
 #include "messages/frame_codec.hpp"
+#include "messages/py2p_codec.hpp"
 #include "messages/version.hpp"
 
 namespace syncmesh {
@@ -30,6 +31,9 @@ std::string config::validate() const {
     return "max_hops must be positive";
   if (node_id.size() > max_node_id_size)
     return "node_id exceeds " + to_string(max_node_id_size) + " bytes";
+  if (wire == wire_kind::py2p && !node_id.empty()
+      && !py2p::is_base58_id(node_id))
+    return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
   if (max_send_queue < max_frame_size)
@@ -81,6 +85,11 @@ bool parse_host_port(const std::string& text, std::string& host, uint16_t& port,
 }
 
 std::string protocol_id(const config& cfg) {
+  // py2p's SyncSocket: its default subnet is "sync", the leasing digit is
+  // appended to the subnet and the transport is plain TCP.
+  if (cfg.wire == wire_kind::py2p)
+    return py2p::protocol_id(cfg.subnet.empty() ? "sync" : cfg.subnet,
+                             cfg.leasing);
   // Readable on purpose: peers log it when they refuse each other.
   return "syncmesh/1 subnet=" + cfg.subnet
          + " leasing=" + (cfg.leasing ? "1" : "0");

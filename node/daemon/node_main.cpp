@@ -22,6 +22,7 @@
 
 #include "actors/facade.hpp"
 #include "actors/log.hpp"
+#include "messages/py2p_codec.hpp"
 #include "messages/version.hpp"
 #include "node/daemon/http_api.hpp"
 #include "node/daemon/json_value.hpp"
@@ -38,6 +39,8 @@ struct node_config : caf::actor_system_config {
   std::string peers;
   std::string subnet;
   bool leasing = true;
+  std::string wire = "native";
+  bool py2p_allow_delete = false;
   std::string lease_duration = "1h";
   size_t max_peers = 4;
   size_t max_inbound = 32;
@@ -58,6 +61,9 @@ struct node_config : caf::actor_system_config {
       .add(peers, "peers", "seeds to dial, \"host:port,host:port\"")
       .add(subnet, "subnet", "only peers of the same subnet talk")
       .add(leasing, "leasing", "leases on (true) or newest write wins")
+      .add(wire, "wire", "peer dialect: native | py2p (py2p/js2p 0.7.870)")
+      .add(py2p_allow_delete, "py2p-allow-delete",
+           "py2p mode: allow deletes (nil stores crash js2p peers)")
       .add(lease_duration, "lease-duration", "lease length, e.g. \"1h\"")
       .add(max_peers, "max-peers", "outgoing connections to aim for")
       .add(max_inbound, "max-inbound", "most inbound connections")
@@ -127,6 +133,11 @@ config to_node_config(const node_config& opts) {
   cfg.port = opts.port;
   cfg.subnet = opts.subnet;
   cfg.leasing = opts.leasing;
+  if (opts.wire == "py2p")
+    cfg.wire = wire_kind::py2p;
+  else if (opts.wire != "native")
+    fail("--wire: '" + opts.wire + "' is neither native nor py2p");
+  cfg.py2p_allow_delete = opts.py2p_allow_delete;
   cfg.max_peers = opts.max_peers;
   cfg.max_inbound = opts.max_inbound;
   cfg.max_value_size = opts.max_value_size;
@@ -170,12 +181,16 @@ void load_state(const std::string& dir, config& cfg) {
   while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back())))
     hex.pop_back();
   if (hex.empty()) {
-    cfg.node_id = random_node_id();
+    cfg.node_id = cfg.wire == wire_kind::py2p
+                    ? py2p::random_node_id(protocol_id(cfg))
+                    : random_node_id();
     if (!write_file(id_path, to_hex(cfg.node_id) + "\n"))
       fail("--data-dir: cannot write " + id_path);
   } else if (!from_hex(hex, cfg.node_id)) {
     fail(id_path + " does not hold a hex node ID");
   }
+  if (auto err = cfg.validate(); !err.empty())
+    fail(id_path + ": " + err + " (use another --data-dir)");
   auto hlc = read_file(dir + "/hlc");
   if (!hlc.empty())
     cfg.hlc_floor_us = std::strtoull(hlc.c_str(), nullptr, 10);

@@ -10,6 +10,15 @@
 
 namespace syncmesh {
 
+/// The dialect a node's peer links speak.
+enum class wire_kind : uint8_t {
+  /// syncmesh's own protobuf envelopes (anti-entropy, tombstones, HLC).
+  native,
+  /// py2p / js2p 0.7.870's msgpack frames, to join their meshes as a sync
+  /// peer (docs: tests/interop/README.md, "py2p mode").
+  py2p,
+};
+
 /// Everything that configures one syncmesh node. Defaults follow py2p's
 /// sync_socket: leasing on, one-hour leases.
 struct config {
@@ -83,7 +92,8 @@ struct config {
   std::chrono::milliseconds seen_ttl = std::chrono::minutes(2);
   /// How long the blocking sync_socket waits for any one reply.
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
-  /// The node's ID as raw bytes (at most 64); empty picks 16 random bytes.
+  /// The node's ID as raw bytes (at most 128); empty picks 16 random bytes
+  /// (py2p mode: a random base58 id, as py2p makes its own).
   std::string node_id;
   /// Wall clock for HLC stamps, leases and tombstones; empty uses the system
   /// clock. Tests and simulators inject a manual_clock here.
@@ -91,6 +101,14 @@ struct config {
   /// The node never stamps a write at or below this time (µs): a restarted
   /// node passes the high-water mark it persisted (see NodeStats).
   uint64_t hlc_floor_us = 0;
+
+  /// Wire dialect of every peer link of this node (one per node: py2p and
+  /// native peers never share a mesh).
+  wire_kind wire = wire_kind::native;
+  /// py2p mode: allow erase/pop, which send a nil store. js2p 0.7.870 throws
+  /// on a nil store and closes every link on its path, so this stays off
+  /// unless the mesh has no js2p node.
+  bool py2p_allow_delete = false;
 
   /// Explains the first invalid setting, or returns an empty string.
   std::string validate() const;

@@ -1,0 +1,369 @@
+#include "actors/py2p_link.hpp"
+
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/log.hpp"
+#include "syncmesh/caf_types.hpp"
+#include "syncmesh/pb/entry.pb.h"
+
+namespace syncmesh {
+
+namespace {
+
+using namespace std::chrono;
+
+/// (hs_timeout_atom): the handshake deadline.
+using py2p_hs_atom = caf::atom_constant<caf::atom("py2phs")>;
+
+/// Keys sent per snapshot page during the initial sync.
+constexpr uint32_t sync_page = 256;
+
+uint64_t now_s() {
+  return static_cast<uint64_t>(
+    duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::string describe(py2p_link_ptr self) {
+  const auto& st = self->state;
+  auto who = st.session && st.session->handshake_received()
+               ? st.session->peer_id().substr(0, 12)
+               : std::string{"?"};
+  return "py2p peer " + who + " (" + (st.params.outbound ? "out" : "in") + ")";
+}
+
+const char* kind_name(int sub_flag) {
+  switch (sub_flag) {
+    case py2p::flag::handshake:
+      return "py2p_handshake";
+    case py2p::flag::peers:
+      return "py2p_peers";
+    case py2p::flag::store:
+      return "py2p_store";
+    case py2p::flag::delta:
+      return "py2p_delta";
+    case py2p::flag::request:
+      return "py2p_request";
+    default:
+      return "py2p_other";
+  }
+}
+
+void report_traffic(py2p_link_ptr self) {
+  auto& st = self->state;
+  st.unreported = 0;
+  if (st.traffic.messages_in().empty() && st.traffic.messages_out().empty())
+    return;
+  caf::anon_send(st.params.router, traffic_atom::value, std::move(st.traffic));
+  st.traffic.Clear();
+}
+
+void count(py2p_link_ptr self, bool in, const char* kind, size_t n) {
+  auto& t = self->state.traffic;
+  auto& messages = in ? *t.mutable_messages_in() : *t.mutable_messages_out();
+  auto& bytes = in ? *t.mutable_bytes_in() : *t.mutable_bytes_out();
+  ++messages[kind];
+  bytes[kind] += n;
+  if (++self->state.unreported >= 64)
+    report_traffic(self);
+}
+
+void write_raw(py2p_link_ptr self, const std::string& frame, const char* kind) {
+  auto& st = self->state;
+  if (frame.empty())
+    return; // over the frame size: nothing a peer could read
+  auto& buf = self->wr_buf(st.hdl);
+  buf.insert(buf.end(), frame.begin(), frame.end());
+  st.budget.wrote(frame.size());
+  count(self, false, kind, frame.size());
+  self->flush(st.hdl);
+}
+
+/// Closes the connection and stops. Before the handshake the link quits
+/// with an error, so whoever dialled it learns why.
+void shut_down(py2p_link_ptr self, const std::string& reason,
+               bool expected = false) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.closing = true;
+  report_traffic(self);
+  log_line(expected ? log_level::info : log_level::warning, st.params.self,
+           "closing " + describe(self) + ": " + reason);
+  if (!expected)
+    caf::anon_send(st.params.router, link_closed_atom::value,
+                   std::string{"py2p: "} + reason.substr(0, 40));
+  self->close(st.hdl);
+  if (st.attached || st.passive)
+    self->quit(caf::exit_reason::normal);
+  else
+    self->quit(make_error(errc::disconnected, "py2p link: " + reason));
+}
+
+/// Sends one snapshot page of keys as 5-packet stores, then the next.
+void send_keys(py2p_link_ptr self, std::string start_after) {
+  pb::SnapshotRequest req;
+  req.set_limit(sync_page);
+  req.set_start_after(std::move(start_after));
+  self->request(self->state.params.store, caf::infinite, std::move(req))
+    .then(
+      [=](const pb::Snapshot& snap) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        auto t = now_s();
+        for (const auto& item : snap.items()) {
+          const auto& owner = item.meta().owner().empty() ? st.params.self
+                                                          : item.meta().owner();
+          // Owners go out as str: the type py2p/js2p peers got it in is not
+          // kept (see the py2p-mode notes).
+          auto payload = py2p::store5_payload(
+            item.key(), item.value(), owner, item.meta().time_us() / 1'000'000);
+          write_raw(self, st.session->whisper_frame(payload, t), "py2p_store");
+        }
+        if (snap.items_size() == static_cast<int>(sync_page))
+          send_keys(self, snap.items(snap.items_size() - 1).key());
+      },
+      [=](caf::error& err) {
+        log_line(log_level::warning, self->state.params.self,
+                 "initial sync to " + describe(self)
+                   + " stopped: " + self->system().render(err));
+      });
+}
+
+/// What py2p's `_send_peers` does: the peers list, then every key.
+void send_initial_sync(py2p_link_ptr self) {
+  auto& st = self->state;
+  self->request(st.params.router, caf::infinite, pb::PeersRequest{})
+    .then(
+      [=](const pb::PeerList& list) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        std::vector<py2p::peer_address> peers;
+        // js2p (ids as str) closes the link on a list with two entries it
+        // would dial (bug J4): give it at most one.
+        size_t cap = st.session->peer_id_bin() ? 32 : 1;
+        for (const auto& p : list.peers()) {
+          if (p.port() == 0 || p.node_id() == st.session->peer_id())
+            continue;
+          if (peers.size() >= cap)
+            break;
+          peers.push_back(py2p::peer_address{
+            p.host(), static_cast<uint16_t>(p.port()), p.node_id()});
+        }
+        write_raw(
+          self, st.session->whisper_frame(py2p::peers_payload(peers), now_s()),
+          "py2p_peers");
+        send_keys(self, std::string{});
+      },
+      [=](caf::error&) { send_keys(self, std::string{}); });
+}
+
+void handle(py2p_link_ptr self, py2p_inbound& in);
+
+/// The peer's first valid handshake: ask the router to attach it.
+void on_handshake(py2p_link_ptr self, const py2p::handshake_info& hello) {
+  auto& st = self->state;
+  if (st.attach_requested)
+    return; // repeated handshakes (js2p sends two) change nothing
+  st.attach_requested = true;
+  pb::PeerInfo info;
+  info.set_node_id(hello.id);
+  bool wildcard = hello.host == "0.0.0.0" || hello.host == "::";
+  info.set_host(wildcard ? self->remote_addr(st.hdl) : hello.host);
+  info.set_port(hello.port);
+  info.set_outbound(st.params.outbound);
+  self->request(st.params.router, caf::infinite, attach_atom::value, info)
+    .then(
+      [=](bool accepted) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        st.attached = accepted;
+        st.passive = !accepted;
+        log_line(log_level::info, st.params.self,
+                 std::string{accepted ? "connected to " : "second link to "}
+                   + describe(self));
+        if (!st.initial_sync_started) {
+          st.initial_sync_started = true;
+          send_initial_sync(self);
+        }
+        auto early = std::move(st.early);
+        st.early.clear();
+        st.early_bytes = 0;
+        for (auto& in : early) {
+          handle(self, in);
+          if (self->state.closing)
+            return;
+        }
+      },
+      [=](caf::error& err) {
+        shut_down(self, "not attached: " + self->system().render(err));
+      });
+}
+
+void handle(py2p_link_ptr self, py2p_inbound& in) {
+  auto& st = self->state;
+  if (in.what == py2p_inbound::kind::handshake) {
+    on_handshake(self, in.hello);
+    return;
+  }
+  if (!st.attached && !st.passive) {
+    // Processed once the router answered the attach, in order (bounded).
+    st.early_bytes += in.raw.msgpack.size() + py2p::id_size;
+    if (st.early_bytes > st.params.max_send_queue) {
+      shut_down(self, "too much traffic before the handshake completed");
+      return;
+    }
+    st.early.push_back(std::move(in));
+    return;
+  }
+  const auto& peer = st.session->peer_id();
+  pb::WriteBatch batch;
+  bool initial = false;
+  switch (in.what) {
+    case py2p_inbound::kind::peers: {
+      pb::Peers list;
+      for (const auto& p : in.peers) {
+        auto* x = list.add_peers();
+        x->set_node_id(p.id);
+        x->set_host(p.host);
+        x->set_port(p.port);
+      }
+      caf::anon_send(st.params.router, peers_atom::value, peer, std::move(list),
+                     std::string{}, uint32_t{0});
+      break;
+    }
+    case py2p_inbound::kind::request_peers:
+      // js2p answers with peers and all keys, py2p with peers only; the
+      // keys fill gaps on the asker and cost only bandwidth.
+      send_initial_sync(self);
+      break;
+    case py2p_inbound::kind::write: {
+      auto* rec = batch.add_records();
+      if (auto err
+          = to_write_record(in.store, in.msg.sender, in.msg.time, *rec);
+          !err.empty()) {
+        log_line(log_level::warning, st.params.self,
+                 "ignoring a store from " + describe(self) + ": " + err);
+        batch.Clear();
+      }
+      initial = in.store.initial_sync;
+      break;
+    }
+    default:
+      break;
+  }
+  // Broadcasts are relayed (even when we cannot use them); writes applied.
+  if (in.broadcast() || batch.records_size() > 0)
+    caf::anon_send(st.params.router, py2p_in_atom::value, peer,
+                   std::move(in.raw.id), std::move(in.raw.msgpack),
+                   std::move(in.msg.sender), in.msg.time, in.broadcast(),
+                   std::move(batch), initial);
+}
+
+void on_data(py2p_link_ptr self, const std::vector<char>& buf) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  std::vector<py2p_inbound> msgs;
+  auto err = st.session->feed(std::string_view{buf.data(), buf.size()}, msgs);
+  for (auto& in : msgs) {
+    count(self, true, kind_name(in.msg.sub_flag()),
+          in.raw.msgpack.size() + py2p::id_size);
+    handle(self, in);
+    if (st.closing)
+      return;
+  }
+  if (!err.empty())
+    shut_down(self, err);
+}
+
+} // namespace
+
+caf::behavior py2p_link_actor(py2p_link_ptr self,
+                              caf::io::connection_handle hdl,
+                              link_params params) {
+  auto& st = self->state;
+  st.params = std::move(params);
+  st.hdl = hdl;
+  st.session = std::make_unique<py2p_session>(py2p_link_settings{
+    st.params.self, st.params.protocol_id, st.params.listen_host,
+    st.params.listen_port, st.params.max_frame_size});
+  st.budget = send_budget{st.params.max_send_queue};
+  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  self->ack_writes(hdl, true);
+  self->monitor(st.params.router);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    if (msg.source == self->state.params.router)
+      shut_down(self, "node stopping", true);
+  });
+  // Both sides send their handshake at once, unprompted.
+  write_raw(self, st.session->handshake_frame(now_s()), "py2p_handshake");
+  self->delayed_send(self, st.params.handshake_timeout, py2p_hs_atom::value);
+  return {
+    [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
+    [=](const caf::io::data_transferred_msg& msg) {
+      self->state.budget.remaining(msg.remaining);
+    },
+    [=](const caf::io::connection_closed_msg&) {
+      shut_down(self, "connection closed by the peer", true);
+    },
+    [=](frame_atom, const std::string& id_and_msgpack) {
+      auto& st = self->state;
+      if (st.closing || id_and_msgpack.size() < py2p::id_size)
+        return;
+      py2p::raw_message raw;
+      raw.id = id_and_msgpack.substr(0, py2p::id_size);
+      raw.msgpack = id_and_msgpack.substr(py2p::id_size);
+      auto frame = st.session->frame(raw);
+      if (!st.budget.admits(frame.size())) {
+        shut_down(self, std::to_string(st.budget.queued())
+                          + " bytes queued, limit "
+                          + std::to_string(st.budget.limit()));
+        return;
+      }
+      write_raw(self, frame, "py2p_flood");
+    },
+    [=](goodbye_atom, int32_t reason, const std::string& detail) {
+      shut_down(self,
+                std::string{to_string(static_cast<pb::Goodbye::Reason>(reason))}
+                  + " (" + detail + ")",
+                reason == pb::Goodbye::SHUTDOWN
+                  || reason == pb::Goodbye::DUPLICATE_CONNECTION);
+    },
+    [=](py2p_hs_atom) {
+      auto& st = self->state;
+      if (!st.attach_requested && !st.closing)
+        shut_down(self, "no handshake within "
+                          + std::to_string(st.params.handshake_timeout.count())
+                          + " ms");
+    },
+  };
+}
+
+caf::behavior py2p_dialing_link_actor(py2p_link_ptr self, link_params params,
+                                      std::shared_ptr<dial_slot> slot) {
+  self->state.slot = slot;
+  return {
+    [=](adopt_atom) {
+      auto fd = slot->take();
+      if (fd < 0) {
+        self->quit(make_error(errc::unreachable, std::string{"no socket"}));
+        return;
+      }
+      auto hdl
+        = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
+      self->become(py2p_link_actor(self, hdl, params));
+    },
+    [=](dial_fail_atom, uint8_t code, const std::string& reason) {
+      self->quit(make_error(static_cast<errc>(code), reason));
+    },
+  };
+}
+
+} // namespace syncmesh

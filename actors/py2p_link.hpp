@@ -1,0 +1,79 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/io/broker.hpp>
+#include <caf/io/connection_handle.hpp>
+
+#include "actors/peer_link.hpp"
+#include "actors/py2p_link_state.hpp"
+#include "syncmesh/pb/requests.pb.h"
+
+namespace syncmesh {
+
+/// State of one py2p-dialect link broker.
+struct py2p_link_state {
+  /// Closes a dialled socket that never got adopted.
+  ~py2p_link_state() {
+    if (slot)
+      slot->abandon();
+  }
+
+  /// Where the dialler leaves the socket (dialled links only).
+  std::shared_ptr<dial_slot> slot;
+  /// Settings (the protocol id is the py2p one: see protocol_id(config)).
+  link_params params;
+  /// The connection.
+  caf::io::connection_handle hdl;
+  /// Framing, handshake and classification rules.
+  std::unique_ptr<py2p_session> session;
+  /// Bytes handed to the OS but not yet written.
+  send_budget budget;
+  /// The router was asked to attach us.
+  bool attach_requested = false;
+  /// The router attached us (we receive flood traffic).
+  bool attached = false;
+  /// The router kept another connection to the same id: this one stays
+  /// open (py2p may route through it) but gets no flood traffic.
+  bool passive = false;
+  /// Closing: no more input is processed.
+  bool closing = false;
+  /// Peers and keys were sent to this peer.
+  bool initial_sync_started = false;
+  /// Messages that arrived before the router answered the attach (bounded).
+  std::vector<py2p_inbound> early;
+  /// Size of `early` in bytes; capped at params.max_send_queue.
+  size_t early_bytes = 0;
+  /// Traffic since the last report to the router.
+  pb::TrafficStats traffic;
+  /// Messages counted since the last report.
+  size_t unreported = 0;
+
+  /// The actor's name in CAF's registry and logs.
+  static inline const char* name = "syncmesh.py2p_link";
+};
+
+/// Pointer type of py2p link brokers.
+using py2p_link_ptr = caf::io::stateful_broker<py2p_link_state>*;
+
+/// A peer link that speaks py2p/js2p 0.7.870 on an established connection.
+/// It sends its handshake at once, attaches the peer to the router on the
+/// peer's first valid handshake, then sends the peers list and every key as
+/// a 5-packet initial-sync store (like py2p's `_send_peers`). Every message
+/// goes to the router as `(py2p_in_atom, ...)` with its received bytes, so
+/// the router de-duplicates and relays broadcasts unchanged; stores and
+/// deltas travel with it as write records. Messages from the node:
+/// - `(frame_atom, id || msgpack)`: a message to send, framed and compressed
+///   for this peer; shed by disconnecting when the send queue is full;
+/// - `(goodbye_atom, reason, detail)`: close (py2p has no goodbye message).
+caf::behavior py2p_link_actor(py2p_link_ptr self,
+                              caf::io::connection_handle hdl,
+                              link_params params);
+
+/// A py2p link whose connection is being dialled (see dialing_link_actor).
+caf::behavior py2p_dialing_link_actor(py2p_link_ptr self, link_params params,
+                                      std::shared_ptr<dial_slot> slot);
+
+} // namespace syncmesh

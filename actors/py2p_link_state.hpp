@@ -1,0 +1,183 @@
+#pragma once
+
+// The rules of a py2p-dialect peer link, without CAF: framing and
+// decompression of the byte stream, the handshake, compression
+// renegotiation, classification of what arrives, de-duplication of
+// broadcasts (the "waterfall") and translation of stores into syncmesh
+// write records. The actors (py2p_link, router) are thin shells over this.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "messages/frame_codec.hpp"
+#include "messages/py2p_codec.hpp"
+#include "messages/version.hpp"
+
+namespace syncmesh {
+
+namespace pb {
+class WriteRecord;
+} // namespace pb
+
+/// Remembers the ids of py2p broadcasts already relayed, bounded in time
+/// and size. An id stays at least `ttl_s` past the later of its arrival and
+/// its message time (capped), so a copy still young enough to pass the age
+/// check is always recognized unless the set overflowed.
+class py2p_waterfall {
+public:
+  /// What to do with a broadcast.
+  enum class verdict {
+    /// New: relay it and handle it.
+    fresh,
+    /// Seen before: drop it.
+    duplicate,
+    /// Older than the age limit: drop it.
+    too_old,
+  };
+
+  /// Keeps at most `capacity` ids.
+  explicit py2p_waterfall(size_t capacity = 65536,
+                          uint64_t ttl_s = py2p::max_age_s)
+      : capacity_(capacity), ttl_s_(ttl_s) {}
+
+  /// Checks a received broadcast with id `id` and time `msg_time_s` at
+  /// local time `now_s`, and remembers it when fresh.
+  verdict admit(const std::string& id, uint64_t msg_time_s, uint64_t now_s);
+
+  /// Remembers one of our own messages so its echo is dropped.
+  void remember(const std::string& id, uint64_t msg_time_s, uint64_t now_s);
+
+  /// Ids remembered now.
+  size_t size() const noexcept { return ids_.size(); }
+
+private:
+  void expire(uint64_t now_s);
+
+  size_t capacity_;
+  uint64_t ttl_s_;
+  std::multimap<uint64_t, std::string> by_expiry_;
+  std::unordered_map<std::string,
+                     std::multimap<uint64_t, std::string>::iterator>
+    ids_;
+};
+
+/// What a py2p link needs to know about its node.
+struct py2p_link_settings {
+  /// This node's id (base58 text).
+  node_id self;
+  /// The py2p protocol id of the node's subnet.
+  std::string protocol_id;
+  /// The address announced in the handshake.
+  std::string host;
+  /// See host.
+  uint16_t port = 0;
+  /// Largest frame body accepted or sent, compressed or not.
+  size_t max_frame_size = default_max_frame_size;
+};
+
+/// One message from the peer, classified.
+struct py2p_inbound {
+  /// What the message asks for.
+  enum class kind {
+    /// A valid handshake (same protocol id): attach the peer.
+    handshake,
+    /// A peers list: addresses to dial.
+    peers,
+    /// A store or delta: a write for the lease manager.
+    write,
+    /// `request '*'`: send peers (and, like js2p, our keys).
+    request_peers,
+    /// Nothing to do locally (user messages, lookups, pings); broadcasts are
+    /// still relayed.
+    other,
+  };
+  /// See kind.
+  kind what = kind::other;
+  /// The bytes as received (for the id and for relaying).
+  py2p::raw_message raw;
+  /// The decoded header and payload.
+  py2p::message msg;
+  /// With kind::handshake.
+  py2p::handshake_info hello;
+  /// With kind::peers.
+  std::vector<py2p::peer_address> peers;
+  /// With kind::write.
+  py2p::store_info store;
+
+  /// True when the main flag asks for flooding.
+  bool broadcast() const noexcept { return msg.type == py2p::flag::broadcast; }
+};
+
+/// The per-connection rules of a py2p link: turns received bytes into
+/// classified messages and frames what we send for this peer's compression.
+class py2p_session {
+public:
+  /// A session for a node with `settings`.
+  explicit py2p_session(py2p_link_settings settings);
+
+  /// Our handshake, framed (always uncompressed, as both libraries do).
+  std::string handshake_frame(uint64_t now_s) const;
+
+  /// Builds and frames a whisper from us to this peer.
+  std::string whisper_frame(const std::vector<pb::Value>& payload,
+                            uint64_t now_s) const;
+
+  /// Frames a message for this peer with the compression it advertised.
+  std::string frame(const py2p::raw_message& msg) const;
+
+  /// Feeds received bytes; appends complete messages to `out`. Returns an
+  /// explanation when the connection must close (oversized frame, checksum
+  /// mismatch, malformed msgpack, foreign protocol id).
+  std::string feed(std::string_view bytes, std::vector<py2p_inbound>& out);
+
+  /// True once the peer sent a valid handshake.
+  bool handshake_received() const noexcept { return !peer_id_.empty(); }
+
+  /// The peer's id (empty before its handshake).
+  const std::string& peer_id() const noexcept { return peer_id_; }
+
+  /// True when the peer sent its id as msgpack bin (py2p 0.7.870 does;
+  /// js2p sends str), which tells the two libraries apart.
+  bool peer_id_bin() const noexcept { return peer_id_bin_; }
+
+  /// The peer's compression methods.
+  const std::vector<uint8_t>& peer_methods() const noexcept {
+    return peer_methods_;
+  }
+
+  /// The settings.
+  const py2p_link_settings& settings() const noexcept { return cfg_; }
+
+private:
+  std::string classify(py2p::raw_message&& raw, std::vector<py2p_inbound>& out);
+
+  py2p_link_settings cfg_;
+  frame_decoder decoder_;
+  std::string peer_id_;
+  bool peer_id_bin_ = false;
+  std::vector<uint8_t> peer_methods_;
+};
+
+/// Turns a py2p store or delta into a write record with a *provisional*
+/// version that carries py2p's metadata: claimer and stamp node = the owner
+/// (the sender, or the owner packet of an initial-sync record), claim and
+/// stamp time = its whole-second timestamp, lease end = timestamp + 3600 s.
+/// The lease manager decides with py2p's rule and replaces the version
+/// (py2p_successor) before anything stores it. Returns an explanation when
+/// the value does not fit the syncmesh value model.
+std::string to_write_record(const py2p::store_info& store,
+                            const std::string& sender, uint64_t time_s,
+                            pb::WriteRecord& out);
+
+/// Builds the msgpack of the broadcast that announces a local write
+/// (3-packet store, nil store for a delete, delta for field writes), with
+/// our id as sender and the write's whole second as time.
+std::string local_write_message(const pb::WriteRecord& rec,
+                                const node_id& self);
+
+} // namespace syncmesh

@@ -22,8 +22,8 @@
 
 namespace syncmesh::testing {
 
-using std::chrono::microseconds;
 using caf::io::connection_handle;
+using std::chrono::microseconds;
 
 namespace {
 
@@ -178,8 +178,8 @@ struct cluster::impl {
     ++n.incarnation;
     n.actor_cfg = std::make_unique<simulated_config>();
     n.sys = std::make_unique<caf::actor_system>(*n.actor_cfg);
-    n.sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
-      n.sys->scheduler());
+    n.sched
+      = &dynamic_cast<caf::scheduler::test_coordinator&>(n.sys->scheduler());
     n.mpx = &dynamic_cast<caf::io::network::test_multiplexer&>(
       n.sys->middleman().backend());
     n.clock_base = n.sched->clock().now();
@@ -325,10 +325,10 @@ struct cluster::impl {
       if (sched.empty())
         continue;
       using namespace std::chrono;
-      auto t = n.clock_base_us
-               + duration_cast<microseconds>(sched.begin()->first
-                                             - n.clock_base)
-                   .count();
+      auto t
+        = n.clock_base_us
+          + duration_cast<microseconds>(sched.begin()->first - n.clock_base)
+              .count();
       if (!result || t < *result)
         result = t;
     }
@@ -346,8 +346,7 @@ struct cluster::impl {
     while (n.sched->try_run_once() || n.mpx->try_exec_runnable()
            || n.mpx->read_data()) {
       if (++steps > max_steps_per_instant)
-        throw std::runtime_error("syncmesh::testing: node "
-                                 + std::to_string(i)
+        throw std::runtime_error("syncmesh::testing: node " + std::to_string(i)
                                  + " never becomes idle");
     }
     return steps > 0;
@@ -529,12 +528,12 @@ struct cluster::impl {
     if (f.duplicate > 0 && uniform01() < f.duplicate) {
       ++counters.frames_duplicated;
       dir.in_flight += size;
-      queue.push(delivery{at + latency(f), next_seq++, c, 1 - k, bytes, size,
-                          false});
+      queue.push(
+        delivery{at + latency(f), next_seq++, c, 1 - k, bytes, size, false});
     }
     dir.in_flight += size;
-    queue.push(delivery{at, next_seq++, c, 1 - k, std::move(bytes), size,
-                        false});
+    queue.push(
+      delivery{at, next_seq++, c, 1 - k, std::move(bytes), size, false});
   }
 
   /// Side k closed: the other side learns it after what was sent before.
@@ -580,8 +579,8 @@ struct cluster::impl {
       ep.peer_closed = true;
       ++counters.connections_closed;
       if (attached(n, ep.hdl))
-        n.mpx->impl_ptr(ep.hdl)->io_failure(
-          n.mpx, caf::io::network::operation::read);
+        n.mpx->impl_ptr(ep.hdl)->io_failure(n.mpx,
+                                            caf::io::network::operation::read);
       return;
     }
     ++counters.frames_delivered;

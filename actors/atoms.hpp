@@ -34,9 +34,13 @@ using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
+/// (export_atom) -> WriteBatch: every entry as records, sorted by key.
+using export_atom = caf::atom_constant<caf::atom("export")>;
 
 /// (adopt_atom): a dialler left a connected socket in the link's slot.
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
+/// (backend_dial_atom, host, port): connect through the middleman backend.
+using backend_dial_atom = caf::atom_constant<caf::atom("bdial")>;
 /// (dial_fail_atom, errc, reason): a dial failed.
 using dial_fail_atom = caf::atom_constant<caf::atom("dialfail")>;
 /// (goodbye_atom, reason, detail): say goodbye with a reason and close.

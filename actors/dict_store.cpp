@@ -263,6 +263,7 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       self->state.store.purge(keys);
     },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
+    [=](export_atom) { return self->state.store.export_all(); },
     [=](stats_atom) {
       auto stats = self->state.stats;
       stats.set_live_keys(self->state.store.live_count());

@@ -48,6 +48,7 @@ struct dict_store_state {
 /// - `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
 /// - `(purge_atom, keys)`, `(events_atom, bool)`, `(wire_atom, events)`,
 ///   `(dump_atom) -> std::string` (canonical bytes);
+///   `(export_atom) -> pb::WriteBatch` (every entry as records, by key);
 /// - anti-entropy with the peer behind a link: `(ae_start_atom, link)` sends
 ///   our SUMMARY; `(ae_digest_atom, link, Digest)` answers a peer's digest;
 ///   `(ae_ack_atom, link, session)` releases the next window; entries

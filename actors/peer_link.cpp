@@ -461,6 +461,16 @@ caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
         = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
       self->become(peer_link_actor(self, hdl, params));
     },
+    [=](backend_dial_atom, const std::string& host, uint16_t port) {
+      auto hdl = self->add_tcp_scribe(host, port);
+      if (!hdl) {
+        self->quit(make_error(errc::unreachable, "connect to " + host + ":"
+                                                   + std::to_string(port)
+                                                   + " failed"));
+        return;
+      }
+      self->become(peer_link_actor(self, *hdl, params));
+    },
     [=](dial_fail_atom, uint8_t code, const std::string& reason) {
       self->quit(make_error(static_cast<errc>(code), reason));
     },

@@ -132,8 +132,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
 
 /// A peer link whose connection is being dialled: `slot` receives the
 /// socket; `(adopt_atom)` tells the link to take it (then it runs as
-/// peer_link_actor) and `(dial_fail_atom, errc, reason)` that the dial
-/// failed (then it quits with that error).
+/// peer_link_actor), `(backend_dial_atom, host, port)` to connect through the
+/// middleman backend instead (config::dial_via_backend), and `(dial_fail_atom,
+/// errc, reason)` that the dial failed (then it quits with that error).
 caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
                                  std::shared_ptr<dial_slot> slot);
 

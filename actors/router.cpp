@@ -91,8 +91,11 @@ void start_dial(self_ptr self, const address& addr,
   if (rp)
     pending.waiting.push_back(std::move(*rp));
   log_line(log_level::debug, st.self_id, "dialling " + addr.str());
-  dial(self->system(), link, std::move(slot), addr.host, addr.port,
-       st.cfg.dial_timeout);
+  if (st.cfg.dial_via_backend)
+    caf::anon_send(link, backend_dial_atom::value, addr.host, addr.port);
+  else
+    dial(self->system(), link, std::move(slot), addr.host, addr.port,
+         st.cfg.dial_timeout);
 }
 
 void dial_due(self_ptr self) {
@@ -740,6 +743,7 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
     [=](stats_atom) {
       auto stats = self->state.stats;
       stats.set_peers(static_cast<uint32_t>(self->state.peers.size()));
+      stats.set_seen_ids(self->state.seen.size());
       return stats;
     },
   };

@@ -264,13 +264,34 @@ store_state::sorted_live_keys(const std::string& prefix, size_t limit,
   return result;
 }
 
-std::string store_state::canonical_bytes() const {
+namespace {
+
+template <class Map>
+std::vector<const std::string*> sorted_keys(const Map& entries) {
   std::vector<const std::string*> keys;
-  keys.reserve(entries_.size());
-  for (const auto& kv : entries_)
+  keys.reserve(entries.size());
+  for (const auto& kv : entries)
     keys.push_back(&kv.first);
   std::sort(keys.begin(), keys.end(),
             [](const std::string* x, const std::string* y) { return *x < *y; });
+  return keys;
+}
+
+} // namespace
+
+pb::WriteBatch store_state::export_all() const {
+  std::vector<pb::WriteRecord> records;
+  for (const auto* key : sorted_keys(entries_))
+    entries_.at(*key).export_records(*key, records);
+  pb::WriteBatch batch;
+  batch.mutable_records()->Reserve(static_cast<int>(records.size()));
+  for (auto& rec : records)
+    *batch.add_records() = std::move(rec);
+  return batch;
+}
+
+std::string store_state::canonical_bytes() const {
+  auto keys = sorted_keys(entries_);
   std::string out;
   for (const auto* key : keys) {
     put_blob(out, *key);

@@ -12,6 +12,7 @@ namespace syncmesh {
 
 namespace pb {
 class WriteRecord;
+class WriteBatch;
 class EntryMeta;
 class Value;
 } // namespace pb
@@ -133,6 +134,10 @@ public:
   /// A canonical encoding of the whole store, keys sorted: replicas holding
   /// the same entries give identical bytes.
   std::string canonical_bytes() const;
+
+  /// Every entry (tombstones included) as the records that recreate it,
+  /// sorted by key: what a checker needs to compare replicas key by key.
+  pb::WriteBatch export_all() const;
 
   /// Every entry, for iteration.
   const std::unordered_map<std::string, store_entry>& entries() const noexcept {

@@ -101,6 +101,11 @@ struct config {
   /// The node never stamps a write at or below this time (µs): a restarted
   /// node passes the high-water mark it persisted (see NodeStats).
   uint64_t hlc_floor_us = 0;
+  /// Dial through the middleman's backend (`add_tcp_scribe(host, port)`)
+  /// instead of the non-blocking dialler. Only for CAF's test multiplexer,
+  /// where connecting is simulated (syncmesh/testing.hpp sets it): with the
+  /// default multiplexer the connect would block a scheduler worker.
+  bool dial_via_backend = false;
 
   /// Wire dialect of every peer link of this node (one per node: py2p and
   /// native peers never share a mesh).

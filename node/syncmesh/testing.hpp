@@ -1,0 +1,235 @@
+#pragma once
+
+// A simulated syncmesh cluster for tests: N real nodes (the production
+// actors and peer links) in one process, each on its own actor system with
+// CAF's deterministic test coordinator and test multiplexer, joined by a
+// simulated network that delays, reorders, duplicates and drops frames, cuts
+// and heals links, and stops, pauses and restarts nodes. One virtual clock
+// drives everything and every random choice comes from one seed, so a run
+// replays exactly.
+//
+// Link with syncmesh::syncmesh_testing. Not thread-safe: drive a cluster
+// from one thread.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+
+#include "syncmesh/config.hpp"
+#include "syncmesh/facade.hpp"
+#include "syncmesh/pb/requests.pb.h"
+
+namespace syncmesh::testing {
+
+/// What the simulated network does to the frames of one direction of a link.
+struct link_faults {
+  /// Smallest one-way delay of a frame.
+  std::chrono::microseconds min_latency{200};
+  /// Largest one-way delay of a frame (uniformly distributed in between).
+  std::chrono::microseconds max_latency{2000};
+  /// Probability that a frame is lost.
+  double drop = 0;
+  /// Probability that a frame arrives twice.
+  double duplicate = 0;
+  /// Probability that a frame may overtake frames sent before it.
+  double reorder = 0;
+
+  /// True when frames may be lost, duplicated or reordered.
+  bool lossy() const noexcept {
+    return drop > 0 || duplicate > 0 || reorder > 0;
+  }
+};
+
+/// How a stopped node comes back.
+enum class restart_mode {
+  /// An empty node with a new ID (a replaced machine).
+  fresh,
+  /// An empty store with the old ID and its persisted HLC high-water mark
+  /// (what `syncmesh-node --data-dir` keeps across restarts).
+  same_identity,
+};
+
+/// Settings of a simulated cluster.
+struct cluster_options {
+  /// Number of nodes.
+  size_t nodes = 3;
+  /// Seed of every random choice (latencies, faults, node IDs).
+  uint64_t seed = 1;
+  /// Configuration of every node. The cluster sets node_id, host, port,
+  /// clock and dial_via_backend itself.
+  config node_config;
+  /// Faults of every link direction until changed.
+  link_faults faults;
+  /// Bytes one direction of a connection carries at once (the socket
+  /// buffers): what a node writes beyond it waits in the node's send queue.
+  size_t window_bytes = 256 * 1024;
+  /// Wall clock of the nodes at virtual time 0 (µs since the epoch).
+  uint64_t start_wall_us = 1'700'000'000'000'000;
+  /// Log level of the nodes (0 quiet … 4 debug).
+  int log_level = 0;
+};
+
+/// What the simulated network did so far.
+struct network_counters {
+  /// Frames handed to the receiving node.
+  uint64_t frames_delivered = 0;
+  /// Frames lost by the fault model.
+  uint64_t frames_dropped = 0;
+  /// Extra copies delivered by the fault model.
+  uint64_t frames_duplicated = 0;
+  /// Frames that were allowed to overtake earlier ones.
+  uint64_t frames_reordered = 0;
+  /// Frames swallowed by a cut link or a stopped node.
+  uint64_t frames_blackholed = 0;
+  /// Connections established.
+  uint64_t connections_opened = 0;
+  /// Dials that found the target unreachable.
+  uint64_t connections_refused = 0;
+  /// Connections closed by either side.
+  uint64_t connections_closed = 0;
+  /// Largest send queue (bytes written by a node, not yet on the wire).
+  size_t max_send_queue = 0;
+};
+
+/// Thrown when a request fails or gets no reply in time.
+struct request_failed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A cluster of simulated nodes; see the top of this header.
+class cluster {
+public:
+  /// Receives every event of every node: the node's index and the event.
+  using event_callback = std::function<void(size_t, const pb::Event&)>;
+
+  /// Starts `opts.nodes` nodes, unconnected, at virtual time 0.
+  explicit cluster(cluster_options opts);
+  /// Stops every node.
+  ~cluster();
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  // -- nodes ------------------------------------------------------------------
+
+  /// Number of node slots.
+  size_t size() const noexcept;
+  /// The current ID of node `i`.
+  const std::string& id(size_t i) const;
+  /// Where node `i` listens ("nodeI:7000").
+  std::string address(size_t i) const;
+  /// True unless node `i` is stopped.
+  bool alive(size_t i) const;
+  /// True while node `i` is paused.
+  bool paused(size_t i) const;
+  /// The facade of node `i` (alive nodes only).
+  facade_actor facade(size_t i) const;
+  /// The actor system of node `i` (alive nodes only).
+  caf::actor_system& system(size_t i);
+  /// How many times node `i` was started.
+  uint64_t incarnation(size_t i) const;
+
+  /// Stops node `i`. Graceful: it says goodbye to its peers first. Otherwise
+  /// it crashes: its connections close without a word.
+  void stop(size_t i, bool graceful = true);
+  /// Starts a stopped node again.
+  void restart(size_t i, restart_mode mode);
+  /// Freezes node `i` (like SIGSTOP): no actor runs and no timer fires;
+  /// frames for it wait. Its wall clock keeps running.
+  void pause(size_t i);
+  /// Unfreezes node `i`: overdue timers fire and waiting frames arrive.
+  void resume(size_t i);
+  /// Sets how far node `i`'s wall clock is ahead of true time (negative:
+  /// behind).
+  void set_skew(size_t i, std::chrono::microseconds skew);
+  /// The wall clock of node `i` now (µs since the epoch).
+  uint64_t wall_us(size_t i) const;
+
+  // -- network ----------------------------------------------------------------
+
+  /// Node `from` dials node `to` (asynchronously; run or advance to see it).
+  void connect(size_t from, size_t to);
+  /// Frames from `from` to `to` vanish and dials from `from` to `to` fail.
+  /// Cut both directions for a symmetric partition.
+  void cut(size_t from, size_t to);
+  /// Cuts every link between different groups, both directions.
+  void partition(const std::vector<std::vector<size_t>>& groups);
+  /// Undoes `cut(from, to)`.
+  void heal(size_t from, size_t to);
+  /// Undoes every cut.
+  void heal_all();
+  /// True when frames from `from` reach `to`.
+  bool reachable(size_t from, size_t to) const;
+  /// Sets the faults of the direction `from` → `to`.
+  void set_faults(size_t from, size_t to, const link_faults& faults);
+  /// Sets the faults of every direction.
+  void set_faults(const link_faults& faults);
+  /// What the network did so far.
+  const network_counters& network() const noexcept;
+  /// Bytes node `i` has written but the network has not taken yet (its send
+  /// queues), summed over its connections.
+  size_t send_queue_bytes(size_t i) const;
+
+  // -- time -------------------------------------------------------------------
+
+  /// Virtual time since the cluster started.
+  std::chrono::microseconds now() const noexcept;
+  /// Runs everything that is due now, without moving time.
+  void run();
+  /// Moves virtual time forward by `d`, running every timer and frame that
+  /// falls due on the way, in order.
+  void advance(std::chrono::microseconds d);
+  /// Moves time forward event by event until `done()` holds; false when
+  /// `limit` of virtual time passed first.
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::microseconds limit);
+  /// True when every running node holds identical entries (values, versions,
+  /// owners and tombstones).
+  bool converged();
+  /// Advances until converged(); false when `limit` passed first. Checks
+  /// every `step` of virtual time.
+  bool await_convergence(std::chrono::microseconds limit,
+                         std::chrono::microseconds step
+                         = std::chrono::milliseconds(50));
+
+  // -- requests ---------------------------------------------------------------
+
+  /// Sends `request` to node `i`'s facade; `on_reply` or `on_error` runs
+  /// when the answer arrives (during run/advance). Request/reply pairs:
+  /// Get/GetReply, Set/WriteAck, Update/WriteAck, Delete/DeleteReply,
+  /// Delta/WriteAck, Snapshot/Snapshot, Stats/NodeStats, Info/NodeInfo,
+  /// Peers/PeerList, Connect/PeerInfo, Send/SendReply.
+  template <class Reply, class Request>
+  void submit(size_t i, Request request, std::function<void(Reply&)> on_reply,
+              std::function<void(const caf::error&)> on_error);
+
+  /// Sends `request` to node `i` and runs until the reply arrives. Throws
+  /// request_failed on an error or after a minute of virtual time.
+  template <class Reply, class Request>
+  Reply ask(size_t i, Request request);
+
+  /// Every entry of node `i`, tombstones included, as records sorted by key.
+  pb::WriteBatch entries(size_t i);
+  /// Canonical bytes of node `i`'s store: equal bytes, equal replicas.
+  std::string store_bytes(size_t i);
+  /// Counters of node `i`.
+  pb::NodeStats stats(size_t i);
+  /// Renders an error of node `i`'s actor system.
+  std::string render(size_t i, const caf::error& err);
+
+  /// Calls `cb` with every event of every node, also after restarts.
+  void on_event(event_callback cb);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace syncmesh::testing

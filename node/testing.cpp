@@ -1,0 +1,915 @@
+#include "syncmesh/testing.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <queue>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
+#include <caf/io/scribe.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "actors/log.hpp"
+#include "messages/frame_codec.hpp"
+
+namespace syncmesh::testing {
+
+using caf::io::connection_handle;
+using std::chrono::microseconds;
+
+namespace {
+
+constexpr uint16_t listen_port = 7000;
+const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
+
+/// An actor system on the test coordinator and the test multiplexer.
+struct simulated_config : caf::actor_system_config {
+  simulated_config() {
+    configure(*this);
+    set("scheduler.policy", caf::atom("testing"));
+    set("middleman.network-backend", caf::atom("testing"));
+    set("middleman.manual-multiplexing", true);
+    set("middleman.workers", size_t{0});
+  }
+};
+
+/// Steps of one `run` before the simulator gives up on a node that never
+/// becomes idle (a busy loop in the system under test).
+constexpr size_t max_steps_per_instant = 10'000'000;
+
+} // namespace
+
+/// One end of a simulated TCP connection.
+struct endpoint {
+  size_t node = 0;
+  uint64_t incarnation = 0;
+  connection_handle hdl;
+  /// This side closed (or its node went away): it sends nothing more.
+  bool closed = false;
+  /// The other side's close arrived here: nothing more is delivered.
+  bool peer_closed = false;
+};
+
+/// One direction of a connection: bytes taken from the sender's buffer.
+struct direction {
+  /// Bytes taken from the sender that do not yet form a whole frame.
+  std::string partial;
+  /// Bytes on the wire (bounded by window_bytes).
+  size_t in_flight = 0;
+  /// Arrival time of the last in-order frame (TCP keeps order).
+  int64_t last_arrival_us = 0;
+};
+
+/// A connection between two nodes: side 0 dialled side 1.
+struct connection {
+  endpoint side[2];
+  /// dir[k] carries frames from side[k] to side[1 - k].
+  direction dir[2];
+};
+
+/// Something the network hands to a node at a virtual time.
+struct delivery {
+  int64_t at_us;
+  uint64_t seq;
+  size_t conn;
+  int to_side;
+  std::string bytes;
+  /// Bytes counted against the sender's window.
+  size_t wire_bytes;
+  /// The sender closed the connection (after everything sent before).
+  bool close;
+
+  bool operator>(const delivery& other) const {
+    return at_us != other.at_us ? at_us > other.at_us : seq > other.seq;
+  }
+};
+
+/// One node slot.
+struct sim_node {
+  size_t index = 0;
+  std::string host;
+  node_id id;
+  uint64_t incarnation = 0;
+  bool alive = false;
+  bool paused = false;
+  std::shared_ptr<std::atomic<int64_t>> skew_us
+    = std::make_shared<std::atomic<int64_t>>(0);
+  /// The HLC high-water mark kept for restarts with the same identity.
+  uint64_t hlc_floor_us = 0;
+  std::unique_ptr<simulated_config> actor_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  caf::io::network::test_multiplexer* mpx = nullptr;
+  node_actors actors;
+  caf::actor relay;
+  /// Maps the node's actor clock to virtual time.
+  caf::actor_clock::time_point clock_base;
+  int64_t clock_base_us = 0;
+  /// Dial handles provided for each target node.
+  std::map<size_t, connection_handle> provided;
+  /// Frames that arrived while paused, in order.
+  std::vector<delivery> deferred;
+};
+
+struct cluster::impl {
+  cluster_options opts;
+  std::mt19937_64 rng;
+  std::shared_ptr<std::atomic<int64_t>> now_us
+    = std::make_shared<std::atomic<int64_t>>(0);
+  std::vector<sim_node> nodes;
+  std::vector<connection> conns;
+  std::priority_queue<delivery, std::vector<delivery>, std::greater<>> queue;
+  uint64_t next_seq = 0;
+  int64_t next_handle = 1'000'000;
+  /// cut[from][to]: frames from → to vanish.
+  std::vector<std::vector<bool>> cut;
+  std::vector<std::vector<link_faults>> faults;
+  network_counters counters;
+  event_callback on_event;
+
+  explicit impl(cluster_options o) : opts(std::move(o)), rng(opts.seed) {
+    auto n = opts.nodes;
+    cut.assign(n, std::vector<bool>(n, false));
+    faults.assign(n, std::vector<link_faults>(n, opts.faults));
+    nodes.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      nodes[i].index = i;
+      nodes[i].host = "node" + std::to_string(i);
+    }
+  }
+
+  // -- randomness -------------------------------------------------------------
+
+  double uniform01() {
+    return std::uniform_real_distribution<double>{0.0, 1.0}(rng);
+  }
+
+  int64_t latency(const link_faults& f) {
+    auto lo = f.min_latency.count();
+    auto hi = std::max(lo, f.max_latency.count());
+    return std::uniform_int_distribution<int64_t>{lo, hi}(rng);
+  }
+
+  node_id fresh_id(size_t i) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id = "n" + std::to_string(i) + "-";
+    auto bits = rng();
+    for (int k = 0; k < 6; ++k)
+      id += hex[(bits >> (4 * k)) & 0xf];
+    return id;
+  }
+
+  // -- node lifecycle ---------------------------------------------------------
+
+  void start(size_t i, bool new_identity) {
+    auto& n = nodes[i];
+    if (new_identity || n.id.empty()) {
+      n.id = fresh_id(i);
+      n.hlc_floor_us = 0;
+    }
+    ++n.incarnation;
+    n.actor_cfg = std::make_unique<simulated_config>();
+    n.sys = std::make_unique<caf::actor_system>(*n.actor_cfg);
+    n.sched
+      = &dynamic_cast<caf::scheduler::test_coordinator&>(n.sys->scheduler());
+    n.mpx = &dynamic_cast<caf::io::network::test_multiplexer&>(
+      n.sys->middleman().backend());
+    n.clock_base = n.sched->clock().now();
+    n.clock_base_us = *now_us;
+    n.provided.clear();
+    n.deferred.clear();
+    n.alive = true;
+    n.paused = false;
+    config cfg = opts.node_config;
+    cfg.node_id = n.id;
+    cfg.host = n.host;
+    cfg.port = listen_port;
+    cfg.listen = true;
+    cfg.dial_via_backend = true;
+    cfg.hlc_floor_us = n.hlc_floor_us;
+    auto start_us = opts.start_wall_us;
+    auto now = now_us;
+    auto skew = n.skew_us;
+    cfg.clock = [start_us, now, skew] {
+      return static_cast<uint64_t>(static_cast<int64_t>(start_us) + now->load()
+                                   + skew->load());
+    };
+    n.mpx->provide_acceptor(listen_port, acceptor);
+    n.actors = spawn_node(*n.sys, cfg);
+    provide_scribes(i);
+    if (on_event)
+      spawn_relay(i);
+    run_node(i);
+  }
+
+  void spawn_relay(size_t i) {
+    auto& n = nodes[i];
+    auto facade = caf::actor_cast<caf::actor>(n.actors.facade);
+    auto cb = &on_event;
+    n.relay = n.sys->spawn([facade, cb, i](caf::event_based_actor* self) {
+      self->send(facade, subscribe_atom::value,
+                 caf::actor_cast<caf::actor>(self));
+      return caf::behavior{
+        [cb, i](const pb::Event& ev) {
+          if (*cb)
+            (*cb)(i, ev);
+        },
+        [](bool) {},
+      };
+    });
+  }
+
+  /// Stops node i; `graceful` lets it say goodbye first.
+  void stop(size_t i, bool graceful) {
+    auto& n = nodes[i];
+    if (!n.alive)
+      return;
+    if (n.paused)
+      resume(i);
+    n.hlc_floor_us = 0;
+    if (graceful) {
+      caf::anon_send_exit(n.actors.facade, caf::exit_reason::user_shutdown);
+      settle();
+    }
+    // Everything the node still had to say is lost from here on.
+    for (size_t c = 0; c < conns.size(); ++c)
+      for (int k = 0; k < 2; ++k) {
+        auto& ep = conns[c].side[k];
+        if (ep.node == i && ep.incarnation == n.incarnation && !ep.closed) {
+          ep.closed = true;
+          schedule_close(c, k);
+        }
+      }
+    n.alive = false;
+    if (n.relay)
+      caf::anon_send_exit(n.relay, caf::exit_reason::kill);
+    caf::anon_send_exit(n.actors.facade, caf::exit_reason::kill);
+    for (int round = 0; round < 1000; ++round) {
+      drain_quietly(i);
+      if (!n.sched->has_pending_timeout())
+        break;
+      n.sched->trigger_timeouts();
+    }
+    drain_quietly(i);
+    n.relay = nullptr;
+    n.actors = node_actors{};
+    n.sys->await_actors_before_shutdown(false);
+    n.sys.reset();
+    n.actor_cfg.reset();
+    n.sched = nullptr;
+    n.mpx = nullptr;
+    n.deferred.clear();
+  }
+
+  /// Runs a dying node's actors, discarding what they write.
+  void drain_quietly(size_t i) {
+    auto& n = nodes[i];
+    size_t steps = 0;
+    while ((n.sched->try_run_once() || n.mpx->try_exec_runnable())
+           && ++steps < max_steps_per_instant) {
+    }
+  }
+
+  void pause(size_t i) {
+    auto& n = nodes[i];
+    if (n.alive)
+      n.paused = true;
+  }
+
+  void resume(size_t i) {
+    auto& n = nodes[i];
+    if (!n.alive || !n.paused)
+      return;
+    n.paused = false;
+    sync_clock(i);
+    auto waiting = std::move(n.deferred);
+    n.deferred.clear();
+    for (auto& d : waiting)
+      hand_over(std::move(d));
+  }
+
+  // -- time -------------------------------------------------------------------
+
+  int64_t node_now_us(const sim_node& n) const {
+    using namespace std::chrono;
+    return n.clock_base_us
+           + duration_cast<microseconds>(n.sched->clock().now() - n.clock_base)
+               .count();
+  }
+
+  /// Moves node i's actor clock to the global time (firing due timers).
+  void sync_clock(size_t i) {
+    auto& n = nodes[i];
+    auto behind = *now_us - node_now_us(n);
+    if (behind > 0)
+      n.sched->clock().advance_time(microseconds(behind));
+    else
+      n.sched->clock().advance_time(microseconds(0));
+  }
+
+  /// Earliest pending timer of any running node, in virtual time.
+  std::optional<int64_t> next_timer() const {
+    std::optional<int64_t> result;
+    for (auto& n : nodes) {
+      if (!n.alive || n.paused)
+        continue;
+      auto& sched = n.sched->clock().schedule();
+      if (sched.empty())
+        continue;
+      using namespace std::chrono;
+      auto t
+        = n.clock_base_us
+          + duration_cast<microseconds>(sched.begin()->first - n.clock_base)
+              .count();
+      if (!result || t < *result)
+        result = t;
+    }
+    return result;
+  }
+
+  // -- running ----------------------------------------------------------------
+
+  /// Runs node i's actors and brokers until idle; true when anything ran.
+  bool run_node(size_t i) {
+    auto& n = nodes[i];
+    if (!n.alive || n.paused)
+      return false;
+    size_t steps = 0;
+    while (n.sched->try_run_once() || n.mpx->try_exec_runnable()
+           || n.mpx->read_data()) {
+      if (++steps > max_steps_per_instant)
+        throw std::runtime_error("syncmesh::testing: node " + std::to_string(i)
+                                 + " never becomes idle");
+    }
+    return steps > 0;
+  }
+
+  /// Runs everything due at the current instant.
+  void settle() {
+    for (size_t round = 0;; ++round) {
+      if (round > max_steps_per_instant)
+        throw std::runtime_error("syncmesh::testing: the cluster never "
+                                 "becomes idle");
+      bool progress = false;
+      for (size_t i = 0; i < nodes.size(); ++i)
+        progress |= run_node(i);
+      for (size_t i = 0; i < nodes.size(); ++i)
+        progress |= pump(i);
+      progress |= deliver_due();
+      if (!progress)
+        return;
+    }
+  }
+
+  /// Advances to `target_us`, handling every event on the way in order.
+  void advance_to(int64_t target_us) {
+    settle();
+    for (;;) {
+      auto next = target_us;
+      if (!queue.empty())
+        next = std::min(next, queue.top().at_us);
+      if (auto t = next_timer())
+        next = std::min(next, *t);
+      next = std::max(next, now_us->load());
+      now_us->store(next);
+      for (size_t i = 0; i < nodes.size(); ++i)
+        if (nodes[i].alive && !nodes[i].paused)
+          sync_clock(i);
+      settle();
+      if (next >= target_us)
+        return;
+    }
+  }
+
+  // -- the network ------------------------------------------------------------
+
+  bool attached(const sim_node& n, connection_handle hdl) {
+    auto& ptr = n.mpx->impl_ptr(hdl);
+    return ptr != nullptr && ptr->parent() != nullptr
+           && !n.mpx->stopped_reading(hdl);
+  }
+
+  /// Gives node i a dial handle for every other node.
+  void provide_scribes(size_t i) {
+    auto& n = nodes[i];
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      if (j == i || n.provided.count(j) > 0)
+        continue;
+      auto hdl = connection_handle::from_int(next_handle++);
+      n.mpx->provide_scribe(nodes[j].host, listen_port, hdl);
+      n.provided.emplace(j, hdl);
+    }
+  }
+
+  /// Moves bytes node i wrote onto the wire; notices dials and closes.
+  bool pump(size_t i) {
+    auto& n = nodes[i];
+    if (!n.alive || n.paused)
+      return false;
+    bool progress = false;
+    // Dials: a provided handle that was taken became a connection.
+    for (auto it = n.provided.begin(); it != n.provided.end();) {
+      auto target = it->first;
+      if (n.mpx->has_pending_scribe(nodes[target].host, listen_port)) {
+        ++it;
+        continue;
+      }
+      auto hdl = it->second;
+      it = n.provided.erase(it);
+      open_connection(i, hdl, target);
+      progress = true;
+    }
+    provide_scribes(i);
+    for (size_t c = 0; c < conns.size(); ++c) {
+      for (int k = 0; k < 2; ++k) {
+        auto& ep = conns[c].side[k];
+        if (ep.node != i || ep.incarnation != n.incarnation || ep.closed)
+          continue;
+        progress |= drain(c, k);
+        auto& buf = n.mpx->output_buffer(ep.hdl);
+        if (buf.empty() && !attached(n, ep.hdl)) {
+          ep.closed = true;
+          schedule_close(c, k);
+          progress = true;
+        }
+      }
+    }
+    return progress;
+  }
+
+  /// A dial from node `from` took handle `hdl`: connect it to `to`.
+  void open_connection(size_t from, connection_handle hdl, size_t to) {
+    connection conn;
+    conn.side[0] = endpoint{from, nodes[from].incarnation, hdl};
+    auto& target = nodes[to];
+    conns.push_back(std::move(conn));
+    auto c = conns.size() - 1;
+    if (!target.alive || target.paused || cut[from][to] || cut[to][from]) {
+      ++counters.connections_refused;
+      conns[c].side[1].closed = true;
+      conns[c].side[1].node = to;
+      schedule_close(c, 1);
+      return;
+    }
+    auto peer_hdl = connection_handle::from_int(next_handle++);
+    conns[c].side[1] = endpoint{to, target.incarnation, peer_hdl};
+    ++counters.connections_opened;
+    target.mpx->add_pending_connect(acceptor, peer_hdl);
+    target.mpx->accept_connection(acceptor);
+  }
+
+  /// Takes what side k of connection c wrote, frame by frame.
+  bool drain(size_t c, int k) {
+    auto& ep = conns[c].side[k];
+    auto& n = nodes[ep.node];
+    auto& buf = n.mpx->output_buffer(ep.hdl);
+    if (buf.empty())
+      return false;
+    auto& dir = conns[c].dir[k];
+    auto to = conns[c].side[1 - k].node;
+    bool blackhole = cut[ep.node][to];
+    size_t room = opts.window_bytes > dir.in_flight
+                    ? opts.window_bytes - dir.in_flight
+                    : 0;
+    size_t take = blackhole ? buf.size() : std::min(room, buf.size());
+    if (take == 0) {
+      counters.max_send_queue = std::max(counters.max_send_queue, buf.size());
+      return false;
+    }
+    dir.partial.append(buf.data(), take);
+    buf.erase(buf.begin(), buf.begin() + static_cast<long>(take));
+    counters.max_send_queue = std::max(counters.max_send_queue, buf.size());
+    if (n.mpx->ack_writes(ep.hdl) && attached(n, ep.hdl))
+      n.mpx->impl_ptr(ep.hdl)->data_transferred(n.mpx, take, buf.size());
+    // Split into frames; the fault model acts on whole frames.
+    size_t off = 0;
+    while (dir.partial.size() - off >= frame_header_size) {
+      auto len = read_frame_length(dir.partial.data() + off);
+      if (dir.partial.size() - off - frame_header_size < len)
+        break;
+      send_frame(c, k,
+                 dir.partial.substr(off, frame_header_size + size_t{len}));
+      off += frame_header_size + len;
+    }
+    dir.partial.erase(0, off);
+    return true;
+  }
+
+  void send_frame(size_t c, int k, std::string bytes) {
+    auto& conn = conns[c];
+    auto from = conn.side[k].node;
+    auto to = conn.side[1 - k].node;
+    auto& dir = conn.dir[k];
+    auto& f = faults[from][to];
+    if (cut[from][to] || conn.side[1 - k].closed) {
+      ++counters.frames_blackholed;
+      return;
+    }
+    if (f.drop > 0 && uniform01() < f.drop) {
+      ++counters.frames_dropped;
+      return;
+    }
+    auto at = *now_us + latency(f);
+    if (f.reorder > 0 && uniform01() < f.reorder) {
+      ++counters.frames_reordered;
+    } else {
+      at = std::max(at, dir.last_arrival_us);
+      dir.last_arrival_us = at;
+    }
+    auto size = bytes.size();
+    if (f.duplicate > 0 && uniform01() < f.duplicate) {
+      ++counters.frames_duplicated;
+      dir.in_flight += size;
+      queue.push(
+        delivery{at + latency(f), next_seq++, c, 1 - k, bytes, size, false});
+    }
+    dir.in_flight += size;
+    queue.push(
+      delivery{at, next_seq++, c, 1 - k, std::move(bytes), size, false});
+  }
+
+  /// Side k closed: the other side learns it after what was sent before.
+  void schedule_close(size_t c, int k) {
+    auto& conn = conns[c];
+    auto from = conn.side[k].node;
+    auto to = conn.side[1 - k].node;
+    if (cut[from][to])
+      return; // The FIN is lost too; the peer finds out by its timeouts.
+    auto at = std::max(*now_us + latency(faults[from][to]),
+                       conn.dir[k].last_arrival_us + 1);
+    conn.dir[k].last_arrival_us = at;
+    queue.push(delivery{at, next_seq++, c, 1 - k, {}, 0, true});
+  }
+
+  /// Hands every delivery that is due now to its node.
+  bool deliver_due() {
+    bool progress = false;
+    while (!queue.empty() && queue.top().at_us <= *now_us) {
+      auto d = queue.top();
+      queue.pop();
+      conns[d.conn].dir[1 - d.to_side].in_flight -= d.wire_bytes;
+      hand_over(std::move(d));
+      progress = true;
+    }
+    return progress;
+  }
+
+  void hand_over(delivery d) {
+    auto& ep = conns[d.conn].side[d.to_side];
+    auto& n = nodes[ep.node];
+    if (!n.alive || n.incarnation != ep.incarnation || ep.peer_closed
+        || ep.closed) {
+      if (!d.close)
+        ++counters.frames_blackholed;
+      return;
+    }
+    if (n.paused) {
+      n.deferred.push_back(std::move(d));
+      return;
+    }
+    if (d.close) {
+      ep.peer_closed = true;
+      ++counters.connections_closed;
+      if (attached(n, ep.hdl))
+        n.mpx->impl_ptr(ep.hdl)->io_failure(n.mpx,
+                                            caf::io::network::operation::read);
+      return;
+    }
+    ++counters.frames_delivered;
+    caf::io::network::test_multiplexer::buffer_type buf(d.bytes.begin(),
+                                                        d.bytes.end());
+    n.mpx->virtual_send(ep.hdl, buf);
+  }
+
+  size_t send_queue_bytes(size_t i) {
+    auto& n = nodes[i];
+    if (!n.alive)
+      return 0;
+    size_t total = 0;
+    for (auto& conn : conns)
+      for (auto& ep : conn.side)
+        if (ep.node == i && ep.incarnation == n.incarnation && !ep.closed)
+          total += n.mpx->output_buffer(ep.hdl).size();
+    return total;
+  }
+
+  sim_node& running(size_t i) {
+    if (i >= nodes.size())
+      throw std::out_of_range("syncmesh::testing: no node "
+                              + std::to_string(i));
+    if (!nodes[i].alive)
+      throw std::logic_error("syncmesh::testing: node " + std::to_string(i)
+                             + " is stopped");
+    return nodes[i];
+  }
+
+  /// Asks an internal actor of node i and runs until it answers.
+  template <class Reply, class... Ts>
+  Reply ask_internal(size_t i, const caf::actor& dest, Ts... xs) {
+    auto& n = running(i);
+    std::optional<Reply> result;
+    std::optional<std::string> failure;
+    n.sys->spawn([&, dest](caf::event_based_actor* self) {
+      self->request(dest, caf::infinite, xs...)
+        .then([&](Reply& x) { result = std::move(x); },
+              [&](caf::error& err) { failure = n.sys->render(err); });
+    });
+    wait_for([&] { return result || failure; }, i);
+    if (failure)
+      throw request_failed("node " + std::to_string(i) + ": " + *failure);
+    return std::move(*result);
+  }
+
+  /// Runs (advancing time if needed) until `done` holds.
+  void wait_for(const std::function<bool()>& done, size_t i) {
+    settle();
+    if (done())
+      return;
+    auto limit = *now_us + 60'000'000;
+    while (!done() && *now_us < limit)
+      advance_to(std::min(limit, *now_us + 1000));
+    if (!done())
+      throw request_failed("node " + std::to_string(i)
+                           + ": no reply within a minute of virtual time");
+  }
+};
+
+// -- cluster ------------------------------------------------------------------
+
+cluster::cluster(cluster_options opts)
+    : impl_(std::make_unique<impl>(std::move(opts))) {
+  set_log_level(static_cast<log_level>(impl_->opts.log_level));
+  for (size_t i = 0; i < impl_->nodes.size(); ++i)
+    impl_->start(i, true);
+}
+
+cluster::~cluster() {
+  for (size_t i = 0; i < impl_->nodes.size(); ++i)
+    impl_->stop(i, false);
+}
+
+size_t cluster::size() const noexcept {
+  return impl_->nodes.size();
+}
+
+const std::string& cluster::id(size_t i) const {
+  return impl_->nodes.at(i).id;
+}
+
+std::string cluster::address(size_t i) const {
+  return impl_->nodes.at(i).host + ":" + std::to_string(listen_port);
+}
+
+bool cluster::alive(size_t i) const {
+  return impl_->nodes.at(i).alive;
+}
+
+bool cluster::paused(size_t i) const {
+  return impl_->nodes.at(i).paused;
+}
+
+facade_actor cluster::facade(size_t i) const {
+  return impl_->running(i).actors.facade;
+}
+
+caf::actor_system& cluster::system(size_t i) {
+  return *impl_->running(i).sys;
+}
+
+uint64_t cluster::incarnation(size_t i) const {
+  return impl_->nodes.at(i).incarnation;
+}
+
+void cluster::stop(size_t i, bool graceful) {
+  auto& n = impl_->running(i);
+  if (n.paused)
+    impl_->resume(i);
+  // What --data-dir would have persisted.
+  auto floor = stats(i).lease().hlc_wall_us();
+  impl_->stop(i, graceful);
+  impl_->nodes[i].hlc_floor_us = floor;
+}
+
+void cluster::restart(size_t i, restart_mode mode) {
+  if (impl_->nodes.at(i).alive)
+    throw std::logic_error("syncmesh::testing: node " + std::to_string(i)
+                           + " is running");
+  impl_->start(i, mode == restart_mode::fresh);
+}
+
+void cluster::pause(size_t i) {
+  impl_->running(i);
+  impl_->pause(i);
+}
+
+void cluster::resume(size_t i) {
+  impl_->running(i);
+  impl_->resume(i);
+  impl_->settle();
+}
+
+void cluster::set_skew(size_t i, std::chrono::microseconds skew) {
+  impl_->nodes.at(i).skew_us->store(skew.count());
+}
+
+uint64_t cluster::wall_us(size_t i) const {
+  return static_cast<uint64_t>(static_cast<int64_t>(impl_->opts.start_wall_us)
+                               + impl_->now_us->load()
+                               + impl_->nodes.at(i).skew_us->load());
+}
+
+void cluster::connect(size_t from, size_t to) {
+  pb::ConnectRequest req;
+  req.set_host(impl_->nodes.at(to).host);
+  req.set_port(listen_port);
+  submit<pb::PeerInfo>(
+    from, std::move(req), [](pb::PeerInfo&) {}, [](const caf::error&) {});
+}
+
+void cluster::cut(size_t from, size_t to) {
+  impl_->cut.at(from).at(to) = true;
+}
+
+void cluster::partition(const std::vector<std::vector<size_t>>& groups) {
+  std::vector<int> group_of(size(), -1);
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (auto i : groups[g])
+      group_of.at(i) = static_cast<int>(g);
+  for (size_t a = 0; a < size(); ++a)
+    for (size_t b = 0; b < size(); ++b)
+      if (a != b && group_of[a] != group_of[b])
+        impl_->cut[a][b] = true;
+}
+
+void cluster::heal(size_t from, size_t to) {
+  impl_->cut.at(from).at(to) = false;
+}
+
+void cluster::heal_all() {
+  for (auto& row : impl_->cut)
+    std::fill(row.begin(), row.end(), false);
+}
+
+bool cluster::reachable(size_t from, size_t to) const {
+  return !impl_->cut.at(from).at(to);
+}
+
+void cluster::set_faults(size_t from, size_t to, const link_faults& faults) {
+  impl_->faults.at(from).at(to) = faults;
+}
+
+void cluster::set_faults(const link_faults& faults) {
+  for (auto& row : impl_->faults)
+    std::fill(row.begin(), row.end(), faults);
+}
+
+const network_counters& cluster::network() const noexcept {
+  return impl_->counters;
+}
+
+size_t cluster::send_queue_bytes(size_t i) const {
+  return impl_->send_queue_bytes(i);
+}
+
+std::chrono::microseconds cluster::now() const noexcept {
+  return std::chrono::microseconds(impl_->now_us->load());
+}
+
+void cluster::run() {
+  impl_->settle();
+}
+
+void cluster::advance(std::chrono::microseconds d) {
+  impl_->advance_to(impl_->now_us->load() + d.count());
+}
+
+bool cluster::run_until(const std::function<bool()>& done,
+                        std::chrono::microseconds limit) {
+  impl_->settle();
+  auto end = impl_->now_us->load() + limit.count();
+  while (!done()) {
+    if (*impl_->now_us >= end)
+      return false;
+    // One event at a time: the next timer or frame, but never past `end`.
+    auto next = end;
+    if (!impl_->queue.empty())
+      next = std::min(next, impl_->queue.top().at_us);
+    if (auto t = impl_->next_timer())
+      next = std::min(next, *t);
+    impl_->advance_to(std::max(next, impl_->now_us->load() + 1));
+  }
+  return true;
+}
+
+bool cluster::converged() {
+  std::optional<std::string> first;
+  for (size_t i = 0; i < size(); ++i) {
+    if (!alive(i) || paused(i))
+      continue;
+    auto bytes = store_bytes(i);
+    if (!first)
+      first = std::move(bytes);
+    else if (bytes != *first)
+      return false;
+  }
+  return true;
+}
+
+bool cluster::await_convergence(std::chrono::microseconds limit,
+                                std::chrono::microseconds step) {
+  auto end = impl_->now_us->load() + limit.count();
+  for (;;) {
+    impl_->settle();
+    if (converged())
+      return true;
+    if (*impl_->now_us >= end)
+      return false;
+    impl_->advance_to(std::min(end, impl_->now_us->load() + step.count()));
+  }
+}
+
+template <class Reply, class Request>
+void cluster::submit(size_t i, Request request,
+                     std::function<void(Reply&)> on_reply,
+                     std::function<void(const caf::error&)> on_error) {
+  auto& n = impl_->running(i);
+  auto facade = n.actors.facade;
+  n.sys->spawn([facade, request = std::move(request), on_reply,
+                on_error](caf::event_based_actor* self) mutable {
+    self->request(facade, caf::infinite, std::move(request))
+      .then([on_reply](Reply& x) { on_reply(x); },
+            [on_error](caf::error& err) { on_error(err); });
+  });
+}
+
+template <class Reply, class Request>
+Reply cluster::ask(size_t i, Request request) {
+  std::optional<Reply> result;
+  std::optional<std::string> failure;
+  submit<Reply>(
+    i, std::move(request), [&](Reply& x) { result = std::move(x); },
+    [&, i](const caf::error& err) { failure = render(i, err); });
+  impl_->wait_for([&] { return result || failure; }, i);
+  if (failure)
+    throw request_failed("node " + std::to_string(i) + ": " + *failure);
+  return std::move(*result);
+}
+
+#define SYNCMESH_TESTING_REQUEST(Request, Reply)                               \
+  template void cluster::submit<Reply, Request>(                               \
+    size_t, Request, std::function<void(Reply&)>,                              \
+    std::function<void(const caf::error&)>);                                   \
+  template Reply cluster::ask<Reply, Request>(size_t, Request);
+
+SYNCMESH_TESTING_REQUEST(pb::GetRequest, pb::GetReply)
+SYNCMESH_TESTING_REQUEST(pb::SetRequest, pb::WriteAck)
+SYNCMESH_TESTING_REQUEST(pb::UpdateRequest, pb::WriteAck)
+SYNCMESH_TESTING_REQUEST(pb::DeleteRequest, pb::DeleteReply)
+SYNCMESH_TESTING_REQUEST(pb::DeltaRequest, pb::WriteAck)
+SYNCMESH_TESTING_REQUEST(pb::SnapshotRequest, pb::Snapshot)
+SYNCMESH_TESTING_REQUEST(pb::StatsRequest, pb::NodeStats)
+SYNCMESH_TESTING_REQUEST(pb::InfoRequest, pb::NodeInfo)
+SYNCMESH_TESTING_REQUEST(pb::PeersRequest, pb::PeerList)
+SYNCMESH_TESTING_REQUEST(pb::ConnectRequest, pb::PeerInfo)
+SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
+
+#undef SYNCMESH_TESTING_REQUEST
+
+pb::WriteBatch cluster::entries(size_t i) {
+  return impl_->ask_internal<pb::WriteBatch>(i, impl_->running(i).actors.store,
+                                             export_atom::value);
+}
+
+std::string cluster::store_bytes(size_t i) {
+  return impl_->ask_internal<std::string>(i, impl_->running(i).actors.store,
+                                          dump_atom::value);
+}
+
+pb::NodeStats cluster::stats(size_t i) {
+  return ask<pb::NodeStats>(i, pb::StatsRequest{});
+}
+
+std::string cluster::render(size_t i, const caf::error& err) {
+  auto& n = impl_->nodes.at(i);
+  return n.sys ? n.sys->render(err) : std::string{"error"};
+}
+
+void cluster::on_event(event_callback cb) {
+  bool first = !impl_->on_event;
+  impl_->on_event = std::move(cb);
+  if (first)
+    for (size_t i = 0; i < size(); ++i)
+      if (impl_->nodes[i].alive)
+        impl_->spawn_relay(i);
+  impl_->settle();
+}
+
+} // namespace syncmesh::testing

@@ -1,0 +1,120 @@
+#pragma once
+
+// Seeded simulation runs: a workload and a fault schedule against a
+// syncmesh::testing::cluster, and the invariants checked at the end of each
+// run. Shared by syncmesh-sim (by hand) and sim_tests (under ctest).
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace syncmesh::sim {
+
+/// What kind of trouble a scenario makes.
+struct scenario {
+  /// Name on the command line and in reports.
+  std::string name;
+  /// Nodes in the cluster: drawn from [min_nodes, max_nodes].
+  size_t min_nodes = 3;
+  /// See min_nodes.
+  size_t max_nodes = 5;
+  /// Leasing on (keys owned by their writer) or off.
+  bool leasing = true;
+  /// Symmetric partitions into random groups.
+  bool partitions = false;
+  /// One-way cuts.
+  bool asymmetric_cuts = false;
+  /// Nodes crash or stop, then come back empty with a new identity.
+  bool churn = false;
+  /// Nodes stop and come back with their identity (and HLC high-water mark).
+  bool restarts = false;
+  /// Nodes freeze for a while (like SIGSTOP).
+  bool pauses = false;
+  /// Wall clocks drift apart.
+  bool clock_skew = false;
+  /// Frames are lost, duplicated and reordered.
+  bool lossy = false;
+  /// Virtual time the workload runs.
+  std::chrono::seconds duration{20};
+  /// Client operations per virtual second, over the whole cluster.
+  unsigned ops_per_second = 50;
+
+  /// True when the scenario injects faults at all.
+  bool faulty() const noexcept {
+    return partitions || asymmetric_cuts || churn || restarts || pauses
+           || clock_skew || lossy;
+  }
+};
+
+/// The scenarios ctest runs; `syncmesh-sim --scenario=NAME` picks one.
+const std::vector<scenario>& scenarios();
+
+/// Finds a scenario by name; nullptr when none has it.
+const scenario* find_scenario(const std::string& name);
+
+/// One broken invariant.
+struct violation {
+  /// Which invariant ("convergence", "lost-write", "lease", "bounds",
+  /// "liveness", "read-own-write").
+  std::string invariant;
+  /// What exactly went wrong.
+  std::string detail;
+  /// The key involved, if any.
+  std::string key;
+  /// The events of that key (or of the run), oldest first.
+  std::vector<std::string> trace;
+};
+
+/// What one run did and found.
+struct run_report {
+  /// The scenario's name.
+  std::string scenario;
+  /// The seed; the run replays from it.
+  uint64_t seed = 0;
+  /// Nodes in the cluster.
+  size_t nodes = 0;
+  /// Faults injected (cuts, partitions, stops, pauses, skew changes, lossy
+  /// periods).
+  uint64_t faults = 0;
+  /// Client operations issued and how many succeeded.
+  uint64_t operations = 0;
+  /// See operations.
+  uint64_t acknowledged = 0;
+  /// Writes refused because another node held the lease.
+  uint64_t lease_refusals = 0;
+  /// lease_lost events where the winner claimed before the old lease ended
+  /// (it had not seen the renewal in time).
+  uint64_t live_takeovers = 0;
+  /// lease_lost events where an older claim whose lease had ended won over
+  /// a newer claim by a node that had never seen it (see README).
+  uint64_t stale_takeovers = 0;
+  /// lease_lost events at a lease's boundary (concurrent first claims, or a
+  /// claim after the old lease ended).
+  uint64_t boundary_takeovers = 0;
+  /// Acknowledged writes lost together with every node that held them.
+  uint64_t lost_with_node = 0;
+  /// Frames the network delivered, dropped, duplicated.
+  uint64_t frames_delivered = 0;
+  /// See frames_delivered.
+  uint64_t frames_dropped = 0;
+  /// See frames_delivered.
+  uint64_t frames_duplicated = 0;
+  /// Virtual time from the end of the faults to convergence (µs).
+  int64_t convergence_us = -1;
+  /// Keys (tombstones included) on each node at the end.
+  size_t entries = 0;
+  /// A digest of everything that happened: equal runs, equal digests.
+  uint64_t digest = 0;
+  /// Broken invariants; empty when the run passed.
+  std::vector<violation> violations;
+};
+
+/// Runs `sc` with `seed`. `verbose` prints the trace as it happens.
+run_report run(const scenario& sc, uint64_t seed, bool verbose = false);
+
+/// Renders a report: one line when it passed, the seed, the invariant and
+/// the trace of the key involved when it did not.
+std::string describe(const run_report& report);
+
+} // namespace syncmesh::sim

@@ -1,0 +1,699 @@
+#!/usr/bin/python3
+"""Interop tests: syncmesh nodes in py2p mode with real js2p and py2p 0.7.870.
+
+Run by ctest (tests/interop/CMakeLists.txt), one scenario per test:
+
+    /usr/bin/python3 interop_test.py --scenario NAME --node-bin PATH --work DIR
+
+The set-up (once per build tree, under a lock) installs js2p 0.7.870 from the
+npm registry into WORK/node_modules and unpacks the py2p 0.7.870 wheel that
+the js2p package ships into WORK/py2p-wheel. py2p runs inside this process on
+Debian's python3 with Debian's python3-base58, python3-u-msgpack and
+python3-pyee plus the import shims in shims/ (see README.md). js2p nodes run
+as `node js2p_node.js`, syncmesh nodes as `syncmesh-node --wire=py2p` driven
+through the HTTP API. Exit code 77 (ctest SKIP_RETURN_CODE) with a reason when
+npm, node or the Debian packages are unavailable.
+
+Waiting is always polling with a deadline. Every scenario has its own port
+range; a port that is still in use (py2p sets no SO_REUSEADDR) is skipped.
+"""
+import argparse
+import base64
+import errno
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JS2P_VERSION = "0.7.870"
+SKIP = 77
+SCENARIOS = [
+    "js2p_join", "py2p_join", "chain_js2p_syncmesh_py2p",
+    "chain_syncmesh_js2p_syncmesh", "leases", "misbehaving_peers"
+]
+DEBIAN_PY = ["python3-base58", "python3-u-msgpack", "python3-pyee"]
+
+
+class Skip(Exception):
+    """The environment cannot run the interop tests (not a failure)."""
+
+
+def log(*args):
+    print("[interop %s]" % time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def wait_until(pred, what, timeout=15.0, interval=0.05):
+    """Polls `pred` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # the thing is not there yet
+            last = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" %
+                         (timeout, what, last))
+
+
+def wait_next_second(t):
+    """py2p's lease rule compares whole seconds: wait until the clock passed
+    second `t` (so a same-second tie cannot decide)."""
+    wait_until(lambda: int(time.time()) > t, "the clock to pass %d" % t, 3)
+
+
+# -- set-up -------------------------------------------------------------------
+
+
+def setup(work):
+    """Installs js2p and unpacks py2p into `work`, once; returns
+    (node_modules, wheel dir). Raises Skip when that is impossible."""
+    os.makedirs(work, exist_ok=True)
+    if not os.path.exists("/usr/bin/python3") or sys.executable != "/usr/bin/python3":
+        raise Skip("run with Debian's /usr/bin/python3 (got %s)" % sys.executable)
+    missing = [p for p in DEBIAN_PY if shutil.which("dpkg-query") and subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+        text=True).stdout.find("install ok installed") < 0]
+    if missing:
+        raise Skip("Debian packages missing: %s (run deploy/install-deps.sh)" %
+                   " ".join(missing))
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            raise Skip("%s is not installed" % tool)
+    modules = os.path.join(work, "node_modules")
+    wheel_dir = os.path.join(work, "py2p-wheel")
+    with open(os.path.join(work, ".setup.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one npm install at a time
+        pkg = os.path.join(modules, "js2p", "package.json")
+        version = None
+        if os.path.exists(pkg):
+            with open(pkg) as f:
+                version = json.load(f).get("version")
+        if version != JS2P_VERSION:
+            log("installing js2p %s from the npm registry" % JS2P_VERSION)
+            try:
+                # Few retries: an unreachable registry should skip soon.
+                env = dict(os.environ, npm_config_fetch_retries="1",
+                           npm_config_fetch_timeout="60000")
+                res = subprocess.run(
+                    ["npm", "install", "--no-audit", "--no-fund",
+                     "--no-save", "--prefix", work, "js2p@" + JS2P_VERSION],
+                    capture_output=True, text=True, timeout=300, env=env)
+            except subprocess.TimeoutExpired:
+                raise Skip("npm install js2p@%s timed out (registry "
+                           "unreachable?)" % JS2P_VERSION)
+            if res.returncode != 0 or not os.path.exists(pkg):
+                raise Skip("npm install js2p@%s failed (registry unreachable?): "
+                           "%s" % (JS2P_VERSION, res.stderr.strip()[-400:]))
+        if not os.path.exists(os.path.join(wheel_dir, "py2p", "sync.py")):
+            wheel = os.path.join(modules, "js2p", "dist",
+                                 "py2p-%s-py2.py3-none-any.whl" % JS2P_VERSION)
+            if not os.path.exists(wheel):
+                raise Skip("the js2p package ships no py2p wheel at %s" % wheel)
+            zipfile.ZipFile(wheel).extractall(wheel_dir)
+    sys.path[:0] = [os.path.join(HERE, "shims"), wheel_dir]
+    try:
+        import py2p.mesh  # noqa: F401  (checks the shims work)
+        import py2p.sync  # noqa: F401
+        import umsgpack  # noqa: F401
+    except ImportError as e:
+        raise Skip("py2p 0.7.870 does not import: %s (needs %s: run "
+                   "deploy/install-deps.sh)" % (e, " ".join(DEBIAN_PY)))
+    # Nodes are wired explicitly: py2p must not dial addresses from peers
+    # lists on its own (that would short-cut the chains under test).
+    py2p.mesh.max_outgoing = 0
+    return modules, wheel_dir
+
+
+# -- values across implementations --------------------------------------------
+
+
+def norm(v):
+    """Python form of a value for comparisons: bytes, str, int, float, bool,
+    None, lists and dicts (keys str or bytes)."""
+    if isinstance(v, (list, tuple)):
+        return [norm(x) for x in v]
+    if isinstance(v, dict):
+        return {k: norm(x) for k, x in v.items()}
+    return v
+
+
+def to_json(v):
+    if isinstance(v, bytes):
+        return {"$base64": base64.b64encode(v).decode()}
+    if isinstance(v, (list, tuple)):
+        return [to_json(x) for x in v]
+    if isinstance(v, dict):
+        return {(k if isinstance(k, str) else
+                 "$base64:" + base64.b64encode(k).decode()): to_json(x)
+                for k, x in v.items()}
+    return v
+
+
+def from_json(v):
+    if isinstance(v, list):
+        return [from_json(x) for x in v]
+    if isinstance(v, dict):
+        if set(v) == {"$base64"}:
+            return base64.b64decode(v["$base64"])
+        out = {}
+        for k, x in v.items():
+            if k.startswith("$base64:"):
+                k = base64.b64decode(k[len("$base64:"):])
+            out[k] = from_json(x)
+        return out
+    return v
+
+
+def as_key(k):
+    return k.encode() if isinstance(k, str) else bytes(k)
+
+
+# -- nodes ---------------------------------------------------------------------
+
+
+class Ports:
+    """A scenario's own port range; ports are handed out in order."""
+
+    def __init__(self, scenario):
+        self.next = 31000 + 200 * SCENARIOS.index(scenario)
+        self.end = self.next + 200
+
+    def take(self):
+        if self.next >= self.end:
+            raise AssertionError("port range exhausted")
+        self.next += 1
+        return self.next - 1
+
+
+class LeaseRefused(Exception):
+    """A node refused a write because another node holds the key's lease."""
+
+
+class SyncmeshNode:
+    """syncmesh-node --wire=py2p, driven through its HTTP API."""
+
+    def __init__(self, name, bin_path, ports, work, peers=(), extra=()):
+        self.name = name
+        for attempt in range(10):
+            self.port, self.http = ports.take(), ports.take()
+            self.log_path = os.path.join(work, "%s.log" % name)
+            self.proc = subprocess.Popen(
+                [bin_path, "--wire=py2p", "--host=127.0.0.1",
+                 "--port=%d" % self.port, "--http=127.0.0.1:%d" % self.http,
+                 "--peers=" + ",".join("127.0.0.1:%d" % p for p in peers),
+                 "--log-level=info"] + list(extra),
+                stdout=subprocess.PIPE, stderr=open(self.log_path, "w"),
+                text=True)
+            line = self.proc.stdout.readline()  # "ready" or EOF on failure
+            if "ready" in line:
+                log("%s: syncmesh on %d (http %d)" % (name, self.port, self.http))
+                return
+            self.proc.wait(timeout=10)
+            with open(self.log_path) as f:
+                err = f.read()
+            if "in use" not in err and "cannot listen" not in err \
+                    and "bind" not in err:
+                raise AssertionError("%s did not start: %s" % (name, err[-500:]))
+        raise AssertionError("%s: no free port" % name)
+
+    def _req(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (self.http, path), data=data,
+            method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as res:
+                raw = res.read()
+                return res.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def _path(self, key):
+        return "/v1/kv/" + urllib.parse.quote(as_key(key), safe="")
+
+    def set(self, key, value):
+        status, body = self._req("PUT", self._path(key), to_json(value))
+        if status == 409:
+            raise LeaseRefused(body)
+        if status != 204:
+            raise AssertionError("%s PUT %r: %s %s" % (self.name, key, status, body))
+
+    def delta(self, key, fields):
+        status, body = self._req("POST", self._path(key) + "/delta",
+                                 to_json(fields))
+        if status != 204:
+            raise AssertionError("%s delta: %s %s" % (self.name, status, body))
+
+    def delete(self, key):
+        return self._req("DELETE", self._path(key))
+
+    def items(self):
+        status, body = self._req("GET", "/v1/kv?limit=10000")
+        assert status == 200, (status, body)
+        out = {}
+        for it in body["items"]:
+            k = (base64.b64decode(it["key_base64"]) if "key_base64" in it
+                 else it["key"].encode())
+            out[k] = norm(from_json(it["value"]))
+        return out
+
+    def peers(self):
+        status, body = self._req("GET", "/v1/peers")
+        assert status == 200, (status, body)
+        return len(body["peers"])
+
+    def alive(self):
+        return self.proc.poll() is None and self._req("GET", "/healthz")[0] == 200
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("%s did not stop within 15 s" % self.name)
+
+
+class Py2pNode:
+    """A py2p 0.7.870 SyncSocket in this process."""
+
+    def __init__(self, name, ports, leasing=True):
+        from py2p import sync
+        self.name = name
+        for attempt in range(20):
+            self.port = ports.take()
+            try:
+                self.sock = sync.SyncSocket("127.0.0.1", self.port,
+                                            leasing=leasing)
+                log("%s: py2p on %d" % (name, self.port))
+                return
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+        raise AssertionError("%s: no free port" % name)
+
+    def set(self, key, value):
+        try:
+            self.sock.set(as_key(key), value)
+        except KeyError as e:
+            raise LeaseRefused(str(e))
+
+    def delta(self, key, fields):
+        self.sock.apply_delta(as_key(key), fields)
+
+    def delete(self, key):
+        del self.sock[as_key(key)]
+
+    def connect(self, port):
+        self.sock.connect("127.0.0.1", port)
+
+    def items(self):
+        return {as_key(k): norm(v) for k, v in list(self.sock.data.items())}
+
+    def peers(self):
+        return len(self.sock.routing_table)
+
+    def close(self):
+        self.sock.close()
+
+
+class Js2pNode:
+    """A js2p 0.7.870 SyncSocket in `node js2p_node.js`."""
+
+    def __init__(self, name, ports, modules, work, leasing="default"):
+        import umsgpack
+        self.umsgpack = umsgpack
+        self.name = name
+        env = dict(os.environ, NODE_PATH=modules)
+        for attempt in range(20):
+            self.port = ports.take()
+            self.proc = subprocess.Popen(
+                ["node", os.path.join(HERE, "js2p_node.js"), str(self.port),
+                 leasing], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=open(os.path.join(work, "%s.log" % name), "w"),
+                text=True, env=env)
+            first = json.loads(self.proc.stdout.readline() or "{}")
+            if first.get("ready"):
+                self.id = first["id"]
+                log("%s: js2p on %d" % (name, self.port))
+                return
+            self.proc.wait(timeout=10)
+            if first.get("error") != "EADDRINUSE":
+                raise AssertionError("%s did not start: %r" % (name, first))
+        raise AssertionError("%s: no free port" % name)
+
+    def call(self, **req):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("%s exited" % self.name)
+        res = json.loads(line)
+        if "error" in res:
+            if "permission" in res["error"]:
+                raise LeaseRefused(res["error"])
+            raise AssertionError("%s %s: %s" % (self.name, req["op"], res["error"]))
+        return res
+
+    def _pack(self, v):
+        return self.umsgpack.packb(v).hex()
+
+    def set(self, key, value):
+        self.call(op="set", key=as_key(key).hex(), value=self._pack(value))
+
+    def delta(self, key, fields):
+        self.call(op="delta", key=as_key(key).hex(), value=self._pack(fields))
+
+    def delete(self, key):
+        self.call(op="del", key=as_key(key).hex())
+
+    def connect(self, port):
+        self.call(op="connect", host="127.0.0.1", port=port)
+
+    def items(self):
+        pairs = self.umsgpack.unpackb(bytes.fromhex(self.call(op="items")["items"]))
+        return {as_key(k): norm(v) for k, v in pairs}
+
+    def peers(self):
+        return self.call(op="peers")["peers"]
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.call(op="quit")
+            except Exception:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- checks ---------------------------------------------------------------------
+
+SAMPLES = {
+    b"bytes": b"\x00\x01\xfe\xff",
+    b"text": "plain text",
+    b"unicode": "ünïcødé ✓ 日本",
+    b"int": 1234567,
+    b"negative": -42,
+    b"list": [1, "two", b"\x03"],
+    b"map": {"a": 1, "b": [2, 3], "c": "x"},
+}
+
+
+def prefixed(prefix):
+    return {prefix + k: v for k, v in SAMPLES.items()}
+
+
+def has_all(node, expected):
+    items = node.items()
+    missing = {k: v for k, v in expected.items() if items.get(k) != v}
+    return not missing or (False, {k: (items.get(k), v)
+                                   for k, v in list(missing.items())[:3]})
+
+
+def wait_has(node, expected, what):
+    wait_until(lambda: has_all(node, expected) is True,
+               "%s to hold %s" % (node.name, what), timeout=20)
+
+
+def wait_same(nodes, what):
+    def same():
+        views = [n.items() for n in nodes]
+        return all(v == views[0] for v in views[1:])
+    wait_until(same, "%s to hold the same dictionary (%s)" %
+               (", ".join(n.name for n in nodes), what), timeout=20)
+
+
+# -- scenarios ------------------------------------------------------------------
+
+
+def scenario_join(ctx, kind):
+    """syncmesh joins a reference node that already holds keys: it receives
+    everything; what it sets appears there with the same value; deltas
+    merge alike in both directions."""
+    ref = ctx.js2p("J") if kind == "js2p" else ctx.py2p("P")
+    for k, v in prefixed(b"ref_").items():
+        ref.set(k, v)
+    s = ctx.syncmesh("S", peers=[ref.port])
+    wait_has(s, prefixed(b"ref_"), "the reference node's keys")
+    for k, v in prefixed(b"sm_").items():
+        s.set(k, v)
+    wait_has(ref, prefixed(b"sm_"), "syncmesh's keys")
+    # apply_delta from syncmesh, then from the reference node, on maps that
+    # each side created.
+    s.delta(b"sm_map", {"d": "from syncmesh", "a": 10})
+    merged = {"a": 10, "b": [2, 3], "c": "x", "d": "from syncmesh"}
+    wait_has(ref, {b"sm_map": merged}, "syncmesh's delta")
+    wait_has(s, {b"sm_map": merged}, "its own delta")
+    ref.delta(b"ref_map", {"e": [1], "c": "y"})
+    wait_has(s, {b"ref_map": {"a": 1, "b": [2, 3], "c": "y", "e": [1]}},
+             "the reference node's delta")
+    # A later write by the owner replaces the value everywhere.
+    s.set(b"sm_text", "second value")
+    wait_has(ref, {b"sm_text": "second value"}, "a rewrite")
+    wait_same([s, ref], "after the join")
+
+
+def scenario_chain_js2p_syncmesh_py2p(ctx):
+    """js2p - syncmesh - py2p: syncmesh relays between them."""
+    j = ctx.js2p("J")
+    for k, v in prefixed(b"early_").items():
+        j.set(k, v)
+    s = ctx.syncmesh("S", peers=[j.port])
+    wait_has(s, prefixed(b"early_"), "js2p's keys")
+    p = ctx.py2p("P")
+    p.connect(s.port)  # py2p dials syncmesh; syncmesh's initial sync follows
+    wait_has(p, prefixed(b"early_"), "js2p's keys through syncmesh")
+    j.set(b"from_js2p", {"who": "js2p", "n": 1})
+    p.set(b"from_py2p", [b"\x00", "py2p"])
+    s.set(b"from_syncmesh", "syncmesh ✓")
+    for n in (j, s, p):
+        wait_has(n, {b"from_js2p": {"who": "js2p", "n": 1},
+                     b"from_py2p": [b"\x00", "py2p"],
+                     b"from_syncmesh": "syncmesh ✓"}, "live writes")
+    j.delta(b"from_js2p", {"n": 2})
+    wait_has(p, {b"from_js2p": {"who": "js2p", "n": 2}}, "js2p's delta")
+    wait_same([j, s, p], "chain js2p - syncmesh - py2p")
+    # Really a chain: js2p and py2p never met.
+    assert j.peers() == 1 and p.peers() == 1, (j.peers(), p.peers())
+
+
+def scenario_chain_syncmesh_js2p_syncmesh(ctx):
+    """syncmesh - js2p - syncmesh: js2p relays between two syncmesh nodes."""
+    j = ctx.js2p("J")
+    one = ctx.syncmesh("S1", peers=[j.port], extra=["--max-peers=1"])
+    two = ctx.syncmesh("S2", peers=[j.port], extra=["--max-peers=1"])
+    wait_until(lambda: j.peers() == 2, "js2p to see both syncmesh nodes")
+    for k, v in prefixed(b"one_").items():
+        one.set(k, v)
+    for k, v in prefixed(b"two_").items():
+        two.set(k, v)
+    j.set(b"from_js2p", "hi")
+    wait_has(two, prefixed(b"one_"), "S1's keys through js2p")
+    wait_has(one, prefixed(b"two_"), "S2's keys through js2p")
+    one.delta(b"one_map", {"z": True})
+    wait_has(two, {b"one_map": dict(SAMPLES[b"map"], z=True)}, "S1's delta")
+    wait_same([one, j, two], "chain syncmesh - js2p - syncmesh")
+    assert one.peers() == 1 and two.peers() == 1, (one.peers(), two.peers())
+
+
+def scenario_leases(ctx):
+    """py2p owns a key: syncmesh's write fails with a lease error; syncmesh
+    owns a key: py2p refuses to write it."""
+    p = ctx.py2p("P", leasing=True)
+    s = ctx.syncmesh("S", peers=[p.port])
+    wait_until(lambda: s.peers() == 1, "syncmesh to connect to py2p")
+    p.set(b"py2p_owned", "py2p's")
+    t_py2p = int(time.time())
+    s.set(b"sm_owned", "syncmesh's")
+    t_sm = int(time.time())
+    wait_has(s, {b"py2p_owned": "py2p's"}, "py2p's key")
+    wait_has(p, {b"sm_owned": "syncmesh's"}, "syncmesh's key")
+    wait_next_second(max(t_py2p, t_sm))
+    try:
+        s.set(b"py2p_owned", "stolen")
+        raise AssertionError("syncmesh overwrote a key py2p holds the lease of")
+    except LeaseRefused as e:
+        log("syncmesh refused as expected:", e)
+    try:
+        p.set(b"sm_owned", "stolen")
+        raise AssertionError("py2p overwrote a key syncmesh holds the lease of")
+    except LeaseRefused as e:
+        log("py2p refused as expected:", e)
+    # The owners may still write.
+    p.set(b"py2p_owned", "py2p's again")
+    s.set(b"sm_owned", "syncmesh's again")
+    expected = {b"py2p_owned": "py2p's again", b"sm_owned": "syncmesh's again"}
+    wait_has(s, expected, "the owners' rewrites")
+    wait_has(p, expected, "the owners' rewrites")
+
+
+def raw_frame(msgpack_bytes):
+    import hashlib
+    body = hashlib.sha256(msgpack_bytes).digest() + msgpack_bytes
+    return len(body).to_bytes(4, "big") + body
+
+
+def hostile_client(s, payload_frames, what, wait=5.0):
+    """Connects to syncmesh like a peer, sends `payload_frames`, and returns
+    True when syncmesh closed the connection within `wait` seconds."""
+    import socket
+    import umsgpack
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    my_id = "RawClient" + "1" * 57
+    hs = umsgpack.packb([2, my_id, int(time.time()), 5, my_id,
+                         "p7sAnBsK3n5enFXH7vEGQjzS6t6RH1CeEoYekNjr5Jn",
+                         ["127.0.0.1", 1], []])
+    c.sendall(raw_frame(hs))
+    for f in payload_frames:
+        c.sendall(f)
+    c.settimeout(0.2)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if c.recv(65536) == b"":
+                c.close()
+                log("hostile client (%s): syncmesh closed the link" % what)
+                return True
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return True
+    c.close()
+    log("hostile client (%s): link stayed open" % what)
+    return False
+
+
+def scenario_misbehaving_peers(ctx):
+    """js2p - syncmesh - py2p where py2p deletes a key: syncmesh relays the
+    nil store, js2p throws on it (bug J2); syncmesh stays up with its data.
+    syncmesh's own delete refuses in py2p mode. Hostile frames close only
+    the link that sent them."""
+    import umsgpack
+    j = ctx.js2p("J")
+    p = ctx.py2p("P")
+    s = ctx.syncmesh("S", peers=[j.port, p.port])
+    wait_until(lambda: s.peers() == 2, "syncmesh to connect to both")
+    s.set(b"keep", "kept")
+    p.set(b"doomed", "x")
+    wait_has(j, {b"keep": "kept", b"doomed": "x"}, "the keys")
+    wait_has(p, {b"keep": "kept"}, "syncmesh's key")
+    # syncmesh's own delete: refused with a clear error, nothing sent.
+    status, body = s.delete(b"keep")
+    assert status == 400 and "py2p mode refuses deletes" in body["message"], \
+        (status, body)
+    # py2p deletes: its nil store reaches syncmesh, which applies it and
+    # relays the same bytes to js2p.
+    p.delete(b"doomed")
+    wait_until(lambda: b"doomed" not in s.items(), "syncmesh to apply the delete")
+    log("js2p after the nil store: %d peer(s), holds 'doomed': %s" %
+        (j.peers(), b"doomed" in j.items()))
+    assert s.alive(), "syncmesh died"
+    wait_has(s, {b"keep": "kept"}, "its data after the nil store")
+    # Hostile frames: a bad checksum, an oversized length, garbage msgpack.
+    bad = bytearray(raw_frame(umsgpack.packb([0, "x" * 66, 1, 11, b"k", 1])))
+    bad[10] ^= 0xFF
+    assert hostile_client(s, [bytes(bad)], "bad checksum")
+    assert hostile_client(s, [b"\xff\xff\xff\xff"], "4 GiB frame")
+    assert hostile_client(s, [raw_frame(b"\x93\x00\xc1\x01")], "bad msgpack")
+    # py2p's answer to a misread request (bug P1/P10): renegotiate [] and
+    # resend. syncmesh takes the (empty) list and ignores the resend.
+    me = "RawClient" + "1" * 57
+    frames = [raw_frame(umsgpack.packb([1, me, int(time.time()), 1, []])),
+              raw_frame(umsgpack.packb([1, me, int(time.time()), 9]))]
+    assert not hostile_client(s, frames, "renegotiate [] + resend", wait=1.5)
+    assert s.alive(), "syncmesh died"
+    # Still serving: a new write reaches py2p (and js2p if its link
+    # survived or was redialled).
+    s.set(b"after", [1, 2, 3])
+    wait_has(p, {b"after": [1, 2, 3], b"keep": "kept"}, "a write after all that")
+    wait_has(s, {b"keep": "kept", b"after": [1, 2, 3]}, "its data")
+
+
+class Context:
+    def __init__(self, args, scenario, modules):
+        self.args = args
+        self.ports = Ports(scenario)
+        self.modules = modules
+        self.work = os.path.join(args.work, scenario)
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.nodes = []
+
+    def syncmesh(self, name, peers=(), extra=()):
+        n = SyncmeshNode(name, self.args.node_bin, self.ports, self.work,
+                         peers, extra)
+        self.nodes.append(n)
+        return n
+
+    def py2p(self, name, leasing=True):
+        n = Py2pNode(name, self.ports, leasing)
+        self.nodes.append(n)
+        return n
+
+    def js2p(self, name, leasing="default"):
+        n = Js2pNode(name, self.ports, self.modules, self.work, leasing)
+        self.nodes.append(n)
+        return n
+
+    def close(self):
+        errors = []
+        for n in reversed(self.nodes):
+            try:
+                n.close()
+            except Exception as e:
+                errors.append("%s: %s" % (n.name, e))
+        return errors
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", required=True, choices=SCENARIOS)
+    ap.add_argument("--node-bin", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    try:
+        modules, _ = setup(args.work)
+    except Skip as e:
+        print("SKIP interop_%s: %s" % (args.scenario, e), flush=True)
+        return SKIP
+    ctx = Context(args, args.scenario, modules)
+    started = time.monotonic()
+    rc = 0
+    try:
+        if args.scenario == "js2p_join":
+            scenario_join(ctx, "js2p")
+        elif args.scenario == "py2p_join":
+            scenario_join(ctx, "py2p")
+        else:
+            globals()["scenario_" + args.scenario](ctx)
+        log("PASS %s in %.1f s" % (args.scenario, time.monotonic() - started))
+    except Exception:
+        traceback.print_exc()
+        log("FAIL %s; node logs in %s" % (args.scenario, ctx.work))
+        rc = 1
+    errors = ctx.close()
+    for e in errors:
+        log("shutdown:", e)
+    return rc or (1 if errors else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,7 @@
 #include "actors/py2p_link.hpp"
 
 #include <chrono>
+#include <utility>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -124,10 +125,20 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
             item.key(), item.value(), owner, item.meta().time_us() / 1'000'000);
           write_raw(self, st.session->whisper_frame(payload, t), "py2p_store");
         }
-        if (snap.items_size() == static_cast<int>(sync_page))
-          send_keys(self, snap.items(snap.items_size() - 1).key());
+        if (snap.items_size() < static_cast<int>(sync_page)) {
+          st.syncing = false;
+          return;
+        }
+        auto cursor = snap.items(snap.items_size() - 1).key();
+        // Paced by the send queue: the next page waits until the OS took
+        // half of what is queued, so a large store never piles up in memory.
+        if (st.budget.queued() < st.budget.limit() / 2)
+          send_keys(self, std::move(cursor));
+        else
+          st.sync_cursor = std::move(cursor);
       },
       [=](caf::error& err) {
+        self->state.syncing = false;
         log_line(log_level::warning, self->state.params.self,
                  "initial sync to " + describe(self)
                    + " stopped: " + self->system().render(err));
@@ -137,6 +148,9 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
 /// What py2p's `_send_peers` does: the peers list, then every key.
 void send_initial_sync(py2p_link_ptr self) {
   auto& st = self->state;
+  if (st.syncing)
+    return; // one at a time: a repeated request '*' joins the running one
+  st.syncing = true;
   self->request(st.params.router, caf::infinite, pb::PeersRequest{})
     .then(
       [=](const pb::PeerList& list) {
@@ -308,7 +322,11 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
     [=](const caf::io::data_transferred_msg& msg) {
-      self->state.budget.remaining(msg.remaining);
+      auto& st = self->state;
+      st.budget.remaining(msg.remaining);
+      if (!st.sync_cursor.empty() && !st.closing
+          && st.budget.queued() < st.budget.limit() / 2)
+        send_keys(self, std::exchange(st.sync_cursor, std::string{}));
     },
     [=](const caf::io::connection_closed_msg&) {
       shut_down(self, "connection closed by the peer", true);

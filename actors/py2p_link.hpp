@@ -42,6 +42,11 @@ struct py2p_link_state {
   bool closing = false;
   /// Peers and keys were sent to this peer.
   bool initial_sync_started = false;
+  /// An initial sync is running.
+  bool syncing = false;
+  /// Where the initial sync resumes once the send queue drained (empty:
+  /// not paused).
+  std::string sync_cursor;
   /// Messages that arrived before the router answered the attach (bounded).
   std::vector<py2p_inbound> early;
   /// Size of `early` in bytes; capped at params.max_send_queue.

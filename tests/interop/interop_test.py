@@ -38,7 +38,8 @@ JS2P_VERSION = "0.7.870"
 SKIP = 77
 SCENARIOS = [
     "js2p_join", "py2p_join", "chain_js2p_syncmesh_py2p",
-    "chain_syncmesh_js2p_syncmesh", "leases", "misbehaving_peers"
+    "chain_syncmesh_js2p_syncmesh", "leases", "misbehaving_peers",
+    "allowed_deletes"
 ]
 DEBIAN_PY = ["python3-base58", "python3-u-msgpack", "python3-pyee"]
 
@@ -625,6 +626,32 @@ def scenario_misbehaving_peers(ctx):
     s.set(b"after", [1, 2, 3])
     wait_has(p, {b"after": [1, 2, 3], b"keep": "kept"}, "a write after all that")
     wait_has(s, {b"keep": "kept", b"after": [1, 2, 3]}, "its data")
+
+
+def scenario_allowed_deletes(ctx):
+    """With --py2p-allow-delete (a mesh without js2p) syncmesh's deletes go
+    out as nil stores: py2p and another syncmesh node (both directly
+    connected, py2p mode on both ends) remove the key and its lease."""
+    p = ctx.py2p("P")
+    one = ctx.syncmesh("S1", peers=[p.port], extra=["--py2p-allow-delete"])
+    two = ctx.syncmesh("S2", peers=[one.port])
+    wait_until(lambda: one.peers() == 2, "S1 to see py2p and S2")
+    one.set(b"gone", "soon")
+    one.set(b"stays", "here")
+    wait_has(p, {b"gone": "soon", b"stays": "here"}, "S1's keys")
+    wait_has(two, {b"gone": "soon", b"stays": "here"}, "S1's keys")
+    status, body = one.delete(b"gone")
+    assert status == 204, (status, body)
+    for n in (p, two, one):
+        wait_until(lambda: b"gone" not in n.items(),
+                   "%s to drop the deleted key" % n.name)
+    # The delete released the lease: another node may now set the key.
+    p.set(b"gone", "py2p's now")
+    wait_has(two, {b"gone": "py2p's now", b"stays": "here"}, "py2p's claim")
+    # S2 was started without the flag: its own deletes are refused.
+    status, body = two.delete(b"stays")
+    assert status == 400, (status, body)
+    wait_same([p, one, two], "after the deletes")
 
 
 class Context:

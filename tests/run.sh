@@ -25,8 +25,9 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     -DCMAKE_CXX_COMPILER=clang++ -DSYNCMESH_BUILD_TESTS=OFF \
     -DSYNCMESH_BUILD_FUZZERS=ON \
     "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address"
-  cmake --build build-fuzz -j "$jobs" --target fuzz_frames fuzz_handshake
-  for target in frames handshake; do
+  cmake --build build-fuzz -j "$jobs" --target fuzz_frames fuzz_handshake \
+    fuzz_py2p
+  for target in frames handshake py2p; do
     # Work on a copy: libFuzzer adds what it finds to the corpus directory.
     corpus=$(mktemp -d)
     cp tests/fuzz/corpus/"$target"/* "$corpus"/

@@ -49,7 +49,9 @@ config node_config(const scenario& sc) {
   c.redial_min = 200ms;
   c.redial_max = 3s;
   c.anti_entropy_interval = 2s;
-  c.tombstone_horizon = 10s;
+  // Longer than any fault lasts (see fault_period): a replica cut off for
+  // longer than the horizon brings purged keys back (README, "tombstones").
+  c.tombstone_horizon = 20s;
   c.max_clock_skew = 10s;
   c.seen_set_size = 2048;
   c.seen_ttl = 30s;
@@ -60,6 +62,11 @@ config node_config(const scenario& sc) {
   c.max_value_size = 64 * 1024;
   return c;
 }
+
+/// Every fault ends within this (links heal, nodes resume and restart):
+/// the operating envelope is partitions and downtime shorter than the
+/// tombstone horizon.
+constexpr microseconds fault_period = 8s;
 
 /// Virtual time allowed for convergence after the last fault.
 constexpr microseconds convergence_limit = 120s;
@@ -147,8 +154,13 @@ public:
                + std::chrono::duration_cast<microseconds>(sc_.duration);
     auto gap = microseconds(1'000'000 / std::max(1u, sc_.ops_per_second));
     auto next_fault = cluster_->now() + 1s;
+    auto next_calm = cluster_->now() + fault_period;
     auto next_sample = cluster_->now() + 1s;
     while (cluster_->now() < end) {
+      if (sc_.faulty() && cluster_->now() >= next_calm) {
+        end_faults();
+        next_calm = cluster_->now() + fault_period;
+      }
       if (sc_.faulty() && cluster_->now() >= next_fault) {
         inject_fault();
         next_fault = cluster_->now()

@@ -149,3 +149,35 @@ BOOST_AUTO_TEST_CASE(tombstones_outlive_partitions_shorter_than_the_horizon) {
   BOOST_CHECK(!deleted_key_returns(std::chrono::seconds(20), 5s));
   BOOST_CHECK(deleted_key_returns(std::chrono::seconds(2), 10s));
 }
+
+// Found by syncmesh-sim (churn, seed 1 before the envelope change; churn,
+// seed 2 now): a node that never saw a key claims it in epoch 0, and an
+// older claim of the same epoch wins when they meet, even one whose lease
+// had ended. This pins today's rule (README, "Stale claims"): the newer
+// writer is told through lease_lost, and every replica agrees.
+BOOST_AUTO_TEST_CASE(an_unaware_claim_loses_to_an_older_claim_and_is_told) {
+  testing::cluster_options opts;
+  opts.nodes = 3;
+  opts.seed = 1;
+  opts.node_config.lease_duration = std::chrono::seconds(2);
+  opts.node_config.lease_margin = std::chrono::milliseconds(200);
+  testing::cluster c{opts};
+  std::vector<std::string> lost_on_2;
+  c.on_event([&](size_t i, const pb::Event& ev) {
+    if (i == 2 && ev.has_lease_lost())
+      lost_on_2.push_back(ev.lease_lost().key());
+  });
+  c.connect(0, 1);
+  c.connect(1, 2);
+  c.advance(1s);
+  c.partition({{0, 1}, {2}});
+  c.ask<pb::WriteAck>(0, set_request("k", "old"));
+  c.advance(5s); // node 0's lease has ended; node 2 never saw the key
+  c.ask<pb::WriteAck>(2, set_request("k", "new"));
+  c.heal_all();
+  BOOST_REQUIRE(c.await_convergence(60s));
+  pb::GetRequest get;
+  get.set_key("k");
+  BOOST_CHECK_EQUAL(c.ask<pb::GetReply>(1, get).value().text(), "old");
+  BOOST_CHECK(lost_on_2 == std::vector<std::string>{"k"});
+}

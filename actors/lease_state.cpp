@@ -1,5 +1,7 @@
 #include "actors/lease_state.hpp"
 
+#include <algorithm>
+
 #include "syncmesh/pb/entry.pb.h"
 
 namespace syncmesh {
@@ -20,7 +22,13 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
   }
   auto new_claim = [&] {
     result.allowed = true;
-    result.draft.epoch = head == nullptr ? 0 : head->newest().epoch + 1;
+    // A claim's epoch is its claim time, or the previous epoch + 1 when that
+    // is higher: a later claim beats every earlier one, so a node that never
+    // saw a key (fresh, or cut off since before it was written) does not
+    // lose to a claim whose lease had long ended, or to a purged tombstone's
+    // older copies. Nodes that know a lease refuse to claim before it ends.
+    auto next = head == nullptr ? 0 : head->newest().epoch + 1;
+    result.draft.epoch = std::max(next, now_us);
     result.draft.claim_us = now_us;
     result.draft.claimer = self;
   };

@@ -36,7 +36,9 @@ int compare(const hlc_stamp& x, const hlc_stamp& y) noexcept;
 
 /// The version of one write. See `compare(const version&, const version&)`.
 struct version {
-  /// Lease epoch: a claim after the previous lease ended starts a new one.
+  /// Lease epoch: a claim after the previous lease ended starts a new one,
+  /// numbered by its claim time (or the previous epoch + 1 when higher), so a
+  /// later claim wins even where the earlier one was never seen.
   uint64_t epoch = 0;
   /// When the claimer claimed this epoch (µs); earlier claims win.
   uint64_t claim_us = 0;

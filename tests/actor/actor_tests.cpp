@@ -352,7 +352,10 @@ BOOST_AUTO_TEST_CASE(remote_owner_blocks_local_write_until_lease_ends) {
   auto ack = f.set("k", value{"a"});
   BOOST_REQUIRE(ack);
   BOOST_CHECK_EQUAL(ack->meta().owner(), self_id);
-  BOOST_CHECK_EQUAL(ack->meta().version().epoch(), 1u);
+  // A new claim's epoch is its claim time, above the old owner's epoch.
+  BOOST_CHECK_EQUAL(ack->meta().version().epoch(),
+                    ack->meta().version().claim_us());
+  BOOST_CHECK_GT(ack->meta().version().epoch(), 0u);
   // The old owner's late renewal in epoch 0 no longer wins.
   auto late
     = remote_version(other_id, 0, now, f.clock.now(), f.clock.now() + hour_us);
@@ -483,12 +486,13 @@ BOOST_AUTO_TEST_CASE(subscribers_see_updates_deletes_and_lost_leases) {
   BOOST_REQUIRE(ok && *ok);
   BOOST_REQUIRE(f.set("k", value{"a"}));
   BOOST_REQUIRE(f.erase("k"));
-  // This node claims "l"; another node's earlier claim of the same epoch
-  // arrives late and wins: this node lost its lease.
+  // This node claims "l"; another node that had not seen our claim claims
+  // it a little later (its epoch is its claim time) while our lease runs:
+  // it wins, and this node lost its lease.
   auto mine = f.set("l", value{"mine"});
   BOOST_REQUIRE(mine);
-  auto earlier = f.clock.now() - 1000;
-  auto v = remote_version(other_id, 0, earlier, earlier, earlier + hour_us);
+  auto later = f.clock.now() + 1000;
+  auto v = remote_version(other_id, later, later, later, later + hour_us);
   BOOST_REQUIRE(
     f.inject(write_envelope(other_id, {set_record("l", value{"theirs"}, v)})));
   auto evs = events_in(*inbox);

@@ -77,8 +77,10 @@ void inject(caf::actor_system& sys, sync_socket& sock,
 /// A whole-value write by `other_id`, claimed and stamped at `at_us`.
 pb::Envelope remote_set(const std::string& key, const value& val,
                         uint64_t at_us, bool leasing = true) {
-  auto v = leasing ? remote_version(other_id, 0, at_us, at_us, at_us + hour_us)
-                   : remote_version("", 0, 0, at_us, 0);
+  // A claim's epoch is its claim time (see lease_state.cpp).
+  auto v = leasing
+             ? remote_version(other_id, at_us, at_us, at_us, at_us + hour_us)
+             : remote_version("", 0, 0, at_us, 0);
   if (!leasing)
     v.stamp.node = other_id;
   return write_envelope(other_id, {set_record(key, val, v)});
@@ -328,8 +330,9 @@ BOOST_AUTO_TEST_CASE(callbacks_see_local_and_remote_changes) {
   sock["a"] = 1;
   sock.del("a");
   sock["mine"] = "x";
-  // Another node's earlier claim of the same epoch takes "mine" over.
-  inject(sys, sock, remote_set("mine", value{"theirs"}, clock.now() - 10));
+  // Another node that had not seen our claim claims "mine" a little later,
+  // while our lease runs: its later claim wins and we lost the lease.
+  inject(sys, sock, remote_set("mine", value{"theirs"}, clock.now() + 10));
   BOOST_REQUIRE(updates.wait_for(3));
   BOOST_REQUIRE(deletes.wait_for(1));
   BOOST_REQUIRE(losses.wait_for(1));

@@ -197,6 +197,13 @@ public:
     report_.frames_duplicated = net.frames_duplicated;
     digest_.add(std::to_string(report_.convergence_us));
     report_.digest = digest_.h;
+    // Claims are numbered by their claim time, so an older claim wins over
+    // a newer one only when clocks disagree.
+    if (!sc_.clock_skew && report_.stale_takeovers > 0)
+      fail("lease",
+           std::to_string(report_.stale_takeovers)
+             + " older claim(s) whose lease had ended won over newer ones",
+           "", global_trace_);
     if (!sc_.faulty() && report_.live_takeovers + report_.stale_takeovers > 0)
       fail("lease",
            std::to_string(report_.live_takeovers + report_.stale_takeovers)

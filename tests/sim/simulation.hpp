@@ -87,7 +87,8 @@ struct run_report {
   /// (it had not seen the renewal in time).
   uint64_t live_takeovers = 0;
   /// lease_lost events where an older claim whose lease had ended won over
-  /// a newer claim by a node that had never seen it (see README).
+  /// a newer claim by a node that had never seen it: a violation unless
+  /// clocks are skewed (README, "Stale claims").
   uint64_t stale_takeovers = 0;
   /// lease_lost events at a lease's boundary (concurrent first claims, or a
   /// claim after the old lease ended).

@@ -546,10 +546,10 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(lease_decisions)
 
-BOOST_AUTO_TEST_CASE(unknown_key_is_claimed_in_epoch_zero) {
+BOOST_AUTO_TEST_CASE(unknown_key_is_claimed_in_the_epoch_of_its_claim_time) {
   auto d = decide_local_write(nullptr, "me", t0, leases, false);
   BOOST_TEST(d.allowed);
-  BOOST_TEST(d.draft.epoch == 0u);
+  BOOST_TEST(d.draft.epoch == t0);
   BOOST_TEST(d.draft.claim_us == t0);
   BOOST_TEST(d.draft.claimer == "me");
 }
@@ -577,7 +577,7 @@ BOOST_AUTO_TEST_CASE(owner_near_or_after_the_end_claims_the_next_epoch) {
     BOOST_TEST_CONTEXT("now " << now) {
       auto d = decide_local_write(&head, "me", now, leases, false);
       BOOST_TEST(d.allowed);
-      BOOST_TEST(d.draft.epoch == 4u);
+      BOOST_TEST(d.draft.epoch == now);
       BOOST_TEST(d.draft.claim_us == now);
       BOOST_TEST(d.draft.claimer == "me");
     }
@@ -605,7 +605,7 @@ BOOST_AUTO_TEST_CASE(other_node_claims_the_next_epoch_after_end_plus_margin) {
     BOOST_TEST_CONTEXT("now " << now) {
       auto d = decide_local_write(&head, "me", now, leases, false);
       BOOST_TEST(d.allowed);
-      BOOST_TEST(d.draft.epoch == 4u);
+      BOOST_TEST(d.draft.epoch == now);
       BOOST_TEST(d.draft.claim_us == now);
       BOOST_TEST(d.draft.claimer == "me");
     }
@@ -630,7 +630,7 @@ BOOST_AUTO_TEST_CASE(tombstone_holds_no_lease) {
   // Well before the old lease would have ended, anyone claims anew.
   auto d = decide_local_write(&head, "me", t0 + 2, leases, false);
   BOOST_TEST(d.allowed);
-  BOOST_TEST(d.draft.epoch == 4u);
+  BOOST_TEST(d.draft.epoch == t0 + 2);
   BOOST_TEST(d.draft.claim_us == t0 + 2);
   BOOST_TEST(d.draft.claimer == "me");
 }
@@ -699,6 +699,26 @@ BOOST_AUTO_TEST_CASE(stamp_is_newer_than_observed_remote_writes) {
   BOOST_TEST(v.lease_end_us == v.stamp.wall_us + leases.duration_us);
 }
 
+// Found by syncmesh-sim (churn, seed 1): a node that never saw a key claimed
+// it in epoch 0 and lost to an older claim whose lease had long ended.
+BOOST_AUTO_TEST_CASE(a_later_claim_beats_an_earlier_one_it_never_saw) {
+  lease_node old_owner{"zz-old"};
+  old_owner.write("k", 1); // claimed at t0, lease until t0 + 1000
+  auto old_write = old_owner.table.find("k")->newest();
+  // Long after that lease ended, a node that never saw the key claims it.
+  auto d = decide_local_write(nullptr, "aa-new", t0 + 5000, leases, false);
+  BOOST_REQUIRE(d.allowed);
+  lease_node fresh{"aa-new"};
+  fresh.clock.set(t0 + 5000);
+  auto mine = fresh.table.stamp(d.draft, false);
+  BOOST_TEST(newer(mine, old_write));
+  // The old owner's lease had ended: taking the key over is no loss.
+  auto rec = set_record("k", mine, 2);
+  old_owner.clock.set(t0 + 5000);
+  BOOST_TEST(!receive(old_owner.table, rec).has_value());
+  BOOST_TEST(old_owner.table.find("k")->owner() == "aa-new");
+}
+
 BOOST_AUTO_TEST_CASE(own_writes_are_never_a_loss) {
   lease_node node{"me"};
   node.write("k", 1);
@@ -709,9 +729,9 @@ BOOST_AUTO_TEST_CASE(own_writes_are_never_a_loss) {
 
 BOOST_AUTO_TEST_CASE(earlier_claim_in_the_same_epoch_takes_the_lease) {
   lease_node node{"me"};
-  node.write("k", 1); // epoch 0, claimed at t0
+  node.write("k", 1); // epoch t0, claimed at t0
   auto rival = set_record(
-    "k", make_version(t0 + 5, "other", 0, t0 - 10, "other", 0, t0 + 1005), 2);
+    "k", make_version(t0 + 5, "other", t0, t0 - 10, "other", 0, t0 + 1005), 2);
   auto loss = receive(node.table, rival);
   BOOST_REQUIRE(loss.has_value());
   BOOST_TEST(loss->key == "k");
@@ -726,15 +746,15 @@ BOOST_AUTO_TEST_CASE(same_claim_time_and_smaller_node_id_takes_the_lease) {
   lease_node beta{"beta"};
   beta.write("k", 1);
   auto rival = set_record(
-    "k", make_version(t0, "alpha", 0, t0, "alpha", 0, t0 + 1000), 2);
+    "k", make_version(t0, "alpha", t0, t0, "alpha", 0, t0 + 1000), 2);
   auto loss = receive(beta.table, rival);
   BOOST_REQUIRE(loss.has_value());
   BOOST_TEST(loss->new_owner == "alpha");
   // The other way round, alpha keeps its lease.
   lease_node alpha{"alpha"};
   alpha.write("k", 1);
-  auto weaker
-    = set_record("k", make_version(t0, "beta", 0, t0, "beta", 0, t0 + 1000), 2);
+  auto weaker = set_record(
+    "k", make_version(t0, "beta", t0, t0, "beta", 0, t0 + 1000), 2);
   BOOST_TEST(!receive(alpha.table, weaker).has_value());
   BOOST_TEST(alpha.table.find("k")->owner() == "alpha");
 }
@@ -745,7 +765,8 @@ BOOST_AUTO_TEST_CASE(higher_epoch_claimed_before_our_end_takes_the_lease) {
   lease_node node{"me"};
   node.write("k", 1);
   auto rival = fields_record(
-    "k", make_version(t0 + 300, "other", 1, t0 + 300, "other", 0, t0 + 1300),
+    "k",
+    make_version(t0 + 300, "other", t0 + 300, t0 + 300, "other", 0, t0 + 1300),
     fields_of({{"f", 1}}));
   auto loss = receive(node.table, rival);
   BOOST_REQUIRE(loss.has_value());
@@ -759,8 +780,9 @@ BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
   node.clock.set(our_end + leases.margin_us);
   auto successor = set_record("k",
                               make_version(our_end + leases.margin_us, "other",
-                                           1, our_end + leases.margin_us,
-                                           "other", 0, our_end + 2000),
+                                           our_end + leases.margin_us,
+                                           our_end + leases.margin_us, "other",
+                                           0, our_end + 2000),
                               2);
   BOOST_TEST(!receive(node.table, successor).has_value());
   BOOST_TEST(node.table.find("k")->owner() == "other");
@@ -769,9 +791,12 @@ BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
 BOOST_AUTO_TEST_CASE(losing_remote_writes_change_nothing) {
   lease_node node{"me"};
   node.write("k", 1); // claimed at t0
-  auto late_claim = set_record(
-    "k", make_version(t0 + 5, "other", 0, t0 + 1, "other", 0, t0 + 1005), 2);
-  BOOST_TEST(!receive(node.table, late_claim).has_value());
+  // A write of an older claim (its lease long over) arrives late.
+  auto stale = set_record(
+    "k",
+    make_version(t0 + 5, "other", t0 - 5000, t0 - 5000, "other", 0, t0 - 4000),
+    2);
+  BOOST_TEST(!receive(node.table, stale).has_value());
   BOOST_TEST(node.table.find("k")->owner() == "me");
   BOOST_TEST(node.table.decide("k", false).allowed);
 }

@@ -1,189 +1,832 @@
-// Replication benchmark: a burst of N writes at one node of a 3-node chain
-// or a 5-node mesh on 127.0.0.1 (nodes in one process, real TCP between
-// them); reports the time until the last node has every write, and the
-// frames and bytes flooded per write.
+// syncmesh-bench: replication benchmarks on 127.0.0.1 (issue 6).
 //
-// For `join`: the time until a node that joins a node holding N keys holds
-// them all.
-//
-//   syncmesh-bench [--scenario=chain3|mesh5|join|all] [--n=N] [--value-size=B]
-//                  [--leasing=0|1]
+// Scenarios: chain3 (A-B-C), mesh5 (5 nodes, 2-4 peers each), join (a new
+// node joins a node holding N keys), heal (two halves diverged by K writes
+// each, then reconnected), mixed (several writers, reads at a fixed rate).
+// In --mode=process the writer node A runs in the bench process (its
+// asynchronous facade) and every other node is a syncmesh-node daemon; in
+// --mode=inproc every node runs in the bench process. tests/bench/README.md
+// explains every figure and how the published numbers were made.
 
-#include <chrono>
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
-#include <caf/all.hpp>
+#include "bench/bench.hpp"
 
-#include "actors/atoms.hpp"
-#include "actors/facade.hpp"
-#include "messages/value_proto.hpp"
-#include "support/caf_setup.hpp"
-#include "syncmesh/sync_socket.hpp"
-
-using namespace std::chrono;
-using namespace syncmesh;
+using namespace std::chrono_literals;
+using namespace syncmesh::bench;
 
 namespace {
 
+// -- options ------------------------------------------------------------------
+
+/// Command-line options.
 struct options {
-  std::string scenario = "all";
-  size_t n = 100000;
+  std::vector<std::string> scenarios{"chain3", "mesh5", "join", "heal",
+                                     "mixed"};
+  std::string mode = "process";
+  uint64_t n = 100000;
   size_t value_size = 64;
+  size_t nodes = 0; // 0: the scenario's own count
+  double duration = 5;
+  double rate = 10000;
+  double read_rate = 1000;
+  uint64_t k = 1000;
+  size_t window = 10000;
   bool leasing = false;
+  std::string node_bin;
 };
 
+const char* usage_text
+  = "usage: syncmesh-bench [--scenario=all|chain3,mesh5,join,heal,mixed]\n"
+    "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
+    "  [--duration=S] [--rate=W/s] [--read-rate=R/s] [--k=K] [--window=W]\n"
+    "  [--leasing[=0|1]] [--node-bin=PATH]\n";
+
+/// The syncmesh-node next to this binary.
+std::string default_node_bin() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "syncmesh-node" : (self.parent_path() / "syncmesh-node").string();
+}
+
 bool parse(int argc, char** argv, options& opts) {
+  opts.node_bin = default_node_bin();
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value_of = [&](const char* name) -> const char* {
       auto len = std::strlen(name);
       return arg.compare(0, len, name) == 0 ? argv[i] + len : nullptr;
     };
-    if (auto v = value_of("--scenario="))
-      opts.scenario = v;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    } else if (auto v = value_of("--scenario=")) {
+      opts.scenarios.clear();
+      std::string list = v;
+      if (list != "all") {
+        size_t pos = 0;
+        while (pos <= list.size()) {
+          auto comma = list.find(',', pos);
+          if (comma == std::string::npos)
+            comma = list.size();
+          opts.scenarios.push_back(list.substr(pos, comma - pos));
+          pos = comma + 1;
+        }
+      } else {
+        opts.scenarios = {"chain3", "mesh5", "join", "heal", "mixed"};
+      }
+    } else if (auto v = value_of("--mode="))
+      opts.mode = v;
     else if (auto v = value_of("--n="))
       opts.n = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--value-size="))
       opts.value_size = std::strtoull(v, nullptr, 10);
-    else if (auto v = value_of("--leasing="))
-      opts.leasing = std::string{v} == "1";
-    else {
-      std::fprintf(stderr, "unknown argument: %s\n", argv[i]);
+    else if (auto v = value_of("--nodes="))
+      opts.nodes = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--duration="))
+      opts.duration = std::strtod(v, nullptr);
+    else if (auto v = value_of("--rate="))
+      opts.rate = std::strtod(v, nullptr);
+    else if (auto v = value_of("--read-rate="))
+      opts.read_rate = std::strtod(v, nullptr);
+    else if (auto v = value_of("--k="))
+      opts.k = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--window="))
+      opts.window = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--node-bin="))
+      opts.node_bin = v;
+    else if (arg == "--leasing")
+      opts.leasing = true;
+    else if (auto v = value_of("--leasing=")) {
+      std::string s = v;
+      opts.leasing = s == "1" || s == "true" || s == "on";
+    } else {
+      std::fprintf(stderr, "unknown argument: %s\n%s", argv[i], usage_text);
       return false;
     }
   }
-  if (opts.n == 0) {
-    std::fprintf(stderr, "--n must be positive\n");
+  for (const auto& s : opts.scenarios)
+    if (s != "chain3" && s != "mesh5" && s != "join" && s != "heal"
+        && s != "mixed") {
+      std::fprintf(stderr, "unknown scenario: %s\n", s.c_str());
+      return false;
+    }
+  if (opts.mode != "process" && opts.mode != "inproc") {
+    std::fprintf(stderr, "--mode must be process or inproc\n");
+    return false;
+  }
+  // The value carries a decimal µs stamp (up to 20 digits).
+  if (opts.n == 0 || opts.value_size < 20 || opts.window == 0) {
+    std::fprintf(stderr, "--n and --window must be positive, "
+                         "--value-size at least 20\n");
     return false;
   }
   return true;
 }
 
-struct result {
-  std::string scenario;
-  size_t nodes = 0;
-  size_t n = 0;
-  double seconds = 0;
-  double frames_per_write = 0;
-  double bytes_per_write = 0;
+// -- helpers ------------------------------------------------------------------
+
+/// Prints a progress line on stderr at most once a second.
+class progress {
+public:
+  explicit progress(std::string what) : what_(std::move(what)) {}
+
+  /// Prints `fmt` (printf-style) when a second passed since the last line.
+  template <class... Ts>
+  void tick(const char* fmt, Ts... xs) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < 1s)
+      return;
+    last_ = now;
+    std::fprintf(stderr, "  [%s] ", what_.c_str());
+    std::fprintf(stderr, fmt, xs...);
+    std::fputc('\n', stderr);
+  }
+
+private:
+  std::string what_;
+  std::chrono::steady_clock::time_point last_
+    = std::chrono::steady_clock::now();
 };
 
-/// A node that holds N keys, then a new node joins it: the time until the
-/// newcomer holds every key (anti-entropy, in acknowledged windows).
-result run_join(caf::actor_system& sys, const options& opts) {
-  config cfg;
-  cfg.leasing = opts.leasing;
-  cfg.max_peers = 0;
-  sync_socket holder{sys, cfg};
-  std::string payload(opts.value_size, 'v');
-  std::vector<std::pair<std::string, value>> batch;
-  for (size_t i = 0; i < opts.n; ++i) {
-    batch.emplace_back("k" + std::to_string(i), value::from_bytes(payload));
-    if (batch.size() == 5000 || i + 1 == opts.n) {
-      holder.update(batch);
-      batch.clear();
+/// Polls `pred` with a short pause between polls until it holds; throws
+/// after `limit`.
+template <class Pred>
+void poll_until(Pred pred, std::chrono::milliseconds limit,
+                const std::string& what) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("timed out: " + what);
+    // Polls cost the nodes CPU (an HTTP request each for a daemon).
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+double seconds_since(int64_t start_us) {
+  return static_cast<double>(now_us() - start_us) / 1e6;
+}
+
+/// A text value of `size` bytes that starts with the µs stamp `stamp`.
+std::string stamped(int64_t stamp, size_t size) {
+  auto s = std::to_string(stamp);
+  s.push_back(' ');
+  s.resize(std::max(size, s.size()), 'v');
+  return s;
+}
+
+/// Sleeps until the µs instant `due` while taking the writer's replies:
+/// paces a writer at a fixed rate.
+void wait_until(int64_t due, async_writer* w) {
+  for (;;) {
+    if (w != nullptr)
+      w->poll();
+    auto left = due - now_us();
+    if (left <= 0)
+      return;
+    if (left > 200)
+      std::this_thread::sleep_for(std::chrono::microseconds(left - 100));
+  }
+}
+
+/// Sum of every node's counters.
+node_counters total(std::vector<node_counters> all) {
+  node_counters t;
+  for (const auto& c : all) {
+    t.deliveries += c.deliveries;
+    t.wire_bytes_out += c.wire_bytes_out;
+    t.flood_frames += c.flood_frames;
+    t.flood_bytes += c.flood_bytes;
+    t.ae_repaired += c.ae_repaired;
+  }
+  return t;
+}
+
+/// Average bytes of the keys `prefix0` .. `prefix(n-1)`.
+double avg_key_bytes(const std::string& prefix, uint64_t n) {
+  double digits = 0;
+  for (uint64_t pow = 1, d = 1; pow <= n; pow *= 10, ++d) {
+    auto hi = std::min<uint64_t>(n, pow * 10);
+    digits += static_cast<double>((hi - pow) * d);
+  }
+  digits += 1; // the key 0
+  return static_cast<double>(prefix.size()) + digits / static_cast<double>(n);
+}
+
+/// Memory per key beyond key and value, from RSS before and after `n` keys
+/// arrived; -1 below 100k keys, where allocator noise dominates.
+double memory_per_key(uint64_t rss_before, uint64_t rss_after, uint64_t n,
+                      double key_bytes, size_t value_size) {
+  if (n < 100000)
+    return -1;
+  auto growth
+    = static_cast<double>(rss_after) - static_cast<double>(rss_before);
+  return growth / static_cast<double>(n) - key_bytes
+         - static_cast<double>(value_size);
+}
+
+// -- the mesh under test ------------------------------------------------------
+
+/// The nodes of one scenario and their links. Node 0 (A) always runs in the
+/// bench process: the writer.
+struct mesh {
+  bench_runtime& rt;
+  const options& opts;
+  std::string dir;
+  std::vector<std::unique_ptr<bench_node>> nodes;
+  std::vector<std::pair<size_t, size_t>> links;
+
+  mesh(bench_runtime& runtime, const options& o) : rt(runtime), opts(o) {
+    char tmpl[] = "/tmp/syncmesh-bench-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    dir = tmpl;
+  }
+
+  ~mesh() {
+    // Daemons first (each stops within its deadline or is killed), then
+    // the in-process node; then the logs.
+    while (!nodes.empty())
+      nodes.pop_back();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+
+  bool process_mode() const { return opts.mode == "process"; }
+
+  static std::string name(size_t i) { return std::string(1, char('A' + i)); }
+
+  /// Adds node `i` (the next one), wired to earlier nodes per `links`.
+  bench_node& add() {
+    auto i = nodes.size();
+    if (i == 0 || !process_mode()) {
+      nodes.push_back(rt.spawn(name(i), node_options{opts.leasing, 0}));
+      return *nodes.back();
+    }
+#ifdef SYNCMESH_BENCH_NO_DAEMON
+    throw std::runtime_error("built without syncmesh-node "
+                             "(SYNCMESH_BUILD_DAEMON=OFF): use --mode=inproc");
+#else
+    daemon_options d;
+    d.binary = opts.node_bin;
+    d.dir = dir;
+    d.leasing = opts.leasing;
+    for (auto [a, b] : links)
+      if (b == i && a != 0 && a < i)
+        d.seeds.push_back(nodes[a]->address());
+    nodes.push_back(spawn_daemon(name(i), d));
+    return *nodes.back();
+#endif
+  }
+
+  /// Starts `count` nodes and makes every link; returns once every node has
+  /// its peers.
+  void build(size_t count, std::vector<std::pair<size_t, size_t>> ls) {
+    links = std::move(ls);
+    for (auto& l : links)
+      if (l.first > l.second)
+        std::swap(l.first, l.second);
+    for (size_t i = 0; i < count; ++i)
+      add();
+    for (auto [a, b] : links) {
+      // Daemons dial their seeds; in-process nodes dial explicitly (A in
+      // process mode, the later node in inproc mode).
+      if (a == 0 && process_mode())
+        rt.connect(*nodes[0], *nodes[b]);
+      else if (!process_mode())
+        rt.connect(*nodes[b], *nodes[a]);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      auto want = degree(i);
+      poll_until([&] { return nodes[i]->counters().peers >= want; }, 20s,
+                 nodes[i]->label() + " to reach its peers");
     }
   }
-  sync_socket newcomer{sys, cfg};
-  auto start = steady_clock::now();
-  newcomer.connect("127.0.0.1", holder.port());
-  while (newcomer.size() < opts.n)
-    std::this_thread::yield();
-  result r;
-  r.scenario = "join";
-  r.nodes = 2;
-  r.n = opts.n;
-  r.seconds = duration<double>(steady_clock::now() - start).count();
+
+  size_t degree(size_t i) const {
+    return static_cast<size_t>(
+      std::count_if(links.begin(), links.end(),
+                    [i](auto l) { return l.first == i || l.second == i; }));
+  }
+
+  /// The node most hops away from A (the last one of equals).
+  size_t farthest() const {
+    std::vector<int> dist(nodes.size(), -1);
+    std::deque<size_t> todo{0};
+    dist[0] = 0;
+    while (!todo.empty()) {
+      auto x = todo.front();
+      todo.pop_front();
+      for (auto [a, b] : links) {
+        auto y = a == x ? b : b == x ? a : SIZE_MAX;
+        if (y != SIZE_MAX && dist[y] < 0) {
+          dist[y] = dist[x] + 1;
+          todo.push_back(y);
+        }
+      }
+    }
+    size_t best = 0;
+    for (size_t i = 0; i < dist.size(); ++i)
+      if (dist[i] >= dist[best])
+        best = i;
+    return best;
+  }
+
+  std::vector<node_counters> counters() {
+    std::vector<node_counters> out;
+    for (auto& n : nodes)
+      out.push_back(n->counters());
+    return out;
+  }
+
+  /// Waits until every node holds at least `want[i]` keys; returns the µs
+  /// instant the last one got there (to the poll interval).
+  int64_t wait_for_keys(const std::vector<uint64_t>& want, const char* what,
+                        std::chrono::milliseconds limit) {
+    progress prog{what};
+    std::vector<bool> done(nodes.size(), false);
+    int64_t last = now_us();
+    poll_until(
+      [&] {
+        bool all = true;
+        for (size_t i = 0; i < nodes.size(); ++i) {
+          if (done[i])
+            continue;
+          auto have = nodes[i]->keys();
+          if (have >= want[i]) {
+            done[i] = true;
+            last = now_us();
+          } else {
+            all = false;
+            prog.tick("%s has %" PRIu64 "/%" PRIu64 " keys",
+                      nodes[i]->label().c_str(), have, want[i]);
+          }
+        }
+        return all;
+      },
+      limit, std::string{what} + ": every node to hold its keys");
+    return last;
+  }
+
+  /// One row per daemon, one for the bench process (all in-process nodes
+  /// share its CPU time and memory).
+  void record_usage(scenario_report& r) {
+    std::string inproc;
+    for (auto& n : nodes)
+      if (n->in_process())
+        inproc += (inproc.empty() ? "" : ",") + name_of(*n);
+    if (!inproc.empty())
+      r.per_node.push_back(
+        node_report{inproc + " (bench process)", process_usage(0)});
+    for (auto& n : nodes)
+      if (!n->in_process())
+        r.per_node.push_back(node_report{n->label(), n->usage()});
+  }
+
+  static std::string name_of(bench_node& n) {
+    auto label = n.label();
+    return label.substr(0, label.find(' '));
+  }
+
+  /// Links report their byte counts to the router once per heartbeat
+  /// (peer_link.cpp): wait until two heartbeats passed and every node's
+  /// count moved, so a snapshot includes what was just sent.
+  void settle_traffic() {
+    std::vector<uint64_t> seen;
+    for (auto& n : nodes)
+      seen.push_back(n->counters().wire_bytes_out);
+    auto since = std::chrono::steady_clock::now();
+    std::vector<bool> moved(nodes.size(), false);
+    poll_until(
+      [&] {
+        bool all = true;
+        for (size_t i = 0; i < nodes.size(); ++i) {
+          if (!moved[i] && nodes[i]->counters().peers > 0)
+            moved[i] = nodes[i]->counters().wire_bytes_out != seen[i];
+          else
+            moved[i] = true;
+          all = all && moved[i];
+        }
+        return all
+               && std::chrono::steady_clock::now() - since
+                    > 2 * heartbeat_interval;
+      },
+      10s, "link traffic reports");
+  }
+
+  std::string writer_note() const {
+    return process_mode()
+             ? "writer: node A inside the bench process (asynchronous facade, "
+               "at most --window requests in flight); other nodes are "
+               "syncmesh-node processes; CPU/RSS of A include the bench"
+             : "all nodes inside the bench process (asynchronous facade "
+               "writer); CPU/RSS are the whole process";
+  }
+};
+
+/// Writes `n` keys `prefix<i>` as fast as the window allows; returns the
+/// seconds until the last was acknowledged.
+double burst(async_writer& w, const std::string& prefix, uint64_t n,
+             size_t value_size, const char* what) {
+  progress prog{what};
+  auto start = now_us();
+  for (uint64_t i = 0; i < n; ++i) {
+    w.write(prefix + std::to_string(i), stamped(now_us(), value_size));
+    if ((i & 4095) == 0)
+      prog.tick("issued %" PRIu64 "/%" PRIu64 ", acknowledged %" PRIu64, i, n,
+                w.acked());
+  }
+  if (!w.drain(300s))
+    throw std::runtime_error(std::string{what} + ": writes not acknowledged");
+  if (w.failed() > 0)
+    std::fprintf(stderr, "  [%s] %" PRIu64 " writes refused\n", what,
+                 w.failed());
+  return seconds_since(start);
+}
+
+/// Arrival latencies collected by a watch.
+struct arrivals {
+  std::mutex mtx;
+  std::vector<int64_t> samples;
+
+  arrival_fn recorder() {
+    return [this](std::string_view, std::string_view text, int64_t at) {
+      auto stamp
+        = std::strtoll(std::string{text.substr(0, 20)}.c_str(), nullptr, 10);
+      std::lock_guard<std::mutex> guard{mtx};
+      samples.push_back(at - stamp);
+    };
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return samples.size();
+  }
+};
+
+// -- scenarios ----------------------------------------------------------------
+
+/// chain3 and mesh5: a burst of N writes at A (throughput), then writes at a
+/// fixed rate for --duration (latency at the farthest node).
+scenario_report run_flood(bench_runtime& rt, const options& opts,
+                          const std::string& scenario) {
+  mesh m{rt, opts};
+  size_t count = opts.nodes ? opts.nodes : scenario == "chain3" ? 3 : 5;
+  if (count < 2)
+    throw std::runtime_error("--nodes must be at least 2");
+  std::vector<std::pair<size_t, size_t>> links;
+  if (scenario == "chain3" || count < 4) {
+    for (size_t i = 0; i + 1 < count; ++i)
+      links.emplace_back(i, i + 1);
+  } else {
+    // A ring plus two chords: every node has 2 to 4 peers.
+    for (size_t i = 0; i < count; ++i)
+      links.emplace_back(i, (i + 1) % count);
+    links.emplace_back(0, 2);
+    links.emplace_back(1, 3);
+  }
+  m.build(count, links);
+  auto far = m.farthest();
+  scenario_report r;
+  r.scenario = scenario;
+  r.mode = opts.mode;
+  r.writer_note = m.writer_note();
+  r.nodes = count;
+  r.writes = opts.n;
+  r.value_size = opts.value_size;
+  r.leasing = opts.leasing;
+  r.farthest = m.nodes[far]->label();
+
+  // Throughput: a bounded burst.
+  m.settle_traffic();
+  auto before = total(m.counters());
+  auto far_rss = m.nodes[far]->usage().rss;
+  auto writer = rt.writer(*m.nodes[0], opts.window);
+  auto start = now_us();
+  r.issue_seconds
+    = burst(*writer, "t/", opts.n, opts.value_size, scenario.c_str());
+  std::vector<uint64_t> want(count, opts.n);
+  auto last = m.wait_for_keys(want, scenario.c_str(), 600s);
+  r.replicate_seconds = static_cast<double>(last - start) / 1e6;
+  m.settle_traffic();
+  auto after = total(m.counters());
+  auto n = static_cast<double>(opts.n);
+  r.frames_per_write
+    = static_cast<double>(after.deliveries - before.deliveries) / n;
+  r.wire_bytes_per_write
+    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
+  r.flood_bytes_per_write
+    = static_cast<double>(after.flood_bytes - before.flood_bytes) / n;
+  if (opts.mode == "process") {
+    r.memory_node = m.nodes[far]->label();
+    r.memory_per_key
+      = memory_per_key(far_rss, m.nodes[far]->usage().rss, opts.n,
+                       avg_key_bytes("t/", opts.n), opts.value_size);
+  }
+
+  // Latency: a fixed offered load, observed at the farthest node.
+  auto writes = static_cast<uint64_t>(opts.duration * opts.rate);
+  if (writes > 0) {
+    r.rate = opts.rate;
+    r.latency_writes = writes;
+    arrivals seen;
+    m.nodes[far]->watch("l/", seen.recorder());
+    progress prog{scenario + " latency"};
+    auto t0 = now_us();
+    for (uint64_t i = 0; i < writes; ++i) {
+      wait_until(
+        t0 + static_cast<int64_t>(static_cast<double>(i) * 1e6 / opts.rate),
+        writer.get());
+      writer->write("l/" + std::to_string(i),
+                    stamped(now_us(), opts.value_size));
+      prog.tick("issued %" PRIu64 "/%" PRIu64 ", arrived %zu", i, writes,
+                seen.size());
+    }
+    writer->drain(60s);
+    std::vector<uint64_t> want_all(count, opts.n + writes);
+    m.wait_for_keys(want_all, "latency writes", 60s);
+    // Every write is at the node; its event may still be on the way.
+    try {
+      poll_until([&] { return seen.size() >= writes; }, 5s, "events");
+    } catch (const std::exception&) {
+      // Reported as missing below (e.g. an SSE stream that overflowed).
+    }
+    m.nodes[far]->unwatch();
+    std::lock_guard<std::mutex> guard{seen.mtx};
+    r.latency = summarize(seen.samples);
+    r.latency_missing = writes - std::min<uint64_t>(writes, r.latency.count);
+  }
+  m.record_usage(r);
   return r;
 }
 
-result run(caf::actor_system& sys, const std::string& scenario,
-           const options& opts) {
-  config cfg;
-  cfg.leasing = opts.leasing;
-  cfg.max_peers = 0; // the topology below, nothing else
-  std::vector<std::unique_ptr<sync_socket>> nodes;
-  size_t count = scenario == "chain3" ? 3 : 5;
-  for (size_t i = 0; i < count; ++i)
-    nodes.push_back(std::make_unique<sync_socket>(sys, cfg));
-  auto link = [&](size_t a, size_t b) {
-    nodes[a]->connect("127.0.0.1", nodes[b]->port());
-  };
-  if (scenario == "chain3") {
-    link(1, 0);
-    link(2, 1);
-  } else {
-    // A ring plus two chords: every node has 2-4 peers.
-    for (size_t i = 0; i < count; ++i)
-      link(i, (i + 1) % count);
-    link(0, 2);
-    link(1, 3);
+/// join: A holds N keys; an empty node B connects (A dials) and receives
+/// them all through anti-entropy.
+scenario_report run_join(bench_runtime& rt, const options& opts) {
+  mesh m{rt, opts};
+  m.build(1, {});
+  scenario_report r;
+  r.scenario = "join";
+  r.mode = opts.mode;
+  r.nodes = 2;
+  r.writes = opts.n;
+  r.value_size = opts.value_size;
+  r.leasing = opts.leasing;
+  r.writer_note = "A (bench process) holds the keys, written through its "
+                  "facade; B (the newcomer) is "
+                  + std::string{m.process_mode() ? "a syncmesh-node process"
+                                                 : "in the bench process"}
+                  + "; A dials B; time from the dial until B holds every key";
+  auto writer = rt.writer(*m.nodes[0], opts.window);
+  burst(*writer, "j/", opts.n, opts.value_size, "join: loading A");
+  auto& b = m.add();
+  auto rss = b.usage().rss;
+  m.settle_traffic();
+  auto before = total(m.counters());
+  auto start = now_us();
+  rt.connect(*m.nodes[0], b);
+  m.links.emplace_back(0, 1);
+  auto last = m.wait_for_keys({opts.n, opts.n}, "join", 600s);
+  r.replicate_seconds = static_cast<double>(last - start) / 1e6;
+  m.settle_traffic();
+  auto after = total(m.counters());
+  auto n = static_cast<double>(opts.n);
+  r.frames_per_write
+    = static_cast<double>(after.deliveries - before.deliveries) / n;
+  r.wire_bytes_per_write
+    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
+  r.memory_node = b.label();
+  r.memory_per_key = memory_per_key(
+    rss, b.usage().rss, opts.n, avg_key_bytes("j/", opts.n), opts.value_size);
+  m.record_usage(r);
+  return r;
+}
+
+/// heal: A and B share N keys, are cut apart, each writes K keys the other
+/// lacks, and are reconnected: the bytes the repair moves against the bytes
+/// of the entries that differ.
+scenario_report run_heal(bench_runtime& rt, const options& opts) {
+  mesh m{rt, opts};
+  m.build(2, {{0, 1}});
+  auto& a = *m.nodes[0];
+  auto& b = *m.nodes[1];
+  scenario_report r;
+  r.scenario = "heal";
+  r.mode = opts.mode;
+  r.nodes = 2;
+  r.value_size = opts.value_size;
+  r.leasing = opts.leasing;
+  auto k = std::min(opts.k, opts.n / 2);
+  r.writes = 2 * k;
+  auto writer = rt.writer(a, opts.window);
+  burst(*writer, "h/", opts.n, opts.value_size, "heal: shared keys");
+  m.wait_for_keys({opts.n, opts.n}, "heal: shared keys", 600s);
+  rt.disconnect_all(a);
+  poll_until([&] { return a.counters().peers == 0 && b.counters().peers == 0; },
+             20s, "the halves to part");
+  // With leasing off each side overwrites shared keys (the harder case for
+  // digests: no key count changes); with leasing on B may not overwrite
+  // A's keys, so both write keys of their own.
+  std::string a_prefix = opts.leasing ? "ha/" : "h/";
+  std::string b_prefix = opts.leasing ? "hb/" : "h/";
+  uint64_t b_first = opts.leasing ? 0 : k;
+  for (uint64_t i = 0; i < k; ++i)
+    writer->write(a_prefix + std::to_string(i),
+                  stamped(now_us(), opts.value_size));
+  writer->drain(60s);
+  progress prog{"heal: B's writes"};
+  for (uint64_t i = 0; i < k; ++i) {
+    b.set(b_prefix + std::to_string(b_first + i),
+          stamped(now_us(), opts.value_size));
+    prog.tick("%" PRIu64 "/%" PRIu64, i, k);
   }
-  // The farthest node reports every update it applies to us.
-  caf::scoped_actor watcher{sys};
-  auto& last = *nodes.back();
-  caf::scoped_actor tmp{sys};
-  tmp
-    ->request(last.handle(), seconds(10), subscribe_atom::value,
-              caf::actor{watcher})
-    .receive([](bool) {}, [](caf::error&) {});
-  std::string payload(opts.value_size, 'v');
-  pb::Value val;
-  to_proto(value::from_bytes(payload), &val);
-  caf::scoped_actor writer{sys};
-  auto facade = nodes.front()->handle();
-  auto start = steady_clock::now();
-  size_t pending = 0;
-  size_t acked = 0;
-  for (size_t i = 0; i < opts.n; ++i) {
-    pb::SetRequest req;
-    req.set_key("k" + std::to_string(i));
-    *req.mutable_value() = val;
-    writer->send(facade, std::move(req));
-    // Keep at most 10k requests in flight: a bounded writer, not a flood.
-    if (++pending >= 10000) {
-      writer->receive([&](const pb::WriteAck&) { ++acked; });
-      --pending;
+  m.settle_traffic();
+  auto before_a = a.counters();
+  auto before_b = b.counters();
+  auto start = now_us();
+  rt.connect(a, b);
+  poll_until(
+    [&] {
+      return a.counters().ae_repaired - before_a.ae_repaired >= k
+             && b.counters().ae_repaired - before_b.ae_repaired >= k;
+    },
+    300s, "the halves to repair");
+  r.replicate_seconds = seconds_since(start);
+  m.settle_traffic();
+  auto after = total(m.counters());
+  auto before = total({before_a, before_b});
+  r.heal_bytes
+    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out);
+  auto key_bytes
+    = opts.leasing ? avg_key_bytes("ha/", k) : (avg_key_bytes("h/", 2 * k));
+  r.heal_differing_bytes = static_cast<double>(2 * k)
+                           * (key_bytes + static_cast<double>(opts.value_size));
+  r.wire_bytes_per_write = r.heal_bytes / static_cast<double>(2 * k);
+  r.writer_note = std::to_string(opts.n) + " shared keys; " + std::to_string(k)
+                  + " written on each side while apart (A through its "
+                    "facade, B through "
+                  + (m.process_mode() ? "HTTP PUT" : "its blocking API")
+                  + "); time from the reconnect until both repaired";
+  m.record_usage(r);
+  return r;
+}
+
+/// mixed: a writer on every node (A's stamped, through its facade; the
+/// others through HTTP PUT in process mode), each at --rate / writers, and
+/// reads at --read-rate spread over the nodes, for --duration.
+scenario_report run_mixed(bench_runtime& rt, const options& opts) {
+  mesh m{rt, opts};
+  size_t count = opts.nodes ? opts.nodes : 3;
+  if (count < 2)
+    throw std::runtime_error("--nodes must be at least 2");
+  std::vector<std::pair<size_t, size_t>> links;
+  for (size_t i = 0; i + 1 < count; ++i)
+    links.emplace_back(i, i + 1);
+  if (count >= 4)
+    links.emplace_back(0, count - 1);
+  m.build(count, links);
+  auto far = m.farthest();
+  scenario_report r;
+  r.scenario = "mixed";
+  r.mode = opts.mode;
+  r.nodes = count;
+  r.value_size = opts.value_size;
+  r.leasing = opts.leasing;
+  r.farthest = m.nodes[far]->label();
+  r.rate = opts.rate;
+  r.writer_note = std::to_string(count)
+                  + " writers (one per node, each at --rate/"
+                  + std::to_string(count)
+                  + "): A through its asynchronous facade, the others through "
+                  + (m.process_mode() ? "HTTP PUT (one round trip each)"
+                                      : "their asynchronous facades")
+                  + "; reads round-robin over the nodes; latency of A's writes";
+  auto per_writer = opts.rate / static_cast<double>(count);
+  auto per_writer_n = static_cast<uint64_t>(opts.duration * per_writer);
+  m.settle_traffic();
+  auto before = total(m.counters());
+  arrivals seen;
+  m.nodes[far]->watch("m0/", seen.recorder());
+  std::atomic<uint64_t> issued{0};
+  std::atomic<bool> writing{true};
+  // A thread that fails records why; the scenario rethrows after joining.
+  std::mutex err_mtx;
+  std::string err;
+  auto guarded = [&](auto&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> guard{err_mtx};
+      err = e.what();
+      writing = false;
     }
-  }
-  size_t seen = 0;
-  size_t progress_step = std::max<size_t>(opts.n / 4, 1);
-  while (seen < opts.n) {
-    watcher->receive([&](const pb::Event& ev) {
-      if (ev.has_update())
-        ++seen;
-      if (seen % progress_step == 0)
-        std::fprintf(stderr, "  %s: %zu/%zu at the last node\n",
-                     scenario.c_str(), seen, opts.n);
+  };
+  std::vector<std::thread> threads;
+  auto start = now_us();
+  for (size_t w = 0; w < count; ++w) {
+    threads.emplace_back([&, w] {
+      guarded([&] {
+        std::unique_ptr<async_writer> aw;
+        if (m.nodes[w]->in_process())
+          aw = rt.writer(*m.nodes[w], opts.window);
+        auto prefix = "m" + std::to_string(w) + "/";
+        for (uint64_t i = 0; i < per_writer_n && writing; ++i) {
+          wait_until(
+            start
+              + static_cast<int64_t>(static_cast<double>(i) * 1e6 / per_writer),
+            aw.get());
+          auto val = stamped(now_us(), opts.value_size);
+          if (aw)
+            aw->write(prefix + std::to_string(i), std::move(val));
+          else
+            m.nodes[w]->set(prefix + std::to_string(i), val);
+          ++issued;
+        }
+        if (aw)
+          aw->drain(60s);
+      });
     });
   }
-  auto elapsed = duration<double>(steady_clock::now() - start).count();
-  while (pending > 0) {
-    writer->receive([&](const pb::WriteAck&) { ++acked; });
-    --pending;
+  std::vector<int64_t> read_lat;
+  std::thread reader{[&] {
+    guarded([&] {
+      std::mt19937_64 rng{42};
+      uint64_t i = 0;
+      std::string out;
+      auto t0 = now_us();
+      while (writing) {
+        wait_until(t0
+                     + static_cast<int64_t>(static_cast<double>(i) * 1e6
+                                            / opts.read_rate),
+                   nullptr);
+        auto& node = *m.nodes[i % count];
+        auto writer_of = rng() % count;
+        auto key
+          = "m" + std::to_string(writer_of) + "/"
+            + std::to_string(rng() % std::max<uint64_t>(per_writer_n, 1));
+        auto t = now_us();
+        node.get(key, out);
+        read_lat.push_back(now_us() - t);
+        ++i;
+      }
+    });
+  }};
+  progress prog{"mixed"};
+  while (issued < per_writer_n * count && writing
+         && seconds_since(start) < opts.duration * 3 + 30) {
+    prog.tick("issued %" PRIu64 "/%" PRIu64, issued.load(),
+              per_writer_n * count);
+    std::this_thread::sleep_for(10ms);
   }
-  uint64_t frames = 0;
-  uint64_t bytes = 0;
-  for (auto& node : nodes) {
-    auto stats = test::router_stats(sys, *node);
-    frames += stats.frames_out();
-    bytes += stats.bytes_out();
+  for (auto& t : threads)
+    t.join();
+  r.issue_seconds = seconds_since(start);
+  writing = false;
+  reader.join();
+  if (!err.empty())
+    throw std::runtime_error("mixed: " + err);
+  r.writes = per_writer_n * count;
+  std::vector<uint64_t> want(count, r.writes);
+  auto last = m.wait_for_keys(want, "mixed", 300s);
+  r.replicate_seconds = static_cast<double>(last - start) / 1e6;
+  try {
+    poll_until([&] { return seen.size() >= per_writer_n; }, 5s, "events");
+  } catch (const std::exception&) {
+    // Reported as missing.
   }
-  nodes.clear();
-  result r;
-  r.scenario = scenario;
-  r.nodes = count;
-  r.n = opts.n;
-  r.seconds = elapsed;
+  m.nodes[far]->unwatch();
+  m.settle_traffic();
+  auto after = total(m.counters());
+  auto n = static_cast<double>(std::max<uint64_t>(r.writes, 1));
   r.frames_per_write
-    = static_cast<double>(frames) / static_cast<double>(opts.n);
-  r.bytes_per_write = static_cast<double>(bytes) / static_cast<double>(opts.n);
+    = static_cast<double>(after.deliveries - before.deliveries) / n;
+  r.wire_bytes_per_write
+    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
+  r.flood_bytes_per_write
+    = static_cast<double>(after.flood_bytes - before.flood_bytes) / n;
+  {
+    std::lock_guard<std::mutex> guard{seen.mtx};
+    r.latency_writes = per_writer_n;
+    r.latency = summarize(seen.samples);
+    r.latency_missing
+      = per_writer_n - std::min<uint64_t>(per_writer_n, r.latency.count);
+  }
+  r.reads = summarize(read_lat);
+  m.record_usage(r);
   return r;
 }
 
@@ -193,33 +836,37 @@ int main(int argc, char** argv) {
   options opts;
   if (!parse(argc, argv, opts))
     return 2;
-  test::threaded_config cfg;
-  caf::actor_system sys{cfg};
-  std::vector<result> results;
-  for (const char* s : {"chain3", "mesh5"})
-    if (opts.scenario == "all" || opts.scenario == s)
-      results.push_back(run(sys, s, opts));
-  if (opts.scenario == "all" || opts.scenario == "join")
-    results.push_back(run_join(sys, opts));
-  if (results.empty()) {
-    std::fprintf(stderr, "unknown scenario: %s\n", opts.scenario.c_str());
+  if (opts.mode == "process" && ::access(opts.node_bin.c_str(), X_OK) != 0) {
+    std::fprintf(stderr,
+                 "cannot run %s (build syncmesh-node or pass "
+                 "--node-bin=PATH)\n",
+                 opts.node_bin.c_str());
     return 2;
   }
-  std::printf("%-8s %5s %9s %10s %14s %13s %13s\n", "scenario", "nodes",
-              "writes", "seconds", "writes/s", "frames/write", "bytes/write");
-  for (const auto& r : results)
-    std::printf("%-8s %5zu %9zu %10.3f %14.0f %13.3f %13.1f\n",
-                r.scenario.c_str(), r.nodes, r.n, r.seconds,
-                static_cast<double>(r.n) / r.seconds, r.frames_per_write,
-                r.bytes_per_write);
-  for (const auto& r : results)
-    std::printf("{\"scenario\":\"%s\",\"nodes\":%zu,\"writes\":%zu,"
-                "\"value_size\":%zu,\"leasing\":%s,\"seconds\":%.6f,"
-                "\"replicated_writes_per_s\":%.0f,\"frames_per_write\":%.4f,"
-                "\"bytes_per_write\":%.1f}\n",
-                r.scenario.c_str(), r.nodes, r.n, opts.value_size,
-                opts.leasing ? "true" : "false", r.seconds,
-                static_cast<double>(r.n) / r.seconds, r.frames_per_write,
-                r.bytes_per_write);
-  return 0;
+#ifndef SYNCMESH_BENCH_NO_DAEMON
+  kill_daemons_on_signal();
+#endif
+  int rc = 0;
+  try {
+    bench_runtime rt;
+    for (const auto& s : opts.scenarios) {
+      std::fprintf(stderr, "running %s (%s mode)\n", s.c_str(),
+                   opts.mode.c_str());
+      scenario_report r;
+      if (s == "chain3" || s == "mesh5")
+        r = run_flood(rt, opts, s);
+      else if (s == "join")
+        r = run_join(rt, opts);
+      else if (s == "heal")
+        r = run_heal(rt, opts);
+      else
+        r = run_mixed(rt, opts);
+      print_report(r);
+    }
+  } catch (const std::exception& e) {
+    // Every node was stopped on the way out (destructors ran).
+    std::fprintf(stderr, "syncmesh-bench: %s\n", e.what());
+    rc = 1;
+  }
+  return rc;
 }

@@ -87,6 +87,9 @@ public:
   /// Sends a signal.
   void signal(int sig) { ::kill(pid_, sig); }
 
+  /// The child's process ID (for /proc readings).
+  pid_t pid() const noexcept { return pid_; }
+
   /// Waits for the exit for at most `limit`; returns the exit code, or -1
   /// when it did not exit in time (or died from a signal).
   int wait(std::chrono::milliseconds limit) {

@@ -1,0 +1,243 @@
+// Nodes inside the bench process and the asynchronous facade writer.
+
+#include <mutex>
+#include <stdexcept>
+
+#include <caf/all.hpp>
+
+#include "bench/bench.hpp"
+#include "messages/value_proto.hpp"
+#include "support/caf_setup.hpp"
+#include "syncmesh/sync_socket.hpp"
+
+namespace syncmesh::bench {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// The text of an update event's value ("" for other kinds: the bench only
+/// writes text).
+std::string_view event_text(const pb::Event& ev) {
+  const auto& v = ev.update().value();
+  return v.kind_case() == pb::Value::kText ? std::string_view{v.text()}
+                                           : std::string_view{};
+}
+
+/// Receives a node's events on its own thread and passes matching updates
+/// on; answers `get_atom` once everything before it was handled, so
+/// unwatch() can wait out events already queued.
+caf::behavior watcher(caf::event_based_actor*, std::string prefix,
+                      arrival_fn fn) {
+  return {
+    [=](const pb::Event& ev) {
+      if (!ev.has_update())
+        return;
+      auto at = now_us();
+      const auto& key = ev.update().key();
+      if (key.compare(0, prefix.size(), prefix) == 0)
+        fn(key, event_text(ev), at);
+    },
+    [](caf::get_atom) { return true; },
+  };
+}
+
+class inproc_node : public bench_node {
+public:
+  inproc_node(caf::actor_system& sys, std::string name, const config& cfg)
+      : sys_(sys), name_(std::move(name)), sock_(sys, cfg) {}
+
+  ~inproc_node() override { unwatch(); }
+
+  std::string label() const override { return name_ + " (bench process)"; }
+
+  bool in_process() const override { return true; }
+
+  std::string address() const override {
+    return "127.0.0.1:" + std::to_string(sock_.port());
+  }
+
+  uint64_t keys() override { return sock_.size(); }
+
+  node_counters counters() override {
+    auto s = sock_.stats();
+    node_counters c;
+    c.keys = s.store().live_keys();
+    c.deliveries = s.router().deliveries();
+    for (const auto& [kind, n] : s.router().traffic().bytes_out())
+      c.wire_bytes_out += n;
+    c.flood_frames = s.router().frames_out();
+    c.flood_bytes = s.router().bytes_out();
+    c.ae_repaired = s.store().ae_entries_repaired();
+    c.peers = s.router().peers();
+    return c;
+  }
+
+  node_usage usage() override { return process_usage(0); }
+
+  void set(const std::string& key, const std::string& text) override {
+    sock_.set(key, value{text});
+  }
+
+  bool get(const std::string& key, std::string& text) override {
+    auto v = sock_.get(key);
+    if (!v)
+      return false;
+    text = v->is_text() ? v->as_text() : std::string{};
+    return true;
+  }
+
+  void watch(const std::string& prefix, arrival_fn fn) override {
+    unwatch();
+    // Detached: arrivals are stamped on a thread of their own, not behind
+    // the scheduler's queue.
+    watcher_ = sys_.spawn<caf::detached>(watcher, prefix, std::move(fn));
+    caf::scoped_actor self{sys_};
+    self->request(sock_.handle(), 10s, subscribe_atom::value, watcher_)
+      .receive([](bool) {},
+               [](caf::error&) {
+                 throw std::runtime_error("cannot subscribe to events");
+               });
+  }
+
+  void unwatch() override {
+    if (!watcher_)
+      return;
+    caf::scoped_actor self{sys_};
+    self->request(sock_.handle(), 10s, unsubscribe_atom::value, watcher_)
+      .receive([](bool) {}, [](caf::error&) {});
+    self->request(watcher_, 10s, caf::get_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+    caf::anon_send_exit(watcher_, caf::exit_reason::user_shutdown);
+    watcher_ = nullptr;
+  }
+
+  /// The node's facade.
+  facade_actor handle() const { return sock_.handle(); }
+
+  /// The socket itself.
+  sync_socket& socket() { return sock_; }
+
+private:
+  caf::actor_system& sys_;
+  std::string name_;
+  sync_socket sock_;
+  caf::actor watcher_;
+};
+
+inproc_node& as_inproc(bench_node& node) {
+  auto* p = dynamic_cast<inproc_node*>(&node);
+  if (p == nullptr)
+    throw std::logic_error(node.label() + " is not in the bench process");
+  return *p;
+}
+
+class facade_writer : public async_writer {
+public:
+  facade_writer(caf::actor_system& sys, facade_actor facade, size_t window)
+      : self_(sys), facade_(std::move(facade)), window_(window) {}
+
+  void write(std::string key, std::string text) override {
+    pb::SetRequest req;
+    req.set_key(std::move(key));
+    req.mutable_value()->set_text(std::move(text));
+    self_->send(facade_, std::move(req));
+    ++pending_;
+    while (pending_ >= window_)
+      take_one(caf::infinite);
+  }
+
+  void poll() override {
+    while (pending_ > 0 && take_one(0s)) {
+      // take every reply already here
+    }
+  }
+
+  bool drain(std::chrono::milliseconds limit) override {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (pending_ > 0) {
+      auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= 0s
+          || !take_one(
+            std::chrono::duration_cast<std::chrono::milliseconds>(left)))
+        return pending_ == 0;
+    }
+    return true;
+  }
+
+  uint64_t acked() const override { return acked_; }
+
+  uint64_t failed() const override { return failed_; }
+
+private:
+  /// Takes one reply, waiting at most `limit`; false when none came.
+  template <class Duration>
+  bool take_one(Duration limit) {
+    bool got = false;
+    self_->receive(
+      [&](const pb::WriteAck&) {
+        ++acked_;
+        --pending_;
+        got = true;
+      },
+      [&](caf::error&) {
+        ++failed_;
+        --pending_;
+        got = true;
+      },
+      caf::after(limit) >> [] {});
+    return got;
+  }
+
+  caf::scoped_actor self_;
+  facade_actor facade_;
+  size_t window_;
+  size_t pending_ = 0;
+  uint64_t acked_ = 0;
+  uint64_t failed_ = 0;
+};
+
+} // namespace
+
+struct bench_runtime::impl {
+  test::threaded_config cfg;
+  caf::actor_system sys{cfg};
+};
+
+bench_runtime::bench_runtime() : impl_(std::make_unique<impl>()) {}
+
+bench_runtime::~bench_runtime() = default;
+
+std::unique_ptr<bench_node> bench_runtime::spawn(const std::string& name,
+                                                 const node_options& opts) {
+  config cfg;
+  cfg.leasing = opts.leasing;
+  cfg.max_peers = opts.max_peers;
+  // One repair round when a link comes up, no periodic rounds that would
+  // add digest work to the throughput figures (daemons run the same way).
+  cfg.anti_entropy_interval = std::chrono::hours(1);
+  cfg.heartbeat_interval = heartbeat_interval;
+  return std::make_unique<inproc_node>(impl_->sys, name, cfg);
+}
+
+std::unique_ptr<async_writer> bench_runtime::writer(bench_node& node,
+                                                    size_t window) {
+  return std::make_unique<facade_writer>(impl_->sys, as_inproc(node).handle(),
+                                         window == 0 ? 1 : window);
+}
+
+void bench_runtime::connect(bench_node& from, bench_node& to) {
+  auto addr = to.address();
+  auto colon = addr.rfind(':');
+  as_inproc(from).socket().connect(
+    addr.substr(0, colon),
+    static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
+}
+
+void bench_runtime::disconnect_all(bench_node& from) {
+  auto& sock = as_inproc(from).socket();
+  for (const auto& p : sock.peers())
+    sock.disconnect(p.id);
+}
+
+} // namespace syncmesh::bench

@@ -169,6 +169,11 @@ public:
 
   ~daemon_node() override {
     unwatch();
+    // Close the keep-alive connections first: the daemon's HTTP server
+    // would wait out their idle timeout (5 s) before it exits.
+    poll_.reset();
+    writes_.reset();
+    reads_.reset();
     proc_->signal(SIGTERM);
     // The child_process destructor kills and reaps what did not stop.
     proc_->wait(5s);

@@ -56,6 +56,35 @@ std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
   return result;
 }
 
+void split_by_peer_empty(const pb::Digest& theirs,
+                         const std::vector<uint32_t>& buckets,
+                         std::vector<uint32_t>& peer_empty,
+                         std::vector<uint32_t>& to_compare) {
+  std::vector<bool> theirs_used(store_state::digest_buckets, false);
+  for (const auto& b : theirs.buckets())
+    if (b.bucket() < store_state::digest_buckets && b.count() > 0)
+      theirs_used[b.bucket()] = true;
+  for (auto b : buckets) {
+    if (b < store_state::digest_buckets && !theirs_used[b])
+      peer_empty.push_back(b);
+    else
+      to_compare.push_back(b);
+  }
+}
+
+std::vector<std::string> keys_in_buckets(const store_state& store,
+                                         const std::vector<uint32_t>& buckets) {
+  std::vector<bool> wanted(store_state::digest_buckets, false);
+  for (auto b : buckets)
+    if (b < store_state::digest_buckets)
+      wanted[b] = true;
+  std::vector<std::string> result;
+  for (const auto& kv : store.entries())
+    if (wanted[store_state::bucket_of(kv.first)])
+      result.push_back(kv.first);
+  return result;
+}
+
 void ae_outbox::add_key_digests(const store_state& store,
                                 const std::vector<uint32_t>& buckets,
                                 bool reply_wanted) {
@@ -79,7 +108,7 @@ void ae_outbox::add_entries(std::vector<std::string> keys) {
 }
 
 bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
-  if (in_flight_)
+  if (in_flight_ >= max_in_flight_)
     return false;
   if (!digests_.empty()) {
     auto* digest = out.mutable_digest();
@@ -105,7 +134,7 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
       bytes += 8;
       digests_.pop_front();
     }
-    in_flight_ = true;
+    ++in_flight_;
     return true;
   }
   if (keys_.empty())
@@ -127,7 +156,7 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
     keys_.pop_front();
   }
   entries->set_last(keys_.empty());
-  in_flight_ = true;
+  ++in_flight_;
   return true;
 }
 

@@ -22,20 +22,39 @@ void make_summary(const store_state& store, pb::Digest& out);
 std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
                                         const store_state& store);
 
+/// Splits `buckets` (from differing_buckets) into those the peer's SUMMARY
+/// shows empty, whose keys all go to the peer without comparing key lists,
+/// and the rest, which need KEYS digests. A joining node thus receives
+/// entries at once instead of two rounds of every key.
+void split_by_peer_empty(const pb::Digest& theirs,
+                         const std::vector<uint32_t>& buckets,
+                         std::vector<uint32_t>& peer_empty,
+                         std::vector<uint32_t>& to_compare);
+
+/// The store's keys in `buckets`.
+std::vector<std::string> keys_in_buckets(const store_state& store,
+                                         const std::vector<uint32_t>& buckets);
+
 /// The store's keys, in the buckets a peer's KEYS digest covers, that the
 /// peer lacks or holds in another version.
 std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
                                       const store_state& store);
 
 /// The anti-entropy traffic from this node to one peer: KEYS digests and
-/// entries, produced lazily in windows of at most `window_bytes` and sent one
-/// at a time: the next leaves only after the peer acknowledged the previous,
-/// so a transfer of any size never overruns the link's send queue.
+/// entries, produced lazily in windows of at most `window_bytes`, with at
+/// most `max_in_flight` windows unacknowledged: a transfer of any size never
+/// overruns the link's send queue, and the sender builds the next window
+/// while the peer applies the previous one.
 class ae_outbox {
 public:
+  /// Windows in flight by default: two keep both ends busy.
+  static constexpr size_t default_max_in_flight = 2;
+
   /// Sends windows of about `window_bytes`; `session` tags this outbox.
-  ae_outbox(uint64_t session, size_t window_bytes)
-      : session_(session), window_bytes_(window_bytes) {}
+  ae_outbox(uint64_t session, size_t window_bytes,
+            size_t max_in_flight = default_max_in_flight)
+      : session_(session), window_bytes_(window_bytes),
+        max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight) {}
 
   /// Queues KEYS digests describing the store's entries in `buckets`.
   void add_key_digests(const store_state& store,
@@ -44,19 +63,20 @@ public:
   /// Queues entries to send.
   void add_entries(std::vector<std::string> keys);
 
-  /// Builds the next frame body into `out` unless one is awaiting its
-  /// acknowledgement or nothing is queued; returns whether it did.
+  /// Builds the next frame body into `out` unless `max_in_flight` windows
+  /// await their acknowledgement or nothing is queued; returns whether it
+  /// did.
   bool next(const store_state& store, pb::Envelope& out);
 
   /// The peer acknowledged a frame of session `session`.
   void acknowledge(uint64_t session) noexcept {
-    if (session == session_)
-      in_flight_ = false;
+    if (session == session_ && in_flight_ > 0)
+      --in_flight_;
   }
 
   /// True when nothing is queued or in flight.
   bool idle() const noexcept {
-    return !in_flight_ && digests_.empty() && keys_.empty();
+    return in_flight_ == 0 && digests_.empty() && keys_.empty();
   }
 
   /// The session tag of this outbox.
@@ -74,7 +94,8 @@ private:
 
   uint64_t session_;
   size_t window_bytes_;
-  bool in_flight_ = false;
+  size_t max_in_flight_;
+  size_t in_flight_ = 0;
   std::deque<bucket_keys> digests_;
   std::deque<std::string> keys_;
 };

@@ -166,7 +166,9 @@ version lease_table::stamp(version draft, bool is_delete) {
 
 std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
                                                const version& v) {
-  auto& head = heads_[rec.key()];
+  auto [slot, inserted] = heads_.try_emplace(rec.key());
+  auto& head = slot->second;
+  bool was_tombstone = !inserted && !head.live();
   bool held = cfg_.leasing && head.live() && head.newest().claimer == self();
   auto old_end = held ? head.newest().lease_end_us : 0;
   switch (rec.op_case()) {
@@ -187,9 +189,11 @@ std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
       break;
   }
   if (!head.has_base() && !head.has_fields()) {
-    heads_.erase(rec.key());
+    heads_.erase(slot);
+    tombstones_ -= was_tombstone ? 1 : 0;
     return std::nullopt;
   }
+  tombstones_ += (!head.live() ? 1 : 0) - (was_tombstone ? 1 : 0);
   const auto& now = head.newest();
   // A takeover: another claim now wins, and it was made before our lease
   // ended (a claim after the end is a normal expiry, not a loss).
@@ -208,6 +212,7 @@ std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
     if (!i->second.live() && i->second.newest().stamp.wall_us < cutoff) {
       result.push_back(i->first);
       i = heads_.erase(i);
+      --tombstones_;
     } else {
       ++i;
     }
@@ -216,11 +221,7 @@ std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
 }
 
 size_t lease_table::tombstone_count() const noexcept {
-  size_t result = 0;
-  for (const auto& kv : heads_)
-    if (!kv.second.live())
-      ++result;
-  return result;
+  return tombstones_;
 }
 
 const std::string* lease_table::deletable_key() const {

@@ -144,7 +144,7 @@ public:
   /// the view (the caller purges them from the store too).
   std::vector<std::string> purge_tombstones(uint64_t horizon_us);
 
-  /// Number of tombstones in the view.
+  /// Number of tombstones in the view (constant time).
   size_t tombstone_count() const noexcept;
 
   /// A key this node may delete now, or nullptr when none.
@@ -169,6 +169,8 @@ private:
   hybrid_clock clock_;
   lease_settings cfg_;
   std::unordered_map<std::string, entry_head> heads_;
+  /// Heads that are tombstones, kept up to date so stats are O(1).
+  size_t tombstones_ = 0;
 };
 
 } // namespace syncmesh

@@ -11,6 +11,7 @@ packages=(
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
   clang libclang-rt-14-dev # libFuzzer targets
   libbenchmark-dev # micro-benchmarks
+  libjemalloc-dev # allocator of syncmesh-node and the benchmark (README)
   # py2p wire dialect: msgpack (header-only), SHA-256/384, zlib/gzip
   libmsgpack-cxx-dev libssl-dev zlib1g-dev
   # interop tests: py2p 0.7.870 on Debian's python3 (tests/interop/README.md)

@@ -810,6 +810,47 @@ BOOST_AUTO_TEST_CASE(without_leasing_nothing_is_lost) {
   BOOST_TEST(node.table.decide("k", false).allowed);
 }
 
+BOOST_AUTO_TEST_CASE(tombstone_count_follows_every_change) {
+  lease_node node{"me"};
+  std::vector<std::string> keys{"a", "b", "c", "d"};
+  auto brute_force = [&] {
+    size_t n = 0;
+    for (const auto& k : keys)
+      if (const auto* h = node.table.find(k); h != nullptr && !h->live())
+        ++n;
+    return n;
+  };
+  uint64_t t = t0;
+  for (int step = 0; step < 40; ++step) {
+    const auto& key = keys[static_cast<size_t>(step * 7 % 4)];
+    node.clock.set(t += 10);
+    switch (step % 3) {
+      case 0:
+        node.write(key, step);
+        break;
+      case 1:
+        if (node.table.decide(key, true).allowed)
+          node.erase(key);
+        break;
+      default: {
+        // A remote delta newer than everything: fields revive a tombstone.
+        auto rec = fields_record(
+          key, make_version(t + 5, "other", t + 5, t + 5, "other"),
+          fields_of({{"f", step}}));
+        receive(node.table, rec);
+        break;
+      }
+    }
+    BOOST_TEST_CONTEXT("step " << step) {
+      BOOST_TEST(node.table.tombstone_count() == brute_force());
+    }
+  }
+  node.clock.advance(microseconds(1'000'000));
+  node.table.purge_tombstones(1000);
+  BOOST_TEST(node.table.tombstone_count() == brute_force());
+  BOOST_TEST(node.table.tombstone_count() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(tombstones_are_purged_after_the_horizon) {
   const uint64_t horizon = 10'000;
   lease_node node{"me"};

@@ -1,5 +1,6 @@
 # Installs the syncmesh build into a scratch prefix, then configures, builds
-# and runs an external project that finds it with find_package(syncmesh).
+# and runs an external project that finds it with find_package(syncmesh):
+# an application (consumer) and its test using the test kit (kit_test).
 # Arguments: SOURCE_DIR, BUILD_DIR, WORK_DIR.
 set(prefix ${WORK_DIR}/prefix)
 set(consumer_build ${WORK_DIR}/consumer-build)
@@ -23,5 +24,10 @@ run_step("build consumer" ${CMAKE_COMMAND} --build ${consumer_build})
 run_step("run consumer" ${consumer_build}/consumer)
 if(NOT last_output MATCHES "consumer: ok")
   message(FATAL_ERROR "consumer printed no success line:\n${last_output}")
+endif()
+message(STATUS "${last_output}")
+run_step("run kit_test" ${consumer_build}/kit_test)
+if(NOT last_output MATCHES "kit_test: ok")
+  message(FATAL_ERROR "kit_test printed no success line:\n${last_output}")
 endif()
 message(STATUS "${last_output}")

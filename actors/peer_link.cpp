@@ -14,6 +14,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/dialing.hpp"
 #include "actors/log.hpp"
 #include "syncmesh/caf_types.hpp"
 
@@ -449,32 +450,10 @@ void dial_slot::abandon() {
 
 caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,
                                  std::shared_ptr<dial_slot> slot) {
-  self->state.slot = slot;
-  return {
-    [=](adopt_atom) {
-      auto fd = slot->take();
-      if (fd < 0) {
-        self->quit(make_error(errc::unreachable, std::string{"no socket"}));
-        return;
-      }
-      auto hdl
-        = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
-      self->become(peer_link_actor(self, hdl, params));
-    },
-    [=](backend_dial_atom, const std::string& host, uint16_t port) {
-      auto hdl = self->add_tcp_scribe(host, port);
-      if (!hdl) {
-        self->quit(make_error(errc::unreachable, "connect to " + host + ":"
-                                                   + std::to_string(port)
-                                                   + " failed"));
-        return;
-      }
-      self->become(peer_link_actor(self, *hdl, params));
-    },
-    [=](dial_fail_atom, uint8_t code, const std::string& reason) {
-      self->quit(make_error(static_cast<errc>(code), reason));
-    },
-  };
+  return dialing_behavior(self, std::move(slot),
+                          [=](caf::io::connection_handle hdl) {
+                            self->become(peer_link_actor(self, hdl, params));
+                          });
 }
 
 namespace {

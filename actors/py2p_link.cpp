@@ -7,6 +7,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/dialing.hpp"
 #include "actors/log.hpp"
 #include "syncmesh/caf_types.hpp"
 #include "syncmesh/pb/entry.pb.h"
@@ -366,22 +367,10 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
 
 caf::behavior py2p_dialing_link_actor(py2p_link_ptr self, link_params params,
                                       std::shared_ptr<dial_slot> slot) {
-  self->state.slot = slot;
-  return {
-    [=](adopt_atom) {
-      auto fd = slot->take();
-      if (fd < 0) {
-        self->quit(make_error(errc::unreachable, std::string{"no socket"}));
-        return;
-      }
-      auto hdl
-        = self->add_scribe(static_cast<caf::io::network::native_socket>(fd));
-      self->become(py2p_link_actor(self, hdl, params));
-    },
-    [=](dial_fail_atom, uint8_t code, const std::string& reason) {
-      self->quit(make_error(static_cast<errc>(code), reason));
-    },
-  };
+  return dialing_behavior(self, std::move(slot),
+                          [=](caf::io::connection_handle hdl) {
+                            self->become(py2p_link_actor(self, hdl, params));
+                          });
 }
 
 } // namespace syncmesh

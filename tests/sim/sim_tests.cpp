@@ -66,6 +66,9 @@ BOOST_AUTO_TEST_CASE(a_seed_replays_identically) {
   BOOST_REQUIRE(chaos != nullptr);
   auto first = sim::run(*chaos, 42);
   auto second = sim::run(*chaos, 42);
+  // Seed 42 once tripped the read check: a node read a key its newest event
+  // showed revived, while the read itself had seen an older delete.
+  check_clean(first);
   BOOST_CHECK_EQUAL(first.digest, second.digest);
   BOOST_CHECK_EQUAL(first.operations, second.operations);
   BOOST_CHECK_EQUAL(first.acknowledged, second.acknowledged);

@@ -131,6 +131,7 @@ public:
     seen_.resize(report_.nodes);
     last_acked_.resize(report_.nodes);
     own_writes_.resize(report_.nodes);
+    newest_delete_.resize(report_.nodes);
     cluster_->on_event(
       [this](size_t i, const pb::Event& ev) { on_event(i, ev); });
   }
@@ -364,6 +365,7 @@ private:
     seen_[*i].clear();
     last_acked_[*i].clear();
     own_writes_[*i].clear();
+    newest_delete_[*i].clear();
   }
 
   void restart_one() {
@@ -547,44 +549,43 @@ private:
     ++report_.acknowledged;
   }
 
+  /// Submits a write to node i; once acknowledged, checks it against the
+  /// leases the node had seen and records it for the final checks.
+  template <class Reply, class Request>
+  void submit_write(size_t i, const std::string& key, const std::string& what,
+                    Request req, acked_write::kind_t kind,
+                    std::vector<std::string> fields = {}) {
+    auto lease = valid_foreign_lease(i, key);
+    auto inc = cluster_->incarnation(i);
+    cluster_->submit<Reply>(
+      i, std::move(req),
+      [=](Reply& reply) {
+        completions_.push_back({i, inc, [=] {
+                                  trace(key, node_name(i) + " " + what + " ack "
+                                               + show_meta(reply.meta()));
+                                  expect_refusal(i, key, lease, what);
+                                  record(i, key, reply.meta().version(), kind,
+                                         fields);
+                                }});
+      },
+      [=](const caf::error& err) { on_error(i, key, what, err); });
+  }
+
   void op_set(size_t i) {
     auto key = pick_key(i);
     pb::SetRequest req;
     req.set_key(key);
     to_proto(pick_value(), req.mutable_value());
-    auto lease = valid_foreign_lease(i, key);
-    auto inc = cluster_->incarnation(i);
-    cluster_->submit<pb::WriteAck>(
-      i, std::move(req),
-      [=](pb::WriteAck& ack) {
-        completions_.push_back(
-          {i, inc, [=] {
-             trace(key, node_name(i) + " set ack " + show_meta(ack.meta()));
-             expect_refusal(i, key, lease, "set");
-             record(i, key, ack.meta().version(), acked_write::base);
-           }});
-      },
-      [=](const caf::error& err) { on_error(i, key, "set", err); });
+    submit_write<pb::WriteAck>(i, key, "set", std::move(req),
+                               acked_write::base);
   }
 
   void op_delete(size_t i) {
     auto key = pick_key(i);
     pb::DeleteRequest req;
     req.set_key(key);
-    auto lease = valid_foreign_lease(i, key);
-    auto inc = cluster_->incarnation(i);
-    cluster_->submit<pb::DeleteReply>(
-      i, std::move(req),
-      [=](pb::DeleteReply& reply) {
-        completions_.push_back({i, inc, [=] {
-                                  trace(key, node_name(i) + " delete ack "
-                                               + show_meta(reply.meta()));
-                                  expect_refusal(i, key, lease, "delete");
-                                  record(i, key, reply.meta().version(),
-                                         acked_write::tombstone);
-                                }});
-      },
-      [=](const caf::error& err) { on_error(i, key, "delete", err); });
+    submit_write<pb::DeleteReply>(i, key, "delete", std::move(req),
+                                  acked_write::tombstone);
   }
 
   void op_delta(size_t i) {
@@ -602,19 +603,8 @@ private:
       names.push_back(name);
     }
     to_proto(fields.as_map(), req.mutable_fields());
-    auto lease = valid_foreign_lease(i, key);
-    auto inc = cluster_->incarnation(i);
-    cluster_->submit<pb::WriteAck>(
-      i, std::move(req),
-      [=](pb::WriteAck& ack) {
-        completions_.push_back(
-          {i, inc, [=] {
-             trace(key, node_name(i) + " delta ack " + show_meta(ack.meta()));
-             expect_refusal(i, key, lease, "delta");
-             record(i, key, ack.meta().version(), acked_write::fields, names);
-           }});
-      },
-      [=](const caf::error& err) { on_error(i, key, "delta", err); });
+    submit_write<pb::WriteAck>(i, key, "delta", std::move(req),
+                               acked_write::fields, std::move(names));
   }
 
   void op_update(size_t i) {
@@ -693,10 +683,11 @@ private:
   void check_read(size_t i, const std::string& key, const version& expected,
                   const pb::GetReply& reply) {
     if (!reply.found()) {
-      // A newer delete is fine; the read then finds nothing.
-      auto it = seen_[i].find(key);
-      if (it != seen_[i].end() && !it->second.live
-          && !newer(expected, it->second.ver))
+      // A newer delete is fine; the read then finds nothing. (A newer write
+      // may have revived the key by the time this check runs, so look at
+      // every delete the node saw, not only its latest event.)
+      auto it = newest_delete_[i].find(key);
+      if (it != newest_delete_[i].end() && !newer(expected, it->second))
         return;
       fail("read-own-write",
            node_name(i) + " read nothing at " + key + " after its write "
@@ -754,6 +745,10 @@ private:
       s.owner.clear();
       s.lease_end_us = 0;
       s.live = false;
+      auto [d, fresh]
+        = newest_delete_[i].try_emplace(ev.deleted().key(), s.ver);
+      if (!fresh && newer(s.ver, d->second))
+        d->second = s.ver;
     } else if (ev.has_lease_lost()) {
       lease_losses_.push_back({i, ev.lease_lost().key(),
                                ev.lease_lost().old_lease_end_us(),
@@ -984,6 +979,8 @@ private:
   std::unique_ptr<cluster> cluster_;
   std::vector<std::map<std::string, seen_entry>> seen_;
   std::vector<std::map<std::string, std::optional<version>>> last_acked_;
+  /// The newest delete each node published an event for.
+  std::vector<std::map<std::string, version>> newest_delete_;
   /// The newest write each node published an event for, stamped by itself.
   std::vector<std::map<std::string, version>> own_writes_;
   std::map<size_t, testing::restart_mode> restart_modes_;

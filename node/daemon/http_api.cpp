@@ -131,7 +131,8 @@ http_api::http_api(sync_socket& sock, http_options opts)
   std::weak_ptr<watch_hub> hub = hub_;
   sock_.on_update(
     [hub](const std::string& key, const value& val, const entry_meta& meta) {
-      if (auto h = hub.lock()) {
+      // Formatting JSON for nobody cost a relay ~3 % of its time.
+      if (auto h = hub.lock(); h && h->size() > 0) {
         json ev;
         put_key(ev, key);
         ev["value"] = to_json(val);
@@ -141,14 +142,14 @@ http_api::http_api(sync_socket& sock, http_options opts)
       }
     });
   sock_.on_delete([hub](const std::string& key) {
-    if (auto h = hub.lock()) {
+    if (auto h = hub.lock(); h && h->size() > 0) {
       json ev;
       put_key(ev, key);
       h->publish(key, "delete", ev.dump());
     }
   });
   sock_.on_message([hub](const message& m) {
-    if (auto h = hub.lock()) {
+    if (auto h = hub.lock(); h && h->size() > 0) {
       auto packets = json::array();
       for (const auto& p : m.packets)
         packets.push_back(to_json(p));
@@ -159,7 +160,7 @@ http_api::http_api(sync_socket& sock, http_options opts)
     }
   });
   sock_.on_lease_lost([hub](const std::string& key, const std::string& owner) {
-    if (auto h = hub.lock()) {
+    if (auto h = hub.lock(); h && h->size() > 0) {
       json ev;
       put_key(ev, key);
       ev["new_owner"] = to_hex(owner);

@@ -30,6 +30,7 @@ using nlohmann::json;
 /// Daemons alive now, for the signal handler (async-signal-safe reads).
 std::array<std::atomic<pid_t>, 64> live_pids{};
 
+/// Adds a daemon for the signal handler.
 void remember_pid(pid_t pid) {
   for (auto& slot : live_pids) {
     pid_t empty = 0;
@@ -38,6 +39,7 @@ void remember_pid(pid_t pid) {
   }
 }
 
+/// Removes a daemon that was stopped and reaped.
 void forget_pid(pid_t pid) {
   for (auto& slot : live_pids) {
     pid_t expected = pid;
@@ -46,6 +48,7 @@ void forget_pid(pid_t pid) {
   }
 }
 
+/// SIGINT/SIGTERM/SIGHUP: kills every daemon, then exits.
 extern "C" void kill_daemons_and_exit(int sig) {
   for (auto& slot : live_pids)
     if (auto pid = slot.load(); pid > 0)
@@ -125,6 +128,7 @@ uint64_t metric(const std::string& text, const std::string& name,
   return static_cast<uint64_t>(total);
 }
 
+/// A syncmesh-node process, observed and written through its HTTP API.
 class daemon_node : public bench_node {
 public:
   daemon_node(const std::string& name, const daemon_options& opts) {

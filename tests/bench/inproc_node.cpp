@@ -42,6 +42,7 @@ caf::behavior watcher(caf::event_based_actor*, std::string prefix,
   };
 }
 
+/// A node in the bench's actor system, through its sync_socket.
 class inproc_node : public bench_node {
 public:
   inproc_node(caf::actor_system& sys, std::string name, const config& cfg)
@@ -132,6 +133,7 @@ inproc_node& as_inproc(bench_node& node) {
   return *p;
 }
 
+/// Sends SetRequests from a scoped actor; replies come back to its mailbox.
 class facade_writer : public async_writer {
 public:
   facade_writer(caf::actor_system& sys, facade_actor facade, size_t window)
@@ -199,6 +201,7 @@ private:
 
 } // namespace
 
+/// The actor system (two scheduler threads).
 struct bench_runtime::impl {
   test::threaded_config cfg;
   caf::actor_system sys{cfg};

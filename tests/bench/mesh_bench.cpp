@@ -50,6 +50,7 @@ struct options {
   std::string node_bin;
 };
 
+/// The --help text.
 const char* usage_text
   = "usage: syncmesh-bench [--scenario=all|chain3,mesh5,join,heal,mixed]\n"
     "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
@@ -63,6 +64,7 @@ std::string default_node_bin() {
   return ec ? "syncmesh-node" : (self.parent_path() / "syncmesh-node").string();
 }
 
+/// Reads the command line into `opts`; false (after a message) on errors.
 bool parse(int argc, char** argv, options& opts) {
   opts.node_bin = default_node_bin();
   for (int i = 1; i < argc; ++i) {
@@ -178,6 +180,7 @@ void poll_until(Pred pred, std::chrono::milliseconds limit,
   }
 }
 
+/// Seconds from the µs instant `start_us` until now.
 double seconds_since(int64_t start_us) {
   return static_cast<double>(now_us() - start_us) / 1e6;
 }

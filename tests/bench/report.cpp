@@ -27,6 +27,7 @@ uint64_t status_kb(const std::string& status, const char* field) {
          * 1024;
 }
 
+/// A whole file (empty when unreadable).
 std::string slurp(const std::string& path) {
   std::ifstream in{path};
   std::stringstream ss;
@@ -48,6 +49,7 @@ std::string cell(double x, int decimals = 1) {
   return x < 0 ? "-" : num(x, decimals);
 }
 
+/// A JSON string literal.
 std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -58,6 +60,7 @@ std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
+/// A rate, or -1 when nothing was timed.
 double per_s(uint64_t n, double seconds) {
   return seconds > 0 ? static_cast<double>(n) / seconds : -1;
 }

@@ -177,7 +177,9 @@ void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
 } // namespace
 
 caf::behavior dict_store_actor(self_ptr self, caf::actor router,
-                               size_t window_bytes, wall_clock clock) {
+                               size_t window_bytes, wall_clock clock,
+                               size_t expected_keys) {
+  self->state.store.reserve(expected_keys);
   self->state.clock = std::move(clock);
   self->state.router = std::move(router);
   self->state.window_bytes = window_bytes;

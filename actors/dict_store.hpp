@@ -54,8 +54,9 @@ struct dict_store_state {
 ///   `(ae_ack_atom, link, session)` releases the next window; entries
 ///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` through the
 ///   lease manager.
+/// The key table is sized for `expected_keys` up front.
 caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
                                caf::actor router, size_t window_bytes,
-                               wall_clock clock);
+                               wall_clock clock, size_t expected_keys = 0);
 
 } // namespace syncmesh

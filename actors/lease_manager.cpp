@@ -249,6 +249,7 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
                                      cfg.wire == wire_kind::py2p},
                       to_us(cfg.max_clock_skew));
   max_held = cfg.max_held_writes;
+  table.reserve(cfg.expected_keys);
   horizon_us = to_us(cfg.tombstone_horizon);
   table.raise_clock_floor(cfg.hlc_floor_us);
   limits = write_limits{cfg.max_key_size, cfg.max_value_size};

@@ -144,6 +144,9 @@ public:
   /// the view (the caller purges them from the store too).
   std::vector<std::string> purge_tombstones(uint64_t horizon_us);
 
+  /// Sizes the view for `n` keys (no rehash pauses below that).
+  void reserve(size_t n) { heads_.reserve(n); }
+
   /// Number of tombstones in the view (constant time).
   size_t tombstone_count() const noexcept;
 

@@ -120,6 +120,9 @@ public:
   /// Number of keys that hold a value.
   size_t live_count() const noexcept { return live_count_; }
 
+  /// Sizes the key table for `n` entries (no rehash pauses below that).
+  void reserve(size_t n) { entries_.reserve(n); }
+
   /// Number of entries including tombstones.
   size_t entry_count() const noexcept { return entries_.size(); }
 

@@ -16,6 +16,8 @@ std::string config::validate() const {
     return "lease_margin must be less than half of lease_duration";
   if (max_key_size == 0)
     return "max_key_size must be positive";
+  if (expected_keys > (size_t{1} << 30))
+    return "expected_keys must be at most 2^30";
   if (max_value_size == 0)
     return "max_value_size must be positive";
   if (max_frame_size < 1024 || max_frame_size > UINT32_MAX)

@@ -53,6 +53,7 @@ struct node_config : caf::actor_system_config {
   std::string redial_max = "30s";
   std::string tombstone_horizon = "24h";
   size_t max_value_size = 1024 * 1024;
+  size_t expected_keys = 0;
 
   node_config() {
     opt_group{custom_options_, "global"}
@@ -76,7 +77,9 @@ struct node_config : caf::actor_system_config {
       .add(anti_entropy_interval, "anti-entropy-interval", "e.g. \"30s\"")
       .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
       .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
-      .add(max_value_size, "max-value-size", "largest value in bytes");
+      .add(max_value_size, "max-value-size", "largest value in bytes")
+      .add(expected_keys, "expected-keys",
+           "keys to size the tables for (avoids rehash pauses)");
   }
 };
 
@@ -141,6 +144,7 @@ config to_node_config(const node_config& opts) {
   cfg.max_peers = opts.max_peers;
   cfg.max_inbound = opts.max_inbound;
   cfg.max_value_size = opts.max_value_size;
+  cfg.expected_keys = opts.expected_keys;
   if (cfg.max_frame_size < cfg.max_value_size + cfg.max_key_size + 1024)
     cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;
   if (cfg.max_send_queue < cfg.max_frame_size * 4)

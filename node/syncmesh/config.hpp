@@ -75,6 +75,10 @@ struct config {
   std::chrono::milliseconds max_clock_skew = std::chrono::seconds(10);
   /// Most remote writes held for clock skew at once; more are refused.
   size_t max_held_writes = 10000;
+  /// Keys the node is sized for up front. The key tables rehash each time
+  /// they double past this, pausing the node for a time that grows with
+  /// the key count (tens of ms at 100,000 keys); 0 starts small.
+  size_t expected_keys = 0;
   /// The address peers should dial when it differs from host:port (NAT,
   /// container port mapping), "host:port"; empty advertises host:port.
   std::string out_addr;

@@ -299,6 +299,18 @@ BOOST_AUTO_TEST_CASE(invalid_config_is_refused_with_a_reason) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(expected_keys_sizes_the_node_within_a_bound) {
+  config cfg;
+  cfg.expected_keys = size_t{1} << 31;
+  BOOST_CHECK(cfg.validate().find("expected_keys") != std::string::npos);
+  cfg.expected_keys = 50000;
+  BOOST_CHECK(cfg.validate().empty());
+  sync_socket sock{sys, cfg};
+  for (int i = 0; i < 100; ++i)
+    sock[std::to_string(i)] = i;
+  BOOST_CHECK_EQUAL(sock.size(), 100u);
+}
+
 BOOST_AUTO_TEST_CASE(value_accessors_raise_type_error_on_the_wrong_kind) {
   value text{"t"};
   BOOST_CHECK_THROW(text.as_int64(), type_error);

@@ -127,6 +127,8 @@ struct node_options {
   /// Outgoing connections it aims for; beyond its explicit dials it would
   /// add links the topology does not have, so the bench keeps it at 0.
   size_t max_peers = 0;
+  /// config::expected_keys.
+  size_t expected_keys = 0;
 };
 
 /// The actor system of the bench process and its in-process nodes. Every
@@ -167,6 +169,8 @@ struct daemon_options {
   bool leasing = false;
   /// Seeds it dials, "host:port" each; it aims for exactly these.
   std::vector<std::string> seeds;
+  /// --expected-keys of the daemon.
+  size_t expected_keys = 0;
 };
 
 /// Starts a daemon on 127.0.0.1 with OS-chosen ports and waits for its

@@ -150,6 +150,7 @@ public:
       // One repair round when a link comes up (by the dialler), no
       // periodic rounds in the middle of a measurement.
       "--anti-entropy-interval=1h",
+      "--expected-keys=" + std::to_string(opts.expected_keys),
       "--heartbeat-interval=" + std::to_string(heartbeat_interval.count())
         + "ms"};
     if (!seeds.empty())

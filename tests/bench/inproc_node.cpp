@@ -216,6 +216,7 @@ std::unique_ptr<bench_node> bench_runtime::spawn(const std::string& name,
   config cfg;
   cfg.leasing = opts.leasing;
   cfg.max_peers = opts.max_peers;
+  cfg.expected_keys = opts.expected_keys;
   // One repair round when a link comes up, no periodic rounds that would
   // add digest work to the throughput figures (daemons run the same way).
   cfg.anti_entropy_interval = std::chrono::hours(1);

@@ -47,6 +47,7 @@ struct options {
   uint64_t k = 1000;
   size_t window = 10000;
   bool leasing = false;
+  size_t expected_keys = 0;
   std::string node_bin;
 };
 
@@ -55,6 +56,7 @@ const char* usage_text
   = "usage: syncmesh-bench [--scenario=all|chain3,mesh5,join,heal,mixed]\n"
     "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
     "  [--duration=S] [--rate=W/s] [--read-rate=R/s] [--k=K] [--window=W]\n"
+    "  [--expected-keys=K]\n"
     "  [--leasing[=0|1]] [--node-bin=PATH]\n";
 
 /// The syncmesh-node next to this binary.
@@ -109,6 +111,8 @@ bool parse(int argc, char** argv, options& opts) {
       opts.k = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--window="))
       opts.window = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--expected-keys="))
+      opts.expected_keys = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
     else if (arg == "--leasing")
@@ -277,7 +281,8 @@ struct mesh {
   bench_node& add() {
     auto i = nodes.size();
     if (i == 0 || !process_mode()) {
-      nodes.push_back(rt.spawn(name(i), node_options{opts.leasing, 0}));
+      nodes.push_back(
+        rt.spawn(name(i), node_options{opts.leasing, 0, opts.expected_keys}));
       return *nodes.back();
     }
 #ifdef SYNCMESH_BENCH_NO_DAEMON
@@ -288,6 +293,7 @@ struct mesh {
     d.binary = opts.node_bin;
     d.dir = dir;
     d.leasing = opts.leasing;
+    d.expected_keys = opts.expected_keys;
     for (auto [a, b] : links)
       if (b == i && a != 0 && a < i)
         d.seeds.push_back(nodes[a]->address());

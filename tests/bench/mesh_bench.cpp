@@ -210,6 +210,19 @@ void wait_until(int64_t due, async_writer* w) {
     std::this_thread::sleep_for(std::chrono::microseconds(left));
 }
 
+/// Fills the per-write traffic figures of `r` from counter totals taken
+/// before and after `n` writes; `flooded` also fills the flooded bytes.
+void traffic_per_write(scenario_report& r, const node_counters& before,
+                       const node_counters& after, double n, bool flooded) {
+  r.frames_per_write
+    = static_cast<double>(after.deliveries - before.deliveries) / n;
+  r.wire_bytes_per_write
+    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
+  if (flooded)
+    r.flood_bytes_per_write
+      = static_cast<double>(after.flood_bytes - before.flood_bytes) / n;
+}
+
 /// Sum of every node's counters.
 node_counters total(std::vector<node_counters> all) {
   node_counters t;
@@ -535,12 +548,7 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   m.settle_traffic();
   auto after = total(m.counters());
   auto n = static_cast<double>(opts.n);
-  r.frames_per_write
-    = static_cast<double>(after.deliveries - before.deliveries) / n;
-  r.wire_bytes_per_write
-    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
-  r.flood_bytes_per_write
-    = static_cast<double>(after.flood_bytes - before.flood_bytes) / n;
+  traffic_per_write(r, before, after, n, true);
   if (opts.mode == "process") {
     r.memory_node = m.nodes[far]->label();
     r.memory_per_key
@@ -615,10 +623,7 @@ scenario_report run_join(bench_runtime& rt, const options& opts) {
   m.settle_traffic();
   auto after = total(m.counters());
   auto n = static_cast<double>(opts.n);
-  r.frames_per_write
-    = static_cast<double>(after.deliveries - before.deliveries) / n;
-  r.wire_bytes_per_write
-    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
+  traffic_per_write(r, before, after, n, false);
   r.memory_node = b.label();
   r.memory_per_key = memory_per_key(
     rss, b.usage().rss, opts.n, avg_key_bytes("j/", opts.n), opts.value_size);
@@ -831,12 +836,7 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
   m.settle_traffic();
   auto after = total(m.counters());
   auto n = static_cast<double>(std::max<uint64_t>(r.writes, 1));
-  r.frames_per_write
-    = static_cast<double>(after.deliveries - before.deliveries) / n;
-  r.wire_bytes_per_write
-    = static_cast<double>(after.wire_bytes_out - before.wire_bytes_out) / n;
-  r.flood_bytes_per_write
-    = static_cast<double>(after.flood_bytes - before.flood_bytes) / n;
+  traffic_per_write(r, before, after, n, true);
   {
     std::lock_guard<std::mutex> guard{seen.mtx};
     r.latency_writes = per_writer_n;

@@ -66,7 +66,10 @@ struct node_actors {
 /// facade. Throws value_error for an invalid configuration.
 node_actors spawn_node(caf::actor_system& sys, const config& cfg);
 
-/// A fresh random node ID (16 bytes).
+/// Bytes of a random node ID.
+inline constexpr size_t random_node_id_size = 15;
+
+/// A fresh random node ID (random_node_id_size bytes).
 node_id random_node_id();
 
 } // namespace syncmesh

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -759,10 +760,22 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
       writing = false;
     }
   };
+  // Writers report their end here, so the main thread waits for them
+  // instead of polling.
+  std::mutex done_mtx;
+  std::condition_variable done_cv;
+  size_t finished = 0;
   std::vector<std::thread> threads;
   auto start = now_us();
   for (size_t w = 0; w < count; ++w) {
     threads.emplace_back([&, w] {
+      auto report_end = [&] {
+        {
+          std::lock_guard<std::mutex> guard{done_mtx};
+          ++finished;
+        }
+        done_cv.notify_all();
+      };
       guarded([&] {
         std::unique_ptr<async_writer> aw;
         if (m.nodes[w]->in_process())
@@ -783,6 +796,7 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
         if (aw)
           aw->drain(60s);
       });
+      report_end();
     });
   }
   std::vector<int64_t> read_lat;
@@ -810,11 +824,14 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
     });
   }};
   progress prog{"mixed"};
-  while (issued < per_writer_n * count && writing
-         && seconds_since(start) < opts.duration * 3 + 30) {
-    prog.tick("issued %" PRIu64 "/%" PRIu64, issued.load(),
-              per_writer_n * count);
-    std::this_thread::sleep_for(10ms);
+  {
+    // Wakes when every writer ended, at most a second later for the
+    // progress line, and gives up waiting after the time cap.
+    std::unique_lock<std::mutex> guard{done_mtx};
+    while (!done_cv.wait_for(guard, 1s, [&] { return finished == count; })
+           && seconds_since(start) < opts.duration * 3 + 30)
+      prog.tick("issued %" PRIu64 "/%" PRIu64, issued.load(),
+                per_writer_n * count);
   }
   for (auto& t : threads)
     t.join();

@@ -56,6 +56,10 @@ std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
   return result;
 }
 
+namespace {
+
+/// Splits `buckets` (from differing_buckets) into those the peer's SUMMARY
+/// shows empty and the rest.
 void split_by_peer_empty(const pb::Digest& theirs,
                          const std::vector<uint32_t>& buckets,
                          std::vector<uint32_t>& peer_empty,
@@ -72,6 +76,7 @@ void split_by_peer_empty(const pb::Digest& theirs,
   }
 }
 
+/// The store's keys in `buckets`.
 std::vector<std::string> keys_in_buckets(const store_state& store,
                                          const std::vector<uint32_t>& buckets) {
   std::vector<bool> wanted(store_state::digest_buckets, false);
@@ -83,6 +88,39 @@ std::vector<std::string> keys_in_buckets(const store_state& store,
     if (wanted[store_state::bucket_of(kv.first)])
       result.push_back(kv.first);
   return result;
+}
+
+} // namespace
+
+void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
+  if (theirs.bucket_count() != store_state::digest_buckets)
+    return; // another digest layout: nothing we can compare
+  if (theirs.stage() == pb::Digest::SUMMARY) {
+    std::vector<uint32_t> peer_empty;
+    std::vector<uint32_t> to_compare;
+    split_by_peer_empty(theirs, differing_buckets(theirs, store), peer_empty,
+                        to_compare);
+    if (!peer_empty.empty())
+      add_entries(keys_in_buckets(store, peer_empty));
+    if (!to_compare.empty())
+      add_key_digests(store, to_compare, true);
+    return;
+  }
+  if (theirs.reply_wanted()) {
+    // Where the peer listed no keys it has nothing to send us, and
+    // keys_to_send below already covers everything we hold there: our key
+    // list for such a bucket would be wasted bytes.
+    std::vector<bool> listed(store_state::digest_buckets, false);
+    for (const auto& k : theirs.keys())
+      listed[store_state::bucket_of(k.key())] = true;
+    std::vector<uint32_t> buckets;
+    for (const auto& b : theirs.buckets())
+      if (b.bucket() < store_state::digest_buckets && listed[b.bucket()])
+        buckets.push_back(b.bucket());
+    if (!buckets.empty())
+      add_key_digests(store, buckets, false);
+  }
+  add_entries(keys_to_send(theirs, store));
 }
 
 void ae_outbox::add_key_digests(const store_state& store,

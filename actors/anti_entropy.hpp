@@ -22,19 +22,6 @@ void make_summary(const store_state& store, pb::Digest& out);
 std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
                                         const store_state& store);
 
-/// Splits `buckets` (from differing_buckets) into those the peer's SUMMARY
-/// shows empty, whose keys all go to the peer without comparing key lists,
-/// and the rest, which need KEYS digests. A joining node thus receives
-/// entries at once instead of two rounds of every key.
-void split_by_peer_empty(const pb::Digest& theirs,
-                         const std::vector<uint32_t>& buckets,
-                         std::vector<uint32_t>& peer_empty,
-                         std::vector<uint32_t>& to_compare);
-
-/// The store's keys in `buckets`.
-std::vector<std::string> keys_in_buckets(const store_state& store,
-                                         const std::vector<uint32_t>& buckets);
-
 /// The store's keys, in the buckets a peer's KEYS digest covers, that the
 /// peer lacks or holds in another version.
 std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
@@ -55,6 +42,14 @@ public:
             size_t max_in_flight = default_max_in_flight)
       : session_(session), window_bytes_(window_bytes),
         max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight) {}
+
+  /// Queues the answer to a peer's digest: for a SUMMARY, entries for the
+  /// buckets the peer shows empty (a joining node gets them at once instead
+  /// of two rounds of every key) and KEYS digests for the other differing
+  /// buckets; for KEYS, our own key lists where asked and the peer listed
+  /// keys, and the entries the peer lacks. Digests of another layout are
+  /// ignored.
+  void answer(const pb::Digest& theirs, const store_state& store);
 
   /// Queues KEYS digests describing the store's entries in `buckets`.
   void add_key_digests(const store_state& store,

@@ -141,36 +141,7 @@ void pump(self_ptr self, const caf::actor& link) {
 }
 
 void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
-  auto& st = self->state;
-  if (d.bucket_count() != store_state::digest_buckets)
-    return; // another digest layout: nothing we can compare
-  auto& box = outbox_for(self, link);
-  if (d.stage() == pb::Digest::SUMMARY) {
-    std::vector<uint32_t> peer_empty;
-    std::vector<uint32_t> to_compare;
-    split_by_peer_empty(d, differing_buckets(d, st.store), peer_empty,
-                        to_compare);
-    if (!peer_empty.empty())
-      box.add_entries(keys_in_buckets(st.store, peer_empty));
-    if (!to_compare.empty())
-      box.add_key_digests(st.store, to_compare, true);
-  } else {
-    if (d.reply_wanted()) {
-      // Where the peer listed no keys it has nothing to send us, and
-      // keys_to_send below already covers everything we hold there: our
-      // key list for such a bucket would be wasted bytes.
-      std::vector<bool> listed(store_state::digest_buckets, false);
-      for (const auto& k : d.keys())
-        listed[store_state::bucket_of(k.key())] = true;
-      std::vector<uint32_t> buckets;
-      for (const auto& b : d.buckets())
-        if (b.bucket() < store_state::digest_buckets && listed[b.bucket()])
-          buckets.push_back(b.bucket());
-      if (!buckets.empty())
-        box.add_key_digests(st.store, buckets, false);
-    }
-    box.add_entries(keys_to_send(d, st.store));
-  }
+  outbox_for(self, link).answer(d, self->state.store);
   pump(self, link);
 }
 

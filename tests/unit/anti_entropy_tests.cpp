@@ -32,35 +32,15 @@ struct traffic {
   size_t entries = 0;
 };
 
-/// Runs the protocol of dict_store between `a` (which starts) and `b`
-/// until both outboxes are idle; windows are acknowledged after they are
+/// Runs anti-entropy between `a` (which starts) and `b` as the dict stores
+/// do, until both outboxes are idle; windows are acknowledged after they are
 /// applied, as the peer links do.
 void exchange(store_state& a, store_state& b, traffic& from_a,
               traffic& from_b) {
   ae_outbox box_a{1, 64 * 1024}, box_b{2, 64 * 1024};
   pb::Digest summary;
   make_summary(a, summary);
-  // b answers a's SUMMARY (dict_store's on_digest).
-  std::vector<uint32_t> peer_empty, to_compare;
-  split_by_peer_empty(summary, differing_buckets(summary, b), peer_empty,
-                      to_compare);
-  box_b.add_entries(keys_in_buckets(b, peer_empty));
-  if (!to_compare.empty())
-    box_b.add_key_digests(b, to_compare, true);
-  auto on_keys = [](const pb::Digest& d, store_state& me, ae_outbox& box) {
-    if (d.reply_wanted()) {
-      std::vector<bool> listed(store_state::digest_buckets, false);
-      for (const auto& k : d.keys())
-        listed[store_state::bucket_of(k.key())] = true;
-      std::vector<uint32_t> buckets;
-      for (const auto& bk : d.buckets())
-        if (listed[bk.bucket()])
-          buckets.push_back(bk.bucket());
-      if (!buckets.empty())
-        box.add_key_digests(me, buckets, false);
-    }
-    box.add_entries(keys_to_send(d, me));
-  };
+  box_b.answer(summary, b);
   for (int round = 0; round < 100000; ++round) {
     bool sent = false;
     for (int side = 0; side < 2; ++side) {
@@ -75,7 +55,7 @@ void exchange(store_state& a, store_state& b, traffic& from_a,
       sent = true;
       if (env.has_digest()) {
         t.digest_keys += static_cast<size_t>(env.digest().keys_size());
-        on_keys(env.digest(), peer, peer_box);
+        peer_box.answer(env.digest(), peer);
       } else {
         t.entries += static_cast<size_t>(env.entries().records_size());
         for (const auto& rec : env.entries().records()) {

@@ -30,22 +30,19 @@ namespace {
 constexpr uint16_t listen_port = 7000;
 const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
 
-/// An actor system on the test coordinator and the test multiplexer.
-struct simulated_config : caf::actor_system_config {
-  simulated_config() {
-    configure(*this);
-    set("scheduler.policy", caf::atom("testing"));
-    set("middleman.network-backend", caf::atom("testing"));
-    set("middleman.manual-multiplexing", true);
-    set("middleman.workers", size_t{0});
-  }
-};
-
 /// Steps of one `run` before the simulator gives up on a node that never
 /// becomes idle (a busy loop in the system under test).
 constexpr size_t max_steps_per_instant = 10'000'000;
 
 } // namespace
+
+deterministic_config::deterministic_config() {
+  configure(*this);
+  set("scheduler.policy", caf::atom("testing"));
+  set("middleman.network-backend", caf::atom("testing"));
+  set("middleman.manual-multiplexing", true);
+  set("middleman.workers", size_t{0});
+}
 
 /// One end of a simulated TCP connection.
 struct endpoint {
@@ -104,7 +101,7 @@ struct sim_node {
     = std::make_shared<std::atomic<int64_t>>(0);
   /// The HLC high-water mark kept for restarts with the same identity.
   uint64_t hlc_floor_us = 0;
-  std::unique_ptr<simulated_config> actor_cfg;
+  std::unique_ptr<deterministic_config> actor_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
   caf::io::network::test_multiplexer* mpx = nullptr;
@@ -176,7 +173,7 @@ struct cluster::impl {
       n.hlc_floor_us = 0;
     }
     ++n.incarnation;
-    n.actor_cfg = std::make_unique<simulated_config>();
+    n.actor_cfg = std::make_unique<deterministic_config>();
     n.sys = std::make_unique<caf::actor_system>(*n.actor_cfg);
     n.sched
       = &dynamic_cast<caf::scheduler::test_coordinator&>(n.sys->scheduler());
@@ -234,7 +231,6 @@ struct cluster::impl {
       return;
     if (n.paused)
       resume(i);
-    n.hlc_floor_us = 0;
     if (graceful) {
       caf::anon_send_exit(n.actors.facade, caf::exit_reason::user_shutdown);
       settle();
@@ -308,11 +304,8 @@ struct cluster::impl {
   /// Moves node i's actor clock to the global time (firing due timers).
   void sync_clock(size_t i) {
     auto& n = nodes[i];
-    auto behind = *now_us - node_now_us(n);
-    if (behind > 0)
-      n.sched->clock().advance_time(microseconds(behind));
-    else
-      n.sched->clock().advance_time(microseconds(0));
+    auto behind = std::max<int64_t>(*now_us - node_now_us(n), 0);
+    n.sched->clock().advance_time(microseconds(behind));
   }
 
   /// Earliest pending timer of any running node, in virtual time.
@@ -611,21 +604,27 @@ struct cluster::impl {
     return nodes[i];
   }
 
-  /// Asks an internal actor of node i and runs until it answers.
-  template <class Reply, class... Ts>
-  Reply ask_internal(size_t i, const caf::actor& dest, Ts... xs) {
+  /// Asks an actor of node i (the facade or an internal one) and runs
+  /// until it answers; throws request_failed on an error.
+  template <class Reply, class Dest, class... Ts>
+  Reply ask_internal(size_t i, const Dest& dest, Ts... xs) {
     auto& n = running(i);
-    std::optional<Reply> result;
-    std::optional<std::string> failure;
-    n.sys->spawn([&, dest](caf::event_based_actor* self) {
+    // Shared with the requester, which may answer after a timeout threw.
+    struct outcome {
+      std::optional<Reply> result;
+      std::optional<std::string> failure;
+    };
+    auto out = std::make_shared<outcome>();
+    auto* sys = n.sys.get();
+    n.sys->spawn([out, sys, dest, xs...](caf::event_based_actor* self) {
       self->request(dest, caf::infinite, xs...)
-        .then([&](Reply& x) { result = std::move(x); },
-              [&](caf::error& err) { failure = n.sys->render(err); });
+        .then([out](Reply& x) { out->result = std::move(x); },
+              [out, sys](caf::error& err) { out->failure = sys->render(err); });
     });
-    wait_for([&] { return result || failure; }, i);
-    if (failure)
-      throw request_failed("node " + std::to_string(i) + ": " + *failure);
-    return std::move(*result);
+    wait_for([&] { return out->result || out->failure; }, i);
+    if (out->failure)
+      throw request_failed("node " + std::to_string(i) + ": " + *out->failure);
+    return std::move(*out->result);
   }
 
   /// Runs (advancing time if needed) until `done` holds.
@@ -852,15 +851,8 @@ void cluster::submit(size_t i, Request request,
 
 template <class Reply, class Request>
 Reply cluster::ask(size_t i, Request request) {
-  std::optional<Reply> result;
-  std::optional<std::string> failure;
-  submit<Reply>(
-    i, std::move(request), [&](Reply& x) { result = std::move(x); },
-    [&, i](const caf::error& err) { failure = render(i, err); });
-  impl_->wait_for([&] { return result || failure; }, i);
-  if (failure)
-    throw request_failed("node " + std::to_string(i) + ": " + *failure);
-  return std::move(*result);
+  return impl_->ask_internal<Reply>(i, impl_->running(i).actors.facade,
+                                    std::move(request));
 }
 
 #define SYNCMESH_TESTING_REQUEST(Request, Reply)                               \

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_system_config.hpp>
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 
@@ -28,6 +29,15 @@
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh::testing {
+
+/// An actor system configuration for deterministic tests: syncmesh's types,
+/// CAF's test coordinator (virtual time, one thread) and test multiplexer
+/// (no sockets). Every node of a cluster runs on one; tests of single actors
+/// can use it directly.
+struct deterministic_config : caf::actor_system_config {
+  /// Loads syncmesh and selects the test scheduler and multiplexer.
+  deterministic_config();
+};
 
 /// What the simulated network does to the frames of one direction of a link.
 struct link_faults {

@@ -12,23 +12,16 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/atoms.hpp"
-#include "support/eventually.hpp"
 #include "actors/facade.hpp"
+#include "support/eventually.hpp"
 #include "syncmesh/sync_socket.hpp"
+#include "syncmesh/testing.hpp"
 
 namespace syncmesh::test {
 
 /// A deterministic system: CAF's test coordinator (virtual time, one thread)
 /// and its test multiplexer (no sockets).
-struct deterministic_config : caf::actor_system_config {
-  deterministic_config() {
-    configure(*this);
-    set("scheduler.policy", caf::atom("testing"));
-    set("middleman.network-backend", caf::atom("testing"));
-    set("middleman.manual-multiplexing", true);
-    set("middleman.workers", size_t{0});
-  }
-};
+using deterministic_config = syncmesh::testing::deterministic_config;
 
 /// A real system with two scheduler threads, as on the CI machine.
 struct threaded_config : caf::actor_system_config {

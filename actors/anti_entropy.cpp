@@ -1,16 +1,64 @@
 #include "actors/anti_entropy.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "actors/set_sketch.hpp"
 #include "actors/store_state.hpp"
+#include "messages/version.hpp"
 #include "syncmesh/pb/wire.pb.h"
 
 namespace syncmesh {
 
+namespace {
+
+constexpr uint32_t bucket_count = store_state::digest_buckets;
+
+/// A peer's SUMMARY, read from either form.
+struct peer_summary {
+  std::vector<uint64_t> hashes = std::vector<uint64_t>(bucket_count);
+  std::vector<uint64_t> counts = std::vector<uint64_t>(bucket_count);
+  /// The dense form carries no counts: buckets differ by hash alone there.
+  bool has_counts = true;
+
+  explicit peer_summary(const pb::Digest& theirs) {
+    if (theirs.dense_hashes_size() > 0) {
+      has_counts = false;
+      auto n = std::min<size_t>(
+        bucket_count, static_cast<size_t>(theirs.dense_hashes_size()));
+      for (size_t i = 0; i < n; ++i)
+        hashes[i] = theirs.dense_hashes(static_cast<int>(i));
+      return;
+    }
+    for (const auto& b : theirs.buckets())
+      if (b.bucket() < bucket_count) {
+        hashes[b.bucket()] = b.hash();
+        counts[b.bucket()] = b.count();
+      }
+  }
+
+  bool empty(uint32_t bucket) const noexcept {
+    return has_counts ? counts[bucket] == 0 : hashes[bucket] == 0;
+  }
+};
+
+} // namespace
+
 void make_summary(const store_state& store, pb::Digest& out) {
   out.set_stage(pb::Digest::SUMMARY);
-  out.set_bucket_count(store_state::digest_buckets);
+  out.set_bucket_count(bucket_count);
   const auto& buckets = store.buckets();
+  size_t used = 0;
+  for (const auto& b : buckets)
+    used += b.count > 0 ? 1 : 0;
+  // A listed bucket costs ~16 bytes, a dense one 8.
+  if (used * 2 > bucket_count) {
+    for (const auto& b : buckets)
+      out.add_dense_hashes(b.hash);
+    return;
+  }
   for (uint32_t i = 0; i < buckets.size(); ++i) {
     if (buckets[i].count == 0)
       continue;
@@ -21,25 +69,31 @@ void make_summary(const store_state& store, pb::Digest& out) {
   }
 }
 
+uint64_t element_id(uint64_t key_hash, uint64_t version_hash) noexcept {
+  auto v = version_hash ^ (key_hash * 0x9e3779b97f4a7c15ull);
+  v ^= v >> 29;
+  v *= 0xbf58476d1ce4e5b9ull;
+  v ^= v >> 32;
+  return (key_hash << 32) | (v & 0xffffffffull);
+}
+
 std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
                                         const store_state& store) {
-  std::vector<bucket_digest> other(store_state::digest_buckets);
-  for (const auto& b : theirs.buckets())
-    if (b.bucket() < store_state::digest_buckets)
-      other[b.bucket()] = bucket_digest{b.hash(), b.count()};
+  peer_summary other{theirs};
   std::vector<uint32_t> result;
   const auto& mine = store.buckets();
-  for (uint32_t i = 0; i < store_state::digest_buckets; ++i)
-    if (mine[i].hash != other[i].hash || mine[i].count != other[i].count)
+  for (uint32_t i = 0; i < bucket_count; ++i)
+    if (mine[i].hash != other.hashes[i]
+        || (other.has_counts && mine[i].count != other.counts[i]))
       result.push_back(i);
   return result;
 }
 
 std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
                                       const store_state& store) {
-  std::vector<bool> covered(store_state::digest_buckets, false);
+  std::vector<bool> covered(bucket_count, false);
   for (const auto& b : their_keys.buckets())
-    if (b.bucket() < store_state::digest_buckets)
+    if (b.bucket() < bucket_count)
       covered[b.bucket()] = true;
   std::unordered_map<std::string, uint64_t> theirs;
   theirs.reserve(static_cast<size_t>(their_keys.keys_size()));
@@ -64,24 +118,110 @@ void split_by_peer_empty(const pb::Digest& theirs,
                          const std::vector<uint32_t>& buckets,
                          std::vector<uint32_t>& peer_empty,
                          std::vector<uint32_t>& to_compare) {
-  std::vector<bool> theirs_used(store_state::digest_buckets, false);
-  for (const auto& b : theirs.buckets())
-    if (b.bucket() < store_state::digest_buckets && b.count() > 0)
-      theirs_used[b.bucket()] = true;
-  for (auto b : buckets) {
-    if (b < store_state::digest_buckets && !theirs_used[b])
-      peer_empty.push_back(b);
-    else
-      to_compare.push_back(b);
+  peer_summary other{theirs};
+  for (auto b : buckets)
+    (other.empty(b) ? peer_empty : to_compare).push_back(b);
+}
+
+/// One flag per bucket, set for `buckets`.
+std::vector<bool> bucket_flags(const std::vector<uint32_t>& buckets) {
+  std::vector<bool> flags(bucket_count, false);
+  for (auto b : buckets)
+    if (b < bucket_count)
+      flags[b] = true;
+  return flags;
+}
+
+/// The SKETCH bucket mask: one bit per bucket.
+std::string mask_of(const std::vector<uint32_t>& buckets) {
+  std::string mask(bucket_count / 8, '\0');
+  for (auto b : buckets)
+    mask[b / 8] = static_cast<char>(mask[b / 8] | (1 << (b % 8)));
+  return mask;
+}
+
+/// The buckets a SKETCH mask names; empty when the mask is malformed.
+std::vector<uint32_t> buckets_of(const std::string& mask) {
+  std::vector<uint32_t> result;
+  if (mask.size() != bucket_count / 8)
+    return result;
+  for (uint32_t b = 0; b < bucket_count; ++b)
+    if (static_cast<unsigned char>(mask[b / 8]) & (1u << (b % 8)))
+      result.push_back(b);
+  return result;
+}
+
+/// The sketch of the store's entries in `buckets`.
+set_sketch sketch_of(const store_state& store,
+                     const std::vector<uint32_t>& buckets, size_t cells) {
+  auto wanted = bucket_flags(buckets);
+  set_sketch sketch{cells};
+  for (const auto& [key, entry] : store.entries()) {
+    auto h = store_state::key_hash(key);
+    if (wanted[h % bucket_count])
+      sketch.add(element_id(h, entry.version_hash()));
   }
+  return sketch;
+}
+
+/// Node IDs of one OFFERS digest, each listed once.
+class node_table {
+public:
+  explicit node_table(pb::Digest& digest) : digest_(digest) {}
+
+  /// The index + 1 of `id` in the digest's node list; 0 for an empty ID.
+  uint32_t index(const node_id& id) {
+    if (id.empty())
+      return 0;
+    auto [i, added]
+      = indices_.emplace(id, static_cast<uint32_t>(digest_.nodes_size() + 1));
+    if (added)
+      digest_.add_nodes(id);
+    return i->second;
+  }
+
+private:
+  pb::Digest& digest_;
+  std::unordered_map<node_id, uint32_t> indices_;
+};
+
+void to_compact(const version& v, node_table& nodes, pb::CompactVersion* out) {
+  out->set_epoch(v.epoch);
+  out->set_claim_us(v.claim_us);
+  out->set_claimer(nodes.index(v.claimer));
+  out->set_wall_us(v.stamp.wall_us);
+  out->set_counter(v.stamp.counter);
+  out->set_node(nodes.index(v.stamp.node));
+}
+
+/// Reads an offered version; false when it is malformed.
+bool from_compact(const pb::CompactVersion& x, const pb::Digest& digest,
+                  version& out) {
+  auto node = [&](uint32_t index, std::string* id) {
+    if (index == 0)
+      return true;
+    if (index > static_cast<uint32_t>(digest.nodes_size()))
+      return false;
+    *id = digest.nodes(static_cast<int>(index - 1));
+    return true;
+  };
+  pb::Version full;
+  full.set_epoch(x.epoch());
+  full.set_claim_us(x.claim_us());
+  full.mutable_stamp()->set_wall_us(x.wall_us());
+  full.mutable_stamp()->set_counter(x.counter());
+  if (!node(x.claimer(), full.mutable_claimer())
+      || !node(x.node(), full.mutable_stamp()->mutable_node()))
+    return false;
+  return from_proto(full, out).empty();
 }
 
 /// The store's keys in `buckets`.
 std::vector<std::string> keys_in_buckets(const store_state& store,
                                          const std::vector<uint32_t>& buckets) {
-  std::vector<bool> wanted(store_state::digest_buckets, false);
+  std::vector<bool> wanted(bucket_count, false);
   for (auto b : buckets)
-    if (b < store_state::digest_buckets)
+    if (b < bucket_count)
       wanted[b] = true;
   std::vector<std::string> result;
   for (const auto& kv : store.entries())
@@ -93,34 +233,246 @@ std::vector<std::string> keys_in_buckets(const store_state& store,
 } // namespace
 
 void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
-  if (theirs.bucket_count() != store_state::digest_buckets)
+  if (theirs.bucket_count() != bucket_count)
     return; // another digest layout: nothing we can compare
-  if (theirs.stage() == pb::Digest::SUMMARY) {
-    std::vector<uint32_t> peer_empty;
-    std::vector<uint32_t> to_compare;
-    split_by_peer_empty(theirs, differing_buckets(theirs, store), peer_empty,
-                        to_compare);
-    if (!peer_empty.empty())
-      add_entries(keys_in_buckets(store, peer_empty));
-    if (!to_compare.empty())
-      add_key_digests(store, to_compare, true);
-    return;
+  switch (theirs.stage()) {
+    case pb::Digest::SUMMARY: {
+      std::vector<uint32_t> peer_empty;
+      std::vector<uint32_t> to_compare;
+      split_by_peer_empty(theirs, differing_buckets(theirs, store), peer_empty,
+                          to_compare);
+      if (!peer_empty.empty())
+        add_entries(keys_in_buckets(store, peer_empty));
+      if (!to_compare.empty())
+        compare_buckets(store, to_compare);
+      return;
+    }
+    case pb::Digest::SKETCH:
+      on_sketch(theirs, store);
+      return;
+    case pb::Digest::OFFERS:
+      on_offers(theirs, store);
+      return;
+    case pb::Digest::WANT: {
+      std::vector<std::string> keys;
+      for (const auto& key : theirs.want_keys())
+        if (store.find(key) != nullptr)
+          keys.push_back(key);
+      add_entries(std::move(keys));
+      return;
+    }
+    case pb::Digest::KEYS:
+      break;
+    default:
+      return; // a stage of a later protocol
   }
   if (theirs.reply_wanted()) {
     // Where the peer listed no keys it has nothing to send us, and
     // keys_to_send below already covers everything we hold there: our key
     // list for such a bucket would be wasted bytes.
-    std::vector<bool> listed(store_state::digest_buckets, false);
+    std::vector<bool> listed(bucket_count, false);
     for (const auto& k : theirs.keys())
       listed[store_state::bucket_of(k.key())] = true;
     std::vector<uint32_t> buckets;
     for (const auto& b : theirs.buckets())
-      if (b.bucket() < store_state::digest_buckets && listed[b.bucket()])
+      if (b.bucket() < bucket_count && listed[b.bucket()])
         buckets.push_back(b.bucket());
     if (!buckets.empty())
       add_key_digests(store, buckets, false);
   }
   add_entries(keys_to_send(theirs, store));
+}
+
+void ae_outbox::compare_buckets(const store_state& store,
+                                const std::vector<uint32_t>& buckets) {
+  // Key lists cost ~24 bytes per key we hold there, and as much again for
+  // the peer's list. A sketch costs its cells plus an offer per differing
+  // key; the number of differing keys is estimated from the share of
+  // buckets that differ (keys spread uniformly over buckets).
+  size_t listed = 0;
+  for (auto b : buckets)
+    listed += store.buckets()[b].count;
+  const double keys_cost = 48.0 * static_cast<double>(listed);
+  const double share = static_cast<double>(buckets.size()) / bucket_count;
+  if (share < 0.9) {
+    const double differing = -double{bucket_count} * std::log1p(-share);
+    // Each differing key may stand for two elements, one per side.
+    auto cells
+      = set_sketch::cells_for(static_cast<size_t>(std::ceil(2 * differing)));
+    const double sketch_cost
+      = static_cast<double>(cells * set_sketch::cell_bytes) + 40 * differing;
+    if (cells <= max_sketch_cells && sketch_cost < keys_cost) {
+      queue_sketch(store, buckets, cells);
+      return;
+    }
+  }
+  add_key_digests(store, buckets, true);
+}
+
+void ae_outbox::queue_sketch(const store_state& store,
+                             const std::vector<uint32_t>& buckets,
+                             size_t cells) {
+  auto sketch = sketch_of(store, buckets, cells);
+  pb::Digest digest;
+  digest.set_stage(pb::Digest::SKETCH);
+  digest.set_bucket_count(bucket_count);
+  digest.set_bucket_mask(mask_of(buckets));
+  digest.set_sketch_cells(static_cast<uint32_t>(sketch.cells()));
+  digest.set_sketch(sketch.serialize());
+  controls_.push_back(digest.SerializeAsString());
+  ++sketches_;
+}
+
+void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
+  auto buckets = buckets_of(theirs.bucket_mask());
+  const size_t cells = theirs.sketch_cells();
+  set_sketch peer{set_sketch::min_cells};
+  if (buckets.empty() || cells > max_sketch_cells
+      || !set_sketch::parse(theirs.sketch(), cells, peer))
+    return; // malformed
+  auto sketch = sketch_of(store, buckets, cells);
+  sketch.subtract(peer);
+  auto diff = sketch.decode();
+  if (!diff.complete) {
+    // Too many differences for the cells: the peer's estimate was low.
+    ++sketch_failures_;
+    if (2 * cells <= max_sketch_cells)
+      queue_sketch(store, buckets, 2 * cells);
+    else
+      add_key_digests(store, buckets, true);
+    return;
+  }
+  // Every differing bucket must show a differing element; where none does,
+  // two versions of a key share an ID's 32 version bits and cancelled out:
+  // compare those buckets by key lists instead.
+  std::vector<bool> explained(bucket_count, false);
+  std::unordered_map<uint32_t, uint64_t> theirs_by_key;
+  for (auto id : diff.ours)
+    explained[(id >> 32) % bucket_count] = true;
+  for (auto id : diff.theirs) {
+    explained[(id >> 32) % bucket_count] = true;
+    theirs_by_key.emplace(static_cast<uint32_t>(id >> 32), id);
+  }
+  std::vector<uint32_t> unexplained;
+  for (auto b : buckets)
+    if (!explained[b])
+      unexplained.push_back(b);
+  if (!unexplained.empty())
+    add_key_digests(store, unexplained, true);
+  // Our differing entries: the peer lacks the key (send it), or holds it in
+  // another version (offer ours, so that only the winner travels). IDs are
+  // matched to keys by their 32 key bits; a false match only turns an entry
+  // into an offer, which the peer answers with a WANT.
+  std::unordered_map<uint64_t, bool> ours;
+  for (auto id : diff.ours)
+    ours.emplace(id, false);
+  std::vector<std::string> send;
+  std::vector<const std::string*> offer;
+  if (!ours.empty()) {
+    for (const auto& [key, entry] : store.entries()) {
+      auto h = store_state::key_hash(key);
+      auto i = ours.find(element_id(h, entry.version_hash()));
+      if (i == ours.end())
+        continue;
+      auto match = theirs_by_key.find(static_cast<uint32_t>(h));
+      if (match == theirs_by_key.end()) {
+        send.push_back(key);
+      } else if (!entry.head().has_base() || !entry.fields().empty()) {
+        // Field writes merge per field, so neither version simply wins:
+        // send ours and leave theirs wanted.
+        send.push_back(key);
+      } else {
+        offer.push_back(&key);
+        theirs_by_key.erase(match);
+      }
+    }
+  }
+  add_entries(std::move(send));
+  std::vector<uint64_t> wanted;
+  wanted.reserve(theirs_by_key.size());
+  for (const auto& kv : theirs_by_key)
+    wanted.push_back(kv.second);
+  queue_offers(store, offer, std::move(wanted));
+}
+
+void ae_outbox::queue_offers(const store_state& store,
+                             const std::vector<const std::string*>& keys,
+                             std::vector<uint64_t> wanted) {
+  size_t next_key = 0;
+  size_t next_wanted = 0;
+  while (next_key < keys.size() || next_wanted < wanted.size()) {
+    pb::Digest digest;
+    digest.set_stage(pb::Digest::OFFERS);
+    digest.set_bucket_count(bucket_count);
+    node_table nodes{digest};
+    size_t bytes = 0;
+    for (; next_key < keys.size() && bytes < window_bytes_; ++next_key) {
+      const auto& key = *keys[next_key];
+      const auto* entry = store.find(key);
+      auto* offer = digest.add_offers();
+      offer->set_key(key);
+      to_compact(entry->head().base_version(), nodes, offer->mutable_version());
+      bytes += key.size() + 24;
+    }
+    for (; next_wanted < wanted.size() && bytes < window_bytes_;
+         ++next_wanted) {
+      digest.add_wanted(wanted[next_wanted]);
+      bytes += 8;
+    }
+    controls_.push_back(digest.SerializeAsString());
+  }
+}
+
+void ae_outbox::on_offers(const pb::Digest& theirs, const store_state& store) {
+  std::vector<std::string> send;
+  std::vector<std::string> want;
+  for (const auto& offer : theirs.offers()) {
+    const auto* entry = store.find(offer.key());
+    if (entry == nullptr) {
+      want.push_back(offer.key());
+      continue;
+    }
+    version offered;
+    if (!from_compact(offer.version(), theirs, offered))
+      continue; // malformed
+    if (!entry->head().has_base() || !entry->fields().empty()) {
+      // Field writes merge per field: exchange both entries.
+      send.push_back(offer.key());
+      want.push_back(offer.key());
+      continue;
+    }
+    auto order = compare(entry->head().base_version(), offered);
+    if (order > 0)
+      send.push_back(offer.key());
+    else if (order < 0)
+      want.push_back(offer.key());
+  }
+  if (theirs.wanted_size() > 0) {
+    std::unordered_set<uint64_t> wanted(theirs.wanted().begin(),
+                                        theirs.wanted().end());
+    for (const auto& [key, entry] : store.entries())
+      if (wanted.count(
+            element_id(store_state::key_hash(key), entry.version_hash()))
+          > 0)
+        send.push_back(key);
+  }
+  add_entries(std::move(send));
+  queue_want(std::move(want));
+}
+
+void ae_outbox::queue_want(std::vector<std::string> keys) {
+  size_t next = 0;
+  while (next < keys.size()) {
+    pb::Digest digest;
+    digest.set_stage(pb::Digest::WANT);
+    digest.set_bucket_count(bucket_count);
+    size_t bytes = 0;
+    for (; next < keys.size() && bytes < window_bytes_; ++next) {
+      bytes += keys[next].size() + 2;
+      digest.add_want_keys(std::move(keys[next]));
+    }
+    controls_.push_back(digest.SerializeAsString());
+  }
 }
 
 void ae_outbox::add_key_digests(const store_state& store,
@@ -148,10 +500,19 @@ void ae_outbox::add_entries(std::vector<std::string> keys) {
 bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
   if (in_flight_ >= max_in_flight_)
     return false;
+  if (!controls_.empty()) {
+    auto* digest = out.mutable_digest();
+    if (!digest->ParseFromString(controls_.front()))
+      return false; // cannot happen: we serialized it
+    digest->set_session(session_);
+    controls_.pop_front();
+    ++in_flight_;
+    return true;
+  }
   if (!digests_.empty()) {
     auto* digest = out.mutable_digest();
     digest->set_stage(pb::Digest::KEYS);
-    digest->set_bucket_count(store_state::digest_buckets);
+    digest->set_bucket_count(bucket_count);
     digest->set_session(session_);
     digest->set_reply_wanted(digests_.front().reply_wanted);
     size_t bytes = 0;

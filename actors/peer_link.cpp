@@ -265,12 +265,13 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
       break;
     }
     case pb::Envelope::kDigest: {
-      bool keys = env.digest().stage() == pb::Digest::KEYS;
+      // Every stage but SUMMARY travels in the flow-controlled stream.
+      bool streamed = env.digest().stage() != pb::Digest::SUMMARY;
       auto session = env.digest().session();
       self->send(st.params.store, ae_digest_atom::value,
                  caf::actor_cast<caf::actor>(self),
                  std::move(*env.mutable_digest()));
-      if (keys) {
+      if (streamed) {
         pb::Envelope ack;
         ack.set_hops_left(1);
         ack.mutable_entries_ack()->set_session(session);

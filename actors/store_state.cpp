@@ -44,8 +44,8 @@ uint64_t hash_bytes(const std::string& xs) noexcept {
 
 } // namespace
 
-uint32_t store_state::bucket_of(const std::string& key) noexcept {
-  return static_cast<uint32_t>(hash_bytes(key) % digest_buckets);
+uint64_t store_state::key_hash(const std::string& key) noexcept {
+  return hash_bytes(key);
 }
 
 uint64_t store_entry::compute_hash() const {

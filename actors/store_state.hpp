@@ -92,8 +92,13 @@ public:
   /// Buckets of the anti-entropy digest; every node uses this number.
   static constexpr uint32_t digest_buckets = 4096;
 
-  /// The bucket of a key (a stable hash of its bytes).
-  static uint32_t bucket_of(const std::string& key) noexcept;
+  /// A stable 64-bit hash of a key's bytes, the same on every machine.
+  static uint64_t key_hash(const std::string& key) noexcept;
+
+  /// The bucket of a key (from its `key_hash`).
+  static uint32_t bucket_of(const std::string& key) noexcept {
+    return static_cast<uint32_t>(key_hash(key) % digest_buckets);
+  }
 
   store_state() : buckets_(digest_buckets) {}
 

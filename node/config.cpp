@@ -93,7 +93,7 @@ std::string protocol_id(const config& cfg) {
     return py2p::protocol_id(cfg.subnet.empty() ? "sync" : cfg.subnet,
                              cfg.leasing);
   // Readable on purpose: peers log it when they refuse each other.
-  return "syncmesh/1 subnet=" + cfg.subnet
+  return "syncmesh/2 subnet=" + cfg.subnet
          + " leasing=" + (cfg.leasing ? "1" : "0");
 }
 

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes{reinterpret_cast<const char*>(data), size};
   if (!parse_envelope(bytes, env).empty() || !env.has_hello())
     return 0;
-  const std::string protocol = "syncmesh/1 subnet= leasing=1";
+  const std::string protocol = "syncmesh/2 subnet= leasing=1";
   auto verdict = check_hello(env.hello(), protocol, "fuzz-node");
   if (!verdict.ok()) {
     if (verdict.detail.empty())

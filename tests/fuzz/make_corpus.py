@@ -30,10 +30,10 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-hello = field(1, b"syncmesh/1 subnet= leasing=1") + field(2, b"node-b") \
+hello = field(1, b"syncmesh/2 subnet= leasing=1") + field(2, b"node-b") \
     + field(3, b"127.0.0.1") + vfield(4, 7000) + field(5, b"batch")
 hello_env = field(10, hello)
-bad_hello_env = field(10, field(1, b"syncmesh/1 subnet=x leasing=0") + field(2, b"n"))
+bad_hello_env = field(10, field(1, b"syncmesh/2 subnet=x leasing=0") + field(2, b"n"))
 
 stamp = vfield(1, 1_700_000_000_000_000) + field(3, b"node-b")
 version = vfield(2, 1_700_000_000_000_000) + field(3, b"node-b") + field(4, stamp)
@@ -56,7 +56,7 @@ frames = {
 handshake = {
     "hello": hello_env,
     "other_protocol": bad_hello_env,
-    "self": field(10, field(1, b"syncmesh/1 subnet= leasing=1") + field(2, b"fuzz-node")),
+    "self": field(10, field(1, b"syncmesh/2 subnet= leasing=1") + field(2, b"fuzz-node")),
 }
 for name, data in frames.items():
     with open(os.path.join(here, "corpus", "frames", name), "wb") as f:

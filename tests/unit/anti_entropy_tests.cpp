@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,33 @@ void fill(store_state& st, int from, int to, const node_id& writer) {
   }
 }
 
-/// What one side sent: KEYS digest keys and entries.
+/// Overwrites keys [from, to) with versions written at `wall_us` by
+/// `writer`: newer than what `fill` wrote.
+void overwrite(store_state& st, int from, int to, const node_id& writer,
+               uint64_t wall_us) {
+  for (int i = from; i < to; ++i) {
+    std::string err;
+    st.apply(set_record("key" + std::to_string(i),
+                        make_version(wall_us + i, writer), value{-i}),
+             false, err);
+    BOOST_REQUIRE(err.empty());
+  }
+}
+
+/// What one side sent.
 struct traffic {
+  /// Keys listed in KEYS digests.
   size_t digest_keys = 0;
+  /// Entry records.
   size_t entries = 0;
+  /// Bytes of entry windows.
+  size_t entry_bytes = 0;
+  /// Bytes of the streamed digests (KEYS, SKETCH, OFFERS, WANT).
+  size_t digest_bytes = 0;
+  /// Sketches the side's outbox queued, and peer sketches it could not
+  /// decode.
+  size_t sketches = 0;
+  size_t sketch_failures = 0;
 };
 
 /// Runs anti-entropy between `a` (which starts) and `b` as the dict stores
@@ -55,9 +79,11 @@ void exchange(store_state& a, store_state& b, traffic& from_a,
       sent = true;
       if (env.has_digest()) {
         t.digest_keys += static_cast<size_t>(env.digest().keys_size());
+        t.digest_bytes += env.ByteSizeLong();
         peer_box.answer(env.digest(), peer);
       } else {
         t.entries += static_cast<size_t>(env.entries().records_size());
+        t.entry_bytes += env.ByteSizeLong();
         for (const auto& rec : env.entries().records()) {
           std::string err;
           peer.apply(rec, false, err);
@@ -70,6 +96,10 @@ void exchange(store_state& a, store_state& b, traffic& from_a,
   }
   BOOST_CHECK(box_a.idle());
   BOOST_CHECK(box_b.idle());
+  from_a.sketches = box_a.sketches();
+  from_a.sketch_failures = box_a.sketch_failures();
+  from_b.sketches = box_b.sketches();
+  from_b.sketch_failures = box_b.sketch_failures();
 }
 
 } // namespace
@@ -113,6 +143,122 @@ BOOST_AUTO_TEST_CASE(diverged_stores_exchange_only_what_differs) {
   BOOST_CHECK_EQUAL(from_a.entries, 100u);
   BOOST_CHECK_EQUAL(from_b.entries, 50u);
   BOOST_CHECK_EQUAL(a.entry_count(), 3150u);
+}
+
+BOOST_AUTO_TEST_CASE(few_differences_among_many_keys_move_only_the_winners) {
+  // 100,000 shared keys (24 per bucket); each side overwrites 300 others.
+  store_state a, b;
+  fill(a, 0, 100000, "x");
+  fill(b, 0, 100000, "x");
+  overwrite(a, 0, 300, "a", 5000000);
+  overwrite(b, 300, 600, "b", 5000000);
+  traffic from_a, from_b;
+  exchange(a, b, from_a, from_b);
+  BOOST_CHECK(a.canonical_bytes() == b.canonical_bytes());
+  // B sketched once, A decoded it; no key lists.
+  BOOST_CHECK_EQUAL(from_b.sketches, 1u);
+  BOOST_CHECK_EQUAL(from_a.sketch_failures, 0u);
+  BOOST_CHECK_EQUAL(from_a.digest_keys + from_b.digest_keys, 0u);
+  // Only the winning version of each differing key travels.
+  BOOST_CHECK_EQUAL(from_a.entries, 300u);
+  BOOST_CHECK_EQUAL(from_b.entries, 300u);
+  // The sketch (two elements per differing key, ~1.3 cells of 14 bytes
+  // each) and the offers cost well under 80 bytes per differing key; key
+  // lists of the ~560 differing buckets would cost ~900 bytes per key.
+  auto reconcile_bytes = from_a.digest_bytes + from_b.digest_bytes;
+  BOOST_TEST_MESSAGE("entries " << from_a.entry_bytes + from_b.entry_bytes
+                                << " B, sketch + offers + wants "
+                                << reconcile_bytes << " B");
+  BOOST_CHECK_LT(reconcile_bytes, 80u * 600u);
+}
+
+BOOST_AUTO_TEST_CASE(a_sketch_too_small_for_the_difference_is_retried_larger) {
+  // 400 differing keys in 4 buckets look like 4 from the bucket digests:
+  // the first sketch is far too small; each failure doubles it.
+  store_state a, b;
+  fill(a, 0, 50000, "x");
+  fill(b, 0, 50000, "x");
+  int written = 0;
+  for (int i = 0; written < 400; ++i) {
+    auto key = "key" + std::to_string(i);
+    if (store_state::bucket_of(key) >= 4)
+      continue;
+    std::string err;
+    b.apply(set_record(key, make_version(9000000 + i, "b"), value{"new"}),
+            false, err);
+    ++written;
+  }
+  traffic from_a, from_b;
+  exchange(a, b, from_a, from_b);
+  BOOST_CHECK(a.canonical_bytes() == b.canonical_bytes());
+  BOOST_CHECK_GE(from_a.sketch_failures + from_b.sketch_failures, 3u);
+  BOOST_CHECK_EQUAL(from_b.entries, 400u);
+  BOOST_CHECK_EQUAL(from_a.entries, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(entries_with_field_writes_are_exchanged_both_ways) {
+  store_state a, b;
+  fill(a, 0, 60000, "x");
+  fill(b, 0, 60000, "x");
+  std::string err;
+  // key1: fields on both sides; key2: fields on A only; key3: B deleted it.
+  a.apply(fields_record("key1", make_version(7000000, "a"),
+                        fields_of({{map_key{"f"}, value{1}}})),
+          false, err);
+  b.apply(fields_record("key1", make_version(7000001, "b"),
+                        fields_of({{map_key{"g"}, value{2}}})),
+          false, err);
+  a.apply(fields_record("key2", make_version(7000002, "a"),
+                        fields_of({{map_key{"h"}, value{3}}})),
+          false, err);
+  b.apply(delete_record("key3", make_version(7000003, "b")), false, err);
+  BOOST_REQUIRE(err.empty());
+  traffic from_a, from_b;
+  exchange(a, b, from_a, from_b);
+  BOOST_CHECK(a.canonical_bytes() == b.canonical_bytes());
+  BOOST_CHECK(b.find("key1")->read() == a.find("key1")->read());
+  BOOST_CHECK(!a.find("key3")->live());
+}
+
+BOOST_AUTO_TEST_CASE(hostile_digests_change_nothing) {
+  store_state st;
+  fill(st, 0, 3000, "x");
+  auto before = st.canonical_bytes();
+  std::mt19937_64 rng{5};
+  ae_outbox box{1, 64 * 1024};
+  for (int round = 0; round < 300; ++round) {
+    pb::Digest d;
+    d.set_bucket_count(store_state::digest_buckets);
+    d.set_stage(static_cast<pb::Digest::Stage>(rng() % 6));
+    std::string mask(rng() % 3 == 0 ? 100 : store_state::digest_buckets / 8,
+                     '\0');
+    for (auto& c : mask)
+      c = static_cast<char>(rng());
+    d.set_bucket_mask(mask);
+    d.set_sketch_cells(static_cast<uint32_t>(rng() % 200));
+    std::string sketch((rng() % 200) * 14, '\0');
+    for (auto& c : sketch)
+      c = static_cast<char>(rng());
+    d.set_sketch(sketch);
+    for (int i = 0; i < 5; ++i) {
+      auto* offer = d.add_offers();
+      offer->set_key("key" + std::to_string(rng() % 4000));
+      offer->mutable_version()->set_wall_us(rng() % 3);
+      offer->mutable_version()->set_node(static_cast<uint32_t>(rng() % 4));
+      offer->mutable_version()->set_claimer(static_cast<uint32_t>(rng() % 4));
+      d.add_wanted(rng());
+      d.add_want_keys("key" + std::to_string(rng() % 4000));
+    }
+    d.add_nodes(std::string(rng() % 200, 'n'));
+    box.answer(d, st);
+    pb::Envelope env;
+    while (box.next(st, env)) {
+      BOOST_CHECK_LE(env.ByteSizeLong(), 1024u * 1024u);
+      box.acknowledge(1);
+      env.Clear();
+    }
+  }
+  BOOST_CHECK(st.canonical_bytes() == before);
 }
 
 BOOST_AUTO_TEST_CASE(at_most_two_windows_are_in_flight) {

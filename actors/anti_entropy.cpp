@@ -8,6 +8,7 @@
 #include "actors/set_sketch.hpp"
 #include "actors/store_state.hpp"
 #include "messages/version.hpp"
+#include "syncmesh/config.hpp"
 #include "syncmesh/pb/wire.pb.h"
 
 namespace syncmesh {
@@ -103,9 +104,9 @@ std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
   for (const auto& [key, entry] : store.entries()) {
     if (!covered[store_state::bucket_of(key)])
       continue;
-    auto i = theirs.find(key);
+    auto i = theirs.find(std::string{key});
     if (i == theirs.end() || i->second != entry.version_hash())
-      result.push_back(key);
+      result.emplace_back(key);
   }
   return result;
 }
@@ -226,7 +227,7 @@ std::vector<std::string> keys_in_buckets(const store_state& store,
   std::vector<std::string> result;
   for (const auto& kv : store.entries())
     if (wanted[store_state::bucket_of(kv.first)])
-      result.push_back(kv.first);
+      result.emplace_back(kv.first);
   return result;
 }
 
@@ -292,16 +293,20 @@ void ae_outbox::compare_buckets(const store_state& store,
   size_t listed = 0;
   for (auto b : buckets)
     listed += store.buckets()[b].count;
-  const double keys_cost = 48.0 * static_cast<double>(listed);
+  const double keys_cost = method_ == ae_method::key_lists
+                             ? 0.0
+                             : 48.0 * static_cast<double>(listed);
   const double share = static_cast<double>(buckets.size()) / bucket_count;
-  if (share < 0.9) {
-    const double differing = -double{bucket_count} * std::log1p(-share);
+  if (share < 0.9 || method_ == ae_method::sketch) {
+    const double differing = std::min(
+      -double{bucket_count} * std::log1p(-share), double{max_sketch_cells});
     // Each differing key may stand for two elements, one per side.
     auto cells
       = set_sketch::cells_for(static_cast<size_t>(std::ceil(2 * differing)));
     const double sketch_cost
       = static_cast<double>(cells * set_sketch::cell_bytes) + 40 * differing;
-    if (cells <= max_sketch_cells && sketch_cost < keys_cost) {
+    if (cells <= max_sketch_cells
+        && (sketch_cost < keys_cost || method_ == ae_method::sketch)) {
       queue_sketch(store, buckets, cells);
       return;
     }
@@ -346,7 +351,10 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   // two versions of a key share an ID's 32 version bits and cancelled out:
   // compare those buckets by key lists instead.
   std::vector<bool> explained(bucket_count, false);
-  std::unordered_map<uint32_t, uint64_t> theirs_by_key;
+  // Two of their IDs may share 32 key bits (two keys): a multimap keeps
+  // both, and pairing one with our key leaves the other wanted (at worst a
+  // false pairing delays that key by one round).
+  std::unordered_multimap<uint32_t, uint64_t> theirs_by_key;
   for (auto id : diff.ours)
     explained[(id >> 32) % bucket_count] = true;
   for (auto id : diff.theirs) {
@@ -367,7 +375,7 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   for (auto id : diff.ours)
     ours.emplace(id, false);
   std::vector<std::string> send;
-  std::vector<const std::string*> offer;
+  std::vector<std::string> offer;
   if (!ours.empty()) {
     for (const auto& [key, entry] : store.entries()) {
       auto h = store_state::key_hash(key);
@@ -376,13 +384,13 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
         continue;
       auto match = theirs_by_key.find(static_cast<uint32_t>(h));
       if (match == theirs_by_key.end()) {
-        send.push_back(key);
+        send.emplace_back(key);
       } else if (!entry.head().has_base() || !entry.fields().empty()) {
         // Field writes merge per field, so neither version simply wins:
         // send ours and leave theirs wanted.
-        send.push_back(key);
+        send.emplace_back(key);
       } else {
-        offer.push_back(&key);
+        offer.emplace_back(key);
         theirs_by_key.erase(match);
       }
     }
@@ -396,7 +404,7 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
 }
 
 void ae_outbox::queue_offers(const store_state& store,
-                             const std::vector<const std::string*>& keys,
+                             const std::vector<std::string>& keys,
                              std::vector<uint64_t> wanted) {
   size_t next_key = 0;
   size_t next_wanted = 0;
@@ -407,7 +415,7 @@ void ae_outbox::queue_offers(const store_state& store,
     node_table nodes{digest};
     size_t bytes = 0;
     for (; next_key < keys.size() && bytes < window_bytes_; ++next_key) {
-      const auto& key = *keys[next_key];
+      const auto& key = keys[next_key];
       const auto* entry = store.find(key);
       auto* offer = digest.add_offers();
       offer->set_key(key);
@@ -454,7 +462,7 @@ void ae_outbox::on_offers(const pb::Digest& theirs, const store_state& store) {
       if (wanted.count(
             element_id(store_state::key_hash(key), entry.version_hash()))
           > 0)
-        send.push_back(key);
+        send.emplace_back(key);
   }
   add_entries(std::move(send));
   queue_want(std::move(want));
@@ -487,7 +495,7 @@ void ae_outbox::add_key_digests(const store_state& store,
   for (const auto& kv : store.entries()) {
     auto i = index.find(store_state::bucket_of(kv.first));
     if (i != index.end())
-      digests_[i->second].keys.push_back(kv.first);
+      digests_[i->second].keys.emplace_back(kv.first);
   }
   (void)first;
 }

@@ -9,6 +9,7 @@
 namespace syncmesh {
 
 class store_state;
+enum class ae_method : uint8_t;
 
 namespace pb {
 class Digest;
@@ -43,10 +44,11 @@ public:
   /// Windows in flight by default: two keep both ends busy.
   static constexpr size_t default_max_in_flight = 2;
 
-  /// Sends windows of about `window_bytes`; `session` tags this outbox.
-  ae_outbox(uint64_t session, size_t window_bytes,
+  /// Sends windows of about `window_bytes`; `session` tags this outbox;
+  /// `method` decides how differing buckets are compared.
+  ae_outbox(uint64_t session, size_t window_bytes, ae_method method,
             size_t max_in_flight = default_max_in_flight)
-      : session_(session), window_bytes_(window_bytes),
+      : session_(session), window_bytes_(window_bytes), method_(method),
         max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight) {}
 
   /// Sketches of at most this many cells (~900 KB); beyond, key lists cost
@@ -109,7 +111,7 @@ private:
   void on_sketch(const pb::Digest& theirs, const store_state& store);
   void on_offers(const pb::Digest& theirs, const store_state& store);
   void queue_offers(const store_state& store,
-                    const std::vector<const std::string*>& keys,
+                    const std::vector<std::string>& keys,
                     std::vector<uint64_t> wanted);
   void queue_want(std::vector<std::string> keys);
 
@@ -121,6 +123,7 @@ private:
 
   uint64_t session_;
   size_t window_bytes_;
+  ae_method method_;
   size_t max_in_flight_;
   size_t in_flight_ = 0;
   /// SKETCH, OFFERS and WANT digests, serialized when queued; sent first.

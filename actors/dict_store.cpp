@@ -108,9 +108,9 @@ ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
   if (i == st.outboxes.end()) {
     self->monitor(link);
     i = st.outboxes
-          .emplace(
-            link.address(),
-            std::make_pair(link, ae_outbox{st.next_session++, st.window_bytes}))
+          .emplace(link.address(),
+                   std::make_pair(link, ae_outbox{st.next_session++,
+                                                  st.window_bytes, st.method}))
           .first;
   }
   return i->second.second;
@@ -149,8 +149,9 @@ void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
 
 caf::behavior dict_store_actor(self_ptr self, caf::actor router,
                                size_t window_bytes, wall_clock clock,
-                               size_t expected_keys) {
+                               size_t expected_keys, ae_method method) {
   self->state.store.reserve(expected_keys);
+  self->state.method = method;
   self->state.clock = std::move(clock);
   self->state.router = std::move(router);
   self->state.window_bytes = window_bytes;

@@ -27,6 +27,8 @@ struct dict_store_state {
   std::map<caf::actor_addr, std::pair<caf::actor, ae_outbox>> outboxes;
   /// Size of anti-entropy windows in bytes.
   size_t window_bytes = 1024 * 1024;
+  /// How anti-entropy compares differing buckets.
+  ae_method method{};
   /// Tags of anti-entropy sessions.
   uint64_t next_session = 1;
   /// Wall clock for propagation delays.
@@ -57,6 +59,7 @@ struct dict_store_state {
 /// The key table is sized for `expected_keys` up front.
 caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
                                caf::actor router, size_t window_bytes,
-                               wall_clock clock, size_t expected_keys = 0);
+                               wall_clock clock, size_t expected_keys = 0,
+                               ae_method method = {});
 
 } // namespace syncmesh

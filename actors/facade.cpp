@@ -354,9 +354,9 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
-  result.store
-    = sys.spawn(dict_store_actor, result.router, window,
-                cfg.clock ? cfg.clock : system_wall_clock(), cfg.expected_keys);
+  result.store = sys.spawn(dict_store_actor, result.router, window,
+                           cfg.clock ? cfg.clock : system_wall_clock(),
+                           cfg.expected_keys, cfg.anti_entropy_method);
   result.lease_manager
     = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
   result.facade = sys.spawn(facade_behavior, cfg, result.id,

@@ -28,7 +28,7 @@ void encode_version(std::string& out, const version& v) {
 }
 
 /// FNV-1a, then a strong finalizer: stable across machines and builds.
-uint64_t hash_bytes(const std::string& xs) noexcept {
+uint64_t hash_bytes(std::string_view xs) noexcept {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : xs) {
     h ^= c;
@@ -44,7 +44,7 @@ uint64_t hash_bytes(const std::string& xs) noexcept {
 
 } // namespace
 
-uint64_t store_state::key_hash(const std::string& key) noexcept {
+uint64_t store_state::key_hash(std::string_view key) noexcept {
   return hash_bytes(key);
 }
 

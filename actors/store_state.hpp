@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -93,10 +94,10 @@ public:
   static constexpr uint32_t digest_buckets = 4096;
 
   /// A stable 64-bit hash of a key's bytes, the same on every machine.
-  static uint64_t key_hash(const std::string& key) noexcept;
+  static uint64_t key_hash(std::string_view key) noexcept;
 
   /// The bucket of a key (from its `key_hash`).
-  static uint32_t bucket_of(const std::string& key) noexcept {
+  static uint32_t bucket_of(std::string_view key) noexcept {
     return static_cast<uint32_t>(key_hash(key) % digest_buckets);
   }
 

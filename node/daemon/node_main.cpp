@@ -50,6 +50,7 @@ struct node_config : caf::actor_system_config {
   std::string heartbeat_interval = "1s";
   std::string peer_timeout = "10s";
   std::string anti_entropy_interval = "30s";
+  std::string anti_entropy_method = "auto";
   std::string redial_max = "30s";
   std::string tombstone_horizon = "24h";
   size_t max_value_size = 1024 * 1024;
@@ -75,6 +76,8 @@ struct node_config : caf::actor_system_config {
       .add(peer_timeout, "peer-timeout",
            "drop silent peers after, e.g. \"10s\"")
       .add(anti_entropy_interval, "anti-entropy-interval", "e.g. \"30s\"")
+      .add(anti_entropy_method, "anti-entropy-method",
+           "auto | sketch | keys: how differing buckets are compared")
       .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
       .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
       .add(max_value_size, "max-value-size", "largest value in bytes")
@@ -136,6 +139,13 @@ config to_node_config(const node_config& opts) {
   cfg.port = opts.port;
   cfg.subnet = opts.subnet;
   cfg.leasing = opts.leasing;
+  if (opts.anti_entropy_method == "sketch")
+    cfg.anti_entropy_method = ae_method::sketch;
+  else if (opts.anti_entropy_method == "keys")
+    cfg.anti_entropy_method = ae_method::key_lists;
+  else if (opts.anti_entropy_method != "auto")
+    fail("--anti-entropy-method: '" + opts.anti_entropy_method
+         + "' is none of auto, sketch, keys");
   if (opts.wire == "py2p")
     cfg.wire = wire_kind::py2p;
   else if (opts.wire != "native")

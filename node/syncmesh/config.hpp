@@ -10,6 +10,18 @@
 
 namespace syncmesh {
 
+/// How anti-entropy compares the buckets in which two replicas differ.
+enum class ae_method : uint8_t {
+  /// Whichever of the two below should move fewer bytes.
+  automatic,
+  /// A set sketch whose size follows the number of differing keys: few
+  /// differences among many keys.
+  sketch,
+  /// The keys and version hashes each side holds there: small stores, or
+  /// most keys differing.
+  key_lists,
+};
+
 /// The dialect a node's peer links speak.
 enum class wire_kind : uint8_t {
   /// syncmesh's own protobuf envelopes (anti-entropy, tombstones, HLC).
@@ -52,6 +64,9 @@ struct config {
   size_t max_send_queue = 16 * 1024 * 1024;
   /// Interval of anti-entropy rounds, each with one peer.
   std::chrono::milliseconds anti_entropy_interval = std::chrono::seconds(30);
+  /// How anti-entropy compares differing buckets; only bytes and speed
+  /// depend on it, never the result.
+  ae_method anti_entropy_method = ae_method::automatic;
   /// Nodes only talk to nodes of the same subnet (part of the protocol ID).
   std::string subnet;
   /// Leases on (a key belongs to its setter for `lease_duration`) or off

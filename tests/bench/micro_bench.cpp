@@ -10,6 +10,7 @@
 
 #include "actors/anti_entropy.hpp"
 #include "actors/router_state.hpp"
+#include "actors/set_sketch.hpp"
 #include "actors/store_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -156,6 +157,24 @@ void digest_diff(benchmark::State& state) {
     benchmark::DoNotOptimize(differing_buckets(summary, mine));
 }
 BENCHMARK(digest_diff)->Arg(100000);
+
+/// Building a set sketch of the given elements and decoding it against a
+/// sketch of the same set with 1,000 elements missing (the heal case).
+void sketch_reconcile(benchmark::State& state) {
+  const auto n = static_cast<uint64_t>(state.range(0));
+  const size_t cells = set_sketch::cells_for(1000);
+  set_sketch theirs{cells};
+  for (uint64_t i = 1000; i < n; ++i)
+    theirs.add(i * 0x9e3779b97f4a7c15ull);
+  for (auto _ : state) {
+    set_sketch mine{cells};
+    for (uint64_t i = 0; i < n; ++i)
+      mine.add(i * 0x9e3779b97f4a7c15ull);
+    mine.subtract(theirs);
+    benchmark::DoNotOptimize(mine.decode());
+  }
+}
+BENCHMARK(sketch_reconcile)->Arg(100000);
 
 } // namespace
 

@@ -9,6 +9,7 @@
 
 #include "actors/anti_entropy.hpp"
 #include "actors/store_state.hpp"
+#include "syncmesh/config.hpp"
 #include "syncmesh/pb/wire.pb.h"
 #include "tests/unit/test_support.hpp"
 
@@ -59,9 +60,9 @@ struct traffic {
 /// Runs anti-entropy between `a` (which starts) and `b` as the dict stores
 /// do, until both outboxes are idle; windows are acknowledged after they are
 /// applied, as the peer links do.
-void exchange(store_state& a, store_state& b, traffic& from_a,
-              traffic& from_b) {
-  ae_outbox box_a{1, 64 * 1024}, box_b{2, 64 * 1024};
+void exchange(store_state& a, store_state& b, traffic& from_a, traffic& from_b,
+              ae_method method = ae_method::automatic) {
+  ae_outbox box_a{1, 64 * 1024, method}, box_b{2, 64 * 1024, method};
   pb::Digest summary;
   make_summary(a, summary);
   box_b.answer(summary, b);
@@ -172,6 +173,30 @@ BOOST_AUTO_TEST_CASE(few_differences_among_many_keys_move_only_the_winners) {
   BOOST_CHECK_LT(reconcile_bytes, 80u * 600u);
 }
 
+BOOST_AUTO_TEST_CASE(every_method_reaches_the_same_stores) {
+  // Small stores with deletes, new keys on either side and overwrites; the
+  // forced sketch must agree with key lists and the automatic choice.
+  std::string expected;
+  for (auto method :
+       {ae_method::automatic, ae_method::sketch, ae_method::key_lists}) {
+    store_state a, b;
+    fill(a, 0, 500, "x");
+    fill(b, 0, 500, "x");
+    fill(a, 500, 540, "a");
+    overwrite(b, 0, 30, "b", 4000000);
+    overwrite(a, 20, 50, "a", 4000010);
+    std::string err;
+    b.apply(delete_record("key100", make_version(4100000, "b")), false, err);
+    traffic from_a, from_b;
+    exchange(a, b, from_a, from_b, method);
+    BOOST_CHECK(a.canonical_bytes() == b.canonical_bytes());
+    if (expected.empty())
+      expected = a.canonical_bytes();
+    BOOST_CHECK(a.canonical_bytes() == expected);
+    BOOST_CHECK_EQUAL(from_b.sketches > 0, method == ae_method::sketch);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_sketch_too_small_for_the_difference_is_retried_larger) {
   // 400 differing keys in 4 buckets look like 4 from the bucket digests:
   // the first sketch is far too small; each failure doubles it.
@@ -225,7 +250,7 @@ BOOST_AUTO_TEST_CASE(hostile_digests_change_nothing) {
   fill(st, 0, 3000, "x");
   auto before = st.canonical_bytes();
   std::mt19937_64 rng{5};
-  ae_outbox box{1, 64 * 1024};
+  ae_outbox box{1, 64 * 1024, ae_method::sketch};
   for (int round = 0; round < 300; ++round) {
     pb::Digest d;
     d.set_bucket_count(store_state::digest_buckets);
@@ -264,7 +289,7 @@ BOOST_AUTO_TEST_CASE(hostile_digests_change_nothing) {
 BOOST_AUTO_TEST_CASE(at_most_two_windows_are_in_flight) {
   store_state st;
   fill(st, 0, 2000, "n");
-  ae_outbox box{7, 1024};
+  ae_outbox box{7, 1024, ae_method::automatic};
   std::vector<std::string> keys;
   for (int i = 0; i < 2000; ++i)
     keys.push_back("key" + std::to_string(i));

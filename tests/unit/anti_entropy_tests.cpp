@@ -18,27 +18,30 @@ using namespace syncmesh::test;
 
 namespace {
 
-void fill(store_state& st, int from, int to, const node_id& writer) {
+/// Writes keys "key<from>" .. "key<to - 1>" with versions stamped at
+/// `wall_us + i` by `writer`; values are i, or -i with `negate`.
+void write_keys(store_state& st, int from, int to, const node_id& writer,
+                uint64_t wall_us, bool negate) {
   for (int i = from; i < to; ++i) {
     std::string err;
-    st.apply(set_record("key" + std::to_string(i),
-                        make_version(1000 + i, writer), value{i}),
-             false, err);
+    st.apply(
+      set_record("key" + std::to_string(i),
+                 make_version(wall_us + static_cast<uint64_t>(i), writer),
+                 value{negate ? -i : i}),
+      false, err);
     BOOST_REQUIRE(err.empty());
   }
+}
+
+void fill(store_state& st, int from, int to, const node_id& writer) {
+  write_keys(st, from, to, writer, 1000, false);
 }
 
 /// Overwrites keys [from, to) with versions written at `wall_us` by
 /// `writer`: newer than what `fill` wrote.
 void overwrite(store_state& st, int from, int to, const node_id& writer,
                uint64_t wall_us) {
-  for (int i = from; i < to; ++i) {
-    std::string err;
-    st.apply(set_record("key" + std::to_string(i),
-                        make_version(wall_us + i, writer), value{-i}),
-             false, err);
-    BOOST_REQUIRE(err.empty());
-  }
+  write_keys(st, from, to, writer, wall_us, true);
 }
 
 /// What one side sent.

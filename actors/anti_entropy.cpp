@@ -49,9 +49,9 @@ std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
   for (const auto& [key, entry] : store.entries()) {
     if (!covered[store_state::bucket_of(key)])
       continue;
-    auto i = theirs.find(key);
+    auto i = theirs.find(std::string{key});
     if (i == theirs.end() || i->second != entry.version_hash())
-      result.push_back(key);
+      result.emplace_back(key);
   }
   return result;
 }
@@ -86,7 +86,7 @@ std::vector<std::string> keys_in_buckets(const store_state& store,
   std::vector<std::string> result;
   for (const auto& kv : store.entries())
     if (wanted[store_state::bucket_of(kv.first)])
-      result.push_back(kv.first);
+      result.emplace_back(kv.first);
   return result;
 }
 
@@ -135,7 +135,7 @@ void ae_outbox::add_key_digests(const store_state& store,
   for (const auto& kv : store.entries()) {
     auto i = index.find(store_state::bucket_of(kv.first));
     if (i != index.end())
-      digests_[i->second].keys.push_back(kv.first);
+      digests_[i->second].keys.emplace_back(kv.first);
   }
   (void)first;
 }

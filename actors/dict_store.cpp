@@ -234,12 +234,12 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       snap.set_total(store.live_count());
       if (req.count_only())
         return snap;
-      for (const auto* key : store.sorted_live_keys(req.prefix(), req.limit(),
-                                                    req.start_after())) {
+      for (auto key : store.sorted_live_keys(req.prefix(), req.limit(),
+                                             req.start_after())) {
         auto* item = snap.add_items();
-        item->set_key(*key);
+        item->set_key(key.data(), key.size());
         if (!req.keys_only()) {
-          const auto* entry = store.find(*key);
+          const auto* entry = store.find(key);
           to_proto(entry->read(), item->mutable_value());
           to_proto(entry->head(), item->mutable_meta());
         }

@@ -279,13 +279,13 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
     [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
       if (auto err = py2p_delete_refusal(self))
         return std::move(*err);
-      const auto* key = self->state.table.deletable_key();
-      if (key == nullptr)
+      auto key = self->state.table.deletable_key();
+      if (!key)
         return refuse<pb::DeleteReply>(
           self, make_error(errc::key_not_found,
                            std::string{"no key this node may delete"}));
       pb::WriteRecord rec;
-      rec.set_key(*key);
+      rec.set_key(std::move(*key));
       rec.mutable_tombstone();
       return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },

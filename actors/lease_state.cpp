@@ -1,6 +1,7 @@
 #include "actors/lease_state.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "syncmesh/pb/entry.pb.h"
 
@@ -136,10 +137,10 @@ local_decision py2p_decide(const entry_head* head, const node_id& self,
 
 lease_table::lease_table(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
-    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
+    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg),
+      self_ref_(process_node_ids().intern(clock_.self())) {}
 
-local_decision lease_table::decide(const std::string& key,
-                                   bool is_delete) const {
+local_decision lease_table::decide(std::string_view key, bool is_delete) const {
   if (cfg_.py2p)
     return py2p_decide(find(key), self(), now_us(), cfg_.leasing, is_delete);
   return decide_local_write(find(key), self(), now_us(), cfg_, is_delete);
@@ -167,10 +168,11 @@ version lease_table::stamp(version draft, bool is_delete) {
 std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
                                                const version& v) {
   auto [slot, inserted] = heads_.try_emplace(rec.key());
-  auto& head = slot->second;
+  auto& head = *slot;
   bool was_tombstone = !inserted && !head.live();
-  bool held = cfg_.leasing && head.live() && head.newest().claimer == self();
-  auto old_end = held ? head.newest().lease_end_us : 0;
+  bool held
+    = cfg_.leasing && head.live() && head.packed_newest().claimer == self_ref_;
+  auto old_end = held ? head.packed_newest().lease_end_us : 0;
   switch (rec.op_case()) {
     case pb::WriteRecord::kValue:
       if (head.accepts_base(v))
@@ -189,16 +191,17 @@ std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
       break;
   }
   if (!head.has_base() && !head.has_fields()) {
-    heads_.erase(slot);
+    heads_.erase(rec.key());
     tombstones_ -= was_tombstone ? 1 : 0;
     return std::nullopt;
   }
   tombstones_ += (!head.live() ? 1 : 0) - (was_tombstone ? 1 : 0);
-  const auto& now = head.newest();
+  const auto& now = head.packed_newest();
   // A takeover: another claim now wins, and it was made before our lease
   // ended (a claim after the end is a normal expiry, not a loss).
-  if (held && now.claimer != self() && now.claim_us < old_end)
-    return lease_loss{rec.key(), now.claimer, old_end};
+  if (held && now.claimer != self_ref_ && now.claim_us < old_end)
+    return lease_loss{rec.key(), process_node_ids().bytes(now.claimer),
+                      old_end};
   return std::nullopt;
 }
 
@@ -208,15 +211,13 @@ std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
   if (now < horizon_us)
     return result;
   auto cutoff = now - horizon_us;
-  for (auto i = heads_.begin(); i != heads_.end();) {
-    if (!i->second.live() && i->second.newest().stamp.wall_us < cutoff) {
-      result.push_back(i->first);
-      i = heads_.erase(i);
-      --tombstones_;
-    } else {
-      ++i;
-    }
-  }
+  for (const auto& [key, head] : std::as_const(heads_))
+    if (!head.live() && head.packed_newest().wall_us < cutoff)
+      result.emplace_back(key);
+  // Erasing moves records, so it waits until the scan is done.
+  for (const auto& key : result)
+    heads_.erase(key);
+  tombstones_ -= result.size();
   return result;
 }
 
@@ -224,7 +225,7 @@ size_t lease_table::tombstone_count() const noexcept {
   return tombstones_;
 }
 
-const std::string* lease_table::deletable_key() const {
+std::optional<std::string> lease_table::deletable_key() const {
   for (const auto& [key, head] : heads_) {
     if (!head.live())
       continue;
@@ -232,14 +233,13 @@ const std::string* lease_table::deletable_key() const {
                ? py2p_decide(&head, self(), now_us(), cfg_.leasing, true)
                : decide_local_write(&head, self(), now_us(), cfg_, true);
     if (d.allowed)
-      return &key;
+      return std::string{key};
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-const entry_head* lease_table::find(const std::string& key) const {
-  auto i = heads_.find(key);
-  return i == heads_.end() ? nullptr : &i->second;
+const entry_head* lease_table::find(std::string_view key) const {
+  return heads_.find(key);
 }
 
 } // namespace syncmesh

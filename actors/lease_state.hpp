@@ -4,10 +4,10 @@
 #include <deque>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "actors/entry_head.hpp"
+#include "actors/key_table.hpp"
 
 namespace syncmesh {
 
@@ -120,7 +120,7 @@ public:
               uint64_t max_skew_us);
 
   /// Decides a local write to `key` at the current wall time.
-  local_decision decide(const std::string& key, bool is_delete) const;
+  local_decision decide(std::string_view key, bool is_delete) const;
 
   /// Stamps an allowed draft with a fresh HLC stamp and, with leasing on, the
   /// lease end; the result is newer than everything this node has seen.
@@ -150,11 +150,11 @@ public:
   /// Number of tombstones in the view (constant time).
   size_t tombstone_count() const noexcept;
 
-  /// A key this node may delete now, or nullptr when none.
-  const std::string* deletable_key() const;
+  /// A key this node may delete now, or nullopt when none.
+  std::optional<std::string> deletable_key() const;
 
-  /// The bookkeeping of `key`, or nullptr.
-  const entry_head* find(const std::string& key) const;
+  /// The bookkeeping of `key`, or nullptr (valid until the next change).
+  const entry_head* find(std::string_view key) const;
 
   /// The current wall time.
   uint64_t now_us() const { return clock_.wall_us(); }
@@ -171,7 +171,9 @@ public:
 private:
   hybrid_clock clock_;
   lease_settings cfg_;
-  std::unordered_map<std::string, entry_head> heads_;
+  /// This node's ID, interned: compared against every observed claimer.
+  node_ref self_ref_ = 0;
+  key_table<entry_head> heads_;
   /// Heads that are tombstones, kept up to date so stats are O(1).
   size_t tombstones_ = 0;
 };

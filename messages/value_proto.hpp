@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "syncmesh/value.hpp"
 
@@ -51,7 +52,7 @@ inline void put_u64(std::string& out, uint64_t x) {
 }
 
 /// Appends the length of `xs`, then `xs` (canonical encodings).
-inline void put_blob(std::string& out, const std::string& xs) {
+inline void put_blob(std::string& out, std::string_view xs) {
   put_u64(out, xs.size());
   out += xs;
 }

@@ -19,19 +19,18 @@ namespace syncmesh {
 class packed_key {
 public:
   /// The empty key.
-  packed_key() noexcept { inline_[last] = 0; }
+  packed_key() noexcept { bytes_[last] = 0; }
 
   /// Copies `bytes`.
   explicit packed_key(std::string_view bytes) {
     if (bytes.size() <= max_inline) {
-      std::memcpy(inline_, bytes.data(), bytes.size());
-      inline_[last] = static_cast<char>(bytes.size());
+      std::memcpy(bytes_, bytes.data(), bytes.size());
+      bytes_[last] = static_cast<char>(bytes.size());
     } else {
-      auto* block = new char[bytes.size()];
-      std::memcpy(block, bytes.data(), bytes.size());
-      heap_.data = block;
-      heap_.size = static_cast<uint32_t>(bytes.size());
-      inline_[last] = heap_marker;
+      heap_ref ref{new char[bytes.size()], static_cast<uint32_t>(bytes.size())};
+      std::memcpy(ref.data, bytes.data(), bytes.size());
+      std::memcpy(bytes_, &ref, sizeof(ref));
+      bytes_[last] = heap_marker;
     }
   }
 
@@ -40,16 +39,16 @@ public:
 
   /// Takes over `other`'s bytes; `other` becomes empty.
   packed_key(packed_key&& other) noexcept {
-    std::memcpy(this, &other, sizeof(packed_key));
-    other.inline_[last] = 0;
+    std::memcpy(bytes_, other.bytes_, sizeof(bytes_));
+    other.bytes_[last] = 0;
   }
 
   /// Takes over `other`'s bytes; `other` becomes empty.
   packed_key& operator=(packed_key&& other) noexcept {
     if (this != &other) {
       release();
-      std::memcpy(this, &other, sizeof(packed_key));
-      other.inline_[last] = 0;
+      std::memcpy(bytes_, other.bytes_, sizeof(bytes_));
+      other.bytes_[last] = 0;
     }
     return *this;
   }
@@ -58,34 +57,42 @@ public:
 
   /// The key's bytes.
   std::string_view view() const noexcept {
-    if (on_heap())
-      return {heap_.data, heap_.size};
-    return {inline_, static_cast<size_t>(inline_[last])};
+    if (on_heap()) {
+      auto ref = heap();
+      return {ref.data, ref.size};
+    }
+    return {bytes_, static_cast<size_t>(bytes_[last])};
   }
 
   /// Most bytes kept inline.
   static constexpr size_t max_inline = 15;
 
 private:
-  static constexpr size_t last = 15;
-  static constexpr char heap_marker = static_cast<char>(0x80);
-
-  bool on_heap() const noexcept { return inline_[last] == heap_marker; }
-
-  void release() noexcept {
-    if (on_heap())
-      delete[] heap_.data;
-  }
-
+  /// A long key's block; it sits in the first 12 bytes of `bytes_`.
   struct heap_ref {
     char* data;
     uint32_t size;
   };
 
-  union {
-    char inline_[16];
-    heap_ref heap_;
-  };
+  static constexpr size_t last = 15;
+  static constexpr char heap_marker = static_cast<char>(0x80);
+
+  bool on_heap() const noexcept { return bytes_[last] == heap_marker; }
+
+  heap_ref heap() const noexcept {
+    heap_ref ref;
+    std::memcpy(&ref, bytes_, sizeof(ref));
+    return ref;
+  }
+
+  void release() noexcept {
+    if (on_heap())
+      delete[] heap().data;
+  }
+
+  /// Inline: the bytes, then their count in the last byte. On the heap: a
+  /// heap_ref, then `heap_marker` in the last byte.
+  alignas(8) char bytes_[16];
 };
 
 static_assert(sizeof(packed_key) == 16);
@@ -258,9 +265,11 @@ public:
   }
 
 private:
-  /// Records per chunk: large enough that the chunk table is negligible,
-  /// small enough that a new chunk is a small allocation.
-  static constexpr size_t chunk_size = 1024;
+  /// Records per chunk: as many as fit in 64 KiB, one of the allocator's
+  /// size classes, so no chunk is rounded up; large enough that the chunk
+  /// table is negligible.
+  static constexpr size_t chunk_size
+    = std::max<size_t>(1, 65536 / sizeof(record));
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   struct chunk {

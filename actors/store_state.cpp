@@ -74,7 +74,7 @@ void store_entry::export_records(std::string_view key,
     if (head_.base_tombstone())
       rec.mutable_tombstone();
     else
-      to_proto(base_, rec.mutable_value());
+      to_proto(base_.decode(), rec.mutable_value());
     out.push_back(std::move(rec));
   }
   for (const auto& f : fields()) {
@@ -95,7 +95,8 @@ void store_state::forget_digest(std::string_view key,
   --bucket.count;
 }
 
-bool store_entry::apply_base(const version& v, bool tombstone, value val) {
+bool store_entry::apply_base(const version& v, bool tombstone,
+                             const value& val) {
   if (!head_.accepts_base(v))
     return false;
   bool is_map = !tombstone && val.is_map();
@@ -109,7 +110,7 @@ bool store_entry::apply_base(const version& v, bool tombstone, value val) {
   } else {
     fields_.reset();
   }
-  base_ = tombstone ? value{} : std::move(val);
+  base_ = tombstone ? packed_value{} : packed_value::encode(val);
   hash_ = compute_hash();
   return true;
 }
@@ -144,10 +145,10 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
 }
 
 value store_entry::read() const {
+  auto base = head_.base_tombstone() ? value{} : base_.decode();
   if (!fields_)
-    return head_.base_tombstone() ? value{} : base_;
-  value result
-    = (!head_.base_tombstone() && base_.is_map()) ? base_ : value::empty_map();
+    return base;
+  auto result = base.is_map() ? std::move(base) : value::empty_map();
   for (const auto& f : *fields_)
     result.insert_or_assign(f.key, f.val);
   return result;
@@ -159,7 +160,7 @@ void store_entry::encode_canonical(std::string& out) const {
     encode_version(out, head_.base_version());
     out += head_.base_tombstone() ? 'T' : 'V';
     if (!head_.base_tombstone())
-      syncmesh::encode_canonical(base_, out);
+      out += base_.canonical(); // stored in exactly this encoding
   }
   put_u64(out, fields().size());
   for (const auto& f : fields()) {

@@ -8,6 +8,7 @@
 
 #include "actors/entry_head.hpp"
 #include "actors/key_table.hpp"
+#include "messages/packed_value.hpp"
 #include "syncmesh/value.hpp"
 
 namespace syncmesh {
@@ -35,7 +36,7 @@ struct field_write {
 class store_entry {
 public:
   /// Applies a whole-value write or delete; true when it changed the entry.
-  bool apply_base(const version& v, bool tombstone, value val);
+  bool apply_base(const version& v, bool tombstone, const value& val);
 
   /// Applies field writes that share version `v`; true when any changed.
   bool apply_fields(const version& v, const value_map& fields);
@@ -76,7 +77,8 @@ private:
   static const std::vector<field_write> no_fields;
 
   entry_head head_;
-  value base_;
+  /// The base value, encoded (empty for a tombstone).
+  packed_value base_;
   /// Field writes are rare: a pointer (null when there are none) keeps every
   /// key 16 bytes smaller than an inline vector.
   std::unique_ptr<std::vector<field_write>> fields_;

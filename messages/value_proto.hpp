@@ -61,4 +61,9 @@ inline void put_blob(std::string& out, std::string_view xs) {
 /// give equal bytes on every replica (protobuf's own output is not stable).
 void encode_canonical(const value& x, std::string& out);
 
+/// Reads one value written by `encode_canonical` from the front of `in` and
+/// advances `in` past it; false (and `in`, `out` unspecified) when the bytes
+/// are not such an encoding.
+bool decode_canonical(std::string_view& in, value& out);
+
 } // namespace syncmesh

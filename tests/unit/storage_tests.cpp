@@ -1,6 +1,6 @@
 // The compact per-key storage: interned node IDs and packed versions
 // (messages/packed_version.hpp), packed keys and the key table
-// (actors/key_table.hpp).
+// (actors/key_table.hpp), packed values (messages/packed_value.hpp).
 #include <boost/test/unit_test.hpp>
 
 #include <map>
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "actors/key_table.hpp"
+#include "messages/packed_value.hpp"
 #include "messages/packed_version.hpp"
+#include "messages/value_proto.hpp"
 #include "tests/unit/test_support.hpp"
 
 using namespace syncmesh;
@@ -232,6 +234,66 @@ BOOST_AUTO_TEST_CASE(reserve_keeps_entries_and_sizes_the_index) {
   BOOST_TEST(t.footprint()
              < 100'000u * 11
                  + 2 * 1024 * sizeof(key_table<std::string>::record));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(packed_values)
+
+BOOST_AUTO_TEST_CASE(every_kind_round_trips) {
+  std::vector<value> samples{
+    value{},
+    value{true},
+    value{false},
+    value{int64_t{-42}},
+    value{uint64_t{1} << 63},
+    value{3.25},
+    value{"text with \0 inside and \xff"},
+    value::from_bytes(std::string("\0\1\2", 3)),
+    value{std::string(300, 'x')},
+    value{value_list{value{1}, value{"two"}, value{value_list{}}}},
+    value{{"a", 1}, {"b", value{{"nested", value::from_bytes("raw")}}}},
+    value{value_map{map_item{map_key::from_bytes("k"), value{1}},
+                    map_item{map_key{"k"}, value{2}}}},
+    value{ext_value{-7, "payload"}},
+  };
+  for (const auto& x : samples) {
+    auto packed = packed_value::encode(x);
+    BOOST_TEST(!packed.empty());
+    BOOST_TEST(packed.decode() == x);
+    std::string canonical;
+    encode_canonical(x, canonical);
+    BOOST_TEST(packed.canonical() == canonical);
+    std::string_view in{canonical};
+    value back;
+    BOOST_TEST(decode_canonical(in, back));
+    BOOST_TEST(in.empty());
+    BOOST_TEST(back == x);
+  }
+  packed_value none;
+  BOOST_TEST(none.empty());
+  BOOST_TEST(none.decode() == value{});
+  BOOST_TEST(none.canonical().empty());
+}
+
+BOOST_AUTO_TEST_CASE(truncated_or_bogus_encodings_are_refused) {
+  std::string canonical;
+  encode_canonical(value{{"a", value{value_list{value{1}, value{"x"}}}}},
+                   canonical);
+  for (size_t n = 0; n < canonical.size(); ++n) {
+    std::string_view in{canonical.data(), n};
+    value out;
+    BOOST_TEST(!decode_canonical(in, out), "prefix of " << n << " bytes");
+  }
+  // A list that claims far more elements than there are bytes.
+  std::string huge{static_cast<char>(value::kind::list)};
+  put_u64(huge, uint64_t{1} << 40);
+  std::string_view in{huge};
+  value out;
+  BOOST_TEST(!decode_canonical(in, out));
+  std::string unknown_kind{"\x7f"};
+  std::string_view bad{unknown_kind};
+  BOOST_TEST(!decode_canonical(bad, out));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

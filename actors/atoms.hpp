@@ -32,6 +32,9 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 /// (stats_atom) -> RouterStats / LeaseStats.
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// With stats_atom: the lease manager's counters (the dict store actor
+/// answers both).
+using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
 /// (export_atom) -> WriteBatch: every entry as records, sorted by key.

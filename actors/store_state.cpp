@@ -182,10 +182,16 @@ void to_proto(const entry_head& head, pb::EntryMeta* out) {
 store_state::outcome store_state::apply(const pb::WriteRecord& rec,
                                         bool keep_old_value,
                                         std::string& error) {
-  outcome result;
   version v;
   if (error = from_proto(rec.version(), v); !error.empty())
-    return result;
+    return outcome{};
+  return apply(rec, v, keep_old_value, error);
+}
+
+store_state::outcome store_state::apply(const pb::WriteRecord& rec,
+                                        const version& v, bool keep_old_value,
+                                        std::string& error) {
+  outcome result;
   // Convert before touching the entry, so bad input changes nothing.
   value val;
   value_map fields;

@@ -125,6 +125,10 @@ public:
   outcome apply(const pb::WriteRecord& rec, bool keep_old_value,
                 std::string& error);
 
+  /// `apply` with the record's version already read into `v`.
+  outcome apply(const pb::WriteRecord& rec, const version& v,
+                bool keep_old_value, std::string& error);
+
   /// The entry at `key`, or nullptr when none (not even a tombstone); valid
   /// until the store changes.
   const store_entry* find(std::string_view key) const;

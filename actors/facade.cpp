@@ -333,9 +333,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
 
 node_id random_node_id() {
   std::random_device rd;
-  // 15 bytes (120 random bits) fit std::string's inline buffer: every
-  // version holds the writer's ID, twice per key (store and lease view),
-  // and a 16th byte would cost a heap block each (~64 B per key).
+  // 15 bytes (120 random bits) fit std::string's inline buffer, so a
+  // `version` in flight holds its IDs without a heap block. (Stored
+  // versions hold interned refs: the ID's length costs nothing per key.)
   std::string id(random_node_id_size, '\0');
   for (auto& c : id)
     c = static_cast<char>(rd() & 0xff);

@@ -312,7 +312,7 @@ caf::message_handler lease_manager_handlers(self_ptr self) {
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {
       // Entries come straight from a peer link: check them like any
-      // remote write before they touch the lease view.
+      // remote write before they touch the store.
       if (auto err = validate_remote_batch(batch, self->state.lease.limits);
           !err.empty())
         return make_error(errc::malformed, std::move(err));

@@ -28,10 +28,11 @@ using wire_atom = caf::atom_constant<caf::atom("wire")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 /// (tick_atom, generation): the lease manager's single timer.
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-/// (purge_atom, keys): drop expired tombstones.
-using purge_atom = caf::atom_constant<caf::atom("purge")>;
 /// (stats_atom) -> RouterStats / LeaseStats.
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// With stats_atom: the lease manager's counters (the dict store actor
+/// answers both).
+using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
 /// (export_atom) -> WriteBatch: every entry as records, sorted by key.

@@ -68,14 +68,34 @@ void record_delay(self_ptr self, const pb::WriteRecord& rec) {
   st.set_delay_count(st.delay_count() + 1);
 }
 
+/// Counts a lease this node lost and tells the facade.
+void publish_loss(self_ptr self, const lease_loss& loss) {
+  auto& stats = self->state.lease.stats;
+  stats.set_leases_lost(stats.leases_lost() + 1);
+  if (!self->state.events)
+    return;
+  pb::Event ev;
+  auto* lost = ev.mutable_lease_lost();
+  lost->set_key(loss.key);
+  lost->set_new_owner(loss.new_owner);
+  lost->set_old_lease_end_us(loss.old_lease_end_us);
+  self->send(self->state.events, std::move(ev));
+}
+
 batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
                          bool keep_old_value, bool remote = false) {
   batch_result result;
   auto& stats = self->state.stats;
   for (auto& rec : *batch.mutable_records()) {
-    auto out = self->state.store.apply(rec, keep_old_value, result.error);
-    if (!result.error.empty())
+    version v;
+    if (result.error = from_proto(rec.version(), v); !result.error.empty())
       break;
+    auto recorded = self->state.lease.table.record(rec, v, keep_old_value);
+    if (result.error = std::move(recorded.error); !result.error.empty())
+      break;
+    if (recorded.loss)
+      publish_loss(self, *recorded.loss);
+    auto& out = recorded.applied;
     if (remote) {
       if (out.changed) {
         stats.set_remote_applied(stats.remote_applied() + 1);
@@ -100,6 +120,51 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
     self->send(self->state.router, changed_atom::value, std::move(origin),
                std::move(changed));
 }
+
+} // namespace
+
+caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
+                                            pb::WriteBatch& batch) {
+  auto res = apply_batch(self, batch, false);
+  pb::WriteAck ack;
+  ack.set_applied(static_cast<uint32_t>(res.changed.records_size()));
+  if (res.changed.records_size() > 0) {
+    const auto& key = res.changed.records().rbegin()->key();
+    if (const auto* entry = self->state.store.find(key))
+      to_proto(entry->head(), ack.mutable_meta());
+  }
+  flood(self, std::string{}, std::move(res.changed));
+  if (!res.error.empty())
+    return make_error(errc::malformed, std::move(res.error));
+  return ack;
+}
+
+caf::result<pb::DeleteReply> apply_erase_batch(self_ptr self,
+                                               pb::WriteBatch& batch) {
+  auto res = apply_batch(self, batch, true);
+  pb::DeleteReply reply;
+  if (res.changed.records_size() > 0) {
+    const auto& key = res.changed.records(0).key();
+    reply.set_key(key);
+    to_proto(res.last.old_value, reply.mutable_old_value());
+    if (const auto* entry = self->state.store.find(key))
+      to_proto(entry->head(), reply.mutable_meta());
+  }
+  flood(self, std::string{}, std::move(res.changed));
+  if (!res.error.empty())
+    return make_error(errc::malformed, std::move(res.error));
+  return reply;
+}
+
+size_t apply_remote_batch(self_ptr self, std::string origin,
+                          pb::WriteBatch& batch) {
+  auto res = apply_batch(self, batch, false, true);
+  auto changed = static_cast<size_t>(res.changed.records_size());
+  flood(self, std::move(origin), std::move(res.changed));
+  return changed;
+}
+
+namespace {
 
 /// The outbox toward `link`, created (and the link monitored) on first use.
 ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
@@ -147,59 +212,24 @@ void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
 
 } // namespace
 
-caf::behavior dict_store_actor(self_ptr self, caf::actor router,
-                               size_t window_bytes, wall_clock clock,
-                               size_t expected_keys, ae_method method) {
-  self->state.store.reserve(expected_keys);
-  self->state.method = method;
-  self->state.clock = std::move(clock);
+caf::behavior dict_store_actor(self_ptr self, const config& cfg,
+                               const node_id& id, caf::actor router,
+                               size_t window_bytes) {
+  self->state.lease.init(cfg, id);
+  self->state.method = cfg.anti_entropy_method;
+  self->state.clock = cfg.clock ? cfg.clock : system_wall_clock();
   self->state.router = std::move(router);
   self->state.window_bytes = window_bytes;
   self->set_down_handler(
     [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
-  return {
+  caf::message_handler store_handlers{
     [=](wire_atom, caf::actor events) { self->state.events = events; },
     [=](events_atom, bool on) { self->state.publish_events = on; },
     [=](local_atom, pb::WriteBatch& batch) -> caf::result<pb::WriteAck> {
-      auto res = apply_batch(self, batch, false);
-      pb::WriteAck ack;
-      ack.set_applied(static_cast<uint32_t>(res.changed.records_size()));
-      if (res.changed.records_size() > 0) {
-        const auto& key = res.changed.records().rbegin()->key();
-        if (const auto* entry = self->state.store.find(key))
-          to_proto(entry->head(), ack.mutable_meta());
-      }
-      flood(self, std::string{}, std::move(res.changed));
-      if (!res.error.empty())
-        return make_error(errc::malformed, std::move(res.error));
-      return ack;
+      return apply_local_batch(self, batch);
     },
     [=](erase_atom, pb::WriteBatch& batch) -> caf::result<pb::DeleteReply> {
-      auto res = apply_batch(self, batch, true);
-      pb::DeleteReply reply;
-      if (res.changed.records_size() > 0) {
-        const auto& key = res.changed.records(0).key();
-        reply.set_key(key);
-        to_proto(res.last.old_value, reply.mutable_old_value());
-        if (const auto* entry = self->state.store.find(key))
-          to_proto(entry->head(), reply.mutable_meta());
-      }
-      flood(self, std::string{}, std::move(res.changed));
-      if (!res.error.empty())
-        return make_error(errc::malformed, std::move(res.error));
-      return reply;
-    },
-    [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
-      auto res = apply_batch(self, batch, false, true);
-      flood(self, std::move(origin), std::move(res.changed));
-    },
-    [=](ae_entries_atom, std::string& origin, pb::WriteBatch& batch) {
-      auto res = apply_batch(self, batch, false, true);
-      auto& stats = self->state.stats;
-      stats.set_ae_entries_repaired(stats.ae_entries_repaired()
-                                    + res.changed.records_size());
-      flood(self, std::move(origin), std::move(res.changed));
-      return true;
+      return apply_erase_batch(self, batch);
     },
     [=](ae_start_atom, const caf::actor& link) {
       pb::Envelope env;
@@ -235,20 +265,17 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       snap.set_total(store.live_count());
       if (req.count_only())
         return snap;
-      for (const auto* key : store.sorted_live_keys(req.prefix(), req.limit(),
-                                                    req.start_after())) {
+      for (auto key : store.sorted_live_keys(req.prefix(), req.limit(),
+                                             req.start_after())) {
         auto* item = snap.add_items();
-        item->set_key(*key);
+        item->set_key(key.data(), key.size());
         if (!req.keys_only()) {
-          const auto* entry = store.find(*key);
+          const auto* entry = store.find(key);
           to_proto(entry->read(), item->mutable_value());
           to_proto(entry->head(), item->mutable_meta());
         }
       }
       return snap;
-    },
-    [=](purge_atom, const std::vector<std::string>& keys) {
-      self->state.store.purge(keys);
     },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
     [=](export_atom) { return self->state.store.export_all(); },
@@ -259,6 +286,7 @@ caf::behavior dict_store_actor(self_ptr self, caf::actor router,
       return stats;
     },
   };
+  return store_handlers.or_else(lease_manager_handlers(self));
 }
 
 } // namespace syncmesh

@@ -6,17 +6,21 @@
 #include <map>
 
 #include "actors/anti_entropy.hpp"
+#include "actors/lease_manager.hpp"
 #include "actors/store_state.hpp"
 #include "syncmesh/clock.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
-/// State of the dict store actor: the entries, where changed writes go (the
-/// router) and where events go (the facade).
+/// State of the dict store actor: the lease manager's rules with the entries
+/// they decide on, where changed writes go (the router) and where events go
+/// (the facade).
 struct dict_store_state {
-  /// The dictionary.
-  store_state store;
+  /// The lease manager's part; it owns the dictionary (`lease.table`).
+  lease_manager_state lease;
+  /// The dictionary, read-only: writes go through `lease.table.record`.
+  const store_state& store = lease.table.store();
   /// Receives every write that changed the store, to flood it.
   caf::actor router;
   /// Receives update/delete events (the facade).
@@ -40,26 +44,45 @@ struct dict_store_state {
   static inline const char* name = "syncmesh.dict_store";
 };
 
-/// The dict store: merges writes by version, answers reads and snapshots,
-/// publishes update/delete events and hands the router exactly the writes
-/// that changed the store. Messages:
+/// The dict store: the lease manager's rules (lease_manager.hpp) and the
+/// entries, in one actor so that every key is held in one table. Merges
+/// writes by version, answers reads and snapshots, publishes update/delete
+/// events and hands the router exactly the writes that changed the store.
+/// Messages, besides the lease manager's:
 /// - `(local_atom, WriteBatch) -> WriteAck` and
-///   `(erase_atom, WriteBatch) -> DeleteReply`: local writes stamped by the
-///   lease manager;
-/// - `(remote_atom, peer, WriteBatch)`: writes from the mesh;
+///   `(erase_atom, WriteBatch) -> DeleteReply`: local writes already stamped
+///   (the lease manager's handlers apply theirs directly);
 /// - `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
-/// - `(purge_atom, keys)`, `(events_atom, bool)`, `(wire_atom, events)`,
+/// - `(events_atom, bool)`, `(wire_atom, events)`,
 ///   `(dump_atom) -> std::string` (canonical bytes);
 ///   `(export_atom) -> pb::WriteBatch` (every entry as records, by key);
+///   `(stats_atom) -> StoreStats`;
 /// - anti-entropy with the peer behind a link: `(ae_start_atom, link)` sends
 ///   our SUMMARY; `(ae_digest_atom, link, Digest)` answers a peer's digest;
 ///   `(ae_ack_atom, link, session)` releases the next window; entries
-///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` through the
-///   lease manager.
-/// The key table is sized for `expected_keys` up front.
+///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` (checked by the
+///   lease manager's handler first).
+/// The key table is sized for `cfg.expected_keys` up front.
 caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
-                               caf::actor router, size_t window_bytes,
-                               wall_clock clock, size_t expected_keys = 0,
-                               ae_method method = {});
+                               const config& cfg, const node_id& id,
+                               caf::actor router, size_t window_bytes);
+
+// -- applying writes (used by the lease manager's handlers) -------------------
+
+/// Applies stamped local writes; answers with the ack of the last one.
+caf::result<pb::WriteAck>
+apply_local_batch(caf::stateful_actor<dict_store_state>* self,
+                  pb::WriteBatch& batch);
+
+/// Applies a stamped local delete; answers with the old value.
+caf::result<pb::DeleteReply>
+apply_erase_batch(caf::stateful_actor<dict_store_state>* self,
+                  pb::WriteBatch& batch);
+
+/// Applies remote writes (from the mesh or anti-entropy) and floods those
+/// that changed the store to every peer but `origin`; returns how many
+/// changed it.
+size_t apply_remote_batch(caf::stateful_actor<dict_store_state>* self,
+                          std::string origin, pb::WriteBatch& batch);
 
 } // namespace syncmesh

@@ -235,7 +235,7 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
           [=](pb::RouterStats& router) mutable {
             self
               ->request(self->state.lease_manager, caf::infinite,
-                        stats_atom::value)
+                        stats_atom::value, lease_atom::value)
               .then(
                 [=](pb::LeaseStats& lease) mutable {
                   self
@@ -333,9 +333,9 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
 
 node_id random_node_id() {
   std::random_device rd;
-  // 15 bytes (120 random bits) fit std::string's inline buffer: every
-  // version holds the writer's ID, twice per key (store and lease view),
-  // and a 16th byte would cost a heap block each (~64 B per key).
+  // 15 bytes (120 random bits) fit std::string's inline buffer, so a
+  // `version` in flight holds its IDs without a heap block. (Stored
+  // versions hold interned refs: the ID's length costs nothing per key.)
   std::string id(random_node_id_size, '\0');
   for (auto& c : id)
     c = static_cast<char>(rd() & 0xff);
@@ -354,18 +354,17 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
-  result.store = sys.spawn(dict_store_actor, result.router, window,
-                           cfg.clock ? cfg.clock : system_wall_clock(),
-                           cfg.expected_keys, cfg.anti_entropy_method);
-  result.lease_manager
-    = sys.spawn(lease_manager_actor, cfg, result.id, result.store);
+  // The lease manager's rules run inside the dict store actor, on its one
+  // table of keys: both handles name that actor.
+  result.store
+    = sys.spawn(dict_store_actor, cfg, result.id, result.router, window);
+  result.lease_manager = result.store;
   result.facade = sys.spawn(facade_behavior, cfg, result.id,
                             result.lease_manager, result.store, result.router);
   auto events = caf::actor_cast<caf::actor>(result.facade);
   caf::anon_send(result.router, wire_atom::value, result.lease_manager,
                  result.store, events);
   caf::anon_send(result.store, wire_atom::value, events);
-  caf::anon_send(result.lease_manager, wire_atom::value, events);
   return result;
 }
 

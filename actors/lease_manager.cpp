@@ -1,8 +1,11 @@
 #include "actors/lease_manager.hpp"
 
+#include "actors/dict_store.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <type_traits>
 
 #include <caf/all.hpp>
 
@@ -13,7 +16,7 @@ namespace syncmesh {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<lease_manager_state>*;
+using self_ptr = caf::stateful_actor<dict_store_state>*;
 
 uint64_t to_us(std::chrono::milliseconds x) {
   return static_cast<uint64_t>(x.count()) * 1000;
@@ -25,21 +28,9 @@ caf::error refusal(const std::string& key, const local_decision& d) {
   return make_error(errc::lease_held, key, to_hex(d.owner), d.lease_end_us);
 }
 
-void publish_loss(self_ptr self, const lease_loss& loss) {
-  self->state.stats.set_leases_lost(self->state.stats.leases_lost() + 1);
-  if (!self->state.events)
-    return;
-  pb::Event ev;
-  auto* lost = ev.mutable_lease_lost();
-  lost->set_key(loss.key);
-  lost->set_new_owner(loss.new_owner);
-  lost->set_old_lease_end_us(loss.old_lease_end_us);
-  self->send(self->state.events, std::move(ev));
-}
-
 /// Arms the single timer for `due_us` unless an earlier one is armed.
 void arm_timer(self_ptr self, uint64_t due_us) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   if (st.timer_due_us != 0 && st.timer_due_us <= due_us)
     return;
   auto now = st.table.now_us();
@@ -51,23 +42,22 @@ void arm_timer(self_ptr self, uint64_t due_us) {
 
 /// Schedules the next purge when tombstones exist.
 void schedule_purge(self_ptr self) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   // Check a few times per horizon: a tombstone lives at most 1.25 horizons.
   auto period = std::max<uint64_t>(st.horizon_us / 4, 1000);
   arm_timer(self, st.table.now_us() + period);
 }
 
-/// Stamps the decided writes of one local operation, records them and
-/// returns the batch for the store.
+/// Stamps the decided writes of one local operation and returns the batch
+/// to apply.
 pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
                            std::vector<local_decision>&& decisions,
                            bool is_delete) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   pb::WriteBatch batch;
   for (size_t i = 0; i < recs.size(); ++i) {
     auto v = st.table.stamp(std::move(decisions[i].draft), is_delete);
     to_proto(v, recs[i].mutable_version());
-    st.table.observe(recs[i], v);
     batch.mutable_records()->Add(std::move(recs[i]));
   }
   st.stats.set_local_writes(st.stats.local_writes() + recs.size());
@@ -80,15 +70,15 @@ template <class Reply>
 caf::result<Reply> refuse(self_ptr self, caf::error err) {
   // Only lease conflicts count: missing keys and wrong types are not news.
   if (code_of(err) == errc::lease_held)
-    self->state.stats.set_refused_writes(self->state.stats.refused_writes()
-                                         + 1);
+    self->state.lease.stats.set_refused_writes(
+      self->state.lease.stats.refused_writes() + 1);
   return err;
 }
 
 template <class Reply>
 caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
                              bool is_delete) {
-  auto d = self->state.table.decide(rec.key(), is_delete);
+  auto d = self->state.lease.table.decide(rec.key(), is_delete);
   if (!d.allowed)
     return refuse<Reply>(self, refusal(rec.key(), d));
   std::vector<pb::WriteRecord> recs;
@@ -96,17 +86,17 @@ caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
   std::vector<local_decision> ds;
   ds.push_back(std::move(d));
   auto batch = stamp_batch(self, std::move(recs), std::move(ds), is_delete);
-  auto rp = self->make_response_promise<Reply>();
-  if (is_delete)
-    return rp.delegate(self->state.store, erase_atom::value, std::move(batch));
-  return rp.delegate(self->state.store, local_atom::value, std::move(batch));
+  if constexpr (std::is_same_v<Reply, pb::DeleteReply>)
+    return apply_erase_batch(self, batch);
+  else
+    return apply_local_batch(self, batch);
 }
 
-/// Records remote writes in the lease view and returns those to apply now;
-/// writes stamped too far in the future are held.
+/// Returns the remote writes to apply now (the clock has seen their
+/// stamps); writes stamped too far in the future are held.
 pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
                              pb::WriteBatch& batch) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   pb::WriteBatch accepted;
   bool tombstones = false;
   for (auto& rec : *batch.mutable_records()) {
@@ -123,8 +113,6 @@ pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
       continue;
     }
     st.table.observe_stamp(v.stamp);
-    if (auto loss = st.table.observe(rec, v))
-      publish_loss(self, *loss);
     tombstones |= rec.has_tombstone();
     accepted.mutable_records()->Add(std::move(rec));
   }
@@ -138,8 +126,7 @@ pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
 void apply_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
   auto accepted = accept_remote(self, origin, batch);
   if (accepted.records_size() > 0)
-    self->send(self->state.store, remote_atom::value, std::move(origin),
-               std::move(accepted));
+    apply_remote_batch(self, std::move(origin), accepted);
 }
 
 /// py2p mode: decides each remote write with py2p's rule in arrival order,
@@ -148,11 +135,11 @@ void apply_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
 /// silently, as py2p does.
 void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
                 bool initial_sync) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   auto& table = st.table;
   auto leasing = table.settings().leasing;
   auto now_s = table.now_us() / 1'000'000;
-  pb::WriteBatch accepted;
+  uint64_t accepted = 0;
   for (auto& rec : *batch.mutable_records()) {
     version provisional;
     if (!from_proto(rec.version(), provisional).empty())
@@ -181,20 +168,19 @@ void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
       v.lease_end_us = 0;
     to_proto(v, rec.mutable_version());
     table.observe_stamp(v.stamp);
-    if (auto loss = table.observe(rec, v))
-      publish_loss(self, *loss);
-    accepted.mutable_records()->Add(std::move(rec));
+    // Applied at once: the next record of this batch is decided on it.
+    pb::WriteBatch one;
+    one.mutable_records()->Add(std::move(rec));
+    apply_remote_batch(self, origin, one);
+    ++accepted;
   }
-  st.stats.set_remote_records(st.stats.remote_records()
-                              + accepted.records_size());
-  if (accepted.records_size() > 0)
-    self->send(st.store, remote_atom::value, std::move(origin),
-               std::move(accepted));
+  st.stats.set_remote_records(st.stats.remote_records() + accepted);
 }
 
 /// py2p mode refuses deletes unless configured: a nil store crashes js2p.
 std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
-  if (!self->state.table.settings().py2p || self->state.py2p_allow_delete)
+  if (!self->state.lease.table.settings().py2p
+      || self->state.lease.py2p_allow_delete)
     return std::nullopt;
   return make_error(errc::invalid_config,
                     std::string{"py2p mode refuses deletes: a delete is a nil "
@@ -205,7 +191,7 @@ std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
 }
 
 void on_tick(self_ptr self) {
-  auto& st = self->state;
+  auto& st = self->state.lease;
   st.timer_due_us = 0;
   // Release held writes whose time has come, in arrival order.
   std::deque<held_write> still_held;
@@ -224,10 +210,7 @@ void on_tick(self_ptr self) {
   }
   st.held = std::move(still_held);
   auto purged = st.table.purge_tombstones(st.horizon_us);
-  if (!purged.empty()) {
-    st.stats.set_purged(st.stats.purged() + purged.size());
-    self->send(st.store, purge_atom::value, std::move(purged));
-  }
+  st.stats.set_purged(st.stats.purged() + purged.size());
   uint64_t next_due = 0;
   for (const auto& h : st.held) {
     auto due
@@ -256,12 +239,8 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
   py2p_allow_delete = cfg.py2p_allow_delete;
 }
 
-caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
-                                  const node_id& id, caf::actor store) {
-  self->state.init(cfg, id);
-  self->state.store = std::move(store);
+caf::message_handler lease_manager_handlers(self_ptr self) {
   return {
-    [=](wire_atom, caf::actor events) { self->state.events = events; },
     [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
       pb::WriteRecord rec;
       rec.set_key(std::move(*req.mutable_key()));
@@ -279,22 +258,22 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
     [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
       if (auto err = py2p_delete_refusal(self))
         return std::move(*err);
-      const auto* key = self->state.table.deletable_key();
-      if (key == nullptr)
+      auto key = self->state.lease.table.deletable_key();
+      if (!key)
         return refuse<pb::DeleteReply>(
           self, make_error(errc::key_not_found,
                            std::string{"no key this node may delete"}));
       pb::WriteRecord rec;
-      rec.set_key(*key);
+      rec.set_key(std::move(*key));
       rec.mutable_tombstone();
       return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },
     [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
       // A lease held elsewhere refuses before the value's type matters.
-      auto d = self->state.table.decide(req.key(), false);
+      auto d = self->state.lease.table.decide(req.key(), false);
       if (!d.allowed)
         return refuse<pb::WriteAck>(self, refusal(req.key(), d));
-      const auto* head = self->state.table.find(req.key());
+      const auto* head = self->state.lease.table.find(req.key());
       if (head != nullptr && head->live() && !head->is_map())
         return refuse<pb::WriteAck>(self,
                                     make_error(errc::wrong_type, req.key()));
@@ -309,7 +288,7 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
       std::vector<local_decision> ds;
       ds.reserve(static_cast<size_t>(req.items_size()));
       for (const auto& item : req.items()) {
-        auto d = self->state.table.decide(item.key(), false);
+        auto d = self->state.lease.table.decide(item.key(), false);
         if (!d.allowed)
           return refuse<pb::WriteAck>(self, refusal(item.key(), d));
         ds.push_back(std::move(d));
@@ -321,9 +300,7 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
         recs[i].mutable_value()->Swap(item.mutable_value());
       }
       auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
-      auto rp = self->make_response_promise<pb::WriteAck>();
-      return rp.delegate(self->state.store, local_atom::value,
-                         std::move(batch));
+      return apply_local_batch(self, batch);
     },
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
       apply_remote(self, std::move(origin), batch);
@@ -335,23 +312,25 @@ caf::behavior lease_manager_actor(self_ptr self, const config& cfg,
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {
       // Entries come straight from a peer link: check them like any
-      // remote write before they touch the lease view.
-      if (auto err = validate_remote_batch(batch, self->state.limits);
+      // remote write before they touch the store.
+      if (auto err = validate_remote_batch(batch, self->state.lease.limits);
           !err.empty())
         return make_error(errc::malformed, std::move(err));
       auto accepted = accept_remote(self, origin, batch);
-      auto rp = self->make_response_promise<bool>();
-      return rp.delegate(self->state.store, ae_entries_atom::value,
-                         std::move(origin), std::move(accepted));
+      auto repaired = apply_remote_batch(self, std::move(origin), accepted);
+      auto& stats = self->state.stats;
+      stats.set_ae_entries_repaired(stats.ae_entries_repaired() + repaired);
+      return true;
     },
     [=](tick_atom, uint64_t generation) {
-      if (generation == self->state.timer_generation)
+      if (generation == self->state.lease.timer_generation)
         on_tick(self);
     },
-    [=](stats_atom) {
-      auto stats = self->state.stats;
-      stats.set_tombstones(self->state.table.tombstone_count());
-      stats.set_hlc_wall_us(self->state.table.clock().high_water().wall_us);
+    [=](stats_atom, lease_atom) {
+      auto stats = self->state.lease.stats;
+      stats.set_tombstones(self->state.lease.table.tombstone_count());
+      stats.set_hlc_wall_us(
+        self->state.lease.table.clock().high_water().wall_us);
       return stats;
     },
   };

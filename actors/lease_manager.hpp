@@ -5,6 +5,7 @@
 #include <string>
 
 #include <caf/fwd.hpp>
+#include <caf/message_handler.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/lease_state.hpp"
@@ -22,17 +23,15 @@ struct held_write {
   pb::WriteRecord record;
 };
 
-/// State of the lease manager actor.
+/// The lease manager's part of the dict store actor's state. The lease
+/// manager is not an actor of its own: its rules work on the entry heads of
+/// the store, and one table of keys for both halves the memory per key.
 struct lease_manager_state {
   /// Sets the rules up from the node's configuration.
   void init(const config& cfg, const node_id& self);
 
-  /// The rules and the lease view.
+  /// The rules, the clock and the store they decide on.
   lease_table table;
-  /// Where stamped writes go.
-  caf::actor store;
-  /// Where lease_lost events go (the facade).
-  caf::actor events;
   /// Remote writes waiting for the wall clock (bounded).
   std::deque<held_write> held;
   /// Most writes held at once.
@@ -54,17 +53,20 @@ struct lease_manager_state {
   static inline const char* name = "syncmesh.lease_manager";
 };
 
-/// The lease manager: the single sequencer of every write that reaches the
+struct dict_store_state;
+
+/// The lease manager's handlers, part of the dict store actor (see
+/// dict_store.hpp): the single sequencer of every write that reaches the
 /// node. Local writes (`SetRequest`, `UpdateRequest`, `DeleteRequest`,
 /// `DeltaRequest`, `PopItemRequest`, forwarded by the facade) are decided,
-/// stamped and delegated to the store, which replies to the original
-/// requester. Remote writes `(remote_atom, peer, WriteBatch)` from the router
-/// are never refused for lease reasons: they update the lease view and pass
-/// to the store; those stamped too far in the future are held. Also:
-/// `(wire_atom, events)`, `(tick_atom, generation)`, `(stats_atom) ->
-/// LeaseStats`. At most one timer is armed at any time.
-caf::behavior
-lease_manager_actor(caf::stateful_actor<lease_manager_state>* self,
-                    const config& cfg, const node_id& id, caf::actor store);
+/// stamped and applied, and answered once applied. Remote writes
+/// `(remote_atom, peer, WriteBatch)` from the router are never refused for
+/// lease reasons; those stamped too far in the future are held. Also:
+/// `(py2p_write_atom, peer, WriteBatch, initial_sync)`,
+/// `(ae_entries_atom, peer, WriteBatch) -> bool`, `(tick_atom, generation)`,
+/// `(stats_atom, lease_atom) -> LeaseStats`. At most one timer is armed at
+/// any time.
+caf::message_handler
+lease_manager_handlers(caf::stateful_actor<dict_store_state>* self);
 
 } // namespace syncmesh

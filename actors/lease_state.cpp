@@ -1,6 +1,7 @@
 #include "actors/lease_state.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "syncmesh/pb/entry.pb.h"
 
@@ -136,10 +137,10 @@ local_decision py2p_decide(const entry_head* head, const node_id& self,
 
 lease_table::lease_table(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
-    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
+    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg),
+      self_ref_(process_node_ids().intern(clock_.self())) {}
 
-local_decision lease_table::decide(const std::string& key,
-                                   bool is_delete) const {
+local_decision lease_table::decide(std::string_view key, bool is_delete) const {
   if (cfg_.py2p)
     return py2p_decide(find(key), self(), now_us(), cfg_.leasing, is_delete);
   return decide_local_write(find(key), self(), now_us(), cfg_, is_delete);
@@ -164,42 +165,29 @@ version lease_table::stamp(version draft, bool is_delete) {
   return draft;
 }
 
-std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
-                                               const version& v) {
-  auto [slot, inserted] = heads_.try_emplace(rec.key());
-  auto& head = slot->second;
-  bool was_tombstone = !inserted && !head.live();
-  bool held = cfg_.leasing && head.live() && head.newest().claimer == self();
-  auto old_end = held ? head.newest().lease_end_us : 0;
-  switch (rec.op_case()) {
-    case pb::WriteRecord::kValue:
-      if (head.accepts_base(v))
-        head.set_base(v, false, rec.value().kind_case() == pb::Value::kMap);
-      break;
-    case pb::WriteRecord::kTombstone:
-      if (head.accepts_base(v))
-        head.set_base(v, true, false);
-      break;
-    case pb::WriteRecord::kFields:
-      // The store ignores a delta without fields; so must the lease view.
-      if (rec.fields().entries_size() > 0 && head.field_visible(v))
-        head.note_field(v);
-      break;
-    default:
-      break;
-  }
-  if (!head.has_base() && !head.has_fields()) {
-    heads_.erase(slot);
-    tombstones_ -= was_tombstone ? 1 : 0;
-    return std::nullopt;
-  }
-  tombstones_ += (!head.live() ? 1 : 0) - (was_tombstone ? 1 : 0);
-  const auto& now = head.newest();
+lease_table::recorded lease_table::record(const pb::WriteRecord& rec,
+                                          const version& v,
+                                          bool keep_old_value) {
+  recorded result;
+  const auto* before = find(rec.key());
+  bool held = cfg_.leasing && before != nullptr && before->live()
+              && before->packed_newest().claimer == self_ref_;
+  auto old_end = held ? before->packed_newest().lease_end_us : 0;
+  result.applied = store_.apply(rec, v, keep_old_value, result.error);
+  if (!held || !result.applied.changed)
+    return result;
+  const auto& now = find(rec.key())->packed_newest();
   // A takeover: another claim now wins, and it was made before our lease
   // ended (a claim after the end is a normal expiry, not a loss).
-  if (held && now.claimer != self() && now.claim_us < old_end)
-    return lease_loss{rec.key(), now.claimer, old_end};
-  return std::nullopt;
+  if (now.claimer != self_ref_ && now.claim_us < old_end)
+    result.loss
+      = lease_loss{rec.key(), process_node_ids().bytes(now.claimer), old_end};
+  return result;
+}
+
+std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
+                                               const version& v) {
+  return record(rec, v, false).loss;
 }
 
 std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
@@ -208,38 +196,34 @@ std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
   if (now < horizon_us)
     return result;
   auto cutoff = now - horizon_us;
-  for (auto i = heads_.begin(); i != heads_.end();) {
-    if (!i->second.live() && i->second.newest().stamp.wall_us < cutoff) {
-      result.push_back(i->first);
-      i = heads_.erase(i);
-      --tombstones_;
-    } else {
-      ++i;
-    }
-  }
+  for (const auto& [key, entry] : store_.entries())
+    if (!entry.live() && entry.head().packed_newest().wall_us < cutoff)
+      result.emplace_back(key);
+  // Purging moves records, so it waits until the scan is done.
+  store_.purge(result);
   return result;
 }
 
 size_t lease_table::tombstone_count() const noexcept {
-  return tombstones_;
+  return store_.entry_count() - store_.live_count();
 }
 
-const std::string* lease_table::deletable_key() const {
-  for (const auto& [key, head] : heads_) {
-    if (!head.live())
+std::optional<std::string> lease_table::deletable_key() const {
+  for (const auto& [key, entry] : store_.entries()) {
+    if (!entry.live())
       continue;
-    auto d = cfg_.py2p
-               ? py2p_decide(&head, self(), now_us(), cfg_.leasing, true)
-               : decide_local_write(&head, self(), now_us(), cfg_, true);
+    const auto* head = &entry.head();
+    auto d = cfg_.py2p ? py2p_decide(head, self(), now_us(), cfg_.leasing, true)
+                       : decide_local_write(head, self(), now_us(), cfg_, true);
     if (d.allowed)
-      return &key;
+      return std::string{key};
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-const entry_head* lease_table::find(const std::string& key) const {
-  auto i = heads_.find(key);
-  return i == heads_.end() ? nullptr : &i->second;
+const entry_head* lease_table::find(std::string_view key) const {
+  const auto* entry = store_.find(key);
+  return entry == nullptr ? nullptr : &entry->head();
 }
 
 } // namespace syncmesh

@@ -4,10 +4,10 @@
 #include <deque>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "actors/entry_head.hpp"
+#include "actors/store_state.hpp"
 
 namespace syncmesh {
 
@@ -106,10 +106,11 @@ struct lease_loss {
   uint64_t old_lease_end_us = 0;
 };
 
-/// The lease manager's rules: the version bookkeeping of every key (the
-/// lease view), the hybrid clock, local decisions, and detection of lost
-/// leases. Every write that reaches the node passes through `observe` in
-/// arrival order, so the view always matches the store.
+/// The lease rules over the node's one table of keys: the store (entries
+/// with their version bookkeeping), the hybrid clock, local decisions, and
+/// detection of lost leases. Every write that reaches the node passes through
+/// `record` in arrival order; decisions read the entry heads of that same
+/// store, so no second table of every key (a lease view) is needed.
 class lease_table {
 public:
   /// Rules for an unnamed node on the system clock (replace before use).
@@ -120,14 +121,29 @@ public:
               uint64_t max_skew_us);
 
   /// Decides a local write to `key` at the current wall time.
-  local_decision decide(const std::string& key, bool is_delete) const;
+  local_decision decide(std::string_view key, bool is_delete) const;
 
   /// Stamps an allowed draft with a fresh HLC stamp and, with leasing on, the
   /// lease end; the result is newer than everything this node has seen.
   version stamp(version draft, bool is_delete);
 
-  /// Records a write (local or remote) in the view. Returns the lost lease
-  /// when this write took over a lease held by this node before it ended.
+  /// What recording one write did.
+  struct recorded {
+    /// What applying it to the store did.
+    store_state::outcome applied;
+    /// The lease this node lost to it, if any.
+    std::optional<lease_loss> loss;
+    /// Why it was refused (a malformed value); empty when applied or stale.
+    std::string error;
+  };
+
+  /// Applies a write (local or remote, version `v`) to the store. Reports
+  /// the lost lease when this write took over a lease held by this node
+  /// before it ended; `keep_old_value` asks for the value it replaced.
+  recorded record(const pb::WriteRecord& rec, const version& v,
+                  bool keep_old_value);
+
+  /// `record` without the old value, for callers that need only the loss.
   std::optional<lease_loss> observe(const pb::WriteRecord& rec,
                                     const version& v);
 
@@ -140,21 +156,21 @@ public:
   /// Advances the clock past an accepted remote stamp.
   void observe_stamp(const hlc_stamp& s) { clock_.observe(s); }
 
-  /// Keys whose tombstones are older than `horizon_us`; removes them from
-  /// the view (the caller purges them from the store too).
+  /// Removes tombstones older than `horizon_us` from the store; returns
+  /// their keys.
   std::vector<std::string> purge_tombstones(uint64_t horizon_us);
 
-  /// Sizes the view for `n` keys (no rehash pauses below that).
-  void reserve(size_t n) { heads_.reserve(n); }
+  /// Sizes the store for `n` keys (no rehash pauses below that).
+  void reserve(size_t n) { store_.reserve(n); }
 
-  /// Number of tombstones in the view (constant time).
+  /// Number of tombstones in the store (constant time).
   size_t tombstone_count() const noexcept;
 
-  /// A key this node may delete now, or nullptr when none.
-  const std::string* deletable_key() const;
+  /// A key this node may delete now, or nullopt when none.
+  std::optional<std::string> deletable_key() const;
 
-  /// The bookkeeping of `key`, or nullptr.
-  const entry_head* find(const std::string& key) const;
+  /// The bookkeeping of `key`, or nullptr (valid until the next change).
+  const entry_head* find(std::string_view key) const;
 
   /// The current wall time.
   uint64_t now_us() const { return clock_.wall_us(); }
@@ -168,12 +184,16 @@ public:
   /// The clock.
   const hybrid_clock& clock() const noexcept { return clock_; }
 
+  /// The store: every key's entry. Write to it only through `record` (and
+  /// `purge_tombstones`), so lease losses are seen.
+  const store_state& store() const noexcept { return store_; }
+
 private:
   hybrid_clock clock_;
   lease_settings cfg_;
-  std::unordered_map<std::string, entry_head> heads_;
-  /// Heads that are tombstones, kept up to date so stats are O(1).
-  size_t tombstones_ = 0;
+  /// This node's ID, interned: compared against every observed claimer.
+  node_ref self_ref_ = 0;
+  store_state store_;
 };
 
 } // namespace syncmesh

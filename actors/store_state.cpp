@@ -44,6 +44,8 @@ uint64_t hash_bytes(std::string_view xs) noexcept {
 
 } // namespace
 
+const std::vector<field_write> store_entry::no_fields;
+
 uint64_t store_state::key_hash(std::string_view key) noexcept {
   return hash_bytes(key);
 }
@@ -55,7 +57,7 @@ uint64_t store_entry::compute_hash() const {
     encode_version(bytes, head_.base_version());
     bytes += head_.base_tombstone() ? 'T' : 'V';
   }
-  for (const auto& f : fields_) {
+  for (const auto& f : fields()) {
     bytes += f.key.is_text ? 't' : 'b';
     put_blob(bytes, f.key.data);
     encode_version(bytes, f.ver);
@@ -63,21 +65,21 @@ uint64_t store_entry::compute_hash() const {
   return hash_bytes(bytes);
 }
 
-void store_entry::export_records(const std::string& key,
+void store_entry::export_records(std::string_view key,
                                  std::vector<pb::WriteRecord>& out) const {
   if (head_.has_base()) {
     pb::WriteRecord rec;
-    rec.set_key(key);
+    rec.set_key(key.data(), key.size());
     to_proto(head_.base_version(), rec.mutable_version());
     if (head_.base_tombstone())
       rec.mutable_tombstone();
     else
-      to_proto(base_, rec.mutable_value());
+      to_proto(base_.decode(), rec.mutable_value());
     out.push_back(std::move(rec));
   }
-  for (const auto& f : fields_) {
+  for (const auto& f : fields()) {
     pb::WriteRecord rec;
-    rec.set_key(key);
+    rec.set_key(key.data(), key.size());
     to_proto(f.ver, rec.mutable_version());
     auto* entry = rec.mutable_fields()->add_entries();
     to_proto(f.key, entry->mutable_key());
@@ -86,26 +88,29 @@ void store_entry::export_records(const std::string& key,
   }
 }
 
-void store_state::forget_digest(const std::string& key,
+void store_state::forget_digest(std::string_view key,
                                 const store_entry& entry) {
   auto& bucket = buckets_[bucket_of(key)];
   bucket.hash -= entry.version_hash();
   --bucket.count;
 }
 
-bool store_entry::apply_base(const version& v, bool tombstone, value val) {
+bool store_entry::apply_base(const version& v, bool tombstone,
+                             const value& val) {
   if (!head_.accepts_base(v))
     return false;
   bool is_map = !tombstone && val.is_map();
-  if (head_.set_base(v, tombstone, is_map)) {
-    fields_.erase(
-      std::remove_if(fields_.begin(), fields_.end(),
+  if (head_.set_base(v, tombstone, is_map) && fields_) {
+    fields_->erase(
+      std::remove_if(fields_->begin(), fields_->end(),
                      [&v](const field_write& f) { return !newer(f.ver, v); }),
-      fields_.end());
+      fields_->end());
+    if (fields_->empty())
+      fields_.reset();
   } else {
-    fields_.clear();
+    fields_.reset();
   }
-  base_ = tombstone ? value{} : std::move(val);
+  base_ = tombstone ? packed_value{} : packed_value::encode(val);
   hash_ = compute_hash();
   return true;
 }
@@ -114,12 +119,14 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
   if (!head_.field_visible(v))
     return false;
   bool changed = false;
+  if (!fields_)
+    fields_ = std::make_unique<std::vector<field_write>>();
   for (const auto& item : fields) {
     auto i = std::find_if(
-      fields_.begin(), fields_.end(),
+      fields_->begin(), fields_->end(),
       [&item](const field_write& f) { return f.key == item.key; });
-    if (i == fields_.end()) {
-      fields_.push_back(field_write{item.key, item.val, v});
+    if (i == fields_->end()) {
+      fields_->push_back(field_write{item.key, item.val, v});
       changed = true;
     } else if (newer(v, i->ver)) {
       i->val = item.val;
@@ -129,18 +136,20 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
   }
   if (changed) {
     head_.note_field(v);
-    std::sort(fields_.begin(), fields_.end(), field_order);
+    std::sort(fields_->begin(), fields_->end(), field_order);
     hash_ = compute_hash();
+  } else if (fields_->empty()) {
+    fields_.reset();
   }
   return changed;
 }
 
 value store_entry::read() const {
-  if (fields_.empty())
-    return head_.base_tombstone() ? value{} : base_;
-  value result
-    = (!head_.base_tombstone() && base_.is_map()) ? base_ : value::empty_map();
-  for (const auto& f : fields_)
+  auto base = head_.base_tombstone() ? value{} : base_.decode();
+  if (!fields_)
+    return base;
+  auto result = base.is_map() ? std::move(base) : value::empty_map();
+  for (const auto& f : *fields_)
     result.insert_or_assign(f.key, f.val);
   return result;
 }
@@ -151,10 +160,10 @@ void store_entry::encode_canonical(std::string& out) const {
     encode_version(out, head_.base_version());
     out += head_.base_tombstone() ? 'T' : 'V';
     if (!head_.base_tombstone())
-      syncmesh::encode_canonical(base_, out);
+      out += base_.canonical(); // stored in exactly this encoding
   }
-  put_u64(out, fields_.size());
-  for (const auto& f : fields_) {
+  put_u64(out, fields().size());
+  for (const auto& f : fields()) {
     out += f.key.is_text ? 't' : 'b';
     put_blob(out, f.key.data);
     encode_version(out, f.ver);
@@ -173,10 +182,16 @@ void to_proto(const entry_head& head, pb::EntryMeta* out) {
 store_state::outcome store_state::apply(const pb::WriteRecord& rec,
                                         bool keep_old_value,
                                         std::string& error) {
-  outcome result;
   version v;
   if (error = from_proto(rec.version(), v); !error.empty())
-    return result;
+    return outcome{};
+  return apply(rec, v, keep_old_value, error);
+}
+
+store_state::outcome store_state::apply(const pb::WriteRecord& rec,
+                                        const version& v, bool keep_old_value,
+                                        std::string& error) {
+  outcome result;
   // Convert before touching the entry, so bad input changes nothing.
   value val;
   value_map fields;
@@ -194,8 +209,8 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   }
   if (!error.empty())
     return result;
-  auto [i, added] = entries_.try_emplace(rec.key());
-  auto& entry = i->second;
+  auto [slot, added] = entries_.try_emplace(rec.key());
+  auto& entry = *slot;
   // The digest is updated only when the entry changes; capture it first.
   auto old_hash = entry.version_hash();
   result.was_live = entry.live();
@@ -215,7 +230,7 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   if (result.was_live != result.now_live)
     live_count_ += result.now_live ? 1 : size_t(-1);
   if (added && !result.changed) {
-    entries_.erase(i);
+    entries_.erase(rec.key());
   } else if (result.changed) {
     auto& bucket = buckets_[bucket_of(rec.key())];
     if (added)
@@ -225,34 +240,33 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   return result;
 }
 
-const store_entry* store_state::find(const std::string& key) const {
-  auto i = entries_.find(key);
-  return i == entries_.end() ? nullptr : &i->second;
+const store_entry* store_state::find(std::string_view key) const {
+  return entries_.find(key);
 }
 
 size_t store_state::purge(const std::vector<std::string>& keys) {
   size_t removed = 0;
   for (const auto& key : keys) {
-    auto i = entries_.find(key);
-    if (i != entries_.end() && !i->second.live()) {
-      forget_digest(i->first, i->second);
-      entries_.erase(i);
+    const auto* entry = entries_.find(key);
+    if (entry != nullptr && !entry->live()) {
+      forget_digest(key, *entry);
+      entries_.erase(key);
       ++removed;
     }
   }
   return removed;
 }
 
-std::vector<const std::string*>
-store_state::sorted_live_keys(const std::string& prefix, size_t limit,
-                              const std::string& start_after) const {
-  std::vector<const std::string*> result;
+std::vector<std::string_view>
+store_state::sorted_live_keys(std::string_view prefix, size_t limit,
+                              std::string_view start_after) const {
+  std::vector<std::string_view> result;
   for (const auto& [key, entry] : entries_)
-    if (entry.live() && key.compare(0, prefix.size(), prefix) == 0
+    if (entry.live() && key.substr(0, prefix.size()) == prefix
         && (start_after.empty() || key > start_after))
-      result.push_back(&key);
-  auto by_bytes = [](const std::string* x, const std::string* y) {
-    return *x < *y;
+      result.push_back(key);
+  auto by_bytes = [](std::string_view x, std::string_view y) {
+    return x < y;
   };
   if (limit > 0 && limit < result.size()) {
     std::partial_sort(result.begin(), result.begin() + limit, result.end(),
@@ -267,13 +281,12 @@ store_state::sorted_live_keys(const std::string& prefix, size_t limit,
 namespace {
 
 template <class Map>
-std::vector<const std::string*> sorted_keys(const Map& entries) {
-  std::vector<const std::string*> keys;
+std::vector<std::string_view> sorted_keys(const Map& entries) {
+  std::vector<std::string_view> keys;
   keys.reserve(entries.size());
   for (const auto& kv : entries)
-    keys.push_back(&kv.first);
-  std::sort(keys.begin(), keys.end(),
-            [](const std::string* x, const std::string* y) { return *x < *y; });
+    keys.push_back(kv.first);
+  std::sort(keys.begin(), keys.end());
   return keys;
 }
 
@@ -281,8 +294,8 @@ std::vector<const std::string*> sorted_keys(const Map& entries) {
 
 pb::WriteBatch store_state::export_all() const {
   std::vector<pb::WriteRecord> records;
-  for (const auto* key : sorted_keys(entries_))
-    entries_.at(*key).export_records(*key, records);
+  for (auto key : sorted_keys(entries_))
+    entries_.find(key)->export_records(key, records);
   pb::WriteBatch batch;
   batch.mutable_records()->Reserve(static_cast<int>(records.size()));
   for (auto& rec : records)
@@ -293,9 +306,9 @@ pb::WriteBatch store_state::export_all() const {
 std::string store_state::canonical_bytes() const {
   auto keys = sorted_keys(entries_);
   std::string out;
-  for (const auto* key : keys) {
-    put_blob(out, *key);
-    entries_.at(*key).encode_canonical(out);
+  for (auto key : keys) {
+    put_blob(out, key);
+    entries_.find(key)->encode_canonical(out);
   }
   return out;
 }

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "actors/entry_head.hpp"
+#include "actors/key_table.hpp"
+#include "messages/packed_value.hpp"
 #include "syncmesh/value.hpp"
 
 namespace syncmesh {
@@ -34,7 +36,7 @@ struct field_write {
 class store_entry {
 public:
   /// Applies a whole-value write or delete; true when it changed the entry.
-  bool apply_base(const version& v, bool tombstone, value val);
+  bool apply_base(const version& v, bool tombstone, const value& val);
 
   /// Applies field writes that share version `v`; true when any changed.
   bool apply_fields(const version& v, const value_map& fields);
@@ -54,7 +56,9 @@ public:
   void encode_canonical(std::string& out) const;
 
   /// The visible field writes, ordered by version then key.
-  const std::vector<field_write>& fields() const noexcept { return fields_; }
+  const std::vector<field_write>& fields() const noexcept {
+    return fields_ ? *fields_ : no_fields;
+  }
 
   /// A hash of every version in the entry (base, tombstone flag, fields):
   /// two replicas hold the same entry exactly when the hashes agree (up to
@@ -63,15 +67,21 @@ public:
 
   /// The writes that recreate this entry on another replica: the base
   /// (value or tombstone) and one record per field write.
-  void export_records(const std::string& key,
+  void export_records(std::string_view key,
                       std::vector<pb::WriteRecord>& out) const;
 
 private:
   uint64_t compute_hash() const;
 
+  /// What `fields()` shows for an entry without field writes.
+  static const std::vector<field_write> no_fields;
+
   entry_head head_;
-  value base_;
-  std::vector<field_write> fields_;
+  /// The base value, encoded (empty for a tombstone).
+  packed_value base_;
+  /// Field writes are rare: a pointer (null when there are none) keeps every
+  /// key 16 bytes smaller than an inline vector.
+  std::unique_ptr<std::vector<field_write>> fields_;
   uint64_t hash_ = 0;
 };
 
@@ -120,8 +130,13 @@ public:
   outcome apply(const pb::WriteRecord& rec, bool keep_old_value,
                 std::string& error);
 
-  /// The entry at `key`, or nullptr when none (not even a tombstone).
-  const store_entry* find(const std::string& key) const;
+  /// `apply` with the record's version already read into `v`.
+  outcome apply(const pb::WriteRecord& rec, const version& v,
+                bool keep_old_value, std::string& error);
+
+  /// The entry at `key`, or nullptr when none (not even a tombstone); valid
+  /// until the store changes.
+  const store_entry* find(std::string_view key) const;
 
   /// Number of keys that hold a value.
   size_t live_count() const noexcept { return live_count_; }
@@ -135,10 +150,11 @@ public:
   /// Removes tombstones; ignores keys that hold a value.
   size_t purge(const std::vector<std::string>& keys);
 
-  /// Keys holding a value, sorted bytewise, optionally filtered by prefix.
-  std::vector<const std::string*>
-  sorted_live_keys(const std::string& prefix, size_t limit,
-                   const std::string& start_after = {}) const;
+  /// Keys holding a value, sorted bytewise, optionally filtered by prefix;
+  /// the views are valid until the store changes.
+  std::vector<std::string_view>
+  sorted_live_keys(std::string_view prefix, size_t limit,
+                   std::string_view start_after = {}) const;
 
   /// A canonical encoding of the whole store, keys sorted: replicas holding
   /// the same entries give identical bytes.
@@ -148,10 +164,8 @@ public:
   /// sorted by key: what a checker needs to compare replicas key by key.
   pb::WriteBatch export_all() const;
 
-  /// Every entry, for iteration.
-  const std::unordered_map<std::string, store_entry>& entries() const noexcept {
-    return entries_;
-  }
+  /// Every entry, for iteration: yields (key as std::string_view, entry).
+  const key_table<store_entry>& entries() const noexcept { return entries_; }
 
   /// The digest of every bucket.
   const std::vector<bucket_digest>& buckets() const noexcept {
@@ -159,9 +173,9 @@ public:
   }
 
 private:
-  void forget_digest(const std::string& key, const store_entry& entry);
+  void forget_digest(std::string_view key, const store_entry& entry);
 
-  std::unordered_map<std::string, store_entry> entries_;
+  key_table<store_entry> entries_;
   std::vector<bucket_digest> buckets_;
   size_t live_count_ = 0;
 };

@@ -275,4 +275,117 @@ void encode_canonical(const value& x, std::string& out) {
   }
 }
 
+namespace {
+
+bool take_u64(std::string_view& in, uint64_t& x) {
+  if (in.size() < 8)
+    return false;
+  x = 0;
+  for (int i = 0; i < 8; ++i)
+    x = (x << 8) | static_cast<unsigned char>(in[static_cast<size_t>(i)]);
+  in.remove_prefix(8);
+  return true;
+}
+
+bool take_blob(std::string_view& in, std::string& out) {
+  uint64_t size = 0;
+  if (!take_u64(in, size) || in.size() < size)
+    return false;
+  out.assign(in.data(), static_cast<size_t>(size));
+  in.remove_prefix(static_cast<size_t>(size));
+  return true;
+}
+
+bool take_byte(std::string_view& in, char& c) {
+  if (in.empty())
+    return false;
+  c = in.front();
+  in.remove_prefix(1);
+  return true;
+}
+
+} // namespace
+
+bool decode_canonical(std::string_view& in, value& out) {
+  char kind = 0;
+  if (!take_byte(in, kind))
+    return false;
+  uint64_t u = 0;
+  switch (static_cast<value::kind>(kind)) {
+    case value::kind::nil:
+      out = value{};
+      return true;
+    case value::kind::boolean: {
+      char b = 0;
+      if (!take_byte(in, b))
+        return false;
+      out = value{b != 0};
+      return true;
+    }
+    case value::kind::int64:
+      if (!take_u64(in, u))
+        return false;
+      out = value{static_cast<int64_t>(u)};
+      return true;
+    case value::kind::uint64:
+      if (!take_u64(in, u))
+        return false;
+      out = value{u};
+      return true;
+    case value::kind::float64: {
+      if (!take_u64(in, u))
+        return false;
+      double d;
+      std::memcpy(&d, &u, sizeof(d));
+      out = value{d};
+      return true;
+    }
+    case value::kind::text:
+    case value::kind::bytes: {
+      std::string data;
+      if (!take_blob(in, data))
+        return false;
+      out = static_cast<value::kind>(kind) == value::kind::text
+              ? value{std::move(data)}
+              : value::from_bytes(std::move(data));
+      return true;
+    }
+    case value::kind::list: {
+      // Each element takes at least one byte: a bound against bogus counts.
+      if (!take_u64(in, u) || u > in.size())
+        return false;
+      value_list items(static_cast<size_t>(u));
+      for (auto& item : items)
+        if (!decode_canonical(in, item))
+          return false;
+      out = value{std::move(items)};
+      return true;
+    }
+    case value::kind::map: {
+      if (!take_u64(in, u) || u > in.size())
+        return false;
+      value_map items(static_cast<size_t>(u));
+      for (auto& item : items) {
+        char key_kind = 0;
+        if (!take_byte(in, key_kind) || !take_blob(in, item.key.data)
+            || !decode_canonical(in, item.val))
+          return false;
+        item.key.is_text = key_kind == 't';
+      }
+      out = value{std::move(items)};
+      return true;
+    }
+    case value::kind::ext: {
+      ext_value ext;
+      char type = 0;
+      if (!take_byte(in, type) || !take_blob(in, ext.data))
+        return false;
+      ext.type = static_cast<int8_t>(type);
+      out = value{std::move(ext)};
+      return true;
+    }
+  }
+  return false;
+}
+
 } // namespace syncmesh

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "syncmesh/value.hpp"
 
@@ -51,7 +52,7 @@ inline void put_u64(std::string& out, uint64_t x) {
 }
 
 /// Appends the length of `xs`, then `xs` (canonical encodings).
-inline void put_blob(std::string& out, const std::string& xs) {
+inline void put_blob(std::string& out, std::string_view xs) {
   put_u64(out, xs.size());
   out += xs;
 }
@@ -59,5 +60,10 @@ inline void put_blob(std::string& out, const std::string& xs) {
 /// Appends a canonical, deterministic encoding of `x` to `out`: equal values
 /// give equal bytes on every replica (protobuf's own output is not stable).
 void encode_canonical(const value& x, std::string& out);
+
+/// Reads one value written by `encode_canonical` from the front of `in` and
+/// advances `in` past it; false (and `in`, `out` unspecified) when the bytes
+/// are not such an encoding.
+bool decode_canonical(std::string_view& in, value& out);
 
 } // namespace syncmesh

@@ -444,7 +444,8 @@ BOOST_AUTO_TEST_CASE(
   BOOST_REQUIRE(
     f.inject(write_envelope(other_id, {set_record("k", value{1}, v)})));
   BOOST_CHECK(!f.read("k"));
-  auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value);
+  auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value,
+                                     lease_atom::value);
   BOOST_REQUIRE(stats);
   BOOST_CHECK_EQUAL(stats->held_records(), 1u);
   f.advance(59s);
@@ -464,7 +465,8 @@ BOOST_AUTO_TEST_CASE(tombstones_are_purged_after_the_horizon) {
   BOOST_CHECK(!f.dump().empty());
   f.advance(10s);
   BOOST_CHECK(f.dump().empty());
-  auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value);
+  auto stats = f.ask<pb::LeaseStats>(f.node.lease_manager, stats_atom::value,
+                                     lease_atom::value);
   BOOST_REQUIRE(stats);
   BOOST_CHECK_EQUAL(stats->purged(), 1u);
   BOOST_CHECK_EQUAL(stats->tombstones(), 0u);

@@ -22,10 +22,10 @@ int sign(int x) {
   return (x > 0) - (x < 0);
 }
 
-std::vector<std::string> key_list(const std::vector<const std::string*>& xs) {
+std::vector<std::string> key_list(const std::vector<std::string_view>& xs) {
   std::vector<std::string> result;
-  for (const auto* x : xs)
-    result.push_back(*x);
+  for (auto x : xs)
+    result.emplace_back(x);
   return result;
 }
 
@@ -889,22 +889,22 @@ BOOST_AUTO_TEST_CASE(empty_delta_keeps_the_lease_view_in_step_with_the_store) {
 
 BOOST_AUTO_TEST_CASE(deletable_key_is_one_this_node_may_delete) {
   lease_node node{"me"};
-  BOOST_TEST(node.table.deletable_key() == nullptr, "empty table");
+  BOOST_TEST(!node.table.deletable_key(), "empty table");
   receive(node.table, set_record("theirs",
                                  make_version(t0, "other", 0, t0, "other", 0,
                                               t0 + leases.duration_us),
                                  1));
-  BOOST_TEST(node.table.deletable_key() == nullptr, "leased by another");
+  BOOST_TEST(!node.table.deletable_key(), "leased by another");
   node.write("mine", 1);
   node.erase("mine");
-  BOOST_TEST(node.table.deletable_key() == nullptr, "tombstones are not");
+  BOOST_TEST(!node.table.deletable_key(), "tombstones are not");
   node.write("mine", 2);
-  BOOST_REQUIRE(node.table.deletable_key() != nullptr);
+  BOOST_REQUIRE(node.table.deletable_key().has_value());
   BOOST_TEST(*node.table.deletable_key() == "mine");
   node.erase("mine");
   // Once the other lease has ended (with the margin) its key may go too.
   node.clock.set(t0 + leases.duration_us + leases.margin_us);
-  BOOST_REQUIRE(node.table.deletable_key() != nullptr);
+  BOOST_REQUIRE(node.table.deletable_key().has_value());
   BOOST_TEST(*node.table.deletable_key() == "theirs");
 }
 

@@ -1,0 +1,121 @@
+#include "messages/packed_version.hpp"
+
+namespace syncmesh {
+
+namespace {
+
+template <class T>
+int three_way(const T& x, const T& y) noexcept {
+  return x < y ? -1 : (y < x ? 1 : 0);
+}
+
+} // namespace
+
+node_id_table::node_id_table() {
+  ids_.emplace_back();
+  refs_.emplace(std::string_view{ids_.front()}, node_ref{0});
+}
+
+node_ref node_id_table::intern(std::string_view id) {
+  if (id.empty())
+    return 0;
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = refs_.find(id); i != refs_.end())
+    return i->second;
+  auto ref = static_cast<node_ref>(ids_.size());
+  ids_.emplace_back(id);
+  refs_.emplace(std::string_view{ids_.back()}, ref);
+  return ref;
+}
+
+const node_id& node_id_table::bytes(node_ref ref) const {
+  if (ref == 0)
+    return empty_;
+  std::lock_guard<std::mutex> guard{mtx_};
+  return ids_[ref];
+}
+
+int node_id_table::compare(node_ref x, node_ref y) const {
+  if (x == y)
+    return 0;
+  std::lock_guard<std::mutex> guard{mtx_};
+  return three_way(ids_[x].compare(ids_[y]), 0);
+}
+
+int node_id_table::compare(const node_id& x, node_ref y) const {
+  if (y == 0)
+    return x.empty() ? 0 : 1;
+  std::lock_guard<std::mutex> guard{mtx_};
+  return three_way(x.compare(ids_[y]), 0);
+}
+
+size_t node_id_table::size() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return ids_.size();
+}
+
+node_id_table& process_node_ids() {
+  // Never destroyed: actors may still read versions during static teardown.
+  static auto* table = new node_id_table;
+  return *table;
+}
+
+packed_version pack(const version& v) {
+  auto& ids = process_node_ids();
+  packed_version result;
+  result.epoch = v.epoch;
+  result.claim_us = v.claim_us;
+  result.wall_us = v.stamp.wall_us;
+  result.lease_end_us = v.lease_end_us;
+  result.counter = v.stamp.counter;
+  result.claimer = ids.intern(v.claimer);
+  result.node = ids.intern(v.stamp.node);
+  return result;
+}
+
+version unpack(const packed_version& v) {
+  const auto& ids = process_node_ids();
+  version result;
+  result.epoch = v.epoch;
+  result.claim_us = v.claim_us;
+  result.claimer = ids.bytes(v.claimer);
+  result.stamp.wall_us = v.wall_us;
+  result.stamp.counter = v.counter;
+  result.stamp.node = ids.bytes(v.node);
+  result.lease_end_us = v.lease_end_us;
+  return result;
+}
+
+int compare(const packed_version& x, const packed_version& y) noexcept {
+  const auto& ids = process_node_ids();
+  if (auto c = three_way(x.epoch, y.epoch))
+    return c;
+  // Within an epoch the earlier claim wins, hence the reversed operands.
+  if (auto c = three_way(y.claim_us, x.claim_us))
+    return c;
+  if (auto c = ids.compare(y.claimer, x.claimer))
+    return c;
+  if (auto c = three_way(x.wall_us, y.wall_us))
+    return c;
+  if (auto c = three_way(x.counter, y.counter))
+    return c;
+  return ids.compare(x.node, y.node);
+}
+
+int compare(const version& x, const packed_version& y) noexcept {
+  const auto& ids = process_node_ids();
+  if (auto c = three_way(x.epoch, y.epoch))
+    return c;
+  if (auto c = three_way(y.claim_us, x.claim_us))
+    return c;
+  // Reversed: the smaller claimer wins.
+  if (auto c = -ids.compare(x.claimer, y.claimer))
+    return c;
+  if (auto c = three_way(x.stamp.wall_us, y.wall_us))
+    return c;
+  if (auto c = three_way(x.stamp.counter, y.counter))
+    return c;
+  return ids.compare(x.stamp.node, y.node);
+}
+
+} // namespace syncmesh

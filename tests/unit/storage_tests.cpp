@@ -1,0 +1,299 @@
+// The compact per-key storage: interned node IDs and packed versions
+// (messages/packed_version.hpp), packed keys and the key table
+// (actors/key_table.hpp), packed values (messages/packed_value.hpp).
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/key_table.hpp"
+#include "messages/packed_value.hpp"
+#include "messages/packed_version.hpp"
+#include "messages/value_proto.hpp"
+#include "tests/unit/test_support.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+
+namespace {
+
+int sign(int x) {
+  return (x > 0) - (x < 0);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(node_id_tables)
+
+BOOST_AUTO_TEST_CASE(empty_id_is_ref_zero) {
+  node_id_table ids;
+  BOOST_TEST(ids.intern("") == 0u);
+  BOOST_TEST(ids.bytes(0).empty());
+  BOOST_TEST(ids.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(each_id_gets_one_stable_ref) {
+  node_id_table ids;
+  auto a = ids.intern("alpha");
+  auto b = ids.intern("beta");
+  BOOST_TEST(a != b);
+  BOOST_TEST(a != 0u);
+  BOOST_TEST(ids.intern("alpha") == a);
+  BOOST_TEST(ids.intern(std::string{"beta"}) == b);
+  BOOST_TEST(ids.bytes(a) == "alpha");
+  BOOST_TEST(ids.bytes(b) == "beta");
+  BOOST_TEST(ids.size() == 3u);
+  // References stay valid while the table grows.
+  const auto& alpha = ids.bytes(a);
+  for (int i = 0; i < 10'000; ++i)
+    ids.intern("n" + std::to_string(i));
+  BOOST_TEST(alpha == "alpha");
+  BOOST_TEST(ids.intern("alpha") == a);
+}
+
+BOOST_AUTO_TEST_CASE(ids_with_zero_bytes_are_distinct) {
+  node_id_table ids;
+  auto x = ids.intern(std::string("a\0b", 3));
+  auto y = ids.intern(std::string("a\0c", 3));
+  BOOST_TEST(x != y);
+  BOOST_TEST(ids.bytes(x) == std::string("a\0b", 3));
+}
+
+BOOST_AUTO_TEST_CASE(compare_orders_by_bytes_not_by_ref) {
+  node_id_table ids;
+  // Interned in descending order, so refs ascend while bytes descend.
+  auto z = ids.intern("zz");
+  auto m = ids.intern("mm");
+  auto a = ids.intern("aa");
+  BOOST_TEST(z < m);
+  BOOST_TEST(ids.compare(z, m) > 0);
+  BOOST_TEST(ids.compare(a, m) < 0);
+  BOOST_TEST(ids.compare(m, m) == 0);
+  BOOST_TEST(ids.compare(0, a) < 0); // empty sorts first
+  BOOST_TEST(ids.compare(std::string{"zz"}, z) == 0);
+  BOOST_TEST(ids.compare(std::string{"b"}, a) > 0);
+  BOOST_TEST(ids.compare(std::string{""}, a) < 0);
+  BOOST_TEST(ids.compare(std::string{"b"}, 0) > 0);
+}
+
+BOOST_AUTO_TEST_CASE(threads_agree_on_refs) {
+  node_id_table ids;
+  std::vector<std::vector<node_ref>> seen(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < seen.size(); ++t)
+    threads.emplace_back([&ids, &mine = seen[t]] {
+      for (int i = 0; i < 2000; ++i)
+        mine.push_back(ids.intern("node-" + std::to_string(i % 500)));
+    });
+  for (auto& t : threads)
+    t.join();
+  for (size_t t = 1; t < seen.size(); ++t)
+    BOOST_TEST(seen[t] == seen[0]);
+  BOOST_TEST(ids.size() == 501u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(packed_versions)
+
+BOOST_AUTO_TEST_CASE(pack_round_trips) {
+  auto v = make_version(123456789, "writer", 7, 1000, "claimer", 42, 99999);
+  auto p = pack(v);
+  BOOST_TEST(sizeof(packed_version) == 48u);
+  auto back = unpack(p);
+  BOOST_TEST(back.epoch == 7u);
+  BOOST_TEST(back.claim_us == 1000u);
+  BOOST_TEST(back.claimer == "claimer");
+  BOOST_TEST(back.stamp.wall_us == 123456789u);
+  BOOST_TEST(back.stamp.counter == 42u);
+  BOOST_TEST(back.stamp.node == "writer");
+  BOOST_TEST(back.lease_end_us == 99999u);
+  BOOST_TEST(compare(back, v) == 0);
+  BOOST_TEST(pack(make_version(1, "w")).claimer == 0u);
+}
+
+// Property: packed comparisons (packed/packed and full/packed) order exactly
+// like the full versions, whatever order the IDs were interned in.
+BOOST_AUTO_TEST_CASE(packed_order_matches_version_order) {
+  const unsigned seed = 20261126;
+  BOOST_TEST_MESSAGE("seed " << seed);
+  std::mt19937 rng{seed};
+  // Interned in an order unrelated to their bytes.
+  const std::vector<node_id> nodes{"zeta", "", "alpha", "mu", "alphb", "a"};
+  auto pick = [&](auto& xs) {
+    return xs[rng() % xs.size()];
+  };
+  std::vector<uint64_t> small{0, 1, 2};
+  auto random_version = [&] {
+    return make_version(pick(small), pick(nodes), pick(small), pick(small),
+                        pick(nodes), static_cast<uint32_t>(pick(small)),
+                        pick(small));
+  };
+  for (int i = 0; i < 20'000; ++i) {
+    auto x = random_version();
+    auto y = random_version();
+    auto expected = sign(compare(x, y));
+    BOOST_TEST_REQUIRE(sign(compare(pack(x), pack(y))) == expected);
+    BOOST_TEST_REQUIRE(sign(compare(x, pack(y))) == expected);
+    BOOST_TEST_REQUIRE(newer(pack(x), pack(y)) == newer(x, y));
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(key_tables)
+
+BOOST_AUTO_TEST_CASE(packed_keys_hold_short_and_long_bytes) {
+  for (size_t n : {0, 1, 8, 15, 16, 17, 300}) {
+    std::string bytes(n, 'x');
+    if (n > 0)
+      bytes[n / 2] = '\0';
+    packed_key k{bytes};
+    BOOST_TEST(k.view() == bytes);
+    packed_key moved{std::move(k)};
+    BOOST_TEST(moved.view() == bytes);
+    BOOST_TEST(k.view().empty());
+    packed_key assigned{"other"};
+    assigned = std::move(moved);
+    BOOST_TEST(assigned.view() == bytes);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(insert_find_erase) {
+  key_table<int> t;
+  BOOST_TEST(t.find("a") == nullptr);
+  BOOST_TEST(!t.erase("a"));
+  auto [a, added] = t.try_emplace("a");
+  BOOST_TEST(added);
+  BOOST_TEST(*a == 0);
+  *a = 7;
+  auto [again, added_again] = t.try_emplace("a");
+  BOOST_TEST(!added_again);
+  BOOST_TEST(*again == 7);
+  *t.try_emplace("a long key beyond fifteen bytes").first = 8;
+  BOOST_TEST(t.size() == 2u);
+  BOOST_TEST(*t.find("a long key beyond fifteen bytes") == 8);
+  BOOST_TEST(t.erase("a"));
+  BOOST_TEST(t.find("a") == nullptr);
+  BOOST_TEST(*t.find("a long key beyond fifteen bytes") == 8);
+  BOOST_TEST(t.size() == 1u);
+}
+
+// Property: a random mix of inserts and erases (enough to grow the index and
+// wrap probe runs around its end) leaves the table equal to a std::map that
+// saw the same operations, by lookup and by iteration.
+BOOST_AUTO_TEST_CASE(matches_a_map_under_random_operations) {
+  const unsigned seed = 424242;
+  BOOST_TEST_MESSAGE("seed " << seed);
+  std::mt19937 rng{seed};
+  key_table<uint64_t> table;
+  std::map<std::string, uint64_t> model;
+  for (int round = 0; round < 200'000; ++round) {
+    auto key = "k" + std::to_string(rng() % 5000);
+    if (round % 7 == 0)
+      key += std::string(20, 'L'); // some heap-held keys
+    if (rng() % 3 == 0) {
+      BOOST_TEST_REQUIRE(table.erase(key) == (model.erase(key) == 1));
+    } else {
+      auto [entry, added] = table.try_emplace(key);
+      BOOST_TEST_REQUIRE(added == (model.count(key) == 0));
+      *entry = round;
+      model[key] = round;
+    }
+  }
+  BOOST_TEST(table.size() == model.size());
+  for (const auto& [key, val] : model) {
+    const auto* found = table.find(key);
+    BOOST_TEST_REQUIRE(found != nullptr);
+    BOOST_TEST_REQUIRE(*found == val);
+  }
+  std::map<std::string, uint64_t> iterated;
+  for (const auto& [key, val] : std::as_const(table))
+    iterated.emplace(std::string{key}, val);
+  BOOST_TEST((iterated == model));
+  for (const auto& [key, val] : model)
+    BOOST_TEST_REQUIRE(table.erase(key));
+  BOOST_TEST(table.empty());
+  BOOST_TEST(table.find("k1") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(reserve_keeps_entries_and_sizes_the_index) {
+  key_table<std::string> t;
+  for (int i = 0; i < 100; ++i)
+    *t.try_emplace(std::to_string(i)).first = std::to_string(i * i);
+  auto before = t.footprint();
+  t.reserve(100'000);
+  BOOST_TEST(t.footprint() > before);
+  BOOST_TEST(t.size() == 100u);
+  for (int i = 0; i < 100; ++i)
+    BOOST_TEST(*t.find(std::to_string(i)) == std::to_string(i * i));
+  // No power-of-two rounding: about 10 index bytes per reserved entry.
+  BOOST_TEST(t.footprint()
+             < 100'000u * 11
+                 + 2 * 1024 * sizeof(key_table<std::string>::record));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(packed_values)
+
+BOOST_AUTO_TEST_CASE(every_kind_round_trips) {
+  std::vector<value> samples{
+    value{},
+    value{true},
+    value{false},
+    value{int64_t{-42}},
+    value{uint64_t{1} << 63},
+    value{3.25},
+    value{"text with \0 inside and \xff"},
+    value::from_bytes(std::string("\0\1\2", 3)),
+    value{std::string(300, 'x')},
+    value{value_list{value{1}, value{"two"}, value{value_list{}}}},
+    value{{"a", 1}, {"b", value{{"nested", value::from_bytes("raw")}}}},
+    value{value_map{map_item{map_key::from_bytes("k"), value{1}},
+                    map_item{map_key{"k"}, value{2}}}},
+    value{ext_value{-7, "payload"}},
+  };
+  for (const auto& x : samples) {
+    auto packed = packed_value::encode(x);
+    BOOST_TEST(!packed.empty());
+    BOOST_TEST(packed.decode() == x);
+    std::string canonical;
+    encode_canonical(x, canonical);
+    BOOST_TEST(packed.canonical() == canonical);
+    std::string_view in{canonical};
+    value back;
+    BOOST_TEST(decode_canonical(in, back));
+    BOOST_TEST(in.empty());
+    BOOST_TEST(back == x);
+  }
+  packed_value none;
+  BOOST_TEST(none.empty());
+  BOOST_TEST(none.decode() == value{});
+  BOOST_TEST(none.canonical().empty());
+}
+
+BOOST_AUTO_TEST_CASE(truncated_or_bogus_encodings_are_refused) {
+  std::string canonical;
+  encode_canonical(value{{"a", value{value_list{value{1}, value{"x"}}}}},
+                   canonical);
+  for (size_t n = 0; n < canonical.size(); ++n) {
+    std::string_view in{canonical.data(), n};
+    value out;
+    BOOST_TEST(!decode_canonical(in, out), "prefix of " << n << " bytes");
+  }
+  // A list that claims far more elements than there are bytes.
+  std::string huge{static_cast<char>(value::kind::list)};
+  put_u64(huge, uint64_t{1} << 40);
+  std::string_view in{huge};
+  value out;
+  BOOST_TEST(!decode_canonical(in, out));
+  std::string unknown_kind{"\x7f"};
+  std::string_view bad{unknown_kind};
+  BOOST_TEST(!decode_canonical(bad, out));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -156,7 +156,9 @@ public:
     size_t pos_;
   };
 
-  /// Mutable iterator.
+  /// Mutable iterator. Iterators are positions: inserting or erasing
+  /// invalidates them (erasing moves the last record into the hole), so
+  /// collect keys first and erase after the loop.
   using iterator = basic_iterator<false>;
   /// Read-only iterator.
   using const_iterator = basic_iterator<true>;
@@ -353,9 +355,10 @@ private:
   }
 
   void rebuild_index(size_t capacity) {
-    auto old = std::move(slots_);
-    slots_.assign(capacity, slot{});
-    for (const auto& s : old)
+    // Allocate first: if that throws, the table is unchanged.
+    std::vector<slot> fresh(capacity, slot{});
+    fresh.swap(slots_);
+    for (const auto& s : fresh)
       if (s.pos != 0)
         place(s.tag, s.pos);
   }

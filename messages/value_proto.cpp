@@ -304,9 +304,19 @@ bool take_byte(std::string_view& in, char& c) {
   return true;
 }
 
+bool decode_canonical_at(std::string_view& in, value& out, int depth);
+
 } // namespace
 
 bool decode_canonical(std::string_view& in, value& out) {
+  return decode_canonical_at(in, out, 0);
+}
+
+namespace {
+
+bool decode_canonical_at(std::string_view& in, value& out, int depth) {
+  if (depth > max_value_depth)
+    return false; // also bounds the recursion on hostile bytes
   char kind = 0;
   if (!take_byte(in, kind))
     return false;
@@ -356,7 +366,7 @@ bool decode_canonical(std::string_view& in, value& out) {
         return false;
       value_list items(static_cast<size_t>(u));
       for (auto& item : items)
-        if (!decode_canonical(in, item))
+        if (!decode_canonical_at(in, item, depth + 1))
           return false;
       out = value{std::move(items)};
       return true;
@@ -368,11 +378,14 @@ bool decode_canonical(std::string_view& in, value& out) {
       for (auto& item : items) {
         char key_kind = 0;
         if (!take_byte(in, key_kind) || !take_blob(in, item.key.data)
-            || !decode_canonical(in, item.val))
+            || !decode_canonical_at(in, item.val, depth + 1))
           return false;
         item.key.is_text = key_kind == 't';
       }
-      out = value{std::move(items)};
+      // The encoding lists each key once: no per-item uniqueness check
+      // (value{value_map} does one per item, quadratic in the map's size).
+      out = value::empty_map();
+      out.as_map() = std::move(items);
       return true;
     }
     case value::kind::ext: {
@@ -387,5 +400,7 @@ bool decode_canonical(std::string_view& in, value& out) {
   }
   return false;
 }
+
+} // namespace
 
 } // namespace syncmesh

@@ -294,6 +294,31 @@ BOOST_AUTO_TEST_CASE(truncated_or_bogus_encodings_are_refused) {
   std::string unknown_kind{"\x7f"};
   std::string_view bad{unknown_kind};
   BOOST_TEST(!decode_canonical(bad, out));
+  // Lists nested past max_value_depth: refused, not recursed into until
+  // the stack runs out.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) {
+    deep += static_cast<char>(value::kind::list);
+    put_u64(deep, 1);
+  }
+  deep += static_cast<char>(value::kind::nil);
+  std::string_view deep_in{deep};
+  BOOST_TEST(!decode_canonical(deep_in, out));
+}
+
+BOOST_AUTO_TEST_CASE(large_maps_round_trip_with_their_order) {
+  // 50,000 fields (as a 1 MiB value may hold): the decoder must not check
+  // each key against all before it (that took seconds per read).
+  value_map fields;
+  for (int i = 0; i < 50000; ++i)
+    fields.push_back(
+      map_item{map_key{"f" + std::to_string(49999 - i)}, value{i}});
+  auto big = value::empty_map();
+  big.as_map() = fields;
+  auto packed = packed_value::encode(big);
+  auto back = packed.decode();
+  BOOST_TEST(back == big);
+  BOOST_TEST(back.as_map().size() == 50000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -13,6 +13,7 @@ int three_way(const T& x, const T& y) noexcept {
 
 node_id_table::node_id_table() {
   ids_.emplace_back();
+  counts_.push_back(0);
   refs_.emplace(std::string_view{ids_.front()}, node_ref{0});
 }
 
@@ -20,12 +21,41 @@ node_ref node_id_table::intern(std::string_view id) {
   if (id.empty())
     return 0;
   std::lock_guard<std::mutex> guard{mtx_};
-  if (auto i = refs_.find(id); i != refs_.end())
+  if (auto i = refs_.find(id); i != refs_.end()) {
+    ++counts_[i->second];
     return i->second;
-  auto ref = static_cast<node_ref>(ids_.size());
-  ids_.emplace_back(id);
-  refs_.emplace(std::string_view{ids_.back()}, ref);
+  }
+  node_ref ref;
+  if (!free_.empty()) {
+    ref = free_.back();
+    free_.pop_back();
+    ids_[ref].assign(id.data(), id.size());
+  } else {
+    ref = static_cast<node_ref>(ids_.size());
+    ids_.emplace_back(id);
+    counts_.push_back(0);
+  }
+  counts_[ref] = 1;
+  refs_.emplace(std::string_view{ids_[ref]}, ref);
   return ref;
+}
+
+void node_id_table::retain(node_ref ref) {
+  if (ref == 0)
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  ++counts_[ref];
+}
+
+void node_id_table::release(node_ref ref) noexcept {
+  if (ref == 0)
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (--counts_[ref] > 0)
+    return;
+  refs_.erase(std::string_view{ids_[ref]});
+  node_id{}.swap(ids_[ref]); // frees a long ID's heap block
+  free_.push_back(ref);
 }
 
 const node_id& node_id_table::bytes(node_ref ref) const {
@@ -51,7 +81,7 @@ int node_id_table::compare(const node_id& x, node_ref y) const {
 
 size_t node_id_table::size() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  return ids_.size();
+  return ids_.size() - free_.size();
 }
 
 node_id_table& process_node_ids() {

@@ -371,16 +371,13 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   // another version (offer ours, so that only the winner travels). IDs are
   // matched to keys by their 32 key bits; a false match only turns an entry
   // into an offer, which the peer answers with a WANT.
-  std::unordered_map<uint64_t, bool> ours;
-  for (auto id : diff.ours)
-    ours.emplace(id, false);
+  std::unordered_set<uint64_t> ours(diff.ours.begin(), diff.ours.end());
   std::vector<std::string> send;
   std::vector<std::string> offer;
   if (!ours.empty()) {
     for (const auto& [key, entry] : store.entries()) {
       auto h = store_state::key_hash(key);
-      auto i = ours.find(element_id(h, entry.version_hash()));
-      if (i == ours.end())
+      if (ours.count(element_id(h, entry.version_hash())) == 0)
         continue;
       auto match = theirs_by_key.find(static_cast<uint32_t>(h));
       if (match == theirs_by_key.end()) {

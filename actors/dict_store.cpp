@@ -206,7 +206,14 @@ void pump(self_ptr self, const caf::actor& link) {
 }
 
 void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
-  outbox_for(self, link).answer(d, self->state.store);
+  auto& box = outbox_for(self, link);
+  const auto sketches = box.sketches();
+  const auto failures = box.sketch_failures();
+  box.answer(d, self->state.store);
+  auto& stats = self->state.stats;
+  stats.set_ae_sketches(stats.ae_sketches() + box.sketches() - sketches);
+  stats.set_ae_sketch_failures(stats.ae_sketch_failures()
+                               + box.sketch_failures() - failures);
   pump(self, link);
 }
 

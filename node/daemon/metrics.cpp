@@ -82,7 +82,8 @@ struct node_metrics::impl {
   prometheus::Family<prometheus::Counter>& ae
     = BuildCounter()
         .Name("syncmesh_anti_entropy_total")
-        .Help("Anti-entropy rounds started and entries sent or repaired")
+        .Help("Anti-entropy rounds started, entries sent or repaired, set "
+              "sketches sent and peer sketches that did not decode")
         .Register(*registry);
   prometheus::Family<prometheus::Counter>& link_messages
     = BuildCounter()
@@ -155,6 +156,8 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
   m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());
   m.advance(m.ae, {{"kind", "entries_repaired"}}, st.ae_entries_repaired());
+  m.advance(m.ae, {{"kind", "sketches"}}, st.ae_sketches());
+  m.advance(m.ae, {{"kind", "sketch_failures"}}, st.ae_sketch_failures());
   m.gauges.Add({{"what", "keys"}}).Set(static_cast<double>(st.live_keys()));
   m.gauges.Add({{"what", "entries"}}).Set(static_cast<double>(st.entries()));
   m.gauges.Add({{"what", "tombstones"}})

@@ -181,14 +181,8 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
-        auto early = std::move(st.early);
-        st.early.clear();
-        st.early_bytes = 0;
-        for (auto& env : early) {
-          on_envelope(self, env);
-          if (self->state.closing)
-            return;
-        }
+        st.early.replay([=](pb::Envelope& env) { on_envelope(self, env); },
+                        [=] { return self->state.closing; });
       },
       [=](caf::error& err) {
         auto reason = code_of(err) == errc::overloaded
@@ -220,14 +214,11 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
       shut_down(self, pb::Goodbye::UNEXPECTED, "second hello");
       return;
     }
-    st.early_bytes += env.ByteSizeLong();
-    if (st.early_bytes > st.params.max_send_queue) {
+    auto bytes = env.ByteSizeLong();
+    if (!st.early.keep(std::move(env), bytes, st.params.max_send_queue))
       shut_down(self, pb::Goodbye::SLOW_CONSUMER,
                 "more than " + std::to_string(st.params.max_send_queue)
                   + " bytes before the handshake completed");
-      return;
-    }
-    st.early.push_back(std::move(env));
     return;
   }
   const auto& peer = st.peer.node_id();

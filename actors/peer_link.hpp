@@ -97,10 +97,8 @@ struct peer_link_state {
   /// The peer's hello.
   pb::Hello peer;
   /// Frames that arrived after the peer's hello but before the router
-  /// attached us, processed in order once it did (bounded by early_bytes).
-  std::vector<pb::Envelope> early;
-  /// Size of `early` in bytes; capped at params.max_send_queue.
-  size_t early_bytes = 0;
+  /// attached us (at most params.max_send_queue bytes).
+  early_frames<pb::Envelope> early;
   /// When the last frame arrived (actor clock).
   caf::actor_clock::time_point last_received;
   /// Pings sent, for matching pongs.

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "messages/version.hpp"
 #include "syncmesh/pb/wire.pb.h"
@@ -73,5 +75,44 @@ private:
 
 /// The name of a goodbye reason, for logs and errors.
 const char* to_string(pb::Goodbye::Reason reason);
+
+/// What a link received after the peer's handshake but before the router
+/// attached the link (the peer may consider the handshake done first): kept
+/// in arrival order, bounded, and handled once attached. `Frame` is either
+/// dialect's decoded frame.
+template <class Frame>
+class early_frames {
+public:
+  /// Keeps `frame`, which counts `bytes`; false (and nothing kept) when the
+  /// frames kept would pass `limit` bytes.
+  bool keep(Frame&& frame, size_t bytes, size_t limit) {
+    if (bytes_ + bytes > limit)
+      return false;
+    bytes_ += bytes;
+    frames_.push_back(std::move(frame));
+    return true;
+  }
+
+  /// Hands every kept frame to `handle` in arrival order and forgets them;
+  /// stops early once `closed()` is true (the link shut down meanwhile).
+  template <class Handle, class Closed>
+  void replay(Handle handle, Closed closed) {
+    auto frames = std::move(frames_);
+    frames_.clear();
+    bytes_ = 0;
+    for (auto& frame : frames) {
+      handle(frame);
+      if (closed())
+        return;
+    }
+  }
+
+  /// Frames kept.
+  size_t size() const noexcept { return frames_.size(); }
+
+private:
+  std::vector<Frame> frames_;
+  size_t bytes_ = 0;
+};
 
 } // namespace syncmesh

@@ -207,14 +207,8 @@ void on_handshake(py2p_link_ptr self, const py2p::handshake_info& hello) {
           st.initial_sync_started = true;
           send_initial_sync(self);
         }
-        auto early = std::move(st.early);
-        st.early.clear();
-        st.early_bytes = 0;
-        for (auto& in : early) {
-          handle(self, in);
-          if (self->state.closing)
-            return;
-        }
+        st.early.replay([=](py2p_inbound& in) { handle(self, in); },
+                        [=] { return self->state.closing; });
       },
       [=](caf::error& err) {
         shut_down(self, "not attached: " + self->system().render(err));
@@ -229,12 +223,9 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
   }
   if (!st.attached && !st.passive) {
     // Processed once the router answered the attach, in order (bounded).
-    st.early_bytes += in.raw.msgpack.size() + py2p::id_size;
-    if (st.early_bytes > st.params.max_send_queue) {
+    auto bytes = in.raw.msgpack.size() + py2p::id_size;
+    if (!st.early.keep(std::move(in), bytes, st.params.max_send_queue))
       shut_down(self, "too much traffic before the handshake completed");
-      return;
-    }
-    st.early.push_back(std::move(in));
     return;
   }
   const auto& peer = st.session->peer_id();

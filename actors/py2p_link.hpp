@@ -47,10 +47,9 @@ struct py2p_link_state {
   /// Where the initial sync resumes once the send queue drained (empty:
   /// not paused).
   std::string sync_cursor;
-  /// Messages that arrived before the router answered the attach (bounded).
-  std::vector<py2p_inbound> early;
-  /// Size of `early` in bytes; capped at params.max_send_queue.
-  size_t early_bytes = 0;
+  /// Messages that arrived before the router answered the attach (at most
+  /// params.max_send_queue bytes).
+  early_frames<py2p_inbound> early;
   /// Traffic since the last report to the router.
   pb::TrafficStats traffic;
   /// Messages counted since the last report.

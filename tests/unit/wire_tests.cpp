@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/peer_link_state.hpp"
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "syncmesh/pb/wire.pb.h"
@@ -374,6 +375,41 @@ BOOST_AUTO_TEST_CASE(decode_writes_refuses_bodies_of_the_wrong_kind) {
   garbage.set_write("\x0a\x05"
                     "ab");
   BOOST_TEST(envelope_builder::decode_writes(garbage, out) != "");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(link_rules)
+
+BOOST_AUTO_TEST_CASE(early_frames_replay_in_order_within_their_bound) {
+  early_frames<std::string> early;
+  BOOST_TEST(early.keep("first", 5, 12));
+  BOOST_TEST(early.keep("second", 6, 12));
+  // A frame that would pass the bound is refused and nothing changes.
+  BOOST_TEST(!early.keep("third", 5, 12));
+  BOOST_TEST(early.size() == 2u);
+  std::vector<std::string> seen;
+  early.replay([&](std::string& f) { seen.push_back(f); },
+               [] { return false; });
+  BOOST_TEST((seen == std::vector<std::string>{"first", "second"}));
+  BOOST_TEST(early.size() == 0u);
+  // The bound counts from zero again after a replay.
+  BOOST_TEST(early.keep("again", 12, 12));
+}
+
+BOOST_AUTO_TEST_CASE(a_replay_stops_once_the_link_closed) {
+  early_frames<int> early;
+  for (int i = 0; i < 5; ++i)
+    BOOST_TEST(early.keep(int{i}, 1, 100));
+  std::vector<int> seen;
+  bool closed = false;
+  early.replay(
+    [&](int& f) {
+      seen.push_back(f);
+      closed = f == 1;
+    },
+    [&] { return closed; });
+  BOOST_TEST((seen == std::vector<int>{0, 1}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -52,9 +52,10 @@ facade_behavior(facade_actor::stateful_pointer<facade_state> self, config cfg,
 struct node_actors {
   /// The public face.
   facade_actor facade;
-  /// The sequencer of writes.
+  /// The sequencer of writes: the dict store actor, which runs the lease
+  /// manager's handlers (one table of keys for both).
   caf::actor lease_manager;
-  /// The dictionary.
+  /// The dictionary (the same actor as `lease_manager`).
   caf::actor store;
   /// The routing and flood table.
   caf::actor router;

@@ -82,10 +82,10 @@ using facade_actor
 /// message types. Call it before constructing the actor_system.
 void configure(caf::actor_system_config& cfg);
 
-/// Spawns a node (facade, lease manager, dict store, router) and returns its
-/// facade. Throws syncmesh::value_error when `cfg` is invalid. Stop it with
-/// `caf::anon_send_exit(handle, caf::exit_reason::user_shutdown)`; the other
-/// actors are linked to the facade and stop with it.
+/// Spawns a node (facade, router, dict store running the lease manager) and
+/// returns its facade. Throws syncmesh::value_error when `cfg` is invalid.
+/// Stop it with `caf::anon_send_exit(handle, caf::exit_reason::user_shutdown)`;
+/// the other actors are linked to the facade and stop with it.
 facade_actor spawn_sync_socket(caf::actor_system& sys, const config& cfg);
 
 } // namespace syncmesh

@@ -26,8 +26,9 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     -DSYNCMESH_BUILD_FUZZERS=ON \
     "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address"
   cmake --build build-fuzz -j "$jobs" --target fuzz_frames fuzz_handshake \
+    fuzz_anti_entropy \
     fuzz_py2p
-  for target in frames handshake py2p; do
+  for target in frames handshake py2p anti_entropy; do
     # Work on a copy: libFuzzer adds what it finds to the corpus directory.
     corpus=$(mktemp -d)
     cp tests/fuzz/corpus/"$target"/* "$corpus"/

@@ -58,6 +58,33 @@ handshake = {
     "other_protocol": bad_hello_env,
     "self": field(10, field(1, b"syncmesh/2 subnet= leasing=1") + field(2, b"fuzz-node")),
 }
+def f64(num, n):  # fixed64
+    return varint(num << 3 | 1) + struct.pack("<Q", n)
+
+
+digest_head = lambda stage: vfield(1, stage) + vfield(2, 4096)
+mask = bytearray(512)
+mask[0] = 0x0F
+mask[100] = 0x81
+compact = vfield(4, 99999) + vfield(6, 1)
+anti_entropy = {
+    # The first byte picks the method: auto, sketch, keys.
+    "summary": b"\x00" + digest_head(0)
+    + field(3, vfield(1, 7) + f64(2, 12345) + vfield(3, 2)),
+    "summary_dense": b"\x01" + digest_head(0) + field(7, bytes(8 * 4096)),
+    "keys": b"\x02" + digest_head(1) + field(3, vfield(1, 7))
+    + field(4, field(1, b"key5") + f64(2, 1)) + vfield(5, 1),
+    "sketch": b"\x01" + digest_head(2) + field(8, bytes(mask))
+    + vfield(9, 30) + field(10, bytes(30 * 14)),
+    "offers": b"\x00" + digest_head(3) + field(11, b"node-a")
+    + field(12, field(1, b"key5") + field(2, compact))
+    + field(13, struct.pack("<Q", 0xDEADBEEF)),
+    "want": b"\x00" + digest_head(4) + field(14, b"key7"),
+}
+os.makedirs(os.path.join(here, "corpus", "anti_entropy"), exist_ok=True)
+for name, data in anti_entropy.items():
+    with open(os.path.join(here, "corpus", "anti_entropy", name), "wb") as f:
+        f.write(data)
 for name, data in frames.items():
     with open(os.path.join(here, "corpus", "frames", name), "wb") as f:
         f.write(data)

@@ -17,6 +17,7 @@
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "support/caf_setup.hpp"
+#include "support/node_fixture.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/clock.hpp"
 
@@ -25,100 +26,19 @@ using namespace syncmesh;
 
 namespace {
 
-constexpr uint16_t node_port = 4242;
-const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
+using test::node_port;
 constexpr uint64_t hour_us = 3'600'000'000;
 
-/// One node listening on the test multiplexer, and helpers to play a peer.
-struct link_fixture {
-  test::deterministic_config cfg_;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
-  caf::io::network::test_multiplexer& mpx;
-  caf::scoped_actor self;
-  manual_clock clock;
-  config node_cfg;
-  node_actors node;
-  int64_t next_connection = 100;
-
+/// A node with native links, and helpers to read what it wrote to a peer.
+struct link_fixture : test::node_fixture {
   explicit link_fixture(size_t max_inbound = 32)
-      : sys(cfg_),
-        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
-        mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
-          sys.middleman().backend())),
-        self(sys, true) {
-    node_cfg.node_id = "node-a";
-    node_cfg.port = node_port;
-    node_cfg.clock = clock.as_wall_clock();
-    node_cfg.handshake_timeout = 2s;
-    node_cfg.heartbeat_interval = 1s;
-    node_cfg.peer_timeout = 5s;
-    node_cfg.max_frame_size = 64 * 1024;
-    node_cfg.max_value_size = 16 * 1024;
-    node_cfg.max_send_queue = 256 * 1024;
-    node_cfg.max_inbound = max_inbound;
-    mpx.provide_acceptor(node_port, acceptor);
-    node = spawn_node(sys, node_cfg);
-    run();
-  }
-
-  ~link_fixture() {
-    caf::anon_send_exit(node.facade, caf::exit_reason::user_shutdown);
-    for (int i = 0; i < 100; ++i) {
-      run();
-      if (!sched.has_pending_timeout())
-        break;
-      sched.trigger_timeouts();
-    }
-  }
-
-  /// Runs actors and brokers until nothing is left to do.
-  void run() {
-    while (sched.try_run_once() || mpx.try_exec_runnable()) {
-    }
-  }
-
-  /// Moves virtual time forward and fires due timers.
-  void advance(std::chrono::milliseconds d) {
-    clock.advance(d);
-    sched.clock().advance_time(d);
-    run();
-  }
-
-  /// A peer connects; returns its connection.
-  caf::io::connection_handle connect_peer() {
-    auto hdl = caf::io::connection_handle::from_int(next_connection++);
-    mpx.add_pending_connect(acceptor, hdl);
-    mpx.accept_connection(acceptor);
-    run();
-    return hdl;
-  }
-
-  /// The peer sends `bytes`, cut into pieces of random sizes.
-  void send_split(caf::io::connection_handle hdl, const std::string& bytes,
-                  std::mt19937& rng) {
-    std::uniform_int_distribution<size_t> piece{1, 7};
-    for (size_t off = 0; off < bytes.size();) {
-      auto n = std::min(piece(rng), bytes.size() - off);
-      mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
-                              bytes.begin() + static_cast<long>(off),
-                              bytes.begin() + static_cast<long>(off + n)));
-      off += n;
-      run();
-    }
-  }
-
-  void send(caf::io::connection_handle hdl, const std::string& bytes) {
-    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
-                            bytes.begin(), bytes.end()));
-    run();
-  }
+      : node_fixture([=](config& c) { c.max_inbound = max_inbound; }) {}
 
   /// Everything the node wrote to the peer, as envelopes.
   std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
-    auto& out = mpx.output_buffer(hdl);
+    auto out = written(hdl);
     frame_decoder decoder;
-    decoder.feed(std::string_view{out.data(), out.size()});
+    decoder.feed(out);
     std::vector<pb::Envelope> result;
     std::string payload;
     while (decoder.next(payload) == frame_status::ok) {
@@ -137,43 +57,11 @@ struct link_fixture {
     return std::nullopt;
   }
 
+  /// A framed hello from `id` with the protocol of `c`.
   std::string hello(const std::string& id, const config& c) {
     std::string out;
     append_frame(out, make_hello(id, protocol_id(c), "10.0.0.2", 7000));
     return out;
-  }
-
-  template <class Reply, class... Ts>
-  Reply ask(const caf::actor& dest, Ts&&... xs) {
-    auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
-    run();
-    BOOST_REQUIRE(self->mailbox().size() > 0);
-    std::optional<Reply> result;
-    handle.receive([&](Reply& x) { result = std::move(x); },
-                   [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return std::move(*result);
-  }
-
-  size_t peer_count() {
-    return ask<pb::RouterStats>(node.router, stats_atom::value).peers();
-  }
-
-  std::optional<value> read_key(const std::string& key) {
-    pb::GetRequest req;
-    req.set_key(key);
-    auto handle = self->request(node.facade, caf::infinite, req);
-    run();
-    std::optional<value> result;
-    handle.receive(
-      [&](pb::GetReply& x) {
-        if (x.found()) {
-          value v;
-          BOOST_REQUIRE(from_proto(x.value(), v).empty());
-          result = std::move(v);
-        }
-      },
-      [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return result;
   }
 };
 

@@ -1,0 +1,353 @@
+// Deterministic tests of py2p-dialect links on CAF's test multiplexer: a
+// scripted py2p/js2p peer feeds frames in py2p's framing to a real py2p link
+// broker and decodes what the link wrote with the codec. No sockets, no
+// threads, virtual time.
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "actors/py2p_link_state.hpp"
+#include "messages/frame_codec.hpp"
+#include "messages/py2p_codec.hpp"
+#include "messages/value_proto.hpp"
+#include "support/node_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace syncmesh;
+
+namespace {
+
+const std::string node_a = "NodeAAA";
+const std::string peer_b = "PeerBBB";
+const std::string peer_c = "PeerCCC";
+
+/// A node in py2p mode, and a scripted py2p peer: builds its frames and
+/// decodes what the node wrote to it.
+struct py2p_fixture : test::node_fixture {
+  py2p_fixture()
+      : node_fixture([](config& c) {
+          c.wire = wire_kind::py2p;
+          c.node_id = node_a;
+        }) {}
+
+  /// The node's clock in whole seconds (what py2p peers stamp messages with).
+  uint64_t now_s() const { return clock.now() / 1'000'000; }
+
+  /// Frames a message from a peer the way py2p does (uncompressed).
+  std::string frame(uint8_t type, const std::string& sender, uint64_t time,
+                    const std::vector<pb::Value>& payload) {
+    return py2p::frame(py2p::make_raw(py2p::build(type, sender, time, payload)),
+                       {}, node_cfg.max_frame_size);
+  }
+
+  /// The handshake of peer `id`, declaring `host:port` and zlib, with the
+  /// node's protocol id unless `protocol` is given.
+  std::string handshake(const std::string& id, const std::string& host,
+                        uint16_t port, std::string protocol = {}) {
+    if (protocol.empty())
+      protocol = protocol_id(node_cfg);
+    return frame(
+      py2p::flag::whisper, id, now_s(),
+      py2p::handshake_payload(id, protocol, host, port, {py2p::method::zlib}));
+  }
+
+  /// A 3-packet store of `key = val` from `sender` at `time`, as
+  /// SyncSocket.set() broadcasts it.
+  std::string store(const std::string& sender, const std::string& key,
+                    const std::string& val, uint64_t time) {
+    pb::Value v;
+    to_proto(value{val}, &v);
+    return frame(py2p::flag::broadcast, sender, time,
+                 py2p::store_payload(key, v));
+  }
+
+  /// A peer connects and completes its handshake.
+  caf::io::connection_handle attach(const std::string& id,
+                                    const std::string& host, uint16_t port) {
+    auto hdl = connect_peer();
+    send(hdl, handshake(id, host, port));
+    return hdl;
+  }
+
+  /// Every message the node wrote to the peer, decoded with the codec (it
+  /// may compress with zlib or gzip, the methods it advertises).
+  std::vector<py2p::message> received(caf::io::connection_handle hdl) {
+    frame_decoder decoder{node_cfg.max_frame_size};
+    decoder.feed(written(hdl));
+    std::vector<py2p::message> result;
+    std::string body;
+    while (decoder.next(body) == frame_status::ok) {
+      py2p::raw_message raw;
+      auto err = py2p::open_frame(body, py2p::supported_methods(),
+                                  node_cfg.max_frame_size, raw);
+      BOOST_REQUIRE_MESSAGE(err.empty(), err);
+      py2p::message msg;
+      err = py2p::parse(raw.msgpack, msg);
+      BOOST_REQUIRE_MESSAGE(err.empty(), err);
+      result.push_back(std::move(msg));
+    }
+    BOOST_CHECK_EQUAL(decoder.buffered(), 0u);
+    return result;
+  }
+
+  /// The messages with sub-flag `sub` the node wrote to the peer.
+  std::vector<py2p::message> received(caf::io::connection_handle hdl, int sub) {
+    std::vector<py2p::message> result;
+    for (auto& msg : received(hdl))
+      if (msg.sub_flag() == sub)
+        result.push_back(std::move(msg));
+    return result;
+  }
+};
+
+/// The text or bytes of a payload packet ("" for other kinds).
+std::string bytes_of(const pb::Value& x) {
+  return py2p::as_bytes(x).value_or(std::string{});
+}
+
+/// A payload packet as a syncmesh value.
+value value_of(const pb::Value& x) {
+  value result;
+  BOOST_REQUIRE(from_proto(x, result).empty());
+  return result;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(py2p_links, py2p_fixture)
+
+BOOST_AUTO_TEST_CASE(handshakes_go_both_ways_and_attach_the_peer) {
+  std::mt19937 rng{11};
+  auto hdl = connect_peer();
+  // The node sends its handshake at once, unprompted and uncompressed.
+  auto out = received(hdl);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_CHECK_EQUAL(out[0].type, py2p::flag::whisper);
+  BOOST_CHECK_EQUAL(out[0].sender, node_a);
+  BOOST_REQUIRE_EQUAL(out[0].sub_flag(), py2p::flag::handshake);
+  py2p::handshake_info hs;
+  BOOST_REQUIRE(py2p::read_handshake(out[0].payload, hs).empty());
+  BOOST_CHECK_EQUAL(hs.id, node_a);
+  BOOST_CHECK_EQUAL(hs.protocol_id, protocol_id(node_cfg));
+  BOOST_CHECK_EQUAL(hs.protocol_id, py2p::protocol_id("sync", true));
+  BOOST_CHECK_EQUAL(hs.port, test::node_port);
+  BOOST_CHECK(hs.methods == py2p::supported_methods());
+  BOOST_CHECK_EQUAL(peer_count(), 0u);
+  // The peer's handshake, cut at random places, attaches it.
+  send_split(hdl, handshake(peer_b, "10.0.0.2", 7000), rng);
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  auto list = ask<pb::PeerList>(node.router, pb::PeersRequest{});
+  BOOST_REQUIRE_EQUAL(list.peers_size(), 1);
+  BOOST_CHECK_EQUAL(list.peers(0).node_id(), peer_b);
+  BOOST_CHECK_EQUAL(list.peers(0).host(), "10.0.0.2");
+  BOOST_CHECK_EQUAL(list.peers(0).port(), 7000u);
+  // A repeated handshake (js2p sends two) changes nothing; py2p sends no
+  // second handshake of its own either.
+  send(hdl, handshake(peer_b, "10.0.0.2", 7000));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  BOOST_CHECK_EQUAL(received(hdl, py2p::flag::handshake).size(), 1u);
+  BOOST_CHECK(!closed(hdl));
+}
+
+BOOST_AUTO_TEST_CASE(a_new_peer_gets_the_peers_list_then_every_key) {
+  write_key("alpha", value{std::string{"one"}});
+  auto alpha_s = now_s();
+  advance(2s);
+  write_key("beta", value{std::string{"two"}});
+  auto beta_s = now_s();
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  BOOST_REQUIRE_EQUAL(peer_count(), 1u);
+  auto hdl = connect_peer();
+  // Nothing but the handshake before the peer's handshake.
+  BOOST_CHECK_EQUAL(received(hdl).size(), 1u);
+  send(hdl, handshake(peer_b, "10.0.0.2", 7000));
+  // py2p's _send_peers: handshake, peers, then one 5-packet store per key.
+  auto out = received(hdl);
+  BOOST_REQUIRE_EQUAL(out.size(), 4u);
+  BOOST_CHECK_EQUAL(out[0].sub_flag(), py2p::flag::handshake);
+  BOOST_REQUIRE_EQUAL(out[1].sub_flag(), py2p::flag::peers);
+  BOOST_CHECK_EQUAL(out[1].type, py2p::flag::whisper);
+  std::vector<py2p::peer_address> peers;
+  BOOST_REQUIRE(py2p::read_peers(out[1].payload, peers).empty());
+  // The other peer, not the recipient itself.
+  BOOST_REQUIRE_EQUAL(peers.size(), 1u);
+  BOOST_CHECK_EQUAL(peers[0].id, peer_c);
+  BOOST_CHECK_EQUAL(peers[0].host, "10.0.0.3");
+  BOOST_CHECK_EQUAL(peers[0].port, 7001u);
+  struct expected {
+    std::string key;
+    std::string val;
+    uint64_t ts;
+  };
+  std::vector<expected> keys{{"alpha", "one", alpha_s},
+                             {"beta", "two", beta_s}};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    BOOST_TEST_CONTEXT(keys[i].key) {
+      const auto& msg = out[2 + i];
+      // A whisper: never relayed by the peer.
+      BOOST_CHECK_EQUAL(msg.type, py2p::flag::whisper);
+      BOOST_REQUIRE_EQUAL(msg.sub_flag(), py2p::flag::store);
+      py2p::store_info st;
+      BOOST_REQUIRE(py2p::read_store(msg.payload, st).empty());
+      BOOST_CHECK(st.initial_sync);
+      // Keys go out as bin: py2p breaks on str keys.
+      BOOST_CHECK_EQUAL(msg.payload[1].kind_case(), pb::Value::kBytes);
+      BOOST_CHECK_EQUAL(st.key, keys[i].key);
+      BOOST_CHECK(value_of(st.value) == value{keys[i].val});
+      BOOST_CHECK_EQUAL(st.owner, node_a);
+      BOOST_CHECK_EQUAL(st.timestamp, keys[i].ts);
+    }
+  }
+  // The first peer got its sync when it attached, and nothing new now.
+  BOOST_CHECK_EQUAL(received(c, py2p::flag::store).size(), 2u);
+  BOOST_CHECK_EQUAL(received(c, py2p::flag::peers).size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_store_reaches_the_store_under_the_lease_rule) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  BOOST_REQUIRE_EQUAL(peer_count(), 2u);
+  send(b, store(peer_b, "k", "from-b", now_s()));
+  BOOST_CHECK(read_key("k") == value{std::string{"from-b"}});
+  // Relayed unchanged to the other peer, not echoed to its sender.
+  auto relayed = received(c, py2p::flag::store);
+  BOOST_REQUIRE_EQUAL(relayed.size(), 1u);
+  BOOST_CHECK_EQUAL(relayed[0].type, py2p::flag::broadcast);
+  BOOST_CHECK_EQUAL(relayed[0].sender, peer_b);
+  BOOST_CHECK(received(b, py2p::flag::store).empty());
+  // Another owner, later, while B's lease lives: not applied (py2p drops it
+  // silently and keeps the link).
+  advance(10s);
+  send(c, store(peer_c, "k", "from-c", now_s()));
+  BOOST_CHECK(read_key("k") == value{std::string{"from-b"}});
+  BOOST_CHECK(!closed(c));
+  // The owner itself may always write (rule 2).
+  send(b, store(peer_b, "k", "from-b-again", now_s()));
+  BOOST_CHECK(read_key("k") == value{std::string{"from-b-again"}});
+  // Once the lease is over (an hour on the node's clock), C may take it.
+  advance(3601s);
+  send(c, store(peer_c, "k", "from-c-late", now_s()));
+  BOOST_CHECK(read_key("k") == value{std::string{"from-c-late"}});
+  BOOST_CHECK_EQUAL(peer_count(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_local_write_goes_out_as_a_py2p_store) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto before = received(b).size();
+  write_key("colour", value{std::string{"green"}});
+  auto out = received(b);
+  BOOST_REQUIRE_EQUAL(out.size(), before + 1);
+  const auto& msg = out.back();
+  // [0x00, our id, now, 0x0B, bin key, value]: SyncSocket.set()'s broadcast.
+  BOOST_CHECK_EQUAL(msg.type, py2p::flag::broadcast);
+  BOOST_CHECK_EQUAL(msg.sender, node_a);
+  BOOST_CHECK_EQUAL(msg.time, now_s());
+  BOOST_REQUIRE_EQUAL(msg.sub_flag(), py2p::flag::store);
+  BOOST_REQUIRE_EQUAL(msg.payload.size(), 3u);
+  BOOST_CHECK_EQUAL(msg.payload[1].kind_case(), pb::Value::kBytes);
+  BOOST_CHECK_EQUAL(bytes_of(msg.payload[1]), "colour");
+  BOOST_CHECK(value_of(msg.payload[2]) == value{std::string{"green"}});
+}
+
+BOOST_AUTO_TEST_CASE(hostile_input_closes_only_that_connection) {
+  auto good = attach(peer_b, "10.0.0.2", 7000);
+  BOOST_REQUIRE_EQUAL(peer_count(), 1u);
+  auto body = py2p::build(py2p::flag::broadcast, peer_c, now_s(), {});
+  auto bad_id = std::string(py2p::id_size, '\x5a') + body;
+  auto raw_not_msgpack = py2p::make_raw(std::string{"\xc1\xc1", 2});
+  struct attempt {
+    std::string name;
+    std::string bytes;
+  };
+  auto len = [](const std::string& x) {
+    auto n = static_cast<uint32_t>(x.size());
+    return std::string{static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                       static_cast<char>(n >> 8), static_cast<char>(n)};
+  };
+  std::vector<attempt> attempts{
+    {"garbage frame", std::string("\0\0\0\3\xff\xff\xff", 7)},
+    {"oversize length", std::string("\x00\x10\x00\x01", 4)},
+    {"checksum mismatch", len(bad_id) + bad_id},
+    {"not msgpack", py2p::frame(raw_not_msgpack, {}, node_cfg.max_frame_size)},
+    {"foreign protocol id",
+     handshake(peer_c, "10.0.0.3", 7001, py2p::protocol_id("sync", false))},
+    {"our own id", handshake(node_a, "10.0.0.3", 7001)},
+  };
+  for (const auto& a : attempts) {
+    BOOST_TEST_CONTEXT(a.name) {
+      // Before the handshake...
+      auto early = connect_peer();
+      send(early, a.bytes);
+      BOOST_CHECK(closed(early));
+      // ... and after it.
+      auto late = attach(peer_c, "10.0.0.3", 7001);
+      BOOST_CHECK_EQUAL(peer_count(), 2u);
+      send(late, a.bytes);
+      BOOST_CHECK(closed(late));
+      BOOST_CHECK_EQUAL(peer_count(), 1u);
+      BOOST_CHECK(!closed(good));
+    }
+  }
+  // The good link still carries writes both ways.
+  send(good, store(peer_b, "still", "here", now_s()));
+  BOOST_CHECK(read_key("still") == value{std::string{"here"}});
+  write_key("mine", value{std::string{"too"}});
+  auto stores = received(good, py2p::flag::store);
+  BOOST_REQUIRE(!stores.empty());
+  BOOST_CHECK_EQUAL(bytes_of(stores.back().payload[1]), "mine");
+}
+
+BOOST_AUTO_TEST_CASE(frames_before_the_handshake_wait_for_it) {
+  // py2p processes messages from a peer that never sent a handshake; the
+  // link holds them until the peer is attached, then applies them in order.
+  auto b = connect_peer();
+  send(b, store(peer_b, "early", "first", now_s()));
+  send(b, store(peer_b, "early", "second", now_s()));
+  BOOST_CHECK(!read_key("early"));
+  BOOST_CHECK(!closed(b));
+  send(b, handshake(peer_b, "10.0.0.2", 7000));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  BOOST_CHECK(read_key("early") == value{std::string{"second"}});
+  // Without a handshake, the deadline closes the connection and what it
+  // sent is never applied.
+  auto silent = connect_peer();
+  send(silent, store(peer_c, "never", "applied", now_s()));
+  advance(2s);
+  BOOST_CHECK(closed(silent));
+  BOOST_CHECK(!read_key("never"));
+  BOOST_CHECK(!closed(b));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(traffic_before_the_attach_is_bounded) {
+  // Frames that arrive before the router answered the attach are kept, at
+  // most max_send_queue bytes of them.
+  std::string big(12 * 1024, 'x');
+  auto frames_of = [&](const std::string& sender, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i)
+      out += store(sender, sender + std::to_string(i), big, now_s());
+    return out;
+  };
+  auto per_frame = store(peer_b, peer_b + "0", big, now_s()).size();
+  auto fits = node_cfg.max_send_queue / per_frame - 1;
+  // Under the bound: kept, then applied once attached.
+  auto b = connect_peer();
+  send(b, handshake(peer_b, "10.0.0.2", 7000) + frames_of(peer_b, fits));
+  BOOST_CHECK(!closed(b));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  BOOST_CHECK(read_key(peer_b + std::to_string(fits - 1)).has_value());
+  // Over it: closed, and nothing it sent is applied.
+  auto c = connect_peer();
+  send(c, handshake(peer_c, "10.0.0.3", 7001) + frames_of(peer_c, fits + 3));
+  BOOST_CHECK(closed(c));
+  BOOST_CHECK(!read_key(peer_c + "0"));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  BOOST_CHECK(!closed(b));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,182 @@
+#pragma once
+
+// One syncmesh node on CAF's test coordinator and test multiplexer, with
+// helpers to play peers that connect to it: no sockets, no threads, virtual
+// time. Shared by the native and the py2p link tests.
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/facade.hpp"
+#include "messages/value_proto.hpp"
+#include "support/caf_setup.hpp"
+#include "syncmesh/clock.hpp"
+
+namespace syncmesh::test {
+
+/// The port the fixture's node listens on.
+inline constexpr uint16_t node_port = 4242;
+
+/// One node listening on the test multiplexer, and helpers to play a peer.
+struct node_fixture {
+  deterministic_config cfg_;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  caf::io::network::test_multiplexer& mpx;
+  caf::scoped_actor self;
+  manual_clock clock;
+  config node_cfg;
+  node_actors node;
+  int64_t next_connection = 100;
+  const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
+
+  /// A node with the test settings; `tweak` adjusts them before it starts.
+  template <class Tweak>
+  explicit node_fixture(Tweak tweak)
+      : sys(cfg_),
+        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+        mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
+          sys.middleman().backend())),
+        self(sys, true) {
+    node_cfg.node_id = "node-a";
+    node_cfg.port = node_port;
+    node_cfg.clock = clock.as_wall_clock();
+    node_cfg.handshake_timeout = std::chrono::seconds(2);
+    node_cfg.heartbeat_interval = std::chrono::seconds(1);
+    node_cfg.peer_timeout = std::chrono::seconds(5);
+    node_cfg.max_frame_size = 64 * 1024;
+    node_cfg.max_value_size = 16 * 1024;
+    node_cfg.max_send_queue = 256 * 1024;
+    node_cfg.max_inbound = 32;
+    tweak(node_cfg);
+    mpx.provide_acceptor(node_port, acceptor);
+    node = spawn_node(sys, node_cfg);
+    run();
+  }
+
+  ~node_fixture() {
+    caf::anon_send_exit(node.facade, caf::exit_reason::user_shutdown);
+    for (int i = 0; i < 100; ++i) {
+      run();
+      if (!sched.has_pending_timeout())
+        break;
+      sched.trigger_timeouts();
+    }
+  }
+
+  node_fixture(const node_fixture&) = delete;
+  node_fixture& operator=(const node_fixture&) = delete;
+
+  /// Runs actors and brokers until nothing is left to do.
+  void run() {
+    while (sched.try_run_once() || mpx.try_exec_runnable()) {
+    }
+  }
+
+  /// Moves virtual time forward and fires due timers.
+  void advance(std::chrono::milliseconds d) {
+    clock.advance(d);
+    sched.clock().advance_time(d);
+    run();
+  }
+
+  /// A peer connects; returns its connection.
+  caf::io::connection_handle connect_peer() {
+    auto hdl = caf::io::connection_handle::from_int(next_connection++);
+    mpx.add_pending_connect(acceptor, hdl);
+    mpx.accept_connection(acceptor);
+    run();
+    return hdl;
+  }
+
+  /// The peer sends `bytes`, cut into pieces of random sizes.
+  void send_split(caf::io::connection_handle hdl, const std::string& bytes,
+                  std::mt19937& rng) {
+    std::uniform_int_distribution<size_t> piece{1, 7};
+    for (size_t off = 0; off < bytes.size();) {
+      auto n = std::min(piece(rng), bytes.size() - off);
+      mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                              bytes.begin() + static_cast<long>(off),
+                              bytes.begin() + static_cast<long>(off + n)));
+      off += n;
+      run();
+    }
+  }
+
+  /// The peer sends `bytes` in one piece.
+  void send(caf::io::connection_handle hdl, const std::string& bytes) {
+    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                            bytes.begin(), bytes.end()));
+    run();
+  }
+
+  /// Everything the node wrote to the peer so far, as raw bytes.
+  std::string written(caf::io::connection_handle hdl) {
+    auto& out = mpx.output_buffer(hdl);
+    return std::string{out.data(), out.size()};
+  }
+
+  /// True once the node closed the connection.
+  bool closed(caf::io::connection_handle hdl) {
+    return mpx.stopped_reading(hdl);
+  }
+
+  /// Sends a request to `dest` and returns its reply (fails the test on an
+  /// error).
+  template <class Reply, class... Ts>
+  Reply ask(const caf::actor& dest, Ts&&... xs) {
+    auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    run();
+    BOOST_REQUIRE(self->mailbox().size() > 0);
+    std::optional<Reply> result;
+    handle.receive([&](Reply& x) { result = std::move(x); },
+                   [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return std::move(*result);
+  }
+
+  /// Peers attached to the router.
+  size_t peer_count() {
+    return ask<pb::RouterStats>(node.router, stats_atom::value).peers();
+  }
+
+  /// Reads `key` through the facade (nullopt: not found).
+  std::optional<value> read_key(const std::string& key) {
+    pb::GetRequest req;
+    req.set_key(key);
+    auto handle = self->request(node.facade, caf::infinite, req);
+    run();
+    std::optional<value> result;
+    handle.receive(
+      [&](pb::GetReply& x) {
+        if (x.found()) {
+          value v;
+          BOOST_REQUIRE(from_proto(x.value(), v).empty());
+          result = std::move(v);
+        }
+      },
+      [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return result;
+  }
+
+  /// Writes `key` through the facade (a local set) and runs until the
+  /// write has spread.
+  void write_key(const std::string& key, const value& val) {
+    pb::SetRequest req;
+    req.set_key(key);
+    to_proto(val, req.mutable_value());
+    self->send(node.facade, std::move(req));
+    run();
+  }
+};
+
+} // namespace syncmesh::test

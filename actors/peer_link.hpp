@@ -13,6 +13,7 @@
 
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "syncmesh/clock.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
@@ -48,6 +49,10 @@ struct link_params {
   /// Speak py2p/js2p 0.7.870 (config::wire): the listener and the router
   /// spawn py2p links instead.
   bool py2p = false;
+  /// The node's wall clock (config::clock) for times a link puts on the
+  /// wire itself (py2p's handshakes, peer lists, initial sync); empty: the
+  /// system clock.
+  wall_clock clock;
 };
 
 /// Hands a dialled socket from the dialler to its link without a round trip:

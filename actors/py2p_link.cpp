@@ -24,7 +24,11 @@ using py2p_hs_atom = caf::atom_constant<caf::atom("py2phs")>;
 /// Keys sent per snapshot page during the initial sync.
 constexpr uint32_t sync_page = 256;
 
-uint64_t now_s() {
+/// The node's wall time in seconds (py2p's unit).
+uint64_t now_s(py2p_link_ptr self) {
+  const auto& clock = self->state.params.clock;
+  if (clock)
+    return clock() / 1'000'000;
   return static_cast<uint64_t>(
     duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
 }
@@ -116,7 +120,7 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
         auto& st = self->state;
         if (st.closing)
           return;
-        auto t = now_s();
+        auto t = now_s(self);
         for (const auto& item : snap.items()) {
           const auto& owner = item.meta().owner().empty() ? st.params.self
                                                           : item.meta().owner();
@@ -171,7 +175,8 @@ void send_initial_sync(py2p_link_ptr self) {
             p.host(), static_cast<uint16_t>(p.port()), p.node_id()});
         }
         write_raw(
-          self, st.session->whisper_frame(py2p::peers_payload(peers), now_s()),
+          self,
+          st.session->whisper_frame(py2p::peers_payload(peers), now_s(self)),
           "py2p_peers");
         send_keys(self, std::string{});
       },
@@ -309,7 +314,7 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
       shut_down(self, "node stopping", true);
   });
   // Both sides send their handshake at once, unprompted.
-  write_raw(self, st.session->handshake_frame(now_s()), "py2p_handshake");
+  write_raw(self, st.session->handshake_frame(now_s(self)), "py2p_handshake");
   self->delayed_send(self, st.params.handshake_timeout, py2p_hs_atom::value);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },

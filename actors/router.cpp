@@ -56,6 +56,7 @@ link_params make_link_params(self_ptr self, bool outbound) {
   p.peer_timeout = st.cfg.peer_timeout;
   p.outbound = outbound;
   p.py2p = st.cfg.wire == wire_kind::py2p;
+  p.clock = st.clock;
   return p;
 }
 

@@ -128,6 +128,8 @@ BOOST_AUTO_TEST_CASE(handshakes_go_both_ways_and_attach_the_peer) {
   BOOST_REQUIRE_EQUAL(out.size(), 1u);
   BOOST_CHECK_EQUAL(out[0].type, py2p::flag::whisper);
   BOOST_CHECK_EQUAL(out[0].sender, node_a);
+  // Stamped on the node's clock (config::clock), not the system's.
+  BOOST_CHECK_EQUAL(out[0].time, now_s());
   BOOST_REQUIRE_EQUAL(out[0].sub_flag(), py2p::flag::handshake);
   py2p::handshake_info hs;
   BOOST_REQUIRE(py2p::read_handshake(out[0].payload, hs).empty());

@@ -78,9 +78,11 @@ uint64_t element_id(uint64_t key_hash, uint64_t version_hash) noexcept {
   return (key_hash << 32) | (v & 0xffffffffull);
 }
 
-std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
+namespace {
+
+/// The buckets in which `other` and the store differ.
+std::vector<uint32_t> differing_buckets(const peer_summary& other,
                                         const store_state& store) {
-  peer_summary other{theirs};
   std::vector<uint32_t> result;
   const auto& mine = store.buckets();
   for (uint32_t i = 0; i < bucket_count; ++i)
@@ -88,6 +90,13 @@ std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
         || (other.has_counts && mine[i].count != other.counts[i]))
       result.push_back(i);
   return result;
+}
+
+} // namespace
+
+std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
+                                        const store_state& store) {
+  return differing_buckets(peer_summary{theirs}, store);
 }
 
 std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
@@ -115,11 +124,10 @@ namespace {
 
 /// Splits `buckets` (from differing_buckets) into those the peer's SUMMARY
 /// shows empty and the rest.
-void split_by_peer_empty(const pb::Digest& theirs,
+void split_by_peer_empty(const peer_summary& other,
                          const std::vector<uint32_t>& buckets,
                          std::vector<uint32_t>& peer_empty,
                          std::vector<uint32_t>& to_compare) {
-  peer_summary other{theirs};
   for (auto b : buckets)
     (other.empty(b) ? peer_empty : to_compare).push_back(b);
 }
@@ -220,10 +228,7 @@ bool from_compact(const pb::CompactVersion& x, const pb::Digest& digest,
 /// The store's keys in `buckets`.
 std::vector<std::string> keys_in_buckets(const store_state& store,
                                          const std::vector<uint32_t>& buckets) {
-  std::vector<bool> wanted(bucket_count, false);
-  for (auto b : buckets)
-    if (b < bucket_count)
-      wanted[b] = true;
+  auto wanted = bucket_flags(buckets);
   std::vector<std::string> result;
   for (const auto& kv : store.entries())
     if (wanted[store_state::bucket_of(kv.first)])
@@ -238,9 +243,10 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
     return; // another digest layout: nothing we can compare
   switch (theirs.stage()) {
     case pb::Digest::SUMMARY: {
+      const peer_summary other{theirs};
       std::vector<uint32_t> peer_empty;
       std::vector<uint32_t> to_compare;
-      split_by_peer_empty(theirs, differing_buckets(theirs, store), peer_empty,
+      split_by_peer_empty(other, differing_buckets(other, store), peer_empty,
                           to_compare);
       if (!peer_empty.empty())
         add_entries(keys_in_buckets(store, peer_empty));

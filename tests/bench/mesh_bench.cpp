@@ -426,27 +426,33 @@ struct mesh {
   }
 
   /// Links report their byte counts to the router once per heartbeat
-  /// (peer_link.cpp): wait until two heartbeats passed and every node's
-  /// count moved, so a snapshot includes what was just sent.
+  /// (peer_link.cpp), and every heartbeat sends a ping, so each report moves
+  /// the count. A report may already be under way when this starts, so each
+  /// link must report twice: a node with `p` links has done so once its
+  /// count moved 2p + 1 times (all links report at the same period, so no
+  /// link can have reported less than twice by then). Then a snapshot
+  /// includes what was just sent.
   void settle_traffic() {
-    std::vector<uint64_t> seen;
+    std::vector<uint64_t> last;
     for (auto& n : nodes)
-      seen.push_back(n->counters().wire_bytes_out);
-    auto since = std::chrono::steady_clock::now();
-    std::vector<bool> moved(nodes.size(), false);
+      last.push_back(n->counters().wire_bytes_out);
+    std::vector<uint64_t> moves(nodes.size(), 0);
+    std::vector<bool> done(nodes.size(), false);
     poll_until(
       [&] {
         bool all = true;
         for (size_t i = 0; i < nodes.size(); ++i) {
-          if (!moved[i]) {
+          if (!done[i]) {
             auto c = nodes[i]->counters();
-            moved[i] = c.peers == 0 || c.wire_bytes_out != seen[i];
+            if (c.wire_bytes_out != last[i]) {
+              last[i] = c.wire_bytes_out;
+              ++moves[i];
+            }
+            done[i] = moves[i] >= 2 * c.peers + 1 || c.peers == 0;
           }
-          all = all && moved[i];
+          all = all && done[i];
         }
-        return all
-               && std::chrono::steady_clock::now() - since
-                    > 2 * heartbeat_interval;
+        return all;
       },
       // Each poll asks every node for its stats, which walk every entry.
       10s, "link traffic reports", 25ms);

@@ -83,6 +83,33 @@ struct config {
   size_t max_value_size = 1024 * 1024;
   /// Largest frame on the wire, in bytes; an update() batch must fit it.
   size_t max_frame_size = 4 * 1024 * 1024;
+  /// Deepest nesting of lists and maps in a value. Mesh-wide like the
+  /// protocol ID (exchanged in the handshake): every entrance (local API,
+  /// HTTP, wire, anti-entropy, py2p) refuses deeper values, and the wire
+  /// decoder's recursion limit is raised to hold this depth.
+  size_t max_value_depth = 64;
+  /// Longest lease any record may claim, mesh-wide (in the handshake): a
+  /// record's lease end is clamped to its own wall stamp + this, when made
+  /// and when merged, so no record can lock a key for longer.
+  std::chrono::milliseconds max_lease_duration = std::chrono::hours(24);
+  /// Largest frame a connection may send before its hello is accepted; a
+  /// hello fits in a few hundred bytes.
+  size_t max_handshake_frame = 64 * 1024;
+  /// Most bytes held, in all, for connections that have not finished their
+  /// handshake; beyond it the newest or largest pending buffer is dropped.
+  size_t max_pending_handshake_bytes = 4 * 1024 * 1024;
+  /// Most bytes of one peer's writes received but not yet applied by the
+  /// store; beyond it the link stops reading its socket until the store
+  /// catches up (credit-based back-pressure).
+  size_t ingress_window = 4 * 1024 * 1024;
+  /// A connection claiming the ID of a connected node makes the node probe
+  /// the existing link; only if it stays silent this long is it replaced.
+  std::chrono::milliseconds duplicate_probe_timeout
+    = std::chrono::milliseconds(1000);
+  /// Most bytes of anti-entropy traffic queued for one peer (one session
+  /// per peer at a time); beyond it the session is cut short and retried
+  /// in a later round.
+  size_t max_ae_outbox_bytes = 8 * 1024 * 1024;
   /// Deletes are remembered as tombstones this long, then purged.
   std::chrono::milliseconds tombstone_horizon = std::chrono::hours(24);
   /// Remote writes stamped further than this ahead of the local wall clock

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/log.hpp"
 #include "syncmesh/caf_types.hpp"
 
 namespace syncmesh {
@@ -235,7 +236,8 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
   table.reserve(cfg.expected_keys);
   horizon_us = to_us(cfg.tombstone_horizon);
   table.raise_clock_floor(cfg.hlc_floor_us);
-  limits = write_limits{cfg.max_key_size, cfg.max_value_size};
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size,
+                        static_cast<int>(cfg.max_value_depth)};
   py2p_allow_delete = cfg.py2p_allow_delete;
 }
 
@@ -312,10 +314,21 @@ caf::message_handler lease_manager_handlers(self_ptr self) {
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {
       // Entries come straight from a peer link: check them like any
-      // remote write before they touch the store.
-      if (auto err = validate_remote_batch(batch, self->state.lease.limits);
-          !err.empty())
-        return make_error(errc::malformed, std::move(err));
+      // remote write before they touch the store. A record breaking a limit
+      // is skipped and counted alone; the rest of the window is applied.
+      auto skipped = remove_invalid_records(batch, self->state.lease.limits);
+      if (skipped.count > 0) {
+        auto& stats = self->state.stats;
+        stats.set_ae_records_skipped(stats.ae_records_skipped()
+                                     + skipped.count);
+        if (worth_logging(stats.ae_records_skipped(), skipped.count))
+          log_line(log_level::warning, self->state.lease.table.self(),
+                   "skipped " + std::to_string(skipped.count)
+                     + " anti-entropy entr(ies) from " + origin.substr(0, 12)
+                     + " (" + skipped.first_error + "); "
+                     + std::to_string(stats.ae_records_skipped())
+                     + " skipped in all");
+      }
       auto accepted = accept_remote(self, origin, batch);
       auto repaired = apply_remote_batch(self, std::move(origin), accepted);
       auto& stats = self->state.stats;

@@ -37,6 +37,7 @@ link_params make_link_params(self_ptr self, bool outbound) {
   link_params p;
   p.self = st.self_id;
   p.protocol_id = protocol_id(st.cfg);
+  p.terms = hello_terms_of(st.cfg);
   p.listen_host = st.cfg.host;
   p.listen_port = st.port;
   // Behind NAT or a port mapping, peers must dial what we advertise.
@@ -388,6 +389,25 @@ void py2p_flood_local(self_ptr self, const std::string& origin,
   }
 }
 
+/// Removes the records of `batch` that break a value limit (or are
+/// malformed), counting and logging them: one bad record from a peer is
+/// skipped alone, never a reason to refuse its batch or drop its link.
+void skip_invalid_records(self_ptr self, const std::string& peer,
+                          pb::WriteBatch& batch) {
+  auto& st = self->state;
+  auto skipped = remove_invalid_records(batch, st.limits);
+  if (skipped.count == 0)
+    return;
+  bump(st.stats, &pb::RouterStats::skipped_records,
+       &pb::RouterStats::set_skipped_records, skipped.count);
+  if (worth_logging(st.stats.skipped_records(), skipped.count))
+    log_line(log_level::warning, st.self_id,
+             "skipped " + std::to_string(skipped.count) + " record(s) from "
+               + peer.substr(0, 12) + " (" + skipped.first_error + "); "
+               + std::to_string(st.stats.skipped_records())
+               + " skipped in all");
+}
+
 /// A message from a py2p link: broadcasts are aged, de-duplicated and
 /// relayed as received to every peer but their original sender (py2p's
 /// waterfall); writes then go to the lease manager, which decides them with
@@ -406,13 +426,9 @@ void on_py2p_inbound(self_ptr self, const std::string& peer,
   }
   if (batch.records_size() == 0)
     return;
-  if (auto err = validate_remote_batch(batch, st.limits); !err.empty()) {
-    bump(st.stats, &pb::RouterStats::rejected_in,
-         &pb::RouterStats::set_rejected_in);
-    log_line(log_level::warning, st.self_id,
-             "ignoring a py2p write from " + peer.substr(0, 12) + ": " + err);
+  skip_invalid_records(self, peer, batch);
+  if (batch.records_size() == 0)
     return;
-  }
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
   if (st.lease_manager)
@@ -454,7 +470,8 @@ void router_state::init(const config& c, const node_id& self) {
   cfg = c;
   self_id = self;
   builder = envelope_builder(self, cfg.max_hops, cfg.max_frame_size);
-  limits = write_limits{cfg.max_key_size, cfg.max_value_size};
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size,
+                        static_cast<int>(cfg.max_value_depth)};
   clock = cfg.clock ? cfg.clock : system_wall_clock();
   uint64_t seed = 0;
   for (unsigned char c : self)
@@ -706,8 +723,10 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       pb::WriteBatch batch;
       if (auto err = envelope_builder::decode_writes(env, batch); !err.empty())
         return reject(std::move(err));
-      if (auto err = validate_remote_batch(batch, st.limits); !err.empty())
-        return reject(std::move(err));
+      // A record breaking a limit is skipped alone; the link stays up.
+      skip_invalid_records(self, peer, batch);
+      if (batch.records_size() == 0)
+        return true;
       bump(st.stats, &pb::RouterStats::records_in,
            &pb::RouterStats::set_records_in,
            static_cast<uint64_t>(batch.records_size()));

@@ -2,6 +2,7 @@
 
 #include "messages/frame_codec.hpp"
 #include "messages/py2p_codec.hpp"
+#include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 
 namespace syncmesh {
@@ -25,6 +26,10 @@ std::string config::validate() const {
   if (max_key_size + max_value_size + 1024 > max_frame_size)
     return "max_key_size + max_value_size (+1 KiB) must fit max_frame_size ("
            + to_string(max_frame_size) + " bytes)";
+  if (max_value_depth == 0
+      || max_value_depth > static_cast<size_t>(max_value_depth_ceiling))
+    return "max_value_depth must be between 1 and "
+           + to_string(max_value_depth_ceiling);
   if (tombstone_horizon.count() <= 0)
     return "tombstone_horizon must be positive";
   if (max_clock_skew.count() < 0)
@@ -92,8 +97,11 @@ std::string protocol_id(const config& cfg) {
   if (cfg.wire == wire_kind::py2p)
     return py2p::protocol_id(cfg.subnet.empty() ? "sync" : cfg.subnet,
                              cfg.leasing);
-  // Readable on purpose: peers log it when they refuse each other.
-  return "syncmesh/2 subnet=" + cfg.subnet
+  // Readable on purpose: peers log it when they refuse each other. The
+  // protocol version is negotiated in the hello (min/max_version), so it is
+  // no longer part of the ID; a syncmesh/2 node ("syncmesh/2 subnet=...")
+  // sees an ID that differs from its own and refuses us.
+  return "syncmesh subnet=" + cfg.subnet
          + " leasing=" + (cfg.leasing ? "1" : "0");
 }
 

@@ -54,6 +54,7 @@ struct node_config : caf::actor_system_config {
   std::string redial_max = "30s";
   std::string tombstone_horizon = "24h";
   size_t max_value_size = 1024 * 1024;
+  size_t max_value_depth = 64;
   size_t expected_keys = 0;
 
   node_config() {
@@ -81,6 +82,8 @@ struct node_config : caf::actor_system_config {
       .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
       .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
       .add(max_value_size, "max-value-size", "largest value in bytes")
+      .add(max_value_depth, "max-value-depth",
+           "deepest nesting of lists and maps in a value (mesh-wide)")
       .add(expected_keys, "expected-keys",
            "keys to size the tables for (avoids rehash pauses)");
   }
@@ -154,6 +157,7 @@ config to_node_config(const node_config& opts) {
   cfg.max_peers = opts.max_peers;
   cfg.max_inbound = opts.max_inbound;
   cfg.max_value_size = opts.max_value_size;
+  cfg.max_value_depth = opts.max_value_depth;
   cfg.expected_keys = opts.expected_keys;
   if (cfg.max_frame_size < cfg.max_value_size + cfg.max_key_size + 1024)
     cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;

@@ -60,7 +60,8 @@ struct link_fixture : test::node_fixture {
   /// A framed hello from `id` with the protocol of `c`.
   std::string hello(const std::string& id, const config& c) {
     std::string out;
-    append_frame(out, make_hello(id, protocol_id(c), "10.0.0.2", 7000));
+    append_frame(
+      out, make_hello(id, protocol_id(c), "10.0.0.2", 7000, hello_terms_of(c)));
     return out;
   }
 };
@@ -105,8 +106,8 @@ BOOST_AUTO_TEST_CASE(
   a_peer_on_a_wildcard_address_is_recorded_where_it_came_from) {
   auto hdl = connect_peer();
   std::string bytes;
-  append_frame(bytes,
-               make_hello("node-b", protocol_id(node_cfg), "0.0.0.0", 7000));
+  append_frame(bytes, make_hello("node-b", protocol_id(node_cfg), "0.0.0.0",
+                                 7000, hello_terms_of(node_cfg)));
   send(hdl, bytes);
   auto list = ask<pb::PeerList>(node.router, pb::PeersRequest{});
   BOOST_REQUIRE_EQUAL(list.peers_size(), 1);

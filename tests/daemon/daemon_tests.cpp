@@ -505,9 +505,9 @@ BOOST_AUTO_TEST_CASE(readyz_waits_for_configured_peers) {
 BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {
   scratch_dir scratch;
   const auto& dir = scratch.path;
-  for (auto bad :
-       {"--bogus=1", "--port=abc", "--lease-duration=soon", "--http=nonsense",
-        "--log-level=loud", "--anti-entropy-method=fast"}) {
+  for (auto bad : {"--bogus=1", "--port=abc", "--lease-duration=soon",
+                   "--http=nonsense", "--log-level=loud",
+                   "--anti-entropy-method=fast"}) {
     BOOST_TEST_CONTEXT(bad) {
       child_process p{{SYNCMESH_NODE_BIN, bad}, dir + "/bad.log"};
       BOOST_CHECK_EQUAL(p.wait(5s), 2);

@@ -729,7 +729,8 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
     ++in_flight_;
     return true;
   }
-  if (digests_.empty() && !pending_buckets_.empty())
+  // Duplicate or out-of-range buckets may yield no list: read on.
+  while (digests_.empty() && !pending_buckets_.empty())
     materialise_key_lists(store);
   if (!digests_.empty()) {
     next_key_digest(store, out);

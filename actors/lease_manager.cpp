@@ -230,7 +230,8 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
   table = lease_table(self, cfg.clock ? cfg.clock : system_wall_clock(),
                       lease_settings{cfg.leasing, to_us(cfg.lease_duration),
                                      to_us(cfg.lease_margin),
-                                     cfg.wire == wire_kind::py2p},
+                                     cfg.wire == wire_kind::py2p,
+                                     to_us(cfg.max_lease_duration)},
                       to_us(cfg.max_clock_skew));
   max_held = cfg.max_held_writes;
   table.reserve(cfg.expected_keys);

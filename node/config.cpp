@@ -13,6 +13,13 @@ std::string config::validate() const {
     return "lease_duration must be positive";
   if (lease_margin.count() < 0)
     return "lease_margin must not be negative";
+  // Lease ends are clamped to stamp + max_lease_duration; with stamps
+  // below 2^62 µs, a maximum below 2^61 µs (~73,000 years) cannot overflow.
+  if (max_lease_duration.count() <= 0
+      || max_lease_duration > std::chrono::hours(24 * 365 * 1000))
+    return "max_lease_duration must be positive and at most 1000 years";
+  if (lease_duration > max_lease_duration)
+    return "lease_duration must not exceed max_lease_duration";
   if (leasing && lease_margin * 2 >= lease_duration)
     return "lease_margin must be less than half of lease_duration";
   if (max_key_size == 0)
@@ -43,6 +50,8 @@ std::string config::validate() const {
     return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (max_ae_outbox_bytes == 0)
+    return "max_ae_outbox_bytes must be positive";
   if (max_send_queue < max_frame_size)
     return "max_send_queue must hold at least one frame (max_frame_size)";
   if (heartbeat_interval.count() <= 0 || peer_timeout <= heartbeat_interval)

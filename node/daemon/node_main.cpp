@@ -42,6 +42,7 @@ struct node_config : caf::actor_system_config {
   std::string wire = "native";
   bool py2p_allow_delete = false;
   std::string lease_duration = "1h";
+  std::string max_lease_duration = "24h";
   size_t max_peers = 4;
   size_t max_inbound = 32;
   std::string http = "127.0.0.1:7441";
@@ -68,6 +69,8 @@ struct node_config : caf::actor_system_config {
       .add(py2p_allow_delete, "py2p-allow-delete",
            "py2p mode: allow deletes (nil stores crash js2p peers)")
       .add(lease_duration, "lease-duration", "lease length, e.g. \"1h\"")
+      .add(max_lease_duration, "max-lease-duration",
+           "longest lease any record may hold, mesh-wide (default 24h)")
       .add(max_peers, "max-peers", "outgoing connections to aim for")
       .add(max_inbound, "max-inbound", "most inbound connections")
       .add(http, "http", "HTTP API address HOST:PORT (empty: off)")
@@ -169,6 +172,7 @@ config to_node_config(const node_config& opts) {
     std::chrono::milliseconds& out;
   } durations[] = {
     {"lease-duration", opts.lease_duration, cfg.lease_duration},
+    {"max-lease-duration", opts.max_lease_duration, cfg.max_lease_duration},
     {"heartbeat-interval", opts.heartbeat_interval, cfg.heartbeat_interval},
     {"peer-timeout", opts.peer_timeout, cfg.peer_timeout},
     {"anti-entropy-interval", opts.anti_entropy_interval,

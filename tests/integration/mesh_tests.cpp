@@ -726,6 +726,35 @@ BOOST_AUTO_TEST_CASE(unfinished_handshakes_stay_bounded_and_peers_still_join) {
                  cfg.max_pending_handshake_bytes);
 }
 
+BOOST_AUTO_TEST_CASE(a_slow_receiver_is_not_disconnected_and_converges) {
+  // Small windows and queues: the receiver pauses the writer's link, the
+  // writer's queue fills and sheds flood frames; anti-entropy repairs them.
+  auto small = [] {
+    auto c = fast_config(false);
+    c.max_value_size = 16 * 1024;
+    c.max_frame_size = 64 * 1024;
+    c.max_send_queue = 64 * 1024;
+    c.ingress_window = 64 * 1024;
+    return c;
+  };
+  auto& writer = add(small());
+  auto& reader = add(small());
+  reader.connect("127.0.0.1", writer.port());
+  BOOST_REQUIRE(eventually([&] { return writer.peers().size() == 1; }));
+  std::string big(15 * 1024, 'w');
+  for (int i = 0; i < 400; ++i)
+    writer["k" + std::to_string(i)] = big + std::to_string(i);
+  BOOST_CHECK(
+    eventually([&] { return reader.size() == 400 && converged(); }, 30s));
+  for (auto* n : {&writer, &reader}) {
+    const auto& errors = n->stats().router().frame_errors();
+    BOOST_CHECK(errors.find("slow consumer") == errors.end());
+    BOOST_CHECK(errors.find("heartbeat timeout") == errors.end());
+  }
+  BOOST_CHECK_EQUAL(writer.peers().size(), 1u);
+  BOOST_CHECK_EQUAL(reader.size(), 400u);
+}
+
 BOOST_AUTO_TEST_CASE(an_impostor_is_refused_while_the_real_node_answers) {
   auto& a = add();
   auto& b = add();

@@ -195,14 +195,19 @@ void pause_reading(peer_link_ptr self) {
   self->configure_read(st.hdl, caf::io::receive_policy::at_most(1));
 }
 
-/// Reads again and handles what arrived meanwhile.
+/// Handles what arrived meanwhile, then reads again. The order matters: a
+/// trigger followed by a halt in one multiplexer round cancel out in CAF's
+/// event queue but leave the stream believing it still reads, and no later
+/// trigger would register the socket again.
 void resume_reading(peer_link_ptr self) {
   auto& st = self->state;
   log_line(log_level::debug, st.params.self, "resuming " + describe(self));
-  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
-  self->trigger(st.hdl);
   st.last_received = self->clock().now();
   drain(self);
+  if (st.closing || st.ingress.paused())
+    return; // the buffered frames filled the window again: stay halted
+  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
+  self->trigger(st.hdl);
 }
 
 /// The store applied (or the router refused) `bytes` of the peer's writes.
@@ -475,7 +480,7 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
 /// queue is full (the peer reads slower than we write, e.g. because it
 /// applies slower and paused us): anti-entropy repairs it once the queue
 /// drains, so back-pressure never turns into disconnect churn. Only a queue
-/// past the hard cap (twice max_send_queue) disconnects.
+/// past the hard cap (twice max_send_queue + max_frame_size) disconnects.
 void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
   auto& st = self->state;
   if (st.closing || !st.established)
@@ -495,10 +500,13 @@ void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
     }
     return;
   }
-  if (!flood && st.budget.queued() + frame.size() > 2 * st.budget.limit()) {
+  // Anti-entropy windows fit the send queue but may come on top of a full
+  // one: the hard cap leaves room for that, and bounds the bytes all the same.
+  auto hard_cap = 2 * (st.budget.limit() + st.params.max_frame_size);
+  if (!flood && st.budget.queued() + frame.size() > hard_cap) {
     shut_down(self, pb::Goodbye::SLOW_CONSUMER,
               std::to_string(st.budget.queued()) + " bytes queued, hard cap "
-                + std::to_string(2 * st.budget.limit()));
+                + std::to_string(hard_cap));
     return;
   }
   write_frame(self, frame, flood ? "flood" : "anti_entropy");

@@ -307,6 +307,8 @@ caf::message_handler lease_manager_handlers(self_ptr self) {
     },
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
       apply_remote(self, std::move(origin), batch);
+      // The reply returns the sending link's ingress credit.
+      return true;
     },
     [=](py2p_write_atom, std::string& origin, pb::WriteBatch& batch,
         bool initial_sync) {

@@ -60,8 +60,9 @@ struct dict_store_state;
 /// node. Local writes (`SetRequest`, `UpdateRequest`, `DeleteRequest`,
 /// `DeltaRequest`, `PopItemRequest`, forwarded by the facade) are decided,
 /// stamped and applied, and answered once applied. Remote writes
-/// `(remote_atom, peer, WriteBatch)` from the router are never refused for
-/// lease reasons; those stamped too far in the future are held. Also:
+/// `(remote_atom, peer, WriteBatch) -> bool` from the router are never
+/// refused for lease reasons; those stamped too far in the future are held.
+/// The reply (once applied or held) returns the sending link's credit. Also:
 /// `(py2p_write_atom, peer, WriteBatch, initial_sync)`,
 /// `(ae_entries_atom, peer, WriteBatch) -> bool`, `(tick_atom, generation)`,
 /// `(stats_atom, lease_atom) -> LeaseStats`. At most one timer is armed at

@@ -52,6 +52,9 @@ link_params make_link_params(self_ptr self, bool outbound) {
   p.lease_manager = st.lease_manager;
   p.max_frame_size = st.cfg.max_frame_size;
   p.max_send_queue = st.cfg.max_send_queue;
+  p.max_handshake_frame = st.cfg.max_handshake_frame;
+  p.ingress_window = st.cfg.ingress_window;
+  p.shared = st.links;
   p.handshake_timeout = st.cfg.handshake_timeout;
   p.heartbeat_interval = st.cfg.heartbeat_interval;
   p.peer_timeout = st.cfg.peer_timeout;
@@ -187,6 +190,72 @@ void on_attached(self_ptr self, const std::string& peer) {
     self->send(st.store, ae_start_atom::value, entry.link);
 }
 
+/// Enters `link` into the peer table (the checks are done).
+void admit(self_ptr self, const caf::actor& link, pb::PeerInfo info,
+           std::vector<caf::typed_response_promise<pb::PeerInfo>>& waiting) {
+  auto& st = self->state;
+  const auto peer = info.node_id();
+  info.set_connected_since_us(now_us(self));
+  self->monitor(link);
+  st.peers[peer] = peer_entry{link, info};
+  for (auto& rp : waiting)
+    rp.deliver(info);
+  if (st.events) {
+    pb::Event ev;
+    *ev.mutable_peer_up()->mutable_peer() = info;
+    self->send(st.events, std::move(ev));
+  }
+  on_attached(self, peer);
+}
+
+/// The probe of the link that holds `peer` ended: `alive` when it answered.
+void finish_probe(self_ptr self, const std::string& peer, bool alive) {
+  auto& st = self->state;
+  auto i = st.probing.find(peer);
+  if (i == st.probing.end())
+    return;
+  auto probe = std::move(i->second);
+  st.probing.erase(i);
+  auto existing = st.peers.find(peer);
+  bool still_there
+    = existing != st.peers.end() && existing->second.link == probe.existing;
+  if (existing != st.peers.end() && (alive || !still_there)) {
+    // The existing link answered (or another took the ID meanwhile).
+    bump(st.stats, &pb::RouterStats::duplicates_refused,
+         &pb::RouterStats::set_duplicates_refused);
+    log_line(log_level::warning, st.self_id,
+             "refused a second connection claiming node "
+               + to_hex(peer).substr(0, 12)
+               + ": the connected one answered a probe");
+    if (!probe.crossed)
+      self->send(probe.newcomer, goodbye_atom::value,
+                 int32_t{pb::Goodbye::DUPLICATE_ID},
+                 "node " + to_hex(peer).substr(0, 12)
+                   + " is connected and answered a probe");
+    for (auto& rp : probe.waiting)
+      rp.deliver(existing->second.info);
+    probe.rp.deliver(false);
+    return;
+  }
+  if (still_there) {
+    bump(st.stats, &pb::RouterStats::duplicates_replaced,
+         &pb::RouterStats::set_duplicates_replaced);
+    log_line(log_level::info, st.self_id,
+             "replacing the link to " + to_hex(peer).substr(0, 12)
+               + ": it did not answer a probe within "
+               + std::to_string(st.cfg.duplicate_probe_timeout.count())
+               + " ms");
+    self->send(existing->second.link, goodbye_atom::value,
+               int32_t{probe.crossed ? pb::Goodbye::DUPLICATE_CONNECTION
+                                     : pb::Goodbye::HEARTBEAT_TIMEOUT},
+               std::string{"a new connection replaces this silent one"});
+    self->demonitor(existing->second.link);
+    st.peers.erase(existing);
+  }
+  admit(self, probe.newcomer, std::move(probe.info), probe.waiting);
+  probe.rp.deliver(true);
+}
+
 caf::result<bool> attach(self_ptr self, pb::PeerInfo& info) {
   auto& st = self->state;
   auto link = caf::actor_cast<caf::actor>(self->current_sender());
@@ -208,16 +277,38 @@ caf::result<bool> attach(self_ptr self, pb::PeerInfo& info) {
   };
   auto existing = st.peers.find(peer);
   if (existing != st.peers.end()) {
-    if (!prefer_new_connection(existing->second.info.outbound(),
-                               info.outbound(), st.self_id, peer)) {
+    bool crossed = existing->second.info.outbound() != info.outbound();
+    if ((crossed
+         && !prefer_new_connection(existing->second.info.outbound(),
+                                   info.outbound(), st.self_id, peer))
+        || st.probing.count(peer) > 0) {
+      if (!crossed)
+        self->send(link, goodbye_atom::value,
+                   int32_t{pb::Goodbye::DUPLICATE_ID},
+                   "node " + to_hex(peer).substr(0, 12)
+                     + " is connected and being probed");
       answer(existing->second.info);
       return false;
     }
-    self->send(existing->second.link, goodbye_atom::value,
-               int32_t{pb::Goodbye::DUPLICATE_CONNECTION},
-               std::string{"a preferred connection replaces this one"});
-    self->demonitor(existing->second.link);
-    st.peers.erase(existing);
+    // A newcomer never displaces a link that still answers: probe it. Two
+    // nodes dialling each other probe the same (preferred) connection, or
+    // one of them refuses it and the other's probe fails: they agree.
+    bump(st.stats, &pb::RouterStats::duplicate_probes,
+         &pb::RouterStats::set_duplicate_probes);
+    auto rp = self->make_response_promise<bool>();
+    auto& probe = st.probing[peer];
+    probe.newcomer = link;
+    probe.info = info;
+    probe.existing = existing->second.link;
+    probe.rp = rp;
+    probe.waiting = std::move(waiting);
+    probe.crossed = crossed;
+    self
+      ->request(existing->second.link, st.cfg.duplicate_probe_timeout,
+                probe_atom::value)
+      .then([=](bool) { finish_probe(self, peer, true); },
+            [=](caf::error&) { finish_probe(self, peer, false); });
+    return rp;
   } else if (!info.outbound()) {
     size_t inbound = 0;
     for (const auto& kv : st.peers)
@@ -227,16 +318,7 @@ caf::result<bool> attach(self_ptr self, pb::PeerInfo& info) {
       return make_error(errc::overloaded, "already " + std::to_string(inbound)
                                             + " inbound peers");
   }
-  info.set_connected_since_us(now_us(self));
-  self->monitor(link);
-  st.peers[peer] = peer_entry{link, info};
-  answer(info);
-  if (st.events) {
-    pb::Event ev;
-    *ev.mutable_peer_up()->mutable_peer() = info;
-    self->send(st.events, std::move(ev));
-  }
-  on_attached(self, peer);
+  admit(self, link, info, waiting);
   return true;
 }
 
@@ -335,7 +417,10 @@ void on_link_down(self_ptr self, const caf::down_msg& msg) {
       publish_peer_down(self, i->first,
                         msg.reason ? self->system().render(msg.reason)
                                    : std::string{"connection closed"});
+      auto peer = i->first;
       st.peers.erase(i);
+      // A newcomer waiting on this link's probe gets in at once.
+      finish_probe(self, peer, false);
       return;
     }
   }
@@ -479,6 +564,7 @@ void router_state::init(const config& c, const node_id& self) {
     seed = seed * 131 + c;
   book = address_book{256, cfg.redial_min, cfg.redial_max, seed};
   seen = seen_set{cfg.seen_set_size, cfg.seen_ttl};
+  links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
 }
 
 caf::behavior router_actor(self_ptr self, const config& cfg,
@@ -733,10 +819,12 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       bump(st.stats, &pb::RouterStats::records_in,
            &pb::RouterStats::set_records_in,
            static_cast<uint64_t>(batch.records_size()));
-      if (st.lease_manager)
-        self->send(st.lease_manager, remote_atom::value, std::move(peer),
-                   std::move(batch));
-      return true;
+      if (!st.lease_manager)
+        return true;
+      // The lease manager's reply, once applied, returns the link's credit.
+      auto rp = self->make_response_promise<bool>();
+      return rp.delegate(st.lease_manager, remote_atom::value, std::move(peer),
+                         std::move(batch));
     },
     [=](py2p_in_atom, std::string& peer, std::string& id, std::string& msgpack,
         const std::string& sender, uint64_t time, bool broadcast,
@@ -767,6 +855,13 @@ caf::behavior router_actor(self_ptr self, const config& cfg,
       auto stats = self->state.stats;
       stats.set_peers(static_cast<uint32_t>(self->state.peers.size()));
       stats.set_seen_ids(self->state.seen.size());
+      if (const auto& links = self->state.links) {
+        stats.set_handshake_evictions(links->handshakes.evictions());
+        stats.set_pending_handshake_bytes(links->handshakes.total());
+        stats.set_ingress_pauses(links->ingress_pauses.load());
+        stats.set_ingress_outstanding_bytes(links->ingress_outstanding.load());
+        stats.set_flood_frames_shed(links->flood_frames_shed.load());
+      }
       return stats;
     },
   };

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,27 @@ struct router_state {
     message_budget;
   /// Counters.
   pb::RouterStats stats;
+  /// Shared with every link: the handshake budget and link counters.
+  std::shared_ptr<link_shared> links;
+  /// A newcomer claiming the ID of a connected node, waiting while the
+  /// existing link is probed.
+  struct duplicate_probe {
+    /// The newcomer's link.
+    caf::actor newcomer;
+    /// What the newcomer told us.
+    pb::PeerInfo info;
+    /// The link being probed.
+    caf::actor existing;
+    /// Answers the newcomer's attach.
+    caf::typed_response_promise<bool> rp;
+    /// Callers waiting for the newcomer's dial.
+    std::vector<caf::typed_response_promise<pb::PeerInfo>> waiting;
+    /// Both connections run in opposite directions (two nodes dialled each
+    /// other): the existing one stays only if it still answers.
+    bool crossed = false;
+  };
+  /// Probes in progress by node ID (at most one per ID).
+  std::map<std::string, duplicate_probe> probing;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.router";
@@ -96,10 +118,16 @@ struct router_state {
 /// - `(changed_atom, origin, WriteBatch)` from the store: every write that
 ///   changed the store, batched and flooded to every peer but its origin;
 /// - `(inbound_atom, peer, Envelope) -> bool` from peer links: writes from
-///   the mesh, validated and passed to the lease manager; malformed input is
+///   the mesh, validated and delegated to the lease manager, whose reply
+///   once applied returns the link's ingress credit; malformed input is
 ///   refused with errc::malformed, the link told to close, nothing changes;
 /// - `(attach_atom, PeerInfo) -> bool` from a link whose handshake is done
-///   (false: a duplicate; error overloaded: too many inbound peers);
+///   (false: a duplicate; error overloaded: too many inbound peers). A
+///   newcomer claiming the ID of a connected node waits while the existing
+///   link is probed: if it answers within duplicate_probe_timeout the
+///   newcomer is refused (goodbye DUPLICATE_ID), otherwise it replaces the
+///   silent link. Two nodes dialling each other keep the connection dialled
+///   by the smaller ID, decided the same way on both ends;
 /// - `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
 ///   `(info_atom) -> (host, port, peers)` once the listener is bound;
 /// - `(peers_atom, peer, Peers, message ID, hops)`: addresses to learn;

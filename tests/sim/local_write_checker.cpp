@@ -43,18 +43,19 @@ void local_write_checker::on_event(size_t node, const std::string& key,
   auto& stream = nodes_.at(node).streams[key];
   if (!stream.events.empty()) {
     const auto& last = stream.events.back();
-    // The store only publishes a change, and an entry's newest version only
-    // grows, except when a tombstone was purged after the horizon and an
-    // older copy came back (the documented envelope of purging).
+    // An event carries the entry's newest version, which only grows (it
+    // stays when an older field write changes the visible value), except
+    // when a tombstone was purged after the horizon and an older copy came
+    // back (the documented envelope of purging).
     bool purged
       = !last.live
         && wall_us > last.ver.stamp.wall_us + cfg_.tombstone_horizon_us;
-    if (!newer(v, last.ver) && !purged)
+    if (newer(last.ver, v) && !purged)
       report("event-order", key,
              "n" + std::to_string(node) + " published "
                + (live ? "an update " : "a delete ") + show_version(v)
                + " after " + (last.live ? "an update " : "a delete ")
-               + show_version(last.ver) + ", which is not older");
+               + show_version(last.ver) + ", which is newer");
   }
   stream.events.push_back(observed{live, v, wall_us});
   if (stream.events.size() > max_events_per_key) {

@@ -19,7 +19,8 @@
 // - "issue-order": local writes to one key issued by one client in order are
 //   applied in that order (their acknowledged versions increase with it).
 // - "event-order": update/delete events of one key never go backwards in
-//   version in a subscriber's stream.
+//   version in a subscriber's stream (an event carries the entry's newest
+//   version, so two events may carry the same one).
 // - "lease-lost-order": a lease_lost for a key follows an event in which
 //   this node held that key's lease (the update that made it owner), with no
 //   other loss or change of owner in between.

@@ -696,7 +696,8 @@ private:
   /// key has no entry.
   std::optional<version> store_newest(size_t i, const std::string& key) {
     std::optional<version> newest;
-    for (const auto& rec : cluster_->peek(i, key).records()) {
+    auto entry = cluster_->peek(i, key);
+    for (const auto& rec : entry.records()) {
       version v;
       if (!from_proto(rec.version(), v).empty())
         continue;

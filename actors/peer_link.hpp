@@ -12,6 +12,7 @@
 #include <caf/io/connection_handle.hpp>
 #include <caf/response_promise.hpp>
 
+#include "actors/handshake_budget.hpp"
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "syncmesh/clock.hpp"

@@ -171,7 +171,7 @@ public:
 
 private:
   pb::Digest& digest_;
-  std::unordered_map<node_id, uint32_t> indices_;
+  std::unordered_map<node_id, uint32_t, keyed_hasher> indices_;
 };
 
 void to_compact(const version& v, node_table& nodes, pb::CompactVersion* out) {

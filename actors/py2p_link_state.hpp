@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "messages/frame_codec.hpp"
+#include "messages/keyed_hash.hpp"
 #include "messages/py2p_codec.hpp"
 #include "messages/version.hpp"
 
@@ -61,8 +62,8 @@ private:
   size_t capacity_;
   uint64_t ttl_s_;
   std::multimap<uint64_t, std::string> by_expiry_;
-  std::unordered_map<std::string,
-                     std::multimap<uint64_t, std::string>::iterator>
+  std::unordered_map<
+    std::string, std::multimap<uint64_t, std::string>::iterator, keyed_hasher>
     ids_;
 };
 

@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "messages/keyed_hash.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 
@@ -129,7 +130,7 @@ private:
   size_t capacity_;
   std::chrono::milliseconds ttl_;
   std::deque<std::pair<time_point, std::string>> order_;
-  std::unordered_set<std::string> ids_;
+  std::unordered_set<std::string, keyed_hasher> ids_;
 };
 
 /// A TCP address.

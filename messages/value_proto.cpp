@@ -4,6 +4,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "messages/keyed_hash.hpp"
 #include "syncmesh/pb/value.pb.h"
 
 namespace syncmesh {
@@ -88,7 +89,7 @@ std::string read_map(const pb::MapValue& x, value_map& out, int depth,
                      int max) {
   out.clear();
   out.reserve(static_cast<size_t>(x.entries_size()));
-  std::unordered_set<std::string> seen;
+  std::unordered_set<std::string, keyed_hasher> seen;
   for (const auto& entry : x.entries()) {
     map_key key;
     if (auto err = from_proto(entry.key(), key); !err.empty())
@@ -163,8 +164,8 @@ std::string check_value(const pb::Value& x, int depth, int max);
 
 std::string check_map(const pb::MapValue& x, int depth, int max) {
   // Small maps compare keys pairwise; larger ones use a set of views.
-  std::unordered_set<std::string_view> texts;
-  std::unordered_set<std::string_view> raws;
+  std::unordered_set<std::string_view, keyed_hasher> texts;
+  std::unordered_set<std::string_view, keyed_hasher> raws;
   const auto& entries = x.entries();
   bool small = entries.size() <= 16;
   for (int i = 0; i < entries.size(); ++i) {

@@ -60,6 +60,7 @@ struct node_config : caf::actor_system_config {
   size_t max_handshake_frame = 64 * 1024;
   size_t max_pending_handshake_bytes = 4 * 1024 * 1024;
   size_t ingress_window = 4 * 1024 * 1024;
+  size_t max_ae_outbox_bytes = 8 * 1024 * 1024;
   std::string duplicate_probe_timeout = "1s";
 
   node_config() {
@@ -100,6 +101,8 @@ struct node_config : caf::actor_system_config {
       .add(ingress_window, "ingress-window",
            "most bytes of a peer's writes not yet applied before its link "
            "stops reading")
+      .add(max_ae_outbox_bytes, "max-ae-outbox-bytes",
+           "most bytes of anti-entropy traffic queued for one peer")
       .add(duplicate_probe_timeout, "duplicate-probe-timeout",
            "how long a connected peer may take to answer a probe when "
            "another connection claims its ID, e.g. \"1s\"");
@@ -185,6 +188,7 @@ config to_node_config(const node_config& opts) {
   cfg.ingress_window = opts.ingress_window;
   if (cfg.ingress_window < cfg.max_frame_size)
     cfg.ingress_window = cfg.max_frame_size;
+  cfg.max_ae_outbox_bytes = opts.max_ae_outbox_bytes;
   struct {
     const char* name;
     const std::string& text;

@@ -11,7 +11,9 @@
 #include <caf/io/broker.hpp>
 #include <caf/io/connection_handle.hpp>
 
+#include "actors/dict_store_actor.hpp"
 #include "actors/peer_link_state.hpp"
+#include "actors/router_actor.hpp"
 #include "messages/frame_codec.hpp"
 #include "syncmesh/clock.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -29,11 +31,9 @@ struct link_params {
   /// See listen_host; 0 when it does not listen.
   uint16_t listen_port = 0;
   /// The flood table: writes, peer lists and attach requests go there.
-  caf::actor router;
-  /// The dictionary: anti-entropy digests go there.
-  caf::actor store;
-  /// The sequencer: anti-entropy entries go there.
-  caf::actor lease_manager;
+  router_actor router;
+  /// The dictionary: anti-entropy digests and entries go there.
+  dict_store_actor store;
   /// Largest frame accepted or sent.
   size_t max_frame_size = default_max_frame_size;
   /// Most bytes queued for the peer before flood traffic disconnects it.

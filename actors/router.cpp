@@ -20,6 +20,12 @@ uint64_t now_us(router_self self) {
   return self->state.clock();
 }
 
+void send_shared(const link_actor& link, const caf::message& msg) {
+  // A typed handle would insist on one of its signatures, not a prebuilt
+  // message; the frame inside is shared by every peer it goes to.
+  caf::anon_send(caf::actor_cast<caf::actor>(link), msg);
+}
+
 std::string control_frame(router_self self, pb::Envelope& env) {
   std::string frame;
   append_frame(frame, env, self->state.cfg.max_frame_size);
@@ -39,8 +45,8 @@ void router_state::init(const config& c, const node_id& self) {
   seen = seen_set{cfg.seen_set_size, cfg.seen_ttl};
 }
 
-caf::behavior router_actor(router_self self, const config& cfg,
-                           const node_id& id) {
+router_actor::behavior_type router_behavior(router_self self, const config& cfg,
+                                            const node_id& id) {
   self->state.init(cfg, id);
   self->set_down_handler([=](caf::down_msg& msg) { on_link_down(self, msg); });
   self->set_exit_handler([=](caf::exit_msg& msg) {
@@ -48,10 +54,8 @@ caf::behavior router_actor(router_self self, const config& cfg,
     self->quit(msg.reason);
   });
   return {
-    [=](wire_atom, caf::actor lease_manager, caf::actor store,
-        caf::actor events) {
-      on_wired(self, std::move(lease_manager), std::move(store),
-               std::move(events));
+    [=](wire_atom, dict_store_actor store, facade_actor events) {
+      on_wired(self, std::move(store), std::move(events));
     },
     [=](pb::InfoRequest&) -> caf::result<pb::NodeInfo> {
       return node_info(self);
@@ -83,17 +87,14 @@ caf::behavior router_actor(router_self self, const config& cfg,
         i->second.info.set_rtt_us(rtt_us);
     },
     [=](peers_atom, const std::string& from, const pb::Peers& list,
-        const std::string& message_id, uint32_t hops) {
-      on_peers(self, from, list, message_id, hops);
-    },
+        const std::string& message_id,
+        uint32_t hops) { on_peers(self, from, list, message_id, hops); },
     [=](changed_atom, std::string& origin, pb::WriteBatch& batch) {
       on_changed(self, origin, batch);
     },
     [=](flush_atom) { flush(self); },
-    [=](inbound_atom, std::string& peer,
-        const pb::Envelope& env) -> caf::result<bool> {
-      return on_inbound_writes(self, peer, env);
-    },
+    [=](inbound_atom, std::string& peer, const pb::Envelope& env)
+      -> caf::result<bool> { return on_inbound_writes(self, peer, env); },
     [=](py2p_in_atom, std::string& peer, std::string& id, std::string& msgpack,
         const std::string& sender, uint64_t time, bool broadcast,
         pb::WriteBatch& batch, bool initial_sync) {

@@ -26,7 +26,8 @@ void on_ae_round(router_self self) {
     std::advance(i, static_cast<long>(st.ae_turn++ % st.peers.size()));
     self->send(st.store, ae_start_atom::value, i->second.link);
   }
-  self->delayed_send(self, st.cfg.anti_entropy_interval, ae_round_atom::value);
+  self->delayed_send(caf::actor_cast<router_actor>(self),
+                     st.cfg.anti_entropy_interval, ae_round_atom::value);
 }
 
 } // namespace syncmesh

@@ -35,8 +35,9 @@ pb::NodeInfo listen_info(router_self self) {
 /// Starts the periodic work once the node can talk to peers.
 void start_timers(router_self self) {
   dial_due(self);
-  self->send(self, rtick_atom::value);
-  self->delayed_send(self, self->state.cfg.anti_entropy_interval,
+  auto me = caf::actor_cast<router_actor>(self);
+  self->send(me, rtick_atom::value);
+  self->delayed_send(me, self->state.cfg.anti_entropy_interval,
                      ae_round_atom::value);
 }
 
@@ -56,9 +57,8 @@ link_params make_link_params(router_self self, bool outbound) {
     p.listen_host = out.host;
     p.listen_port = out.port;
   }
-  p.router = caf::actor_cast<caf::actor>(self);
+  p.router = caf::actor_cast<router_actor>(self);
   p.store = st.store;
-  p.lease_manager = st.lease_manager;
   p.max_frame_size = st.cfg.max_frame_size;
   p.max_send_queue = st.cfg.max_send_queue;
   p.handshake_timeout = st.cfg.handshake_timeout;
@@ -82,10 +82,11 @@ void start_dial(router_self self, const address& addr,
   }
   auto slot = std::make_shared<dial_slot>();
   auto params = make_link_params(self, true);
-  auto link = params.py2p ? self->system().middleman().spawn_broker(
-                py2p_dialing_link_actor, std::move(params), slot)
-                          : self->system().middleman().spawn_broker(
-                            dialing_link_actor, std::move(params), slot);
+  auto broker = params.py2p ? self->system().middleman().spawn_broker(
+                  py2p_dialing_link_actor, std::move(params), slot)
+                            : self->system().middleman().spawn_broker(
+                              dialing_link_actor, std::move(params), slot);
+  auto link = caf::actor_cast<link_actor>(broker);
   self->monitor(link);
   auto& pending = st.dialing[link.address()];
   pending.addr = addr;
@@ -95,8 +96,8 @@ void start_dial(router_self self, const address& addr,
   if (st.cfg.dial_via_backend)
     caf::anon_send(link, backend_dial_atom::value, addr.host, addr.port);
   else
-    dial(self->system(), link, std::move(slot), addr.host, addr.port,
-         st.cfg.dial_timeout);
+    dial(self->system(), std::move(broker), std::move(slot), addr.host,
+         addr.port, st.cfg.dial_timeout);
 }
 
 void dial_due(router_self self) {
@@ -108,10 +109,8 @@ void dial_due(router_self self) {
     start_dial(self, addr);
 }
 
-void on_wired(router_self self, caf::actor lease_manager, caf::actor store,
-              caf::actor events) {
+void on_wired(router_self self, dict_store_actor store, facade_actor events) {
   auto& st = self->state;
-  st.lease_manager = std::move(lease_manager);
   st.store = std::move(store);
   st.events = std::move(events);
   auto now = self->clock().now();
@@ -125,8 +124,9 @@ void on_wired(router_self self, caf::actor lease_manager, caf::actor store,
     start_timers(self);
     return;
   }
-  st.listener = self->system().middleman().spawn_broker(
-    listener_actor, make_link_params(self, false));
+  st.listener
+    = caf::actor_cast<listener_actor>(self->system().middleman().spawn_broker(
+      listener_behavior, make_link_params(self, false)));
   self->monitor(st.listener);
   self
     ->request(st.listener, caf::infinite, open_atom::value, st.cfg.host,
@@ -184,7 +184,8 @@ caf::result<pb::PeerInfo> connect_peer(router_self self,
 
 void on_rtick(router_self self) {
   dial_due(self);
-  self->delayed_send(self, self->state.cfg.redial_min, rtick_atom::value);
+  self->delayed_send(caf::actor_cast<router_actor>(self),
+                     self->state.cfg.redial_min, rtick_atom::value);
 }
 
 } // namespace syncmesh

@@ -17,7 +17,7 @@ void send_to_all(router_self self, const caf::message& msg,
   for (const auto& [peer, entry] : self->state.peers) {
     if (peer == except)
       continue;
-    self->send(entry.link, msg);
+    send_shared(entry.link, msg);
     bump(self->state.stats, &pb::RouterStats::deliveries,
          &pb::RouterStats::set_deliveries);
   }
@@ -40,7 +40,7 @@ void on_changed(router_self self, std::string& origin, pb::WriteBatch& batch) {
   // so a burst of writes leaves in a few large frames.
   if (!st.flush_scheduled) {
     st.flush_scheduled = true;
-    self->send(self, flush_atom::value);
+    self->send(caf::actor_cast<router_actor>(self), flush_atom::value);
   }
 }
 
@@ -87,9 +87,8 @@ caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
     return reject(std::move(err));
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
-  if (st.lease_manager)
-    self->send(st.lease_manager, remote_atom::value, std::move(peer),
-               std::move(batch));
+  if (st.store)
+    self->send(st.store, remote_atom::value, std::move(peer), std::move(batch));
   return true;
 }
 

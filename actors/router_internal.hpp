@@ -25,12 +25,7 @@
 namespace syncmesh {
 
 /// The router as its handlers see it.
-using router_self = caf::stateful_actor<router_state>*;
-
-/// (rtick_atom): the router's maintenance timer (dialling, anti-entropy).
-using rtick_atom = caf::atom_constant<caf::atom("rtick")>;
-/// (ae_round_atom): time for an anti-entropy round with the next peer.
-using ae_round_atom = caf::atom_constant<caf::atom("aeround")>;
+using router_self = router_actor::stateful_pointer<router_state>;
 
 // -- shared helpers (router.cpp) ----------------------------------------------
 
@@ -40,6 +35,10 @@ void bump(pb::RouterStats& stats, uint64_t (pb::RouterStats::*get)() const,
 
 /// The router's wall clock (µs).
 uint64_t now_us(router_self self);
+
+/// Sends an encoded message (shared, not copied, between the peers it goes
+/// to) to one link.
+void send_shared(const link_actor& link, const caf::message& msg);
 
 /// Frames a control message for one peer or for flooding.
 std::string control_frame(router_self self, pb::Envelope& env);
@@ -102,8 +101,7 @@ void dial_due(router_self self);
 
 /// Learns where the other actors are, then binds the listener (if any) and
 /// starts the timers.
-void on_wired(router_self self, caf::actor lease_manager, caf::actor store,
-              caf::actor events);
+void on_wired(router_self self, dict_store_actor store, facade_actor events);
 
 /// Our listening address; answered once bound.
 caf::result<pb::NodeInfo> node_info(router_self self);
@@ -127,8 +125,7 @@ void on_peers(router_self self, const std::string& from, const pb::Peers& list,
 // -- mesh messages (router_messages.cpp) --------------------------------------
 
 /// A local SendRequest: flooded, whispered or routed to one node.
-caf::result<pb::SendReply> send_message(router_self self,
-                                        pb::SendRequest& req);
+caf::result<pb::SendReply> send_message(router_self self, pb::SendRequest& req);
 
 /// A mesh message from `peer`: checked, de-duplicated, delivered and relayed.
 void on_message(router_self self, const std::string& peer, pb::Envelope& env);

@@ -42,7 +42,7 @@ uint32_t route_message(router_self self, pb::Envelope& env,
   for (const auto& [peer, entry] : st.peers) {
     if (peer == except)
       continue;
-    self->send(entry.link, m);
+    send_shared(entry.link, m);
     ++n;
   }
   return n;

@@ -29,7 +29,7 @@ void on_attached(router_self self, const std::string& peer) {
 
 caf::result<bool> attach(router_self self, pb::PeerInfo& info) {
   auto& st = self->state;
-  auto link = caf::actor_cast<caf::actor>(self->current_sender());
+  auto link = caf::actor_cast<link_actor>(self->current_sender());
   if (!link)
     return make_error(errc::malformed, std::string{"anonymous attach"});
   const auto peer = info.node_id();
@@ -56,7 +56,7 @@ caf::result<bool> attach(router_self self, pb::PeerInfo& info) {
     self->send(existing->second.link, goodbye_atom::value,
                int32_t{pb::Goodbye::DUPLICATE_CONNECTION},
                std::string{"a preferred connection replaces this one"});
-    self->demonitor(existing->second.link);
+    self->demonitor(existing->second.link.address());
     st.peers.erase(existing);
   } else if (!info.outbound()) {
     size_t inbound = 0;
@@ -93,7 +93,7 @@ void publish_peer_down(router_self self, const std::string& peer,
 void on_link_down(router_self self, const caf::down_msg& msg) {
   auto& st = self->state;
   if (msg.source == st.listener.address()) {
-    st.listener = nullptr;
+    st.listener = listener_actor{};
     return;
   }
   auto pending = st.dialing.find(msg.source);
@@ -134,9 +134,9 @@ bool disconnect_peer(router_self self, const pb::DisconnectRequest& req) {
   self->send(i->second.link, goodbye_atom::value,
              int32_t{pb::Goodbye::SHUTDOWN},
              std::string{"disconnected by request"});
-  self->demonitor(i->second.link);
-  st.book.forget(
-    address{i->second.info.host(), static_cast<uint16_t>(i->second.info.port())});
+  self->demonitor(i->second.link.address());
+  st.book.forget(address{i->second.info.host(),
+                         static_cast<uint16_t>(i->second.info.port())});
   st.peers.erase(i);
   return true;
 }

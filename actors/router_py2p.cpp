@@ -65,8 +65,8 @@ void on_py2p_inbound(router_self self, const std::string& peer,
   }
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
-  if (st.lease_manager)
-    self->send(st.lease_manager, py2p_write_atom::value, peer, std::move(batch),
+  if (st.store)
+    self->send(st.store, py2p_write_atom::value, peer, std::move(batch),
                initial_sync);
 }
 

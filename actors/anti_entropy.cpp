@@ -7,6 +7,7 @@
 
 #include "actors/set_sketch.hpp"
 #include "actors/store_state.hpp"
+#include "messages/keyed_hash.hpp"
 #include "messages/version.hpp"
 #include "syncmesh/config.hpp"
 #include "syncmesh/pb/wire.pb.h"
@@ -97,27 +98,6 @@ std::vector<uint32_t> differing_buckets(const peer_summary& other,
 std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
                                         const store_state& store) {
   return differing_buckets(peer_summary{theirs}, store);
-}
-
-std::vector<std::string> keys_to_send(const pb::Digest& their_keys,
-                                      const store_state& store) {
-  std::vector<bool> covered(bucket_count, false);
-  for (const auto& b : their_keys.buckets())
-    if (b.bucket() < bucket_count)
-      covered[b.bucket()] = true;
-  std::unordered_map<std::string, uint64_t> theirs;
-  theirs.reserve(static_cast<size_t>(their_keys.keys_size()));
-  for (const auto& k : their_keys.keys())
-    theirs.emplace(k.key(), k.hash());
-  std::vector<std::string> result;
-  for (const auto& [key, entry] : store.entries()) {
-    if (!covered[store_state::bucket_of(key)])
-      continue;
-    auto i = theirs.find(std::string{key});
-    if (i == theirs.end() || i->second != entry.version_hash())
-      result.emplace_back(key);
-  }
-  return result;
 }
 
 namespace {
@@ -225,17 +205,6 @@ bool from_compact(const pb::CompactVersion& x, const pb::Digest& digest,
   return from_proto(full, out).empty();
 }
 
-/// The store's keys in `buckets`.
-std::vector<std::string> keys_in_buckets(const store_state& store,
-                                         const std::vector<uint32_t>& buckets) {
-  auto wanted = bucket_flags(buckets);
-  std::vector<std::string> result;
-  for (const auto& kv : store.entries())
-    if (wanted[store_state::bucket_of(kv.first)])
-      result.emplace_back(kv.first);
-  return result;
-}
-
 } // namespace
 
 void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
@@ -243,13 +212,19 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
     return; // another digest layout: nothing we can compare
   switch (theirs.stage()) {
     case pb::Digest::SUMMARY: {
+      if (!nothing_queued()) {
+        // One session per peer: the answer to its last SUMMARY is still
+        // being sent.
+        ++summaries_dropped_;
+        return;
+      }
       const peer_summary other{theirs};
       std::vector<uint32_t> peer_empty;
       std::vector<uint32_t> to_compare;
       split_by_peer_empty(other, differing_buckets(other, store), peer_empty,
                           to_compare);
       if (!peer_empty.empty())
-        add_entries(keys_in_buckets(store, peer_empty));
+        add_bucket_entries(peer_empty);
       if (!to_compare.empty())
         compare_buckets(store, to_compare);
       return;
@@ -273,13 +248,18 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
     default:
       return; // a stage of a later protocol
   }
+  // Buckets the digest covers, and those in which the peer listed keys.
+  std::vector<bool> covered(bucket_count, false);
+  std::vector<bool> listed(bucket_count, false);
+  for (const auto& b : theirs.buckets())
+    if (b.bucket() < bucket_count)
+      covered[b.bucket()] = true;
+  for (const auto& k : theirs.keys())
+    listed[store_state::bucket_of(k.key())] = true;
   if (theirs.reply_wanted()) {
-    // Where the peer listed no keys it has nothing to send us, and
-    // keys_to_send below already covers everything we hold there: our key
-    // list for such a bucket would be wasted bytes.
-    std::vector<bool> listed(bucket_count, false);
-    for (const auto& k : theirs.keys())
-      listed[store_state::bucket_of(k.key())] = true;
+    // Where the peer listed no keys it has nothing to send us, and the
+    // entries below already cover everything we hold there: our key list
+    // for such a bucket would be wasted bytes.
     std::vector<uint32_t> buckets;
     for (const auto& b : theirs.buckets())
       if (b.bucket() < bucket_count && listed[b.bucket()])
@@ -287,7 +267,26 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
     if (!buckets.empty())
       add_key_digests(store, buckets, false);
   }
-  add_entries(keys_to_send(theirs, store));
+  // Covered buckets without listed keys: the peer holds nothing there, so
+  // all of ours go, read from the store as they are sent. Elsewhere the
+  // keys the peer lacks or holds in another version, up to the budget.
+  std::vector<uint32_t> peer_empty;
+  for (uint32_t b = 0; b < bucket_count; ++b)
+    if (covered[b] && !listed[b])
+      peer_empty.push_back(b);
+  add_bucket_entries(peer_empty);
+  std::unordered_map<std::string_view, uint64_t, keyed_hasher> their_hashes;
+  their_hashes.reserve(static_cast<size_t>(theirs.keys_size()));
+  for (const auto& k : theirs.keys())
+    their_hashes.emplace(k.key(), k.hash());
+  for (const auto& [key, entry] : store.entries()) {
+    auto b = store_state::bucket_of(key);
+    if (!covered[b] || !listed[b])
+      continue;
+    auto i = their_hashes.find(key);
+    if (i == their_hashes.end() || i->second != entry.version_hash())
+      queue_key(key);
+  }
 }
 
 void ae_outbox::compare_buckets(const store_state& store,
@@ -330,7 +329,7 @@ void ae_outbox::queue_sketch(const store_state& store,
   digest.set_bucket_mask(mask_of(buckets));
   digest.set_sketch_cells(static_cast<uint32_t>(sketch.cells()));
   digest.set_sketch(sketch.serialize());
-  controls_.push_back(digest.SerializeAsString());
+  queue_control(digest.SerializeAsString());
   ++sketches_;
 }
 
@@ -360,7 +359,7 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   // Two of their IDs may share 32 key bits (two keys): a multimap keeps
   // both, and pairing one with our key leaves the other wanted (at worst a
   // false pairing delays that key by one round).
-  std::unordered_multimap<uint32_t, uint64_t> theirs_by_key;
+  std::unordered_multimap<uint32_t, uint64_t, keyed_hasher> theirs_by_key;
   for (auto id : diff.ours)
     explained[(id >> 32) % bucket_count] = true;
   for (auto id : diff.theirs) {
@@ -377,7 +376,8 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   // another version (offer ours, so that only the winner travels). IDs are
   // matched to keys by their 32 key bits; a false match only turns an entry
   // into an offer, which the peer answers with a WANT.
-  std::unordered_set<uint64_t> ours(diff.ours.begin(), diff.ours.end());
+  std::unordered_set<uint64_t, keyed_hasher> ours(diff.ours.begin(),
+                                                  diff.ours.end());
   std::vector<std::string> send;
   std::vector<std::string> offer;
   if (!ours.empty()) {
@@ -430,7 +430,7 @@ void ae_outbox::queue_offers(const store_state& store,
       digest.add_wanted(wanted[next_wanted]);
       bytes += 8;
     }
-    controls_.push_back(digest.SerializeAsString());
+    queue_control(digest.SerializeAsString());
   }
 }
 
@@ -459,8 +459,8 @@ void ae_outbox::on_offers(const pb::Digest& theirs, const store_state& store) {
       want.push_back(offer.key());
   }
   if (theirs.wanted_size() > 0) {
-    std::unordered_set<uint64_t> wanted(theirs.wanted().begin(),
-                                        theirs.wanted().end());
+    std::unordered_set<uint64_t, keyed_hasher> wanted(theirs.wanted().begin(),
+                                                      theirs.wanted().end());
     for (const auto& [key, entry] : store.entries())
       if (wanted.count(
             element_id(store_state::key_hash(key), entry.version_hash()))
@@ -482,90 +482,265 @@ void ae_outbox::queue_want(std::vector<std::string> keys) {
       bytes += keys[next].size() + 2;
       digest.add_want_keys(std::move(keys[next]));
     }
-    controls_.push_back(digest.SerializeAsString());
+    queue_control(digest.SerializeAsString());
   }
 }
 
-void ae_outbox::add_key_digests(const store_state& store,
+namespace {
+
+/// What a queued std::string costs besides its bytes.
+constexpr size_t string_cost = sizeof(std::string);
+
+/// What a queued bucket scan costs.
+constexpr size_t scan_cost = sizeof(std::vector<bool>) + bucket_count / 8 + 64;
+
+/// Bytes a KEYS digest entry takes in a frame, at most.
+size_t listed_key_bytes(const std::string& key) noexcept {
+  return key.size() + 20;
+}
+
+} // namespace
+
+ae_outbox::ae_outbox(uint64_t session, size_t window_bytes, ae_method method,
+                     ae_limits limits)
+    : session_(session), window_bytes_(window_bytes), method_(method),
+      limits_(limits) {
+  if (limits_.max_in_flight == 0)
+    limits_.max_in_flight = 1;
+  if (limits_.max_frame_bytes < 2 * frame_overhead)
+    limits_.max_frame_bytes = 2 * frame_overhead;
+  // A window never exceeds a frame.
+  window_bytes_ = std::max<size_t>(
+    1, std::min(window_bytes_, limits_.max_frame_bytes - frame_overhead));
+}
+
+bool ae_outbox::take(size_t bytes) noexcept {
+  if (bytes > limits_.budget_bytes
+      || queued_bytes_ > limits_.budget_bytes - bytes)
+    return false;
+  queued_bytes_ += bytes;
+  peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
+  return true;
+}
+
+void ae_outbox::queue_control(std::string digest) {
+  if (!take(digest.size() + string_cost)) {
+    ++items_dropped_;
+    return;
+  }
+  controls_.push_back(std::move(digest));
+}
+
+void ae_outbox::add_key_digests(const store_state&,
                                 const std::vector<uint32_t>& buckets,
                                 bool reply_wanted) {
-  std::unordered_map<uint32_t, size_t> index;
-  auto first = digests_.size();
   for (auto b : buckets) {
-    index.emplace(b, digests_.size());
-    digests_.push_back(bucket_keys{b, {}, reply_wanted});
+    if (!take(sizeof(pending_bucket))) {
+      ++items_dropped_;
+      continue;
+    }
+    pending_buckets_.push_back(pending_bucket{b, reply_wanted});
   }
-  for (const auto& kv : store.entries()) {
-    auto i = index.find(store_state::bucket_of(kv.first));
-    if (i != index.end())
-      digests_[i->second].keys.emplace_back(kv.first);
-  }
-  (void)first;
 }
 
 void ae_outbox::add_entries(std::vector<std::string> keys) {
   for (auto& key : keys)
-    keys_.push_back(std::move(key));
+    queue_key(key);
+}
+
+void ae_outbox::queue_key(std::string_view key) {
+  if (!take(key.size() + string_cost)) {
+    ++items_dropped_;
+    return;
+  }
+  keys_.emplace_back(key);
+}
+
+void ae_outbox::add_bucket_entries(const std::vector<uint32_t>& buckets) {
+  if (buckets.empty())
+    return;
+  if (!take(scan_cost)) {
+    ++items_dropped_;
+    return;
+  }
+  scans_.push_back(bucket_scan{bucket_flags(buckets), 0});
+}
+
+void ae_outbox::materialise_key_lists(const store_state& store) {
+  // Take buckets while their estimated key lists fit a few windows and the
+  // budget; at least one, so progress never stalls.
+  const size_t room = limits_.budget_bytes > queued_bytes_
+                        ? limits_.budget_bytes - queued_bytes_
+                        : 0;
+  const size_t goal = std::min(room, 4 * window_bytes_);
+  std::unordered_map<uint32_t, size_t> index;
+  size_t estimate = 0;
+  const bool reply_wanted = pending_buckets_.front().reply_wanted;
+  while (!pending_buckets_.empty()
+         && pending_buckets_.front().reply_wanted == reply_wanted
+         && (index.empty() || estimate < goal)) {
+    auto b = pending_buckets_.front().bucket;
+    pending_buckets_.pop_front();
+    give(sizeof(pending_bucket));
+    if (b >= bucket_count || index.count(b) > 0)
+      continue;
+    estimate += store.buckets()[b].count * 48;
+    index.emplace(b, digests_.size());
+    digests_.push_back(bucket_keys{b, {}, reply_wanted});
+  }
+  if (index.empty())
+    return;
+  for (const auto& kv : store.entries()) {
+    auto i = index.find(store_state::bucket_of(kv.first));
+    if (i == index.end())
+      continue;
+    if (!take(kv.first.size() + string_cost)) {
+      // Listing part of a bucket only makes the peer send keys we hold:
+      // more bytes, never a wrong result.
+      ++items_dropped_;
+      continue;
+    }
+    digests_[i->second].keys.emplace_back(kv.first);
+  }
+}
+
+bool ae_outbox::next_key_digest(const store_state& store, pb::Envelope& out) {
+  auto* digest = out.mutable_digest();
+  digest->set_stage(pb::Digest::KEYS);
+  digest->set_bucket_count(bucket_count);
+  digest->set_session(session_);
+  digest->set_reply_wanted(digests_.front().reply_wanted);
+  const size_t limit = limits_.max_frame_bytes - frame_overhead;
+  size_t bytes = 0;
+  // Whole buckets per frame while they fit; a bucket larger than a frame
+  // is split (the peer then sends keys listed in the other part: more
+  // bytes, never a wrong result).
+  while (!digests_.empty() && bytes < window_bytes_
+         && digests_.front().reply_wanted == digest->reply_wanted()) {
+    auto& b = digests_.front();
+    digest->add_buckets()->set_bucket(b.bucket);
+    bytes += 8;
+    while (!b.keys.empty()) {
+      auto& key = b.keys.back();
+      auto size = listed_key_bytes(key);
+      if (bytes + size > limit)
+        break;
+      give(key.size() + string_cost);
+      if (const auto* entry = store.find(key)) {
+        bytes += size;
+        auto* k = digest->add_keys();
+        k->set_hash(entry->version_hash());
+        k->set_key(std::move(key));
+      } // else: purged since the list was read
+      b.keys.pop_back();
+    }
+    if (!b.keys.empty())
+      break; // the rest of this bucket goes in the next frame
+    digests_.pop_front();
+  }
+  return true;
+}
+
+bool ae_outbox::load_next_entry(const store_state& store) {
+  std::vector<pb::WriteRecord> records;
+  auto load = [&](std::string_view key, const store_entry& entry) {
+    records.clear();
+    entry.export_records(key, records);
+    for (auto& rec : records) {
+      auto size = rec.ByteSizeLong();
+      carry_bytes_ += size;
+      // Records of one entry are held whatever the budget: one entry is
+      // bounded by the value limits.
+      queued_bytes_ += size;
+      peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
+      carry_.push_back(std::move(rec));
+    }
+  };
+  while (!keys_.empty()) {
+    auto key = std::move(keys_.front());
+    keys_.pop_front();
+    give(key.size() + string_cost);
+    if (const auto* entry = store.find(key)) {
+      load(key, *entry);
+      return true;
+    }
+  }
+  while (!scans_.empty()) {
+    auto& scan = scans_.front();
+    const auto& table = store.entries();
+    while (scan.position < table.size()) {
+      auto [key, entry]
+        = *key_table<store_entry>::const_iterator{&table, scan.position++};
+      if (scan.buckets[store_state::bucket_of(key)]) {
+        load(key, entry);
+        return true;
+      }
+    }
+    scans_.pop_front();
+    give(scan_cost);
+  }
+  return false;
+}
+
+bool ae_outbox::next_entries(const store_state& store, pb::Envelope& out) {
+  auto* entries = out.mutable_entries();
+  entries->set_session(session_);
+  const size_t limit = limits_.max_frame_bytes - frame_overhead;
+  size_t bytes = 0;
+  while (bytes < window_bytes_) {
+    if (carry_.empty() && !load_next_entry(store))
+      break;
+    auto& rec = carry_.front();
+    const auto held = rec.ByteSizeLong();
+    const auto size = held + 6;
+    if (size > limit) {
+      // Cannot happen with validated limits (key + value + 1 KiB fit a
+      // frame); never build a frame the peer must refuse.
+      ++items_dropped_;
+    } else if (bytes + size > limit) {
+      break; // the next frame takes it
+    } else {
+      bytes += size;
+      entries->mutable_records()->Add(std::move(rec));
+    }
+    carry_bytes_ -= std::min(carry_bytes_, held);
+    give(std::min(queued_bytes_, held));
+    carry_.pop_front();
+  }
+  if (entries->records_size() == 0 && nothing_queued()) {
+    out.clear_entries();
+    return false;
+  }
+  entries->set_last(nothing_queued());
+  return true;
 }
 
 bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
-  if (in_flight_ >= max_in_flight_)
+  if (in_flight_ >= limits_.max_in_flight)
     return false;
   if (!controls_.empty()) {
     auto* digest = out.mutable_digest();
-    if (!digest->ParseFromString(controls_.front()))
+    give(controls_.front().size() + string_cost);
+    bool ok = digest->ParseFromString(controls_.front());
+    controls_.pop_front();
+    if (!ok)
       return false; // cannot happen: we serialized it
     digest->set_session(session_);
-    controls_.pop_front();
     ++in_flight_;
     return true;
   }
+  // Duplicate or out-of-range buckets may yield no list: read on.
+  while (digests_.empty() && !pending_buckets_.empty())
+    materialise_key_lists(store);
   if (!digests_.empty()) {
-    auto* digest = out.mutable_digest();
-    digest->set_stage(pb::Digest::KEYS);
-    digest->set_bucket_count(bucket_count);
-    digest->set_session(session_);
-    digest->set_reply_wanted(digests_.front().reply_wanted);
-    size_t bytes = 0;
-    // Whole buckets per frame; at least one, even when it is large.
-    while (!digests_.empty() && (bytes == 0 || bytes < window_bytes_)
-           && digests_.front().reply_wanted == digest->reply_wanted()) {
-      auto& b = digests_.front();
-      digest->add_buckets()->set_bucket(b.bucket);
-      for (auto& key : b.keys) {
-        const auto* entry = store.find(key);
-        if (entry == nullptr)
-          continue; // purged since the digest was queued
-        auto* k = digest->add_keys();
-        k->set_hash(entry->version_hash());
-        bytes += key.size() + 12;
-        k->set_key(std::move(key));
-      }
-      bytes += 8;
-      digests_.pop_front();
-    }
+    next_key_digest(store, out);
     ++in_flight_;
     return true;
   }
-  if (keys_.empty())
+  if (carry_.empty() && keys_.empty() && scans_.empty())
     return false;
-  auto* entries = out.mutable_entries();
-  entries->set_session(session_);
-  size_t bytes = 0;
-  std::vector<pb::WriteRecord> records;
-  while (!keys_.empty() && (bytes == 0 || bytes < window_bytes_)) {
-    const auto* entry = store.find(keys_.front());
-    if (entry != nullptr) {
-      records.clear();
-      entry->export_records(keys_.front(), records);
-      for (auto& rec : records) {
-        bytes += rec.ByteSizeLong() + 4;
-        entries->mutable_records()->Add(std::move(rec));
-      }
-    }
-    keys_.pop_front();
-  }
-  entries->set_last(keys_.empty());
+  if (!next_entries(store, out))
+    return false;
   ++in_flight_;
   return true;
 }

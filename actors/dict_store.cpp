@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "actors/atoms.hpp"
+#include "actors/log.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/caf_types.hpp"
@@ -346,9 +347,10 @@ ae_outbox& outbox_for(self_ptr self, const link_actor& link) {
   if (i == st.outboxes.end()) {
     self->monitor(link);
     i = st.outboxes
-          .emplace(link.address(),
-                   std::make_pair(link, ae_outbox{st.next_session++,
-                                                  st.window_bytes, st.method}))
+          .emplace(
+            link.address(),
+            std::make_pair(link, ae_outbox{st.next_session++, st.window_bytes,
+                                           st.method, st.ae_bounds}))
           .first;
   }
   return i->second.second;
@@ -361,14 +363,38 @@ void send_ae_frame(self_ptr self, const link_actor& link,
     self->send(link, ae_frame_atom::value, std::move(frame));
 }
 
+/// Counts (and logs) what the outbox dropped since it showed
+/// `summaries_before` and `items_before`.
+void count_drops(self_ptr self, const ae_outbox& box, size_t summaries_before,
+                 size_t items_before) {
+  auto& stats = self->state.stats;
+  const auto summaries = box.summaries_dropped() - summaries_before;
+  const auto items = box.items_dropped() - items_before;
+  if (summaries == 0 && items == 0)
+    return;
+  stats.set_ae_summaries_dropped(stats.ae_summaries_dropped() + summaries);
+  stats.set_ae_items_dropped(stats.ae_items_dropped() + items);
+  if (log_enabled(log_level::debug) || items > 0)
+    log_line(
+      items > 0 ? log_level::warning : log_level::debug, self->state.self_id,
+      "anti-entropy session " + std::to_string(box.session()) + ": dropped "
+        + std::to_string(summaries) + " SUMMARY while an answer was queued, "
+        + std::to_string(items) + " items beyond the outbox budget of "
+        + std::to_string(self->state.ae_bounds.budget_bytes)
+        + " bytes (repaired in a later round)");
+}
+
 /// Sends windows toward `link` while the outbox allows more in flight.
 void pump(self_ptr self, const link_actor& link) {
   auto& box = outbox_for(self, link);
+  const auto items_dropped = box.items_dropped();
   for (;;) {
     pb::Envelope env;
     env.set_hops_left(1);
-    if (!box.next(self->state.store, env))
+    if (!box.next(self->state.store, env)) {
+      count_drops(self, box, box.summaries_dropped(), items_dropped);
       return;
+    }
     if (env.has_entries()) {
       auto& stats = self->state.stats;
       stats.set_ae_entries_sent(stats.ae_entries_sent()
@@ -382,11 +408,14 @@ void on_digest(self_ptr self, const link_actor& link, const pb::Digest& d) {
   auto& box = outbox_for(self, link);
   const auto sketches = box.sketches();
   const auto failures = box.sketch_failures();
+  const auto summaries_dropped = box.summaries_dropped();
+  const auto items_dropped = box.items_dropped();
   box.answer(d, self->state.store);
   auto& stats = self->state.stats;
   stats.set_ae_sketches(stats.ae_sketches() + box.sketches() - sketches);
   stats.set_ae_sketch_failures(stats.ae_sketch_failures()
                                + box.sketch_failures() - failures);
+  count_drops(self, box, summaries_dropped, items_dropped);
   pump(self, link);
 }
 
@@ -396,11 +425,13 @@ void dict_store_state::init(const config& cfg, const node_id& self) {
   rules = lease_rules(self, cfg.clock ? cfg.clock : system_wall_clock(),
                       lease_settings{cfg.leasing, to_us(cfg.lease_duration),
                                      to_us(cfg.lease_margin),
-                                     cfg.wire == wire_kind::py2p},
+                                     cfg.wire == wire_kind::py2p,
+                                     to_us(cfg.max_lease_duration)},
                       to_us(cfg.max_clock_skew));
   rules.raise_clock_floor(cfg.hlc_floor_us);
   store.reserve(cfg.expected_keys);
-  limits = write_limits{cfg.max_key_size, cfg.max_value_size};
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size,
+                        static_cast<int>(cfg.max_value_depth)};
   py2p_allow_delete = cfg.py2p_allow_delete;
   method = cfg.anti_entropy_method;
   clock = cfg.clock ? cfg.clock : system_wall_clock();
@@ -414,6 +445,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
   self->state.router = std::move(router);
   self->state.lease_manager = std::move(lease_manager);
   self->state.window_bytes = window_bytes;
+  self->state.ae_bounds.budget_bytes = cfg.max_ae_outbox_bytes;
+  self->state.ae_bounds.max_frame_bytes = cfg.max_frame_size;
+  self->state.self_id = id;
   self->set_down_handler(
     [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
   return {
@@ -521,10 +555,21 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {
       // Entries come straight from a peer link: check them like any
-      // remote write before they touch the store.
-      if (auto err = validate_remote_batch(batch, self->state.limits);
-          !err.empty())
-        return make_error(errc::malformed, std::move(err));
+      // remote write before they touch the store. A record breaking a limit
+      // is skipped and counted alone; the rest of the window is applied.
+      auto skipped = remove_invalid_records(batch, self->state.limits);
+      if (skipped.count > 0) {
+        auto& stats = self->state.stats;
+        stats.set_ae_records_skipped(stats.ae_records_skipped()
+                                     + skipped.count);
+        if (worth_logging(stats.ae_records_skipped(), skipped.count))
+          log_line(log_level::warning, self->state.self_id,
+                   "skipped " + std::to_string(skipped.count)
+                     + " anti-entropy entr(ies) from " + origin.substr(0, 12)
+                     + " (" + skipped.first_error + "); "
+                     + std::to_string(stats.ae_records_skipped())
+                     + " skipped in all");
+      }
       auto accepted = accept_remote(self, origin, batch);
       auto repaired = apply_remote_batch(self, std::move(origin), accepted);
       auto& stats = self->state.stats;
@@ -565,6 +610,10 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     [=](stats_atom) {
       auto stats = self->state.stats;
       stats.set_live_keys(self->state.store.live_count());
+      uint64_t outbox_bytes = 0;
+      for (const auto& kv : self->state.outboxes)
+        outbox_bytes += kv.second.second.queued_bytes();
+      stats.set_ae_outbox_bytes(outbox_bytes);
       stats.set_entries(self->state.store.entry_count());
       return stats;
     },

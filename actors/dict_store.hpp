@@ -63,6 +63,10 @@ struct dict_store_state {
   std::map<caf::actor_addr, std::pair<link_actor, ae_outbox>> outboxes;
   /// Size of anti-entropy windows in bytes.
   size_t window_bytes = 1024 * 1024;
+  /// Bounds of each peer's anti-entropy outbox (budget, frame size).
+  ae_limits ae_bounds;
+  /// This node's ID, for log lines.
+  std::string self_id;
   /// How anti-entropy compares differing buckets.
   ae_method method{};
   /// Tags of anti-entropy sessions.

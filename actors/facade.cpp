@@ -38,7 +38,8 @@ caf::error check_value(const config& cfg, const pb::Value& val) {
                       "value of " + std::to_string(size)
                         + " bytes exceeds the limit of "
                         + std::to_string(cfg.max_value_size));
-  if (auto err = validate(val); !err.empty())
+  if (auto err = validate(val, static_cast<int>(cfg.max_value_depth));
+      !err.empty())
     return make_error(errc::malformed, std::move(err));
   return caf::none;
 }
@@ -177,7 +178,9 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
       if (req.fields().ByteSizeLong() > cfg.max_value_size)
         return make_error(errc::value_too_large,
                           std::string{"delta exceeds the value size limit"});
-      if (auto err = validate(req.fields()); !err.empty())
+      if (auto err
+          = validate(req.fields(), static_cast<int>(cfg.max_value_depth));
+          !err.empty())
         return make_error(errc::malformed, std::move(err));
       // Merging nothing changes nothing: no write, no lease, no record.
       if (req.fields().entries_size() == 0)
@@ -279,7 +282,9 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
     },
     [=](pb::SendRequest& req) -> caf::result<pb::SendReply> {
       for (const auto& packet : req.packets())
-        if (auto err = validate(packet); !err.empty())
+        if (auto err = validate(
+              packet, static_cast<int>(self->state.cfg.max_value_depth));
+            !err.empty())
           return make_error(errc::malformed, std::move(err));
       if (req.whisper() && !req.to().empty())
         return make_error(errc::malformed,

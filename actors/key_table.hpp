@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "messages/keyed_hash.hpp"
+
 namespace syncmesh {
 
 /// A byte-string key in 16 bytes: up to 15 bytes inline, longer keys in one
@@ -106,6 +108,8 @@ static_assert(sizeof(packed_key) == 16);
 /// std::unordered_map. Erasing moves the last entry into the hole, so
 /// references to entries are valid only until the next insert or erase.
 /// Growing the index rehashes no key (slots keep 32 bits of the hash).
+/// Keys come from peers, so the hash is keyed with a random seed (by
+/// default this process's): nobody can pick keys that share probe runs.
 template <class T>
 class key_table {
 public:
@@ -163,7 +167,12 @@ public:
   /// Read-only iterator.
   using const_iterator = basic_iterator<true>;
 
-  key_table() = default;
+  /// An empty table hashing with this process's seed.
+  key_table() : key_table(process_hash_seed()) {}
+
+  /// An empty table hashing with `seed`.
+  explicit key_table(uint64_t seed) noexcept : seed_(seed) {}
+
   key_table(const key_table&) = delete;
   key_table& operator=(const key_table&) = delete;
   /// Takes over `other`'s entries.
@@ -260,6 +269,9 @@ public:
   /// Past the last record.
   const_iterator end() const noexcept { return {this, size_}; }
 
+  /// The 32 bits of `key`'s keyed hash that choose its slot (for tests).
+  uint32_t tag_of(std::string_view key) const noexcept { return hash_of(key); }
+
   /// Bytes held by the table itself (chunks and index, not heap blocks that
   /// the entries or long keys own).
   size_t footprint() const noexcept {
@@ -286,8 +298,8 @@ private:
     uint32_t tag = 0;
   };
 
-  static uint32_t hash_of(std::string_view key) noexcept {
-    return static_cast<uint32_t>(std::hash<std::string_view>{}(key) >> 32);
+  uint32_t hash_of(std::string_view key) const noexcept {
+    return static_cast<uint32_t>(keyed_hash(key, seed_) >> 32);
   }
 
   static size_t max_load(size_t capacity) noexcept { return capacity / 5 * 4; }
@@ -367,11 +379,14 @@ private:
     std::swap(chunks_, other.chunks_);
     std::swap(slots_, other.slots_);
     std::swap(size_, other.size_);
+    std::swap(seed_, other.seed_);
   }
 
   std::vector<std::unique_ptr<chunk>> chunks_;
   std::vector<slot> slots_;
   size_t size_ = 0;
+  /// Seed of the keyed hash: the slots' tags depend on it.
+  uint64_t seed_ = 0;
 };
 
 } // namespace syncmesh

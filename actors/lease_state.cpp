@@ -21,6 +21,13 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
     result.allowed = true;
     return result;
   }
+  if (head != nullptr && head->newest().epoch >= max_epoch) {
+    // No epoch left above it (only reachable 2^40 claims after a forged
+    // epoch near the limit): refuse rather than make an invalid version.
+    result.owner = head->owner();
+    result.lease_end_us = head->newest().lease_end_us;
+    return result;
+  }
   auto new_claim = [&] {
     result.allowed = true;
     // A claim's epoch is its claim time, or the previous epoch + 1 when that
@@ -103,12 +110,18 @@ version py2p_successor(const entry_head* head, const node_id& owner,
       if (compare(v.stamp, cur.stamp) <= 0) {
         v.stamp = cur.stamp;
         v.stamp.node = owner;
-        ++v.stamp.counter;
+        if (v.stamp.counter == UINT32_MAX) {
+          // The counter would wrap (and the stamp go back): next µs.
+          ++v.stamp.wall_us;
+          v.stamp.counter = 0;
+        } else {
+          ++v.stamp.counter;
+        }
       }
     } else {
       // A new owner (or a write after a delete): the next epoch wins
       // whatever its times say.
-      v.epoch = cur.epoch + 1;
+      v.epoch = std::min(cur.epoch + 1, max_epoch);
     }
   }
   v.lease_end_us = leasing ? v.stamp.wall_us + 3'600'000'000ull : 0;
@@ -166,6 +179,7 @@ version lease_rules::stamp(version draft, bool is_delete) {
       draft.stamp = fresh;
     draft.lease_end_us
       = cfg_.leasing && !is_delete ? draft.stamp.wall_us + 3'600'000'000ull : 0;
+    draft.lease_end_us = clamped_lease_end(draft, cfg_.max_duration_us);
     return draft;
   }
   draft.stamp = clock_.next();
@@ -173,14 +187,23 @@ version lease_rules::stamp(version draft, bool is_delete) {
     draft.lease_end_us = draft.stamp.wall_us + cfg_.duration_us;
   else
     draft.lease_end_us = 0;
+  draft.lease_end_us = clamped_lease_end(draft, cfg_.max_duration_us);
   return draft;
 }
 
 lease_rules::recorded lease_rules::record(store_state& store,
                                           const pb::WriteRecord& rec,
-                                          const version& v,
+                                          const version& given,
                                           bool keep_old_value) const {
   recorded result;
+  // Every replica clamps alike, so their entries (and digests) agree. A
+  // copy only when the clamp changes something: the common case stays free.
+  std::optional<version> clamped;
+  if (clamped_lease_end(given, cfg_.max_duration_us) != given.lease_end_us) {
+    clamped = given;
+    clamped->lease_end_us = clamped_lease_end(given, cfg_.max_duration_us);
+  }
+  const version& v = clamped ? *clamped : given;
   const auto* before = find(store, rec.key());
   bool held = cfg_.leasing && before != nullptr && before->live()
               && before->packed_newest().claimer == self_ref_;

@@ -27,6 +27,9 @@ struct lease_settings {
   /// py2p mode: local writes are decided with py2p's rule (py2p_decide) and
   /// every version is a py2p_successor of the key's newest one.
   bool py2p = false;
+  /// Longest lease any record keeps, mesh-wide: lease ends are clamped to
+  /// the record's stamp + this when made and when merged.
+  uint64_t max_duration_us = 86'400'000'000;
 };
 
 /// What a local write may do, decided before it is stamped.
@@ -158,9 +161,10 @@ public:
     std::string error;
   };
 
-  /// Applies a write (local or remote, version `v`) to `store`. Reports a
-  /// change of a key whose lease this node held (see detect_takeover);
-  /// `keep_old_value` asks for the value it replaced.
+  /// Applies a write (local or remote, version `v`, its lease end clamped
+  /// by `clamped_lease_end`, so every replica merges alike) to `store`.
+  /// Reports a change of a key whose lease this node held (see
+  /// detect_takeover); `keep_old_value` asks for the value it replaced.
   recorded record(store_state& store, const pb::WriteRecord& rec,
                   const version& v, bool keep_old_value) const;
 

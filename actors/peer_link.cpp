@@ -151,7 +151,8 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env);
 /// The peer's hello arrived: check it, then ask the router to attach us.
 void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   auto& st = self->state;
-  auto verdict = check_hello(hello, st.params.protocol_id, st.params.self);
+  auto verdict = check_hello(hello, st.params.protocol_id, st.params.self,
+                             st.params.terms);
   if (!verdict.ok()) {
     shut_down(self, verdict.reason, verdict.detail);
     return;
@@ -166,6 +167,7 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   info.set_host(wildcard ? self->remote_addr(st.hdl) : host);
   info.set_port(hello.listen_port());
   info.set_outbound(st.params.outbound);
+  info.set_protocol_version(verdict.version);
   self->request(st.params.router, caf::infinite, attach_atom::value, info)
     .then(
       [=](bool accepted) {
@@ -373,9 +375,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     if (msg.source == self->state.params.router)
       shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
   });
-  write_envelope(self,
-                 make_hello(st.params.self, st.params.protocol_id,
-                            st.params.listen_host, st.params.listen_port));
+  write_envelope(self, make_hello(st.params.self, st.params.protocol_id,
+                                  st.params.listen_host, st.params.listen_port,
+                                  st.params.terms));
   self->delayed_send(self, st.params.handshake_timeout, hs_timeout_atom::value);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },

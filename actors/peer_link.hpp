@@ -26,6 +26,8 @@ struct link_params {
   node_id self;
   /// This node's protocol ID.
   std::string protocol_id;
+  /// This node's protocol versions and value limits (in the hello).
+  hello_terms terms;
   /// Where this node listens (announced in the hello).
   std::string listen_host;
   /// See listen_host; 0 when it does not listen.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "messages/version.hpp"
+#include "syncmesh/config.hpp"
 #include "syncmesh/pb/wire.pb.h"
 
 namespace syncmesh {
@@ -14,9 +15,45 @@ namespace syncmesh {
 /// Features this build announces in its hello.
 inline constexpr const char* link_features[] = {"batch", "anti-entropy/1"};
 
+/// The lowest protocol version this build speaks. Version 2 (the release
+/// before version ranges) put its version into the protocol ID and sends
+/// no range: it is refused with an explanation (the one clean break).
+inline constexpr uint32_t min_protocol_version = 3;
+/// The highest protocol version this build speaks.
+inline constexpr uint32_t max_protocol_version = 3;
+
+/// What a node states in its hello besides its identity, and requires of a
+/// peer: a protocol version range to negotiate within, and the mesh-wide
+/// value limits, which must be equal on both sides. Defaults equal those of
+/// a default config.
+struct hello_terms {
+  /// Lowest protocol version spoken.
+  uint32_t min_version = min_protocol_version;
+  /// Highest protocol version spoken.
+  uint32_t max_version = max_protocol_version;
+  /// config::max_key_size.
+  uint64_t max_key_size = 4096;
+  /// config::max_value_size.
+  uint64_t max_value_size = 1024 * 1024;
+  /// config::max_value_depth.
+  uint32_t max_value_depth = 64;
+  /// config::max_lease_duration in microseconds.
+  uint64_t max_lease_duration_us = 24ull * 3600 * 1000 * 1000;
+};
+
+/// The terms of a node with configuration `cfg` (this build's versions).
+hello_terms hello_terms_of(const config& cfg);
+
+/// The protocol version two nodes speaking [min_a, max_a] and [min_b,
+/// max_b] use: the highest version in both ranges, 0 when they share none
+/// (or a range is empty).
+uint32_t negotiate_version(uint32_t min_a, uint32_t max_a, uint32_t min_b,
+                           uint32_t max_b) noexcept;
+
 /// Builds this node's hello.
 pb::Envelope make_hello(const node_id& self, const std::string& protocol_id,
-                        const std::string& listen_host, uint16_t listen_port);
+                        const std::string& listen_host, uint16_t listen_port,
+                        const hello_terms& terms = {});
 
 /// Builds a goodbye.
 pb::Envelope make_goodbye(pb::Goodbye::Reason reason, std::string detail);
@@ -28,15 +65,21 @@ struct hello_verdict {
   pb::Goodbye::Reason reason = pb::Goodbye::UNSPECIFIED;
   /// Human-readable explanation.
   std::string detail;
+  /// The protocol version negotiated (when accepted).
+  uint32_t version = 0;
 
   /// True when the hello is acceptable.
   bool ok() const noexcept { return reason == pb::Goodbye::UNSPECIFIED; }
 };
 
-/// Checks a peer's hello against ours: same protocol ID, a sane node ID that
-/// is not our own.
+/// Checks a peer's hello against ours: a version range (a hello without one
+/// is from a syncmesh/2 node: PROTOCOL_MISMATCH, saying so), the same
+/// protocol ID, a common version (else VERSION_MISMATCH), equal value
+/// limits (else LIMITS_MISMATCH naming both values), a sane node ID that is
+/// not our own.
 hello_verdict check_hello(const pb::Hello& theirs,
-                          const std::string& protocol_id, const node_id& self);
+                          const std::string& protocol_id, const node_id& self,
+                          const hello_terms& terms = {});
 
 /// Decides between two connections to the same peer, the same way on both
 /// ends: the connection dialled by the smaller node ID survives; between two

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/log.hpp"
 #include "actors/router_internal.hpp"
 #include "syncmesh/caf_types.hpp"
 
@@ -26,6 +27,22 @@ void send_shared(const link_actor& link, const caf::message& msg) {
   caf::anon_send(caf::actor_cast<caf::actor>(link), msg);
 }
 
+void skip_invalid_records(router_self self, const std::string& peer,
+                          pb::WriteBatch& batch) {
+  auto& st = self->state;
+  auto skipped = remove_invalid_records(batch, st.limits);
+  if (skipped.count == 0)
+    return;
+  bump(st.stats, &pb::RouterStats::skipped_records,
+       &pb::RouterStats::set_skipped_records, skipped.count);
+  if (worth_logging(st.stats.skipped_records(), skipped.count))
+    log_line(log_level::warning, st.self_id,
+             "skipped " + std::to_string(skipped.count) + " record(s) from "
+               + peer.substr(0, 12) + " (" + skipped.first_error + "); "
+               + std::to_string(st.stats.skipped_records())
+               + " skipped in all");
+}
+
 std::string control_frame(router_self self, pb::Envelope& env) {
   std::string frame;
   append_frame(frame, env, self->state.cfg.max_frame_size);
@@ -36,7 +53,8 @@ void router_state::init(const config& c, const node_id& self) {
   cfg = c;
   self_id = self;
   builder = envelope_builder(self, cfg.max_hops, cfg.max_frame_size);
-  limits = write_limits{cfg.max_key_size, cfg.max_value_size};
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size,
+                        static_cast<int>(cfg.max_value_depth)};
   clock = cfg.clock ? cfg.clock : system_wall_clock();
   uint64_t seed = 0;
   for (unsigned char c : self)

@@ -48,6 +48,7 @@ link_params make_link_params(router_self self, bool outbound) {
   link_params p;
   p.self = st.self_id;
   p.protocol_id = protocol_id(st.cfg);
+  p.terms = hello_terms_of(st.cfg);
   p.listen_host = st.cfg.host;
   p.listen_port = st.port;
   // Behind NAT or a port mapping, peers must dial what we advertise.

@@ -83,8 +83,10 @@ caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
   pb::WriteBatch batch;
   if (auto err = envelope_builder::decode_writes(env, batch); !err.empty())
     return reject(std::move(err));
-  if (auto err = validate_remote_batch(batch, st.limits); !err.empty())
-    return reject(std::move(err));
+  // A record breaking a limit is skipped alone; the link stays up.
+  skip_invalid_records(self, peer, batch);
+  if (batch.records_size() == 0)
+    return true;
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
   if (st.store)

@@ -40,6 +40,12 @@ uint64_t now_us(router_self self);
 /// to) to one link.
 void send_shared(const link_actor& link, const caf::message& msg);
 
+/// Removes the records of `batch` that break a value limit (or are
+/// malformed), counting and logging them: one bad record from a peer is
+/// skipped alone, never a reason to refuse its batch or drop its link.
+void skip_invalid_records(router_self self, const std::string& peer,
+                          pb::WriteBatch& batch);
+
 /// Frames a control message for one peer or for flooding.
 std::string control_frame(router_self self, pb::Envelope& env);
 

@@ -49,7 +49,8 @@ uint32_t route_message(router_self self, pb::Envelope& env,
 }
 
 /// Checks a message from an untrusted peer.
-std::string validate_message(const pb::Envelope& env, size_t max_hops) {
+std::string validate_message(const pb::Envelope& env, size_t max_hops,
+                             int max_value_depth) {
   const auto& msg = env.message();
   if (msg.message_id().empty() || msg.message_id().size() > 256)
     return "message without a valid ID";
@@ -62,7 +63,7 @@ std::string validate_message(const pb::Envelope& env, size_t max_hops) {
   if (env.hops_left() > max_hops)
     return "message with more hops than allowed";
   for (const auto& packet : msg.packets())
-    if (auto err = validate(packet); !err.empty())
+    if (auto err = validate(packet, max_value_depth); !err.empty())
       return "message packet: " + err;
   return {};
 }
@@ -100,7 +101,9 @@ caf::result<pb::SendReply> send_message(router_self self,
 
 void on_message(router_self self, const std::string& peer, pb::Envelope& env) {
   auto& st = self->state;
-  if (auto err = validate_message(env, st.cfg.max_hops); !err.empty()) {
+  if (auto err
+      = validate_message(env, st.cfg.max_hops, st.limits.max_value_depth);
+      !err.empty()) {
     auto i = st.peers.find(peer);
     if (i != st.peers.end())
       self->send(i->second.link, goodbye_atom::value,

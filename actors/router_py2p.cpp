@@ -56,13 +56,9 @@ void on_py2p_inbound(router_self self, const std::string& peer,
   }
   if (batch.records_size() == 0)
     return;
-  if (auto err = validate_remote_batch(batch, st.limits); !err.empty()) {
-    bump(st.stats, &pb::RouterStats::rejected_in,
-         &pb::RouterStats::set_rejected_in);
-    log_line(log_level::warning, st.self_id,
-             "ignoring a py2p write from " + peer.substr(0, 12) + ": " + err);
+  skip_invalid_records(self, peer, batch);
+  if (batch.records_size() == 0)
     return;
-  }
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
   if (st.store)

@@ -8,45 +8,76 @@
 
 namespace syncmesh {
 
+std::string validate_remote_record(const pb::WriteRecord& rec,
+                                   const write_limits& limits) {
+  if (rec.key().empty())
+    return "empty key";
+  if (rec.key().size() > limits.max_key_size)
+    return "key of " + std::to_string(rec.key().size()) + " bytes exceeds "
+           + std::to_string(limits.max_key_size);
+  version v;
+  if (auto err = from_proto(rec.version(), v); !err.empty())
+    return err;
+  switch (rec.op_case()) {
+    case pb::WriteRecord::kValue: {
+      if (rec.value().ByteSizeLong() > limits.max_value_size)
+        return "value exceeds " + std::to_string(limits.max_value_size)
+               + " bytes";
+      if (auto err = validate(rec.value(), limits.max_value_depth);
+          !err.empty())
+        return err;
+      break;
+    }
+    case pb::WriteRecord::kFields: {
+      if (rec.fields().entries_size() == 0)
+        return "delta without fields";
+      if (rec.fields().ByteSizeLong() > limits.max_value_size)
+        return "fields exceed " + std::to_string(limits.max_value_size)
+               + " bytes";
+      if (auto err = validate(rec.fields(), limits.max_value_depth);
+          !err.empty())
+        return err;
+      break;
+    }
+    case pb::WriteRecord::kTombstone:
+      break;
+    default:
+      return "no operation";
+  }
+  return {};
+}
+
 std::string validate_remote_batch(const pb::WriteBatch& batch,
                                   const write_limits& limits) {
   int index = 0;
   for (const auto& rec : batch.records()) {
-    auto where = "record " + std::to_string(index++) + ": ";
-    if (rec.key().empty())
-      return where + "empty key";
-    if (rec.key().size() > limits.max_key_size)
-      return where + "key of " + std::to_string(rec.key().size())
-             + " bytes exceeds " + std::to_string(limits.max_key_size);
-    version v;
-    if (auto err = from_proto(rec.version(), v); !err.empty())
-      return where + err;
-    switch (rec.op_case()) {
-      case pb::WriteRecord::kValue: {
-        if (rec.value().ByteSizeLong() > limits.max_value_size)
-          return where + "value exceeds "
-                 + std::to_string(limits.max_value_size) + " bytes";
-        if (auto err = validate(rec.value()); !err.empty())
-          return where + err;
-        break;
-      }
-      case pb::WriteRecord::kFields: {
-        if (rec.fields().entries_size() == 0)
-          return where + "delta without fields";
-        if (rec.fields().ByteSizeLong() > limits.max_value_size)
-          return where + "fields exceed "
-                 + std::to_string(limits.max_value_size) + " bytes";
-        if (auto err = validate(rec.fields()); !err.empty())
-          return where + err;
-        break;
-      }
-      case pb::WriteRecord::kTombstone:
-        break;
-      default:
-        return where + "no operation";
-    }
+    if (auto err = validate_remote_record(rec, limits); !err.empty())
+      return "record " + std::to_string(index) + ": " + err;
+    ++index;
   }
   return {};
+}
+
+skipped_records remove_invalid_records(pb::WriteBatch& batch,
+                                       const write_limits& limits) {
+  skipped_records skipped;
+  auto* records = batch.mutable_records();
+  int kept = 0;
+  for (int i = 0; i < records->size(); ++i) {
+    auto err = validate_remote_record(records->Get(i), limits);
+    if (!err.empty()) {
+      if (skipped.count++ == 0)
+        skipped.first_error = "record " + std::to_string(i) + ": " + err;
+      continue;
+    }
+    if (kept != i)
+      records->SwapElements(kept, i);
+    ++kept;
+  }
+  // Only the refused records are left past `kept`.
+  while (records->size() > kept)
+    records->RemoveLast();
+  return skipped;
 }
 
 envelope_builder::envelope_builder(node_id self, uint32_t max_hops,
@@ -116,7 +147,7 @@ std::string envelope_builder::decode_writes(const pb::Envelope& env,
     body = &env.delta();
   else
     return "envelope carries no writes";
-  if (!out.ParseFromString(*body))
+  if (!parse_untrusted(*body, out))
     return "write batch does not parse";
   bool want_fields = env.body_case() == pb::Envelope::kDelta;
   for (const auto& rec : out.records())

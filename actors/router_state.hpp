@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 
 namespace syncmesh {
@@ -16,6 +17,7 @@ namespace syncmesh {
 namespace pb {
 class Envelope;
 class WriteBatch;
+class WriteRecord;
 } // namespace pb
 
 /// Limits that every write from the network must respect.
@@ -24,14 +26,45 @@ struct write_limits {
   size_t max_key_size = 4096;
   /// Largest encoded value in bytes.
   size_t max_value_size = 1024 * 1024;
+  /// Deepest nesting of lists and maps (config::max_value_depth).
+  int max_value_depth = default_max_value_depth;
 };
 
-/// Checks a write batch from an untrusted peer: every record has a non-empty
-/// key within limits, a valid version, an operation, and a well-formed value
-/// or fields within limits. Returns an explanation, or an empty string when
-/// the whole batch is acceptable (a batch is accepted or refused as a whole).
+/// Checks one write record from an untrusted peer: a non-empty key within
+/// limits, a valid version, an operation, and a well-formed value or fields
+/// within limits. Returns an explanation, or an empty string when the
+/// record is acceptable.
+std::string validate_remote_record(const pb::WriteRecord& rec,
+                                   const write_limits& limits);
+
+/// Checks a write batch from an untrusted peer record by record (see
+/// validate_remote_record). Returns the first record's explanation
+/// ("record <i>: ..."), or an empty string when every record is acceptable.
 std::string validate_remote_batch(const pb::WriteBatch& batch,
                                   const write_limits& limits);
+
+/// What remove_invalid_records took out of a batch.
+struct skipped_records {
+  /// Records removed.
+  size_t count = 0;
+  /// The first one's explanation ("record <i>: ..."), for the log.
+  std::string first_error;
+};
+
+/// Removes from `batch` every record validate_remote_record refuses, keeping
+/// the others in order: a peer's bad record is skipped alone, never a reason
+/// to refuse the rest of its batch or to drop its link.
+skipped_records remove_invalid_records(pb::WriteBatch& batch,
+                                       const write_limits& limits);
+
+/// Rate limit of the log lines about skipped records: true when a counter
+/// that grew by `added` to `total` crossed one of the first 10 counts or a
+/// multiple of 1000, so a flood of bad records logs a line per thousand.
+inline bool worth_logging(uint64_t total, uint64_t added) {
+  if (total - added < 10)
+    return true;
+  return total / 1000 != (total - added) / 1000;
+}
 
 /// Builds the envelopes that carry a batch of changed writes to peers:
 /// whole-value writes and deletes in a `write` body, field writes in a

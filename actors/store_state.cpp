@@ -197,10 +197,11 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   value_map fields;
   switch (rec.op_case()) {
     case pb::WriteRecord::kValue:
-      error = from_proto(rec.value(), val);
+      // Checked against the configured depth where it came in.
+      error = from_proto(rec.value(), val, max_value_depth_ceiling);
       break;
     case pb::WriteRecord::kFields:
-      error = from_proto(rec.fields(), fields);
+      error = from_proto(rec.fields(), fields, max_value_depth_ceiling);
       break;
     case pb::WriteRecord::kTombstone:
       break;

@@ -14,6 +14,7 @@ packages=(
   libjemalloc-dev # allocator of syncmesh-node and the benchmark (README)
   # py2p wire dialect: msgpack (header-only), SHA-256/384, zlib/gzip
   libmsgpack-cxx-dev libssl-dev zlib1g-dev
+  libxxhash-dev # keyed hash of peer-chosen keys (XXH3 with a random seed)
   # interop tests: py2p 0.7.870 on Debian's python3 (tests/interop/README.md)
   python3 python3-base58 python3-u-msgpack python3-pyee
 )

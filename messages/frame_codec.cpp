@@ -1,5 +1,8 @@
 #include "messages/frame_codec.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include "messages/value_proto.hpp"
 #include "syncmesh/pb/wire.pb.h"
 
 namespace syncmesh {
@@ -45,8 +48,25 @@ bool append_frame(std::string& out, const pb::Envelope& msg,
   return true;
 }
 
+int wire_recursion_limit() noexcept {
+  return proto_recursion_limit(max_value_depth_ceiling);
+}
+
+bool parse_untrusted(std::string_view bytes,
+                     google::protobuf::MessageLite& out) {
+  if (bytes.size() > static_cast<size_t>(INT32_MAX))
+    return false;
+  google::protobuf::io::CodedInputStream in{
+    reinterpret_cast<const uint8_t*>(bytes.data()),
+    static_cast<int>(bytes.size())};
+  // Protobuf's default (100) refuses a map nested 33 deep, which the value
+  // limits allow: the peer would drop the link on every such write.
+  in.SetRecursionLimit(wire_recursion_limit());
+  return out.ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
 std::string parse_envelope(std::string_view payload, pb::Envelope& out) {
-  if (!out.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
+  if (!parse_untrusted(payload, out))
     return "frame payload is not a valid envelope";
   return {};
 }

@@ -11,6 +11,14 @@ namespace pb {
 class Envelope;
 } // namespace pb
 
+} // namespace syncmesh
+
+namespace google::protobuf {
+class MessageLite;
+} // namespace google::protobuf
+
+namespace syncmesh {
+
 /// Size of a frame header: a 4-byte big-endian payload length.
 inline constexpr size_t frame_header_size = 4;
 
@@ -41,8 +49,20 @@ bool append_frame(std::string& out, const pb::Envelope& msg,
                   size_t max_frame_size = default_max_frame_size);
 
 /// Parses a frame payload from an untrusted peer. Returns an explanation on
-/// failure, an empty string on success.
+/// failure, an empty string on success. The parser's recursion limit holds
+/// values nested as deep as any node may be configured to accept
+/// (max_value_depth_ceiling), so a record too deep for this node's
+/// max_value_depth still parses and is skipped alone, not the whole frame.
 std::string parse_envelope(std::string_view payload, pb::Envelope& out);
+
+/// Parses untrusted protobuf bytes (e.g. the opaque WriteBatch of a `write`
+/// or `delta` body) with the same recursion limit as parse_envelope; false
+/// when they do not parse.
+bool parse_untrusted(std::string_view bytes,
+                     google::protobuf::MessageLite& out);
+
+/// The recursion limit parse_envelope and parse_untrusted set.
+int wire_recursion_limit() noexcept;
 
 /// Splits a byte stream into frame payloads. Bytes are fed as they arrive;
 /// `next` hands out whole payloads. A header announcing more than the

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "messages/keyed_hash.hpp"
 #include "messages/version.hpp"
 
 namespace syncmesh {
@@ -68,8 +69,8 @@ private:
   std::deque<uint32_t> counts_;
   /// Refs of forgotten IDs, reused first.
   std::vector<node_ref> free_;
-  /// Refs by ID; the views point into `ids_`.
-  std::unordered_map<std::string_view, node_ref> refs_;
+  /// Refs by ID; the views point into `ids_`. Peers choose IDs: keyed hash.
+  std::unordered_map<std::string_view, node_ref, keyed_hasher> refs_;
 };
 
 /// The table every stored version of this process uses.

@@ -364,8 +364,10 @@ std::string decode(std::string_view data, pb::Value& out,
     return "malformed msgpack";
   if (off != data.size())
     return "trailing bytes after the msgpack object";
-  // Duplicate map keys and ext codes out of range, as for native values.
-  if (auto err = validate(out); !err.empty())
+  // Duplicate map keys and ext codes out of range, as for native values
+  // (the depth was bounded while building).
+  if (auto err = validate(out, static_cast<int>(limits.max_depth));
+      !err.empty())
     return err;
   return {};
 }

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "messages/value_proto.hpp"
 #include "syncmesh/pb/value.pb.h"
 
 namespace syncmesh::py2p {
@@ -112,8 +113,12 @@ bool is_base58_id(std::string_view id);
 
 /// Bounds on untrusted msgpack.
 struct decode_limits {
-  /// Deepest nesting of arrays and maps.
-  size_t max_depth = 64;
+  /// Deepest nesting of arrays and maps: a value as deep as any node may
+  /// accept (max_value_depth_ceiling) inside a raw message's list and its
+  /// payload. The node's own max_value_depth is enforced per record after
+  /// decoding (validate_remote_record), so a too-deep write is skipped
+  /// alone instead of failing the whole message.
+  size_t max_depth = max_value_depth_ceiling + 4;
 };
 
 /// Appends the msgpack encoding of `x` (smallest forms, as msgpack-lite and

@@ -82,9 +82,10 @@ std::string from_proto(const pb::MapKey& x, map_key& out) {
 
 namespace {
 
-std::string read_value(const pb::Value& x, value& out, int depth);
+std::string read_value(const pb::Value& x, value& out, int depth, int max);
 
-std::string read_map(const pb::MapValue& x, value_map& out, int depth) {
+std::string read_map(const pb::MapValue& x, value_map& out, int depth,
+                     int max) {
   out.clear();
   out.reserve(static_cast<size_t>(x.entries_size()));
   std::unordered_set<std::string> seen;
@@ -95,17 +96,16 @@ std::string read_map(const pb::MapValue& x, value_map& out, int depth) {
     if (!seen.insert((key.is_text ? 't' : 'b') + key.data).second)
       return "map has a duplicate key";
     value val;
-    if (auto err = read_value(entry.value(), val, depth + 1); !err.empty())
+    if (auto err = read_value(entry.value(), val, depth + 1, max); !err.empty())
       return err;
     out.push_back(map_item{std::move(key), std::move(val)});
   }
   return {};
 }
 
-std::string read_value(const pb::Value& x, value& out, int depth) {
-  if (depth > max_value_depth)
-    return "value nests deeper than " + std::to_string(max_value_depth)
-           + " levels";
+std::string read_value(const pb::Value& x, value& out, int depth, int max) {
+  if (depth > max)
+    return "value nests deeper than " + std::to_string(max) + " levels";
   switch (x.kind_case()) {
     case pb::Value::kNil:
       out = value{};
@@ -133,7 +133,7 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
       items.reserve(static_cast<size_t>(x.list().items_size()));
       for (const auto& item : x.list().items()) {
         value val;
-        if (auto err = read_value(item, val, depth + 1); !err.empty())
+        if (auto err = read_value(item, val, depth + 1, max); !err.empty())
           return err;
         items.push_back(std::move(val));
       }
@@ -142,7 +142,7 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
     }
     case pb::Value::kMap: {
       value_map items;
-      if (auto err = read_map(x.map(), items, depth); !err.empty())
+      if (auto err = read_map(x.map(), items, depth, max); !err.empty())
         return err;
       out = value::empty_map();
       out.as_map() = std::move(items);
@@ -159,9 +159,9 @@ std::string read_value(const pb::Value& x, value& out, int depth) {
   }
 }
 
-std::string check_value(const pb::Value& x, int depth);
+std::string check_value(const pb::Value& x, int depth, int max);
 
-std::string check_map(const pb::MapValue& x, int depth) {
+std::string check_map(const pb::MapValue& x, int depth, int max) {
   // Small maps compare keys pairwise; larger ones use a set of views.
   std::unordered_set<std::string_view> texts;
   std::unordered_set<std::string_view> raws;
@@ -183,24 +183,24 @@ std::string check_map(const pb::MapValue& x, int depth) {
     } else if (!(text ? texts : raws).insert(data).second) {
       return "map has a duplicate key";
     }
-    if (auto err = check_value(entries[i].value(), depth + 1); !err.empty())
+    if (auto err = check_value(entries[i].value(), depth + 1, max);
+        !err.empty())
       return err;
   }
   return {};
 }
 
-std::string check_value(const pb::Value& x, int depth) {
-  if (depth > max_value_depth)
-    return "value nests deeper than " + std::to_string(max_value_depth)
-           + " levels";
+std::string check_value(const pb::Value& x, int depth, int max) {
+  if (depth > max)
+    return "value nests deeper than " + std::to_string(max) + " levels";
   switch (x.kind_case()) {
     case pb::Value::kList:
       for (const auto& item : x.list().items())
-        if (auto err = check_value(item, depth + 1); !err.empty())
+        if (auto err = check_value(item, depth + 1, max); !err.empty())
           return err;
       return {};
     case pb::Value::kMap:
-      return check_map(x.map(), depth);
+      return check_map(x.map(), depth, max);
     case pb::Value::kExt:
       if (x.ext().type() < -128 || x.ext().type() > 127)
         return "ext type code out of range";
@@ -214,20 +214,20 @@ std::string check_value(const pb::Value& x, int depth) {
 
 } // namespace
 
-std::string validate(const pb::Value& x) {
-  return check_value(x, 0);
+std::string validate(const pb::Value& x, int max_depth) {
+  return check_value(x, 0, max_depth);
 }
 
-std::string validate(const pb::MapValue& x) {
-  return check_map(x, 0);
+std::string validate(const pb::MapValue& x, int max_depth) {
+  return check_map(x, 0, max_depth);
 }
 
-std::string from_proto(const pb::Value& x, value& out) {
-  return read_value(x, out, 0);
+std::string from_proto(const pb::Value& x, value& out, int max_depth) {
+  return read_value(x, out, 0, max_depth);
 }
 
-std::string from_proto(const pb::MapValue& x, value_map& out) {
-  return read_map(x, out, 0);
+std::string from_proto(const pb::MapValue& x, value_map& out, int max_depth) {
+  return read_map(x, out, 0, max_depth);
 }
 
 void encode_canonical(const value& x, std::string& out) {
@@ -315,8 +315,10 @@ bool decode_canonical(std::string_view& in, value& out) {
 namespace {
 
 bool decode_canonical_at(std::string_view& in, value& out, int depth) {
-  if (depth > max_value_depth)
-    return false; // also bounds the recursion on hostile bytes
+  // Stored values were checked against the configured depth on their way
+  // in; the ceiling bounds the recursion on hostile bytes.
+  if (depth > max_value_depth_ceiling)
+    return false;
   char kind = 0;
   if (!take_byte(in, kind))
     return false;

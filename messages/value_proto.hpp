@@ -14,8 +14,24 @@ class MapValue;
 class MapKey;
 } // namespace pb
 
-/// Deepest nesting of lists and maps accepted from the network.
-inline constexpr int max_value_depth = 64;
+/// Default deepest nesting of lists and maps (config::max_value_depth): a
+/// scalar inside 64 nested lists or maps is accepted, one inside 65 is not.
+inline constexpr int default_max_value_depth = 64;
+
+/// Highest config::max_value_depth a node may be configured with. The wire
+/// decoder's protobuf recursion limit is derived from it
+/// (proto_recursion_limit), so every frame carrying values within any
+/// allowed depth parses and a too-deep record can be skipped alone.
+inline constexpr int max_value_depth_ceiling = 256;
+
+/// The protobuf recursion limit that holds a value nested `max_depth` deep
+/// inside any frame: a map level costs three messages (Value, MapValue,
+/// MapEntry), the innermost value one more (Nil, Ext), and the deepest
+/// wrapper (Envelope > Entries > WriteRecord) three. Protobuf's default
+/// (100) holds only about 32 map levels.
+constexpr int proto_recursion_limit(int max_depth) {
+  return 3 * max_depth + 3 + 1 + 4; // + 4 to spare for later wrappers
+}
 
 /// Writes a value into its protobuf form.
 void to_proto(const value& x, pb::Value* out);
@@ -28,19 +44,25 @@ void to_proto(const map_key& x, pb::MapKey* out);
 
 /// Reads a value from untrusted protobuf. Returns an explanation on failure
 /// (unset kinds, duplicate map keys, ext codes out of range, nesting deeper
-/// than max_value_depth), or an empty string on success.
-std::string from_proto(const pb::Value& x, value& out);
+/// than `max_depth`), or an empty string on success.
+std::string from_proto(const pb::Value& x, value& out,
+                       int max_depth = default_max_value_depth);
 
 /// Reads map entries from untrusted protobuf; see from_proto(pb::Value).
-std::string from_proto(const pb::MapValue& x, value_map& out);
+/// The entries' values sit one level below the map.
+std::string from_proto(const pb::MapValue& x, value_map& out,
+                       int max_depth = default_max_value_depth);
 
 /// Checks untrusted protobuf without building a value: the same rules as
 /// from_proto (kinds set, unique map keys, depth, ext range). Returns an
 /// explanation, or an empty string when valid.
-std::string validate(const pb::Value& x);
+std::string validate(const pb::Value& x,
+                     int max_depth = default_max_value_depth);
 
-/// Checks untrusted map entries; see validate(pb::Value).
-std::string validate(const pb::MapValue& x);
+/// Checks untrusted map entries (a delta's fields, merged into a map, so
+/// their values sit one level deep); see validate(pb::Value).
+std::string validate(const pb::MapValue& x,
+                     int max_depth = default_max_value_depth);
 
 /// Reads a map key from untrusted protobuf.
 std::string from_proto(const pb::MapKey& x, map_key& out);

@@ -73,6 +73,12 @@ std::string from_proto(const pb::Version& x, version& out) {
            + " bytes";
   if (x.stamp().wall_us() == 0)
     return "version stamp has no time";
+  if (x.stamp().wall_us() > max_version_time_us
+      || x.claim_us() > max_version_time_us)
+    return "version time exceeds 2^62 µs";
+  if (x.epoch() > max_epoch)
+    return "version epoch " + std::to_string(x.epoch())
+           + " leaves no room for later claims";
   out.epoch = x.epoch();
   out.claim_us = x.claim_us();
   out.claimer = x.claimer();

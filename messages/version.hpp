@@ -50,6 +50,24 @@ struct version {
   uint64_t lease_end_us = 0;
 };
 
+/// Largest wall, claim and stamp time (µs) a version may carry (~146,000
+/// years): a time plus any valid lease duration stays far from overflow.
+inline constexpr uint64_t max_version_time_us = uint64_t{1} << 62;
+
+/// Largest epoch a version may carry: 2^40 claims of headroom below 2^64,
+/// so `epoch + 1` never overflows and no key runs out of epochs in practice.
+inline constexpr uint64_t max_epoch = UINT64_MAX - (uint64_t{1} << 40);
+
+/// The lease end every replica keeps for a version: no later than the
+/// version's own wall stamp + `max_lease_us`, so no record can lock a key
+/// for longer, and all replicas (which share `max_lease_us`) agree.
+inline uint64_t clamped_lease_end(const version& v,
+                                  uint64_t max_lease_us) noexcept {
+  // Stamps are below 2^62 and max_lease_us is validated far below 2^63.
+  const auto limit = v.stamp.wall_us + max_lease_us;
+  return v.lease_end_us < limit ? v.lease_end_us : limit;
+}
+
 /// Three-way comparison; positive when `x` wins over `y`. Higher epoch wins;
 /// within an epoch the earlier claim wins (smaller claim time, then smaller
 /// claimer ID); then the higher stamp wins. `lease_end_us` is not compared.
@@ -70,7 +88,10 @@ void to_proto(const hlc_stamp& x, pb::Hlc* out);
 void to_proto(const version& x, pb::Version* out);
 
 /// Reads a version from untrusted protobuf; returns an explanation on
-/// failure (empty string on success).
+/// failure (empty string on success). Times above `max_version_time_us`
+/// and epochs above `max_epoch` are refused: arithmetic on them (epoch + 1,
+/// stamp + lease) could overflow. Lease ends are kept as sent (they are
+/// clamped when merged, see `clamped_lease_end`).
 std::string from_proto(const pb::Version& x, version& out);
 
 /// The hybrid logical clock of one node. Its stamps are unique, strictly

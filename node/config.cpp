@@ -2,6 +2,7 @@
 
 #include "messages/frame_codec.hpp"
 #include "messages/py2p_codec.hpp"
+#include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 
 namespace syncmesh {
@@ -12,6 +13,13 @@ std::string config::validate() const {
     return "lease_duration must be positive";
   if (lease_margin.count() < 0)
     return "lease_margin must not be negative";
+  // Lease ends are clamped to stamp + max_lease_duration; with stamps
+  // below 2^62 µs, a maximum below 2^61 µs (~73,000 years) cannot overflow.
+  if (max_lease_duration.count() <= 0
+      || max_lease_duration > std::chrono::hours(24 * 365 * 1000))
+    return "max_lease_duration must be positive and at most 1000 years";
+  if (lease_duration > max_lease_duration)
+    return "lease_duration must not exceed max_lease_duration";
   if (leasing && lease_margin * 2 >= lease_duration)
     return "lease_margin must be less than half of lease_duration";
   if (max_key_size == 0)
@@ -25,6 +33,10 @@ std::string config::validate() const {
   if (max_key_size + max_value_size + 1024 > max_frame_size)
     return "max_key_size + max_value_size (+1 KiB) must fit max_frame_size ("
            + to_string(max_frame_size) + " bytes)";
+  if (max_value_depth == 0
+      || max_value_depth > static_cast<size_t>(max_value_depth_ceiling))
+    return "max_value_depth must be between 1 and "
+           + to_string(max_value_depth_ceiling);
   if (tombstone_horizon.count() <= 0)
     return "tombstone_horizon must be positive";
   if (max_clock_skew.count() < 0)
@@ -38,6 +50,8 @@ std::string config::validate() const {
     return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (max_ae_outbox_bytes == 0)
+    return "max_ae_outbox_bytes must be positive";
   if (max_send_queue < max_frame_size)
     return "max_send_queue must hold at least one frame (max_frame_size)";
   if (heartbeat_interval.count() <= 0 || peer_timeout <= heartbeat_interval)
@@ -92,8 +106,11 @@ std::string protocol_id(const config& cfg) {
   if (cfg.wire == wire_kind::py2p)
     return py2p::protocol_id(cfg.subnet.empty() ? "sync" : cfg.subnet,
                              cfg.leasing);
-  // Readable on purpose: peers log it when they refuse each other.
-  return "syncmesh/2 subnet=" + cfg.subnet
+  // Readable on purpose: peers log it when they refuse each other. The
+  // protocol version is negotiated in the hello (min/max_version), so it is
+  // no longer part of the ID; a syncmesh/2 node ("syncmesh/2 subnet=...")
+  // sees an ID that differs from its own and refuses us.
+  return "syncmesh subnet=" + cfg.subnet
          + " leasing=" + (cfg.leasing ? "1" : "0");
 }
 

@@ -65,7 +65,8 @@ entry_meta meta_from(const pb::EntryMeta& x) {
 
 value value_from(const pb::Value& x) {
   value result;
-  if (auto err = from_proto(x, result); !err.empty())
+  // The node checked the depth against its own max_value_depth.
+  if (auto err = from_proto(x, result, max_value_depth_ceiling); !err.empty())
     throw error(errc::malformed, "node replied with a bad value: " + err);
   return result;
 }

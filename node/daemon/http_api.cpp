@@ -82,7 +82,7 @@ json item_json(const item& x) {
 
 /// The value a PUT body stands for: text for text/*, parsed JSON for
 /// application/json, raw bytes otherwise. Returns an explanation on error.
-std::string body_value(const httplib::Request& req, value& out) {
+std::string body_value(const httplib::Request& req, value& out, int max_depth) {
   auto type = req.get_header_value("Content-Type");
   if (type.rfind("text/", 0) == 0) {
     if (!is_utf8(req.body))
@@ -94,7 +94,7 @@ std::string body_value(const httplib::Request& req, value& out) {
     auto parsed = json::parse(req.body, nullptr, false);
     if (parsed.is_discarded())
       return "body is not JSON";
-    return from_json(parsed, out);
+    return from_json(parsed, out, max_depth);
   }
   out = value::from_bytes(req.body);
   return {};
@@ -295,7 +295,9 @@ void http_api::install_routes() {
           [this](const httplib::Request& req, httplib::Response& res) {
             guarded(res, [&] {
               value v;
-              if (auto err = body_value(req, v); !err.empty()) {
+              if (auto err = body_value(
+                    req, v, static_cast<int>(sock_.settings().max_value_depth));
+                  !err.empty()) {
                 send_error(res, 400, "bad_request", err);
                 return;
               }
@@ -319,7 +321,8 @@ void http_api::install_routes() {
         return;
       }
       value fields;
-      if (auto err = from_json(parsed, fields);
+      if (auto err = from_json(
+            parsed, fields, static_cast<int>(sock_.settings().max_value_depth));
           !err.empty() || !fields.is_map()) {
         send_error(res, 400, "bad_request",
                    err.empty() ? "body must be a JSON object" : err);
@@ -345,7 +348,9 @@ void http_api::install_routes() {
       std::vector<value> packets;
       for (const auto& p : body["packets"]) {
         value v;
-        if (auto err = from_json(p, v); !err.empty()) {
+        if (auto err = from_json(
+              p, v, static_cast<int>(sock_.settings().max_value_depth));
+            !err.empty()) {
           send_error(res, 400, "bad_request", err);
           return;
         }

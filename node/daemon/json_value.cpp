@@ -170,10 +170,9 @@ nlohmann::json to_json(const value& x) {
 
 namespace {
 
-std::string read(const nlohmann::json& x, value& out, int depth) {
-  if (depth > max_value_depth)
-    return "JSON nests deeper than " + std::to_string(max_value_depth)
-           + " levels";
+std::string read(const nlohmann::json& x, value& out, int depth, int max) {
+  if (depth > max)
+    return "JSON nests deeper than " + std::to_string(max) + " levels";
   switch (x.type()) {
     case nlohmann::json::value_t::null:
       out = value{};
@@ -201,7 +200,7 @@ std::string read(const nlohmann::json& x, value& out, int depth) {
       value_list items;
       for (const auto& item : x) {
         value v;
-        if (auto err = read(item, v, depth + 1); !err.empty())
+        if (auto err = read(item, v, depth + 1, max); !err.empty())
           return err;
         items.push_back(std::move(v));
       }
@@ -231,7 +230,7 @@ std::string read(const nlohmann::json& x, value& out, int depth) {
       out = value::empty_map();
       for (const auto& [key, item] : x.items()) {
         value v;
-        if (auto err = read(item, v, depth + 1); !err.empty())
+        if (auto err = read(item, v, depth + 1, max); !err.empty())
           return err;
         map_key k{key};
         if (key.rfind(bytes_key_prefix, 0) == 0) {
@@ -252,8 +251,8 @@ std::string read(const nlohmann::json& x, value& out, int depth) {
 
 } // namespace
 
-std::string from_json(const nlohmann::json& x, value& out) {
-  return read(x, out, 0);
+std::string from_json(const nlohmann::json& x, value& out, int max_depth) {
+  return read(x, out, 0, max_depth);
 }
 
 void put_key(nlohmann::json& obj, const std::string& key) {

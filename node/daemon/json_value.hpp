@@ -6,6 +6,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "messages/value_proto.hpp"
 #include "syncmesh/value.hpp"
 
 namespace syncmesh {
@@ -29,8 +30,9 @@ bool is_utf8(const std::string& text);
 nlohmann::json to_json(const value& x);
 
 /// The inverse of to_json; returns an explanation on failure (e.g. nesting
-/// deeper than max_value_depth), empty on success.
-std::string from_json(const nlohmann::json& x, value& out);
+/// deeper than `max_depth`, config::max_value_depth), empty on success.
+std::string from_json(const nlohmann::json& x, value& out,
+                      int max_depth = default_max_value_depth);
 
 /// A key for JSON output: {"key": text} when it is UTF-8, else
 /// {"key_base64": "..."}; written into `obj`.

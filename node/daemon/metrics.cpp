@@ -69,6 +69,12 @@ struct node_metrics::impl {
         .Name("syncmesh_rejected_envelopes_total")
         .Help("Envelopes from peers refused as malformed")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& skipped
+    = BuildCounter()
+        .Name("syncmesh_skipped_records_total")
+        .Help("Write records from peers skipped for breaking a value limit, "
+              "by path (write: live writes and py2p; anti_entropy)")
+        .Register(*registry);
   prometheus::Family<prometheus::Counter>& frame_errors
     = BuildCounter()
         .Name("syncmesh_link_closes_total")
@@ -141,6 +147,8 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.deliveries, {}, r.deliveries());
   m.advance(m.duplicates, {}, st.remote_ignored());
   m.advance(m.rejected, {}, r.rejected_in());
+  m.advance(m.skipped, {{"path", "write"}}, r.skipped_records());
+  m.advance(m.skipped, {{"path", "anti_entropy"}}, st.ae_records_skipped());
   const auto& t = r.traffic();
   for (const auto& [kind, n] : t.messages_in())
     m.advance(m.link_messages, {{"direction", "in"}, {"kind", kind}}, n);
@@ -158,10 +166,14 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.ae, {{"kind", "entries_repaired"}}, st.ae_entries_repaired());
   m.advance(m.ae, {{"kind", "sketches"}}, st.ae_sketches());
   m.advance(m.ae, {{"kind", "sketch_failures"}}, st.ae_sketch_failures());
+  m.advance(m.ae, {{"kind", "summaries_dropped"}}, st.ae_summaries_dropped());
+  m.advance(m.ae, {{"kind", "items_dropped"}}, st.ae_items_dropped());
   m.gauges.Add({{"what", "keys"}}).Set(static_cast<double>(st.live_keys()));
   m.gauges.Add({{"what", "entries"}}).Set(static_cast<double>(st.entries()));
   m.gauges.Add({{"what", "tombstones"}})
     .Set(static_cast<double>(l.tombstones()));
+  m.gauges.Add({{"what", "ae_outbox_bytes"}})
+    .Set(static_cast<double>(st.ae_outbox_bytes()));
   m.gauges.Add({{"what", "peers"}}).Set(static_cast<double>(r.peers()));
   m.gauges.Add({{"what", "watchers"}}).Set(static_cast<double>(watchers));
   if (st.delay_bounds_size() > 0) {

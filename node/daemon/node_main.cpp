@@ -42,6 +42,7 @@ struct node_config : caf::actor_system_config {
   std::string wire = "native";
   bool py2p_allow_delete = false;
   std::string lease_duration = "1h";
+  std::string max_lease_duration = "24h";
   size_t max_peers = 4;
   size_t max_inbound = 32;
   std::string http = "127.0.0.1:7441";
@@ -54,6 +55,7 @@ struct node_config : caf::actor_system_config {
   std::string redial_max = "30s";
   std::string tombstone_horizon = "24h";
   size_t max_value_size = 1024 * 1024;
+  size_t max_value_depth = 64;
   size_t expected_keys = 0;
 
   node_config() {
@@ -67,6 +69,8 @@ struct node_config : caf::actor_system_config {
       .add(py2p_allow_delete, "py2p-allow-delete",
            "py2p mode: allow deletes (nil stores crash js2p peers)")
       .add(lease_duration, "lease-duration", "lease length, e.g. \"1h\"")
+      .add(max_lease_duration, "max-lease-duration",
+           "longest lease any record may hold, mesh-wide (default 24h)")
       .add(max_peers, "max-peers", "outgoing connections to aim for")
       .add(max_inbound, "max-inbound", "most inbound connections")
       .add(http, "http", "HTTP API address HOST:PORT (empty: off)")
@@ -81,6 +85,8 @@ struct node_config : caf::actor_system_config {
       .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
       .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
       .add(max_value_size, "max-value-size", "largest value in bytes")
+      .add(max_value_depth, "max-value-depth",
+           "deepest nesting of lists and maps in a value (mesh-wide)")
       .add(expected_keys, "expected-keys",
            "keys to size the tables for (avoids rehash pauses)");
   }
@@ -154,6 +160,7 @@ config to_node_config(const node_config& opts) {
   cfg.max_peers = opts.max_peers;
   cfg.max_inbound = opts.max_inbound;
   cfg.max_value_size = opts.max_value_size;
+  cfg.max_value_depth = opts.max_value_depth;
   cfg.expected_keys = opts.expected_keys;
   if (cfg.max_frame_size < cfg.max_value_size + cfg.max_key_size + 1024)
     cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;
@@ -165,6 +172,7 @@ config to_node_config(const node_config& opts) {
     std::chrono::milliseconds& out;
   } durations[] = {
     {"lease-duration", opts.lease_duration, cfg.lease_duration},
+    {"max-lease-duration", opts.max_lease_duration, cfg.max_lease_duration},
     {"heartbeat-interval", opts.heartbeat_interval, cfg.heartbeat_interval},
     {"peer-timeout", opts.peer_timeout, cfg.peer_timeout},
     {"anti-entropy-interval", opts.anti_entropy_interval,

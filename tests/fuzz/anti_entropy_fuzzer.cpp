@@ -44,14 +44,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr ae_method methods[]
     = {ae_method::automatic, ae_method::sketch, ae_method::key_lists};
   constexpr size_t window = 16 * 1024;
-  ae_outbox box{1, window, methods[data[0] % 3]};
+  ae_limits limits;
+  limits.budget_bytes = 512 * 1024;
+  limits.max_frame_bytes = 1024 * 1024;
+  ae_outbox box{1, window, methods[data[0] % 3], limits};
   box.answer(digest, store());
   pb::Envelope env;
   size_t frames = 0;
   while (box.next(store(), env)) {
-    // A window holds whole buckets or one sketch: bounded by the largest
-    // sketch and the store, whatever the digest said.
-    if (env.ByteSizeLong() > 2 * 1024 * 1024)
+    // A window holds whole buckets or one sketch, never more than a frame,
+    // whatever the digest said.
+    if (env.ByteSizeLong() > limits.max_frame_bytes)
+      std::abort();
+    // Whatever the digest asked for, the outbox holds at most its budget
+    // (plus the records of the one entry being sent).
+    if (box.queued_bytes() > limits.budget_bytes + 64 * 1024)
       std::abort();
     if (++frames > 10000)
       std::abort();

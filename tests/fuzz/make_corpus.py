@@ -30,10 +30,17 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-hello = field(1, b"syncmesh/2 subnet= leasing=1") + field(2, b"node-b") \
-    + field(3, b"127.0.0.1") + vfield(4, 7000) + field(5, b"batch")
+# Protocol versions 3..3 and the default value limits (Hello fields 7-12).
+terms = vfield(7, 3) + vfield(8, 3) + vfield(9, 4096) + vfield(10, 1 << 20) \
+    + vfield(11, 64) + vfield(12, 86_400_000_000)
+hello = field(1, b"syncmesh subnet= leasing=1") + field(2, b"node-b") \
+    + field(3, b"127.0.0.1") + vfield(4, 7000) + field(5, b"batch") + terms
 hello_env = field(10, hello)
-bad_hello_env = field(10, field(1, b"syncmesh/2 subnet=x leasing=0") + field(2, b"n"))
+bad_hello_env = field(10, field(1, b"syncmesh subnet=x leasing=0") + field(2, b"n")
+                      + terms)
+# A release-2 hello: the version in the protocol ID, no range, no limits.
+syncmesh2_hello_env = field(10, field(1, b"syncmesh/2 subnet= leasing=1")
+                            + field(2, b"node-b") + field(5, b"batch"))
 
 stamp = vfield(1, 1_700_000_000_000_000) + field(3, b"node-b")
 version = vfield(2, 1_700_000_000_000_000) + field(3, b"node-b") + field(4, stamp)
@@ -56,7 +63,12 @@ frames = {
 handshake = {
     "hello": hello_env,
     "other_protocol": bad_hello_env,
-    "self": field(10, field(1, b"syncmesh/2 subnet= leasing=1") + field(2, b"fuzz-node")),
+    "self": field(10, field(1, b"syncmesh subnet= leasing=1") + field(2, b"fuzz-node")
+                  + terms),
+    "syncmesh2": syncmesh2_hello_env,
+    "other_limits": field(10, field(1, b"syncmesh subnet= leasing=1")
+                          + field(2, b"node-b") + vfield(7, 3) + vfield(8, 9)
+                          + vfield(9, 4096) + vfield(10, 65536)),
 }
 def f64(num, n):  # fixed64
     return varint(num << 3 | 1) + struct.pack("<Q", n)

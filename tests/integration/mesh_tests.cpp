@@ -376,7 +376,8 @@ std::string framed(const pb::Envelope& env) {
 }
 
 std::string hello_from(const std::string& id, const config& cfg) {
-  return framed(make_hello(id, protocol_id(cfg), "127.0.0.1", 0));
+  return framed(
+    make_hello(id, protocol_id(cfg), "127.0.0.1", 0, hello_terms_of(cfg)));
 }
 
 /// Sends `bytes` from a raw peer and returns the goodbye reason the node

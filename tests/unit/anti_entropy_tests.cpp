@@ -64,8 +64,9 @@ struct traffic {
 /// do, until both outboxes are idle; windows are acknowledged after they are
 /// applied, as the peer links do.
 void exchange(store_state& a, store_state& b, traffic& from_a, traffic& from_b,
-              ae_method method = ae_method::automatic) {
-  ae_outbox box_a{1, 64 * 1024, method}, box_b{2, 64 * 1024, method};
+              ae_method method = ae_method::automatic, ae_limits limits = {}) {
+  ae_outbox box_a{1, 64 * 1024, method, limits},
+    box_b{2, 64 * 1024, method, limits};
   pb::Digest summary;
   make_summary(a, summary);
   box_b.answer(summary, b);
@@ -81,6 +82,7 @@ void exchange(store_state& a, store_state& b, traffic& from_a, traffic& from_b,
       if (!box.next(me, env))
         continue;
       sent = true;
+      BOOST_CHECK_LE(env.ByteSizeLong(), limits.max_frame_bytes);
       if (env.has_digest()) {
         t.digest_keys += static_cast<size_t>(env.digest().keys_size());
         t.digest_bytes += env.ByteSizeLong();
@@ -104,6 +106,49 @@ void exchange(store_state& a, store_state& b, traffic& from_a, traffic& from_b,
   from_a.sketch_failures = box_a.sketch_failures();
   from_b.sketches = box_b.sketches();
   from_b.sketch_failures = box_b.sketch_failures();
+  BOOST_CHECK_LE(box_a.peak_queued_bytes(), limits.budget_bytes);
+  BOOST_CHECK_LE(box_b.peak_queued_bytes(), limits.budget_bytes);
+}
+
+/// A SUMMARY from a peer that holds nothing: every bucket empty.
+pb::Digest empty_summary() {
+  store_state nothing;
+  pb::Digest d;
+  make_summary(nothing, d);
+  return d;
+}
+
+/// A SUMMARY in which every bucket differs from any store and none is
+/// empty: answered by comparing every bucket.
+pb::Digest full_summary(std::mt19937_64& rng) {
+  pb::Digest d;
+  d.set_stage(pb::Digest::SUMMARY);
+  d.set_bucket_count(store_state::digest_buckets);
+  for (uint32_t b = 0; b < store_state::digest_buckets; ++b)
+    d.add_dense_hashes(rng() | 1);
+  return d;
+}
+
+/// A KEYS digest that covers every bucket and lists one made-up key in
+/// each: answered with every key of the store, key by key.
+pb::Digest keys_everywhere() {
+  pb::Digest d;
+  d.set_stage(pb::Digest::KEYS);
+  d.set_bucket_count(store_state::digest_buckets);
+  d.set_reply_wanted(true);
+  std::vector<bool> listed(store_state::digest_buckets, false);
+  for (int i = 0; i < 200000; ++i) {
+    auto key = "decoy" + std::to_string(i);
+    auto b = store_state::bucket_of(key);
+    if (listed[b])
+      continue;
+    listed[b] = true;
+    d.add_buckets()->set_bucket(b);
+    auto* k = d.add_keys();
+    k->set_key(key);
+    k->set_hash(1);
+  }
+  return d;
 }
 
 } // namespace
@@ -306,6 +351,97 @@ BOOST_AUTO_TEST_CASE(at_most_two_windows_are_in_flight) {
   box.acknowledge(7);
   BOOST_CHECK(box.next(st, third));
   BOOST_CHECK_LE(first.ByteSizeLong(), 1024u + 200u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_never_acknowledges_holds_at_most_the_budget) {
+  // The attack of issue 13: a peer sends SUMMARY after SUMMARY (empty, then
+  // differing everywhere) and KEYS digests, and never acknowledges a window.
+  // Before, every SUMMARY queued every key again (~900 MB for 300 of them).
+  store_state holder;
+  fill(holder, 0, 50000, "h");
+  const auto before = holder.canonical_bytes();
+  ae_limits limits;
+  limits.budget_bytes = 256 * 1024;
+  limits.max_frame_bytes = 96 * 1024;
+  ae_outbox box{1, 64 * 1024, ae_method::automatic, limits};
+  std::mt19937_64 rng{13};
+  const auto keys_digest = keys_everywhere();
+  size_t frames = 0;
+  for (int round = 0; round < 300; ++round) {
+    if (round % 3 == 0)
+      box.answer(empty_summary(), holder);
+    else if (round % 3 == 1)
+      box.answer(full_summary(rng), holder);
+    else
+      box.answer(keys_digest, holder);
+    pb::Envelope env;
+    while (box.next(holder, env)) {
+      BOOST_CHECK_LE(env.ByteSizeLong(), limits.max_frame_bytes);
+      ++frames;
+      env.Clear();
+    }
+    BOOST_REQUIRE_LE(box.queued_bytes(), limits.budget_bytes);
+  }
+  // Two windows went out; nothing more without acknowledgements.
+  BOOST_CHECK_EQUAL(frames, ae_outbox::default_max_in_flight);
+  BOOST_CHECK_LE(box.peak_queued_bytes(), limits.budget_bytes);
+  BOOST_CHECK_GE(box.summaries_dropped(), 199u);
+  BOOST_CHECK_GT(box.items_dropped(), 0u);
+  BOOST_CHECK(holder.canonical_bytes() == before);
+  // An honest peer, with the same bounds, still gets everything.
+  store_state joiner;
+  traffic from_joiner, from_holder;
+  exchange(joiner, holder, from_joiner, from_holder, ae_method::automatic,
+           limits);
+  BOOST_CHECK(joiner.canonical_bytes() == holder.canonical_bytes());
+  BOOST_CHECK_EQUAL(from_holder.entries, 50000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_difference_larger_than_the_budget_converges_in_rounds) {
+  // Every key differs, so key lists of the whole store are wanted: far more
+  // than the budget. They are read from the store a few windows at a time,
+  // the answers are cut at the budget, and the stores converge (in one
+  // round or a few) without either side ever holding more than the budget.
+  store_state a, b;
+  fill(a, 0, 6000, "x");
+  fill(b, 0, 6000, "x");
+  overwrite(a, 0, 3000, "a", 5000000);
+  overwrite(b, 3000, 6000, "b", 5000000);
+  ae_limits limits;
+  limits.budget_bytes = 48 * 1024;
+  limits.max_frame_bytes = 16 * 1024;
+  int rounds = 0;
+  while (a.canonical_bytes() != b.canonical_bytes() && rounds < 200) {
+    traffic from_a, from_b;
+    exchange(rounds % 2 == 0 ? a : b, rounds % 2 == 0 ? b : a, from_a, from_b,
+             ae_method::key_lists, limits);
+    ++rounds;
+  }
+  BOOST_CHECK(a.canonical_bytes() == b.canonical_bytes());
+  BOOST_TEST_MESSAGE("converged in " << rounds << " rounds");
+  BOOST_CHECK_GT(rounds, 1);
+}
+
+BOOST_AUTO_TEST_CASE(entry_frames_never_exceed_the_frame_size) {
+  // Values of 3 KB with a window of 64 KB but frames of at most 8 KB: the
+  // window is split, every frame fits, everything arrives.
+  store_state holder, joiner;
+  const std::string big(3000, 'v');
+  for (int i = 0; i < 300; ++i) {
+    std::string err;
+    holder.apply(set_record("key" + std::to_string(i),
+                            make_version(1000 + static_cast<uint64_t>(i), "h"),
+                            value{big}),
+                 false, err);
+    BOOST_REQUIRE(err.empty());
+  }
+  ae_limits limits;
+  limits.max_frame_bytes = 8 * 1024;
+  traffic from_joiner, from_holder;
+  exchange(joiner, holder, from_joiner, from_holder, ae_method::automatic,
+           limits);
+  BOOST_CHECK(joiner.canonical_bytes() == holder.canonical_bytes());
+  BOOST_CHECK_EQUAL(from_holder.entries, 300u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

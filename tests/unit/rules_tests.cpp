@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "actors/lease_state.hpp"
+#include "actors/router_state.hpp"
 #include "actors/store_state.hpp"
 #include "syncmesh/clock.hpp"
+#include "syncmesh/pb/entry.pb.h"
 #include "tests/unit/test_support.hpp"
 
 using namespace syncmesh;
@@ -188,6 +190,50 @@ BOOST_AUTO_TEST_CASE(version_proto_rejects_malformed_input) {
   BOOST_TEST(!from_proto(msg, out).empty());
   to_proto(make_version(0, "n"), &msg);
   BOOST_TEST(!from_proto(msg, out).empty());
+}
+
+BOOST_AUTO_TEST_CASE(versions_whose_arithmetic_would_overflow_are_refused) {
+  pb::Version msg;
+  version out;
+  // epoch + 1 at 2^64 - 1, and epochs without room for later claims.
+  to_proto(make_version(100, "n", UINT64_MAX, 1, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(100, "n", max_epoch + 1, 1, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(100, "n", max_epoch, 1, "n"), &msg);
+  BOOST_TEST(from_proto(msg, out).empty());
+  // Stamps and claim times where stamp + lease would overflow.
+  to_proto(make_version(UINT64_MAX - 5, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(max_version_time_us + 1, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(100, "n", 1, UINT64_MAX, "n"), &msg);
+  BOOST_TEST(!from_proto(msg, out).empty());
+  to_proto(make_version(max_version_time_us, "n", 1, max_version_time_us, "n"),
+           &msg);
+  BOOST_TEST(from_proto(msg, out).empty());
+  // A huge lease end is not malformed: it is clamped, without overflow.
+  to_proto(make_version(max_version_time_us, "n", 1, 1, "n", 0, UINT64_MAX),
+           &msg);
+  BOOST_REQUIRE(from_proto(msg, out).empty());
+  BOOST_TEST(clamped_lease_end(out, 1000) == max_version_time_us + 1000);
+  // The peer-facing validation refuses such a record as malformed.
+  pb::WriteBatch batch;
+  *batch.add_records()
+    = set_record("k", make_version(100, "n", UINT64_MAX, 1, "n"), 1);
+  BOOST_TEST(!validate_remote_batch(batch, write_limits{}).empty());
+  batch.Clear();
+  *batch.add_records() = set_record(
+    "k", make_version(100, "n", 1, 1, "n", 0, uint64_t{1} << 62), 1);
+  BOOST_TEST(validate_remote_batch(batch, write_limits{}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(lease_end_is_clamped_to_stamp_plus_the_maximum) {
+  BOOST_TEST(clamped_lease_end(make_version(100, "n", 1, 1, "n", 0, 900), 1000)
+             == 900u);
+  BOOST_TEST(clamped_lease_end(make_version(100, "n", 1, 1, "n", 0, 5000), 1000)
+             == 1100u);
+  BOOST_TEST(clamped_lease_end(make_version(100, "n"), 1000) == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -697,6 +743,58 @@ BOOST_AUTO_TEST_CASE(stamp_is_newer_than_observed_remote_writes) {
   auto v = node.table.stamp(version{}, false);
   BOOST_TEST(v.stamp.wall_us >= t0 + 500);
   BOOST_TEST(v.lease_end_us == v.stamp.wall_us + leases.duration_us);
+}
+
+BOOST_AUTO_TEST_CASE(a_forged_endless_lease_ends_after_the_maximum_everywhere) {
+  // Issue 13: a record with lease end 2^62 µs made PUT and DELETE of its key
+  // 409 on every node, forever. Its end is now clamped to its stamp + the
+  // mesh-wide maximum, alike on every replica.
+  auto cfg = leases;
+  cfg.max_duration_us = 5000;
+  lease_node a{"a", cfg}, b{"b", cfg};
+  auto forged = set_record(
+    "k", make_version(t0, "evil", t0, t0, "evil", 0, uint64_t{1} << 62), 1);
+  receive(a.table, forged);
+  receive(b.table, forged);
+  for (auto* node : {&a, &b})
+    BOOST_TEST(node->table.find("k")->newest().lease_end_us == t0 + 5000);
+  // Both replicas hold the same entry: their digests agree.
+  BOOST_TEST(a.table.store().canonical_bytes()
+             == b.table.store().canonical_bytes());
+  BOOST_TEST(a.table.store().buckets()[store_state::bucket_of("k")].hash
+             == b.table.store().buckets()[store_state::bucket_of("k")].hash);
+  // Within the clamped lease the key is the forger's...
+  a.clock.set(t0 + 5000);
+  BOOST_TEST(!a.table.decide("k", false).allowed);
+  BOOST_TEST(!a.table.decide("k", true).allowed);
+  // ...and after it (plus the margin) anyone may claim it, and the claim
+  // replicates.
+  a.clock.set(t0 + 5000 + cfg.margin_us);
+  BOOST_TEST(a.table.decide("k", true).allowed);
+  auto rec = a.write("k", 2);
+  b.clock.set(t0 + 5000 + cfg.margin_us);
+  receive(b.table, rec);
+  BOOST_TEST(b.table.find("k")->owner() == "a");
+  BOOST_TEST(a.table.store().canonical_bytes()
+             == b.table.store().canonical_bytes());
+}
+
+BOOST_AUTO_TEST_CASE(stamp_clamps_a_lease_longer_than_the_maximum) {
+  auto cfg = leases;
+  cfg.max_duration_us = 400;
+  lease_node node{"me", cfg};
+  auto v = node.table.stamp(node.table.decide("k", false).draft, false);
+  BOOST_TEST(v.lease_end_us == v.stamp.wall_us + 400);
+}
+
+BOOST_AUTO_TEST_CASE(a_key_at_the_last_epoch_is_refused_not_overflowed) {
+  entry_head head;
+  head.set_base(make_version(t0, "x", max_epoch, t0, "x", 0, t0 + 10), false,
+                false);
+  auto d = decide_local_write(&head, "me", t0 + 100000, leases, false);
+  BOOST_TEST(!d.allowed);
+  auto successor = py2p_successor(&head, "me", t0 + 100000, true);
+  BOOST_TEST(successor.epoch == max_epoch);
 }
 
 // Found by syncmesh-sim (churn, seed 1): a node that never saw a key claimed

@@ -3,6 +3,7 @@
 // (actors/key_table.hpp), packed values (messages/packed_value.hpp).
 #include <boost/test/unit_test.hpp>
 
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "actors/key_table.hpp"
 #include "actors/store_state.hpp"
+#include "messages/keyed_hash.hpp"
 #include "messages/packed_value.hpp"
 #include "messages/packed_version.hpp"
 #include "messages/value_proto.hpp"
@@ -276,6 +278,44 @@ BOOST_AUTO_TEST_CASE(matches_a_map_under_random_operations) {
     BOOST_TEST_REQUIRE(table.erase(key));
   BOOST_TEST(table.empty());
   BOOST_TEST(table.find("k1") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(keys_crafted_against_an_unkeyed_hash_do_not_collide) {
+  // Issue 13: with std::hash a peer could choose keys that all start their
+  // probe at one slot (here: the first thousandth of the tag range, slot 0
+  // of any table up to 1000 slots), making lookups linear. The keyed hash
+  // spreads the same keys over the table, and differently per seed.
+  std::vector<std::string> crafted;
+  const uint64_t narrow = (uint64_t{1} << 32) / 1000;
+  for (uint64_t i = 0; crafted.size() < 1000; ++i) {
+    auto key = "crafted" + std::to_string(i);
+    if ((std::hash<std::string_view>{}(key) >> 32) < narrow)
+      crafted.push_back(std::move(key));
+  }
+  key_table<int> first{1}, second{2};
+  size_t still_narrow = 0;
+  size_t same_tag = 0;
+  for (size_t i = 0; i < crafted.size(); ++i) {
+    if (first.tag_of(crafted[i]) < narrow)
+      ++still_narrow;
+    if (first.tag_of(crafted[i]) == second.tag_of(crafted[i]))
+      ++same_tag;
+    *first.try_emplace(crafted[i]).first = static_cast<int>(i);
+  }
+  // Uniform tags put ~1 of 1000 keys in that range; allow generous slack.
+  BOOST_TEST(still_narrow < 20u);
+  BOOST_TEST(same_tag < 5u);
+  // The process's own tables are keyed too (with its random seed).
+  key_table<int> process_table;
+  BOOST_TEST(process_table.tag_of("k")
+             == static_cast<uint32_t>(keyed_hash("k") >> 32));
+  // Lookups stay correct.
+  for (size_t i = 0; i < crafted.size(); ++i) {
+    const auto* found = first.find(crafted[i]);
+    BOOST_TEST_REQUIRE(found != nullptr);
+    BOOST_TEST_REQUIRE(*found == static_cast<int>(i));
+  }
+  BOOST_TEST(first.find("crafted-absent") == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(reserve_keeps_entries_and_sizes_the_index) {

@@ -355,7 +355,7 @@ BOOST_AUTO_TEST_CASE(validate_agrees_with_from_proto) {
   // Nesting past the limit.
   pb::Value deep;
   auto* cur = &deep;
-  for (int i = 0; i <= max_value_depth + 1; ++i)
+  for (int i = 0; i <= default_max_value_depth + 1; ++i)
     cur = cur->mutable_list()->add_items();
   cur->set_int64(1);
   cases.push_back(deep);
@@ -400,25 +400,59 @@ BOOST_AUTO_TEST_CASE(edge_values_round_trip) {
              boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(nesting_up_to_max_value_depth_is_accepted) {
+BOOST_AUTO_TEST_CASE(nesting_up_to_default_max_value_depth_is_accepted) {
   value out;
-  BOOST_TEST(from_proto(nested_lists(max_value_depth), out).empty());
+  BOOST_TEST(from_proto(nested_lists(default_max_value_depth), out).empty());
   BOOST_TEST(out.is_list());
-  BOOST_TEST(from_proto(nested_maps(max_value_depth), out).empty());
+  BOOST_TEST(from_proto(nested_maps(default_max_value_depth), out).empty());
   BOOST_TEST(out.is_map());
 }
 
-BOOST_AUTO_TEST_CASE(nesting_deeper_than_max_value_depth_is_rejected) {
+BOOST_AUTO_TEST_CASE(nesting_deeper_than_default_max_value_depth_is_rejected) {
   value out;
-  BOOST_TEST(!from_proto(nested_lists(max_value_depth + 1), out).empty());
-  BOOST_TEST(!from_proto(nested_maps(max_value_depth + 1), out).empty());
+  BOOST_TEST(
+    !from_proto(nested_lists(default_max_value_depth + 1), out).empty());
+  BOOST_TEST(
+    !from_proto(nested_maps(default_max_value_depth + 1), out).empty());
   // A map of lists counts every level as well.
-  pb::Value mixed = nested_lists(max_value_depth);
+  pb::Value mixed = nested_lists(default_max_value_depth);
   pb::Value top;
   auto* entry = top.mutable_map()->add_entries();
   entry->mutable_key()->set_text("k");
   *entry->mutable_value() = mixed;
   BOOST_TEST(!from_proto(top, out).empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_configured_depth_is_the_limit) {
+  value out;
+  for (int depth : {1, 8, 100, max_value_depth_ceiling}) {
+    BOOST_TEST_CONTEXT("depth " << depth) {
+      BOOST_TEST(from_proto(nested_lists(depth), out, depth).empty());
+      BOOST_TEST(validate(nested_maps(depth), depth).empty());
+      auto err = validate(nested_lists(depth + 1), depth);
+      BOOST_TEST(
+        err == "value nests deeper than " + std::to_string(depth) + " levels");
+      BOOST_TEST(!from_proto(nested_maps(depth + 1), out, depth).empty());
+    }
+  }
+  // A map's entries sit one level below it.
+  pb::MapValue fields;
+  auto* entry = fields.add_entries();
+  entry->mutable_key()->set_text("f");
+  *entry->mutable_value() = nested_lists(7);
+  BOOST_TEST(validate(fields, 8).empty());
+  BOOST_TEST(!validate(fields, 7).empty());
+  // Stored values of any allowed depth decode from canonical bytes.
+  value deep;
+  BOOST_REQUIRE(from_proto(nested_maps(max_value_depth_ceiling), deep,
+                           max_value_depth_ceiling)
+                  .empty());
+  std::string bytes;
+  encode_canonical(deep, bytes);
+  std::string_view in{bytes};
+  value back;
+  BOOST_TEST(decode_canonical(in, back));
+  BOOST_TEST(back == deep);
 }
 
 BOOST_AUTO_TEST_CASE(unset_kinds_are_rejected_at_any_depth) {

@@ -214,6 +214,49 @@ BOOST_AUTO_TEST_CASE(garbage_payload_is_reported) {
   BOOST_TEST(!parse_envelope("\x0f", env).empty());
 }
 
+BOOST_AUTO_TEST_CASE(frames_hold_values_nested_to_the_depth_ceiling) {
+  // A map nested as deep as any node may allow, in the deepest wrapper
+  // (anti-entropy entries).
+  auto deep_entries = [](int depth) {
+    pb::Envelope env;
+    auto* rec = env.mutable_entries()->add_records();
+    rec->set_key("k");
+    auto* cur = rec->mutable_value();
+    for (int i = 0; i < depth; ++i) {
+      auto* entry = cur->mutable_map()->add_entries();
+      entry->mutable_key()->set_text("k");
+      cur = entry->mutable_value();
+    }
+    cur->mutable_nil();
+    std::string bytes;
+    env.SerializeToString(&bytes);
+    return bytes;
+  };
+  pb::Envelope env;
+  auto at_ceiling = deep_entries(max_value_depth_ceiling);
+  BOOST_TEST(parse_envelope(at_ceiling, env) == "");
+  // What protobuf's default limit (100) makes of the default depth, 64:
+  // the peer's link was dropped as malformed for every such write.
+  auto at_default = deep_entries(default_max_value_depth);
+  BOOST_TEST(!pb::Envelope{}.ParseFromString(at_default));
+  BOOST_TEST(parse_envelope(at_default, env) == "");
+  // The limit is tight: the bound holds the ceiling with its spare levels
+  // and no more, so hostile nesting is still cut off.
+  BOOST_TEST(wire_recursion_limit()
+             == proto_recursion_limit(max_value_depth_ceiling));
+  BOOST_TEST(parse_envelope(deep_entries(max_value_depth_ceiling + 2), env)
+             != "");
+  // Opaque write bodies parse with the same limit.
+  BOOST_REQUIRE(parse_envelope(at_default, env) == "");
+  pb::WriteBatch body;
+  *body.add_records() = env.entries().records(0);
+  auto bytes = body.SerializeAsString();
+  pb::WriteBatch batch;
+  BOOST_TEST(!batch.ParseFromString(bytes));
+  BOOST_TEST(parse_untrusted(bytes, batch));
+  BOOST_TEST(batch.records_size() == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(router_rules)
@@ -273,6 +316,59 @@ BOOST_AUTO_TEST_CASE(validate_rejects_every_malformed_record) {
       BOOST_TEST(err.rfind("record 1: ", 0) == 0u, err);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(remove_invalid_records_keeps_the_good_ones_in_order) {
+  write_limits limits;
+  limits.max_value_size = 64;
+  auto v = make_version(100, "n1");
+  auto batch = batch_of({good_set("a"),
+                         set_record("big", v, value{std::string(100, 'x')}),
+                         good_set("c"), good_set(""), good_set("e")});
+  auto skipped = remove_invalid_records(batch, limits);
+  BOOST_TEST(skipped.count == 2u);
+  BOOST_TEST(skipped.first_error.rfind("record 1: ", 0) == 0u,
+             skipped.first_error);
+  BOOST_TEST((keys_of(batch) == std::vector<std::string>{"a", "c", "e"}));
+  // A clean batch is left alone.
+  auto clean = batch_of({good_set("x"), good_set("y")});
+  BOOST_TEST(remove_invalid_records(clean, limits).count == 0u);
+  BOOST_TEST(clean.records_size() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(records_deeper_than_the_configured_depth_are_invalid) {
+  auto nested = [](int depth) {
+    value x{int64_t{1}};
+    for (int i = 0; i < depth; ++i) {
+      value m = value::empty_map();
+      m.as_map().push_back(map_item{map_key{"k"}, std::move(x)});
+      x = std::move(m);
+    }
+    return x;
+  };
+  write_limits limits;
+  limits.max_value_depth = 8;
+  auto v = make_version(100, "n1");
+  BOOST_TEST(validate_remote_record(set_record("k", v, nested(8)), limits)
+             == "");
+  auto err = validate_remote_record(set_record("k", v, nested(9)), limits);
+  BOOST_TEST(err.find("deeper than 8") != std::string::npos, err);
+  // Fields are merged into a map: their values sit one level down.
+  auto fields = fields_record("k", v, fields_of({{"f", nested(7)}}));
+  BOOST_TEST(validate_remote_record(fields, limits) == "");
+  fields = fields_record("k", v, fields_of({{"f", nested(8)}}));
+  BOOST_TEST(validate_remote_record(fields, limits) != "");
+}
+
+BOOST_AUTO_TEST_CASE(log_lines_about_skipped_records_are_rate_limited) {
+  int lines = 0;
+  uint64_t total = 0;
+  for (int i = 0; i < 5000; ++i)
+    lines += worth_logging(++total, 1) ? 1 : 0;
+  BOOST_TEST(lines == 10 + 5);
+  // A burst crossing a thousand logs once.
+  BOOST_TEST(worth_logging(2500, 600));
+  BOOST_TEST(!worth_logging(2500, 100));
 }
 
 BOOST_AUTO_TEST_CASE(builder_puts_whole_values_in_write_and_fields_in_delta) {
@@ -380,6 +476,74 @@ BOOST_AUTO_TEST_CASE(decode_writes_refuses_bodies_of_the_wrong_kind) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(link_rules)
+
+BOOST_AUTO_TEST_CASE(versions_negotiate_to_the_highest_common_one) {
+  // Overlapping.
+  BOOST_TEST(negotiate_version(3, 5, 4, 9) == 5u);
+  BOOST_TEST(negotiate_version(4, 9, 3, 5) == 5u);
+  BOOST_TEST(negotiate_version(1, 3, 3, 7) == 3u);
+  // One inside the other.
+  BOOST_TEST(negotiate_version(1, 9, 4, 6) == 6u);
+  // Equal.
+  BOOST_TEST(negotiate_version(3, 3, 3, 3) == 3u);
+  BOOST_TEST(negotiate_version(2, 4, 2, 4) == 4u);
+  // Disjoint, either way round.
+  BOOST_TEST(negotiate_version(1, 2, 3, 4) == 0u);
+  BOOST_TEST(negotiate_version(3, 4, 1, 2) == 0u);
+  // An empty range shares nothing.
+  BOOST_TEST(negotiate_version(5, 4, 1, 9) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(check_hello_negotiates_and_names_what_differs) {
+  const std::string id = "syncmesh subnet= leasing=1";
+  hello_terms ours;
+  auto hello_with = [&](hello_terms terms) {
+    return make_hello("peer", id, "h", 1, terms).hello();
+  };
+  auto ok = check_hello(hello_with(ours), id, "self", ours);
+  BOOST_TEST(ok.ok());
+  BOOST_TEST(ok.version == max_protocol_version);
+  // A syncmesh/2 hello: no range; told to upgrade, in a reason it knows.
+  pb::Hello old;
+  old.set_protocol_id("syncmesh/2 subnet= leasing=1");
+  old.set_node_id("peer");
+  auto verdict = check_hello(old, id, "self", ours);
+  BOOST_TEST(verdict.reason == pb::Goodbye::PROTOCOL_MISMATCH);
+  BOOST_TEST(verdict.detail.find("syncmesh/2") != std::string::npos);
+  // Another subnet.
+  verdict = check_hello(hello_with(ours), "syncmesh subnet=x leasing=1", "self",
+                        ours);
+  BOOST_TEST(verdict.reason == pb::Goodbye::PROTOCOL_MISMATCH);
+  // Disjoint versions.
+  auto later = ours;
+  later.min_version = later.max_version = ours.max_version + 1;
+  verdict = check_hello(hello_with(later), id, "self", ours);
+  BOOST_TEST(verdict.reason == pb::Goodbye::VERSION_MISMATCH);
+  // An inverted range is malformed.
+  auto inverted = ours;
+  inverted.min_version = ours.max_version + 1;
+  verdict = check_hello(hello_with(inverted), id, "self", ours);
+  BOOST_TEST(verdict.reason == pb::Goodbye::MALFORMED);
+  // Other limits: both values named.
+  auto smaller = ours;
+  smaller.max_value_size = 65536;
+  verdict = check_hello(hello_with(smaller), id, "self", ours);
+  BOOST_TEST(verdict.reason == pb::Goodbye::LIMITS_MISMATCH);
+  BOOST_TEST(verdict.detail == "max_value_size 1048576 here, 65536 there");
+  BOOST_TEST(std::string{to_string(pb::Goodbye::LIMITS_MISMATCH)}
+             == "limits mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(default_hello_terms_match_a_default_config) {
+  auto a = hello_terms{};
+  auto b = hello_terms_of(config{});
+  BOOST_TEST(a.min_version == b.min_version);
+  BOOST_TEST(a.max_version == b.max_version);
+  BOOST_TEST(a.max_key_size == b.max_key_size);
+  BOOST_TEST(a.max_value_size == b.max_value_size);
+  BOOST_TEST(a.max_value_depth == b.max_value_depth);
+  BOOST_TEST(a.max_lease_duration_us == b.max_lease_duration_us);
+}
 
 BOOST_AUTO_TEST_CASE(early_frames_replay_in_order_within_their_bound) {
   early_frames<std::string> early;

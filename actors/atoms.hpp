@@ -87,6 +87,10 @@ using py2p_in_atom = caf::atom_constant<caf::atom("py2pin")>;
 /// (py2p_write_atom, peer, WriteBatch, initial_sync): py2p writes for the
 /// dict store, decided with py2p's rule.
 using py2p_write_atom = caf::atom_constant<caf::atom("py2pwrite")>;
+/// (probe_atom) -> bool: the router asks an established link whether its
+/// peer still answers (a newcomer claims the same node ID); the answer comes
+/// with the peer's next pong.
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

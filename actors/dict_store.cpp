@@ -547,6 +547,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     // -- remote writes --
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
       apply_remote(self, std::move(origin), batch);
+      // The reply returns the sending link's ingress credit.
+      return true;
     },
     [=](py2p_write_atom, std::string& origin, pb::WriteBatch& batch,
         bool initial_sync) {

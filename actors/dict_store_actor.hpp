@@ -24,10 +24,12 @@ namespace syncmesh {
 ///   `PopItemRequest -> DeleteReply`;
 /// - reads: `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
 /// - remote writes, never refused for lease reasons:
-///   `(remote_atom, peer, WriteBatch)` from the router (and held writes
-///   released by the lease manager), `(py2p_write_atom, peer, WriteBatch,
-///   initial_sync)` decided with py2p's rule, `(ae_entries_atom, peer,
-///   WriteBatch) -> bool` from a link, answered once applied;
+///   `(remote_atom, peer, WriteBatch) -> bool` from the router (and held
+///   writes released by the lease manager), answered once applied or held
+///   (the reply returns the sending link's ingress credit), `(py2p_write_atom,
+///   peer, WriteBatch, initial_sync)` decided with py2p's rule,
+///   `(ae_entries_atom, peer, WriteBatch) -> bool` from a link, answered once
+///   applied;
 /// - anti-entropy with the peer behind a link: `(ae_start_atom, link)`
 ///   sends our SUMMARY, `(ae_digest_atom, link, Digest)` answers the peer's
 ///   digest, `(ae_ack_atom, link, session)` releases the next window;
@@ -47,7 +49,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
-  caf::reacts_to<remote_atom, std::string, pb::WriteBatch>,
+  caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::reacts_to<py2p_write_atom, std::string, pb::WriteBatch, bool>,
   caf::replies_to<ae_entries_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::reacts_to<ae_start_atom, link_actor>,

@@ -97,8 +97,12 @@ void on_tick(self_ptr self) {
     }
     pb::WriteBatch one;
     one.mutable_records()->Add(std::move(h.record));
-    self->send(st.store, remote_atom::value, std::move(h.origin),
-               std::move(one));
+    // A request only because the store answers every remote write (the
+    // answer returns a link's credit); nothing waits for it here.
+    self
+      ->request(st.store, caf::infinite, remote_atom::value,
+                std::move(h.origin), std::move(one))
+      .then([](bool) {}, [](caf::error&) {});
   }
   st.held = std::move(still_held);
   if (st.purge_due_us != 0 && st.purge_due_us <= now)

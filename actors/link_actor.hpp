@@ -20,6 +20,9 @@ namespace syncmesh {
 ///   when the send queue is full;
 /// - `(ae_frame_atom, bytes)`: an anti-entropy frame, always written;
 /// - `(goodbye_atom, reason, detail)`: say goodbye with a reason and close;
+/// - `(probe_atom) -> bool`: the router asks whether the peer still answers
+///   (a newcomer claims the same node ID); answered with the peer's next
+///   pong (native links; a py2p link does not answer and is replaced);
 /// - from the dialler, while the connection is being dialled:
 ///   `(adopt_atom)` takes the socket the dialler left in the link's slot,
 ///   `(backend_dial_atom, host, port)` connects through the middleman
@@ -31,6 +34,7 @@ using link_actor
   = caf::typed_actor<caf::reacts_to<frame_atom, std::string>,
                      caf::reacts_to<ae_frame_atom, std::string>,
                      caf::reacts_to<goodbye_atom, int32_t, std::string>,
+                     caf::replies_to<probe_atom>::with<bool>,
                      caf::reacts_to<adopt_atom>,
                      caf::reacts_to<backend_dial_atom, std::string, uint16_t>,
                      caf::reacts_to<dial_fail_atom, uint8_t, std::string>>;

@@ -1,5 +1,6 @@
 #include "actors/peer_link.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -28,6 +29,12 @@ using namespace std::chrono;
 using hb_tick_atom = caf::atom_constant<caf::atom("hbtick")>;
 /// (hs_timeout_atom): the handshake deadline.
 using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
+
+/// Bytes asked of the socket per read while the link reads.
+constexpr size_t read_chunk = 64 * 1024;
+/// Bytes asked per read until the peer's hello arrived: the multiplexer
+/// keeps a read buffer this big for every connection, counted or not.
+constexpr size_t handshake_read_chunk = 4 * 1024;
 
 std::string describe(peer_link_ptr self) {
   const auto& st = self->state;
@@ -108,6 +115,13 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
              + (detail.empty() ? "" : " (" + detail + ")"));
   caf::anon_send(st.params.router, link_closed_atom::value,
                  std::string{to_string(reason)});
+  for (auto& rp : st.probes)
+    rp.deliver(make_error(errc::disconnected, std::string{"link closed"}));
+  st.probes.clear();
+  if (st.handshake_ticket != 0 && st.params.shared) {
+    st.params.shared->handshakes.leave(st.handshake_ticket);
+    st.handshake_ticket = 0;
+  }
   if (send_goodbye)
     write_envelope(self, make_goodbye(reason, detail));
   // close() still sends what is buffered.
@@ -124,17 +138,9 @@ void arm_heartbeat(peer_link_ptr self) {
                      hb_tick_atom::value);
 }
 
-void on_heartbeat(peer_link_ptr self) {
+/// Sends a ping; returns its nonce.
+uint64_t send_ping(peer_link_ptr self) {
   auto& st = self->state;
-  if (st.closing)
-    return;
-  if (self->clock().now() - st.last_received > st.params.peer_timeout) {
-    shut_down(self, pb::Goodbye::HEARTBEAT_TIMEOUT,
-              "silent for more than "
-                + std::to_string(st.params.peer_timeout.count()) + " ms");
-    return;
-  }
-  report_traffic(self);
   pb::Envelope env;
   env.set_hops_left(1);
   auto* ping = env.mutable_ping();
@@ -143,10 +149,97 @@ void on_heartbeat(peer_link_ptr self) {
     duration_cast<microseconds>(self->clock().now().time_since_epoch())
       .count()));
   write_envelope(self, env);
+  return st.next_ping;
+}
+
+void on_heartbeat(peer_link_ptr self) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  if (st.ingress.paused()) {
+    // We stopped reading: the silence is ours, not the peer's.
+    st.last_received = self->clock().now();
+  } else if (st.ever_paused) {
+    // A halt and a trigger in the same multiplexer round can leave the
+    // socket unregistered; triggering again is a no-op otherwise.
+    self->trigger(st.hdl);
+  }
+  if (self->clock().now() - st.last_received > st.params.peer_timeout) {
+    shut_down(self, pb::Goodbye::HEARTBEAT_TIMEOUT,
+              "silent for more than "
+                + std::to_string(st.params.peer_timeout.count()) + " ms");
+    return;
+  }
+  report_traffic(self);
+  send_ping(self);
   arm_heartbeat(self);
 }
 
-void on_envelope(peer_link_ptr self, pb::Envelope& env);
+void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes);
+void drain(peer_link_ptr self);
+
+/// Stops reading the socket: the peer's writes are not applied yet beyond
+/// the ingress window.
+void pause_reading(peer_link_ptr self) {
+  auto& st = self->state;
+  st.ever_paused = true;
+  if (st.params.shared)
+    ++st.params.shared->ingress_pauses;
+  log_line(log_level::debug, st.params.self,
+           "pausing " + describe(self) + ": "
+             + std::to_string(st.ingress.outstanding())
+             + " bytes of its writes not yet applied");
+  self->halt(st.hdl);
+  // The multiplexer may still read a few times before the halt takes
+  // effect: keep those reads tiny (they are buffered, not decoded).
+  self->configure_read(st.hdl, caf::io::receive_policy::at_most(1));
+}
+
+/// Handles what arrived meanwhile, then reads again. The order matters: a
+/// trigger followed by a halt in one multiplexer round cancel out in CAF's
+/// event queue but leave the stream believing it still reads, and no later
+/// trigger would register the socket again.
+void resume_reading(peer_link_ptr self) {
+  auto& st = self->state;
+  log_line(log_level::debug, st.params.self, "resuming " + describe(self));
+  st.last_received = self->clock().now();
+  drain(self);
+  if (st.closing || st.ingress.paused())
+    return; // the buffered frames filled the window again: stay halted
+  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
+  self->trigger(st.hdl);
+}
+
+/// The store applied (or the router refused) `bytes` of the peer's writes.
+void on_applied(peer_link_ptr self, size_t bytes) {
+  auto& st = self->state;
+  if (st.params.shared)
+    st.params.shared->ingress_outstanding -= bytes;
+  if (st.ingress.applied(bytes) && !st.closing)
+    resume_reading(self);
+}
+
+/// Drops this or other links when the node's unfinished handshakes hold
+/// more than their budget.
+void account_handshake(peer_link_ptr self) {
+  auto& st = self->state;
+  if (st.handshake_ticket == 0 || !st.params.shared || st.closing)
+    return;
+  auto& budget = st.params.shared->handshakes;
+  auto held = st.decoder.buffered() + st.early.bytes();
+  for (auto& ev : budget.hold(st.handshake_ticket, held)) {
+    auto detail = "unfinished handshakes hold more than "
+                  + std::to_string(budget.cap())
+                  + " bytes; this connection held the most";
+    if (ev.ticket == st.handshake_ticket) {
+      st.handshake_ticket = 0;
+      shut_down(self, pb::Goodbye::TOO_MANY_PEERS, detail);
+    } else if (auto other = caf::actor_cast<caf::actor>(ev.holder)) {
+      self->send(other, goodbye_atom::value,
+                 int32_t{pb::Goodbye::TOO_MANY_PEERS}, detail);
+    }
+  }
+}
 
 /// The peer's hello arrived: check it, then ask the router to attach us.
 void on_hello(peer_link_ptr self, const pb::Hello& hello) {
@@ -159,6 +252,11 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   }
   st.peer = hello;
   st.hello_received = true;
+  // A valid hello lifts the handshake frame limit: the peer may consider
+  // the handshake done and send writes before our router attached us (they
+  // wait as early frames, within the handshake budget).
+  st.decoder.set_max_frame_size(st.params.max_frame_size);
+  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
   pb::PeerInfo info;
   info.set_node_id(hello.node_id());
   // A peer bound to a wildcard address is reachable where it came from.
@@ -180,11 +278,18 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
           return;
         }
         st.established = true;
+        if (st.handshake_ticket != 0 && st.params.shared)
+          st.params.shared->handshakes.leave(st.handshake_ticket);
+        st.handshake_ticket = 0;
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
-        st.early.replay([=](pb::Envelope& env) { on_envelope(self, env); },
-                        [=] { return self->state.closing; });
+        st.early.replay(
+          [=](pb::Envelope& env) {
+            on_envelope(self, env, env.ByteSizeLong() + frame_header_size);
+          },
+          [=] { return self->state.closing; });
+        drain(self);
       },
       [=](caf::error& err) {
         auto reason = code_of(err) == errc::overloaded
@@ -194,7 +299,7 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
       });
 }
 
-void on_envelope(peer_link_ptr self, pb::Envelope& env) {
+void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
   auto& st = self->state;
   if (env.body_case() == pb::Envelope::kGoodbye) {
     shut_down(self, env.goodbye().reason(),
@@ -226,10 +331,26 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
   const auto& peer = st.peer.node_id();
   switch (env.body_case()) {
     case pb::Envelope::kWrite:
-    case pb::Envelope::kDelta:
-      caf::anon_send(st.params.router, inbound_atom::value, peer,
-                     std::move(env));
+    case pb::Envelope::kDelta: {
+      // The store's reply (through the router) returns the credit.
+      if (st.params.shared) {
+        auto& shared = *st.params.shared;
+        shared.ingress_outstanding += bytes;
+        auto mine = static_cast<uint64_t>(st.ingress.outstanding() + bytes);
+        auto peak = shared.ingress_peak.load();
+        while (mine > peak
+               && !shared.ingress_peak.compare_exchange_weak(peak, mine)) {
+        }
+      }
+      self
+        ->request(st.params.router, caf::infinite, inbound_atom::value, peer,
+                  std::move(env))
+        .then([=](bool) { on_applied(self, bytes); },
+              [=](caf::error&) { on_applied(self, bytes); });
+      if (st.ingress.received(bytes))
+        pause_reading(self);
       break;
+    }
     case pb::Envelope::kPeers:
       caf::anon_send(st.params.router, peers_atom::value, peer,
                      std::move(*env.mutable_peers()), env.message_id(),
@@ -248,6 +369,11 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
       break;
     }
     case pb::Envelope::kPong: {
+      if (!st.probes.empty() && env.pong().nonce() >= st.probe_nonce) {
+        for (auto& rp : st.probes)
+          rp.deliver(true);
+        st.probes.clear();
+      }
       auto now
         = duration_cast<microseconds>(self->clock().now().time_since_epoch())
             .count();
@@ -310,21 +436,21 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env) {
   }
 }
 
-void on_data(peer_link_ptr self, const std::vector<char>& buf) {
+/// Handles the frames buffered in the decoder until it needs more bytes,
+/// the link closes or it stops reading.
+void drain(peer_link_ptr self) {
   auto& st = self->state;
-  if (st.closing)
-    return;
-  st.last_received = self->clock().now();
-  st.decoder.feed(std::string_view{buf.data(), buf.size()});
   std::string payload;
-  for (;;) {
+  while (!st.closing && !st.ingress.paused()) {
     switch (st.decoder.next(payload)) {
       case frame_status::need_more:
+        account_handshake(self);
         return;
       case frame_status::too_large:
         shut_down(self, pb::Goodbye::FRAME_TOO_LARGE,
-                  "frame exceeds " + std::to_string(st.params.max_frame_size)
-                    + " bytes");
+                  "frame exceeds " + std::to_string(st.decoder.max_frame_size())
+                    + " bytes"
+                    + (st.hello_received ? "" : " (before the hello)"));
         return;
       case frame_status::ok:
         break;
@@ -336,22 +462,53 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
     }
     count(*st.traffic.mutable_messages_in(), *st.traffic.mutable_bytes_in(),
           body_name(env), payload.size() + frame_header_size);
-    on_envelope(self, env);
-    if (st.closing)
-      return;
+    on_envelope(self, env, payload.size() + frame_header_size);
   }
+  account_handshake(self);
 }
 
-/// Writes a frame from the node; flood traffic is shed by disconnecting a
-/// peer that cannot keep up.
+void on_data(peer_link_ptr self, const std::vector<char>& buf) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.last_received = self->clock().now();
+  st.decoder.feed(std::string_view{buf.data(), buf.size()});
+  // While paused, what the multiplexer still reads waits in the decoder.
+  if (!st.ingress.paused())
+    drain(self);
+}
+
+/// Writes a frame from the node. Flood traffic is shed while the send
+/// queue is full (the peer reads slower than we write, e.g. because it
+/// applies slower and paused us): anti-entropy repairs it once the queue
+/// drains, so back-pressure never turns into disconnect churn. Only a queue
+/// past the hard cap (twice max_send_queue + max_frame_size) disconnects.
 void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
   auto& st = self->state;
   if (st.closing || !st.established)
     return;
   if (flood && !st.budget.admits(frame.size())) {
+    if (st.params.shared) {
+      ++st.params.shared->flood_frames_shed;
+      st.params.shared->flood_bytes_shed += frame.size();
+    }
+    if (!st.shedding) {
+      st.shedding = true;
+      log_line(log_level::warning, st.params.self,
+               describe(self) + " reads slower than we write: "
+                 + std::to_string(st.budget.queued())
+                 + " bytes queued, shedding flood frames until the queue "
+                   "drains (anti-entropy repairs them)");
+    }
+    return;
+  }
+  // Anti-entropy windows fit the send queue but may come on top of a full
+  // one: the hard cap leaves room for that, and bounds the bytes all the same.
+  auto hard_cap = 2 * (st.budget.limit() + st.params.max_frame_size);
+  if (!flood && st.budget.queued() + frame.size() > hard_cap) {
     shut_down(self, pb::Goodbye::SLOW_CONSUMER,
-              std::to_string(st.budget.queued()) + " bytes queued, limit "
-                + std::to_string(st.budget.limit()));
+              std::to_string(st.budget.queued()) + " bytes queued, hard cap "
+                + std::to_string(hard_cap));
     return;
   }
   write_frame(self, frame, flood ? "flood" : "anti_entropy");
@@ -365,10 +522,15 @@ caf::behavior peer_link_actor(peer_link_ptr self,
   auto& st = self->state;
   st.params = std::move(params);
   st.hdl = hdl;
-  st.decoder = frame_decoder{st.params.max_frame_size};
+  st.decoder = frame_decoder{
+    std::min(st.params.max_handshake_frame, st.params.max_frame_size)};
   st.budget = send_budget{st.params.max_send_queue};
+  st.ingress = ingress_window{st.params.ingress_window};
   st.last_received = self->clock().now();
-  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  if (st.params.shared)
+    st.handshake_ticket = st.params.shared->handshakes.enter(self->address());
+  self->configure_read(hdl,
+                       caf::io::receive_policy::at_most(handshake_read_chunk));
   self->ack_writes(hdl, true);
   self->monitor(st.params.router);
   self->set_down_handler([=](const caf::down_msg& msg) {
@@ -382,7 +544,18 @@ caf::behavior peer_link_actor(peer_link_ptr self,
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
     [=](const caf::io::data_transferred_msg& msg) {
-      self->state.budget.remaining(msg.remaining);
+      auto& st = self->state;
+      st.budget.remaining(msg.remaining);
+      if (st.shedding && msg.remaining <= st.budget.limit() / 2
+          && !st.closing) {
+        st.shedding = false;
+        log_line(log_level::info, st.params.self,
+                 describe(self)
+                   + " caught up: asking for anti-entropy to repair the "
+                     "shed flood frames");
+        self->send(st.params.store, ae_start_atom::value,
+                   caf::actor_cast<link_actor>(self));
+      }
     },
     [=](const caf::io::connection_closed_msg&) {
       auto& st = self->state;
@@ -408,6 +581,19 @@ caf::behavior peer_link_actor(peer_link_ptr self,
       shut_down(self, static_cast<pb::Goodbye::Reason>(reason), detail);
     },
     [=](hb_tick_atom) { on_heartbeat(self); },
+    [=](probe_atom) -> caf::result<bool> {
+      auto& st = self->state;
+      if (st.closing || !st.established)
+        return make_error(errc::disconnected, std::string{"link closing"});
+      // A peer we paused sends more than we apply: it is alive.
+      if (st.ingress.paused())
+        return true;
+      auto rp = self->make_response_promise();
+      if (st.probes.empty())
+        st.probe_nonce = send_ping(self);
+      st.probes.push_back(rp);
+      return rp;
+    },
     [=](hs_timeout_atom) {
       if (!self->state.established && !self->state.closing)
         shut_down(

@@ -10,6 +10,7 @@
 #include <caf/actor.hpp>
 #include <caf/io/broker.hpp>
 #include <caf/io/connection_handle.hpp>
+#include <caf/response_promise.hpp>
 
 #include "actors/dict_store_actor.hpp"
 #include "actors/peer_link_state.hpp"
@@ -38,8 +39,19 @@ struct link_params {
   dict_store_actor store;
   /// Largest frame accepted or sent.
   size_t max_frame_size = default_max_frame_size;
-  /// Most bytes queued for the peer before flood traffic disconnects it.
+  /// Most bytes queued for the peer before flood frames are shed (anti-
+  /// entropy repairs them once the queue drains); twice this is the hard
+  /// cap beyond which the peer is disconnected as a slow consumer.
   size_t max_send_queue = 16 * 1024 * 1024;
+  /// Largest frame accepted before the peer's hello was received and found
+  /// valid (a hello fits in a few hundred bytes).
+  size_t max_handshake_frame = 64 * 1024;
+  /// Most bytes of the peer's writes handed on but not yet applied by the
+  /// store; beyond it the link stops reading its socket.
+  size_t ingress_window = 4 * 1024 * 1024;
+  /// Shared by every link of the node: the handshake budget and counters
+  /// (none: no shared budget, e.g. in tests of a lone link).
+  std::shared_ptr<link_shared> shared;
   /// Deadline of the handshake.
   std::chrono::milliseconds handshake_timeout{5000};
   /// Interval of pings.
@@ -83,6 +95,11 @@ struct peer_link_state {
   ~peer_link_state() {
     if (slot)
       slot->abandon();
+    if (handshake_ticket != 0 && params.shared)
+      params.shared->handshakes.leave(handshake_ticket);
+    // Replies that will never come: their credit leaves with the link.
+    if (params.shared)
+      params.shared->ingress_outstanding -= ingress.outstanding();
   }
 
   /// Where the dialler leaves the socket (dialled links only).
@@ -104,8 +121,24 @@ struct peer_link_state {
   /// The peer's hello.
   pb::Hello peer;
   /// Frames that arrived after the peer's hello but before the router
-  /// attached us (at most params.max_send_queue bytes).
+  /// attached us (at most params.max_send_queue bytes, and within the
+  /// node's handshake budget).
   early_frames<pb::Envelope> early;
+  /// Our ticket in the node's handshake budget (0: none or left it).
+  uint64_t handshake_ticket = 0;
+  /// The peer's writes handed on and not yet applied by the store.
+  ingress_window ingress;
+  /// The link stopped reading at least once (then each heartbeat makes sure
+  /// reading resumed: a halt and a trigger in one multiplexer round can
+  /// leave a socket unregistered).
+  bool ever_paused = false;
+  /// Flood frames are being shed since the send queue filled up; once it
+  /// drains the link asks for an anti-entropy round with the peer.
+  bool shedding = false;
+  /// The router's probes waiting for the peer's next pong.
+  std::vector<caf::response_promise> probes;
+  /// Pongs to pings with at least this nonce answer the probes.
+  uint64_t probe_nonce = 0;
   /// When the last frame arrived (actor clock).
   caf::actor_clock::time_point last_received;
   /// Pings sent, for matching pongs.
@@ -123,10 +156,20 @@ using peer_link_ptr = caf::io::stateful_broker<peer_link_state>*;
 /// A peer link on an established TCP connection (accepted by the listener
 /// and forked from it, or added by tests on CAF's test multiplexer). It owns
 /// framing, the handshake, heartbeats, the bounded send queue and the codec,
-/// and knows nothing of keys or leases. Messages from the node:
-/// - `(frame_atom, bytes)`: flood traffic, shed by disconnecting when the
-///   send queue is full;
-/// - `(ae_frame_atom, bytes)`: anti-entropy windows, always written;
+/// and knows nothing of keys or leases. Until its hello is received and
+/// valid, the peer may send frames of at most max_handshake_frame bytes, and
+/// until the router attached the link, what it holds counts against the
+/// node's handshake budget. Writes go to the
+/// router as requests; the store's reply returns their credit, and beyond
+/// ingress_window unapplied bytes the link stops reading its socket (and
+/// does not count the silence it caused against the peer). Messages from the
+/// node:
+/// - `(frame_atom, bytes)`: flood traffic, shed (counted) while the send
+///   queue is full; once it drains the link asks the store for an
+///   anti-entropy round with the peer, which repairs what was shed;
+/// - `(ae_frame_atom, bytes)`: anti-entropy windows, written up to the hard
+///   cap (twice max_send_queue), beyond which the peer is disconnected;
+/// - `(probe_atom) -> bool`: answered with the peer's next pong;
 /// - `(goodbye_atom, reason, detail)`: say goodbye and close.
 /// The link quits with an error of category "syncmesh" when the connection
 /// fails before the handshake completes (unreachable, protocol_mismatch,

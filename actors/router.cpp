@@ -61,6 +61,8 @@ void router_state::init(const config& c, const node_id& self) {
     seed = seed * 131 + c;
   book = address_book{256, cfg.redial_min, cfg.redial_max, seed};
   seen = seen_set{cfg.seen_set_size, cfg.seen_ttl};
+  links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
+  links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
 }
 
 router_actor::behavior_type router_behavior(router_self self, const config& cfg,
@@ -130,6 +132,20 @@ router_actor::behavior_type router_behavior(router_self self, const config& cfg,
       auto stats = self->state.stats;
       stats.set_peers(static_cast<uint32_t>(self->state.peers.size()));
       stats.set_seen_ids(self->state.seen.size());
+      if (const auto& links = self->state.links) {
+        stats.set_handshake_evictions(links->handshakes.evictions());
+        stats.set_pending_handshake_bytes(links->handshakes.total());
+        stats.set_ingress_pauses(links->ingress_pauses.load());
+        stats.set_ingress_outstanding_bytes(links->ingress_outstanding.load());
+        stats.set_flood_frames_shed(links->flood_frames_shed.load());
+      }
+      if (const auto& links = self->state.links) {
+        stats.set_handshake_evictions(links->handshakes.evictions());
+        stats.set_pending_handshake_bytes(links->handshakes.total());
+        stats.set_ingress_pauses(links->ingress_pauses.load());
+        stats.set_ingress_outstanding_bytes(links->ingress_outstanding.load());
+        stats.set_flood_frames_shed(links->flood_frames_shed.load());
+      }
       return stats;
     },
   };

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,27 @@ struct router_state {
     message_budget;
   /// Counters.
   pb::RouterStats stats;
+  /// Shared with every link: the handshake budget and link counters.
+  std::shared_ptr<link_shared> links;
+  /// A newcomer claiming the ID of a connected node, waiting while the
+  /// existing link is probed.
+  struct duplicate_probe {
+    /// The newcomer's link.
+    link_actor newcomer;
+    /// What the newcomer told us.
+    pb::PeerInfo info;
+    /// The link being probed.
+    link_actor existing;
+    /// Answers the newcomer's attach.
+    caf::typed_response_promise<bool> rp;
+    /// Callers waiting for the newcomer's dial.
+    std::vector<caf::typed_response_promise<pb::PeerInfo>> waiting;
+    /// Both connections run in opposite directions (two nodes dialled each
+    /// other): the existing one stays only if it still answers.
+    bool crossed = false;
+  };
+  /// Probes in progress by node ID (at most one per ID).
+  std::map<std::string, duplicate_probe> probing;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.router";

@@ -21,8 +21,14 @@ namespace syncmesh {
 /// - from peer links: `(attach_atom, PeerInfo) -> bool` once a handshake is
 ///   done (false: a duplicate; error overloaded: too many inbound peers);
 ///   `(inbound_atom, peer, Envelope) -> bool`, writes from the mesh,
-///   validated and passed to the store (malformed input is refused with
-///   errc::malformed and the link told to close); `(peers_atom, peer, Peers,
+///   validated and delegated to the store, whose reply once applied (or
+///   held) returns the link's ingress credit (malformed input is refused
+///   with errc::malformed and the link told to close). A newcomer claiming
+///   the ID of a connected node waits in `attach` while the existing link is
+///   probed: if it answers within duplicate_probe_timeout the newcomer is
+///   refused (goodbye DUPLICATE_ID), otherwise it replaces the silent link;
+///   two nodes dialling each other keep the connection dialled by the
+///   smaller ID, decided the same way on both ends; `(peers_atom, peer, Peers,
 ///   message ID, hops)`, addresses to learn; `(message_atom, peer,
 ///   Envelope)`, a mesh message; `(rtt_atom, peer, µs)`, `(traffic_atom,
 ///   TrafficStats)`, `(link_closed_atom, reason)`; py2p links send

@@ -62,6 +62,12 @@ link_params make_link_params(router_self self, bool outbound) {
   p.store = st.store;
   p.max_frame_size = st.cfg.max_frame_size;
   p.max_send_queue = st.cfg.max_send_queue;
+  p.max_handshake_frame = st.cfg.max_handshake_frame;
+  p.ingress_window = st.cfg.ingress_window;
+  p.shared = st.links;
+  p.max_handshake_frame = st.cfg.max_handshake_frame;
+  p.ingress_window = st.cfg.ingress_window;
+  p.shared = st.links;
   p.handshake_timeout = st.cfg.handshake_timeout;
   p.heartbeat_interval = st.cfg.heartbeat_interval;
   p.peer_timeout = st.cfg.peer_timeout;

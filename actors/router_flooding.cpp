@@ -89,9 +89,12 @@ caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
     return true;
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
-  if (st.store)
-    self->send(st.store, remote_atom::value, std::move(peer), std::move(batch));
-  return true;
+  if (!st.store)
+    return true;
+  // The store's reply, once applied, returns the link's credit.
+  auto rp = self->make_response_promise<bool>();
+  return rp.delegate(st.store, remote_atom::value, std::move(peer),
+                     std::move(batch));
 }
 
 } // namespace syncmesh

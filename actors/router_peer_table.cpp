@@ -27,6 +27,76 @@ void on_attached(router_self self, const std::string& peer) {
 
 } // namespace
 
+namespace {
+
+/// Enters `link` into the peer table (the checks are done).
+void admit(router_self self, const link_actor& link, pb::PeerInfo info,
+           std::vector<caf::typed_response_promise<pb::PeerInfo>>& waiting) {
+  auto& st = self->state;
+  const auto peer = info.node_id();
+  info.set_connected_since_us(now_us(self));
+  self->monitor(link);
+  st.peers[peer] = peer_entry{link, info};
+  for (auto& rp : waiting)
+    rp.deliver(info);
+  if (st.events) {
+    pb::Event ev;
+    *ev.mutable_peer_up()->mutable_peer() = info;
+    self->send(st.events, std::move(ev));
+  }
+  on_attached(self, peer);
+}
+
+/// The probe of the link that holds `peer` ended: `alive` when it answered.
+void finish_probe(router_self self, const std::string& peer, bool alive) {
+  auto& st = self->state;
+  auto i = st.probing.find(peer);
+  if (i == st.probing.end())
+    return;
+  auto probe = std::move(i->second);
+  st.probing.erase(i);
+  auto existing = st.peers.find(peer);
+  bool still_there
+    = existing != st.peers.end() && existing->second.link == probe.existing;
+  if (existing != st.peers.end() && (alive || !still_there)) {
+    // The existing link answered (or another took the ID meanwhile).
+    bump(st.stats, &pb::RouterStats::duplicates_refused,
+         &pb::RouterStats::set_duplicates_refused);
+    log_line(log_level::warning, st.self_id,
+             "refused a second connection claiming node "
+               + to_hex(peer).substr(0, 12)
+               + ": the connected one answered a probe");
+    if (!probe.crossed)
+      self->send(probe.newcomer, goodbye_atom::value,
+                 int32_t{pb::Goodbye::DUPLICATE_ID},
+                 "node " + to_hex(peer).substr(0, 12)
+                   + " is connected and answered a probe");
+    for (auto& rp : probe.waiting)
+      rp.deliver(existing->second.info);
+    probe.rp.deliver(false);
+    return;
+  }
+  if (still_there) {
+    bump(st.stats, &pb::RouterStats::duplicates_replaced,
+         &pb::RouterStats::set_duplicates_replaced);
+    log_line(log_level::info, st.self_id,
+             "replacing the link to " + to_hex(peer).substr(0, 12)
+               + ": it did not answer a probe within "
+               + std::to_string(st.cfg.duplicate_probe_timeout.count())
+               + " ms");
+    self->send(existing->second.link, goodbye_atom::value,
+               int32_t{probe.crossed ? pb::Goodbye::DUPLICATE_CONNECTION
+                                     : pb::Goodbye::HEARTBEAT_TIMEOUT},
+               std::string{"a new connection replaces this silent one"});
+    self->demonitor(existing->second.link.address());
+    st.peers.erase(existing);
+  }
+  admit(self, probe.newcomer, std::move(probe.info), probe.waiting);
+  probe.rp.deliver(true);
+}
+
+} // namespace
+
 caf::result<bool> attach(router_self self, pb::PeerInfo& info) {
   auto& st = self->state;
   auto link = caf::actor_cast<link_actor>(self->current_sender());
@@ -48,16 +118,38 @@ caf::result<bool> attach(router_self self, pb::PeerInfo& info) {
   };
   auto existing = st.peers.find(peer);
   if (existing != st.peers.end()) {
-    if (!prefer_new_connection(existing->second.info.outbound(),
-                               info.outbound(), st.self_id, peer)) {
+    bool crossed = existing->second.info.outbound() != info.outbound();
+    if ((crossed
+         && !prefer_new_connection(existing->second.info.outbound(),
+                                   info.outbound(), st.self_id, peer))
+        || st.probing.count(peer) > 0) {
+      if (!crossed)
+        self->send(link, goodbye_atom::value,
+                   int32_t{pb::Goodbye::DUPLICATE_ID},
+                   "node " + to_hex(peer).substr(0, 12)
+                     + " is connected and being probed");
       answer(existing->second.info);
       return false;
     }
-    self->send(existing->second.link, goodbye_atom::value,
-               int32_t{pb::Goodbye::DUPLICATE_CONNECTION},
-               std::string{"a preferred connection replaces this one"});
-    self->demonitor(existing->second.link.address());
-    st.peers.erase(existing);
+    // A newcomer never displaces a link that still answers: probe it. Two
+    // nodes dialling each other probe the same (preferred) connection, or
+    // one of them refuses it and the other's probe fails: they agree.
+    bump(st.stats, &pb::RouterStats::duplicate_probes,
+         &pb::RouterStats::set_duplicate_probes);
+    auto rp = self->make_response_promise<bool>();
+    auto& probe = st.probing[peer];
+    probe.newcomer = link;
+    probe.info = info;
+    probe.existing = existing->second.link;
+    probe.rp = rp;
+    probe.waiting = std::move(waiting);
+    probe.crossed = crossed;
+    self
+      ->request(existing->second.link, st.cfg.duplicate_probe_timeout,
+                probe_atom::value)
+      .then([=](bool) { finish_probe(self, peer, true); },
+            [=](caf::error&) { finish_probe(self, peer, false); });
+    return rp;
   } else if (!info.outbound()) {
     size_t inbound = 0;
     for (const auto& kv : st.peers)
@@ -67,16 +159,7 @@ caf::result<bool> attach(router_self self, pb::PeerInfo& info) {
       return make_error(errc::overloaded, "already " + std::to_string(inbound)
                                             + " inbound peers");
   }
-  info.set_connected_since_us(now_us(self));
-  self->monitor(link);
-  st.peers[peer] = peer_entry{link, info};
-  answer(info);
-  if (st.events) {
-    pb::Event ev;
-    *ev.mutable_peer_up()->mutable_peer() = info;
-    self->send(st.events, std::move(ev));
-  }
-  on_attached(self, peer);
+  admit(self, link, info, waiting);
   return true;
 }
 
@@ -120,7 +203,10 @@ void on_link_down(router_self self, const caf::down_msg& msg) {
       publish_peer_down(self, i->first,
                         msg.reason ? self->system().render(msg.reason)
                                    : std::string{"connection closed"});
+      auto peer = i->first;
       st.peers.erase(i);
+      // A newcomer waiting on this link's probe gets in at once.
+      finish_probe(self, peer, false);
       return;
     }
   }

@@ -87,6 +87,10 @@ public:
   /// The limit this decoder enforces.
   size_t max_frame_size() const noexcept { return max_frame_size_; }
 
+  /// Changes the limit for frames not yet handed out (a link raises it once
+  /// the handshake is done).
+  void set_max_frame_size(size_t n) noexcept { max_frame_size_ = n; }
+
 private:
   size_t max_frame_size_;
   std::string buf_;

@@ -54,6 +54,17 @@ std::string config::validate() const {
     return "max_ae_outbox_bytes must be positive";
   if (max_send_queue < max_frame_size)
     return "max_send_queue must hold at least one frame (max_frame_size)";
+  if (max_handshake_frame < 1024 || max_handshake_frame > max_frame_size)
+    return "max_handshake_frame must be between 1 KiB and max_frame_size";
+  if (max_pending_handshake_bytes < 2 * max_handshake_frame)
+    return "max_pending_handshake_bytes must hold at least two handshake "
+           "frames (2 * max_handshake_frame)";
+  if (ingress_window < max_frame_size)
+    return "ingress_window must hold at least one frame (max_frame_size)";
+  // A probe slower than peer_timeout is harmless: a silent link is then
+  // dropped by its heartbeat first, which lets the newcomer in at once.
+  if (duplicate_probe_timeout.count() <= 0)
+    return "duplicate_probe_timeout must be positive";
   if (heartbeat_interval.count() <= 0 || peer_timeout <= heartbeat_interval)
     return "peer_timeout must exceed a positive heartbeat_interval";
   if (handshake_timeout.count() <= 0 || dial_timeout.count() <= 0)

@@ -80,6 +80,12 @@ struct node_metrics::impl {
         .Name("syncmesh_link_closes_total")
         .Help("Peer links closed, by goodbye reason")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& link_bounds
+    = BuildCounter()
+        .Name("syncmesh_link_bounds_total")
+        .Help("Peer-link bounds that dropped, paused or refused something, "
+              "by kind")
+        .Register(*registry);
   prometheus::Family<prometheus::Counter>& held
     = BuildCounter()
         .Name("syncmesh_held_writes_total")
@@ -160,6 +166,17 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
     m.advance(m.link_bytes, {{"direction", "out"}, {"kind", kind}}, n);
   for (const auto& [reason, n] : r.frame_errors())
     m.advance(m.frame_errors, {{"reason", reason}}, n);
+  m.advance(m.link_bounds, {{"kind", "handshake_evictions"}},
+            r.handshake_evictions());
+  m.advance(m.link_bounds, {{"kind", "ingress_pauses"}}, r.ingress_pauses());
+  m.advance(m.link_bounds, {{"kind", "flood_frames_shed"}},
+            r.flood_frames_shed());
+  m.advance(m.link_bounds, {{"kind", "duplicate_probes"}},
+            r.duplicate_probes());
+  m.advance(m.link_bounds, {{"kind", "duplicates_refused"}},
+            r.duplicates_refused());
+  m.advance(m.link_bounds, {{"kind", "duplicates_replaced"}},
+            r.duplicates_replaced());
   m.advance(m.held, {}, l.held_records());
   m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
   m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());

@@ -57,6 +57,10 @@ struct node_config : caf::actor_system_config {
   size_t max_value_size = 1024 * 1024;
   size_t max_value_depth = 64;
   size_t expected_keys = 0;
+  size_t max_handshake_frame = 64 * 1024;
+  size_t max_pending_handshake_bytes = 4 * 1024 * 1024;
+  size_t ingress_window = 4 * 1024 * 1024;
+  std::string duplicate_probe_timeout = "1s";
 
   node_config() {
     opt_group{custom_options_, "global"}
@@ -88,7 +92,17 @@ struct node_config : caf::actor_system_config {
       .add(max_value_depth, "max-value-depth",
            "deepest nesting of lists and maps in a value (mesh-wide)")
       .add(expected_keys, "expected-keys",
-           "keys to size the tables for (avoids rehash pauses)");
+           "keys to size the tables for (avoids rehash pauses)")
+      .add(max_handshake_frame, "max-handshake-frame",
+           "largest frame in bytes before a peer's hello is accepted")
+      .add(max_pending_handshake_bytes, "max-pending-handshake-bytes",
+           "most bytes held for all unfinished handshakes")
+      .add(ingress_window, "ingress-window",
+           "most bytes of a peer's writes not yet applied before its link "
+           "stops reading")
+      .add(duplicate_probe_timeout, "duplicate-probe-timeout",
+           "how long a connected peer may take to answer a probe when "
+           "another connection claims its ID, e.g. \"1s\"");
   }
 };
 
@@ -166,6 +180,11 @@ config to_node_config(const node_config& opts) {
     cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;
   if (cfg.max_send_queue < cfg.max_frame_size * 4)
     cfg.max_send_queue = cfg.max_frame_size * 4;
+  cfg.max_handshake_frame = opts.max_handshake_frame;
+  cfg.max_pending_handshake_bytes = opts.max_pending_handshake_bytes;
+  cfg.ingress_window = opts.ingress_window;
+  if (cfg.ingress_window < cfg.max_frame_size)
+    cfg.ingress_window = cfg.max_frame_size;
   struct {
     const char* name;
     const std::string& text;
@@ -179,6 +198,8 @@ config to_node_config(const node_config& opts) {
      cfg.anti_entropy_interval},
     {"redial-max", opts.redial_max, cfg.redial_max},
     {"tombstone-horizon", opts.tombstone_horizon, cfg.tombstone_horizon},
+    {"duplicate-probe-timeout", opts.duplicate_probe_timeout,
+     cfg.duplicate_probe_timeout},
   };
   for (auto& d : durations)
     if (!parse_duration(d.text, d.out))

@@ -687,3 +687,93 @@ BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// -- link bounds over real sockets (issue 13)
+// -------------------------------------------------------
+
+BOOST_FIXTURE_TEST_SUITE(link_bounds, mesh_fixture)
+
+BOOST_AUTO_TEST_CASE(unfinished_handshakes_stay_bounded_and_peers_still_join) {
+  auto cfg = fast_config();
+  cfg.handshake_timeout = 5s; // the attack must not time out by itself
+  cfg.max_pending_handshake_bytes = 1024 * 1024;
+  auto& node = add(cfg);
+  node["before"] = 1;
+  const auto frame = cfg.max_handshake_frame;
+  // 100 connections each send most of the largest frame allowed before a
+  // hello (the issue measured RSS 53 -> 449 MB with 4 MiB frames).
+  std::string attack(4, '\0');
+  attack[1] = static_cast<char>((frame >> 16) & 0xff);
+  attack[2] = static_cast<char>((frame >> 8) & 0xff);
+  attack[3] = static_cast<char>(frame & 0xff);
+  attack += std::string(frame - 1, 'x');
+  std::vector<std::unique_ptr<test::raw_peer>> attackers;
+  for (int i = 0; i < 100; ++i) {
+    attackers.push_back(std::make_unique<test::raw_peer>(node.port()));
+    attackers.back()->send(attack);
+  }
+  // Without the budget they would hold 100 * 64 KiB = 6.4 MB.
+  BOOST_REQUIRE(eventually(
+    [&] { return node.stats().router().handshake_evictions() > 0; }));
+  BOOST_CHECK_LE(node.stats().router().pending_handshake_bytes(),
+                 cfg.max_pending_handshake_bytes);
+  // An honest node still joins and replicates both ways.
+  auto& friendly = add();
+  friendly.connect("127.0.0.1", node.port());
+  friendly["after"] = 2;
+  BOOST_CHECK(eventually(
+    [&] { return friendly.contains("before") && node.contains("after"); }));
+  BOOST_CHECK_LE(node.stats().router().pending_handshake_bytes(),
+                 cfg.max_pending_handshake_bytes);
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_receiver_is_not_disconnected_and_converges) {
+  // Small windows and queues: the receiver pauses the writer's link, the
+  // writer's queue fills and sheds flood frames; anti-entropy repairs them.
+  auto small = [] {
+    auto c = fast_config(false);
+    c.max_value_size = 16 * 1024;
+    c.max_frame_size = 64 * 1024;
+    c.max_send_queue = 64 * 1024;
+    c.ingress_window = 64 * 1024;
+    // Both nodes share one multiplexer thread here: a 1 s timeout is too
+    // tight for 6 MB on a loaded machine, and would test the CPU instead.
+    c.peer_timeout = 5s;
+    return c;
+  };
+  auto& writer = add(small());
+  auto& reader = add(small());
+  reader.connect("127.0.0.1", writer.port());
+  BOOST_REQUIRE(eventually([&] { return writer.peers().size() == 1; }));
+  std::string big(15 * 1024, 'w');
+  for (int i = 0; i < 400; ++i)
+    writer["k" + std::to_string(i)] = big + std::to_string(i);
+  // A cheap predicate: comparing all items on every poll would starve the
+  // nodes of CPU.
+  BOOST_CHECK(eventually([&] { return reader.size() == 400; }, 30s));
+  BOOST_CHECK(eventually([&] { return converged(); }, 10s));
+  for (auto* n : {&writer, &reader}) {
+    auto stats = n->stats();
+    const auto& errors = stats.router().frame_errors();
+    BOOST_CHECK(errors.find("slow consumer") == errors.end());
+    BOOST_CHECK(errors.find("heartbeat timeout") == errors.end());
+  }
+  BOOST_CHECK_EQUAL(writer.peers().size(), 1u);
+  BOOST_CHECK_EQUAL(reader.size(), 400u);
+}
+
+BOOST_AUTO_TEST_CASE(an_impostor_is_refused_while_the_real_node_answers) {
+  auto& a = add();
+  auto& b = add();
+  b.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
+  // A raw peer claims b's ID: a probes its link to b, b answers.
+  BOOST_CHECK_EQUAL(provoke(a.port(), hello_from(b.raw_id(), fast_config())),
+                    pb::Goodbye::DUPLICATE_ID);
+  b["still"] = "here";
+  BOOST_CHECK(eventually([&] { return a.contains("still"); }));
+  BOOST_CHECK_EQUAL(a.stats().router().duplicates_refused(), 1u);
+  BOOST_CHECK_EQUAL(a.peers().size(), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -16,6 +16,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/dict_store.hpp"
 #include "actors/facade.hpp"
 #include "actors/log.hpp"
 #include "messages/frame_codec.hpp"
@@ -878,6 +879,27 @@ SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
 pb::WriteBatch cluster::entries(size_t i) {
   return impl_->ask_internal<pb::WriteBatch>(i, impl_->running(i).actors.store,
                                              export_atom::value);
+}
+
+pb::WriteBatch cluster::peek(size_t i, const std::string& key) {
+  pb::WriteBatch result;
+  auto& n = impl_->nodes.at(i);
+  if (!n.alive || !n.actors.store)
+    return result;
+  // The store is the dict store actor; its state is only touched by the
+  // actor itself, which cannot be running now (one thread runs them all).
+  auto* raw = caf::actor_cast<caf::abstract_actor*>(n.actors.store);
+  auto* store
+    = dynamic_cast<dict_store_actor::stateful_base<dict_store_state>*>(raw);
+  if (store == nullptr)
+    return result;
+  if (const auto* entry = store->state.store.find(key)) {
+    std::vector<pb::WriteRecord> records;
+    entry->export_records(key, records);
+    for (auto& rec : records)
+      result.mutable_records()->Add()->Swap(&rec);
+  }
+  return result;
 }
 
 std::string cluster::store_bytes(size_t i) {

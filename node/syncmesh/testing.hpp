@@ -227,6 +227,14 @@ public:
 
   /// Every entry of node `i`, tombstones included, as records sorted by key.
   pb::WriteBatch entries(size_t i);
+  /// Node `i`'s entry for `key` as records (base or tombstone, and field
+  /// writes), read straight from its store actor's state without a message:
+  /// what the store holds at this very instant, with nothing queued in its
+  /// mailbox applied. Meant for checks that must see the store when a reply
+  /// arrives, so it may be called from submit() callbacks (every actor of
+  /// the cluster runs on this one thread, so none is running meanwhile).
+  /// Empty when the key has no entry or the node is not running.
+  pb::WriteBatch peek(size_t i, const std::string& key);
   /// Canonical bytes of node `i`'s store: equal bytes, equal replicas.
   std::string store_bytes(size_t i);
   /// Counters of node `i`.

@@ -12,6 +12,7 @@
 #include "actors/store_state.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
+#include "sim/local_write_checker.hpp"
 #include "syncmesh/errors.hpp"
 #include "syncmesh/pb/entry.pb.h"
 #include "syncmesh/testing.hpp"
@@ -133,6 +134,16 @@ public:
       = {ae_method::automatic, ae_method::sketch, ae_method::key_lists};
     opts.node_config.anti_entropy_method = methods[seed % 3];
     cluster_ = std::make_unique<cluster>(opts);
+    local_write_checker::settings checks;
+    checks.leasing = sc.leasing;
+    checks.lease_margin_us = static_cast<uint64_t>(
+      std::chrono::duration_cast<microseconds>(opts.node_config.lease_margin)
+        .count());
+    checks.tombstone_horizon_us
+      = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(
+                                opts.node_config.tombstone_horizon)
+                                .count());
+    checker_.emplace(report_.nodes, checks);
     seen_.resize(report_.nodes);
     last_acked_.resize(report_.nodes);
     own_writes_.resize(report_.nodes);
@@ -371,6 +382,7 @@ private:
     last_acked_[*i].clear();
     own_writes_[*i].clear();
     newest_delete_[*i].clear();
+    checker_->forget(*i);
   }
 
   void restart_one() {
@@ -562,16 +574,23 @@ private:
                     std::vector<std::string> fields = {}) {
     auto lease = valid_foreign_lease(i, key);
     auto inc = cluster_->incarnation(i);
+    auto seq = checker_->issue(i, key);
     cluster_->submit<Reply>(
       i, std::move(req),
       [=](Reply& reply) {
-        completions_.push_back({i, inc, [=] {
-                                  trace(key, node_name(i) + " " + what + " ack "
-                                               + show_meta(reply.meta()));
-                                  expect_refusal(i, key, lease, what);
-                                  record(i, key, reply.meta().version(), kind,
-                                         fields);
-                                }});
+        // The store as it is when the acknowledgement arrives (not when the
+        // instant settles, by which time more may have happened).
+        auto at_ack = store_newest(i, key);
+        completions_.push_back(
+          {i, inc, [=] {
+             trace(key, node_name(i) + " " + what + " ack "
+                          + show_meta(reply.meta()));
+             expect_refusal(i, key, lease, what);
+             record(i, key, reply.meta().version(), kind, fields);
+             version v;
+             from_proto(reply.meta().version(), v);
+             checker_->on_acked(i, cluster_->id(i), key, seq, v, at_ack);
+           }});
       },
       [=](const caf::error& err) { on_error(i, key, what, err); });
   }
@@ -616,6 +635,7 @@ private:
     pb::UpdateRequest req;
     std::vector<std::string> keys;
     std::vector<std::string> leases;
+    std::vector<uint64_t> seqs;
     auto n = std::uniform_int_distribution<int>{2, 4}(rng_);
     for (int k = 0; k < n; ++k) {
       auto key = pick_key(i);
@@ -626,19 +646,25 @@ private:
       to_proto(pick_value(), item->mutable_value());
       keys.push_back(key);
       leases.push_back(valid_foreign_lease(i, key));
+      seqs.push_back(checker_->issue(i, key));
       own_writes_[i].erase(key);
     }
     auto inc = cluster_->incarnation(i);
     cluster_->submit<pb::WriteAck>(
       i, std::move(req),
       [=](pb::WriteAck&) {
-        completions_.push_back({i, inc, [=] {
-                                  for (size_t k = 0; k < keys.size(); ++k) {
-                                    expect_refusal(i, keys[k], leases[k],
-                                                   "update");
-                                    record_from_events(i, keys[k]);
-                                  }
-                                }});
+        std::vector<std::optional<version>> at_ack;
+        for (const auto& key : keys)
+          at_ack.push_back(store_newest(i, key));
+        completions_.push_back(
+          {i, inc, [=] {
+             for (size_t k = 0; k < keys.size(); ++k) {
+               expect_refusal(i, keys[k], leases[k], "update");
+               if (auto v = record_from_events(i, keys[k]))
+                 checker_->on_acked(i, cluster_->id(i), keys[k], seqs[k], *v,
+                                    at_ack[k]);
+             }
+           }});
       },
       [=](const caf::error& err) {
         on_error(i, keys.empty() ? "" : keys.front(), "update", err);
@@ -646,21 +672,39 @@ private:
   }
 
   /// An update() batch acks once: each key's version comes from the
-  /// node's own event for it.
-  void record_from_events(size_t i, const std::string& key) {
+  /// node's own event for it. Returns that version (nullopt: none).
+  std::optional<version> record_from_events(size_t i, const std::string& key) {
     auto it = own_writes_[i].find(key);
     if (it == own_writes_[i].end()) {
       fail("lost-write",
            node_name(i) + " acknowledged an update of " + key
              + " but published no event for it",
            key);
-      return;
+      return std::nullopt;
     }
     pb::Version pv;
     to_proto(it->second, &pv);
     trace(key, node_name(i) + " update ack " + show(it->second));
+    auto v = it->second;
     own_writes_[i].erase(it);
     record(i, key, pv, acked_write::base);
+    return v;
+  }
+
+  /// The newest version node i's store holds for `key` right now (peeked,
+  /// not asked: callable while a reply is being handled); nullopt when the
+  /// key has no entry.
+  std::optional<version> store_newest(size_t i, const std::string& key) {
+    std::optional<version> newest;
+    auto entry = cluster_->peek(i, key);
+    for (const auto& rec : entry.records()) {
+      version v;
+      if (!from_proto(rec.version(), v).empty())
+        continue;
+      if (!newest || newer(v, *newest))
+        newest = std::move(v);
+    }
+    return newest;
   }
 
   /// A node reads a key it wrote: it sees its own acknowledged write or
@@ -724,6 +768,10 @@ private:
           && cluster_->incarnation(c.node) == c.incarnation)
         c.apply();
     resolve_lease_losses();
+    for (auto& f : checker_->take_findings()) {
+      trace(f.key, "violation " + f.invariant + ": " + f.detail);
+      fail(f.invariant, f.detail, f.key);
+    }
   }
 
   // -- events -----------------------------------------------------------------
@@ -736,6 +784,15 @@ private:
                         : ev.deleted().key().c_str(),
         show_meta(ev.has_update() ? ev.update().meta() : ev.deleted().meta())
           .c_str());
+    if (ev.has_update() || (ev.has_deleted() && ev.deleted().has_meta())) {
+      const auto& meta
+        = ev.has_update() ? ev.update().meta() : ev.deleted().meta();
+      version v;
+      from_proto(meta.version(), v);
+      checker_->on_event(
+        i, ev.has_update() ? ev.update().key() : ev.deleted().key(),
+        ev.has_update(), v, cluster_->wall_us(i));
+    }
     if (ev.has_update()) {
       auto& s = seen_[i][ev.update().key()];
       from_proto(ev.update().meta().version(), s.ver);
@@ -755,6 +812,7 @@ private:
       if (!fresh && newer(s.ver, d->second))
         d->second = s.ver;
     } else if (ev.has_lease_lost()) {
+      checker_->on_lease_lost(i, cluster_->id(i), ev.lease_lost().key());
       lease_losses_.push_back({i, ev.lease_lost().key(),
                                ev.lease_lost().old_lease_end_us(),
                                ev.lease_lost().new_owner()});
@@ -982,6 +1040,8 @@ private:
   std::mt19937_64 rng_;
   run_report report_;
   std::unique_ptr<cluster> cluster_;
+  /// The invariants of local writes and events (local_write_checker.hpp).
+  std::optional<local_write_checker> checker_;
   std::vector<std::map<std::string, seen_entry>> seen_;
   std::vector<std::map<std::string, std::optional<version>>> last_acked_;
   /// The newest delete each node published an event for.

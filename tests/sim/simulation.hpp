@@ -56,7 +56,9 @@ const scenario* find_scenario(const std::string& name);
 /// One broken invariant.
 struct violation {
   /// Which invariant ("convergence", "lost-write", "lease", "bounds",
-  /// "liveness", "read-own-write").
+  /// "liveness", "read-own-write", and those of local_write_checker.hpp:
+  /// "read-your-writes", "no-silent-drop", "lease-decision", "issue-order",
+  /// "event-order", "lease-lost-order").
   std::string invariant;
   /// What exactly went wrong.
   std::string detail;

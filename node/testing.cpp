@@ -14,6 +14,8 @@
 #include <caf/io/network/test_multiplexer.hpp>
 #include <caf/io/scribe.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/dict_store.hpp"

@@ -124,7 +124,9 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
     } else if (out.changed) {
       stats.set_local_applied(stats.local_applied() + 1);
     }
-    if (out.changed) {
+    // A note only when the lease manager has something to do with it:
+    // nothing is built on the write path while nobody listens.
+    if (out.changed && (recorded.change || st.publish_events)) {
       store_note note;
       if (recorded.change) {
         note.lease_changed = true;
@@ -134,6 +136,8 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
       if (note.lease_changed
           || note.event.kind_case() != pb::Event::KIND_NOT_SET)
         st.notes.push_back(std::move(note));
+    }
+    if (out.changed) {
       tombstones |= !out.now_live;
       result.changed.mutable_records()->Add()->Swap(&rec);
     }

@@ -13,6 +13,7 @@
 #include <caf/response_promise.hpp>
 
 #include "actors/dict_store_actor.hpp"
+#include "actors/handshake_budget.hpp"
 #include "actors/peer_link_state.hpp"
 #include "actors/router_actor.hpp"
 #include "messages/frame_codec.hpp"

@@ -71,8 +71,6 @@ struct flow_fixture : test::node_fixture {
   /// A framed hello from `id`.
   std::string hello(const std::string& id) {
     std::string out;
-    // With this node's terms (versions, value limits): a hello without them
-    // is refused since the handshake carries them.
     append_frame(out, make_hello(id, protocol_id(node_cfg), "10.0.0.2", 7000,
                                  hello_terms_of(node_cfg)));
     return out;

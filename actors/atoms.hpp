@@ -6,10 +6,6 @@
 
 namespace syncmesh {
 
-/// (local_atom, WriteBatch) -> WriteAck: the store applies a local write.
-using local_atom = caf::atom_constant<caf::atom("local")>;
-/// (erase_atom, WriteBatch) -> DeleteReply: the store applies a local delete.
-using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// (remote_atom, peer, WriteBatch): writes from the mesh.
 using remote_atom = caf::atom_constant<caf::atom("remote")>;
 /// (changed_atom, origin peer, WriteBatch): store -> router, to flood.
@@ -28,10 +24,24 @@ using wire_atom = caf::atom_constant<caf::atom("wire")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 /// (tick_atom, generation): the lease manager's single timer.
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// (rtick_atom): the router's maintenance timer (dialling).
+using rtick_atom = caf::atom_constant<caf::atom("rtick")>;
+/// (ae_round_atom): time for an anti-entropy round with the next peer.
+using ae_round_atom = caf::atom_constant<caf::atom("aeround")>;
+/// (notes_atom, store_notes): the dict store tells the lease manager what
+/// changed, in order (events and changes of our leases).
+using notes_atom = caf::atom_constant<caf::atom("notes")>;
+/// (hold_atom, peer, WriteBatch): remote writes stamped too far ahead of
+/// our clock, for the lease manager to hold until their time.
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+/// (tombstones_atom): the store holds tombstones; schedule a purge.
+using tombstones_atom = caf::atom_constant<caf::atom("tombstones")>;
+/// (purge_atom, horizon µs) -> (purged, remaining): purge old tombstones.
+using purge_atom = caf::atom_constant<caf::atom("purge")>;
 /// (stats_atom) -> RouterStats / LeaseStats.
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
-/// With stats_atom: the lease manager's counters (the dict store actor
-/// answers both).
+/// With stats_atom: the lease manager's counters (the dict store answers
+/// with its part of them: local writes, refusals, remote records).
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
 /// (dump_atom) -> canonical bytes of the store (tests, convergence checks).
 using dump_atom = caf::atom_constant<caf::atom("dump")>;
@@ -75,8 +85,12 @@ using message_atom = caf::atom_constant<caf::atom("message")>;
 /// initial_sync): a message from a py2p link (router relays and dedups).
 using py2p_in_atom = caf::atom_constant<caf::atom("py2pin")>;
 /// (py2p_write_atom, peer, WriteBatch, initial_sync): py2p writes for the
-/// lease manager, decided with py2p's rule.
+/// dict store, decided with py2p's rule.
 using py2p_write_atom = caf::atom_constant<caf::atom("py2pwrite")>;
+/// (probe_atom) -> bool: the router asks an established link whether its
+/// peer still answers (a newcomer claims the same node ID); the answer comes
+/// with the peer's next pong.
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

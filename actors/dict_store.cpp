@@ -2,7 +2,11 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <limits>
+#include <optional>
+#include <type_traits>
 
 #include "actors/atoms.hpp"
 #include "actors/log.hpp"
@@ -14,15 +18,21 @@ namespace syncmesh {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<dict_store_state>*;
+using self_ptr = dict_store_actor::stateful_pointer<dict_store_state>;
 
-void publish(self_ptr self, const std::string& key,
-             const store_state::outcome& out) {
+uint64_t to_us(std::chrono::milliseconds x) {
+  return static_cast<uint64_t>(x.count()) * 1000;
+}
+
+// -- notes to the lease manager -----------------------------------------------
+
+/// Builds the update/delete event of a write that changed `key`.
+void note_event(self_ptr self, const std::string& key,
+                const store_state::outcome& out, pb::Event& ev) {
   auto& st = self->state;
-  if (!st.publish_events || !st.events || (!out.was_live && !out.now_live))
+  if (!st.publish_events || (!out.was_live && !out.now_live))
     return;
   const auto* entry = st.store.find(key);
-  pb::Event ev;
   if (out.now_live) {
     auto* update = ev.mutable_update();
     update->set_key(key);
@@ -34,8 +44,29 @@ void publish(self_ptr self, const std::string& key,
     if (entry != nullptr)
       to_proto(entry->head(), deleted->mutable_meta());
   }
-  self->send(st.events, std::move(ev));
 }
+
+/// Sends the notes of the batch just applied to the lease manager: one
+/// message per batch, in the order the writes were applied.
+void send_notes(self_ptr self) {
+  auto& st = self->state;
+  if (st.notes.empty())
+    return;
+  store_notes notes;
+  notes.swap(st.notes);
+  self->send(st.lease_manager, notes_atom::value, std::move(notes));
+}
+
+/// Tells the lease manager that tombstones exist (once per purge cycle).
+void note_tombstones(self_ptr self) {
+  auto& st = self->state;
+  if (st.purge_pending)
+    return;
+  st.purge_pending = true;
+  self->send(st.lease_manager, tombstones_atom::value);
+}
+
+// -- applying writes ----------------------------------------------------------
 
 /// Applies a batch; returns the records that changed the store and the
 /// outcome of the last record. Stops at the first malformed record.
@@ -69,33 +100,19 @@ void record_delay(self_ptr self, const pb::WriteRecord& rec) {
   st.set_delay_count(st.delay_count() + 1);
 }
 
-/// Counts a lease this node lost and tells the facade.
-void publish_loss(self_ptr self, const lease_loss& loss) {
-  auto& stats = self->state.lease.stats;
-  stats.set_leases_lost(stats.leases_lost() + 1);
-  if (!self->state.events)
-    return;
-  pb::Event ev;
-  auto* lost = ev.mutable_lease_lost();
-  lost->set_key(loss.key);
-  lost->set_new_owner(loss.new_owner);
-  lost->set_old_lease_end_us(loss.old_lease_end_us);
-  self->send(self->state.events, std::move(ev));
-}
-
 batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
                          bool keep_old_value, bool remote = false) {
   batch_result result;
-  auto& stats = self->state.stats;
+  auto& st = self->state;
+  auto& stats = st.stats;
+  bool tombstones = false;
   for (auto& rec : *batch.mutable_records()) {
     version v;
     if (result.error = from_proto(rec.version(), v); !result.error.empty())
       break;
-    auto recorded = self->state.lease.table.record(rec, v, keep_old_value);
+    auto recorded = st.rules.record(st.store, rec, v, keep_old_value);
     if (result.error = std::move(recorded.error); !result.error.empty())
       break;
-    if (recorded.loss)
-      publish_loss(self, *recorded.loss);
     auto& out = recorded.applied;
     if (remote) {
       if (out.changed) {
@@ -107,12 +124,28 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
     } else if (out.changed) {
       stats.set_local_applied(stats.local_applied() + 1);
     }
+    // A note only when the lease manager has something to do with it:
+    // nothing is built on the write path while nobody listens.
+    if (out.changed && (recorded.change || st.publish_events)) {
+      store_note note;
+      if (recorded.change) {
+        note.lease_changed = true;
+        note.lease = std::move(*recorded.change);
+      }
+      note_event(self, rec.key(), out, note.event);
+      if (note.lease_changed
+          || note.event.kind_case() != pb::Event::KIND_NOT_SET)
+        st.notes.push_back(std::move(note));
+    }
     if (out.changed) {
-      publish(self, rec.key(), out);
+      tombstones |= !out.now_live;
       result.changed.mutable_records()->Add()->Swap(&rec);
     }
     result.last = std::move(out);
   }
+  send_notes(self);
+  if (tombstones)
+    note_tombstones(self);
   return result;
 }
 
@@ -121,8 +154,6 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
     self->send(self->state.router, changed_atom::value, std::move(origin),
                std::move(changed));
 }
-
-} // namespace
 
 caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
                                             pb::WriteBatch& batch) {
@@ -165,10 +196,156 @@ size_t apply_remote_batch(self_ptr self, std::string origin,
   return changed;
 }
 
-namespace {
+// -- local writes: the lease decision in the store's sequencing ---------------
+
+caf::error refusal(const std::string& key, const local_decision& d) {
+  if (d.missing)
+    return make_error(errc::key_not_found, key);
+  return make_error(errc::lease_held, key, to_hex(d.owner), d.lease_end_us);
+}
+
+/// Stamps the decided writes of one local operation and returns the batch
+/// to apply.
+pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
+                           std::vector<local_decision>&& decisions,
+                           bool is_delete) {
+  auto& st = self->state;
+  pb::WriteBatch batch;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    auto v = st.rules.stamp(std::move(decisions[i].draft), is_delete);
+    to_proto(v, recs[i].mutable_version());
+    batch.mutable_records()->Add(std::move(recs[i]));
+  }
+  st.lease_stats.set_local_writes(st.lease_stats.local_writes() + recs.size());
+  return batch;
+}
+
+template <class Reply>
+caf::result<Reply> refuse(self_ptr self, caf::error err) {
+  // Only lease conflicts count: missing keys and wrong types are not news.
+  if (code_of(err) == errc::lease_held)
+    self->state.lease_stats.set_refused_writes(
+      self->state.lease_stats.refused_writes() + 1);
+  return err;
+}
+
+template <class Reply>
+caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
+                             bool is_delete) {
+  auto& st = self->state;
+  auto d = st.rules.decide(st.store, rec.key(), is_delete);
+  if (!d.allowed)
+    return refuse<Reply>(self, refusal(rec.key(), d));
+  std::vector<pb::WriteRecord> recs;
+  recs.push_back(std::move(rec));
+  std::vector<local_decision> ds;
+  ds.push_back(std::move(d));
+  auto batch = stamp_batch(self, std::move(recs), std::move(ds), is_delete);
+  if constexpr (std::is_same_v<Reply, pb::DeleteReply>)
+    return apply_erase_batch(self, batch);
+  else
+    return apply_local_batch(self, batch);
+}
+
+/// py2p mode refuses deletes unless configured: a nil store crashes js2p.
+std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
+  if (!self->state.rules.settings().py2p || self->state.py2p_allow_delete)
+    return std::nullopt;
+  return make_error(errc::invalid_config,
+                    std::string{"py2p mode refuses deletes: a delete is a nil "
+                                "store, which makes js2p 0.7.870 close every "
+                                "link on its path; set py2p_allow_delete "
+                                "(--py2p-allow-delete) when no js2p node is in "
+                                "the mesh"});
+}
+
+// -- remote writes
+// --------------------------------------------------------------
+
+/// Returns the remote writes to apply now (the clock has seen their
+/// stamps); writes stamped too far in the future go to the lease manager,
+/// which holds them until their time.
+pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
+                             pb::WriteBatch& batch) {
+  auto& st = self->state;
+  pb::WriteBatch accepted;
+  pb::WriteBatch early;
+  for (auto& rec : *batch.mutable_records()) {
+    version v;
+    from_proto(rec.version(), v);
+    if (!st.rules.acceptable(v.stamp)) {
+      early.mutable_records()->Add(std::move(rec));
+      continue;
+    }
+    st.rules.observe_stamp(v.stamp);
+    accepted.mutable_records()->Add(std::move(rec));
+  }
+  st.lease_stats.set_remote_records(st.lease_stats.remote_records()
+                                    + accepted.records_size());
+  if (early.records_size() > 0)
+    self->send(st.lease_manager, hold_atom::value, origin, std::move(early));
+  return accepted;
+}
+
+void apply_remote(self_ptr self, std::string origin, pb::WriteBatch& batch) {
+  auto accepted = accept_remote(self, origin, batch);
+  if (accepted.records_size() > 0)
+    apply_remote_batch(self, std::move(origin), accepted);
+}
+
+/// py2p mode: decides each remote write with py2p's rule in arrival order,
+/// as py2p/js2p peers do, and gives an accepted one a version that beats the
+/// key's newest, so the store applies it. Refused writes are dropped
+/// silently, as py2p does.
+void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
+                bool initial_sync) {
+  auto& st = self->state;
+  auto& rules = st.rules;
+  auto leasing = rules.settings().leasing;
+  auto now_s = rules.now_us() / 1'000'000;
+  uint64_t accepted = 0;
+  for (auto& rec : *batch.mutable_records()) {
+    version provisional;
+    if (!from_proto(rec.version(), provisional).empty())
+      continue;
+    const auto* head = lease_rules::find(st.store, rec.key());
+    bool live = head != nullptr && head->live();
+    bool is_delta = rec.has_fields();
+    // Initial sync fills gaps only (py2p: "if the key has a truthy value").
+    // syncmesh treats any present value as there; see the py2p-mode notes.
+    bool ignored = (initial_sync && live)
+                   // js2p ignores a delta on a non-map value; py2p drops
+                   // the link. Ignoring keeps every link up.
+                   || (is_delta && live && !head->is_map())
+                   // py2p raises KeyError on deleting an absent key.
+                   || (rec.has_tombstone() && !live);
+    if (ignored
+        || !py2p_accepts(head, provisional.claimer,
+                         provisional.stamp.wall_us / 1'000'000, is_delta,
+                         leasing, now_s)) {
+      st.lease_stats.set_refused_writes(st.lease_stats.refused_writes() + 1);
+      continue;
+    }
+    auto v = py2p_successor(head, provisional.claimer,
+                            provisional.stamp.wall_us, leasing);
+    if (rec.has_tombstone())
+      v.lease_end_us = 0;
+    to_proto(v, rec.mutable_version());
+    rules.observe_stamp(v.stamp);
+    // Applied at once: the next record of this batch is decided on it.
+    pb::WriteBatch one;
+    one.mutable_records()->Add(std::move(rec));
+    apply_remote_batch(self, origin, one);
+    ++accepted;
+  }
+  st.lease_stats.set_remote_records(st.lease_stats.remote_records() + accepted);
+}
+
+// -- anti-entropy
+// ---------------------------------------------------------------
 
 /// The outbox toward `link`, created (and the link monitored) on first use.
-ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
+ae_outbox& outbox_for(self_ptr self, const link_actor& link) {
   auto& st = self->state;
   auto i = st.outboxes.find(link.address());
   if (i == st.outboxes.end()) {
@@ -183,7 +360,7 @@ ae_outbox& outbox_for(self_ptr self, const caf::actor& link) {
   return i->second.second;
 }
 
-void send_ae_frame(self_ptr self, const caf::actor& link,
+void send_ae_frame(self_ptr self, const link_actor& link,
                    const pb::Envelope& env) {
   std::string frame;
   if (append_frame(frame, env, std::numeric_limits<uint32_t>::max()))
@@ -212,7 +389,7 @@ void count_drops(self_ptr self, const ae_outbox& box, size_t summaries_before,
 }
 
 /// Sends windows toward `link` while the outbox allows more in flight.
-void pump(self_ptr self, const caf::actor& link) {
+void pump(self_ptr self, const link_actor& link) {
   auto& box = outbox_for(self, link);
   const auto items_dropped = box.items_dropped();
   for (;;) {
@@ -231,7 +408,7 @@ void pump(self_ptr self, const caf::actor& link) {
   }
 }
 
-void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
+void on_digest(self_ptr self, const link_actor& link, const pb::Digest& d) {
   auto& box = outbox_for(self, link);
   const auto sketches = box.sketches();
   const auto failures = box.sketch_failures();
@@ -248,46 +425,101 @@ void on_digest(self_ptr self, const caf::actor& link, const pb::Digest& d) {
 
 } // namespace
 
-caf::behavior dict_store_actor(self_ptr self, const config& cfg,
-                               const node_id& id, caf::actor router,
-                               size_t window_bytes) {
-  self->state.lease.init(cfg, id);
-  self->state.method = cfg.anti_entropy_method;
-  self->state.clock = cfg.clock ? cfg.clock : system_wall_clock();
+void dict_store_state::init(const config& cfg, const node_id& self) {
+  rules = lease_rules(self, cfg.clock ? cfg.clock : system_wall_clock(),
+                      lease_settings{cfg.leasing, to_us(cfg.lease_duration),
+                                     to_us(cfg.lease_margin),
+                                     cfg.wire == wire_kind::py2p,
+                                     to_us(cfg.max_lease_duration)},
+                      to_us(cfg.max_clock_skew));
+  rules.raise_clock_floor(cfg.hlc_floor_us);
+  store.reserve(cfg.expected_keys);
+  limits = write_limits{cfg.max_key_size, cfg.max_value_size,
+                        static_cast<int>(cfg.max_value_depth)};
+  py2p_allow_delete = cfg.py2p_allow_delete;
+  method = cfg.anti_entropy_method;
+  clock = cfg.clock ? cfg.clock : system_wall_clock();
+}
+
+dict_store_actor::behavior_type
+dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
+                    router_actor router, lease_manager_actor lease_manager,
+                    size_t window_bytes) {
+  self->state.init(cfg, id);
   self->state.router = std::move(router);
+  self->state.lease_manager = std::move(lease_manager);
   self->state.window_bytes = window_bytes;
   self->state.ae_bounds.budget_bytes = cfg.max_ae_outbox_bytes;
   self->state.ae_bounds.max_frame_bytes = cfg.max_frame_size;
   self->state.self_id = id;
   self->set_down_handler(
     [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
-  caf::message_handler store_handlers{
-    [=](wire_atom, caf::actor events) { self->state.events = events; },
-    [=](events_atom, bool on) { self->state.publish_events = on; },
-    [=](local_atom, pb::WriteBatch& batch) -> caf::result<pb::WriteAck> {
+  return {
+    // -- local writes --
+    [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_value()->Swap(req.mutable_value());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
+      auto& st = self->state;
+      // All leases first: one refusal refuses the whole batch.
+      std::vector<local_decision> ds;
+      ds.reserve(static_cast<size_t>(req.items_size()));
+      for (const auto& item : req.items()) {
+        auto d = st.rules.decide(st.store, item.key(), false);
+        if (!d.allowed)
+          return refuse<pb::WriteAck>(self, refusal(item.key(), d));
+        ds.push_back(std::move(d));
+      }
+      std::vector<pb::WriteRecord> recs(ds.size());
+      for (size_t i = 0; i < ds.size(); ++i) {
+        auto& item = *req.mutable_items(static_cast<int>(i));
+        recs[i].set_key(std::move(*item.mutable_key()));
+        recs[i].mutable_value()->Swap(item.mutable_value());
+      }
+      auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
       return apply_local_batch(self, batch);
     },
-    [=](erase_atom, pb::WriteBatch& batch) -> caf::result<pb::DeleteReply> {
-      return apply_erase_batch(self, batch);
+    [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
+      if (auto err = py2p_delete_refusal(self))
+        return std::move(*err);
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },
-    [=](ae_start_atom, const caf::actor& link) {
-      pb::Envelope env;
-      env.set_hops_left(1);
-      make_summary(self->state.store, *env.mutable_digest());
-      auto& stats = self->state.stats;
-      stats.set_ae_rounds(stats.ae_rounds() + 1);
-      send_ae_frame(self, link, env);
+    [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
+      auto& st = self->state;
+      // A lease held elsewhere refuses before the value's type matters.
+      auto d = st.rules.decide(st.store, req.key(), false);
+      if (!d.allowed)
+        return refuse<pb::WriteAck>(self, refusal(req.key(), d));
+      const auto* head = lease_rules::find(st.store, req.key());
+      if (head != nullptr && head->live() && !head->is_map())
+        return refuse<pb::WriteAck>(self,
+                                    make_error(errc::wrong_type, req.key()));
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*req.mutable_key()));
+      rec.mutable_fields()->mutable_entries()->Swap(
+        req.mutable_fields()->mutable_entries());
+      return write_one<pb::WriteAck>(self, std::move(rec), false);
     },
-    [=](ae_digest_atom, const caf::actor& link, const pb::Digest& d) {
-      on_digest(self, link, d);
+    [=](pb::PopItemRequest&) -> caf::result<pb::DeleteReply> {
+      if (auto err = py2p_delete_refusal(self))
+        return std::move(*err);
+      auto key = self->state.rules.deletable_key(self->state.store);
+      if (!key)
+        return refuse<pb::DeleteReply>(
+          self, make_error(errc::key_not_found,
+                           std::string{"no key this node may delete"}));
+      pb::WriteRecord rec;
+      rec.set_key(std::move(*key));
+      rec.mutable_tombstone();
+      return write_one<pb::DeleteReply>(self, std::move(rec), true);
     },
-    [=](ae_ack_atom, const caf::actor& link, uint64_t session) {
-      auto i = self->state.outboxes.find(link.address());
-      if (i == self->state.outboxes.end())
-        return;
-      i->second.second.acknowledge(session);
-      pump(self, link);
-    },
+    // -- reads --
     [=](const pb::GetRequest& req) {
       pb::GetReply reply;
       const auto* entry = self->state.store.find(req.key());
@@ -316,6 +548,69 @@ caf::behavior dict_store_actor(self_ptr self, const config& cfg,
       }
       return snap;
     },
+    // -- remote writes --
+    [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
+      apply_remote(self, std::move(origin), batch);
+      // The reply returns the sending link's ingress credit.
+      return true;
+    },
+    [=](py2p_write_atom, std::string& origin, pb::WriteBatch& batch,
+        bool initial_sync) {
+      apply_py2p(self, std::move(origin), batch, initial_sync);
+    },
+    [=](ae_entries_atom, std::string& origin,
+        pb::WriteBatch& batch) -> caf::result<bool> {
+      // Entries come straight from a peer link: check them like any
+      // remote write before they touch the store. A record breaking a limit
+      // is skipped and counted alone; the rest of the window is applied.
+      auto skipped = remove_invalid_records(batch, self->state.limits);
+      if (skipped.count > 0) {
+        auto& stats = self->state.stats;
+        stats.set_ae_records_skipped(stats.ae_records_skipped()
+                                     + skipped.count);
+        if (worth_logging(stats.ae_records_skipped(), skipped.count))
+          log_line(log_level::warning, self->state.self_id,
+                   "skipped " + std::to_string(skipped.count)
+                     + " anti-entropy entr(ies) from " + origin.substr(0, 12)
+                     + " (" + skipped.first_error + "); "
+                     + std::to_string(stats.ae_records_skipped())
+                     + " skipped in all");
+      }
+      auto accepted = accept_remote(self, origin, batch);
+      auto repaired = apply_remote_batch(self, std::move(origin), accepted);
+      auto& stats = self->state.stats;
+      stats.set_ae_entries_repaired(stats.ae_entries_repaired() + repaired);
+      return true;
+    },
+    // -- anti-entropy --
+    [=](ae_start_atom, const link_actor& link) {
+      pb::Envelope env;
+      env.set_hops_left(1);
+      make_summary(self->state.store, *env.mutable_digest());
+      auto& stats = self->state.stats;
+      stats.set_ae_rounds(stats.ae_rounds() + 1);
+      send_ae_frame(self, link, env);
+    },
+    [=](ae_digest_atom, const link_actor& link, const pb::Digest& d) {
+      on_digest(self, link, d);
+    },
+    [=](ae_ack_atom, const link_actor& link, uint64_t session) {
+      auto i = self->state.outboxes.find(link.address());
+      if (i == self->state.outboxes.end())
+        return;
+      i->second.second.acknowledge(session);
+      pump(self, link);
+    },
+    // -- from the lease manager --
+    [=](purge_atom, uint64_t horizon_us) {
+      auto& st = self->state;
+      auto purged = st.rules.purge_tombstones(st.store, horizon_us);
+      uint64_t remaining = st.store.entry_count() - st.store.live_count();
+      st.purge_pending = remaining > 0;
+      return std::make_tuple(static_cast<uint64_t>(purged.size()), remaining);
+    },
+    // -- control --
+    [=](events_atom, bool on) { self->state.publish_events = on; },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
     [=](export_atom) { return self->state.store.export_all(); },
     [=](stats_atom) {
@@ -328,8 +623,14 @@ caf::behavior dict_store_actor(self_ptr self, const config& cfg,
       stats.set_entries(self->state.store.entry_count());
       return stats;
     },
+    [=](stats_atom, lease_atom) {
+      auto& st = self->state;
+      auto stats = st.lease_stats;
+      stats.set_tombstones(st.store.entry_count() - st.store.live_count());
+      stats.set_hlc_wall_us(st.rules.clock().high_water().wall_us);
+      return stats;
+    },
   };
-  return store_handlers.or_else(lease_manager_handlers(self));
 }
 
 } // namespace syncmesh

@@ -1,34 +1,66 @@
 #pragma once
 
+#include <map>
+#include <utility>
+
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <map>
-
 #include "actors/anti_entropy.hpp"
-#include "actors/lease_manager.hpp"
+#include "actors/dict_store_actor.hpp"
+#include "actors/lease_manager_actor.hpp"
+#include "actors/lease_state.hpp"
+#include "actors/router_actor.hpp"
+#include "actors/router_state.hpp"
 #include "actors/store_state.hpp"
 #include "syncmesh/clock.hpp"
-#include "syncmesh/pb/requests.pb.h"
+#include "syncmesh/config.hpp"
 
 namespace syncmesh {
 
-/// State of the dict store actor: the lease manager's rules with the entries
-/// they decide on, where changed writes go (the router) and where events go
-/// (the facade).
+/// State of the dict store actor (interface: dict_store_actor.hpp).
+///
+/// Why the per-write lease decision lives here and not in the lease manager:
+/// the store is the single sequencer of every write that reaches the node,
+/// so deciding, stamping and applying a local write in one step of the
+/// store's mailbox keeps the invariants by construction: an acknowledged
+/// write is in the store when acknowledged (read-your-writes, also with
+/// leasing off, since the stamp comes from the clock that has seen every
+/// merged stamp); a local write never takes a live lease the store knows of
+/// and a renewal after the owner's margin is refused, not lost, because the
+/// decision reads the entry it is applied to; local writes to one key apply
+/// in issue order; answers the store alone can give (404, wrong type, pop,
+/// popitem, py2p's arrival-order rule) need no second copy of the keys. A
+/// lease manager deciding from its own view of leases would need a second
+/// table of every key (over the memory target) and compare-and-set retries
+/// against a view that can be stale. The rule is the plain `lease_rules`
+/// class; the lease manager actor takes the time-driven and policy duties.
 struct dict_store_state {
-  /// The lease manager's part; it owns the dictionary (`lease.table`).
-  lease_manager_state lease;
-  /// The dictionary, read-only: writes go through `lease.table.record`.
-  const store_state& store = lease.table.store();
+  /// Sets the store of node `self` up from the node's configuration.
+  void init(const config& cfg, const node_id& self);
+
+  /// The dictionary: every key's entry (the node's one table of keys).
+  store_state store;
+  /// The lease rules and the hybrid clock; they work on `store`.
+  lease_rules rules;
   /// Receives every write that changed the store, to flood it.
-  caf::actor router;
-  /// Receives update/delete events (the facade).
-  caf::actor events;
+  router_actor router;
+  /// Receives the notes of every applied write, in order (events, changes
+  /// of our leases), writes held for the clock, and purge requests.
+  lease_manager_actor lease_manager;
   /// Events are built only while someone listens.
   bool publish_events = false;
+  /// Notes of the batch being applied (sent when the batch is done).
+  store_notes notes;
+  /// The lease manager knows that tombstones exist (until a purge leaves
+  /// none).
+  bool purge_pending = false;
+  /// py2p mode: erase/pop allowed (config::py2p_allow_delete).
+  bool py2p_allow_delete = false;
+  /// Limits checked on anti-entropy entries.
+  write_limits limits;
   /// Anti-entropy traffic to each peer link.
-  std::map<caf::actor_addr, std::pair<caf::actor, ae_outbox>> outboxes;
+  std::map<caf::actor_addr, std::pair<link_actor, ae_outbox>> outboxes;
   /// Size of anti-entropy windows in bytes.
   size_t window_bytes = 1024 * 1024;
   /// Bounds of each peer's anti-entropy outbox (budget, frame size).
@@ -43,50 +75,19 @@ struct dict_store_state {
   wall_clock clock;
   /// Counters (live_keys and entries are filled in when asked).
   pb::StoreStats stats;
+  /// The lease counters of the write path (local writes, refusals, remote
+  /// records); the lease manager adds its own.
+  pb::LeaseStats lease_stats;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.dict_store";
 };
 
-/// The dict store: the lease manager's rules (lease_manager.hpp) and the
-/// entries, in one actor so that every key is held in one table. Merges
-/// writes by version, answers reads and snapshots, publishes update/delete
-/// events and hands the router exactly the writes that changed the store.
-/// Messages, besides the lease manager's:
-/// - `(local_atom, WriteBatch) -> WriteAck` and
-///   `(erase_atom, WriteBatch) -> DeleteReply`: local writes already stamped
-///   (the lease manager's handlers apply theirs directly);
-/// - `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
-/// - `(events_atom, bool)`, `(wire_atom, events)`,
-///   `(dump_atom) -> std::string` (canonical bytes);
-///   `(export_atom) -> pb::WriteBatch` (every entry as records, by key);
-///   `(stats_atom) -> StoreStats`;
-/// - anti-entropy with the peer behind a link: `(ae_start_atom, link)` sends
-///   our SUMMARY; `(ae_digest_atom, link, Digest)` answers a peer's digest;
-///   `(ae_ack_atom, link, session)` releases the next window; entries
-///   arrive as `(ae_entries_atom, peer, WriteBatch) -> bool` (checked by the
-///   lease manager's handler first).
-/// The key table is sized for `cfg.expected_keys` up front.
-caf::behavior dict_store_actor(caf::stateful_actor<dict_store_state>* self,
-                               const config& cfg, const node_id& id,
-                               caf::actor router, size_t window_bytes);
-
-// -- applying writes (used by the lease manager's handlers) -------------------
-
-/// Applies stamped local writes; answers with the ack of the last one.
-caf::result<pb::WriteAck>
-apply_local_batch(caf::stateful_actor<dict_store_state>* self,
-                  pb::WriteBatch& batch);
-
-/// Applies a stamped local delete; answers with the old value.
-caf::result<pb::DeleteReply>
-apply_erase_batch(caf::stateful_actor<dict_store_state>* self,
-                  pb::WriteBatch& batch);
-
-/// Applies remote writes (from the mesh or anti-entropy) and floods those
-/// that changed the store to every peer but `origin`; returns how many
-/// changed it.
-size_t apply_remote_batch(caf::stateful_actor<dict_store_state>* self,
-                          std::string origin, pb::WriteBatch& batch);
+/// The dict store's behavior (see dict_store_actor for its messages). The
+/// key table is sized for `cfg.expected_keys` up front.
+dict_store_actor::behavior_type
+dict_store_behavior(dict_store_actor::stateful_pointer<dict_store_state> self,
+                    const config& cfg, const node_id& id, router_actor router,
+                    lease_manager_actor lease_manager, size_t window_bytes);
 
 } // namespace syncmesh

@@ -98,18 +98,19 @@ void ask_handlers(self_ptr self, size_t i) {
       [=](caf::error&) { ask_handlers(self, i + 1); });
 }
 
-template <class Reply, class Request>
-caf::result<Reply> forward(self_ptr self, const caf::actor& dest,
-                           Request&& req) {
+template <class Reply, class Dest, class Request>
+caf::result<Reply> forward(self_ptr self, const Dest& dest, Request&& req) {
   auto rp = self->make_response_promise<Reply>();
   return rp.delegate(dest, std::forward<Request>(req));
 }
 
 } // namespace
 
-facade_actor::behavior_type
-facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
-                caf::actor store, caf::actor router) {
+facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
+                                            node_id id,
+                                            lease_manager_actor lease_manager,
+                                            dict_store_actor store,
+                                            router_actor router) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.id = std::move(id);
@@ -147,8 +148,7 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
         return err;
       if (auto err = check_value(cfg, req.value()))
         return err;
-      return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                   std::move(req));
+      return forward<pb::WriteAck>(self, self->state.store, std::move(req));
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
       const auto& cfg = self->state.cfg;
@@ -164,14 +164,12 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
                           "update batch of " + std::to_string(size)
                             + " bytes does not fit one frame of "
                             + std::to_string(cfg.max_frame_size));
-      return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                   std::move(req));
+      return forward<pb::WriteAck>(self, self->state.store, std::move(req));
     },
     [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
       if (auto err = check_key(self->state.cfg, req.key()))
         return err;
-      return forward<pb::DeleteReply>(self, self->state.lease_manager,
-                                      std::move(req));
+      return forward<pb::DeleteReply>(self, self->state.store, std::move(req));
     },
     [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
       const auto& cfg = self->state.cfg;
@@ -187,12 +185,10 @@ facade_behavior(self_ptr self, config cfg, node_id id, caf::actor lease_manager,
       // Merging nothing changes nothing: no write, no lease, no record.
       if (req.fields().entries_size() == 0)
         return pb::WriteAck{};
-      return forward<pb::WriteAck>(self, self->state.lease_manager,
-                                   std::move(req));
+      return forward<pb::WriteAck>(self, self->state.store, std::move(req));
     },
     [=](pb::PopItemRequest& req) -> caf::result<pb::DeleteReply> {
-      return forward<pb::DeleteReply>(self, self->state.lease_manager,
-                                      std::move(req));
+      return forward<pb::DeleteReply>(self, self->state.store, std::move(req));
     },
     [=](pb::SnapshotRequest& req) -> caf::result<pb::Snapshot> {
       return forward<pb::Snapshot>(self, self->state.store, std::move(req));
@@ -355,21 +351,18 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
               : cfg.wire == wire_kind::py2p
                 ? py2p::random_node_id(protocol_id(cfg))
                 : random_node_id();
-  result.router = sys.spawn(router_actor, cfg, result.id);
+  result.router = sys.spawn(router_behavior, cfg, result.id);
+  result.lease_manager = sys.spawn(lease_manager_behavior, cfg, result.id);
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
-  // The lease manager's rules run inside the dict store actor, on its one
-  // table of keys: both handles name that actor.
-  result.store
-    = sys.spawn(dict_store_actor, cfg, result.id, result.router, window);
-  result.lease_manager = result.store;
+  result.store = sys.spawn(dict_store_behavior, cfg, result.id, result.router,
+                           result.lease_manager, window);
   result.facade = sys.spawn(facade_behavior, cfg, result.id,
                             result.lease_manager, result.store, result.router);
-  auto events = caf::actor_cast<caf::actor>(result.facade);
-  caf::anon_send(result.router, wire_atom::value, result.lease_manager,
-                 result.store, events);
-  caf::anon_send(result.store, wire_atom::value, events);
+  caf::anon_send(result.router, wire_atom::value, result.store, result.facade);
+  caf::anon_send(result.lease_manager, wire_atom::value, result.store,
+                 result.facade);
   return result;
 }
 

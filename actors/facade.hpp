@@ -6,6 +6,9 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/dict_store_actor.hpp"
+#include "actors/lease_manager_actor.hpp"
+#include "actors/router_actor.hpp"
 #include "messages/version.hpp"
 #include "syncmesh/facade.hpp"
 
@@ -17,12 +20,12 @@ struct facade_state {
   config cfg;
   /// The node's ID.
   node_id id;
-  /// Sequencer of every write.
-  caf::actor lease_manager;
-  /// The dictionary.
-  caf::actor store;
+  /// Lease metrics.
+  lease_manager_actor lease_manager;
+  /// The dictionary, sequencer of every write.
+  dict_store_actor store;
   /// The flood table.
-  caf::actor router;
+  router_actor router;
   /// Event subscribers (monitored).
   std::vector<caf::actor> subscribers;
   /// Received messages waiting for RecvRequest (at most cfg.max_received).
@@ -41,24 +44,23 @@ struct facade_state {
 };
 
 /// The facade's behavior: validates requests (key and value limits), passes
-/// writes to the lease manager and reads to the store, and fans events out
-/// to subscribers.
+/// writes and reads to the store, and fans events out to subscribers.
 facade_actor::behavior_type
 facade_behavior(facade_actor::stateful_pointer<facade_state> self, config cfg,
-                node_id id, caf::actor lease_manager, caf::actor store,
-                caf::actor router);
+                node_id id, lease_manager_actor lease_manager,
+                dict_store_actor store, router_actor router);
 
 /// Handles to every actor of one node; tests and the mesh use the internals.
 struct node_actors {
   /// The public face.
   facade_actor facade;
-  /// The sequencer of writes: the dict store actor, which runs the lease
-  /// manager's handlers (one table of keys for both).
-  caf::actor lease_manager;
-  /// The dictionary (the same actor as `lease_manager`).
-  caf::actor store;
+  /// Lease timers, takeovers (lease_lost), lease metrics; events pass
+  /// through it from the store to the facade.
+  lease_manager_actor lease_manager;
+  /// The dictionary and sequencer of writes (with the per-write lease rule).
+  dict_store_actor store;
   /// The routing and flood table.
-  caf::actor router;
+  router_actor router;
   /// The node's ID (raw bytes).
   node_id id;
 };

@@ -5,13 +5,12 @@
 #include <string>
 
 #include <caf/fwd.hpp>
-#include <caf/message_handler.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "actors/lease_state.hpp"
-#include "actors/router_state.hpp"
+#include "actors/dict_store_actor.hpp"
+#include "actors/lease_manager_actor.hpp"
+#include "syncmesh/clock.hpp"
 #include "syncmesh/config.hpp"
-#include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
@@ -23,51 +22,55 @@ struct held_write {
   pb::WriteRecord record;
 };
 
-/// The lease manager's part of the dict store actor's state. The lease
-/// manager is not an actor of its own: its rules work on the entry heads of
-/// the store, and one table of keys for both halves the memory per key.
+/// State of the lease manager actor (interface: lease_manager_actor.hpp).
+///
+/// The lease manager takes the time-driven and policy duties of leasing:
+/// its single timer (held writes, the tombstone horizon), the clock-offset
+/// fence (remote writes stamped too far ahead are held, bounded), detecting
+/// takeovers of this node's leases and telling subscribers (`lease_lost`,
+/// in order with the updates: every update/delete event passes through it,
+/// one FIFO from the store to the facade), and the lease metrics. The
+/// per-write lease decision for local writes stays in the dict store, which
+/// sequences every write (see dict_store.hpp for why): the lease manager
+/// keeps no table of keys at all, so it costs no memory per key, and it is
+/// not on the path of a write's acknowledgement.
 struct lease_manager_state {
-  /// Sets the rules up from the node's configuration.
+  /// Sets the lease manager of node `self` up.
   void init(const config& cfg, const node_id& self);
 
-  /// The rules, the clock and the store they decide on.
-  lease_table table;
-  /// Remote writes waiting for the wall clock (bounded).
+  /// This node's ID (takeovers are of leases it held).
+  node_id self_id;
+  /// Wall clock (µs) for due times.
+  wall_clock clock;
+  /// How far ahead of our clock a remote stamp may be before it is held.
+  uint64_t max_skew_us = 0;
+  /// Where held writes and purges go.
+  dict_store_actor store;
+  /// Where events go (the facade).
+  facade_actor events;
+  /// Remote writes waiting for the wall clock, in arrival order (bounded).
   std::deque<held_write> held;
   /// Most writes held at once.
   size_t max_held = 0;
   /// How long tombstones are kept.
   uint64_t horizon_us = 0;
+  /// When the next purge is due (wall µs), 0 when none is scheduled.
+  uint64_t purge_due_us = 0;
   /// The timer's generation: only the newest armed tick acts.
   uint64_t timer_generation = 0;
   /// When the armed timer fires (wall µs), 0 when none is armed.
   uint64_t timer_due_us = 0;
-  /// py2p mode: erase/pop allowed (config::py2p_allow_delete).
-  bool py2p_allow_delete = false;
-  /// Limits checked on anti-entropy entries.
-  write_limits limits;
-  /// Counters.
+  /// Its own counters (held, dropped, lost, purged); the store adds the
+  /// write path's.
   pb::LeaseStats stats;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.lease_manager";
 };
 
-struct dict_store_state;
-
-/// The lease manager's handlers, part of the dict store actor (see
-/// dict_store.hpp): the single sequencer of every write that reaches the
-/// node. Local writes (`SetRequest`, `UpdateRequest`, `DeleteRequest`,
-/// `DeltaRequest`, `PopItemRequest`, forwarded by the facade) are decided,
-/// stamped and applied, and answered once applied. Remote writes
-/// `(remote_atom, peer, WriteBatch) -> bool` from the router are never
-/// refused for lease reasons; those stamped too far in the future are held.
-/// The reply (once applied or held) returns the sending link's credit. Also:
-/// `(py2p_write_atom, peer, WriteBatch, initial_sync)`,
-/// `(ae_entries_atom, peer, WriteBatch) -> bool`, `(tick_atom, generation)`,
-/// `(stats_atom, lease_atom) -> LeaseStats`. At most one timer is armed at
-/// any time.
-caf::message_handler
-lease_manager_handlers(caf::stateful_actor<dict_store_state>* self);
+/// The lease manager's behavior (see lease_manager_actor for its messages).
+lease_manager_actor::behavior_type lease_manager_behavior(
+  lease_manager_actor::stateful_pointer<lease_manager_state> self,
+  const config& cfg, const node_id& id);
 
 } // namespace syncmesh

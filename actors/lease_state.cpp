@@ -148,18 +148,29 @@ local_decision py2p_decide(const entry_head* head, const node_id& self,
   return result;
 }
 
-lease_table::lease_table(node_id self, wall_clock wall, lease_settings cfg,
+std::optional<lease_loss> detect_takeover(const lease_change& change,
+                                          const node_id& self) {
+  if (change.new_claimer == self
+      || change.new_claim_us >= change.old_lease_end_us)
+    return std::nullopt;
+  return lease_loss{change.key, change.new_claimer, change.old_lease_end_us};
+}
+
+lease_rules::lease_rules(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
     : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg),
       self_ref_(process_node_ids().intern(clock_.self())) {}
 
-local_decision lease_table::decide(std::string_view key, bool is_delete) const {
+local_decision lease_rules::decide(const store_state& store,
+                                   std::string_view key, bool is_delete) const {
   if (cfg_.py2p)
-    return py2p_decide(find(key), self(), now_us(), cfg_.leasing, is_delete);
-  return decide_local_write(find(key), self(), now_us(), cfg_, is_delete);
+    return py2p_decide(find(store, key), self(), now_us(), cfg_.leasing,
+                       is_delete);
+  return decide_local_write(find(store, key), self(), now_us(), cfg_,
+                            is_delete);
 }
 
-version lease_table::stamp(version draft, bool is_delete) {
+version lease_rules::stamp(version draft, bool is_delete) {
   if (cfg_.py2p) {
     // The draft already beats the key's newest version; a fresh stamp keeps
     // local stamps unique and increasing as long as it does not fall behind.
@@ -180,9 +191,10 @@ version lease_table::stamp(version draft, bool is_delete) {
   return draft;
 }
 
-lease_table::recorded lease_table::record(const pb::WriteRecord& rec,
+lease_rules::recorded lease_rules::record(store_state& store,
+                                          const pb::WriteRecord& rec,
                                           const version& given,
-                                          bool keep_old_value) {
+                                          bool keep_old_value) const {
   recorded result;
   // Every replica clamps alike, so their entries (and digests) agree. A
   // copy only when the clamp changes something: the common case stays free.
@@ -192,47 +204,39 @@ lease_table::recorded lease_table::record(const pb::WriteRecord& rec,
     clamped->lease_end_us = clamped_lease_end(given, cfg_.max_duration_us);
   }
   const version& v = clamped ? *clamped : given;
-  const auto* before = find(rec.key());
+  const auto* before = find(store, rec.key());
   bool held = cfg_.leasing && before != nullptr && before->live()
               && before->packed_newest().claimer == self_ref_;
   auto old_end = held ? before->packed_newest().lease_end_us : 0;
-  result.applied = store_.apply(rec, v, keep_old_value, result.error);
+  result.applied = store.apply(rec, v, keep_old_value, result.error);
   if (!held || !result.applied.changed)
     return result;
-  const auto& now = find(rec.key())->packed_newest();
-  // A takeover: another claim now wins, and it was made before our lease
-  // ended (a claim after the end is a normal expiry, not a loss).
-  if (now.claimer != self_ref_ && now.claim_us < old_end)
-    result.loss
-      = lease_loss{rec.key(), process_node_ids().bytes(now.claimer), old_end};
+  const auto& now = find(store, rec.key())->packed_newest();
+  if (now.claimer == self_ref_)
+    return result; // our own renewal or a write of ours: no news
+  result.change = lease_change{
+    rec.key(), old_end, process_node_ids().bytes(now.claimer), now.claim_us};
   return result;
 }
 
-std::optional<lease_loss> lease_table::observe(const pb::WriteRecord& rec,
-                                               const version& v) {
-  return record(rec, v, false).loss;
-}
-
-std::vector<std::string> lease_table::purge_tombstones(uint64_t horizon_us) {
+std::vector<std::string>
+lease_rules::purge_tombstones(store_state& store, uint64_t horizon_us) const {
   std::vector<std::string> result;
   auto now = now_us();
   if (now < horizon_us)
     return result;
   auto cutoff = now - horizon_us;
-  for (const auto& [key, entry] : store_.entries())
+  for (const auto& [key, entry] : store.entries())
     if (!entry.live() && entry.head().packed_newest().wall_us < cutoff)
       result.emplace_back(key);
   // Purging moves records, so it waits until the scan is done.
-  store_.purge(result);
+  store.purge(result);
   return result;
 }
 
-size_t lease_table::tombstone_count() const noexcept {
-  return store_.entry_count() - store_.live_count();
-}
-
-std::optional<std::string> lease_table::deletable_key() const {
-  for (const auto& [key, entry] : store_.entries()) {
+std::optional<std::string>
+lease_rules::deletable_key(const store_state& store) const {
+  for (const auto& [key, entry] : store.entries()) {
     if (!entry.live())
       continue;
     const auto* head = &entry.head();
@@ -244,9 +248,22 @@ std::optional<std::string> lease_table::deletable_key() const {
   return std::nullopt;
 }
 
-const entry_head* lease_table::find(std::string_view key) const {
-  const auto* entry = store_.find(key);
+const entry_head* lease_rules::find(const store_state& store,
+                                    std::string_view key) {
+  const auto* entry = store.find(key);
   return entry == nullptr ? nullptr : &entry->head();
+}
+
+lease_table::recorded lease_table::record(const pb::WriteRecord& rec,
+                                          const version& v,
+                                          bool keep_old_value) {
+  auto r = rules_.record(store_, rec, v, keep_old_value);
+  recorded result;
+  result.applied = std::move(r.applied);
+  result.error = std::move(r.error);
+  if (r.change)
+    result.loss = detect_takeover(*r.change, rules_.self());
+  return result;
 }
 
 } // namespace syncmesh

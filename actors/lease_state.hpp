@@ -109,22 +109,43 @@ struct lease_loss {
   uint64_t old_lease_end_us = 0;
 };
 
-/// The lease rules over the node's one table of keys: the store (entries
-/// with their version bookkeeping), the hybrid clock, local decisions, and
-/// detection of lost leases. Every write that reaches the node passes through
-/// `record` in arrival order; decisions read the entry heads of that same
-/// store, so no second table of every key (a lease view) is needed.
-class lease_table {
+/// A write that changed a key whose lease this node held (leasing on): what
+/// the lease manager needs to tell a takeover from an expiry or a renewal.
+struct lease_change {
+  /// The key.
+  std::string key;
+  /// When the lease this node held was to end.
+  uint64_t old_lease_end_us = 0;
+  /// The claimer of the key's newest version after the write.
+  node_id new_claimer;
+  /// When that claim was made.
+  uint64_t new_claim_us = 0;
+};
+
+/// The takeover rule: this node (`self`) lost its lease when another claim
+/// now wins and was made before our lease ended (a claim after the end is a
+/// normal expiry, our own claim a renewal).
+std::optional<lease_loss> detect_takeover(const lease_change& change,
+                                          const node_id& self);
+
+/// The lease rules of one node: the hybrid clock, the local decision and
+/// stamping, and recording writes into a store so that changes of this
+/// node's leases are seen. The rules hold no entries: the store they work
+/// on is passed in, so its owner (the dict store) keeps the one table of
+/// keys, and decisions read the entry heads of that same store (no second
+/// table of every key, no lease view that could be stale).
+class lease_rules {
 public:
   /// Rules for an unnamed node on the system clock (replace before use).
-  lease_table() : lease_table({}, system_wall_clock(), {}, 0) {}
+  lease_rules() : lease_rules({}, system_wall_clock(), {}, 0) {}
 
   /// Rules for node `self`.
-  lease_table(node_id self, wall_clock wall, lease_settings cfg,
+  lease_rules(node_id self, wall_clock wall, lease_settings cfg,
               uint64_t max_skew_us);
 
-  /// Decides a local write to `key` at the current wall time.
-  local_decision decide(std::string_view key, bool is_delete) const;
+  /// Decides a local write to `key` of `store` at the current wall time.
+  local_decision decide(const store_state& store, std::string_view key,
+                        bool is_delete) const;
 
   /// Stamps an allowed draft with a fresh HLC stamp and, with leasing on, the
   /// lease end; the result is newer than everything this node has seen.
@@ -134,22 +155,18 @@ public:
   struct recorded {
     /// What applying it to the store did.
     store_state::outcome applied;
-    /// The lease this node lost to it, if any.
-    std::optional<lease_loss> loss;
+    /// Set when it changed a key whose lease this node held.
+    std::optional<lease_change> change;
     /// Why it was refused (a malformed value); empty when applied or stale.
     std::string error;
   };
 
   /// Applies a write (local or remote, version `v`, its lease end clamped
-  /// by `clamped_lease_end`) to the store. Reports
-  /// the lost lease when this write took over a lease held by this node
-  /// before it ended; `keep_old_value` asks for the value it replaced.
-  recorded record(const pb::WriteRecord& rec, const version& v,
-                  bool keep_old_value);
-
-  /// `record` without the old value, for callers that need only the loss.
-  std::optional<lease_loss> observe(const pb::WriteRecord& rec,
-                                    const version& v);
+  /// by `clamped_lease_end`, so every replica merges alike) to `store`.
+  /// Reports a change of a key whose lease this node held (see
+  /// detect_takeover); `keep_old_value` asks for the value it replaced.
+  recorded record(store_state& store, const pb::WriteRecord& rec,
+                  const version& v, bool keep_old_value) const;
 
   /// True when the stamp is within the clock skew bound (else hold it).
   bool acceptable(const hlc_stamp& s) const { return clock_.acceptable(s); }
@@ -160,21 +177,17 @@ public:
   /// Advances the clock past an accepted remote stamp.
   void observe_stamp(const hlc_stamp& s) { clock_.observe(s); }
 
-  /// Removes tombstones older than `horizon_us` from the store; returns
-  /// their keys.
-  std::vector<std::string> purge_tombstones(uint64_t horizon_us);
+  /// Removes tombstones older than `horizon_us` from `store`; returns their
+  /// keys.
+  std::vector<std::string> purge_tombstones(store_state& store,
+                                            uint64_t horizon_us) const;
 
-  /// Sizes the store for `n` keys (no rehash pauses below that).
-  void reserve(size_t n) { store_.reserve(n); }
+  /// A key of `store` this node may delete now, or nullopt when none.
+  std::optional<std::string> deletable_key(const store_state& store) const;
 
-  /// Number of tombstones in the store (constant time).
-  size_t tombstone_count() const noexcept;
-
-  /// A key this node may delete now, or nullopt when none.
-  std::optional<std::string> deletable_key() const;
-
-  /// The bookkeeping of `key`, or nullptr (valid until the next change).
-  const entry_head* find(std::string_view key) const;
+  /// The bookkeeping of `key` in `store`, or nullptr (valid until the next
+  /// change).
+  static const entry_head* find(const store_state& store, std::string_view key);
 
   /// The current wall time.
   uint64_t now_us() const { return clock_.wall_us(); }
@@ -188,15 +201,111 @@ public:
   /// The clock.
   const hybrid_clock& clock() const noexcept { return clock_; }
 
-  /// The store: every key's entry. Write to it only through `record` (and
-  /// `purge_tombstones`), so lease losses are seen.
-  const store_state& store() const noexcept { return store_; }
-
 private:
   hybrid_clock clock_;
   lease_settings cfg_;
   /// This node's ID, interned: compared against every observed claimer.
   node_ref self_ref_ = 0;
+};
+
+/// A store with its lease rules: one replica without actors, for rule
+/// tests, the convergence checks and tools. (The dict store actor owns its
+/// store and its rules side by side instead.)
+class lease_table {
+public:
+  /// Rules for an unnamed node on the system clock (replace before use).
+  lease_table() = default;
+
+  /// Rules for node `self`.
+  lease_table(node_id self, wall_clock wall, lease_settings cfg,
+              uint64_t max_skew_us)
+      : rules_(std::move(self), std::move(wall), cfg, max_skew_us) {}
+
+  /// Decides a local write to `key` at the current wall time.
+  local_decision decide(std::string_view key, bool is_delete) const {
+    return rules_.decide(store_, key, is_delete);
+  }
+
+  /// See lease_rules::stamp.
+  version stamp(version draft, bool is_delete) {
+    return rules_.stamp(std::move(draft), is_delete);
+  }
+
+  /// What recording one write did.
+  struct recorded {
+    /// What applying it to the store did.
+    store_state::outcome applied;
+    /// The lease this node lost to it, if any.
+    std::optional<lease_loss> loss;
+    /// Why it was refused (a malformed value); empty when applied or stale.
+    std::string error;
+  };
+
+  /// Applies a write and reports the lease this node lost to it, if any.
+  recorded record(const pb::WriteRecord& rec, const version& v,
+                  bool keep_old_value);
+
+  /// `record` without the old value, for callers that need only the loss.
+  std::optional<lease_loss> observe(const pb::WriteRecord& rec,
+                                    const version& v) {
+    return record(rec, v, false).loss;
+  }
+
+  /// See lease_rules::acceptable.
+  bool acceptable(const hlc_stamp& s) const { return rules_.acceptable(s); }
+
+  /// See lease_rules::raise_clock_floor.
+  void raise_clock_floor(uint64_t wall_us) {
+    rules_.raise_clock_floor(wall_us);
+  }
+
+  /// See lease_rules::observe_stamp.
+  void observe_stamp(const hlc_stamp& s) { rules_.observe_stamp(s); }
+
+  /// Removes tombstones older than `horizon_us`; returns their keys.
+  std::vector<std::string> purge_tombstones(uint64_t horizon_us) {
+    return rules_.purge_tombstones(store_, horizon_us);
+  }
+
+  /// Sizes the store for `n` keys (no rehash pauses below that).
+  void reserve(size_t n) { store_.reserve(n); }
+
+  /// Number of tombstones in the store (constant time).
+  size_t tombstone_count() const noexcept {
+    return store_.entry_count() - store_.live_count();
+  }
+
+  /// A key this node may delete now, or nullopt when none.
+  std::optional<std::string> deletable_key() const {
+    return rules_.deletable_key(store_);
+  }
+
+  /// The bookkeeping of `key`, or nullptr (valid until the next change).
+  const entry_head* find(std::string_view key) const {
+    return lease_rules::find(store_, key);
+  }
+
+  /// The current wall time.
+  uint64_t now_us() const { return rules_.now_us(); }
+
+  /// This node's ID.
+  const node_id& self() const noexcept { return rules_.self(); }
+
+  /// The settings.
+  const lease_settings& settings() const noexcept { return rules_.settings(); }
+
+  /// The clock.
+  const hybrid_clock& clock() const noexcept { return rules_.clock(); }
+
+  /// The store: every key's entry. Write to it only through `record` (and
+  /// `purge_tombstones`), so lease losses are seen.
+  const store_state& store() const noexcept { return store_; }
+
+  /// The rules.
+  lease_rules& rules() noexcept { return rules_; }
+
+private:
+  lease_rules rules_;
   store_state store_;
 };
 

@@ -10,8 +10,8 @@
 
 namespace syncmesh {
 
-caf::behavior listener_actor(caf::io::stateful_broker<listener_state>* self,
-                             link_params params) {
+caf::behavior listener_behavior(caf::io::stateful_broker<listener_state>* self,
+                                link_params params) {
   self->state.params = std::move(params);
   return {
     [=](open_atom, const std::string& host,

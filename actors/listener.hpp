@@ -2,6 +2,7 @@
 
 #include <caf/io/broker.hpp>
 
+#include "actors/listener_actor.hpp"
 #include "actors/peer_link.hpp"
 
 namespace syncmesh {
@@ -17,10 +18,10 @@ struct listener_state {
   static inline const char* name = "syncmesh.listener";
 };
 
-/// Accepts TCP connections and forks a peer link for each (the router caps
-/// inbound links when they attach). Messages: `(open_atom, host, port) ->
-/// uint16_t` binds (port 0: the OS picks; the reply is the bound port).
-caf::behavior listener_actor(caf::io::stateful_broker<listener_state>* self,
-                             link_params params);
+/// The listener's behavior (interface: listener_actor.hpp): accepts TCP
+/// connections and forks a peer link for each (the router caps inbound links
+/// when they attach).
+caf::behavior listener_behavior(caf::io::stateful_broker<listener_state>* self,
+                                link_params params);
 
 } // namespace syncmesh

@@ -388,7 +388,7 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       bool streamed = env.digest().stage() != pb::Digest::SUMMARY;
       auto session = env.digest().session();
       self->send(st.params.store, ae_digest_atom::value,
-                 caf::actor_cast<caf::actor>(self),
+                 caf::actor_cast<link_actor>(self),
                  std::move(*env.mutable_digest()));
       if (streamed) {
         pb::Envelope ack;
@@ -405,7 +405,7 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       // Acknowledge once the store applied the window: the peer sends the
       // next one only then, so a catching-up node is never flooded.
       self
-        ->request(st.params.lease_manager, caf::infinite,
+        ->request(st.params.store, caf::infinite,
                   ae_entries_atom::value, peer, std::move(batch))
         .then(
           [=](bool) {
@@ -425,7 +425,7 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
     }
     case pb::Envelope::kEntriesAck:
       self->send(st.params.store, ae_ack_atom::value,
-                 caf::actor_cast<caf::actor>(self),
+                 caf::actor_cast<link_actor>(self),
                  env.entries_ack().session());
       break;
     case pb::Envelope::kHello:
@@ -554,7 +554,7 @@ caf::behavior peer_link_actor(peer_link_ptr self,
                    + " caught up: asking for anti-entropy to repair the "
                      "shed flood frames");
         self->send(st.params.store, ae_start_atom::value,
-                   caf::actor_cast<caf::actor>(self));
+                   caf::actor_cast<link_actor>(self));
       }
     },
     [=](const caf::io::connection_closed_msg&) {

@@ -12,8 +12,10 @@
 #include <caf/io/connection_handle.hpp>
 #include <caf/response_promise.hpp>
 
+#include "actors/dict_store_actor.hpp"
 #include "actors/handshake_budget.hpp"
 #include "actors/peer_link_state.hpp"
+#include "actors/router_actor.hpp"
 #include "messages/frame_codec.hpp"
 #include "syncmesh/clock.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -33,11 +35,9 @@ struct link_params {
   /// See listen_host; 0 when it does not listen.
   uint16_t listen_port = 0;
   /// The flood table: writes, peer lists and attach requests go there.
-  caf::actor router;
-  /// The dictionary: anti-entropy digests go there.
-  caf::actor store;
-  /// The sequencer: anti-entropy entries go there.
-  caf::actor lease_manager;
+  router_actor router;
+  /// The dictionary: anti-entropy digests and entries go there.
+  dict_store_actor store;
   /// Largest frame accepted or sent.
   size_t max_frame_size = default_max_frame_size;
   /// Most bytes queued for the peer before flood frames are shed (anti-
@@ -69,11 +69,6 @@ struct link_params {
   /// system clock.
   wall_clock clock;
 };
-
-/// (probe_atom) -> bool: the router asks an established link whether its
-/// peer still answers (a newcomer claims the same node ID); the answer comes
-/// with the peer's next pong.
-using probe_atom = caf::atom_constant<caf::atom("probe")>;
 
 /// Hands a dialled socket from the dialler to its link without a round trip:
 /// whoever comes second (the socket or the link's end) closes the socket,

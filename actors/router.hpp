@@ -10,8 +10,12 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/dict_store_actor.hpp"
+#include "actors/link_actor.hpp"
+#include "actors/listener_actor.hpp"
 #include "actors/peer_link.hpp"
 #include "actors/py2p_link_state.hpp"
+#include "actors/router_actor.hpp"
 #include "actors/router_state.hpp"
 #include "syncmesh/config.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -21,7 +25,7 @@ namespace syncmesh {
 /// One connected peer.
 struct peer_entry {
   /// Its link.
-  caf::actor link;
+  link_actor link;
   /// What it told us and what we measured.
   pb::PeerInfo info;
 };
@@ -58,7 +62,7 @@ struct router_state {
   /// py2p mode: broadcasts already relayed (py2p's 60 s waterfall).
   py2p_waterfall py2p_seen;
   /// The listening broker, if any.
-  caf::actor listener;
+  listener_actor listener;
   /// The bound port (0 until bound or when not listening).
   uint16_t port = 0;
   /// Bind finished (successfully or not).
@@ -67,12 +71,10 @@ struct router_state {
   caf::error bind_error;
   /// Callers waiting for the bind.
   std::vector<caf::typed_response_promise<pb::NodeInfo>> waiting_for_bind;
-  /// Where inbound writes go.
-  caf::actor lease_manager;
-  /// The dictionary (anti-entropy).
-  caf::actor store;
+  /// The dictionary: inbound writes and anti-entropy rounds go there.
+  dict_store_actor store;
   /// Receives messages and peer events (the facade).
-  caf::actor events;
+  facade_actor events;
   /// Writes waiting for the next flush, with the peer they came from.
   std::vector<std::pair<std::string, pb::WriteRecord>> outbox;
   /// A flush message is on its way.
@@ -92,11 +94,11 @@ struct router_state {
   /// existing link is probed.
   struct duplicate_probe {
     /// The newcomer's link.
-    caf::actor newcomer;
+    link_actor newcomer;
     /// What the newcomer told us.
     pb::PeerInfo info;
     /// The link being probed.
-    caf::actor existing;
+    link_actor existing;
     /// Answers the newcomer's attach.
     caf::typed_response_promise<bool> rp;
     /// Callers waiting for the newcomer's dial.
@@ -112,33 +114,12 @@ struct router_state {
   static inline const char* name = "syncmesh.router";
 };
 
-/// The router: the node's routing and flood table. It owns the peer table,
-/// the listener, dialling (seeds, learned addresses, backoff), peer
-/// exchange, flooding and the anti-entropy schedule. Messages:
-/// - `(changed_atom, origin, WriteBatch)` from the store: every write that
-///   changed the store, batched and flooded to every peer but its origin;
-/// - `(inbound_atom, peer, Envelope) -> bool` from peer links: writes from
-///   the mesh, validated and delegated to the lease manager, whose reply
-///   once applied returns the link's ingress credit; malformed input is
-///   refused with errc::malformed, the link told to close, nothing changes;
-/// - `(attach_atom, PeerInfo) -> bool` from a link whose handshake is done
-///   (false: a duplicate; error overloaded: too many inbound peers). A
-///   newcomer claiming the ID of a connected node waits while the existing
-///   link is probed: if it answers within duplicate_probe_timeout the
-///   newcomer is refused (goodbye DUPLICATE_ID), otherwise it replaces the
-///   silent link. Two nodes dialling each other keep the connection dialled
-///   by the smaller ID, decided the same way on both ends;
-/// - `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
-///   `(info_atom) -> (host, port, peers)` once the listener is bound;
-/// - `(peers_atom, peer, Peers, message ID, hops)`: addresses to learn;
-/// - `SendRequest -> SendReply` and `(message_atom, peer, Envelope)`:
-///   mesh_socket messages, flooded with the seen set and hop limit,
-///   whispered to direct peers, or routed to one node; those for this node go
-///   to the facade as `Event{message}`, as do peer up/down events;
-/// - `(wire_atom, lease_manager, store, facade)`, `(stats_atom) ->
-/// RouterStats`,
-///   `(close_atom)`: goodbye to every peer.
-caf::behavior router_actor(caf::stateful_actor<router_state>* self,
-                           const config& cfg, const node_id& id);
+/// The router's behavior (see router_actor.hpp for its messages). It owns
+/// the peer table, the listener, dialling (seeds, learned addresses,
+/// backoff), peer exchange, flooding, mesh messages and the anti-entropy
+/// schedule, each in a file of its own (see router_internal.hpp).
+router_actor::behavior_type
+router_behavior(router_actor::stateful_pointer<router_state> self,
+                const config& cfg, const node_id& id);
 
 } // namespace syncmesh

@@ -14,6 +14,8 @@
 #include <caf/io/network/test_multiplexer.hpp>
 #include <caf/io/scribe.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/dict_store.hpp"
@@ -889,7 +891,8 @@ pb::WriteBatch cluster::peek(size_t i, const std::string& key) {
   // The store is the dict store actor; its state is only touched by the
   // actor itself, which cannot be running now (one thread runs them all).
   auto* raw = caf::actor_cast<caf::abstract_actor*>(n.actors.store);
-  auto* store = dynamic_cast<caf::stateful_actor<dict_store_state>*>(raw);
+  auto* store
+    = dynamic_cast<dict_store_actor::stateful_base<dict_store_state>*>(raw);
   if (store == nullptr)
     return result;
   if (const auto* entry = store->state.store.find(key)) {

@@ -82,7 +82,7 @@ using facade_actor
 /// message types. Call it before constructing the actor_system.
 void configure(caf::actor_system_config& cfg);
 
-/// Spawns a node (facade, router, dict store running the lease manager) and
+/// Spawns a node (facade, dict store, lease manager, router) and
 /// returns its facade. Throws syncmesh::value_error when `cfg` is invalid.
 /// Stop it with `caf::anon_send_exit(handle, caf::exit_reason::user_shutdown)`;
 /// the other actors are linked to the facade and stop with it.

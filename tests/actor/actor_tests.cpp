@@ -1,5 +1,7 @@
-// Deterministic tests of one node's actors (facade -> lease manager -> store
-// -> router) on CAF's test coordinator: no threads, no sleeps, virtual time.
+// Deterministic tests of one node's actors (facade -> dict store -> router,
+// dict store -> lease manager -> facade) on CAF's test coordinator: no
+// threads, no sleeps, virtual time. The last suites drive the lease manager
+// and the dict store alone, with collectors in place of their neighbours.
 
 #define BOOST_TEST_MODULE syncmesh_actors
 #include <boost/test/unit_test.hpp>
@@ -14,7 +16,9 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/dict_store.hpp"
 #include "actors/facade.hpp"
+#include "actors/lease_manager.hpp"
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -513,7 +517,7 @@ BOOST_AUTO_TEST_CASE(subscribers_see_updates_deletes_and_lost_leases) {
   BOOST_CHECK(evs[1].has_deleted());
   BOOST_CHECK_EQUAL(evs[1].deleted().key(), "k");
   BOOST_CHECK(evs[2].has_update());
-  // The lease manager reports the loss before the store applies the write.
+  // lease_lost comes right before the update of the write that took over.
   BOOST_CHECK(evs[3].has_lease_lost());
   BOOST_CHECK_EQUAL(evs[3].lease_lost().key(), "l");
   BOOST_CHECK_EQUAL(evs[3].lease_lost().new_owner(), other_id);
@@ -564,6 +568,312 @@ BOOST_AUTO_TEST_CASE(node_info_reports_identity_and_key_count) {
   BOOST_CHECK(info->leasing());
   BOOST_CHECK_EQUAL(info->key_count(), 2u);
   BOOST_CHECK_EQUAL(info->lease_duration_ms(), 3'600'000u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// A write record for key `key` by `node`, claimed and stamped at `at_us`.
+pb::WriteRecord record_at(const std::string& key, const std::string& node,
+                          uint64_t at_us) {
+  return set_record(key, value{key},
+                    remote_version(node, at_us, at_us, at_us, at_us + hour_us));
+}
+
+/// The keys of the remote writes a collector in place of the store got.
+std::vector<std::string> released_keys(const std::vector<caf::message>& inbox) {
+  std::vector<std::string> result;
+  for (const auto& msg : inbox)
+    if (msg.match_elements<remote_atom, std::string, pb::WriteBatch>())
+      for (const auto& rec : msg.get_as<pb::WriteBatch>(2).records())
+        result.push_back(rec.key());
+  return result;
+}
+
+/// An update event for `key`.
+store_note update_note(const std::string& key) {
+  store_note note;
+  note.event.mutable_update()->set_key(key);
+  return note;
+}
+
+/// The lease manager alone: collectors stand in for the store and the
+/// facade.
+struct lease_manager_fixture : node_fixture {
+  std::shared_ptr<std::vector<caf::message>> to_store
+    = std::make_shared<std::vector<caf::message>>();
+  std::shared_ptr<std::vector<caf::message>> to_facade
+    = std::make_shared<std::vector<caf::message>>();
+  lease_manager_actor lm;
+
+  lease_manager_fixture() {
+    lm = sys.spawn(lease_manager_behavior, node_cfg, self_id);
+    caf::anon_send(lm, wire_atom::value,
+                   caf::actor_cast<dict_store_actor>(collector(to_store)),
+                   caf::actor_cast<facade_actor>(collector(to_facade)));
+    sched.run();
+  }
+
+  ~lease_manager_fixture() {
+    caf::anon_send_exit(lm, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  uint64_t skew_us() const {
+    return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+        node_cfg.max_clock_skew)
+        .count());
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lease_manager_alone)
+
+BOOST_AUTO_TEST_CASE(a_takeover_sends_lease_lost_in_order_with_the_updates) {
+  lease_manager_fixture f;
+  auto now = f.clock.now();
+  store_notes notes;
+  notes.push_back(update_note("a"));
+  // Another node claimed "b" while our lease ran: a takeover.
+  auto taken = update_note("b");
+  taken.lease_changed = true;
+  taken.lease = lease_change{"b", now + hour_us, other_id, now + 10};
+  notes.push_back(taken);
+  // "c" was claimed after our lease ended: an expiry, not news.
+  auto expired = update_note("c");
+  expired.lease_changed = true;
+  expired.lease = lease_change{"c", now, other_id, now + 10};
+  notes.push_back(expired);
+  notes.push_back(update_note("d"));
+  caf::anon_send(f.lm, notes_atom::value, notes);
+  f.sched.run();
+  auto evs = events_in(*f.to_facade);
+  BOOST_REQUIRE_EQUAL(evs.size(), 5u);
+  BOOST_CHECK_EQUAL(evs[0].update().key(), "a");
+  BOOST_REQUIRE(evs[1].has_lease_lost());
+  BOOST_CHECK_EQUAL(evs[1].lease_lost().key(), "b");
+  BOOST_CHECK_EQUAL(evs[1].lease_lost().new_owner(), other_id);
+  BOOST_CHECK_EQUAL(evs[1].lease_lost().old_lease_end_us(), now + hour_us);
+  BOOST_CHECK_EQUAL(evs[2].update().key(), "b");
+  BOOST_CHECK_EQUAL(evs[3].update().key(), "c");
+  BOOST_CHECK_EQUAL(evs[4].update().key(), "d");
+}
+
+BOOST_AUTO_TEST_CASE(its_timer_fires_for_the_earliest_due_time) {
+  lease_manager_fixture f;
+  auto now = f.clock.now();
+  auto skew = f.skew_us();
+  // Held until their stamps are within the skew bound: "late" in 30 s,
+  // "early" in 10 s, though "late" arrived first.
+  pb::WriteBatch late;
+  *late.add_records() = record_at("late", other_id, now + skew + 30'000'000);
+  caf::anon_send(f.lm, hold_atom::value, other_id, late);
+  pb::WriteBatch early;
+  *early.add_records() = record_at("early", other_id, now + skew + 10'000'000);
+  caf::anon_send(f.lm, hold_atom::value, other_id, early);
+  f.sched.run();
+  BOOST_CHECK(released_keys(*f.to_store).empty());
+  f.advance(9s);
+  BOOST_CHECK(released_keys(*f.to_store).empty());
+  f.advance(2s);
+  BOOST_CHECK(released_keys(*f.to_store) == std::vector<std::string>{"early"});
+  f.advance(18s);
+  BOOST_CHECK_EQUAL(released_keys(*f.to_store).size(), 1u);
+  f.advance(2s);
+  BOOST_CHECK(
+    (released_keys(*f.to_store) == std::vector<std::string>{"early", "late"}));
+}
+
+BOOST_AUTO_TEST_CASE(held_writes_are_bounded) {
+  lease_manager_fixture f;
+  f.node_cfg.max_held_writes = 2;
+  auto lm = f.sys.spawn(lease_manager_behavior, f.node_cfg, self_id);
+  auto to_store = std::make_shared<std::vector<caf::message>>();
+  caf::anon_send(lm, wire_atom::value,
+                 caf::actor_cast<dict_store_actor>(f.collector(to_store)),
+                 caf::actor_cast<facade_actor>(f.collector(to_store)));
+  auto far = f.clock.now() + f.skew_us() + 5'000'000;
+  pb::WriteBatch batch;
+  for (auto key : {"x", "y", "z"})
+    *batch.add_records() = record_at(key, other_id, far);
+  caf::anon_send(lm, hold_atom::value, other_id, batch);
+  f.sched.run();
+  f.advance(6s);
+  BOOST_CHECK((released_keys(*to_store) == std::vector<std::string>{"x", "y"}));
+  caf::anon_send_exit(lm, caf::exit_reason::user_shutdown);
+  f.sched.run();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// The dict store alone: collectors stand in for the router and the lease
+/// manager.
+struct dict_store_fixture : node_fixture {
+  std::shared_ptr<std::vector<caf::message>> to_router
+    = std::make_shared<std::vector<caf::message>>();
+  std::shared_ptr<std::vector<caf::message>> to_lm
+    = std::make_shared<std::vector<caf::message>>();
+  dict_store_actor store;
+
+  dict_store_fixture() {
+    store = sys.spawn(dict_store_behavior, node_cfg, self_id,
+                      caf::actor_cast<router_actor>(collector(to_router)),
+                      caf::actor_cast<lease_manager_actor>(collector(to_lm)),
+                      size_t{65536});
+    caf::anon_send(store, events_atom::value, true);
+    sched.run();
+  }
+
+  ~dict_store_fixture() {
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  /// Every note the lease manager got, in order.
+  store_notes notes() const {
+    store_notes result;
+    for (const auto& msg : *to_lm)
+      if (msg.match_elements<notes_atom, store_notes>())
+        for (const auto& note : msg.get_as<store_notes>(1))
+          result.push_back(note);
+    return result;
+  }
+
+  size_t count(const std::vector<caf::message>& inbox,
+               bool (*match)(const caf::message&)) const {
+    return static_cast<size_t>(
+      std::count_if(inbox.begin(), inbox.end(), match));
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(dict_store_alone)
+
+BOOST_AUTO_TEST_CASE(a_local_write_is_readable_when_acknowledged) {
+  dict_store_fixture f;
+  pb::SetRequest req;
+  req.set_key("k");
+  to_proto(value{"v"}, req.mutable_value());
+  auto ack = f.ask<pb::WriteAck>(f.store, req);
+  BOOST_REQUIRE(ack);
+  BOOST_CHECK_EQUAL(ack->applied(), 1u);
+  pb::GetRequest get;
+  get.set_key("k");
+  auto got = f.ask<pb::GetReply>(f.store, get);
+  BOOST_REQUIRE(got);
+  BOOST_CHECK(got->found());
+  BOOST_CHECK_EQUAL(got->value().text(), "v");
+  // Flooded once, and its event went to the lease manager.
+  BOOST_CHECK_EQUAL(
+    f.count(
+      *f.to_router,
+      [](const caf::message& m) {
+        return m.match_elements<changed_atom, std::string, pb::WriteBatch>();
+      }),
+    1u);
+  auto notes = f.notes();
+  BOOST_REQUIRE_EQUAL(notes.size(), 1u);
+  BOOST_CHECK_EQUAL(notes[0].event.update().key(), "k");
+  BOOST_CHECK(!notes[0].lease_changed);
+}
+
+BOOST_AUTO_TEST_CASE(a_live_lease_refuses_and_a_takeover_is_noted) {
+  dict_store_fixture f;
+  auto now = f.clock.now();
+  // Another node holds "theirs": a local write is refused.
+  pb::WriteBatch theirs;
+  *theirs.add_records() = record_at("theirs", other_id, now);
+  caf::anon_send(f.store, remote_atom::value, other_id, theirs);
+  f.sched.run();
+  pb::SetRequest req;
+  req.set_key("theirs");
+  to_proto(value{1}, req.mutable_value());
+  auto refused = f.ask<pb::WriteAck>(f.store, req);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(code_of(refused.error()) == errc::lease_held);
+  // We hold "mine"; a later claim by another node takes it over.
+  req.set_key("mine");
+  auto ack = f.ask<pb::WriteAck>(f.store, req);
+  BOOST_REQUIRE(ack);
+  auto later = f.clock.now() + 1000;
+  pb::WriteBatch takeover;
+  *takeover.add_records() = record_at("mine", other_id, later);
+  caf::anon_send(f.store, remote_atom::value, other_id, takeover);
+  f.sched.run();
+  auto notes = f.notes();
+  BOOST_REQUIRE_EQUAL(notes.size(), 3u);
+  BOOST_CHECK(notes[2].lease_changed);
+  BOOST_CHECK_EQUAL(notes[2].lease.key, "mine");
+  BOOST_CHECK_EQUAL(notes[2].lease.new_claimer, other_id);
+  BOOST_CHECK_EQUAL(notes[2].lease.old_lease_end_us,
+                    ack->meta().lease_end_us());
+  BOOST_CHECK(detect_takeover(notes[2].lease, self_id).has_value());
+  BOOST_CHECK_EQUAL(notes[2].event.update().key(), "mine");
+}
+
+BOOST_AUTO_TEST_CASE(
+  future_writes_go_to_the_lease_manager_and_deletes_ask_for_a_purge) {
+  dict_store_fixture f;
+  auto skew = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      f.node_cfg.max_clock_skew)
+      .count());
+  pb::WriteBatch future;
+  *future.add_records()
+    = record_at("f", other_id, f.clock.now() + skew + 1'000'000);
+  caf::anon_send(f.store, remote_atom::value, other_id, future);
+  f.sched.run();
+  BOOST_CHECK_EQUAL(
+    f.count(*f.to_lm,
+            [](const caf::message& m) {
+              return m.match_elements<hold_atom, std::string, pb::WriteBatch>();
+            }),
+    1u);
+  for (auto key : {"a", "b"}) {
+    pb::SetRequest set;
+    set.set_key(key);
+    to_proto(value{1}, set.mutable_value());
+    BOOST_REQUIRE(f.ask<pb::WriteAck>(f.store, set));
+    pb::DeleteRequest del;
+    del.set_key(key);
+    BOOST_REQUIRE(f.ask<pb::DeleteReply>(f.store, del));
+  }
+  // One purge cycle at a time: the lease manager is told once.
+  auto tombstone_notices = [&] {
+    return f.count(*f.to_lm, [](const caf::message& m) {
+      return m.match_elements<tombstones_atom>();
+    });
+  };
+  BOOST_CHECK_EQUAL(tombstone_notices(), 1u);
+  f.advance(std::chrono::duration_cast<std::chrono::microseconds>(
+    f.node_cfg.tombstone_horizon + 1s));
+  auto horizon = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      f.node_cfg.tombstone_horizon)
+      .count());
+  auto handle
+    = f.self->request(f.store, caf::infinite, purge_atom::value, horizon);
+  f.sched.run();
+  BOOST_REQUIRE(f.self->mailbox().size() > 0);
+  uint64_t purged = 0;
+  uint64_t remaining = 99;
+  handle.receive(
+    [&](uint64_t p, uint64_t r) {
+      purged = p;
+      remaining = r;
+    },
+    [&](caf::error& err) { BOOST_FAIL(f.sys.render(err)); });
+  BOOST_CHECK_EQUAL(purged, 2u);
+  BOOST_CHECK_EQUAL(remaining, 0u);
+  auto bytes = f.ask<std::string>(f.store, dump_atom::value);
+  BOOST_REQUIRE(bytes);
+  BOOST_CHECK(bytes->empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -133,8 +133,8 @@ struct node_fixture {
 
   /// Sends a request to `dest` and returns its reply (fails the test on an
   /// error).
-  template <class Reply, class... Ts>
-  Reply ask(const caf::actor& dest, Ts&&... xs) {
+  template <class Reply, class Dest, class... Ts>
+  Reply ask(const Dest& dest, Ts&&... xs) {
     auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
     run();
     BOOST_REQUIRE(self->mailbox().size() > 0);

@@ -1,0 +1,65 @@
+#pragma once
+
+// The interface of the dict store (dict_store.hpp).
+
+#include <cstdint>
+#include <string>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/link_actor.hpp"
+#include "syncmesh/caf_types.hpp"
+
+namespace syncmesh {
+
+/// The dict store: the entries with their versions and tombstones, and the
+/// single sequencer of every write that reaches the node. Messages:
+/// - local writes from the facade, decided with the lease rule
+///   (lease_state.hpp) inside the store's sequencing, stamped, applied and
+///   answered once applied: `SetRequest -> WriteAck`,
+///   `UpdateRequest -> WriteAck` (all leases first, then all or nothing),
+///   `DeleteRequest -> DeleteReply`, `DeltaRequest -> WriteAck`,
+///   `PopItemRequest -> DeleteReply`;
+/// - reads: `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
+/// - remote writes, never refused for lease reasons:
+///   `(remote_atom, peer, WriteBatch) -> bool` from the router (and held
+///   writes released by the lease manager), answered once applied or held
+///   (the reply returns the sending link's ingress credit), `(py2p_write_atom,
+///   peer, WriteBatch, initial_sync)` decided with py2p's rule,
+///   `(ae_entries_atom, peer, WriteBatch) -> bool` from a link, answered once
+///   applied;
+/// - anti-entropy with the peer behind a link: `(ae_start_atom, link)`
+///   sends our SUMMARY, `(ae_digest_atom, link, Digest)` answers the peer's
+///   digest, `(ae_ack_atom, link, session)` releases the next window;
+/// - from the lease manager: `(purge_atom, horizon_us) -> (purged,
+///   remaining)` purges tombstones older than the horizon;
+/// - `(events_atom, bool)`: build update/delete events only while someone
+///   listens; `(dump_atom) -> std::string` (canonical bytes),
+///   `(export_atom) -> WriteBatch` (every entry as records, by key),
+///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
+///   (the store's part: local writes, refusals, remote records, tombstones,
+///   the clock's high-water mark).
+using dict_store_actor = caf::typed_actor<
+  caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
+  caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
+  caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
+  caf::reacts_to<py2p_write_atom, std::string, pb::WriteBatch, bool>,
+  caf::replies_to<ae_entries_atom, std::string, pb::WriteBatch>::with<bool>,
+  caf::reacts_to<ae_start_atom, link_actor>,
+  caf::reacts_to<ae_digest_atom, link_actor, pb::Digest>,
+  caf::reacts_to<ae_ack_atom, link_actor, uint64_t>,
+  caf::replies_to<purge_atom, uint64_t>::with<uint64_t, uint64_t>,
+  caf::reacts_to<events_atom, bool>,
+  caf::replies_to<dump_atom>::with<std::string>,
+  caf::replies_to<export_atom>::with<pb::WriteBatch>,
+  caf::replies_to<stats_atom>::with<pb::StoreStats>,
+  caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>>;
+
+} // namespace syncmesh

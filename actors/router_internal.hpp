@@ -1,0 +1,159 @@
+#pragma once
+
+// The router's internals, shared by the files that implement it, one per
+// concern (see router.hpp for the actor's interface):
+// - router.cpp: the state's setup and the behavior, which only dispatches;
+// - router_peer_table.cpp: attaching links, peer up/down, the peer list;
+// - router_flooding.cpp: writes in from links and out to every peer;
+// - router_dialing.cpp: the listener, the address book and dialling;
+// - router_peer_exchange.cpp: learning and announcing peer addresses;
+// - router_messages.cpp: mesh_socket messages (send, relay, deliver);
+// - router_anti_entropy.cpp: which peer gets an anti-entropy round when;
+// - router_py2p.cpp: py2p mode's relay (waterfall) and local announcements.
+// Not for use outside the router.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/router.hpp"
+
+namespace syncmesh {
+
+/// The router as its handlers see it.
+using router_self = router_actor::stateful_pointer<router_state>;
+
+// -- shared helpers (router.cpp) ----------------------------------------------
+
+/// Adds `n` to one counter of `stats`.
+void bump(pb::RouterStats& stats, uint64_t (pb::RouterStats::*get)() const,
+          void (pb::RouterStats::*set)(uint64_t), uint64_t n = 1);
+
+/// The router's wall clock (µs).
+uint64_t now_us(router_self self);
+
+/// Sends an encoded message (shared, not copied, between the peers it goes
+/// to) to one link.
+void send_shared(const link_actor& link, const caf::message& msg);
+
+/// Removes the records of `batch` that break a value limit (or are
+/// malformed), counting and logging them: one bad record from a peer is
+/// skipped alone, never a reason to refuse its batch or drop its link.
+void skip_invalid_records(router_self self, const std::string& peer,
+                          pb::WriteBatch& batch);
+
+/// Frames a control message for one peer or for flooding.
+std::string control_frame(router_self self, pb::Envelope& env);
+
+// -- peer table (router_peer_table.cpp) ---------------------------------------
+
+/// A link finished its handshake: adds it to the peer table (or refuses a
+/// duplicate or one inbound peer too many).
+caf::result<bool> attach(router_self self, pb::PeerInfo& info);
+
+/// A monitored link, dial or the listener ended.
+void on_link_down(router_self self, const caf::down_msg& msg);
+
+/// Tells the facade that `peer` went away.
+void publish_peer_down(router_self self, const std::string& peer,
+                       std::string reason);
+
+/// Says goodbye to `req.node_id()` and forgets its address; false when it
+/// was not connected.
+bool disconnect_peer(router_self self, const pb::DisconnectRequest& req);
+
+/// Every connected peer.
+pb::PeerList peer_list(router_self self);
+
+/// Adds a link's traffic report to the totals.
+void add_traffic(router_self self, const pb::TrafficStats& delta);
+
+/// Says goodbye to every peer and stops dials and the listener.
+void say_goodbye_to_all(router_self self);
+
+// -- flooding (router_flooding.cpp) -------------------------------------------
+
+/// Sends `msg` to every peer but `except`.
+void send_to_all(router_self self, const caf::message& msg,
+                 const std::string& except);
+
+/// Writes that changed the store: batched for the next flush (or announced
+/// to py2p peers).
+void on_changed(router_self self, std::string& origin, pb::WriteBatch& batch);
+
+/// Sends what `on_changed` batched, grouped by origin.
+void flush(router_self self);
+
+/// Writes from a peer link: validated and passed to the lease manager.
+caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
+                                    const pb::Envelope& env);
+
+// -- dialling and the address book (router_dialing.cpp) -----------------------
+
+/// What a new link (dialled when `outbound`, else accepted) needs to know.
+link_params make_link_params(router_self self, bool outbound);
+
+/// Starts dialling `addr`; `rp` (if pending) is answered when it finishes.
+void start_dial(router_self self, const address& addr,
+                std::optional<caf::typed_response_promise<pb::PeerInfo>> rp
+                = std::nullopt);
+
+/// Dials addresses from the book while below the target degree.
+void dial_due(router_self self);
+
+/// Learns where the other actors are, then binds the listener (if any) and
+/// starts the timers.
+void on_wired(router_self self, dict_store_actor store, facade_actor events);
+
+/// Our listening address; answered once bound.
+caf::result<pb::NodeInfo> node_info(router_self self);
+
+/// Dials a peer on request.
+caf::result<pb::PeerInfo> connect_peer(router_self self,
+                                       pb::ConnectRequest& req);
+
+/// The maintenance timer: dials what is due and re-arms itself.
+void on_rtick(router_self self);
+
+// -- peer exchange (router_peer_exchange.cpp) ---------------------------------
+
+/// Tells a newcomer whom we know and everyone else about the newcomer.
+void exchange_peers_with(router_self self, const std::string& peer);
+
+/// Peer addresses from `from`: remembered for dialling and relayed.
+void on_peers(router_self self, const std::string& from, const pb::Peers& list,
+              const std::string& message_id, uint32_t hops);
+
+// -- mesh messages (router_messages.cpp) --------------------------------------
+
+/// A local SendRequest: flooded, whispered or routed to one node.
+caf::result<pb::SendReply> send_message(router_self self, pb::SendRequest& req);
+
+/// A mesh message from `peer`: checked, de-duplicated, delivered and relayed.
+void on_message(router_self self, const std::string& peer, pb::Envelope& env);
+
+// -- anti-entropy schedule (router_anti_entropy.cpp) --------------------------
+
+/// Starts anti-entropy with a peer that just attached (dialling side only).
+void start_anti_entropy_with(router_self self, const std::string& peer);
+
+/// Time for a round: the next peer in turn gets our SUMMARY.
+void on_ae_round(router_self self);
+
+// -- py2p mode (router_py2p.cpp) ----------------------------------------------
+
+/// Announces local writes to py2p peers.
+void py2p_flood_local(router_self self, const std::string& origin,
+                      const pb::WriteBatch& batch);
+
+/// A message from a py2p link: relayed (waterfall), its writes decided.
+void on_py2p_inbound(router_self self, const std::string& peer,
+                     const std::string& id, const std::string& msgpack,
+                     const std::string& sender, uint64_t time, bool broadcast,
+                     pb::WriteBatch& batch, bool initial_sync);
+
+} // namespace syncmesh

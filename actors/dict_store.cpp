@@ -111,6 +111,15 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
     if (result.error = from_proto(rec.version(), v); !result.error.empty())
       break;
     auto recorded = st.rules.record(st.store, rec, v, keep_old_value);
+    if (recorded.clamped) {
+      // Only a forged or misconfigured peer claims a lease past the
+      // mesh-wide maximum: worth a line, never a reason to refuse it.
+      st.lease_stats.set_lease_clamps(st.lease_stats.lease_clamps() + 1);
+      log_line(log_level::warning, st.self_id,
+               "clamped the lease end of a record for key of "
+                 + std::to_string(rec.key().size())
+                 + " bytes to its stamp + max_lease_duration");
+    }
     if (result.error = std::move(recorded.error); !result.error.empty())
       break;
     auto& out = recorded.applied;

@@ -204,6 +204,7 @@ lease_rules::recorded lease_rules::record(store_state& store,
     clamped->lease_end_us = clamped_lease_end(given, cfg_.max_duration_us);
   }
   const version& v = clamped ? *clamped : given;
+  result.clamped = clamped.has_value();
   const auto* before = find(store, rec.key());
   bool held = cfg_.leasing && before != nullptr && before->live()
               && before->packed_newest().claimer == self_ref_;
@@ -261,6 +262,7 @@ lease_table::recorded lease_table::record(const pb::WriteRecord& rec,
   recorded result;
   result.applied = std::move(r.applied);
   result.error = std::move(r.error);
+  result.clamped = r.clamped;
   if (r.change)
     result.loss = detect_takeover(*r.change, rules_.self());
   return result;

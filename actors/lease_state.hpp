@@ -157,6 +157,8 @@ public:
     store_state::outcome applied;
     /// Set when it changed a key whose lease this node held.
     std::optional<lease_change> change;
+    /// Its lease end was clamped to its stamp + the maximum lease.
+    bool clamped = false;
     /// Why it was refused (a malformed value); empty when applied or stale.
     std::string error;
   };
@@ -237,6 +239,8 @@ public:
     store_state::outcome applied;
     /// The lease this node lost to it, if any.
     std::optional<lease_loss> loss;
+    /// Its lease end was clamped to its stamp + the maximum lease.
+    bool clamped = false;
     /// Why it was refused (a malformed value); empty when applied or stale.
     std::string error;
   };

@@ -39,6 +39,11 @@ struct node_metrics::impl {
         .Name("syncmesh_leases_lost_total")
         .Help("Leases of this node taken over by another node")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& lease_clamps
+    = BuildCounter()
+        .Name("syncmesh_lease_clamps_total")
+        .Help("Records whose lease end was clamped to stamp + max lease")
+        .Register(*registry);
   prometheus::Family<prometheus::Counter>& records
     = BuildCounter()
         .Name("syncmesh_write_records_total")
@@ -146,6 +151,7 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.writes, {{"origin", "remote"}}, st.remote_applied());
   m.advance(m.conflicts, {}, l.refused_writes());
   m.advance(m.leases_lost, {}, l.leases_lost());
+  m.advance(m.lease_clamps, {}, l.lease_clamps());
   m.advance(m.records, {{"direction", "in"}}, r.records_in());
   m.advance(m.records, {{"direction", "out"}}, r.records_out());
   m.advance(m.frames, {}, r.frames_out());

@@ -779,6 +779,21 @@ BOOST_AUTO_TEST_CASE(a_forged_endless_lease_ends_after_the_maximum_everywhere) {
              == b.table.store().canonical_bytes());
 }
 
+BOOST_AUTO_TEST_CASE(a_clamped_record_is_reported_so_it_can_be_counted) {
+  auto cfg = leases;
+  cfg.max_duration_us = 5000;
+  lease_node a{"a", cfg};
+  auto forged = set_record(
+    "k", make_version(t0, "evil", t0, t0, "evil", 0, uint64_t{1} << 62), 1);
+  auto honest = set_record(
+    "j", make_version(t0, "evil", t0, t0, "evil", 0, t0 + 5000), 1);
+  version v;
+  BOOST_REQUIRE(from_proto(forged.version(), v).empty());
+  BOOST_TEST(a.table.record(forged, v, false).clamped);
+  BOOST_REQUIRE(from_proto(honest.version(), v).empty());
+  BOOST_TEST(!a.table.record(honest, v, false).clamped);
+}
+
 BOOST_AUTO_TEST_CASE(stamp_clamps_a_lease_longer_than_the_maximum) {
   auto cfg = leases;
   cfg.max_duration_us = 400;

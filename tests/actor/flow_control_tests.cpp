@@ -46,28 +46,6 @@ struct flow_fixture : test::node_fixture {
               .state.links;
   }
 
-  /// Everything the node wrote to the peer, as envelopes.
-  std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
-    frame_decoder decoder;
-    decoder.feed(written(hdl));
-    std::vector<pb::Envelope> result;
-    std::string payload;
-    while (decoder.next(payload) == frame_status::ok) {
-      pb::Envelope env;
-      BOOST_REQUIRE(parse_envelope(payload, env).empty());
-      result.push_back(std::move(env));
-    }
-    return result;
-  }
-
-  /// The goodbye the node sent to the peer, if any.
-  std::optional<pb::Goodbye> goodbye(caf::io::connection_handle hdl) {
-    for (auto& env : received(hdl))
-      if (env.has_goodbye())
-        return env.goodbye();
-    return std::nullopt;
-  }
-
   /// A framed hello from `id`.
   std::string hello(const std::string& id) {
     std::string out;

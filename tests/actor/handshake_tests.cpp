@@ -79,28 +79,6 @@ std::string framed(const pb::Envelope& env) {
 struct handshake_fixture : test::node_fixture {
   handshake_fixture() : node_fixture([](config&) {}) {}
 
-  /// Everything the node wrote to the peer, as envelopes.
-  std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
-    frame_decoder decoder{1 << 20};
-    decoder.feed(written(hdl));
-    std::vector<pb::Envelope> result;
-    std::string payload;
-    while (decoder.next(payload) == frame_status::ok) {
-      pb::Envelope env;
-      BOOST_REQUIRE(parse_envelope(payload, env).empty());
-      result.push_back(std::move(env));
-    }
-    return result;
-  }
-
-  /// The goodbye the node sent to the peer, if any.
-  std::optional<pb::Goodbye> goodbye(caf::io::connection_handle hdl) {
-    for (auto& env : received(hdl))
-      if (env.has_goodbye())
-        return env.goodbye();
-    return std::nullopt;
-  }
-
   /// The write records the node flooded to the peer.
   std::vector<pb::WriteRecord> writes_to(caf::io::connection_handle hdl) {
     std::vector<pb::WriteRecord> result;

@@ -34,29 +34,6 @@ struct link_fixture : test::node_fixture {
   explicit link_fixture(size_t max_inbound = 32)
       : node_fixture([=](config& c) { c.max_inbound = max_inbound; }) {}
 
-  /// Everything the node wrote to the peer, as envelopes.
-  std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
-    auto out = written(hdl);
-    frame_decoder decoder;
-    decoder.feed(out);
-    std::vector<pb::Envelope> result;
-    std::string payload;
-    while (decoder.next(payload) == frame_status::ok) {
-      pb::Envelope env;
-      BOOST_REQUIRE(parse_envelope(payload, env).empty());
-      result.push_back(std::move(env));
-    }
-    return result;
-  }
-
-  /// The goodbye the node sent to the peer, if any.
-  std::optional<pb::Goodbye> goodbye(caf::io::connection_handle hdl) {
-    for (auto& env : received(hdl))
-      if (env.has_goodbye())
-        return env.goodbye();
-    return std::nullopt;
-  }
-
   /// A framed hello from `id` with the protocol of `c`.
   std::string hello(const std::string& id, const config& c) {
     std::string out;

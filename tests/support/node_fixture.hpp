@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -18,6 +19,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
+#include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "support/caf_setup.hpp"
 #include "syncmesh/clock.hpp"
@@ -124,6 +126,28 @@ struct node_fixture {
   std::string written(caf::io::connection_handle hdl) {
     auto& out = mpx.output_buffer(hdl);
     return std::string{out.data(), out.size()};
+  }
+
+  /// The envelopes the node wrote to the peer so far, decoded.
+  std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
+    frame_decoder decoder;
+    decoder.feed(written(hdl));
+    std::vector<pb::Envelope> result;
+    std::string payload;
+    while (decoder.next(payload) == frame_status::ok) {
+      pb::Envelope env;
+      BOOST_REQUIRE(parse_envelope(payload, env).empty());
+      result.push_back(std::move(env));
+    }
+    return result;
+  }
+
+  /// The goodbye the node sent to the peer, if any.
+  std::optional<pb::Goodbye> goodbye(caf::io::connection_handle hdl) {
+    for (auto& env : received(hdl))
+      if (env.has_goodbye())
+        return env.goodbye();
+    return std::nullopt;
   }
 
   /// True once the node closed the connection.

@@ -139,13 +139,6 @@ router_actor::behavior_type router_behavior(router_self self, const config& cfg,
         stats.set_ingress_outstanding_bytes(links->ingress_outstanding.load());
         stats.set_flood_frames_shed(links->flood_frames_shed.load());
       }
-      if (const auto& links = self->state.links) {
-        stats.set_handshake_evictions(links->handshakes.evictions());
-        stats.set_pending_handshake_bytes(links->handshakes.total());
-        stats.set_ingress_pauses(links->ingress_pauses.load());
-        stats.set_ingress_outstanding_bytes(links->ingress_outstanding.load());
-        stats.set_flood_frames_shed(links->flood_frames_shed.load());
-      }
       return stats;
     },
   };

@@ -422,7 +422,8 @@ void ae_outbox::queue_offers(const store_state& store,
       const auto* entry = store.find(key);
       auto* offer = digest.add_offers();
       offer->set_key(key);
-      to_compact(entry->head().base_version(), nodes, offer->mutable_version());
+      to_compact(entry->head().base_version(store.ids()), nodes,
+                 offer->mutable_version());
       bytes += key.size() + 24;
     }
     for (; next_wanted < wanted.size() && bytes < window_bytes_;
@@ -452,7 +453,7 @@ void ae_outbox::on_offers(const pb::Digest& theirs, const store_state& store) {
       want.push_back(offer.key());
       continue;
     }
-    auto order = compare(entry->head().base_version(), offered);
+    auto order = compare(entry->head().base_version(store.ids()), offered);
     if (order > 0)
       send.push_back(offer.key());
     else if (order < 0)
@@ -645,7 +646,7 @@ bool ae_outbox::load_next_entry(const store_state& store) {
   std::vector<pb::WriteRecord> records;
   auto load = [&](std::string_view key, const store_entry& entry) {
     records.clear();
-    entry.export_records(key, records);
+    entry.export_records(store.ids(), key, records);
     for (auto& rec : records) {
       auto size = rec.ByteSizeLong();
       carry_bytes_ += size;

@@ -37,12 +37,12 @@ void note_event(self_ptr self, const std::string& key,
     auto* update = ev.mutable_update();
     update->set_key(key);
     to_proto(entry->read(), update->mutable_value());
-    to_proto(entry->head(), update->mutable_meta());
+    to_proto(st.store.ids(), entry->head(), update->mutable_meta());
   } else {
     auto* deleted = ev.mutable_deleted();
     deleted->set_key(key);
     if (entry != nullptr)
-      to_proto(entry->head(), deleted->mutable_meta());
+      to_proto(st.store.ids(), entry->head(), deleted->mutable_meta());
   }
 }
 
@@ -172,7 +172,7 @@ caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
   if (res.changed.records_size() > 0) {
     const auto& key = res.changed.records().rbegin()->key();
     if (const auto* entry = self->state.store.find(key))
-      to_proto(entry->head(), ack.mutable_meta());
+      to_proto(self->state.store.ids(), entry->head(), ack.mutable_meta());
   }
   flood(self, std::string{}, std::move(res.changed));
   if (!res.error.empty())
@@ -189,7 +189,7 @@ caf::result<pb::DeleteReply> apply_erase_batch(self_ptr self,
     reply.set_key(key);
     to_proto(res.last.old_value, reply.mutable_old_value());
     if (const auto* entry = self->state.store.find(key))
-      to_proto(entry->head(), reply.mutable_meta());
+      to_proto(self->state.store.ids(), entry->head(), reply.mutable_meta());
   }
   flood(self, std::string{}, std::move(res.changed));
   if (!res.error.empty())
@@ -329,13 +329,13 @@ void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
                    // py2p raises KeyError on deleting an absent key.
                    || (rec.has_tombstone() && !live);
     if (ignored
-        || !py2p_accepts(head, provisional.claimer,
+        || !py2p_accepts(head, st.store.ids(), provisional.claimer,
                          provisional.stamp.wall_us / 1'000'000, is_delta,
                          leasing, now_s)) {
       st.lease_stats.set_refused_writes(st.lease_stats.refused_writes() + 1);
       continue;
     }
-    auto v = py2p_successor(head, provisional.claimer,
+    auto v = py2p_successor(head, st.store.ids(), provisional.claimer,
                             provisional.stamp.wall_us, leasing);
     if (rec.has_tombstone())
       v.lease_end_us = 0;
@@ -535,7 +535,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       if (entry != nullptr && entry->live()) {
         reply.set_found(true);
         to_proto(entry->read(), reply.mutable_value());
-        to_proto(entry->head(), reply.mutable_meta());
+        to_proto(self->state.store.ids(), entry->head(), reply.mutable_meta());
       }
       return reply;
     },
@@ -552,7 +552,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         if (!req.keys_only()) {
           const auto* entry = store.find(key);
           to_proto(entry->read(), item->mutable_value());
-          to_proto(entry->head(), item->mutable_meta());
+          to_proto(store.ids(), entry->head(), item->mutable_meta());
         }
       }
       return snap;

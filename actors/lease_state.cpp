@@ -7,7 +7,8 @@
 
 namespace syncmesh {
 
-local_decision decide_local_write(const entry_head* head, const node_id& self,
+local_decision decide_local_write(const entry_head* head,
+                                  const node_id_table& ids, const node_id& self,
                                   uint64_t now_us, const lease_settings& cfg,
                                   bool is_delete) {
   local_decision result;
@@ -21,11 +22,11 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
     result.allowed = true;
     return result;
   }
-  if (head != nullptr && head->newest().epoch >= max_epoch) {
+  if (head != nullptr && head->packed_newest().epoch >= max_epoch) {
     // No epoch left above it (only reachable 2^40 claims after a forged
     // epoch near the limit): refuse rather than make an invalid version.
-    result.owner = head->owner();
-    result.lease_end_us = head->newest().lease_end_us;
+    result.owner = head->owner(ids);
+    result.lease_end_us = head->packed_newest().lease_end_us;
     return result;
   }
   auto new_claim = [&] {
@@ -35,7 +36,7 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
     // saw a key (fresh, or cut off since before it was written) does not
     // lose to a claim whose lease had long ended, or to a purged tombstone's
     // older copies. Nodes that know a lease refuse to claim before it ends.
-    auto next = head == nullptr ? 0 : head->newest().epoch + 1;
+    auto next = head == nullptr ? 0 : head->packed_newest().epoch + 1;
     result.draft.epoch = std::max(next, now_us);
     result.draft.claim_us = now_us;
     result.draft.claimer = self;
@@ -45,7 +46,7 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
     new_claim();
     return result;
   }
-  const auto& newest = head->newest();
+  const auto newest = head->newest(ids);
   auto end = newest.lease_end_us;
   if (newest.claimer == self) {
     if (now_us + cfg.margin_us < end) {
@@ -71,15 +72,17 @@ local_decision decide_local_write(const entry_head* head, const node_id& self,
 
 // -- py2p mode ----------------------------------------------------------------
 
-std::optional<py2p_meta> py2p_meta_of(const entry_head* head) {
+std::optional<py2p_meta> py2p_meta_of(const entry_head* head,
+                                      const node_id_table& ids) {
   if (head == nullptr || !head->live())
     return std::nullopt;
-  return py2p_meta{head->owner(), head->newest().stamp.wall_us / 1'000'000};
+  return py2p_meta{head->owner(ids), head->packed_newest().wall_us / 1'000'000};
 }
 
-bool py2p_accepts(const entry_head* head, const node_id& owner, uint64_t time_s,
-                  bool is_delta, bool leasing, uint64_t now_s) {
-  auto meta = py2p_meta_of(head);
+bool py2p_accepts(const entry_head* head, const node_id_table& ids,
+                  const node_id& owner, uint64_t time_s, bool is_delta,
+                  bool leasing, uint64_t now_s) {
+  auto meta = py2p_meta_of(head, ids);
   if (!meta) // (1)
     return true;
   if (meta->owner == owner) // (2)
@@ -93,15 +96,15 @@ bool py2p_accepts(const entry_head* head, const node_id& owner, uint64_t time_s,
   return meta->timestamp_s < time_s && !leasing; // (6)
 }
 
-version py2p_successor(const entry_head* head, const node_id& owner,
-                       uint64_t time_us, bool leasing) {
+version py2p_successor(const entry_head* head, const node_id_table& ids,
+                       const node_id& owner, uint64_t time_us, bool leasing) {
   version v;
   v.claimer = owner;
   v.stamp.node = owner;
   v.stamp.wall_us = time_us;
   v.claim_us = time_us;
   if (head != nullptr && (head->has_base() || head->has_fields())) {
-    const auto& cur = head->newest();
+    const auto cur = head->newest(ids);
     if (head->live() && cur.claimer == owner) {
       // Same owner: py2p accepts any of its writes (rule 2), even an older
       // one, so stay in its epoch and move the stamp forward regardless.
@@ -128,23 +131,24 @@ version py2p_successor(const entry_head* head, const node_id& owner,
   return v;
 }
 
-local_decision py2p_decide(const entry_head* head, const node_id& self,
-                           uint64_t now_us, bool leasing, bool is_delete) {
+local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
+                           const node_id& self, uint64_t now_us, bool leasing,
+                           bool is_delete) {
   local_decision result;
   bool live = head != nullptr && head->live();
   if (is_delete && !live) {
     result.missing = true;
     return result;
   }
-  if (!py2p_accepts(head, self, now_us / 1'000'000, false, leasing,
+  if (!py2p_accepts(head, ids, self, now_us / 1'000'000, false, leasing,
                     now_us / 1'000'000)) {
-    result.owner = head->owner();
+    result.owner = head->owner(ids);
     result.lease_end_us
-      = (head->newest().stamp.wall_us / 1'000'000 + 3600) * 1'000'000;
+      = (head->packed_newest().wall_us / 1'000'000 + 3600) * 1'000'000;
     return result;
   }
   result.allowed = true;
-  result.draft = py2p_successor(head, self, now_us, leasing);
+  result.draft = py2p_successor(head, ids, self, now_us, leasing);
   return result;
 }
 
@@ -158,16 +162,15 @@ std::optional<lease_loss> detect_takeover(const lease_change& change,
 
 lease_rules::lease_rules(node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
-    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg),
-      self_ref_(process_node_ids().intern(clock_.self())) {}
+    : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
 
 local_decision lease_rules::decide(const store_state& store,
                                    std::string_view key, bool is_delete) const {
   if (cfg_.py2p)
-    return py2p_decide(find(store, key), self(), now_us(), cfg_.leasing,
-                       is_delete);
-  return decide_local_write(find(store, key), self(), now_us(), cfg_,
-                            is_delete);
+    return py2p_decide(find(store, key), store.ids(), self(), now_us(),
+                       cfg_.leasing, is_delete);
+  return decide_local_write(find(store, key), store.ids(), self(), now_us(),
+                            cfg_, is_delete);
 }
 
 version lease_rules::stamp(version draft, bool is_delete) {
@@ -205,18 +208,26 @@ lease_rules::recorded lease_rules::record(store_state& store,
   }
   const version& v = clamped ? *clamped : given;
   result.clamped = clamped.has_value();
+  // Claimers are compared by bytes in the store's table. A ref of our own
+  // ID would save the compare, but would have to be interned in that table
+  // and held as long as the rules live (and could not be shared by rules
+  // used with several stores); a compare of two short strings costs less
+  // than the hash lookup interning it takes, and only keys with a live
+  // lease get here.
+  const auto& ids = store.ids();
   const auto* before = find(store, rec.key());
   bool held = cfg_.leasing && before != nullptr && before->live()
-              && before->packed_newest().claimer == self_ref_;
+              && before->packed_newest().claimer != 0
+              && ids.bytes(before->packed_newest().claimer) == self();
   auto old_end = held ? before->packed_newest().lease_end_us : 0;
   result.applied = store.apply(rec, v, keep_old_value, result.error);
   if (!held || !result.applied.changed)
     return result;
   const auto& now = find(store, rec.key())->packed_newest();
-  if (now.claimer == self_ref_)
+  const auto& new_claimer = ids.bytes(now.claimer);
+  if (new_claimer == self())
     return result; // our own renewal or a write of ours: no news
-  result.change = lease_change{
-    rec.key(), old_end, process_node_ids().bytes(now.claimer), now.claim_us};
+  result.change = lease_change{rec.key(), old_end, new_claimer, now.claim_us};
   return result;
 }
 
@@ -241,8 +252,10 @@ lease_rules::deletable_key(const store_state& store) const {
     if (!entry.live())
       continue;
     const auto* head = &entry.head();
-    auto d = cfg_.py2p ? py2p_decide(head, self(), now_us(), cfg_.leasing, true)
-                       : decide_local_write(head, self(), now_us(), cfg_, true);
+    auto d
+      = cfg_.py2p
+          ? py2p_decide(head, store.ids(), self(), now_us(), cfg_.leasing, true)
+          : decide_local_write(head, store.ids(), self(), now_us(), cfg_, true);
     if (d.allowed)
       return std::string{key};
   }

@@ -47,9 +47,10 @@ struct local_decision {
 };
 
 /// Decides whether `self` may write (or delete) a key whose bookkeeping is
-/// `head` (nullptr when unknown) at wall time `now_us`: the seed's lease
-/// rules as pure logic.
-local_decision decide_local_write(const entry_head* head, const node_id& self,
+/// `head` (nullptr when unknown; its IDs interned in `ids`) at wall time
+/// `now_us`: the seed's lease rules as pure logic.
+local_decision decide_local_write(const entry_head* head,
+                                  const node_id_table& ids, const node_id& self,
                                   uint64_t now_us, const lease_settings& cfg,
                                   bool is_delete);
 
@@ -79,25 +80,28 @@ struct py2p_meta {
   uint64_t timestamp_s = 0;
 };
 
-/// The py2p metadata of a key, or nullopt when it holds no value (py2p
-/// removes metadata on delete).
-std::optional<py2p_meta> py2p_meta_of(const entry_head* head);
+/// The py2p metadata of a key (`head`'s IDs interned in `ids`), or nullopt
+/// when it holds no value (py2p removes metadata on delete).
+std::optional<py2p_meta> py2p_meta_of(const entry_head* head,
+                                      const node_id_table& ids);
 
 /// py2p's lease rule (rules 1-6 above) for a write by `owner` at `time_s`,
 /// at local time `now_s`.
-bool py2p_accepts(const entry_head* head, const node_id& owner, uint64_t time_s,
-                  bool is_delta, bool leasing, uint64_t now_s);
+bool py2p_accepts(const entry_head* head, const node_id_table& ids,
+                  const node_id& owner, uint64_t time_s, bool is_delta,
+                  bool leasing, uint64_t now_s);
 
 /// A version for a write by `owner` at `time_us` that beats every version
 /// `head` holds (see the mapping above). Leasing on: lease end = time +
 /// 3600 s; off: 0.
-version py2p_successor(const entry_head* head, const node_id& owner,
-                       uint64_t time_us, bool leasing);
+version py2p_successor(const entry_head* head, const node_id_table& ids,
+                       const node_id& owner, uint64_t time_us, bool leasing);
 
 /// A local write in py2p mode: py2p's rule with (self, now); when allowed
 /// the draft is a complete py2p_successor.
-local_decision py2p_decide(const entry_head* head, const node_id& self,
-                           uint64_t now_us, bool leasing, bool is_delete);
+local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
+                           const node_id& self, uint64_t now_us, bool leasing,
+                           bool is_delete);
 
 /// A lease this node held that a remote write took over.
 struct lease_loss {
@@ -133,7 +137,8 @@ std::optional<lease_loss> detect_takeover(const lease_change& change,
 /// node's leases are seen. The rules hold no entries: the store they work
 /// on is passed in, so its owner (the dict store) keeps the one table of
 /// keys, and decisions read the entry heads of that same store (no second
-/// table of every key, no lease view that could be stale).
+/// table of every key, no lease view that could be stale). They hold no
+/// node refs either: IDs are interned in the store's own table.
 class lease_rules {
 public:
   /// Rules for an unnamed node on the system clock (replace before use).
@@ -206,8 +211,6 @@ public:
 private:
   hybrid_clock clock_;
   lease_settings cfg_;
-  /// This node's ID, interned: compared against every observed claimer.
-  node_ref self_ref_ = 0;
 };
 
 /// A store with its lease rules: one replica without actors, for rule
@@ -288,6 +291,10 @@ public:
   const entry_head* find(std::string_view key) const {
     return lease_rules::find(store_, key);
   }
+
+  /// The table the store's node IDs are interned in (to read `find`'s
+  /// heads: newest, owner...).
+  const node_id_table& ids() const noexcept { return store_.ids(); }
 
   /// The current wall time.
   uint64_t now_us() const { return rules_.now_us(); }

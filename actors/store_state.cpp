@@ -50,11 +50,11 @@ uint64_t store_state::key_hash(std::string_view key) noexcept {
   return hash_bytes(key);
 }
 
-uint64_t store_entry::compute_hash() const {
+uint64_t store_entry::compute_hash(const node_id_table& ids) const {
   std::string bytes;
   bytes += head_.has_base() ? 'B' : '-';
   if (head_.has_base()) {
-    encode_version(bytes, head_.base_version());
+    encode_version(bytes, head_.base_version(ids));
     bytes += head_.base_tombstone() ? 'T' : 'V';
   }
   for (const auto& f : fields()) {
@@ -65,12 +65,12 @@ uint64_t store_entry::compute_hash() const {
   return hash_bytes(bytes);
 }
 
-void store_entry::export_records(std::string_view key,
+void store_entry::export_records(const node_id_table& ids, std::string_view key,
                                  std::vector<pb::WriteRecord>& out) const {
   if (head_.has_base()) {
     pb::WriteRecord rec;
     rec.set_key(key.data(), key.size());
-    to_proto(head_.base_version(), rec.mutable_version());
+    to_proto(head_.base_version(ids), rec.mutable_version());
     if (head_.base_tombstone())
       rec.mutable_tombstone();
     else
@@ -95,12 +95,12 @@ void store_state::forget_digest(std::string_view key,
   --bucket.count;
 }
 
-bool store_entry::apply_base(const version& v, bool tombstone,
-                             const value& val) {
-  if (!head_.accepts_base(v))
+bool store_entry::apply_base(node_id_table& ids, const version& v,
+                             bool tombstone, const value& val) {
+  if (!head_.accepts_base(ids, v))
     return false;
   bool is_map = !tombstone && val.is_map();
-  if (head_.set_base(v, tombstone, is_map) && fields_) {
+  if (head_.set_base(ids, v, tombstone, is_map) && fields_) {
     fields_->erase(
       std::remove_if(fields_->begin(), fields_->end(),
                      [&v](const field_write& f) { return !newer(f.ver, v); }),
@@ -111,12 +111,13 @@ bool store_entry::apply_base(const version& v, bool tombstone,
     fields_.reset();
   }
   base_ = tombstone ? packed_value{} : packed_value::encode(val);
-  hash_ = compute_hash();
+  hash_ = compute_hash(ids);
   return true;
 }
 
-bool store_entry::apply_fields(const version& v, const value_map& fields) {
-  if (!head_.field_visible(v))
+bool store_entry::apply_fields(node_id_table& ids, const version& v,
+                               const value_map& fields) {
+  if (!head_.field_visible(ids, v))
     return false;
   bool changed = false;
   if (!fields_)
@@ -135,9 +136,9 @@ bool store_entry::apply_fields(const version& v, const value_map& fields) {
     }
   }
   if (changed) {
-    head_.note_field(v);
+    head_.note_field(ids, v);
     std::sort(fields_->begin(), fields_->end(), field_order);
-    hash_ = compute_hash();
+    hash_ = compute_hash(ids);
   } else if (fields_->empty()) {
     fields_.reset();
   }
@@ -154,10 +155,11 @@ value store_entry::read() const {
   return result;
 }
 
-void store_entry::encode_canonical(std::string& out) const {
+void store_entry::encode_canonical(const node_id_table& ids,
+                                   std::string& out) const {
   out += head_.has_base() ? 'B' : '-';
   if (head_.has_base()) {
-    encode_version(out, head_.base_version());
+    encode_version(out, head_.base_version(ids));
     out += head_.base_tombstone() ? 'T' : 'V';
     if (!head_.base_tombstone())
       out += base_.canonical(); // stored in exactly this encoding
@@ -171,9 +173,10 @@ void store_entry::encode_canonical(std::string& out) const {
   }
 }
 
-void to_proto(const entry_head& head, pb::EntryMeta* out) {
-  const auto& newest = head.newest();
-  out->set_owner(head.owner());
+void to_proto(const node_id_table& ids, const entry_head& head,
+              pb::EntryMeta* out) {
+  const auto newest = head.newest(ids);
+  out->set_owner(head.owner(ids));
   out->set_time_us(newest.stamp.wall_us);
   out->set_lease_end_us(head.lease_end_us());
   to_proto(newest, out->mutable_version());
@@ -219,18 +222,19 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
     result.old_value = entry.read();
   switch (rec.op_case()) {
     case pb::WriteRecord::kValue:
-      result.changed = entry.apply_base(v, false, std::move(val));
+      result.changed = entry.apply_base(ids_, v, false, std::move(val));
       break;
     case pb::WriteRecord::kTombstone:
-      result.changed = entry.apply_base(v, true, value{});
+      result.changed = entry.apply_base(ids_, v, true, value{});
       break;
     default:
-      result.changed = entry.apply_fields(v, fields);
+      result.changed = entry.apply_fields(ids_, v, fields);
   }
   result.now_live = entry.live();
   if (result.was_live != result.now_live)
     live_count_ += result.now_live ? 1 : size_t(-1);
   if (added && !result.changed) {
+    entry.release(ids_); // holds nothing yet; released all the same
     entries_.erase(rec.key());
   } else if (result.changed) {
     auto& bucket = buckets_[bucket_of(rec.key())];
@@ -248,9 +252,10 @@ const store_entry* store_state::find(std::string_view key) const {
 size_t store_state::purge(const std::vector<std::string>& keys) {
   size_t removed = 0;
   for (const auto& key : keys) {
-    const auto* entry = entries_.find(key);
+    auto* entry = entries_.find(key);
     if (entry != nullptr && !entry->live()) {
       forget_digest(key, *entry);
+      entry->release(ids_);
       entries_.erase(key);
       ++removed;
     }
@@ -296,7 +301,7 @@ std::vector<std::string_view> sorted_keys(const Map& entries) {
 pb::WriteBatch store_state::export_all() const {
   std::vector<pb::WriteRecord> records;
   for (auto key : sorted_keys(entries_))
-    entries_.find(key)->export_records(key, records);
+    entries_.find(key)->export_records(ids_, key, records);
   pb::WriteBatch batch;
   batch.mutable_records()->Reserve(static_cast<int>(records.size()));
   for (auto& rec : records)
@@ -309,9 +314,36 @@ std::string store_state::canonical_bytes() const {
   std::string out;
   for (auto key : keys) {
     put_blob(out, key);
-    entries_.find(key)->encode_canonical(out);
+    entries_.find(key)->encode_canonical(ids_, out);
   }
   return out;
+}
+
+bool store_state::audit_node_ids() const {
+  std::vector<uint64_t> counted(ids_.ref_bound(), 0);
+  auto count = [&](const packed_version& v) {
+    for (auto ref : {v.claimer, v.node})
+      if (ref != 0) {
+        if (ref >= counted.size() || ids_.references(ref) == 0)
+          return false; // a ref the table forgot (or never made)
+        ++counted[ref];
+      }
+    return true;
+  };
+  for (const auto& kv : entries_) {
+    const auto& head = kv.second.head();
+    if (!count(head.packed_base()))
+      return false;
+    if (const auto* top = head.packed_top_field(); top && !count(*top))
+      return false;
+  }
+  size_t referenced = 1; // the empty ID
+  for (size_t ref = 1; ref < counted.size(); ++ref) {
+    if (counted[ref] != ids_.references(static_cast<node_ref>(ref)))
+      return false;
+    referenced += counted[ref] > 0 ? 1 : 0;
+  }
+  return referenced == ids_.size();
 }
 
 } // namespace syncmesh

@@ -32,14 +32,22 @@ struct field_write {
 
 /// One key of the dictionary: a base value or tombstone plus field writes
 /// newer than the base. Merging is by version only, so it is commutative,
-/// associative and idempotent.
+/// associative and idempotent. The node IDs of its versions are interned in
+/// the table of the store that holds it (`ids` below, always the same one);
+/// `release` gives them back before the entry is dropped.
 class store_entry {
 public:
   /// Applies a whole-value write or delete; true when it changed the entry.
-  bool apply_base(const version& v, bool tombstone, const value& val);
+  bool apply_base(node_id_table& ids, const version& v, bool tombstone,
+                  const value& val);
 
   /// Applies field writes that share version `v`; true when any changed.
-  bool apply_fields(const version& v, const value_map& fields);
+  bool apply_fields(node_id_table& ids, const version& v,
+                    const value_map& fields);
+
+  /// Gives back the entry's references to node IDs: call it before the
+  /// entry is erased (see entry_head::release).
+  void release(node_id_table& ids) noexcept { head_.release(ids); }
 
   /// The value a reader sees: the base, or the fields laid over the base map
   /// (over {} when the base is a tombstone or not a map).
@@ -53,7 +61,7 @@ public:
 
   /// Appends a canonical encoding of everything in the entry (versions,
   /// tombstone, fields) to `out`: equal entries give equal bytes.
-  void encode_canonical(std::string& out) const;
+  void encode_canonical(const node_id_table& ids, std::string& out) const;
 
   /// The visible field writes, ordered by version then key.
   const std::vector<field_write>& fields() const noexcept {
@@ -67,11 +75,11 @@ public:
 
   /// The writes that recreate this entry on another replica: the base
   /// (value or tombstone) and one record per field write.
-  void export_records(std::string_view key,
+  void export_records(const node_id_table& ids, std::string_view key,
                       std::vector<pb::WriteRecord>& out) const;
 
 private:
-  uint64_t compute_hash() const;
+  uint64_t compute_hash(const node_id_table& ids) const;
 
   /// What `fields()` shows for an entry without field writes.
   static const std::vector<field_write> no_fields;
@@ -85,8 +93,10 @@ private:
   uint64_t hash_ = 0;
 };
 
-/// Fills reader-facing metadata (owner, time, lease end, version).
-void to_proto(const entry_head& head, pb::EntryMeta* out);
+/// Fills reader-facing metadata (owner, time, lease end, version) of a head
+/// whose IDs are interned in `ids`.
+void to_proto(const node_id_table& ids, const entry_head& head,
+              pb::EntryMeta* out);
 
 /// Sum and count of the version hashes of one bucket of keys.
 struct bucket_digest {
@@ -97,7 +107,10 @@ struct bucket_digest {
 };
 
 /// The dictionary: entries by key, merged by version, with a digest per
-/// bucket of keys kept up to date for anti-entropy.
+/// bucket of keys kept up to date for anti-entropy. It owns the table its
+/// entries' node IDs are interned in, so each store (each node of an
+/// in-process mesh too) interns on its own and, touched only by its actor,
+/// without a lock.
 class store_state {
 public:
   /// Buckets of the anti-entropy digest; every node uses this number.
@@ -172,9 +185,21 @@ public:
     return buckets_;
   }
 
+  /// The table the entries' node IDs are interned in: pass it to whatever
+  /// reads their versions (entry_head::newest, owner, to_proto...).
+  const node_id_table& ids() const noexcept { return ids_; }
+
+  /// Recounts the references every entry holds and checks them against the
+  /// table (no leak, no ID kept without a holder): linear in the keys, for
+  /// tests and debug checks.
+  bool audit_node_ids() const;
+
 private:
   void forget_digest(std::string_view key, const store_entry& entry);
 
+  /// Declared before `entries_`, so it is destroyed after every entry that
+  /// refers to it.
+  node_id_table ids_;
   key_table<store_entry> entries_;
   std::vector<bucket_digest> buckets_;
   size_t live_count_ = 0;

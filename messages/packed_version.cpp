@@ -20,7 +20,6 @@ node_id_table::node_id_table() {
 node_ref node_id_table::intern(std::string_view id) {
   if (id.empty())
     return 0;
-  std::lock_guard<std::mutex> guard{mtx_};
   if (auto i = refs_.find(id); i != refs_.end()) {
     ++counts_[i->second];
     return i->second;
@@ -40,58 +39,32 @@ node_ref node_id_table::intern(std::string_view id) {
   return ref;
 }
 
-void node_id_table::retain(node_ref ref) {
-  if (ref == 0)
-    return;
-  std::lock_guard<std::mutex> guard{mtx_};
-  ++counts_[ref];
+void node_id_table::retain(node_ref ref) noexcept {
+  if (ref != 0)
+    ++counts_[ref];
 }
 
 void node_id_table::release(node_ref ref) noexcept {
-  if (ref == 0)
-    return;
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (--counts_[ref] > 0)
+  if (ref == 0 || --counts_[ref] > 0)
     return;
   refs_.erase(std::string_view{ids_[ref]});
   node_id{}.swap(ids_[ref]); // frees a long ID's heap block
   free_.push_back(ref);
 }
 
-const node_id& node_id_table::bytes(node_ref ref) const {
-  if (ref == 0)
-    return empty_;
-  std::lock_guard<std::mutex> guard{mtx_};
-  return ids_[ref];
-}
-
-int node_id_table::compare(node_ref x, node_ref y) const {
+int node_id_table::compare(node_ref x, node_ref y) const noexcept {
   if (x == y)
     return 0;
-  std::lock_guard<std::mutex> guard{mtx_};
   return three_way(ids_[x].compare(ids_[y]), 0);
 }
 
-int node_id_table::compare(const node_id& x, node_ref y) const {
+int node_id_table::compare(const node_id& x, node_ref y) const noexcept {
   if (y == 0)
     return x.empty() ? 0 : 1;
-  std::lock_guard<std::mutex> guard{mtx_};
   return three_way(x.compare(ids_[y]), 0);
 }
 
-size_t node_id_table::size() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return ids_.size() - free_.size();
-}
-
-node_id_table& process_node_ids() {
-  // Never destroyed: actors may still read versions during static teardown.
-  static auto* table = new node_id_table;
-  return *table;
-}
-
-packed_version pack(const version& v) {
-  auto& ids = process_node_ids();
+packed_version pack(node_id_table& ids, const version& v) {
   packed_version result;
   result.epoch = v.epoch;
   result.claim_us = v.claim_us;
@@ -99,12 +72,16 @@ packed_version pack(const version& v) {
   result.lease_end_us = v.lease_end_us;
   result.counter = v.stamp.counter;
   result.claimer = ids.intern(v.claimer);
-  result.node = ids.intern(v.stamp.node);
+  try {
+    result.node = ids.intern(v.stamp.node);
+  } catch (...) {
+    ids.release(result.claimer); // no reference leaks when interning throws
+    throw;
+  }
   return result;
 }
 
-version unpack(const packed_version& v) {
-  const auto& ids = process_node_ids();
+version unpack(const node_id_table& ids, const packed_version& v) {
   version result;
   result.epoch = v.epoch;
   result.claim_us = v.claim_us;
@@ -116,8 +93,8 @@ version unpack(const packed_version& v) {
   return result;
 }
 
-int compare(const packed_version& x, const packed_version& y) noexcept {
-  const auto& ids = process_node_ids();
+int compare(const node_id_table& ids, const packed_version& x,
+            const packed_version& y) noexcept {
   if (auto c = three_way(x.epoch, y.epoch))
     return c;
   // Within an epoch the earlier claim wins, hence the reversed operands.
@@ -132,8 +109,8 @@ int compare(const packed_version& x, const packed_version& y) noexcept {
   return ids.compare(x.node, y.node);
 }
 
-int compare(const version& x, const packed_version& y) noexcept {
-  const auto& ids = process_node_ids();
+int compare(const node_id_table& ids, const version& x,
+            const packed_version& y) noexcept {
   if (auto c = three_way(x.epoch, y.epoch))
     return c;
   if (auto c = three_way(y.claim_us, x.claim_us))

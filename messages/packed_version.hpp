@@ -2,8 +2,8 @@
 
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -18,12 +18,17 @@ using node_ref = uint32_t;
 
 /// Interns node IDs: each distinct ID gets a `node_ref` while some stored
 /// version refers to it, so a stored version holds 4 bytes per ID instead of
-/// a 32-byte std::string. References are counted (`packed_version` does it):
-/// an ID no version refers to any more is forgotten and its ref reused, so
-/// the table holds the writers of what is stored, not of everything ever
-/// written (a peer that writes one key with a fresh writer ID each time
-/// cannot grow it). Thread-safe: the actors of one process (and the nodes of
-/// an in-process mesh) share one table.
+/// a 32-byte std::string. References are counted by whoever holds a ref (the
+/// store's entry heads, see actors/entry_head.hpp): an ID no version refers
+/// to any more is forgotten and its ref reused, so the table holds the
+/// writers of what is stored, not of everything ever written (a peer that
+/// writes one key with a fresh writer ID each time cannot grow it).
+///
+/// Not thread-safe, on purpose: each store owns its own table and only the
+/// store's actor touches it, so the write path takes no lock (issue 13: a
+/// process-wide table used to take a global mutex on every pack, compare and
+/// destroy of a version, shared by every node of an in-process mesh). A ref
+/// means something only in the table that made it.
 class node_id_table {
 public:
   /// A table that knows only the empty ID (ref 0).
@@ -31,39 +36,52 @@ public:
 
   node_id_table(const node_id_table&) = delete;
   node_id_table& operator=(const node_id_table&) = delete;
+  /// Takes over `other`'s IDs with their refs (the strings do not move, so
+  /// the index's views stay valid); `other` must only be destroyed or
+  /// assigned afterwards.
+  node_id_table(node_id_table&& other) = default;
+  /// See the move constructor.
+  node_id_table& operator=(node_id_table&& other) = default;
 
   /// The ref of `id`, adding it on first sight; counts one reference, which
   /// the caller owns and gives back with `release`.
   node_ref intern(std::string_view id);
 
-  /// Counts one more reference to `ref` (a copy of a version holding it).
-  void retain(node_ref ref);
+  /// Counts one more reference to `ref`.
+  void retain(node_ref ref) noexcept;
 
   /// Gives back one reference; the last one forgets the ID.
   void release(node_ref ref) noexcept;
 
-  /// The bytes of `ref`, which must be referenced (held by a live version
-  /// or interned and not released); the reference stays valid as long as
-  /// that holds.
-  const node_id& bytes(node_ref ref) const;
+  /// The bytes of `ref`, which must be referenced; the reference stays valid
+  /// as long as some holder keeps `ref` (the IDs live in a deque).
+  const node_id& bytes(node_ref ref) const noexcept { return ids_[ref]; }
 
   /// Orders two refs by their IDs' bytes (not by ref): negative, zero or
-  /// positive like std::string::compare.
-  int compare(node_ref x, node_ref y) const;
+  /// positive like std::string::compare. Equal refs are equal IDs.
+  int compare(node_ref x, node_ref y) const noexcept;
 
   /// Orders the ID `x` against the ref `y` by bytes.
-  int compare(const node_id& x, node_ref y) const;
+  int compare(const node_id& x, node_ref y) const noexcept;
 
-  /// Number of IDs referenced now, the empty one included.
-  size_t size() const;
+  /// Number of IDs referenced now, the empty one included (1 when no
+  /// version holds any ID).
+  size_t size() const noexcept { return ids_.size() - free_.size(); }
+
+  /// References counted to `ref` now (0 for ref 0 or a forgotten ref): for
+  /// audits that recount what the holders hold.
+  uint32_t references(node_ref ref) const noexcept {
+    return ref < counts_.size() ? counts_[ref] : 0;
+  }
+
+  /// Number of refs ever handed out and not yet reusable (the range valid
+  /// refs fall in is [0, ref_bound())).
+  size_t ref_bound() const noexcept { return ids_.size(); }
 
 private:
-  /// The bytes of ref 0, read without the lock (most versions have no
-  /// claimer).
-  const node_id empty_;
-  mutable std::mutex mtx_;
   /// The IDs by ref; a deque keeps references stable as it grows. A
-  /// forgotten ID's string is emptied and its ref waits in `free_`.
+  /// forgotten ID's string is emptied and its ref waits in `free_`. Ref 0
+  /// is the empty ID and never changes.
   std::deque<node_id> ids_;
   /// References to each ID, by ref (ref 0 is not counted).
   std::deque<uint32_t> counts_;
@@ -73,43 +91,16 @@ private:
   std::unordered_map<std::string_view, node_ref, keyed_hasher> refs_;
 };
 
-/// The table every stored version of this process uses.
-node_id_table& process_node_ids();
-
 /// A `version` as stored per key: the same fields with node IDs interned in
-/// `process_node_ids()`. 44 bytes of data instead of ~104.
+/// the holder's `node_id_table`. 48 bytes instead of ~104.
+///
+/// A plain value (trivially copyable): it does not know its table, so it
+/// neither counts references nor reads IDs by itself. Whoever keeps one in
+/// a store counts its references explicitly (`pack` hands out one for each
+/// ID, `release` gives them back) and passes the same table to every
+/// function that reads its IDs. A pointer to the table in each version would
+/// cost 8 bytes per stored version, for millions of keys.
 struct packed_version {
-  packed_version() = default;
-  /// Copies, counting one more reference to each node ID.
-  packed_version(const packed_version& other) : packed_version(other, 0) {
-    retain_ids();
-  }
-  /// Takes over `other`'s references; `other` keeps no node IDs.
-  packed_version(packed_version&& other) noexcept : packed_version(other, 0) {
-    other.claimer = 0;
-    other.node = 0;
-  }
-  /// See the copy constructor.
-  packed_version& operator=(const packed_version& other) {
-    if (this != &other) {
-      packed_version copy{other};
-      *this = std::move(copy);
-    }
-    return *this;
-  }
-  /// See the move constructor.
-  packed_version& operator=(packed_version&& other) noexcept {
-    if (this != &other) {
-      release_ids();
-      fields_from(other);
-      other.claimer = 0;
-      other.node = 0;
-    }
-    return *this;
-  }
-  /// Gives back the references to its node IDs.
-  ~packed_version() { release_ids(); }
-
   /// See `version::epoch`.
   uint64_t epoch = 0;
   /// See `version::claim_us`.
@@ -120,60 +111,54 @@ struct packed_version {
   uint64_t lease_end_us = 0;
   /// See `hlc_stamp::counter`.
   uint32_t counter = 0;
-  /// See `version::claimer` (0: empty); one counted reference.
+  /// See `version::claimer` (0: empty).
   node_ref claimer = 0;
-  /// See `hlc_stamp::node`; one counted reference.
+  /// See `hlc_stamp::node`.
   node_ref node = 0;
   /// Free for the holder's flags: it sits in what would be padding, so a
   /// holder that needs a few bits pays no extra word for them.
   uint8_t holder_bits = 0;
-
-private:
-  /// Copies every field without counting references.
-  packed_version(const packed_version& other, int) noexcept {
-    fields_from(other);
-  }
-  void fields_from(const packed_version& other) noexcept {
-    epoch = other.epoch;
-    claim_us = other.claim_us;
-    wall_us = other.wall_us;
-    lease_end_us = other.lease_end_us;
-    counter = other.counter;
-    claimer = other.claimer;
-    node = other.node;
-    holder_bits = other.holder_bits;
-  }
-  void retain_ids() {
-    process_node_ids().retain(claimer);
-    process_node_ids().retain(node);
-  }
-  void release_ids() noexcept {
-    process_node_ids().release(claimer);
-    process_node_ids().release(node);
-  }
 };
 
-/// Packs `v`, interning its node IDs.
-packed_version pack(const version& v);
+static_assert(std::is_trivially_copyable_v<packed_version>,
+              "packed_version is a plain value; its holder counts references");
+static_assert(sizeof(packed_version) <= 48,
+              "packed_version is stored once or twice per key");
 
-/// The full version of `v`.
-version unpack(const packed_version& v);
+/// Packs `v`, interning its node IDs in `ids`: the result holds one counted
+/// reference to each, which the caller gives back with `release`.
+packed_version pack(node_id_table& ids, const version& v);
 
-/// Three-way comparison with the order of `compare(const version&, const
-/// version&)`: node IDs compare by their bytes, never by their refs.
-int compare(const packed_version& x, const packed_version& y) noexcept;
-
-/// Three-way comparison of a full version against a packed one (same order).
-int compare(const version& x, const packed_version& y) noexcept;
-
-/// True when `x` wins over `y`.
-inline bool newer(const packed_version& x, const packed_version& y) noexcept {
-  return compare(x, y) > 0;
+/// Gives back the references `v` holds (see `pack`).
+inline void release(node_id_table& ids, const packed_version& v) noexcept {
+  ids.release(v.claimer);
+  ids.release(v.node);
 }
 
-/// True when `x` wins over `y`.
-inline bool newer(const version& x, const packed_version& y) noexcept {
-  return compare(x, y) > 0;
+/// The full version of `v`, whose IDs are interned in `ids`.
+version unpack(const node_id_table& ids, const packed_version& v);
+
+/// Three-way comparison with the order of `compare(const version&, const
+/// version&)`; both versions' IDs are interned in `ids`. Node IDs compare by
+/// their bytes, never by their refs (equal refs are equal, though).
+int compare(const node_id_table& ids, const packed_version& x,
+            const packed_version& y) noexcept;
+
+/// Three-way comparison of a full version against a packed one interned in
+/// `ids` (same order).
+int compare(const node_id_table& ids, const version& x,
+            const packed_version& y) noexcept;
+
+/// True when `x` wins over `y` (both interned in `ids`).
+inline bool newer(const node_id_table& ids, const packed_version& x,
+                  const packed_version& y) noexcept {
+  return compare(ids, x, y) > 0;
+}
+
+/// True when `x` wins over `y` (interned in `ids`).
+inline bool newer(const node_id_table& ids, const version& x,
+                  const packed_version& y) noexcept {
+  return compare(ids, x, y) > 0;
 }
 
 } // namespace syncmesh

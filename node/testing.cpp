@@ -897,7 +897,7 @@ pb::WriteBatch cluster::peek(size_t i, const std::string& key) {
     return result;
   if (const auto* entry = store->state.store.find(key)) {
     std::vector<pb::WriteRecord> records;
-    entry->export_records(key, records);
+    entry->export_records(store->state.store.ids(), key, records);
     for (auto& rec : records)
       result.mutable_records()->Add()->Swap(&rec);
   }

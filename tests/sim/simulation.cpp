@@ -882,7 +882,7 @@ private:
     if (entry == nullptr)
       return false;
     const auto& head = entry->head();
-    if (head.has_base() && compare(head.base_version(), w.ver) >= 0)
+    if (head.has_base() && compare(head.base_version(st.ids()), w.ver) >= 0)
       return true;
     if (w.kind != acked_write::fields)
       return false;

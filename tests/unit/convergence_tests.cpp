@@ -289,9 +289,12 @@ void check_lease_view(const sim_node& node, const store_state& store) {
     BOOST_REQUIRE(head != nullptr);
     BOOST_TEST_CONTEXT(node.table.self() << " key " << key) {
       BOOST_TEST(head->live() == entry.live());
-      BOOST_TEST(compare(head->newest(), entry.head().newest()) == 0);
+      BOOST_TEST(compare(head->newest(node.table.ids()),
+                         entry.head().newest(store.ids()))
+                 == 0);
       BOOST_TEST(head->lease_end_us() == entry.head().lease_end_us());
-      BOOST_TEST(head->owner() == entry.head().owner());
+      BOOST_TEST(head->owner(node.table.ids())
+                 == entry.head().owner(store.ids()));
     }
   }
 }

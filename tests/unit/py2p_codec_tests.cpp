@@ -626,11 +626,16 @@ BOOST_AUTO_TEST_SUITE(py2p_lease_rule)
 
 namespace {
 
+/// The node-ID table of the heads built by hand below (a store owns its
+/// own); hand-built heads are dropped without `release`.
+node_id_table test_ids;
+
 /// A key whose newest write is by `owner` at whole second `t`.
 entry_head head_of(const node_id& owner, uint64_t t, bool leasing = true) {
   entry_head h;
-  h.set_base(py2p_successor(nullptr, owner, t * 1'000'000, leasing), false,
-             false);
+  h.set_base(test_ids,
+             py2p_successor(nullptr, test_ids, owner, t * 1'000'000, leasing),
+             false, false);
   return h;
 }
 
@@ -639,61 +644,62 @@ entry_head head_of(const node_id& owner, uint64_t t, bool leasing = true) {
 BOOST_AUTO_TEST_CASE(rules_one_to_six) {
   auto h = head_of("MM", 1000);
   // (1) no metadata
-  BOOST_TEST(py2p_accepts(nullptr, "zz", 1, false, true, 1000));
+  BOOST_TEST(py2p_accepts(nullptr, test_ids, "zz", 1, false, true, 1000));
   // (2) same owner, even older
-  BOOST_TEST(py2p_accepts(&h, "MM", 10, false, true, 1000));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "MM", 10, false, true, 1000));
   // leased by another owner
-  BOOST_TEST(!py2p_accepts(&h, "zz", 1001, false, true, 1001));
+  BOOST_TEST(!py2p_accepts(&h, test_ids, "zz", 1001, false, true, 1001));
   // (3) delta with leasing off
-  BOOST_TEST(py2p_accepts(&h, "zz", 999, true, false, 1001));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "zz", 999, true, false, 1001));
   // (4) expired by the receiver's clock
-  BOOST_TEST(!py2p_accepts(&h, "zz", 1001, false, true, 4600));
-  BOOST_TEST(py2p_accepts(&h, "zz", 1001, false, true, 4601));
+  BOOST_TEST(!py2p_accepts(&h, test_ids, "zz", 1001, false, true, 4600));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "zz", 1001, false, true, 4601));
   // (5) same second: the smaller id wins, as text
-  BOOST_TEST(py2p_accepts(&h, "11", 1000, false, true, 1000));
-  BOOST_TEST(!py2p_accepts(&h, "zz", 1000, false, true, 1000));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "11", 1000, false, true, 1000));
+  BOOST_TEST(!py2p_accepts(&h, test_ids, "zz", 1000, false, true, 1000));
   // (6) newer second with leasing off
-  BOOST_TEST(py2p_accepts(&h, "zz", 1001, false, false, 1001));
-  BOOST_TEST(!py2p_accepts(&h, "zz", 999, false, false, 1001));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "zz", 1001, false, false, 1001));
+  BOOST_TEST(!py2p_accepts(&h, test_ids, "zz", 999, false, false, 1001));
 }
 
 BOOST_AUTO_TEST_CASE(successors_always_win_in_the_store) {
   auto h = head_of("MM", 1000);
   // A new owner: the next epoch, whatever its time.
-  auto v = py2p_successor(&h, "11", 5 * 1'000'000, true);
-  BOOST_TEST(newer(v, h.newest()));
-  BOOST_TEST(v.epoch == h.newest().epoch + 1);
-  h.set_base(v, false, false);
+  auto v = py2p_successor(&h, test_ids, "11", 5 * 1'000'000, true);
+  BOOST_TEST(newer(v, h.newest(test_ids)));
+  BOOST_TEST(v.epoch == h.newest(test_ids).epoch + 1);
+  h.set_base(test_ids, v, false, false);
   // The same owner writing an older second (py2p's rule 2, flaw F2) still
   // wins, in the same epoch.
-  auto w = py2p_successor(&h, "11", 2 * 1'000'000, true);
-  BOOST_TEST(newer(w, h.newest()));
+  auto w = py2p_successor(&h, test_ids, "11", 2 * 1'000'000, true);
+  BOOST_TEST(newer(w, h.newest(test_ids)));
   BOOST_TEST(w.epoch == v.epoch);
   BOOST_TEST(w.lease_end_us == w.stamp.wall_us + 3'600'000'000ull);
   // Metadata back to py2p: owner and whole seconds.
-  h.set_base(w, false, false);
-  auto meta = py2p_meta_of(&h);
+  h.set_base(test_ids, w, false, false);
+  auto meta = py2p_meta_of(&h, test_ids);
   BOOST_REQUIRE(meta);
   BOOST_TEST(meta->owner == "11");
   BOOST_TEST(meta->timestamp_s == 5u);
   // A delete releases the metadata, so anyone may write next.
-  h.set_base(py2p_successor(&h, "11", 6'000'000, true), true, false);
-  BOOST_TEST(!py2p_meta_of(&h));
-  BOOST_TEST(py2p_accepts(&h, "zz", 1, false, true, 7));
+  h.set_base(test_ids, py2p_successor(&h, test_ids, "11", 6'000'000, true),
+             true, false);
+  BOOST_TEST(!py2p_meta_of(&h, test_ids));
+  BOOST_TEST(py2p_accepts(&h, test_ids, "zz", 1, false, true, 7));
 }
 
 BOOST_AUTO_TEST_CASE(local_writes_follow_the_rule) {
   auto h = head_of("MM", 1000);
-  auto d = py2p_decide(&h, "zz", 1001 * 1'000'000, true, false);
+  auto d = py2p_decide(&h, test_ids, "zz", 1001 * 1'000'000, true, false);
   BOOST_TEST(!d.allowed);
   BOOST_TEST(d.owner == "MM");
   BOOST_TEST(d.lease_end_us == 4600ull * 1'000'000);
-  d = py2p_decide(&h, "MM", 1001 * 1'000'000, true, false);
+  d = py2p_decide(&h, test_ids, "MM", 1001 * 1'000'000, true, false);
   BOOST_TEST(d.allowed);
-  BOOST_TEST(newer(d.draft, h.newest()));
-  d = py2p_decide(&h, "zz", 1001 * 1'000'000, false, false);
+  BOOST_TEST(newer(d.draft, h.newest(test_ids)));
+  d = py2p_decide(&h, test_ids, "zz", 1001 * 1'000'000, false, false);
   BOOST_TEST(d.allowed);
-  d = py2p_decide(nullptr, "zz", 1, true, true);
+  d = py2p_decide(nullptr, test_ids, "zz", 1, true, true);
   BOOST_TEST(d.missing);
   // Through the lease table in py2p mode.
   manual_clock clock{1001 * 1'000'000};

@@ -1,5 +1,6 @@
 // The compact per-key storage: interned node IDs and packed versions
-// (messages/packed_version.hpp), packed keys and the key table
+// (messages/packed_version.hpp), each store's own node-ID table and its
+// reference counts (actors/store_state.hpp), packed keys and the key table
 // (actors/key_table.hpp), packed values (messages/packed_value.hpp).
 #include <boost/test/unit_test.hpp>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "actors/key_table.hpp"
+#include "actors/lease_state.hpp"
 #include "actors/store_state.hpp"
 #include "messages/keyed_hash.hpp"
 #include "messages/packed_value.hpp"
@@ -61,11 +63,13 @@ BOOST_AUTO_TEST_CASE(an_id_is_forgotten_with_its_last_reference) {
   node_id_table ids;
   auto a = ids.intern("alpha");
   ids.retain(a); // a second holder
+  BOOST_TEST(ids.references(a) == 2u);
   ids.release(a);
   BOOST_TEST(ids.size() == 2u);
   BOOST_TEST(ids.bytes(a) == "alpha");
   ids.release(a); // the last
   BOOST_TEST(ids.size() == 1u);
+  BOOST_TEST(ids.references(a) == 0u);
   // Its ref is reused for the next new ID; the old ID gets a fresh one.
   auto b = ids.intern(std::string(40, 'b'));
   BOOST_TEST(b == a);
@@ -76,42 +80,48 @@ BOOST_AUTO_TEST_CASE(an_id_is_forgotten_with_its_last_reference) {
   BOOST_TEST(ids.size() == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(packed_versions_count_their_references) {
-  auto& ids = process_node_ids();
-  const auto before = ids.size();
-  {
-    auto v
-      = pack(test::make_version(5, "writer-counted", 1, 2, "claimer-counted"));
-    BOOST_TEST(ids.size() == before + 2);
-    packed_version copy{v};
-    packed_version moved{std::move(v)};
-    packed_version assigned;
-    assigned = copy;
-    assigned = copy; // self-consistent on repeated assignment
-    BOOST_TEST(ids.size() == before + 2);
-    BOOST_TEST(unpack(moved).stamp.node == "writer-counted");
-    BOOST_TEST(unpack(assigned).claimer == "claimer-counted");
-  }
-  BOOST_TEST(ids.size() == before);
+BOOST_AUTO_TEST_CASE(two_tables_intern_independently) {
+  // Issue 13: each store interns in its own table, so one node's writers
+  // neither grow nor pin another's, and no table is shared across threads.
+  node_id_table first;
+  node_id_table second;
+  auto a1 = first.intern("alpha");
+  auto b1 = first.intern("beta");
+  auto b2 = second.intern("beta");
+  BOOST_TEST(first.size() == 3u);
+  BOOST_TEST(second.size() == 2u);
+  BOOST_TEST(second.bytes(b2) == "beta");
+  BOOST_TEST(b2 == a1); // refs are local: the same number, another ID
+  BOOST_TEST(first.bytes(b2) == "alpha");
+  // Releasing in one table leaves the other's counts alone.
+  first.release(b1);
+  BOOST_TEST(first.size() == 2u);
+  BOOST_TEST(second.size() == 2u);
+  BOOST_TEST(second.bytes(b2) == "beta");
+  second.release(b2);
+  BOOST_TEST(second.size() == 1u);
+  BOOST_TEST(first.bytes(a1) == "alpha");
 }
 
-BOOST_AUTO_TEST_CASE(
-  overwriting_one_key_with_fresh_writers_keeps_the_table_small) {
-  // A peer (hostile or buggy) writes one key over and over, each time with
-  // a new writer ID: only the winning version's IDs stay interned.
-  auto& ids = process_node_ids();
-  const auto before = ids.size();
-  store_state store;
-  for (int i = 0; i < 5000; ++i) {
-    std::string err;
-    store.apply(test::set_record(
-                  "k",
-                  test::make_version(1000 + i, "fresh-" + std::to_string(i)),
-                  value{i}),
-                false, err);
-    BOOST_REQUIRE(err.empty());
-  }
-  BOOST_TEST(ids.size() <= before + 1);
+BOOST_AUTO_TEST_CASE(packed_versions_are_counted_by_their_holder) {
+  node_id_table ids;
+  auto v
+    = pack(ids, make_version(5, "writer-counted", 1, 2, "claimer-counted"));
+  BOOST_TEST(ids.size() == 3u);
+  // A plain value: copies count nothing and read the same IDs.
+  packed_version copy = v;
+  BOOST_TEST(ids.size() == 3u);
+  BOOST_TEST(unpack(ids, copy).stamp.node == "writer-counted");
+  BOOST_TEST(unpack(ids, copy).claimer == "claimer-counted");
+  // A second pack of the same IDs counts a second reference to each.
+  auto w
+    = pack(ids, make_version(6, "writer-counted", 1, 2, "claimer-counted"));
+  BOOST_TEST(w.node == v.node);
+  BOOST_TEST(ids.references(v.node) == 2u);
+  release(ids, v);
+  BOOST_TEST(ids.size() == 3u);
+  release(ids, w);
+  BOOST_TEST(ids.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(ids_with_zero_bytes_are_distinct) {
@@ -139,31 +149,17 @@ BOOST_AUTO_TEST_CASE(compare_orders_by_bytes_not_by_ref) {
   BOOST_TEST(ids.compare(std::string{"b"}, 0) > 0);
 }
 
-BOOST_AUTO_TEST_CASE(threads_agree_on_refs) {
-  node_id_table ids;
-  std::vector<std::vector<node_ref>> seen(4);
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < seen.size(); ++t)
-    threads.emplace_back([&ids, &mine = seen[t]] {
-      for (int i = 0; i < 2000; ++i)
-        mine.push_back(ids.intern("node-" + std::to_string(i % 500)));
-    });
-  for (auto& t : threads)
-    t.join();
-  for (size_t t = 1; t < seen.size(); ++t)
-    BOOST_TEST(seen[t] == seen[0]);
-  BOOST_TEST(ids.size() == 501u);
-}
-
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(packed_versions)
 
 BOOST_AUTO_TEST_CASE(pack_round_trips) {
+  node_id_table ids;
   auto v = make_version(123456789, "writer", 7, 1000, "claimer", 42, 99999);
-  auto p = pack(v);
+  auto p = pack(ids, v);
   BOOST_TEST(sizeof(packed_version) == 48u);
-  auto back = unpack(p);
+  BOOST_TEST(sizeof(entry_head) == 56u);
+  auto back = unpack(ids, p);
   BOOST_TEST(back.epoch == 7u);
   BOOST_TEST(back.claim_us == 1000u);
   BOOST_TEST(back.claimer == "claimer");
@@ -172,7 +168,7 @@ BOOST_AUTO_TEST_CASE(pack_round_trips) {
   BOOST_TEST(back.stamp.node == "writer");
   BOOST_TEST(back.lease_end_us == 99999u);
   BOOST_TEST(compare(back, v) == 0);
-  BOOST_TEST(pack(make_version(1, "w")).claimer == 0u);
+  BOOST_TEST(pack(ids, make_version(1, "w")).claimer == 0u);
 }
 
 // Property: packed comparisons (packed/packed and full/packed) order exactly
@@ -181,6 +177,7 @@ BOOST_AUTO_TEST_CASE(packed_order_matches_version_order) {
   const unsigned seed = 20261126;
   BOOST_TEST_MESSAGE("seed " << seed);
   std::mt19937 rng{seed};
+  node_id_table ids;
   // Interned in an order unrelated to their bytes.
   const std::vector<node_id> nodes{"zeta", "", "alpha", "mu", "alphb", "a"};
   auto pick = [&](auto& xs) {
@@ -196,10 +193,229 @@ BOOST_AUTO_TEST_CASE(packed_order_matches_version_order) {
     auto x = random_version();
     auto y = random_version();
     auto expected = sign(compare(x, y));
-    BOOST_TEST_REQUIRE(sign(compare(pack(x), pack(y))) == expected);
-    BOOST_TEST_REQUIRE(sign(compare(x, pack(y))) == expected);
-    BOOST_TEST_REQUIRE(newer(pack(x), pack(y)) == newer(x, y));
+    auto px = pack(ids, x);
+    auto py = pack(ids, y);
+    BOOST_TEST_REQUIRE(sign(compare(ids, px, py)) == expected);
+    BOOST_TEST_REQUIRE(sign(compare(ids, x, py)) == expected);
+    BOOST_TEST_REQUIRE(newer(ids, px, py) == newer(x, y));
+    release(ids, px);
+    release(ids, py);
   }
+  BOOST_TEST(ids.size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The store's own node-ID table (issue 13): every path that installs,
+// replaces or drops a version counts its IDs, so the table holds exactly
+// the writers and claimers of what is stored.
+BOOST_AUTO_TEST_SUITE(store_node_ids)
+
+namespace {
+
+/// Applies `rec` to `store`, requiring that it is well-formed.
+void apply_ok(store_state& store, const pb::WriteRecord& rec) {
+  std::string err;
+  store.apply(rec, false, err);
+  BOOST_REQUIRE_MESSAGE(err.empty(), "apply failed: " << err);
+}
+
+/// Keys of every tombstone in `store`.
+std::vector<std::string> tombstones(const store_state& store) {
+  std::vector<std::string> result;
+  for (const auto& [key, entry] : store.entries())
+    if (!entry.live())
+      result.emplace_back(key);
+  return result;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_fresh_store_knows_only_the_empty_id) {
+  store_state store;
+  BOOST_TEST(store.ids().size() == 1u);
+  BOOST_TEST(store.audit_node_ids());
+}
+
+BOOST_AUTO_TEST_CASE(
+  overwriting_one_key_with_fresh_writers_keeps_the_table_small) {
+  // A peer (hostile or buggy) writes one key over and over, each time with
+  // a new writer and claimer ID: only the winning version's IDs stay
+  // interned, in whole values, field writes and deletes alike.
+  store_state store;
+  for (int i = 0; i < 5000; ++i) {
+    auto writer = "fresh-" + std::to_string(i);
+    auto claimer = "claim-" + std::to_string(i);
+    auto v = make_version(1000 + 3 * i, writer, 5 + i, 10, claimer);
+    apply_ok(store, set_record("k", v, value{{"a", i}}));
+    v.stamp.wall_us += 1;
+    apply_ok(store, fields_record("k", v, fields_of({{"b", i}})));
+    if (i % 10 == 9) {
+      v.stamp.wall_us += 1;
+      apply_ok(store, delete_record("k", v));
+    }
+    BOOST_TEST_REQUIRE(store.ids().size() <= 5u, "after write " << i);
+  }
+  BOOST_TEST(store.audit_node_ids());
+  BOOST_TEST(store.entry_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(delete_and_purge_of_everything_leaves_the_table_empty) {
+  store_state store;
+  const int keys = 2000;
+  for (int i = 0; i < keys; ++i) {
+    auto key = "key-" + std::to_string(i);
+    auto writer = "writer-" + std::to_string(i % 37);
+    auto claimer = "owner-" + std::to_string(i % 11);
+    apply_ok(store, set_record(key, make_version(100, writer, 3, 50, claimer),
+                               value{{"a", i}}));
+    if (i % 3 == 0) // some keys carry a top field write too
+      apply_ok(store, fields_record(
+                        key, make_version(200, "fw-" + writer, 3, 50, claimer),
+                        fields_of({{"b", i}})));
+    if (i % 5 == 0) // a stale write refused
+      apply_ok(store, set_record(key, make_version(10, "stale"), value{0}));
+  }
+  BOOST_TEST(store.ids().size() > 40u);
+  BOOST_TEST(store.audit_node_ids());
+  // A record that changes nothing on a key the store never saw (no fields)
+  // leaves no entry and no ID behind.
+  const auto before = store.ids().size();
+  apply_ok(store, fields_record("never", make_version(100, "nobody-else"),
+                                value_map{}));
+  BOOST_TEST(store.find("never") == nullptr);
+  BOOST_TEST(store.ids().size() == before);
+  for (int i = 0; i < keys; ++i) {
+    auto key = "key-" + std::to_string(i);
+    apply_ok(store, delete_record(key, make_version(300, "deleter-" + key, 4,
+                                                    300, "deleter-" + key)));
+  }
+  BOOST_TEST(store.live_count() == 0u);
+  // Tombstones still hold their deleters.
+  BOOST_TEST(store.ids().size() == 1u + keys);
+  BOOST_TEST(store.audit_node_ids());
+  BOOST_TEST(store.purge(tombstones(store)) == size_t(keys));
+  BOOST_TEST(store.entry_count() == 0u);
+  BOOST_TEST(store.ids().size() == 1u);
+  BOOST_TEST(store.audit_node_ids());
+  // The store still works, and counts afresh.
+  apply_ok(store, set_record("again", make_version(400, "writer-0"), value{1}));
+  BOOST_TEST(store.ids().size() == 2u);
+  BOOST_TEST(store.audit_node_ids());
+}
+
+BOOST_AUTO_TEST_CASE(lease_rules_purge_releases_the_ids_of_expired_tombstones) {
+  // The same through the lease rules (leasing on, claims, the purge timer's
+  // path), with this node's own writes mixed in.
+  manual_clock clock{1'000'000};
+  lease_settings cfg;
+  cfg.duration_us = 1000;
+  cfg.margin_us = 10;
+  lease_table node{"me", clock.as_wall_clock(), cfg, 1'000'000};
+  auto record = [&](const pb::WriteRecord& rec) {
+    version v;
+    BOOST_REQUIRE(from_proto(rec.version(), v).empty());
+    auto r = node.record(rec, v, false);
+    BOOST_REQUIRE(r.error.empty());
+  };
+  for (int i = 0; i < 300; ++i) {
+    auto key = "k" + std::to_string(i);
+    if (i % 2 == 0) {
+      auto d = node.decide(key, false);
+      BOOST_REQUIRE(d.allowed);
+      record(set_record(key, node.stamp(d.draft, false), value{i}));
+    } else {
+      auto peer = "peer-" + std::to_string(i);
+      record(set_record(key,
+                        make_version(clock.now(), peer, 1, clock.now(), peer, 0,
+                                     clock.now() + 1000),
+                        value{i}));
+    }
+  }
+  BOOST_TEST(node.ids().size() == 1u + 1 + 150); // empty, me, the peers
+  BOOST_TEST(node.store().audit_node_ids());
+  clock.advance(std::chrono::microseconds{5000}); // every lease is over
+  for (int i = 0; i < 300; ++i) {
+    auto key = "k" + std::to_string(i);
+    auto d = node.decide(key, true);
+    BOOST_REQUIRE(d.allowed);
+    record(delete_record(key, node.stamp(d.draft, true)));
+  }
+  BOOST_TEST(node.ids().size() == 2u); // the tombstones are ours
+  clock.advance(std::chrono::microseconds{5000});
+  BOOST_TEST(node.purge_tombstones(1000).size() == 300u);
+  BOOST_TEST(node.ids().size() == 1u);
+  BOOST_TEST(node.store().audit_node_ids());
+}
+
+// Property: under a random mix of writes, field writes, deletes, stale
+// records and purges, the table's counts always equal what the entries hold.
+BOOST_AUTO_TEST_CASE(random_histories_never_leak_a_reference) {
+  const unsigned seed = 1313;
+  BOOST_TEST_MESSAGE("seed " << seed);
+  std::mt19937 rng{seed};
+  store_state store;
+  auto id = [&](const char* prefix) {
+    return std::string{prefix} + std::to_string(rng() % 20);
+  };
+  for (int step = 0; step < 20'000; ++step) {
+    auto key = "k" + std::to_string(rng() % 50);
+    auto v = make_version(1 + rng() % 1000, id("w"), rng() % 3, rng() % 3,
+                          rng() % 2 ? id("c") : std::string{});
+    switch (rng() % 4) {
+      case 0:
+        apply_ok(store, set_record(key, v, value{step}));
+        break;
+      case 1:
+        apply_ok(store, fields_record(key, v, fields_of({{"f", step}})));
+        break;
+      case 2:
+        apply_ok(store, delete_record(key, v));
+        break;
+      default:
+        store.purge(tombstones(store));
+    }
+    if (step % 500 == 0)
+      BOOST_TEST_REQUIRE(store.audit_node_ids(), "step " << step);
+  }
+  BOOST_TEST(store.audit_node_ids());
+  // Delete everything with a version that beats every write, then purge.
+  std::vector<std::string> keys;
+  for (const auto& kv : store.entries())
+    keys.emplace_back(kv.first);
+  for (const auto& key : keys)
+    apply_ok(store,
+             delete_record(key, make_version(5000, "last", 9, 0, "last")));
+  store.purge(tombstones(store));
+  BOOST_TEST(store.entry_count() == 0u);
+  BOOST_TEST(store.ids().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(stores_on_two_threads_share_no_table) {
+  // Two nodes of one process (an in-process mesh) apply at the same time,
+  // each in its own store: no lock, and each table holds only its own IDs.
+  store_state first;
+  store_state second;
+  auto fill = [](store_state& store, const std::string& prefix) {
+    for (int i = 0; i < 20'000; ++i) {
+      std::string err;
+      store.apply(
+        set_record("k" + std::to_string(i % 100),
+                   make_version(1000 + i, prefix + std::to_string(i % 7)),
+                   value{i}),
+        false, err);
+    }
+  };
+  std::thread other{fill, std::ref(second), "second-"};
+  fill(first, "first-");
+  other.join();
+  BOOST_TEST(first.audit_node_ids());
+  BOOST_TEST(second.audit_node_ids());
+  BOOST_TEST(first.ids().size() <= 8u);
+  BOOST_TEST(second.ids().size() <= 8u);
+  for (const auto& [key, entry] : first.entries())
+    BOOST_TEST_REQUIRE(entry.head().owner(first.ids()).rfind("first-", 0)
+                       == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -193,8 +193,9 @@ BOOST_AUTO_TEST_CASE(
 
 BOOST_AUTO_TEST_CASE(only_records_our_entry_would_lose_to_are_remembered) {
   store_state ours;
+  // A later epoch wins (within one epoch the earlier claim does).
   apply(ours, test::set_record("newer-here", value{"x"},
-                               test::remote_version("node-c", 0, 50, 50, 0)));
+                               test::remote_version("node-c", 1, 50, 50, 0)));
   ae_skip_memory memory;
   // Ours is newer: the peer needs ours, so the difference stays visible.
   BOOST_TEST(!memory.remember(
@@ -316,8 +317,12 @@ BOOST_AUTO_TEST_CASE(a_bad_record_is_asked_for_at_most_once_over_rounds) {
   BOOST_TEST(!goodbye(hdl));
   BOOST_TEST(!closed(hdl));
   BOOST_TEST(peer_count() == 1u);
-  // A different version of the key at the peer is asked for (once more).
-  apply(peer_store, test::set_record("big", value{big + "y"}, now_version()));
+  // A different (winning: next epoch) version of the key at the peer is
+  // asked for once more.
+  auto now = clock.now();
+  apply(peer_store, test::set_record("big", value{big + "y"},
+                                     test::remote_version("node-b", 1, now, now,
+                                                          now + hour_us)));
   rounds_both_ways();
   BOOST_TEST(sent_by_peer["big"] == 2u);
   rounds_both_ways();

@@ -357,3 +357,50 @@ BOOST_AUTO_TEST_CASE(many_distinct_bad_records_stay_within_the_skip_memory) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(first_round)
+
+// The join flake: the dialling side's first SUMMARY was asked of the store
+// inside the router's attach handler, so under load it could reach the link
+// before the link's attach answer and be dropped (a link writes nothing
+// before it is attached). That race needs two threads; on the test
+// coordinator the answer always comes first, so this guards the path that
+// replaced it (the router's message to itself): a dialled peer gets our
+// SUMMARY right after the handshake, once.
+BOOST_AUTO_TEST_CASE(a_dialled_peer_gets_our_summary_after_the_attach) {
+  test::node_fixture f{[](config& cfg) {
+    cfg.dial_via_backend = true;
+  }};
+  const auto hdl = caf::io::connection_handle::from_int(900);
+  f.mpx.provide_scribe("10.0.0.9", 7009, hdl);
+  pb::ConnectRequest req;
+  req.set_host("10.0.0.9");
+  req.set_port(7009);
+  auto connected = f.self->request(f.node.facade, caf::infinite, req);
+  f.run();
+  f.send(hdl, framed(make_hello("node-b", protocol_id(f.node_cfg), "10.0.0.9",
+                                7009, hello_terms_of(f.node_cfg))));
+  f.run();
+  bool attached = false;
+  connected.receive([&](pb::PeerInfo& info) { attached = info.outbound(); },
+                    [&](caf::error& err) {
+                      BOOST_FAIL("connect failed: " << f.sys.render(err));
+                    });
+  BOOST_TEST(attached);
+  size_t hellos = 0;
+  size_t summaries = 0;
+  for (const auto& env : f.received(hdl)) {
+    if (env.has_hello()) {
+      BOOST_TEST(summaries == 0u); // the hello goes first
+      ++hellos;
+    }
+    if (env.has_digest() && env.digest().stage() == pb::Digest::SUMMARY)
+      ++summaries;
+  }
+  BOOST_TEST(hellos == 1u);
+  BOOST_TEST(summaries == 1u);
+  BOOST_TEST(f.ask<pb::StoreStats>(f.node.store, stats_atom::value).ae_rounds()
+             == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -48,10 +48,16 @@ struct peer_summary {
 
 } // namespace
 
-void make_summary(const store_state& store, pb::Digest& out) {
+void make_summary(const store_state& store, pb::Digest& out,
+                  ae_skip_memory* skipped) {
   out.set_stage(pb::Digest::SUMMARY);
   out.set_bucket_count(bucket_count);
-  const auto& buckets = store.buckets();
+  std::vector<bucket_digest> adjusted;
+  if (skipped != nullptr && !skipped->empty()) {
+    adjusted = store.buckets();
+    skipped->adjust_buckets(store, adjusted);
+  }
+  const auto& buckets = adjusted.empty() ? store.buckets() : adjusted;
   size_t used = 0;
   for (const auto& b : buckets)
     used += b.count > 0 ? 1 : 0;
@@ -81,11 +87,11 @@ uint64_t element_id(uint64_t key_hash, uint64_t version_hash) noexcept {
 
 namespace {
 
-/// The buckets in which `other` and the store differ.
-std::vector<uint32_t> differing_buckets(const peer_summary& other,
-                                        const store_state& store) {
+/// The buckets in which `other` and `mine` differ.
+std::vector<uint32_t>
+differing_buckets(const peer_summary& other,
+                  const std::vector<bucket_digest>& mine) {
   std::vector<uint32_t> result;
-  const auto& mine = store.buckets();
   for (uint32_t i = 0; i < bucket_count; ++i)
     if (mine[i].hash != other.hashes[i]
         || (other.has_counts && mine[i].count != other.counts[i]))
@@ -97,7 +103,7 @@ std::vector<uint32_t> differing_buckets(const peer_summary& other,
 
 std::vector<uint32_t> differing_buckets(const pb::Digest& theirs,
                                         const store_state& store) {
-  return differing_buckets(peer_summary{theirs}, store);
+  return differing_buckets(peer_summary{theirs}, store.buckets());
 }
 
 namespace {
@@ -140,16 +146,31 @@ std::vector<uint32_t> buckets_of(const std::string& mask) {
   return result;
 }
 
-/// The sketch of the store's entries in `buckets`.
+/// The version hash presented for `entry` at `key`: see ae_skip_memory.
+uint64_t presented(ae_skip_memory& skipped, std::string_view key,
+                   const store_entry& entry) {
+  return skipped.empty() ? entry.version_hash()
+                         : skipped.presented_hash(key, entry);
+}
+
+/// The sketch of the store's entries in `buckets`, the peer's skipped
+/// records presented as held.
 set_sketch sketch_of(const store_state& store,
-                     const std::vector<uint32_t>& buckets, size_t cells) {
+                     const std::vector<uint32_t>& buckets, size_t cells,
+                     ae_skip_memory& skipped) {
   auto wanted = bucket_flags(buckets);
   set_sketch sketch{cells};
   for (const auto& [key, entry] : store.entries()) {
     auto h = store_state::key_hash(key);
     if (wanted[h % bucket_count])
-      sketch.add(element_id(h, entry.version_hash()));
+      sketch.add(element_id(h, presented(skipped, key, entry)));
   }
+  if (!skipped.empty())
+    for (const auto& [key, hash] : skipped.absent_keys(store)) {
+      auto h = store_state::key_hash(key);
+      if (wanted[h % bucket_count])
+        sketch.add(element_id(h, hash));
+    }
   return sketch;
 }
 
@@ -219,10 +240,16 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
         return;
       }
       const peer_summary other{theirs};
+      std::vector<bucket_digest> mine;
+      if (!skipped_.empty()) {
+        mine = store.buckets();
+        skipped_.adjust_buckets(store, mine);
+      }
       std::vector<uint32_t> peer_empty;
       std::vector<uint32_t> to_compare;
-      split_by_peer_empty(other, differing_buckets(other, store), peer_empty,
-                          to_compare);
+      split_by_peer_empty(
+        other, differing_buckets(other, mine.empty() ? store.buckets() : mine),
+        peer_empty, to_compare);
       if (!peer_empty.empty())
         add_bucket_entries(peer_empty);
       if (!to_compare.empty())
@@ -284,7 +311,7 @@ void ae_outbox::answer(const pb::Digest& theirs, const store_state& store) {
     if (!covered[b] || !listed[b])
       continue;
     auto i = their_hashes.find(key);
-    if (i == their_hashes.end() || i->second != entry.version_hash())
+    if (i == their_hashes.end() || i->second != presented(skipped_, key, entry))
       queue_key(key);
   }
 }
@@ -322,7 +349,7 @@ void ae_outbox::compare_buckets(const store_state& store,
 void ae_outbox::queue_sketch(const store_state& store,
                              const std::vector<uint32_t>& buckets,
                              size_t cells) {
-  auto sketch = sketch_of(store, buckets, cells);
+  auto sketch = sketch_of(store, buckets, cells, skipped_);
   pb::Digest digest;
   digest.set_stage(pb::Digest::SKETCH);
   digest.set_bucket_count(bucket_count);
@@ -340,7 +367,7 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   if (buckets.empty() || cells > max_sketch_cells
       || !set_sketch::parse(theirs.sketch(), cells, peer))
     return; // malformed
-  auto sketch = sketch_of(store, buckets, cells);
+  auto sketch = sketch_of(store, buckets, cells, skipped_);
   sketch.subtract(peer);
   auto diff = sketch.decode();
   if (!diff.complete) {
@@ -383,7 +410,7 @@ void ae_outbox::on_sketch(const pb::Digest& theirs, const store_state& store) {
   if (!ours.empty()) {
     for (const auto& [key, entry] : store.entries()) {
       auto h = store_state::key_hash(key);
-      if (ours.count(element_id(h, entry.version_hash())) == 0)
+      if (ours.count(element_id(h, presented(skipped_, key, entry))) == 0)
         continue;
       auto match = theirs_by_key.find(static_cast<uint32_t>(h));
       if (match == theirs_by_key.end()) {
@@ -440,13 +467,19 @@ void ae_outbox::on_offers(const pb::Digest& theirs, const store_state& store) {
   std::vector<std::string> want;
   for (const auto& offer : theirs.offers()) {
     const auto* entry = store.find(offer.key());
+    version offered;
+    if (!from_compact(offer.version(), theirs, offered))
+      continue; // malformed
+    if (!skipped_.empty()) {
+      // The version we skipped before: asking again brings the same record.
+      const auto* known = skipped_.find(offer.key(), entry);
+      if (known != nullptr && compare(known->ver, offered) == 0)
+        continue;
+    }
     if (entry == nullptr) {
       want.push_back(offer.key());
       continue;
     }
-    version offered;
-    if (!from_compact(offer.version(), theirs, offered))
-      continue; // malformed
     if (!entry->head().has_base() || !entry->fields().empty()) {
       // Field writes merge per field: exchange both entries.
       send.push_back(offer.key());
@@ -505,7 +538,7 @@ size_t listed_key_bytes(const std::string& key) noexcept {
 ae_outbox::ae_outbox(uint64_t session, size_t window_bytes, ae_method method,
                      ae_limits limits)
     : session_(session), window_bytes_(window_bytes), method_(method),
-      limits_(limits) {
+      limits_(limits), skipped_(limits.skip_memory) {
   if (limits_.max_in_flight == 0)
     limits_.max_in_flight = 1;
   if (limits_.max_frame_bytes < 2 * frame_overhead)
@@ -513,6 +546,27 @@ ae_outbox::ae_outbox(uint64_t session, size_t window_bytes, ae_method method,
   // A window never exceeds a frame.
   window_bytes_ = std::max<size_t>(
     1, std::min(window_bytes_, limits_.max_frame_bytes - frame_overhead));
+}
+
+bool ae_outbox::expire_if_stalled(uint64_t now_us, uint64_t after_us) {
+  if (idle() || now_us < last_progress_us_
+      || now_us - last_progress_us_ < after_us)
+    return false;
+  controls_.clear();
+  pending_buckets_.clear();
+  digests_.clear();
+  keys_.clear();
+  scans_.clear();
+  carry_.clear();
+  carry_bytes_ = 0;
+  queued_bytes_ = 0;
+  in_flight_ = 0;
+  // Acknowledgements of the old session must not open windows of the next:
+  // a new tag, far from those of other outboxes (numbered from 0 up).
+  session_ += uint64_t{1} << 40;
+  last_progress_us_ = now_us;
+  ++sessions_expired_;
+  return true;
 }
 
 bool ae_outbox::take(size_t bytes) noexcept {
@@ -603,6 +657,15 @@ void ae_outbox::materialise_key_lists(const store_state& store) {
     }
     digests_[i->second].keys.emplace_back(kv.first);
   }
+  // Keys we skipped and do not hold are listed as held (next_key_digest
+  // lists them with the peer's hash): otherwise the peer sends them again.
+  if (!skipped_.empty())
+    for (auto& [key, hash] : skipped_.absent_keys(store)) {
+      auto i = index.find(store_state::bucket_of(key));
+      if (i == index.end() || !take(key.size() + string_cost))
+        continue;
+      digests_[i->second].keys.push_back(std::move(key));
+    }
 }
 
 bool ae_outbox::next_key_digest(const store_state& store, pb::Envelope& out) {
@@ -627,10 +690,14 @@ bool ae_outbox::next_key_digest(const store_state& store, pb::Envelope& out) {
       if (bytes + size > limit)
         break;
       give(key.size() + string_cost);
-      if (const auto* entry = store.find(key)) {
+      const auto* entry = store.find(key);
+      const auto* known
+        = skipped_.empty() ? nullptr : skipped_.find(key, entry);
+      if (entry != nullptr || known != nullptr) {
         bytes += size;
         auto* k = digest->add_keys();
-        k->set_hash(entry->version_hash());
+        k->set_hash(known != nullptr ? known->peer_hash
+                                     : entry->version_hash());
         k->set_key(std::move(key));
       } // else: purged since the list was read
       b.keys.pop_back();
@@ -744,6 +811,127 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
     return false;
   ++in_flight_;
   return true;
+}
+
+// -- ae_skip_memory
+// ------------------------------------------------------------
+
+bool ae_skip_memory::remember(const pb::WriteRecord& rec,
+                              const store_entry* ours) {
+  if (rec.op_case() != pb::WriteRecord::kValue
+      && rec.op_case() != pb::WriteRecord::kTombstone)
+    return false;
+  version v;
+  if (!from_proto(rec.version(), v).empty())
+    return false;
+  // Holding the record must change nothing we send: our entry, if any, is
+  // a plain value or tombstone that loses to it.
+  if (ours != nullptr
+      && (!ours->head().has_base() || !ours->fields().empty()
+          || compare(ours->head().base_version(), v) >= 0))
+    return false;
+  const auto size = cost(rec.key());
+  if (size > limits_.max_bytes / 8)
+    return false;
+  // The peer's entry made of this record alone: its version hash covers
+  // the version and the tombstone flag, not the value.
+  store_entry theirs;
+  theirs.apply_base(v, rec.has_tombstone(), value{});
+  auto existing = entries_.find(rec.key());
+  if (existing != entries_.end())
+    forget(existing);
+  while (!entries_.empty()
+         && (entries_.size() >= limits_.max_entries
+             || bytes_ + size > limits_.max_bytes)) {
+    forget(entries_.find(by_age_.begin()->second));
+    ++evictions_;
+  }
+  if (limits_.max_entries == 0)
+    return false;
+  remembered r;
+  r.peer_hash = theirs.version_hash();
+  r.our_hash = ours != nullptr ? ours->version_hash() : 0;
+  r.ver = std::move(v);
+  r.sequence = next_sequence_++;
+  by_age_.emplace(r.sequence, rec.key());
+  entries_.emplace(rec.key(), std::move(r));
+  bytes_ += size;
+  return true;
+}
+
+void ae_skip_memory::forget(
+  std::unordered_map<std::string, remembered, keyed_hasher>::iterator i) {
+  bytes_ -= cost(i->first);
+  by_age_.erase(i->second.sequence);
+  entries_.erase(i);
+}
+
+void ae_skip_memory::note_use(remembered& r) noexcept {
+  ++not_reasked_;
+  if (!r.used) {
+    r.used = true;
+    ++first_uses_;
+  }
+}
+
+const ae_skip_memory::remembered*
+ae_skip_memory::find(std::string_view key, const store_entry* ours) {
+  if (entries_.empty())
+    return nullptr;
+  auto i = entries_.find(std::string{key});
+  if (i == entries_.end())
+    return nullptr;
+  // Our entry changed since: the record may no longer simply win; forget
+  // it (the next round asks once more and remembers it again if needed).
+  if ((ours != nullptr ? ours->version_hash() : 0) != i->second.our_hash) {
+    forget(i);
+    return nullptr;
+  }
+  note_use(i->second);
+  return &i->second;
+}
+
+uint64_t ae_skip_memory::presented_hash(std::string_view key,
+                                        const store_entry& ours) {
+  const auto* r = find(key, &ours);
+  return r != nullptr ? r->peer_hash : ours.version_hash();
+}
+
+void ae_skip_memory::adjust_buckets(const store_state& store,
+                                    std::vector<bucket_digest>& buckets) {
+  for (auto i = entries_.begin(); i != entries_.end();) {
+    const auto* ours = store.find(i->first);
+    if ((ours != nullptr ? ours->version_hash() : 0) != i->second.our_hash) {
+      auto stale = i++;
+      forget(stale);
+      continue;
+    }
+    auto& b = buckets[store_state::bucket_of(i->first)];
+    if (ours == nullptr)
+      ++b.count;
+    b.hash += i->second.peer_hash - i->second.our_hash;
+    note_use(i->second);
+    ++i;
+  }
+}
+
+std::vector<std::pair<std::string, uint64_t>>
+ae_skip_memory::absent_keys(const store_state& store) {
+  std::vector<std::pair<std::string, uint64_t>> result;
+  for (auto i = entries_.begin(); i != entries_.end();) {
+    const auto* ours = store.find(i->first);
+    if ((ours != nullptr ? ours->version_hash() : 0) != i->second.our_hash) {
+      auto stale = i++;
+      forget(stale);
+      continue;
+    }
+    if (ours == nullptr) {
+      note_use(i->second);
+      result.emplace_back(i->first, i->second.peer_hash);
+    }
+    ++i;
+  }
+  return result;
 }
 
 } // namespace syncmesh

@@ -3,15 +3,21 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "messages/keyed_hash.hpp"
+#include "messages/version.hpp"
 #include "syncmesh/pb/entry.pb.h"
 
 namespace syncmesh {
 
 class store_state;
+class store_entry;
+struct bucket_digest;
 enum class ae_method : uint8_t;
 
 namespace pb {
@@ -19,9 +25,119 @@ class Digest;
 class Envelope;
 } // namespace pb
 
+/// Bounds of one peer's memory of skipped records (`ae_skip_memory`).
+struct ae_skip_limits {
+  /// Most records remembered; the oldest is forgotten for a new one.
+  size_t max_entries = 4096;
+  /// Most bytes the memory holds (keys twice, plus bookkeeping per record);
+  /// the oldest records are forgotten to make room.
+  size_t max_bytes = 1024 * 1024;
+};
+
+/// The records a peer sent in anti-entropy that we skipped because they
+/// break a value limit, so that later rounds do not ask for them again.
+///
+/// Toward that peer the node presents its store as if it held each
+/// remembered record (`presented_hash`, `adjust_buckets`, `absent_keys`):
+/// the bucket digests, sketches and key lists then agree where the only
+/// difference is the bad record, and nothing is requested. A record is
+/// remembered only where holding it changes nothing we would send: the key
+/// is absent here, or our entry is a plain value or tombstone older than
+/// the skipped one (the peer would keep its own version anyway). A memory
+/// entry counts only while our entry is the one it was recorded against
+/// and the peer presents the same version: a write to the key here, or a
+/// different version there, asks again (once). Bounded by `ae_skip_limits`:
+/// an attacker presenting many distinct bad records evicts the oldest,
+/// which costs at most one more request each.
+class ae_skip_memory {
+public:
+  /// What is remembered of one skipped record.
+  struct remembered {
+    /// The version hash of the peer's entry made of this record alone.
+    uint64_t peer_hash = 0;
+    /// Our entry's version hash when it was skipped; 0 when we had none.
+    uint64_t our_hash = 0;
+    /// The skipped record's version, to recognise it in OFFERS.
+    version ver;
+    /// Insertion order, for eviction.
+    uint64_t sequence = 0;
+    /// True once it kept us from asking again (logged once).
+    bool used = false;
+  };
+
+  /// Bookkeeping bytes per remembered record besides its key (twice).
+  static constexpr size_t entry_overhead = sizeof(remembered) + 96;
+
+  /// An empty memory within `limits`.
+  explicit ae_skip_memory(ae_skip_limits limits = {}) : limits_(limits) {}
+
+  /// Remembers a record of the peer's that we skipped; `ours` is our entry
+  /// for its key (nullptr when none). Returns false (nothing remembered)
+  /// when the record is no whole value or tombstone (a field write's entry
+  /// hash cannot be known from one record), its version is malformed, our
+  /// entry would not simply lose to it, or it alone exceeds an eighth of
+  /// the byte bound.
+  bool remember(const pb::WriteRecord& rec, const store_entry* ours);
+
+  /// The remembered record for `key` if it still applies: our entry is
+  /// the one it was recorded against. Marks it used.
+  const remembered* find(std::string_view key, const store_entry* ours);
+
+  /// The version hash we present for `key` (held as `ours`): the peer's
+  /// when a remembered record applies, else our entry's.
+  uint64_t presented_hash(std::string_view key, const store_entry& ours);
+
+  /// Adds the remembered records to a copy of the store's bucket digests.
+  void adjust_buckets(const store_state& store,
+                      std::vector<bucket_digest>& buckets);
+
+  /// Remembered keys that still apply and that the store does not hold,
+  /// with the hash we present for them.
+  std::vector<std::pair<std::string, uint64_t>>
+  absent_keys(const store_state& store);
+
+  /// Number of records remembered.
+  size_t size() const noexcept { return entries_.size(); }
+
+  /// True when nothing is remembered (every lookup is then skipped).
+  bool empty() const noexcept { return entries_.empty(); }
+
+  /// Bytes the memory holds, as counted against `ae_skip_limits`.
+  size_t bytes() const noexcept { return bytes_; }
+
+  /// Records forgotten to stay within the bounds.
+  size_t evictions() const noexcept { return evictions_; }
+
+  /// Times a remembered record kept us from asking for it again.
+  size_t not_reasked() const noexcept { return not_reasked_; }
+
+  /// Remembered records used for the first time (each logged once).
+  size_t first_uses() const noexcept { return first_uses_; }
+
+private:
+  size_t cost(const std::string& key) const noexcept {
+    return 2 * key.size() + entry_overhead;
+  }
+  void
+  forget(std::unordered_map<std::string, remembered, keyed_hasher>::iterator i);
+  void note_use(remembered& r) noexcept;
+
+  ae_skip_limits limits_;
+  std::unordered_map<std::string, remembered, keyed_hasher> entries_;
+  /// Keys by insertion order: the oldest is evicted first.
+  std::map<uint64_t, std::string> by_age_;
+  uint64_t next_sequence_ = 0;
+  size_t bytes_ = 0;
+  size_t evictions_ = 0;
+  size_t not_reasked_ = 0;
+  size_t first_uses_ = 0;
+};
+
 /// Fills `out` with a SUMMARY digest: every non-empty bucket of the store
-/// (or, when most are used, the hash of every bucket in order: smaller).
-void make_summary(const store_state& store, pb::Digest& out);
+/// (or, when most are used, the hash of every bucket in order: smaller),
+/// with the records in `skipped` (when given) presented as held.
+void make_summary(const store_state& store, pb::Digest& out,
+                  ae_skip_memory* skipped = nullptr);
 
 /// The ID of an entry in set sketches: the low 32 bits of the key's hash
 /// (so the bucket, and whether two IDs may name one key, can be read off)
@@ -42,6 +158,11 @@ struct ae_limits {
   size_t max_frame_bytes = 4 * 1024 * 1024;
   /// Windows in flight: two keep both ends busy.
   size_t max_in_flight = 2;
+  /// The memory of the peer's skipped records.
+  ae_skip_limits skip_memory;
+  /// A session that made no progress (no window acknowledged) for this
+  /// long is expired when the peer's next SUMMARY arrives (µs).
+  uint64_t stall_timeout_us = 30'000'000;
 };
 
 /// The anti-entropy traffic from this node to one peer: KEYS digests and
@@ -108,6 +229,24 @@ public:
     if (session == session_ && in_flight_ > 0)
       --in_flight_;
   }
+
+  /// Notes the time (µs): windows acknowledged or a session answered now
+  /// count as progress for `expire_if_stalled`.
+  void note_progress(uint64_t now_us) noexcept { last_progress_us_ = now_us; }
+
+  /// Ends a session that made no progress for `after_us` (windows lost,
+  /// e.g. written to a link before it was attached, are never
+  /// acknowledged): everything queued is dropped, nothing counts as in
+  /// flight, and late acknowledgements of it are ignored (a new session
+  /// tag). Without this, one lost window would refuse every later SUMMARY
+  /// of the peer forever. Returns whether it expired the session.
+  bool expire_if_stalled(uint64_t now_us, uint64_t after_us);
+
+  /// Sessions ended by `expire_if_stalled`.
+  size_t sessions_expired() const noexcept { return sessions_expired_; }
+
+  /// The peer's records we skipped, presented as held in later rounds.
+  ae_skip_memory& skipped() noexcept { return skipped_; }
 
   /// True when nothing is queued or in flight.
   bool idle() const noexcept { return in_flight_ == 0 && nothing_queued(); }
@@ -211,6 +350,9 @@ private:
   size_t sketch_failures_ = 0;
   size_t summaries_dropped_ = 0;
   size_t items_dropped_ = 0;
+  uint64_t last_progress_us_ = 0;
+  size_t sessions_expired_ = 0;
+  ae_skip_memory skipped_;
 };
 
 } // namespace syncmesh

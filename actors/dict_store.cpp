@@ -10,6 +10,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/log.hpp"
+#include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/caf_types.hpp"
@@ -417,8 +418,72 @@ void pump(self_ptr self, const link_actor& link) {
   }
 }
 
+/// The skip memory's counters of one outbox, to count what changed.
+struct skip_counts {
+  size_t not_reasked;
+  size_t first_uses;
+  size_t evictions;
+  explicit skip_counts(ae_skip_memory& m)
+      : not_reasked(m.not_reasked()), first_uses(m.first_uses()),
+        evictions(m.evictions()) {}
+};
+
+/// Counts (and logs) what the skip memory toward `link` did since `before`.
+void count_skip_memory(self_ptr self, ae_outbox& box,
+                       const skip_counts& before) {
+  auto& st = self->state;
+  auto& stats = st.stats;
+  auto& memory = box.skipped();
+  const auto not_reasked = memory.not_reasked() - before.not_reasked;
+  const auto first_uses = memory.first_uses() - before.first_uses;
+  const auto evictions = memory.evictions() - before.evictions;
+  stats.set_ae_records_not_reasked(stats.ae_records_not_reasked()
+                                   + not_reasked);
+  stats.set_ae_skip_memory_evictions(stats.ae_skip_memory_evictions()
+                                     + evictions);
+  // A line the first time each record is not asked for again, not every
+  // round.
+  if (first_uses > 0)
+    log_line(log_level::info, st.self_id,
+             "anti-entropy session " + std::to_string(box.session()) + ": "
+               + std::to_string(first_uses)
+               + " skipped record(s) presented as held, not asked for again ("
+               + std::to_string(memory.size()) + " remembered for this peer, "
+               + std::to_string(memory.bytes()) + " bytes)");
+  if (evictions > 0
+      && worth_logging(stats.ae_skip_memory_evictions(), evictions))
+    log_line(log_level::warning, st.self_id,
+             "anti-entropy: forgot " + std::to_string(evictions)
+               + " skipped record(s) to stay within "
+               + std::to_string(st.ae_bounds.skip_memory.max_entries)
+               + " records / "
+               + std::to_string(st.ae_bounds.skip_memory.max_bytes)
+               + " bytes per peer (each may be asked for once more); "
+               + std::to_string(stats.ae_skip_memory_evictions()) + " in all");
+}
+
+/// Ends the session toward `link` if it made no progress for the stall
+/// timeout (counted and logged).
+void expire_if_stalled(self_ptr self, ae_outbox& box) {
+  auto& st = self->state;
+  const auto old_session = box.session();
+  if (!box.expire_if_stalled(st.clock(), st.ae_bounds.stall_timeout_us))
+    return;
+  st.stats.set_ae_sessions_expired(st.stats.ae_sessions_expired() + 1);
+  log_line(log_level::warning, st.self_id,
+           "anti-entropy session " + std::to_string(old_session)
+             + " made no progress for "
+             + std::to_string(st.ae_bounds.stall_timeout_us / 1000)
+             + " ms: expired, the peer's new SUMMARY is answered");
+}
+
 void on_digest(self_ptr self, const link_actor& link, const pb::Digest& d) {
   auto& box = outbox_for(self, link);
+  if (d.stage() == pb::Digest::SUMMARY)
+    expire_if_stalled(self, box);
+  if (box.idle())
+    box.note_progress(self->state.clock());
+  const skip_counts skips{box.skipped()};
   const auto sketches = box.sketches();
   const auto failures = box.sketch_failures();
   const auto summaries_dropped = box.summaries_dropped();
@@ -429,7 +494,36 @@ void on_digest(self_ptr self, const link_actor& link, const pb::Digest& d) {
   stats.set_ae_sketch_failures(stats.ae_sketch_failures()
                                + box.sketch_failures() - failures);
   count_drops(self, box, summaries_dropped, items_dropped);
+  count_skip_memory(self, box, skips);
   pump(self, link);
+}
+
+/// Takes the records breaking a limit out of `batch`, keeping the others in
+/// order, and remembers each in the skip memory toward the link that sent
+/// them (none when `box` is null). Returns how many and the first error.
+skipped_records skip_invalid_entries(self_ptr self, pb::WriteBatch& batch,
+                                     ae_outbox* box) {
+  skipped_records skipped;
+  auto& st = self->state;
+  auto* records = batch.mutable_records();
+  int kept = 0;
+  for (int i = 0; i < records->size(); ++i) {
+    const auto& rec = records->Get(i);
+    auto err = validate_remote_record(rec, st.limits);
+    if (!err.empty()) {
+      if (skipped.count++ == 0)
+        skipped.first_error = "record " + std::to_string(i) + ": " + err;
+      if (box != nullptr)
+        box->skipped().remember(rec, st.store.find(rec.key()));
+      continue;
+    }
+    if (kept != i)
+      records->SwapElements(kept, i);
+    ++kept;
+  }
+  while (records->size() > kept)
+    records->RemoveLast();
+  return skipped;
 }
 
 } // namespace
@@ -460,6 +554,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
   self->state.window_bytes = window_bytes;
   self->state.ae_bounds.budget_bytes = cfg.max_ae_outbox_bytes;
   self->state.ae_bounds.max_frame_bytes = cfg.max_frame_size;
+  // Lost windows are rare (a link that closed takes its outbox along):
+  // several peer timeouts leave a slow but live peer all the time it needs.
+  self->state.ae_bounds.stall_timeout_us = 3 * to_us(cfg.peer_timeout);
   self->state.self_id = id;
   self->set_down_handler(
     [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
@@ -572,7 +669,18 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       // Entries come straight from a peer link: check them like any
       // remote write before they touch the store. A record breaking a limit
       // is skipped and counted alone; the rest of the window is applied.
-      auto skipped = remove_invalid_records(batch, self->state.limits);
+      // The link that sent them asked with a request: its outbox keeps
+      // the memory of what we skipped, so later rounds do not ask again.
+      ae_outbox* box = nullptr;
+      if (auto link = caf::actor_cast<link_actor>(self->current_sender()))
+        box = &outbox_for(self, link);
+      const auto evictions = box != nullptr ? box->skipped().evictions() : 0;
+      auto skipped = skip_invalid_entries(self, batch, box);
+      if (box != nullptr && box->skipped().evictions() > evictions) {
+        skip_counts before{box->skipped()};
+        before.evictions = evictions;
+        count_skip_memory(self, *box, before);
+      }
       if (skipped.count > 0) {
         auto& stats = self->state.stats;
         stats.set_ae_records_skipped(stats.ae_records_skipped()
@@ -595,7 +703,12 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     [=](ae_start_atom, const link_actor& link) {
       pb::Envelope env;
       env.set_hops_left(1);
-      make_summary(self->state.store, *env.mutable_digest());
+      // The peer's records we skipped are presented as held: a bucket
+      // that differs only by them is not compared (nor asked for) again.
+      auto& box = outbox_for(self, link);
+      const skip_counts skips{box.skipped()};
+      make_summary(self->state.store, *env.mutable_digest(), &box.skipped());
+      count_skip_memory(self, box, skips);
       auto& stats = self->state.stats;
       stats.set_ae_rounds(stats.ae_rounds() + 1);
       send_ae_frame(self, link, env);
@@ -608,6 +721,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       if (i == self->state.outboxes.end())
         return;
       i->second.second.acknowledge(session);
+      i->second.second.note_progress(self->state.clock());
       pump(self, link);
     },
     // -- from the lease manager --
@@ -626,9 +740,13 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       auto stats = self->state.stats;
       stats.set_live_keys(self->state.store.live_count());
       uint64_t outbox_bytes = 0;
-      for (const auto& kv : self->state.outboxes)
+      uint64_t skip_bytes = 0;
+      for (auto& kv : self->state.outboxes) {
         outbox_bytes += kv.second.second.queued_bytes();
+        skip_bytes += kv.second.second.skipped().bytes();
+      }
       stats.set_ae_outbox_bytes(outbox_bytes);
+      stats.set_ae_skip_memory_bytes(skip_bytes);
       stats.set_entries(self->state.store.entry_count());
       return stats;
     },

@@ -123,6 +123,7 @@ router_actor::behavior_type router_behavior(router_self self, const config& cfg,
     },
     [=](rtick_atom) { on_rtick(self); },
     [=](ae_round_atom) { on_ae_round(self); },
+    [=](ae_start_atom, const link_actor& link) { on_ae_start(self, link); },
     [=](close_atom) {
       say_goodbye_to_all(self);
       self->state.peers.clear();

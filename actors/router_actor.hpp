@@ -39,7 +39,9 @@ namespace syncmesh {
 ///   `SendRequest -> SendReply`, `DisconnectRequest -> bool`,
 ///   `(stats_atom) -> RouterStats`, `(close_atom) -> bool` (goodbye to every
 ///   peer);
-/// - its own timers: `(flush_atom)`, `(rtick_atom)`, `(ae_round_atom)`.
+/// - its own timers: `(flush_atom)`, `(rtick_atom)`, `(ae_round_atom)`;
+///   and `(ae_start_atom, link)`, the first anti-entropy round of a link it
+///   dialled, sent to itself so that it follows the link's attach answer.
 using router_actor = caf::typed_actor<
   caf::reacts_to<wire_atom, dict_store_actor, facade_actor>,
   caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
@@ -59,6 +61,7 @@ using router_actor = caf::typed_actor<
   caf::reacts_to<py2p_in_atom, std::string, std::string, std::string,
                  std::string, uint64_t, bool, pb::WriteBatch, bool>,
   caf::reacts_to<rtick_atom>, caf::reacts_to<ae_round_atom>,
+  caf::reacts_to<ae_start_atom, link_actor>,
   caf::replies_to<close_atom>::with<bool>,
   caf::replies_to<stats_atom>::with<pb::RouterStats>>;
 

@@ -138,8 +138,13 @@ void on_message(router_self self, const std::string& peer, pb::Envelope& env);
 
 // -- anti-entropy schedule (router_anti_entropy.cpp) --------------------------
 
-/// Starts anti-entropy with a peer that just attached (dialling side only).
+/// Starts anti-entropy with a peer that just attached (dialling side only),
+/// through a message to ourselves: see `on_ae_start`.
 void start_anti_entropy_with(router_self self, const std::string& peer);
+
+/// Asks the store for our SUMMARY toward `link` if it is still attached;
+/// handled after the attach answer has reached the link's mailbox.
+void on_ae_start(router_self self, const link_actor& link);
 
 /// Time for a round: the next peer in turn gets our SUMMARY.
 void on_ae_round(router_self self);

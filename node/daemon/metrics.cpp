@@ -191,12 +191,19 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.ae, {{"kind", "sketch_failures"}}, st.ae_sketch_failures());
   m.advance(m.ae, {{"kind", "summaries_dropped"}}, st.ae_summaries_dropped());
   m.advance(m.ae, {{"kind", "items_dropped"}}, st.ae_items_dropped());
+  m.advance(m.ae, {{"kind", "records_not_reasked"}},
+            st.ae_records_not_reasked());
+  m.advance(m.ae, {{"kind", "skip_memory_evictions"}},
+            st.ae_skip_memory_evictions());
+  m.advance(m.ae, {{"kind", "sessions_expired"}}, st.ae_sessions_expired());
   m.gauges.Add({{"what", "keys"}}).Set(static_cast<double>(st.live_keys()));
   m.gauges.Add({{"what", "entries"}}).Set(static_cast<double>(st.entries()));
   m.gauges.Add({{"what", "tombstones"}})
     .Set(static_cast<double>(l.tombstones()));
   m.gauges.Add({{"what", "ae_outbox_bytes"}})
     .Set(static_cast<double>(st.ae_outbox_bytes()));
+  m.gauges.Add({{"what", "ae_skip_memory_bytes"}})
+    .Set(static_cast<double>(st.ae_skip_memory_bytes()));
   m.gauges.Add({{"what", "peers"}}).Set(static_cast<double>(r.peers()));
   m.gauges.Add({{"what", "watchers"}}).Set(static_cast<double>(watchers));
   if (st.delay_bounds_size() > 0) {

@@ -817,7 +817,8 @@ bool ae_outbox::next(const store_state& store, pb::Envelope& out) {
 // ------------------------------------------------------------
 
 bool ae_skip_memory::remember(const pb::WriteRecord& rec,
-                              const store_entry* ours) {
+                              const store_entry* ours,
+                              const node_id_table& ids) {
   if (rec.op_case() != pb::WriteRecord::kValue
       && rec.op_case() != pb::WriteRecord::kTombstone)
     return false;
@@ -828,15 +829,18 @@ bool ae_skip_memory::remember(const pb::WriteRecord& rec,
   // a plain value or tombstone that loses to it.
   if (ours != nullptr
       && (!ours->head().has_base() || !ours->fields().empty()
-          || compare(ours->head().base_version(), v) >= 0))
+          || compare(ours->head().base_version(ids), v) >= 0))
     return false;
   const auto size = cost(rec.key());
   if (size > limits_.max_bytes / 8)
     return false;
   // The peer's entry made of this record alone: its version hash covers
   // the version and the tombstone flag, not the value.
+  // A table of its own: the entry is dropped at the end of this call and
+  // must not leave references in the store's table.
+  node_id_table scratch_ids;
   store_entry theirs;
-  theirs.apply_base(v, rec.has_tombstone(), value{});
+  theirs.apply_base(scratch_ids, v, rec.has_tombstone(), value{});
   auto existing = entries_.find(rec.key());
   if (existing != entries_.end())
     forget(existing);

@@ -17,6 +17,7 @@ namespace syncmesh {
 
 class store_state;
 class store_entry;
+class node_id_table;
 struct bucket_digest;
 enum class ae_method : uint8_t;
 
@@ -77,7 +78,8 @@ public:
   /// hash cannot be known from one record), its version is malformed, our
   /// entry would not simply lose to it, or it alone exceeds an eighth of
   /// the byte bound.
-  bool remember(const pb::WriteRecord& rec, const store_entry* ours);
+  bool remember(const pb::WriteRecord& rec, const store_entry* ours,
+                const node_id_table& ids);
 
   /// The remembered record for `key` if it still applies: our entry is
   /// the one it was recorded against. Marks it used.

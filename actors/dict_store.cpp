@@ -514,7 +514,7 @@ skipped_records skip_invalid_entries(self_ptr self, pb::WriteBatch& batch,
       if (skipped.count++ == 0)
         skipped.first_error = "record " + std::to_string(i) + ": " + err;
       if (box != nullptr)
-        box->skipped().remember(rec, st.store.find(rec.key()));
+        box->skipped().remember(rec, st.store.find(rec.key()), st.store.ids());
       continue;
     }
     if (kept != i)

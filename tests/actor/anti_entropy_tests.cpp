@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(
   ae_skip_memory memory;
   auto v = test::remote_version("node-b", 0, 10, 10, 0);
   auto bad = test::set_record("bad", value{"too big, say"}, v);
-  BOOST_TEST(memory.remember(bad, ours.find("bad")));
+  BOOST_TEST(memory.remember(bad, ours.find("bad"), ours.ids()));
   // What the peer holds: the same record, so the same entry hash.
   store_state theirs;
   apply(theirs, bad);
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(only_records_our_entry_would_lose_to_are_remembered) {
   BOOST_TEST(!memory.remember(
     test::set_record("newer-here", value{"y"},
                      test::remote_version("node-b", 0, 10, 10, 0)),
-    ours.find("newer-here")));
+    ours.find("newer-here"), ours.ids()));
   // A field write: one record does not tell the peer's entry hash.
   pb::WriteRecord fields;
   fields.set_key("fields");
@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(only_records_our_entry_would_lose_to_are_remembered) {
   auto* item = fields.mutable_fields()->add_entries();
   to_proto(map_key{"f"}, item->mutable_key());
   to_proto(value{"v"}, item->mutable_value());
-  BOOST_TEST(!memory.remember(fields, nullptr));
+  BOOST_TEST(!memory.remember(fields, nullptr, ours.ids()));
   BOOST_TEST(memory.size() == 0u);
 }
 
@@ -224,7 +224,7 @@ BOOST_AUTO_TEST_CASE(many_distinct_bad_records_stay_within_the_caps) {
     auto key = "attack/" + std::to_string(i) + std::string(100, 'k');
     memory.remember(test::set_record(key, value{"v"},
                                      test::remote_version("evil", 0, 1, 1, 0)),
-                    nullptr);
+                    nullptr, ours.ids());
     BOOST_TEST_REQUIRE(memory.bytes() <= limits.max_bytes);
     BOOST_TEST_REQUIRE(memory.size() <= limits.max_entries);
   }
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(many_distinct_bad_records_stay_within_the_caps) {
     small.remember(
       test::set_record("k" + std::to_string(i) + std::string(500, 'x'),
                        value{"v"}, test::remote_version("evil", 0, 1, 1, 0)),
-      nullptr);
+      nullptr, ours.ids());
   BOOST_TEST(small.bytes() <= limits.max_bytes);
   BOOST_TEST(small.size() > 0u);
 }

@@ -152,7 +152,7 @@ std::string link_account_handshake(link_base& st, size_t held) {
       mine = std::move(detail);
     } else if (auto other = caf::actor_cast<caf::actor>(ev.holder)) {
       caf::anon_send(other, goodbye_atom::value,
-                 int32_t{pb::Goodbye::TOO_MANY_PEERS}, detail);
+                     int32_t{pb::Goodbye::TOO_MANY_PEERS}, detail);
     }
   }
   return mine;

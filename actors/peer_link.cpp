@@ -303,8 +303,8 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       // Acknowledge once the store applied the window: the peer sends the
       // next one only then, so a catching-up node is never flooded.
       self
-        ->request(st.params.store, caf::infinite,
-                  ae_entries_atom::value, peer, std::move(batch))
+        ->request(st.params.store, caf::infinite, ae_entries_atom::value, peer,
+                  std::move(batch))
         .then(
           [=](bool) {
             if (self->state.closing)

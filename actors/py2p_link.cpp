@@ -309,8 +309,8 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
 /// more than their budget.
 void account_handshake(py2p_link_ptr self) {
   auto& st = self->state;
-  auto why = link_account_handshake(st,
-                                    st.session->buffered() + st.early.bytes());
+  auto why
+    = link_account_handshake(st, st.session->buffered() + st.early.bytes());
   if (!why.empty())
     shut_down(self, why);
 }

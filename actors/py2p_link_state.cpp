@@ -89,9 +89,10 @@ py2p_session::step py2p_session::next(std::vector<py2p_inbound>& out) {
     case frame_status::need_more:
       return {true, {}};
     case frame_status::too_large:
-      return {false, "frame exceeds "
-                       + std::to_string(decoder_.max_frame_size()) + " bytes"
-                       + (handshake_received() ? "" : " (before the handshake)")};
+      return {false,
+              "frame exceeds " + std::to_string(decoder_.max_frame_size())
+                + " bytes"
+                + (handshake_received() ? "" : " (before the handshake)")};
     case frame_status::ok:
       break;
   }

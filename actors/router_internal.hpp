@@ -153,8 +153,10 @@ void py2p_flood_local(router_self self, const std::string& origin,
 /// A message from a py2p link: relayed (waterfall), its writes decided;
 /// answered once they are applied (the reply returns the link's credit).
 caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
-                     const std::string& id, const std::string& msgpack,
-                     const std::string& sender, uint64_t time, bool broadcast,
-                     pb::WriteBatch& batch, bool initial_sync);
+                                  const std::string& id,
+                                  const std::string& msgpack,
+                                  const std::string& sender, uint64_t time,
+                                  bool broadcast, pb::WriteBatch& batch,
+                                  bool initial_sync);
 
 } // namespace syncmesh

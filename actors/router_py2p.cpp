@@ -43,9 +43,11 @@ void py2p_flood_local(router_self self, const std::string& origin,
 /// waterfall); writes then go to the lease manager, which decides them with
 /// py2p's rule.
 caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
-                     const std::string& id, const std::string& msgpack,
-                     const std::string& sender, uint64_t time, bool broadcast,
-                     pb::WriteBatch& batch, bool initial_sync) {
+                                  const std::string& id,
+                                  const std::string& msgpack,
+                                  const std::string& sender, uint64_t time,
+                                  bool broadcast, pb::WriteBatch& batch,
+                                  bool initial_sync) {
   auto& st = self->state;
   if (broadcast) {
     auto verdict = st.py2p_seen.admit(id, time, wall_seconds(self));

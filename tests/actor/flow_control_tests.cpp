@@ -39,13 +39,6 @@ struct flow_fixture : test::node_fixture {
           c.ingress_window = 64 * 1024;
         }) {}
 
-  /// What the node's links share (the handshake budget, link counters).
-  link_shared& links() {
-    auto* ptr = caf::actor_cast<caf::abstract_actor*>(node.router);
-    return *dynamic_cast<router_actor::stateful_base<router_state>&>(*ptr)
-              .state.links;
-  }
-
   /// A framed hello from `id`.
   std::string hello(const std::string& id) {
     std::string out;
@@ -64,12 +57,6 @@ struct flow_fixture : test::node_fixture {
                  test::write_envelope(origin, {test::set_record(key, val, v)}),
                  node_cfg.max_frame_size);
     return out;
-  }
-
-  /// The peer sends `bytes`; nothing else runs (the store applies nothing).
-  void send_only(caf::io::connection_handle hdl, const std::string& bytes) {
-    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
-                            bytes.begin(), bytes.end()));
   }
 
   /// Moves time on for the brokers only: links see their timers, the

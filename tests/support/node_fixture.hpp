@@ -19,6 +19,8 @@
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
+#include "actors/handshake_budget.hpp"
+#include "actors/router.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "support/caf_setup.hpp"
@@ -113,6 +115,20 @@ struct node_fixture {
       off += n;
       run();
     }
+  }
+
+  /// The peer sends `bytes`; nothing else runs (the store applies nothing
+  /// yet, so a link's ingress credit is not returned).
+  void send_only(caf::io::connection_handle hdl, const std::string& bytes) {
+    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                            bytes.begin(), bytes.end()));
+  }
+
+  /// What the node's links share (the handshake budget, link counters).
+  link_shared& links() {
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(node.router);
+    return *dynamic_cast<router_actor::stateful_base<router_state>&>(*ptr)
+              .state.links;
   }
 
   /// The peer sends `bytes` in one piece.

@@ -23,6 +23,7 @@
 
 #include "actors/dict_store_actor.hpp"
 #include "actors/handshake_budget.hpp"
+#include "actors/log.hpp"
 #include "actors/peer_link_state.hpp"
 #include "actors/router_actor.hpp"
 #include "messages/frame_codec.hpp"
@@ -218,6 +219,19 @@ bool link_credit(link_base& st, size_t bytes);
 /// leave the stream believing it still reads, and no later trigger would
 /// register the socket again; so halts never follow triggers here.
 void link_resume_reading(caf::io::abstract_broker* self, link_base& st);
+
+/// The router answered for `bytes` of the peer's writes: once the window
+/// allows, `drain()` handles what the link buffered meanwhile and the link
+/// reads again (logged with `who()`, the peer's description).
+template <class Drain, class Describe>
+void link_on_applied(caf::io::abstract_broker* self, link_base& st,
+                     size_t bytes, Drain drain, Describe who) {
+  if (!link_credit(st, bytes))
+    return;
+  log_line(log_level::debug, st.params.self, "resuming " + who());
+  drain();
+  link_resume_reading(self, st);
+}
 
 /// On a heartbeat of a link that reads: a paused link does not count the
 /// silence it caused against its peer, and a link that paused once

@@ -137,12 +137,9 @@ void drain(peer_link_ptr self);
 /// The store applied (or the router refused) `bytes` of the peer's writes:
 /// once the window allows, handle what arrived meanwhile, then read again.
 void on_applied(peer_link_ptr self, size_t bytes) {
-  auto& st = self->state;
-  if (!link_credit(st, bytes))
-    return;
-  log_line(log_level::debug, st.params.self, "resuming " + describe(self));
-  drain(self);
-  link_resume_reading(self, st);
+  link_on_applied(
+    self, self->state, bytes, [=] { drain(self); },
+    [=] { return describe(self); });
 }
 
 /// Drops this or other links when the node's unfinished handshakes hold

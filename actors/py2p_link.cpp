@@ -83,9 +83,12 @@ void write_raw(py2p_link_ptr self, const std::string& frame, const char* kind) {
 }
 
 /// Closes the connection and stops. Before the handshake the link quits
-/// with an error, so whoever dialled it learns why.
+/// with an error, so whoever dialled it learns why. An unexpected close is
+/// counted under `bound` when a bound of the link base closed it (the
+/// reason native links count it under), else under its reason's start.
 void shut_down(py2p_link_ptr self, const std::string& reason,
-               bool expected = false) {
+               bool expected = false,
+               pb::Goodbye::Reason bound = pb::Goodbye::UNSPECIFIED) {
   auto& st = self->state;
   if (st.closing)
     return;
@@ -96,7 +99,9 @@ void shut_down(py2p_link_ptr self, const std::string& reason,
            "closing " + describe(self) + ": " + reason);
   if (!expected)
     caf::anon_send(st.params.router, link_closed_atom::value,
-                   std::string{"py2p: "} + reason.substr(0, 40));
+                   bound != pb::Goodbye::UNSPECIFIED
+                     ? std::string{to_string(bound)}
+                     : std::string{"py2p: "} + reason.substr(0, 40));
   self->close(st.hdl);
   if (st.attached || st.passive)
     self->quit(caf::exit_reason::normal);
@@ -312,7 +317,7 @@ void account_handshake(py2p_link_ptr self) {
   auto why
     = link_account_handshake(st, st.session->buffered() + st.early.bytes());
   if (!why.empty())
-    shut_down(self, why);
+    shut_down(self, why, false, pb::Goodbye::TOO_MANY_PEERS);
 }
 
 /// Handles the messages buffered in the session until it needs more bytes,
@@ -325,7 +330,9 @@ void drain(py2p_link_ptr self) {
     msgs.clear();
     auto step = st.session->next(msgs);
     if (!step.error.empty()) {
-      shut_down(self, step.error);
+      shut_down(self, step.error, false,
+                step.too_large ? pb::Goodbye::FRAME_TOO_LARGE
+                               : pb::Goodbye::UNSPECIFIED);
       return;
     }
     if (step.need_more)
@@ -347,12 +354,9 @@ void drain(py2p_link_ptr self) {
 /// The router answered for `bytes` of the peer's messages: once the window
 /// allows, handle what arrived meanwhile, then read again.
 void on_applied(py2p_link_ptr self, size_t bytes) {
-  auto& st = self->state;
-  if (!link_credit(st, bytes))
-    return;
-  log_line(log_level::debug, st.params.self, "resuming " + describe(self));
-  drain(self);
-  link_resume_reading(self, st);
+  link_on_applied(
+    self, self->state, bytes, [=] { drain(self); },
+    [=] { return describe(self); });
 }
 
 void on_data(py2p_link_ptr self, const std::vector<char>& buf) {

@@ -92,7 +92,8 @@ py2p_session::step py2p_session::next(std::vector<py2p_inbound>& out) {
       return {false,
               "frame exceeds " + std::to_string(decoder_.max_frame_size())
                 + " bytes"
-                + (handshake_received() ? "" : " (before the handshake)")};
+                + (handshake_received() ? "" : " (before the handshake)"),
+              true};
     case frame_status::ok:
       break;
   }

@@ -146,6 +146,8 @@ public:
     bool need_more = false;
     /// Why the connection must close (empty: it may stay).
     std::string error;
+    /// The error is a frame over the decoder's limit.
+    bool too_large = false;
   };
 
   /// Decodes at most one buffered frame, appending its message (if any: a

@@ -69,16 +69,6 @@ struct flow_fixture : test::node_fixture {
   }
 };
 
-/// A frame header announcing `n` payload bytes.
-std::string header(uint32_t n) {
-  std::string out(4, '\0');
-  out[0] = static_cast<char>((n >> 24) & 0xff);
-  out[1] = static_cast<char>((n >> 16) & 0xff);
-  out[2] = static_cast<char>((n >> 8) & 0xff);
-  out[3] = static_cast<char>(n & 0xff);
-  return out;
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(handshake_bounds)
@@ -127,7 +117,8 @@ BOOST_AUTO_TEST_CASE(ingress_window_pauses_beyond_and_resumes_at_half) {
 BOOST_FIXTURE_TEST_CASE(a_big_frame_before_the_hello_closes_the_connection,
                         flow_fixture) {
   auto hdl = connect_peer();
-  send(hdl, header(static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
+  send(hdl, test::frame_header(
+              static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
   auto bye = goodbye(hdl);
   BOOST_REQUIRE(bye);
   BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::FRAME_TOO_LARGE);
@@ -155,8 +146,8 @@ BOOST_FIXTURE_TEST_CASE(unfinished_handshakes_stay_within_their_budget,
   for (int i = 0; i < 100; ++i) {
     auto hdl = connect_peer();
     attackers.push_back(hdl);
-    send(hdl,
-         header(static_cast<uint32_t>(frame)) + std::string(frame - 1, 'x'));
+    send(hdl, test::frame_header(static_cast<uint32_t>(frame))
+                + std::string(frame - 1, 'x'));
     BOOST_REQUIRE_LE(links().handshakes.total(), cap);
   }
   BOOST_CHECK_LE(links().handshakes.peak(), cap);

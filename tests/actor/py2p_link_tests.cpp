@@ -373,25 +373,18 @@ struct py2p_bounds_fixture : py2p_fixture {
         }) {}
 };
 
-/// A py2p frame header announcing `n` body bytes.
-std::string py2p_header(uint32_t n) {
-  std::string out(4, '\0');
-  out[0] = static_cast<char>((n >> 24) & 0xff);
-  out[1] = static_cast<char>((n >> 16) & 0xff);
-  out[2] = static_cast<char>((n >> 8) & 0xff);
-  out[3] = static_cast<char>(n & 0xff);
-  return out;
-}
-
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(py2p_bounds, py2p_bounds_fixture)
 
 BOOST_AUTO_TEST_CASE(a_big_frame_before_the_py2p_handshake_closes_it) {
   auto hdl = connect_peer();
-  send(hdl,
-       py2p_header(static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
+  send(hdl, test::frame_header(
+              static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
   BOOST_CHECK(closed(hdl));
+  // Counted like a native link's (syncmesh_link_closes_total).
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_CHECK_EQUAL(stats.frame_errors().at("frame too large"), 1u);
   // After its handshake a peer may send frames up to max_frame_size.
   auto b = attach(peer_b, "10.0.0.2", 7000);
   std::string big(10 * 1024, 'v');
@@ -416,7 +409,7 @@ BOOST_AUTO_TEST_CASE(unfinished_py2p_handshakes_stay_within_their_budget) {
   for (int i = 0; i < 100; ++i) {
     auto hdl = connect_peer();
     attackers.push_back(hdl);
-    send(hdl, py2p_header(static_cast<uint32_t>(frame))
+    send(hdl, test::frame_header(static_cast<uint32_t>(frame))
                 + std::string(frame - 1, 'x'));
     BOOST_REQUIRE_LE(links().handshakes.total(), cap);
   }

@@ -31,6 +31,17 @@ namespace syncmesh::test {
 /// The port the fixture's node listens on.
 inline constexpr uint16_t node_port = 4242;
 
+/// A frame header announcing `n` body bytes (both dialects frame alike),
+/// for peers that lie about what follows.
+inline std::string frame_header(uint32_t n) {
+  std::string out(4, '\0');
+  out[0] = static_cast<char>((n >> 24) & 0xff);
+  out[1] = static_cast<char>((n >> 16) & 0xff);
+  out[2] = static_cast<char>((n >> 8) & 0xff);
+  out[3] = static_cast<char>(n & 0xff);
+  return out;
+}
+
 /// One node listening on the test multiplexer, and helpers to play a peer.
 struct node_fixture {
   deterministic_config cfg_;

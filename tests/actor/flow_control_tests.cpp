@@ -139,17 +139,8 @@ BOOST_FIXTURE_TEST_CASE(unfinished_handshakes_stay_within_their_budget,
   auto honest_hello = hello("node-b");
   auto honest = connect_peer();
   send(honest, honest_hello.substr(0, honest_hello.size() / 2));
-  // 100 connections each send most of the largest frame allowed before a
-  // hello: without the budget they would hold 100 * 4 KiB.
-  const auto frame = node_cfg.max_handshake_frame;
-  std::vector<caf::io::connection_handle> attackers;
-  for (int i = 0; i < 100; ++i) {
-    auto hdl = connect_peer();
-    attackers.push_back(hdl);
-    send(hdl, test::frame_header(static_cast<uint32_t>(frame))
-                + std::string(frame - 1, 'x'));
-    BOOST_REQUIRE_LE(links().handshakes.total(), cap);
-  }
+  // Without the budget the attackers would hold 100 * 4 KiB.
+  auto attackers = flood_handshakes(100);
   BOOST_CHECK_LE(links().handshakes.peak(), cap);
   auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
   BOOST_CHECK_GT(stats.handshake_evictions(), 0u);

@@ -402,19 +402,13 @@ BOOST_AUTO_TEST_CASE(unfinished_py2p_handshakes_stay_within_their_budget) {
   auto honest_hs = handshake(peer_b, "10.0.0.2", 7000);
   auto honest = connect_peer();
   send(honest, honest_hs.substr(0, honest_hs.size() / 2));
-  // 100 connections each send most of the largest frame allowed before a
-  // handshake: without the budget they would hold 100 * 4 KiB.
-  const auto frame = node_cfg.max_handshake_frame;
-  std::vector<caf::io::connection_handle> attackers;
-  for (int i = 0; i < 100; ++i) {
-    auto hdl = connect_peer();
-    attackers.push_back(hdl);
-    send(hdl, test::frame_header(static_cast<uint32_t>(frame))
-                + std::string(frame - 1, 'x'));
-    BOOST_REQUIRE_LE(links().handshakes.total(), cap);
-  }
+  // Without the budget the attackers would hold 100 * 4 KiB.
+  auto attackers = flood_handshakes(100);
   BOOST_CHECK_LE(links().handshakes.peak(), cap);
   auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_TEST_MESSAGE("py2p handshake budget: peak "
+                     << links().handshakes.peak() << " of " << cap << " bytes, "
+                     << stats.handshake_evictions() << " evictions");
   BOOST_CHECK_GT(stats.handshake_evictions(), 0u);
   BOOST_CHECK_LE(stats.pending_handshake_bytes(), cap);
   size_t dropped = 0;
@@ -454,6 +448,9 @@ BOOST_AUTO_TEST_CASE(a_flooding_py2p_peer_is_paused_within_its_window) {
   BOOST_CHECK(mpx.passive_mode(flooder));
   BOOST_CHECK_GE(links().ingress_pauses.load(), 1u);
   BOOST_CHECK_LE(links().ingress_peak.load(), bound);
+  BOOST_TEST_MESSAGE("py2p ingress: peak "
+                     << links().ingress_peak.load() << " bytes, window "
+                     << window << ", pauses " << links().ingress_pauses.load());
   // Honest replication goes on meanwhile.
   send_only(honest, store(peer_c, "honest", "yes", now_s()));
   BOOST_CHECK(read_key("honest") == value{std::string{"yes"}});

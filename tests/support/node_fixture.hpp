@@ -142,6 +142,24 @@ struct node_fixture {
               .state.links;
   }
 
+  /// `n` connections each send most of the largest frame allowed before a
+  /// handshake (either dialect: they frame alike); after each, the node's
+  /// unfinished handshakes must hold at most their budget. Returns the
+  /// connections.
+  std::vector<caf::io::connection_handle> flood_handshakes(int n) {
+    const auto frame = node_cfg.max_handshake_frame;
+    std::vector<caf::io::connection_handle> attackers;
+    for (int i = 0; i < n; ++i) {
+      auto hdl = connect_peer();
+      attackers.push_back(hdl);
+      send(hdl, frame_header(static_cast<uint32_t>(frame))
+                  + std::string(frame - 1, 'x'));
+      BOOST_REQUIRE_LE(links().handshakes.total(),
+                       node_cfg.max_pending_handshake_bytes);
+    }
+    return attackers;
+  }
+
   /// The peer sends `bytes` in one piece.
   void send(caf::io::connection_handle hdl, const std::string& bytes) {
     mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(

@@ -663,6 +663,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     [=](py2p_write_atom, std::string& origin, pb::WriteBatch& batch,
         bool initial_sync) {
       apply_py2p(self, std::move(origin), batch, initial_sync);
+      // The reply returns the sending py2p link's ingress credit.
+      return true;
     },
     [=](ae_entries_atom, std::string& origin,
         pb::WriteBatch& batch) -> caf::result<bool> {

@@ -27,7 +27,8 @@ namespace syncmesh {
 ///   `(remote_atom, peer, WriteBatch) -> bool` from the router (and held
 ///   writes released by the lease manager), answered once applied or held
 ///   (the reply returns the sending link's ingress credit), `(py2p_write_atom,
-///   peer, WriteBatch, initial_sync)` decided with py2p's rule,
+///   peer, WriteBatch, initial_sync) -> bool` decided with py2p's rule (the
+///   reply, once applied, returns the py2p link's ingress credit),
 ///   `(ae_entries_atom, peer, WriteBatch) -> bool` from a link, answered once
 ///   applied;
 /// - anti-entropy with the peer behind a link: `(ae_start_atom, link)`
@@ -50,7 +51,8 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
   caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
-  caf::reacts_to<py2p_write_atom, std::string, pb::WriteBatch, bool>,
+  caf::replies_to<py2p_write_atom, std::string, pb::WriteBatch,
+                  bool>::with<bool>,
   caf::replies_to<ae_entries_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::reacts_to<ae_start_atom, link_actor>,
   caf::reacts_to<ae_digest_atom, link_actor, pb::Digest>,

@@ -16,9 +16,11 @@ namespace syncmesh {
 
 /// A peer link: one CAF broker per TCP connection. Messages:
 /// - `(frame_atom, bytes)`: one encoded frame of flood traffic (writes,
-///   peer lists, mesh messages; py2p: id + msgpack), shed by disconnecting
-///   when the send queue is full;
-/// - `(ae_frame_atom, bytes)`: an anti-entropy frame, always written;
+///   peer lists, mesh messages; py2p: id + msgpack), shed (counted) while
+///   the send queue is full and repaired once it drains (anti-entropy;
+///   py2p: the initial sync again); see link_base.hpp;
+/// - `(ae_frame_atom, bytes)`: an anti-entropy frame, written up to the
+///   send queue's hard cap, beyond which the peer is disconnected;
 /// - `(goodbye_atom, reason, detail)`: say goodbye with a reason and close;
 /// - `(probe_atom) -> bool`: the router asks whether the peer still answers
 ///   (a newcomer claims the same node ID); answered with the peer's next

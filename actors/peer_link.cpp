@@ -30,12 +30,6 @@ using hb_tick_atom = caf::atom_constant<caf::atom("hbtick")>;
 /// (hs_timeout_atom): the handshake deadline.
 using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
 
-/// Bytes asked of the socket per read while the link reads.
-constexpr size_t read_chunk = 64 * 1024;
-/// Bytes asked per read until the peer's hello arrived: the multiplexer
-/// keeps a read buffer this big for every connection, counted or not.
-constexpr size_t handshake_read_chunk = 4 * 1024;
-
 std::string describe(peer_link_ptr self) {
   const auto& st = self->state;
   std::string who = st.hello_received ? to_hex(st.peer.node_id()).substr(0, 12)
@@ -51,39 +45,12 @@ const std::string& body_name(const pb::Envelope& env) {
   return field != nullptr ? field->name() : none;
 }
 
-void count(google::protobuf::Map<std::string, uint64_t>& messages,
-           google::protobuf::Map<std::string, uint64_t>& bytes,
-           const std::string& kind, size_t n) {
-  ++messages[kind];
-  bytes[kind] += n;
-}
-
-void write_frame(peer_link_ptr self, const std::string& frame,
-                 const std::string& kind) {
-  auto& st = self->state;
-  auto& buf = self->wr_buf(st.hdl);
-  buf.insert(buf.end(), frame.begin(), frame.end());
-  st.budget.wrote(frame.size());
-  count(*st.traffic.mutable_messages_out(), *st.traffic.mutable_bytes_out(),
-        kind, frame.size());
-  self->flush(st.hdl);
-}
-
 bool write_envelope(peer_link_ptr self, const pb::Envelope& env) {
   std::string frame;
   if (!append_frame(frame, env, self->state.params.max_frame_size))
     return false;
-  write_frame(self, frame, body_name(env));
+  link_write(self, self->state, frame, body_name(env));
   return true;
-}
-
-/// Hands the traffic counted since the last report to the router.
-void report_traffic(peer_link_ptr self) {
-  auto& st = self->state;
-  if (st.traffic.messages_in().empty() && st.traffic.messages_out().empty())
-    return;
-  caf::anon_send(st.params.router, traffic_atom::value, std::move(st.traffic));
-  st.traffic.Clear();
 }
 
 errc error_for(pb::Goodbye::Reason reason) {
@@ -104,7 +71,7 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   if (st.closing)
     return;
   st.closing = true;
-  report_traffic(self);
+  link_report_traffic(st);
   // Shutdowns and duplicate connections are routine; the rest is news.
   auto level = reason == pb::Goodbye::SHUTDOWN
                    || reason == pb::Goodbye::DUPLICATE_CONNECTION
@@ -118,10 +85,7 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   for (auto& rp : st.probes)
     rp.deliver(make_error(errc::disconnected, std::string{"link closed"}));
   st.probes.clear();
-  if (st.handshake_ticket != 0 && st.params.shared) {
-    st.params.shared->handshakes.leave(st.handshake_ticket);
-    st.handshake_ticket = 0;
-  }
+  link_leave_handshake(st);
   if (send_goodbye)
     write_envelope(self, make_goodbye(reason, detail));
   // close() still sends what is buffered.
@@ -156,21 +120,13 @@ void on_heartbeat(peer_link_ptr self) {
   auto& st = self->state;
   if (st.closing)
     return;
-  if (st.ingress.paused()) {
-    // We stopped reading: the silence is ours, not the peer's.
-    st.last_received = self->clock().now();
-  } else if (st.ever_paused) {
-    // A halt and a trigger in the same multiplexer round can leave the
-    // socket unregistered; triggering again is a no-op otherwise.
-    self->trigger(st.hdl);
-  }
-  if (self->clock().now() - st.last_received > st.params.peer_timeout) {
+  if (link_heartbeat(self, st)) {
     shut_down(self, pb::Goodbye::HEARTBEAT_TIMEOUT,
               "silent for more than "
                 + std::to_string(st.params.peer_timeout.count()) + " ms");
     return;
   }
-  report_traffic(self);
+  link_report_traffic(st);
   send_ping(self);
   arm_heartbeat(self);
 }
@@ -178,67 +134,22 @@ void on_heartbeat(peer_link_ptr self) {
 void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes);
 void drain(peer_link_ptr self);
 
-/// Stops reading the socket: the peer's writes are not applied yet beyond
-/// the ingress window.
-void pause_reading(peer_link_ptr self) {
-  auto& st = self->state;
-  st.ever_paused = true;
-  if (st.params.shared)
-    ++st.params.shared->ingress_pauses;
-  log_line(log_level::debug, st.params.self,
-           "pausing " + describe(self) + ": "
-             + std::to_string(st.ingress.outstanding())
-             + " bytes of its writes not yet applied");
-  self->halt(st.hdl);
-  // The multiplexer may still read a few times before the halt takes
-  // effect: keep those reads tiny (they are buffered, not decoded).
-  self->configure_read(st.hdl, caf::io::receive_policy::at_most(1));
-}
-
-/// Handles what arrived meanwhile, then reads again. The order matters: a
-/// trigger followed by a halt in one multiplexer round cancel out in CAF's
-/// event queue but leave the stream believing it still reads, and no later
-/// trigger would register the socket again.
-void resume_reading(peer_link_ptr self) {
-  auto& st = self->state;
-  log_line(log_level::debug, st.params.self, "resuming " + describe(self));
-  st.last_received = self->clock().now();
-  drain(self);
-  if (st.closing || st.ingress.paused())
-    return; // the buffered frames filled the window again: stay halted
-  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
-  self->trigger(st.hdl);
-}
-
-/// The store applied (or the router refused) `bytes` of the peer's writes.
+/// The store applied (or the router refused) `bytes` of the peer's writes:
+/// once the window allows, handle what arrived meanwhile, then read again.
 void on_applied(peer_link_ptr self, size_t bytes) {
-  auto& st = self->state;
-  if (st.params.shared)
-    st.params.shared->ingress_outstanding -= bytes;
-  if (st.ingress.applied(bytes) && !st.closing)
-    resume_reading(self);
+  link_on_applied(
+    self, self->state, bytes, [=] { drain(self); },
+    [=] { return describe(self); });
 }
 
 /// Drops this or other links when the node's unfinished handshakes hold
 /// more than their budget.
 void account_handshake(peer_link_ptr self) {
   auto& st = self->state;
-  if (st.handshake_ticket == 0 || !st.params.shared || st.closing)
-    return;
-  auto& budget = st.params.shared->handshakes;
-  auto held = st.decoder.buffered() + st.early.bytes();
-  for (auto& ev : budget.hold(st.handshake_ticket, held)) {
-    auto detail = "unfinished handshakes hold more than "
-                  + std::to_string(budget.cap())
-                  + " bytes; this connection held the most";
-    if (ev.ticket == st.handshake_ticket) {
-      st.handshake_ticket = 0;
-      shut_down(self, pb::Goodbye::TOO_MANY_PEERS, detail);
-    } else if (auto other = caf::actor_cast<caf::actor>(ev.holder)) {
-      self->send(other, goodbye_atom::value,
-                 int32_t{pb::Goodbye::TOO_MANY_PEERS}, detail);
-    }
-  }
+  auto why
+    = link_account_handshake(st, st.decoder.buffered() + st.early.bytes());
+  if (!why.empty())
+    shut_down(self, pb::Goodbye::TOO_MANY_PEERS, why);
 }
 
 /// The peer's hello arrived: check it, then ask the router to attach us.
@@ -252,11 +163,7 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   }
   st.peer = hello;
   st.hello_received = true;
-  // A valid hello lifts the handshake frame limit: the peer may consider
-  // the handshake done and send writes before our router attached us (they
-  // wait as early frames, within the handshake budget).
-  st.decoder.set_max_frame_size(st.params.max_frame_size);
-  self->configure_read(st.hdl, caf::io::receive_policy::at_most(read_chunk));
+  link_handshake_received(self, st, st.decoder);
   pb::PeerInfo info;
   info.set_node_id(hello.node_id());
   // A peer bound to a wildcard address is reachable where it came from.
@@ -278,9 +185,7 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
           return;
         }
         st.established = true;
-        if (st.handshake_ticket != 0 && st.params.shared)
-          st.params.shared->handshakes.leave(st.handshake_ticket);
-        st.handshake_ticket = 0;
+        link_leave_handshake(st);
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
@@ -333,22 +238,12 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
     case pb::Envelope::kWrite:
     case pb::Envelope::kDelta: {
       // The store's reply (through the router) returns the credit.
-      if (st.params.shared) {
-        auto& shared = *st.params.shared;
-        shared.ingress_outstanding += bytes;
-        auto mine = static_cast<uint64_t>(st.ingress.outstanding() + bytes);
-        auto peak = shared.ingress_peak.load();
-        while (mine > peak
-               && !shared.ingress_peak.compare_exchange_weak(peak, mine)) {
-        }
-      }
       self
         ->request(st.params.router, caf::infinite, inbound_atom::value, peer,
                   std::move(env))
         .then([=](bool) { on_applied(self, bytes); },
               [=](caf::error&) { on_applied(self, bytes); });
-      if (st.ingress.received(bytes))
-        pause_reading(self);
+      link_charge_ingress(self, st, bytes, describe(self));
       break;
     }
     case pb::Envelope::kPeers:
@@ -405,8 +300,8 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       // Acknowledge once the store applied the window: the peer sends the
       // next one only then, so a catching-up node is never flooded.
       self
-        ->request(st.params.store, caf::infinite,
-                  ae_entries_atom::value, peer, std::move(batch))
+        ->request(st.params.store, caf::infinite, ae_entries_atom::value, peer,
+                  std::move(batch))
         .then(
           [=](bool) {
             if (self->state.closing)
@@ -460,8 +355,7 @@ void drain(peer_link_ptr self) {
       shut_down(self, pb::Goodbye::MALFORMED, err);
       return;
     }
-    count(*st.traffic.mutable_messages_in(), *st.traffic.mutable_bytes_in(),
-          body_name(env), payload.size() + frame_header_size);
+    link_count(st, true, body_name(env), payload.size() + frame_header_size);
     on_envelope(self, env, payload.size() + frame_header_size);
   }
   account_handshake(self);
@@ -482,36 +376,22 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
 /// queue is full (the peer reads slower than we write, e.g. because it
 /// applies slower and paused us): anti-entropy repairs it once the queue
 /// drains, so back-pressure never turns into disconnect churn. Only a queue
-/// past the hard cap (twice max_send_queue + max_frame_size) disconnects.
+/// past the hard cap disconnects.
 void on_outgoing(peer_link_ptr self, const std::string& frame, bool flood) {
   auto& st = self->state;
   if (st.closing || !st.established)
     return;
-  if (flood && !st.budget.admits(frame.size())) {
-    if (st.params.shared) {
-      ++st.params.shared->flood_frames_shed;
-      st.params.shared->flood_bytes_shed += frame.size();
-    }
-    if (!st.shedding) {
-      st.shedding = true;
-      log_line(log_level::warning, st.params.self,
-               describe(self) + " reads slower than we write: "
-                 + std::to_string(st.budget.queued())
-                 + " bytes queued, shedding flood frames until the queue "
-                   "drains (anti-entropy repairs them)");
-    }
-    return;
+  switch (link_admit_outgoing(st, frame.size(), flood, describe(self))) {
+    case outgoing_verdict::shed:
+      return;
+    case outgoing_verdict::disconnect:
+      shut_down(self, pb::Goodbye::SLOW_CONSUMER,
+                std::to_string(st.budget.queued()) + " bytes queued, hard cap "
+                  + std::to_string(link_hard_cap(st)));
+      return;
+    case outgoing_verdict::write:
+      link_write(self, st, frame, flood ? "flood" : "anti_entropy");
   }
-  // Anti-entropy windows fit the send queue but may come on top of a full
-  // one: the hard cap leaves room for that, and bounds the bytes all the same.
-  auto hard_cap = 2 * (st.budget.limit() + st.params.max_frame_size);
-  if (!flood && st.budget.queued() + frame.size() > hard_cap) {
-    shut_down(self, pb::Goodbye::SLOW_CONSUMER,
-              std::to_string(st.budget.queued()) + " bytes queued, hard cap "
-                + std::to_string(hard_cap));
-    return;
-  }
-  write_frame(self, frame, flood ? "flood" : "anti_entropy");
 }
 
 } // namespace
@@ -520,19 +400,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
                               caf::io::connection_handle hdl,
                               link_params params) {
   auto& st = self->state;
-  st.params = std::move(params);
-  st.hdl = hdl;
+  link_start(self, st, hdl, std::move(params));
   st.decoder = frame_decoder{
     std::min(st.params.max_handshake_frame, st.params.max_frame_size)};
-  st.budget = send_budget{st.params.max_send_queue};
-  st.ingress = ingress_window{st.params.ingress_window};
-  st.last_received = self->clock().now();
-  if (st.params.shared)
-    st.handshake_ticket = st.params.shared->handshakes.enter(self->address());
-  self->configure_read(hdl,
-                       caf::io::receive_policy::at_most(handshake_read_chunk));
-  self->ack_writes(hdl, true);
-  self->monitor(st.params.router);
   self->set_down_handler([=](const caf::down_msg& msg) {
     if (msg.source == self->state.params.router)
       shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
@@ -545,17 +415,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
     [=](const caf::io::data_transferred_msg& msg) {
       auto& st = self->state;
-      st.budget.remaining(msg.remaining);
-      if (st.shedding && msg.remaining <= st.budget.limit() / 2
-          && !st.closing) {
-        st.shedding = false;
-        log_line(log_level::info, st.params.self,
-                 describe(self)
-                   + " caught up: asking for anti-entropy to repair the "
-                     "shed flood frames");
+      if (link_transferred(st, msg.remaining, describe(self)))
         self->send(st.params.store, ae_start_atom::value,
                    caf::actor_cast<link_actor>(self));
-      }
     },
     [=](const caf::io::connection_closed_msg&) {
       auto& st = self->state;
@@ -603,29 +465,6 @@ caf::behavior peer_link_actor(peer_link_ptr self,
             + " ms");
     },
   };
-}
-
-bool dial_slot::deposit(int socket) {
-  std::lock_guard<std::mutex> guard{mtx};
-  if (abandoned)
-    return false;
-  fd = socket;
-  return true;
-}
-
-int dial_slot::take() {
-  std::lock_guard<std::mutex> guard{mtx};
-  auto result = fd;
-  fd = -1;
-  return result;
-}
-
-void dial_slot::abandon() {
-  std::lock_guard<std::mutex> guard{mtx};
-  abandoned = true;
-  if (fd >= 0)
-    ::close(fd);
-  fd = -1;
 }
 
 caf::behavior dialing_link_actor(peer_link_ptr self, link_params params,

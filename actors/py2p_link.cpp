@@ -1,5 +1,6 @@
 #include "actors/py2p_link.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -18,8 +19,10 @@ namespace {
 
 using namespace std::chrono;
 
-/// (hs_timeout_atom): the handshake deadline.
+/// (py2p_hs_atom): the handshake deadline.
 using py2p_hs_atom = caf::atom_constant<caf::atom("py2phs")>;
+/// (py2p_tick_atom): re-triggers a socket halted once, reports traffic.
+using py2p_tick_atom = caf::atom_constant<caf::atom("py2ptick")>;
 
 /// Keys sent per snapshot page during the initial sync.
 constexpr uint32_t sync_page = 256;
@@ -59,20 +62,13 @@ const char* kind_name(int sub_flag) {
 }
 
 void report_traffic(py2p_link_ptr self) {
-  auto& st = self->state;
-  st.unreported = 0;
-  if (st.traffic.messages_in().empty() && st.traffic.messages_out().empty())
-    return;
-  caf::anon_send(st.params.router, traffic_atom::value, std::move(st.traffic));
-  st.traffic.Clear();
+  self->state.unreported = 0;
+  link_report_traffic(self->state);
 }
 
+/// py2p links have no heartbeat: traffic is reported every 64 messages.
 void count(py2p_link_ptr self, bool in, const char* kind, size_t n) {
-  auto& t = self->state.traffic;
-  auto& messages = in ? *t.mutable_messages_in() : *t.mutable_messages_out();
-  auto& bytes = in ? *t.mutable_bytes_in() : *t.mutable_bytes_out();
-  ++messages[kind];
-  bytes[kind] += n;
+  link_count(self->state, in, kind, n);
   if (++self->state.unreported >= 64)
     report_traffic(self);
 }
@@ -81,32 +77,49 @@ void write_raw(py2p_link_ptr self, const std::string& frame, const char* kind) {
   auto& st = self->state;
   if (frame.empty())
     return; // over the frame size: nothing a peer could read
-  auto& buf = self->wr_buf(st.hdl);
-  buf.insert(buf.end(), frame.begin(), frame.end());
-  st.budget.wrote(frame.size());
-  count(self, false, kind, frame.size());
-  self->flush(st.hdl);
+  link_write(self, st, frame, kind);
+  if (++st.unreported >= 64)
+    report_traffic(self);
 }
 
 /// Closes the connection and stops. Before the handshake the link quits
-/// with an error, so whoever dialled it learns why.
+/// with an error, so whoever dialled it learns why. An unexpected close is
+/// counted under `bound` when a bound of the link base closed it (the
+/// reason native links count it under), else under its reason's start.
 void shut_down(py2p_link_ptr self, const std::string& reason,
-               bool expected = false) {
+               bool expected = false,
+               pb::Goodbye::Reason bound = pb::Goodbye::UNSPECIFIED) {
   auto& st = self->state;
   if (st.closing)
     return;
   st.closing = true;
   report_traffic(self);
+  link_leave_handshake(st);
   log_line(expected ? log_level::info : log_level::warning, st.params.self,
            "closing " + describe(self) + ": " + reason);
   if (!expected)
     caf::anon_send(st.params.router, link_closed_atom::value,
-                   std::string{"py2p: "} + reason.substr(0, 40));
+                   bound != pb::Goodbye::UNSPECIFIED
+                     ? std::string{to_string(bound)}
+                     : std::string{"py2p: "} + reason.substr(0, 40));
   self->close(st.hdl);
   if (st.attached || st.passive)
     self->quit(caf::exit_reason::normal);
   else
     self->quit(make_error(errc::disconnected, "py2p link: " + reason));
+}
+
+void send_initial_sync(py2p_link_ptr self);
+
+/// An initial sync ended: when flood frames were shed meanwhile, the next
+/// one repairs them.
+void sync_done(py2p_link_ptr self) {
+  auto& st = self->state;
+  st.syncing = false;
+  if (st.resync && !st.closing) {
+    st.resync = false;
+    send_initial_sync(self);
+  }
 }
 
 /// Sends one snapshot page of keys as 5-packet stores, then the next.
@@ -121,6 +134,7 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
         if (st.closing)
           return;
         auto t = now_s(self);
+        std::string cursor;
         for (const auto& item : snap.items()) {
           const auto& owner = item.meta().owner().empty() ? st.params.self
                                                           : item.meta().owner();
@@ -129,13 +143,18 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
           auto payload = py2p::store5_payload(
             item.key(), item.value(), owner, item.meta().time_us() / 1'000'000);
           write_raw(self, st.session->whisper_frame(payload, t), "py2p_store");
+          cursor = item.key();
+          // A full send queue stops the page: at most one frame beyond it.
+          if (st.budget.queued() >= st.budget.limit())
+            break;
         }
-        if (snap.items_size() < static_cast<int>(sync_page)) {
-          st.syncing = false;
+        if (cursor.empty()
+            || (snap.items_size() < static_cast<int>(sync_page)
+                && cursor == snap.items(snap.items_size() - 1).key())) {
+          sync_done(self);
           return;
         }
-        auto cursor = snap.items(snap.items_size() - 1).key();
-        // Paced by the send queue: the next page waits until the OS took
+        // Paced by the send queue: the next keys wait until the OS took
         // half of what is queued, so a large store never piles up in memory.
         if (st.budget.queued() < st.budget.limit() / 2)
           send_keys(self, std::move(cursor));
@@ -143,7 +162,7 @@ void send_keys(py2p_link_ptr self, std::string start_after) {
           st.sync_cursor = std::move(cursor);
       },
       [=](caf::error& err) {
-        self->state.syncing = false;
+        sync_done(self);
         log_line(log_level::warning, self->state.params.self,
                  "initial sync to " + describe(self)
                    + " stopped: " + self->system().render(err));
@@ -184,6 +203,7 @@ void send_initial_sync(py2p_link_ptr self) {
 }
 
 void handle(py2p_link_ptr self, py2p_inbound& in);
+void on_applied(py2p_link_ptr self, size_t bytes);
 
 /// The peer's first valid handshake: ask the router to attach it.
 void on_handshake(py2p_link_ptr self, const py2p::handshake_info& hello) {
@@ -205,6 +225,7 @@ void on_handshake(py2p_link_ptr self, const py2p::handshake_info& hello) {
           return;
         st.attached = accepted;
         st.passive = !accepted;
+        link_leave_handshake(st);
         log_line(log_level::info, st.params.self,
                  std::string{accepted ? "connected to " : "second link to "}
                    + describe(self));
@@ -270,28 +291,82 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
       break;
   }
   // Broadcasts are relayed (even when we cannot use them); writes applied.
-  if (in.broadcast() || batch.records_size() > 0)
-    caf::anon_send(st.params.router, py2p_in_atom::value, peer,
-                   std::move(in.raw.id), std::move(in.raw.msgpack),
-                   std::move(in.msg.sender), in.msg.time, in.broadcast(),
-                   std::move(batch), initial);
+  // The router's reply (the store's, for writes) returns the credit.
+  if (in.broadcast() || batch.records_size() > 0) {
+    auto bytes = in.raw.msgpack.size() + py2p::id_size;
+    self
+      ->request(st.params.router, caf::infinite, py2p_in_atom::value, peer,
+                std::move(in.raw.id), std::move(in.raw.msgpack),
+                std::move(in.msg.sender), in.msg.time, in.broadcast(),
+                std::move(batch), initial)
+      .then([=](bool) { on_applied(self, bytes); },
+            [=](caf::error&) { on_applied(self, bytes); });
+    link_charge_ingress(self, st, bytes, describe(self));
+    if (st.ever_paused && !st.ticking) {
+      st.ticking = true;
+      self->delayed_send(self, st.params.heartbeat_interval,
+                         py2p_tick_atom::value);
+    }
+  }
+}
+
+/// Drops this or other links when the node's unfinished handshakes hold
+/// more than their budget.
+void account_handshake(py2p_link_ptr self) {
+  auto& st = self->state;
+  auto why
+    = link_account_handshake(st, st.session->buffered() + st.early.bytes());
+  if (!why.empty())
+    shut_down(self, why, false, pb::Goodbye::TOO_MANY_PEERS);
+}
+
+/// Handles the messages buffered in the session until it needs more bytes,
+/// the link closes or it stops reading.
+void drain(py2p_link_ptr self) {
+  auto& st = self->state;
+  std::vector<py2p_inbound> msgs;
+  while (!st.closing && !st.ingress.paused()) {
+    bool had_handshake = st.session->handshake_received();
+    msgs.clear();
+    auto step = st.session->next(msgs);
+    if (!step.error.empty()) {
+      shut_down(self, step.error, false,
+                step.too_large ? pb::Goodbye::FRAME_TOO_LARGE
+                               : pb::Goodbye::UNSPECIFIED);
+      return;
+    }
+    if (step.need_more)
+      break;
+    if (!had_handshake && st.session->handshake_received())
+      link_handshake_received(self, st, st.session->decoder());
+    for (auto& in : msgs) {
+      st.last_received = self->clock().now();
+      count(self, true, kind_name(in.msg.sub_flag()),
+            in.raw.msgpack.size() + py2p::id_size);
+      handle(self, in);
+      if (st.closing)
+        return;
+    }
+  }
+  account_handshake(self);
+}
+
+/// The router answered for `bytes` of the peer's messages: once the window
+/// allows, handle what arrived meanwhile, then read again.
+void on_applied(py2p_link_ptr self, size_t bytes) {
+  link_on_applied(
+    self, self->state, bytes, [=] { drain(self); },
+    [=] { return describe(self); });
 }
 
 void on_data(py2p_link_ptr self, const std::vector<char>& buf) {
   auto& st = self->state;
   if (st.closing)
     return;
-  std::vector<py2p_inbound> msgs;
-  auto err = st.session->feed(std::string_view{buf.data(), buf.size()}, msgs);
-  for (auto& in : msgs) {
-    count(self, true, kind_name(in.msg.sub_flag()),
-          in.raw.msgpack.size() + py2p::id_size);
-    handle(self, in);
-    if (st.closing)
-      return;
-  }
-  if (!err.empty())
-    shut_down(self, err);
+  st.session->push(std::string_view{buf.data(), buf.size()});
+  // While paused, what the multiplexer still reads waits in the session.
+  if (!st.ingress.paused())
+    drain(self);
 }
 
 } // namespace
@@ -300,15 +375,14 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
                               caf::io::connection_handle hdl,
                               link_params params) {
   auto& st = self->state;
-  st.params = std::move(params);
-  st.hdl = hdl;
+  link_start(self, st, hdl, std::move(params));
   st.session = std::make_unique<py2p_session>(py2p_link_settings{
     st.params.self, st.params.protocol_id, st.params.listen_host,
     st.params.listen_port, st.params.max_frame_size});
-  st.budget = send_budget{st.params.max_send_queue};
-  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
-  self->ack_writes(hdl, true);
-  self->monitor(st.params.router);
+  // py2p's handshake is its first message: frames before it are limited
+  // like a native hello (lifted by link_handshake_received).
+  st.session->decoder().set_max_frame_size(
+    std::min(st.params.max_handshake_frame, st.params.max_frame_size));
   self->set_down_handler([=](const caf::down_msg& msg) {
     if (msg.source == self->state.params.router)
       shut_down(self, "node stopping", true);
@@ -320,7 +394,14 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
     [=](const caf::io::data_transferred_msg& msg) {
       auto& st = self->state;
-      st.budget.remaining(msg.remaining);
+      if (link_transferred(st, msg.remaining, describe(self))) {
+        // What was shed is repaired like py2p repairs a new peer: the
+        // peers list and every key again (after a running sync).
+        if (st.syncing)
+          st.resync = true;
+        else
+          send_initial_sync(self);
+      }
       if (!st.sync_cursor.empty() && !st.closing
           && st.budget.queued() < st.budget.limit() / 2)
         send_keys(self, std::exchange(st.sync_cursor, std::string{}));
@@ -336,13 +417,21 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
       raw.id = id_and_msgpack.substr(0, py2p::id_size);
       raw.msgpack = id_and_msgpack.substr(py2p::id_size);
       auto frame = st.session->frame(raw);
-      if (!st.budget.admits(frame.size())) {
-        shut_down(self, std::to_string(st.budget.queued())
-                          + " bytes queued, limit "
-                          + std::to_string(st.budget.limit()));
+      // Shed while the send queue is full (the peer reads slower than we
+      // write); flood frames never pass the hard cap.
+      if (link_admit_outgoing(st, frame.size(), true, describe(self))
+          == outgoing_verdict::write)
+        write_raw(self, frame, "py2p_flood");
+    },
+    [=](py2p_tick_atom) {
+      auto& st = self->state;
+      if (st.closing)
         return;
-      }
-      write_raw(self, frame, "py2p_flood");
+      // py2p has no pings: a silent peer is not dropped, the timeout ignored.
+      link_heartbeat(self, st);
+      report_traffic(self);
+      self->delayed_send(self, st.params.heartbeat_interval,
+                         py2p_tick_atom::value);
     },
     [=](goodbye_atom, int32_t reason, const std::string& detail) {
       shut_down(self,

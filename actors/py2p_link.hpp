@@ -7,30 +7,18 @@
 #include <caf/io/broker.hpp>
 #include <caf/io/connection_handle.hpp>
 
+#include "actors/link_base.hpp"
 #include "actors/peer_link.hpp"
 #include "actors/py2p_link_state.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
-/// State of one py2p-dialect link broker.
-struct py2p_link_state {
-  /// Closes a dialled socket that never got adopted.
-  ~py2p_link_state() {
-    if (slot)
-      slot->abandon();
-  }
-
-  /// Where the dialler leaves the socket (dialled links only).
-  std::shared_ptr<dial_slot> slot;
-  /// Settings (the protocol id is the py2p one: see protocol_id(config)).
-  link_params params;
-  /// The connection.
-  caf::io::connection_handle hdl;
+/// State of one py2p-dialect link broker: the link base (settings, send
+/// queue, handshake budget, ingress window, traffic) and py2p's session.
+struct py2p_link_state : link_base {
   /// Framing, handshake and classification rules.
   std::unique_ptr<py2p_session> session;
-  /// Bytes handed to the OS but not yet written.
-  send_budget budget;
   /// The router was asked to attach us.
   bool attach_requested = false;
   /// The router attached us (we receive flood traffic).
@@ -38,20 +26,20 @@ struct py2p_link_state {
   /// The router kept another connection to the same id: this one stays
   /// open (py2p may route through it) but gets no flood traffic.
   bool passive = false;
-  /// Closing: no more input is processed.
-  bool closing = false;
   /// Peers and keys were sent to this peer.
   bool initial_sync_started = false;
   /// An initial sync is running.
   bool syncing = false;
+  /// Flood frames were shed while a sync ran: sync again once it ends.
+  bool resync = false;
   /// Where the initial sync resumes once the send queue drained (empty:
   /// not paused).
   std::string sync_cursor;
+  /// The tick that re-triggers a socket halted once runs.
+  bool ticking = false;
   /// Messages that arrived before the router answered the attach (at most
-  /// params.max_send_queue bytes).
+  /// params.max_send_queue bytes, and within the node's handshake budget).
   early_frames<py2p_inbound> early;
-  /// Traffic since the last report to the router.
-  pb::TrafficStats traffic;
   /// Messages counted since the last report.
   size_t unreported = 0;
 
@@ -65,12 +53,19 @@ using py2p_link_ptr = caf::io::stateful_broker<py2p_link_state>*;
 /// A peer link that speaks py2p/js2p 0.7.870 on an established connection.
 /// It sends its handshake at once, attaches the peer to the router on the
 /// peer's first valid handshake, then sends the peers list and every key as
-/// a 5-packet initial-sync store (like py2p's `_send_peers`). Every message
-/// goes to the router as `(py2p_in_atom, ...)` with its received bytes, so
-/// the router de-duplicates and relays broadcasts unchanged; stores and
-/// deltas travel with it as write records. Messages from the node:
+/// a 5-packet initial-sync store (like py2p's `_send_peers`), paced by the
+/// send queue. Every message goes to the router as a request `(py2p_in_atom,
+/// ...)` with its received bytes, so the router de-duplicates and relays
+/// broadcasts unchanged; stores and deltas travel with it as write records.
+/// It has the bounds of a native link (link_base.hpp): frames of at most
+/// max_handshake_frame bytes until the peer's handshake, and what it holds
+/// until the router attached it counts against the node's handshake budget;
+/// the router's reply returns the bytes' ingress credit, and beyond
+/// ingress_window unapplied bytes the link stops reading its socket.
+/// Messages from the node:
 /// - `(frame_atom, id || msgpack)`: a message to send, framed and compressed
-///   for this peer; shed by disconnecting when the send queue is full;
+///   for this peer; shed (counted) while the send queue is full, after which
+///   the link repeats its initial sync, which repairs what was shed;
 /// - `(goodbye_atom, reason, detail)`: close (py2p has no goodbye message).
 caf::behavior py2p_link_actor(py2p_link_ptr self,
                               caf::io::connection_handle hdl,

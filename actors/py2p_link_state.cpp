@@ -71,26 +71,38 @@ std::string py2p_session::frame(const py2p::raw_message& msg) const {
 
 std::string py2p_session::feed(std::string_view bytes,
                                std::vector<py2p_inbound>& out) {
-  decoder_.feed(bytes);
-  std::string body;
+  push(bytes);
   for (;;) {
-    switch (decoder_.next(body)) {
-      case frame_status::need_more:
-        return {};
-      case frame_status::too_large:
-        return "frame exceeds " + std::to_string(cfg_.max_frame_size)
-               + " bytes";
-      case frame_status::ok:
-        break;
-    }
-    py2p::raw_message raw;
-    if (auto err
-        = py2p::open_frame(body, peer_methods_, cfg_.max_frame_size, raw);
-        !err.empty())
-      return err;
-    if (auto err = classify(std::move(raw), out); !err.empty())
-      return err;
+    auto result = next(out);
+    if (result.need_more || !result.error.empty())
+      return result.error;
   }
+}
+
+void py2p_session::push(std::string_view bytes) {
+  decoder_.feed(bytes);
+}
+
+py2p_session::step py2p_session::next(std::vector<py2p_inbound>& out) {
+  std::string body;
+  switch (decoder_.next(body)) {
+    case frame_status::need_more:
+      return {true, {}};
+    case frame_status::too_large:
+      return {false,
+              "frame exceeds " + std::to_string(decoder_.max_frame_size())
+                + " bytes"
+                + (handshake_received() ? "" : " (before the handshake)"),
+              true};
+    case frame_status::ok:
+      break;
+  }
+  py2p::raw_message raw;
+  if (auto err
+      = py2p::open_frame(body, peer_methods_, cfg_.max_frame_size, raw);
+      !err.empty())
+    return {false, err};
+  return {false, classify(std::move(raw), out)};
 }
 
 std::string py2p_session::classify(py2p::raw_message&& raw,

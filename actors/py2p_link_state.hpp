@@ -136,6 +136,33 @@ public:
   /// mismatch, malformed msgpack, foreign protocol id).
   std::string feed(std::string_view bytes, std::vector<py2p_inbound>& out);
 
+  /// Buffers received bytes without decoding them (a link that stopped
+  /// reading decodes them once it reads again: see next()).
+  void push(std::string_view bytes);
+
+  /// What next() found.
+  struct step {
+    /// The buffered bytes hold no complete frame.
+    bool need_more = false;
+    /// Why the connection must close (empty: it may stay).
+    std::string error;
+    /// The error is a frame over the decoder's limit.
+    bool too_large = false;
+  };
+
+  /// Decodes at most one buffered frame, appending its message (if any: a
+  /// renegotiation yields none) to `out`.
+  step next(std::vector<py2p_inbound>& out);
+
+  /// Bytes received but not yet decoded.
+  size_t buffered() const noexcept { return decoder_.buffered(); }
+
+  /// The largest frame body accepted now.
+  size_t max_frame_size() const noexcept { return decoder_.max_frame_size(); }
+
+  /// The frame decoder (a link lowers its limit until the handshake).
+  frame_decoder& decoder() noexcept { return decoder_; }
+
   /// True once the peer sent a valid handshake.
   bool handshake_received() const noexcept { return !peer_id_.empty(); }
 

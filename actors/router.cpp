@@ -117,9 +117,9 @@ router_actor::behavior_type router_behavior(router_self self, const config& cfg,
       -> caf::result<bool> { return on_inbound_writes(self, peer, env); },
     [=](py2p_in_atom, std::string& peer, std::string& id, std::string& msgpack,
         const std::string& sender, uint64_t time, bool broadcast,
-        pb::WriteBatch& batch, bool initial_sync) {
-      on_py2p_inbound(self, peer, id, msgpack, sender, time, broadcast, batch,
-                      initial_sync);
+        pb::WriteBatch& batch, bool initial_sync) -> caf::result<bool> {
+      return on_py2p_inbound(self, peer, id, msgpack, sender, time, broadcast,
+                             batch, initial_sync);
     },
     [=](rtick_atom) { on_rtick(self); },
     [=](ae_round_atom) { on_ae_round(self); },

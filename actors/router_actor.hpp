@@ -33,7 +33,8 @@ namespace syncmesh {
 ///   Envelope)`, a mesh message; `(rtt_atom, peer, µs)`, `(traffic_atom,
 ///   TrafficStats)`, `(link_closed_atom, reason)`; py2p links send
 ///   `(py2p_in_atom, peer, id, msgpack, sender, time, broadcast, WriteBatch,
-///   initial_sync)` and ask `PeersRequest`;
+///   initial_sync) -> bool` (answered once its writes are applied: the
+///   reply returns the link's ingress credit) and ask `PeersRequest`;
 /// - from the facade: `InfoRequest -> NodeInfo` (once the listener is
 ///   bound), `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
 ///   `SendRequest -> SendReply`, `DisconnectRequest -> bool`,
@@ -58,8 +59,9 @@ using router_actor = caf::typed_actor<
   caf::reacts_to<changed_atom, std::string, pb::WriteBatch>,
   caf::reacts_to<flush_atom>,
   caf::replies_to<inbound_atom, std::string, pb::Envelope>::with<bool>,
-  caf::reacts_to<py2p_in_atom, std::string, std::string, std::string,
-                 std::string, uint64_t, bool, pb::WriteBatch, bool>,
+  caf::replies_to<py2p_in_atom, std::string, std::string, std::string,
+                  std::string, uint64_t, bool, pb::WriteBatch,
+                  bool>::with<bool>,
   caf::reacts_to<rtick_atom>, caf::reacts_to<ae_round_atom>,
   caf::reacts_to<ae_start_atom, link_actor>,
   caf::replies_to<close_atom>::with<bool>,

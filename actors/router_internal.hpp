@@ -155,10 +155,13 @@ void on_ae_round(router_self self);
 void py2p_flood_local(router_self self, const std::string& origin,
                       const pb::WriteBatch& batch);
 
-/// A message from a py2p link: relayed (waterfall), its writes decided.
-void on_py2p_inbound(router_self self, const std::string& peer,
-                     const std::string& id, const std::string& msgpack,
-                     const std::string& sender, uint64_t time, bool broadcast,
-                     pb::WriteBatch& batch, bool initial_sync);
+/// A message from a py2p link: relayed (waterfall), its writes decided;
+/// answered once they are applied (the reply returns the link's credit).
+caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
+                                  const std::string& id,
+                                  const std::string& msgpack,
+                                  const std::string& sender, uint64_t time,
+                                  bool broadcast, pb::WriteBatch& batch,
+                                  bool initial_sync);
 
 } // namespace syncmesh

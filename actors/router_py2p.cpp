@@ -42,28 +42,33 @@ void py2p_flood_local(router_self self, const std::string& origin,
 /// relayed as received to every peer but their original sender (py2p's
 /// waterfall); writes then go to the lease manager, which decides them with
 /// py2p's rule.
-void on_py2p_inbound(router_self self, const std::string& peer,
-                     const std::string& id, const std::string& msgpack,
-                     const std::string& sender, uint64_t time, bool broadcast,
-                     pb::WriteBatch& batch, bool initial_sync) {
+caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
+                                  const std::string& id,
+                                  const std::string& msgpack,
+                                  const std::string& sender, uint64_t time,
+                                  bool broadcast, pb::WriteBatch& batch,
+                                  bool initial_sync) {
   auto& st = self->state;
   if (broadcast) {
     auto verdict = st.py2p_seen.admit(id, time, wall_seconds(self));
     if (verdict != py2p_waterfall::verdict::fresh)
-      return;
+      return true;
     auto msg = caf::make_message(frame_atom::value, id + msgpack);
     send_to_all(self, msg, sender);
   }
   if (batch.records_size() == 0)
-    return;
+    return true;
   skip_invalid_records(self, peer, batch);
   if (batch.records_size() == 0)
-    return;
+    return true;
   bump(st.stats, &pb::RouterStats::records_in, &pb::RouterStats::set_records_in,
        static_cast<uint64_t>(batch.records_size()));
-  if (st.store)
-    self->send(st.store, py2p_write_atom::value, peer, std::move(batch),
-               initial_sync);
+  if (!st.store)
+    return true;
+  // The store's reply, once applied, returns the link's credit.
+  auto rp = self->make_response_promise<bool>();
+  return rp.delegate(st.store, py2p_write_atom::value, peer, std::move(batch),
+                     initial_sync);
 }
 
 } // namespace syncmesh

@@ -39,13 +39,6 @@ struct flow_fixture : test::node_fixture {
           c.ingress_window = 64 * 1024;
         }) {}
 
-  /// What the node's links share (the handshake budget, link counters).
-  link_shared& links() {
-    auto* ptr = caf::actor_cast<caf::abstract_actor*>(node.router);
-    return *dynamic_cast<router_actor::stateful_base<router_state>&>(*ptr)
-              .state.links;
-  }
-
   /// A framed hello from `id`.
   std::string hello(const std::string& id) {
     std::string out;
@@ -66,12 +59,6 @@ struct flow_fixture : test::node_fixture {
     return out;
   }
 
-  /// The peer sends `bytes`; nothing else runs (the store applies nothing).
-  void send_only(caf::io::connection_handle hdl, const std::string& bytes) {
-    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
-                            bytes.begin(), bytes.end()));
-  }
-
   /// Moves time on for the brokers only: links see their timers, the
   /// router and the store do not run.
   void advance_links_only(std::chrono::milliseconds d) {
@@ -81,16 +68,6 @@ struct flow_fixture : test::node_fixture {
     }
   }
 };
-
-/// A frame header announcing `n` payload bytes.
-std::string header(uint32_t n) {
-  std::string out(4, '\0');
-  out[0] = static_cast<char>((n >> 24) & 0xff);
-  out[1] = static_cast<char>((n >> 16) & 0xff);
-  out[2] = static_cast<char>((n >> 8) & 0xff);
-  out[3] = static_cast<char>(n & 0xff);
-  return out;
-}
 
 } // namespace
 
@@ -140,7 +117,8 @@ BOOST_AUTO_TEST_CASE(ingress_window_pauses_beyond_and_resumes_at_half) {
 BOOST_FIXTURE_TEST_CASE(a_big_frame_before_the_hello_closes_the_connection,
                         flow_fixture) {
   auto hdl = connect_peer();
-  send(hdl, header(static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
+  send(hdl, test::frame_header(
+              static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
   auto bye = goodbye(hdl);
   BOOST_REQUIRE(bye);
   BOOST_CHECK_EQUAL(bye->reason(), pb::Goodbye::FRAME_TOO_LARGE);
@@ -161,17 +139,8 @@ BOOST_FIXTURE_TEST_CASE(unfinished_handshakes_stay_within_their_budget,
   auto honest_hello = hello("node-b");
   auto honest = connect_peer();
   send(honest, honest_hello.substr(0, honest_hello.size() / 2));
-  // 100 connections each send most of the largest frame allowed before a
-  // hello: without the budget they would hold 100 * 4 KiB.
-  const auto frame = node_cfg.max_handshake_frame;
-  std::vector<caf::io::connection_handle> attackers;
-  for (int i = 0; i < 100; ++i) {
-    auto hdl = connect_peer();
-    attackers.push_back(hdl);
-    send(hdl,
-         header(static_cast<uint32_t>(frame)) + std::string(frame - 1, 'x'));
-    BOOST_REQUIRE_LE(links().handshakes.total(), cap);
-  }
+  // Without the budget the attackers would hold 100 * 4 KiB.
+  auto attackers = flood_handshakes(100);
   BOOST_CHECK_LE(links().handshakes.peak(), cap);
   auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
   BOOST_CHECK_GT(stats.handshake_evictions(), 0u);

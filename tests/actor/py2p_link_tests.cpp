@@ -28,10 +28,15 @@ const std::string peer_c = "PeerCCC";
 /// A node in py2p mode, and a scripted py2p peer: builds its frames and
 /// decodes what the node wrote to it.
 struct py2p_fixture : test::node_fixture {
-  py2p_fixture()
-      : node_fixture([](config& c) {
+  py2p_fixture() : py2p_fixture([](config&) {}) {}
+
+  /// A node in py2p mode whose settings `tweak` adjusts.
+  template <class Tweak>
+  explicit py2p_fixture(Tweak tweak)
+      : node_fixture([=](config& c) {
           c.wire = wire_kind::py2p;
           c.node_id = node_a;
+          tweak(c);
         }) {}
 
   /// The node's clock in whole seconds (what py2p peers stamp messages with).
@@ -350,6 +355,155 @@ BOOST_AUTO_TEST_CASE(traffic_before_the_attach_is_bounded) {
   BOOST_CHECK(!read_key(peer_c + "0"));
   BOOST_CHECK_EQUAL(peer_count(), 1u);
   BOOST_CHECK(!closed(b));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// A py2p node with small link bounds (as in flow_control_tests): 4 KiB
+/// frames before a handshake, 64 KiB for all unfinished handshakes, 64 KiB
+/// of unapplied writes per link.
+struct py2p_bounds_fixture : py2p_fixture {
+  py2p_bounds_fixture()
+      : py2p_fixture([](config& c) {
+          c.max_handshake_frame = 4 * 1024;
+          c.max_pending_handshake_bytes = 64 * 1024;
+          c.ingress_window = 64 * 1024;
+        }) {}
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(py2p_bounds, py2p_bounds_fixture)
+
+BOOST_AUTO_TEST_CASE(a_big_frame_before_the_py2p_handshake_closes_it) {
+  auto hdl = connect_peer();
+  send(hdl, test::frame_header(
+              static_cast<uint32_t>(node_cfg.max_handshake_frame + 1)));
+  BOOST_CHECK(closed(hdl));
+  // Counted like a native link's (syncmesh_link_closes_total).
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_CHECK_EQUAL(stats.frame_errors().at("frame too large"), 1u);
+  // After its handshake a peer may send frames up to max_frame_size.
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  std::string big(10 * 1024, 'v');
+  BOOST_REQUIRE_GT(store(peer_b, "big", big, now_s()).size(),
+                   node_cfg.max_handshake_frame);
+  send(b, store(peer_b, "big", big, now_s()));
+  BOOST_CHECK(read_key("big") == value{big});
+  BOOST_CHECK(!closed(b));
+}
+
+BOOST_AUTO_TEST_CASE(unfinished_py2p_handshakes_stay_within_their_budget) {
+  const auto cap = node_cfg.max_pending_handshake_bytes;
+  // An honest py2p peer has sent half of its handshake when the attack
+  // starts.
+  auto honest_hs = handshake(peer_b, "10.0.0.2", 7000);
+  auto honest = connect_peer();
+  send(honest, honest_hs.substr(0, honest_hs.size() / 2));
+  // Without the budget the attackers would hold 100 * 4 KiB.
+  auto attackers = flood_handshakes(100);
+  BOOST_CHECK_LE(links().handshakes.peak(), cap);
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_TEST_MESSAGE("py2p handshake budget: peak "
+                     << links().handshakes.peak() << " of " << cap << " bytes, "
+                     << stats.handshake_evictions() << " evictions");
+  BOOST_CHECK_GT(stats.handshake_evictions(), 0u);
+  BOOST_CHECK_LE(stats.pending_handshake_bytes(), cap);
+  size_t dropped = 0;
+  for (auto hdl : attackers)
+    dropped += closed(hdl) ? 1 : 0;
+  BOOST_CHECK_EQUAL(dropped, stats.handshake_evictions());
+  // The honest handshake was never evicted: it finishes and replicates.
+  BOOST_CHECK(!closed(honest));
+  send(honest, honest_hs.substr(honest_hs.size() / 2));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
+  send(honest, store(peer_b, "k", "v", now_s()));
+  BOOST_CHECK(read_key("k") == value{std::string{"v"}});
+  // So does a peer arriving after the attack.
+  auto late = attach(peer_c, "10.0.0.3", 7001);
+  send(late, store(peer_c, "k2", "v2", now_s()));
+  BOOST_CHECK(read_key("k2") == value{std::string{"v2"}});
+  BOOST_CHECK_EQUAL(peer_count(), 2u);
+  // The attackers that were not evicted still wait, within the budget.
+  BOOST_CHECK_LE(links().handshakes.total(), cap);
+}
+
+BOOST_AUTO_TEST_CASE(a_flooding_py2p_peer_is_paused_within_its_window) {
+  auto flooder = attach(peer_b, "10.0.0.2", 7000);
+  auto honest = attach(peer_c, "10.0.0.3", 7001);
+  BOOST_REQUIRE_EQUAL(peer_count(), 2u);
+  // The flooder sends far more than the window while the store applies
+  // nothing (the scheduler does not run).
+  std::string payload(8 * 1024, 'f');
+  auto sample = store(peer_b, "f0", payload, now_s());
+  const auto window = node_cfg.ingress_window;
+  const auto bound = window + sample.size();
+  for (int i = 0; i < 64; ++i) {
+    send_only(flooder,
+              store(peer_b, "f" + std::to_string(i), payload, now_s()));
+    BOOST_REQUIRE_LE(links().ingress_outstanding.load(), bound);
+  }
+  BOOST_CHECK(mpx.passive_mode(flooder));
+  BOOST_CHECK_GE(links().ingress_pauses.load(), 1u);
+  BOOST_CHECK_LE(links().ingress_peak.load(), bound);
+  BOOST_TEST_MESSAGE("py2p ingress: peak "
+                     << links().ingress_peak.load() << " bytes, window "
+                     << window << ", pauses " << links().ingress_pauses.load());
+  // Honest replication goes on meanwhile.
+  send_only(honest, store(peer_c, "honest", "yes", now_s()));
+  BOOST_CHECK(read_key("honest") == value{std::string{"yes"}});
+  // As the store applies, the flooder is read again, in windows.
+  for (int i = 0; i < 200 && !read_key("f63"); ++i) {
+    run();
+    mpx.read_data(flooder);
+    BOOST_REQUIRE_LE(links().ingress_outstanding.load(), bound);
+  }
+  for (int i = 0; i < 64; ++i)
+    BOOST_CHECK(read_key("f" + std::to_string(i)) == value{payload});
+  BOOST_CHECK(!closed(flooder));
+  BOOST_CHECK(!closed(honest));
+  BOOST_CHECK_EQUAL(links().ingress_outstanding.load(), 0u);
+  BOOST_CHECK_EQUAL(peer_count(), 2u);
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_CHECK_GE(stats.ingress_pauses(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_py2p_peer_that_does_not_read_is_shed_not_dropped) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  // The peer does not read (the test multiplexer never reports writes):
+  // flood frames beyond the send queue are shed and counted, the link stays
+  // and the bytes queued for it stay within the queue.
+  // Random letters: the link compresses for the peer (zlib), and a
+  // repeated byte would shrink to nothing.
+  std::mt19937 rng{7};
+  std::uniform_int_distribution<int> letter{'a', 'z'};
+  for (int i = 0; i < 40; ++i) {
+    std::string big(15 * 1024, ' ');
+    for (auto& c : big)
+      c = static_cast<char>(letter(rng));
+    write_key("s" + std::to_string(i), value{big});
+  }
+  BOOST_CHECK(!closed(b));
+  BOOST_CHECK_GT(links().flood_frames_shed.load(), 0u);
+  BOOST_CHECK_LE(written(b).size(),
+                 node_cfg.max_send_queue + node_cfg.max_frame_size);
+  auto before = received(b, py2p::flag::store).size();
+  BOOST_CHECK_LT(before, 40u);
+  // The queue drains: the link repeats its initial sync, which repairs
+  // what was shed (every key, as 5-packet stores).
+  auto* ptr = caf::actor_cast<caf::abstract_actor*>(node.router);
+  auto link = dynamic_cast<router_actor::stateful_base<router_state>&>(*ptr)
+                .state.peers.at(peer_b)
+                .link;
+  // An I/O event, outside the link's interface: sent to the broker itself.
+  caf::anon_send(caf::actor_cast<caf::actor>(link),
+                 caf::io::data_transferred_msg{b, 0, 0});
+  run();
+  BOOST_CHECK_GT(received(b, py2p::flag::store).size(), before);
+  BOOST_CHECK(!closed(b));
+  BOOST_CHECK_EQUAL(peer_count(), 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

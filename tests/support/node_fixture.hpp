@@ -19,6 +19,8 @@
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
+#include "actors/handshake_budget.hpp"
+#include "actors/router.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "support/caf_setup.hpp"
@@ -28,6 +30,17 @@ namespace syncmesh::test {
 
 /// The port the fixture's node listens on.
 inline constexpr uint16_t node_port = 4242;
+
+/// A frame header announcing `n` body bytes (both dialects frame alike),
+/// for peers that lie about what follows.
+inline std::string frame_header(uint32_t n) {
+  std::string out(4, '\0');
+  out[0] = static_cast<char>((n >> 24) & 0xff);
+  out[1] = static_cast<char>((n >> 16) & 0xff);
+  out[2] = static_cast<char>((n >> 8) & 0xff);
+  out[3] = static_cast<char>(n & 0xff);
+  return out;
+}
 
 /// One node listening on the test multiplexer, and helpers to play a peer.
 struct node_fixture {
@@ -113,6 +126,38 @@ struct node_fixture {
       off += n;
       run();
     }
+  }
+
+  /// The peer sends `bytes`; nothing else runs (the store applies nothing
+  /// yet, so a link's ingress credit is not returned).
+  void send_only(caf::io::connection_handle hdl, const std::string& bytes) {
+    mpx.virtual_send(hdl, caf::io::network::test_multiplexer::buffer_type(
+                            bytes.begin(), bytes.end()));
+  }
+
+  /// What the node's links share (the handshake budget, link counters).
+  link_shared& links() {
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(node.router);
+    return *dynamic_cast<router_actor::stateful_base<router_state>&>(*ptr)
+              .state.links;
+  }
+
+  /// `n` connections each send most of the largest frame allowed before a
+  /// handshake (either dialect: they frame alike); after each, the node's
+  /// unfinished handshakes must hold at most their budget. Returns the
+  /// connections.
+  std::vector<caf::io::connection_handle> flood_handshakes(int n) {
+    const auto frame = node_cfg.max_handshake_frame;
+    std::vector<caf::io::connection_handle> attackers;
+    for (int i = 0; i < n; ++i) {
+      auto hdl = connect_peer();
+      attackers.push_back(hdl);
+      send(hdl, frame_header(static_cast<uint32_t>(frame))
+                  + std::string(frame - 1, 'x'));
+      BOOST_REQUIRE_LE(links().handshakes.total(),
+                       node_cfg.max_pending_handshake_bytes);
+    }
+    return attackers;
   }
 
   /// The peer sends `bytes` in one piece.

@@ -62,7 +62,6 @@ void router_state::init(const config& c, const node_id& self) {
   book = address_book{256, cfg.redial_min, cfg.redial_max, seed};
   seen = seen_set{cfg.seen_set_size, cfg.seen_ttl};
   links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
-  links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
 }
 
 router_actor::behavior_type router_behavior(router_self self, const config& cfg,

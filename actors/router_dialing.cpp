@@ -65,9 +65,6 @@ link_params make_link_params(router_self self, bool outbound) {
   p.max_handshake_frame = st.cfg.max_handshake_frame;
   p.ingress_window = st.cfg.ingress_window;
   p.shared = st.links;
-  p.max_handshake_frame = st.cfg.max_handshake_frame;
-  p.ingress_window = st.cfg.ingress_window;
-  p.shared = st.links;
   p.handshake_timeout = st.cfg.handshake_timeout;
   p.heartbeat_interval = st.cfg.heartbeat_interval;
   p.peer_timeout = st.cfg.peer_timeout;

@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -439,8 +440,10 @@ private:
     header_->header_limit(static_cast<uint32_t>(
       std::min<size_t>(opts().max_header_bytes, UINT32_MAX)));
     // The declared length is checked by us (so a bulk route can have its
-    // own limit); the body parsers get theirs before reading.
-    header_->body_limit(boost::none);
+    // own limit); the body parsers get theirs before reading. Not
+    // boost::none: Beast 1.74 compares a Content-Length with an empty
+    // optional as "over the limit".
+    header_->body_limit(std::numeric_limits<uint64_t>::max());
     set_held(buffer_.capacity());
     if (!first_request_ && buffer_.size() == 0 && !is_tls) {
       // Between requests the idle timeout applies; the header deadline
@@ -698,8 +701,8 @@ private:
       piece_parser_.emplace(std::move(*header_));
       header_.reset();
       auto limit = opts().max_piecewise_body;
-      piece_parser_->body_limit(limit == 0 ? boost::optional<uint64_t>{}
-                                           : boost::optional<uint64_t>{limit});
+      piece_parser_->body_limit(
+        limit == 0 ? std::numeric_limits<uint64_t>::max() : limit);
       body_done_ = piece_parser_->is_done();
       piece_buf_.resize(std::max<size_t>(opts().body_piece, 1));
       set_held(buffer_.capacity() + piece_buf_.size());

@@ -444,6 +444,8 @@ private:
     // boost::none: Beast 1.74 compares a Content-Length with an empty
     // optional as "over the limit".
     header_->body_limit(std::numeric_limits<uint64_t>::max());
+    if (buffer_.size() == 0)
+      buffer_.shrink_to_fit(); // an idle connection holds no buffer
     set_held(buffer_.capacity());
     if (!first_request_ && buffer_.size() == 0 && !is_tls) {
       // Between requests the idle timeout applies; the header deadline
@@ -1122,7 +1124,7 @@ private:
   std::string chunk_;
   std::optional<bhttp::response<bhttp::empty_body>> stream_head_;
   std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;
-  std::array<char, 4096> drain_{};
+  std::array<char, 1024> drain_{};
 };
 
 // -- accepting ----------------------------------------------------------------
@@ -1372,6 +1374,11 @@ server_stats http_server::stats() const {
   out.request_bytes_held = get(s.request_bytes_held);
   out.bytes_read = get(s.bytes_read);
   return out;
+}
+
+void http_server::note_forbidden(const std::string& remote,
+                                 const std::string& text) {
+  impl_->note(cause::forbidden, remote, text);
 }
 
 bool http_server::secure() const {

@@ -170,6 +170,11 @@ public:
   /// A snapshot of the counters.
   server_stats stats() const;
 
+  /// Counts (and, rate-limited, logs) a 403 the API answered because the
+  /// client's role is too low: the API knows each route's role, the
+  /// server keeps the counters.
+  void note_forbidden(const std::string& remote, const std::string& text);
+
   /// True when `start` succeeded with TLS.
   bool secure() const;
 

@@ -84,8 +84,10 @@ public:
   virtual ~body_reader() = default;
 
   /// Called with the next piece (at most the server's piece size), with
-  /// `end` true after the last one, or with a non-empty `error` (limit
-  /// exceeded, bad framing, timeout): then answer and stop reading.
+  /// `end` true together with the last piece (which may be empty), or
+  /// with a non-empty `error` ("body_too_large", "timeout", "bad_body: ...",
+  /// "the connection is closed"): then answer and stop reading. Answering
+  /// before `end` is allowed; the server then closes the connection.
   using got_fn
     = std::function<void(std::string_view piece, bool end, std::string_view error)>;
 

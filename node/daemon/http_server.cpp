@@ -509,8 +509,10 @@ private:
                    + std::to_string(opts().header_timeout.count()) + " ms",
                  true);
         else {
-          if (buffer_.size() > 0)
-            server_->note(cause::timeout, remote_, "header deadline passed");
+          server_->note(cause::timeout, remote_,
+                        buffer_.size() > 0
+                          ? "header deadline passed"
+                          : "no request within the header deadline");
           close();
         }
         return;
@@ -827,9 +829,11 @@ private:
     body.size = piece_buf_.size();
     body.more = true;
     arm(deadline::body, opts().body_timeout);
+    piece_read_pending_ = true;
     bhttp::async_read(
       stream_, buffer_, *piece_parser_,
       [self = self(), got](error_code ec, size_t consumed) {
+        self->piece_read_pending_ = false;
         if (self->closed_) {
           got({}, false, "the connection is closed");
           return;
@@ -927,6 +931,12 @@ private:
       return;
     disarm();
     if (ec) {
+      close();
+      return;
+    }
+    if (piece_read_pending_) {
+      // The API answered while its reader still waits for a piece: that
+      // read owns the parser and the socket's read side, so no lingering.
       close();
       return;
     }
@@ -1081,10 +1091,9 @@ private:
     error_code ignored;
     socket().shutdown(tcp::socket::shutdown_both, ignored);
     socket().close(ignored);
+    // The parsers and the buffer stay: an operation cancelled above may
+    // still touch them when it completes. They go with the session.
     set_held(0);
-    header_.reset();
-    body_.reset();
-    buffer_ = beast::flat_buffer{};
     server_->connections_open.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> guard{server_->sessions_mutex};
     server_->sessions.erase(this);
@@ -1118,6 +1127,7 @@ private:
   bool body_done_ = true;
   bool body_failed_ = false;
   bool awaiting_answer_ = false;
+  bool piece_read_pending_ = false;
 
   std::shared_ptr<chunk_source> source_;
   uint64_t stream_gen_ = 0;

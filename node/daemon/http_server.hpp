@@ -137,7 +137,7 @@ struct server_stats {
   uint64_t timeout = 0;          ///< 408, or a close at a deadline
   uint64_t overloaded = 0;       ///< 503
   uint64_t unauthorized = 0;     ///< 401
-  uint64_t forbidden = 0;        ///< 403 (reserved for the API's roles)
+  uint64_t forbidden = 0;        ///< 403, role too low (API: note_forbidden)
   uint64_t bad_host = 0;         ///< 421 (or 400 without Host)
   uint64_t bad_origin = 0;       ///< 403 (cross-site write)
   /// Bytes held now in request buffers and bodies not yet dispatched

@@ -303,15 +303,16 @@ std::string post(const std::string& path, const std::string& body,
 /// delivers one chunk and then keeps the next `deliver` until cancelled.
 class counting_source final : public chunk_source {
 public:
-  counting_source(int total, bool hold, std::atomic<int>& cancels)
-      : total_(total), hold_(hold), cancels_(cancels) {}
+  counting_source(int total, bool hold, std::atomic<int>& cancels,
+                  size_t pad = 0)
+      : total_(total), hold_(hold), cancels_(cancels), pad_(pad) {}
   void next(deliver_fn deliver) override {
     if (hold_ && sent_ >= 1) {
       std::lock_guard<std::mutex> guard{mutex_};
       held_ = std::move(deliver);
       return;
     }
-    auto chunk = "c" + std::to_string(sent_) + "\n";
+    auto chunk = "c" + std::to_string(sent_) + std::string(pad_, '.') + "\n";
     ++sent_;
     bool last = !hold_ && sent_ >= total_;
     // Deliver from another thread, as the API will.
@@ -329,6 +330,7 @@ private:
   int total_;
   bool hold_;
   std::atomic<int>& cancels_;
+  size_t pad_;
   int sent_ = 0;
   std::mutex mutex_;
   deliver_fn held_;
@@ -389,8 +391,9 @@ struct toy_api {
                   ? std::atoi(std::string{req.param("n")}.c_str())
                   : 1;
         res.content_type = "text/event-stream";
-        res.stream = std::make_shared<counting_source>(n, req.has_param("hold"),
-                                                       cancels);
+        res.stream = std::make_shared<counting_source>(
+          n, req.has_param("hold"), cancels,
+          std::strtoul(std::string{req.param("pad")}.c_str(), nullptr, 10));
       } else {
         res = json_error(404, "not_found", "no route " + req.path);
       }
@@ -1322,6 +1325,20 @@ BOOST_AUTO_TEST_CASE(client_leaving_cancels_the_source_once) {
   BOOST_TEST(eventually([&] { return f.stats().connections_open == 0; }));
   f.server->stop();
   BOOST_TEST(f.api.cancels.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(stream_reader_that_stops_reading_is_cut_and_cancelled) {
+  fixture f; // write timeout 1 s
+  raw_client c{f.port};
+  int small = 4096;
+  setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  // 64 chunks of 1 MiB that the client never reads: the server holds one
+  // chunk (the source holds back the rest) until the write deadline.
+  BOOST_REQUIRE(c.send(get("/stream?n=64&pad=1048576")));
+  BOOST_TEST(eventually([&] { return f.api.cancels.load() == 1; }, 10s));
+  BOOST_TEST(f.stats().timeout == 1u);
+  BOOST_TEST(eventually([&] { return f.stats().connections_open == 0; }));
+  BOOST_TEST(f.healthy());
 }
 
 BOOST_AUTO_TEST_CASE(stop_ends_streams_and_is_idempotent) {

@@ -557,6 +557,8 @@ node_options_result parse_node_options(int argc, const char* const* argv) {
   std::vector<CLI::Option*> handles;
   for (const auto& spec : specs) {
     known.insert(spec.name);
+    if (spec.is_flag)
+      known.insert("no-" + spec.name);
     CLI::Option* opt = nullptr;
     if (spec.is_flag) {
       opt = app.add_flag("--" + spec.name + ",!--no-" + spec.name, spec.help);

@@ -243,6 +243,10 @@ BOOST_AUTO_TEST_CASE(a_lease_conflict_says_when_in_iso_8601) {
   auto body = json::parse(conflict->body);
   BOOST_CHECK_EQUAL(body["owner"], a.id);
   BOOST_CHECK(body["expires_at"].is_number_unsigned());
+  // The same instant for people, beside the machine field.
+  static const std::regex iso{R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$)"};
+  auto at_iso = body.value("expires_at_iso", "");
+  BOOST_CHECK_MESSAGE(std::regex_match(at_iso, iso), at_iso);
   // The default lease is an hour: "in 59 min" (or "in 1 h" on a fast
   // machine that answers within the same second).
   static const std::regex readable{

@@ -198,30 +198,33 @@ const std::vector<option_spec>& option_specs() {
                  [](const node_options& o) {
                    return std::to_string(o.node.port);
                  }});
-    s.push_back({"peers", "HOST:PORT,...",
-                 "seeds to dial, redialled with backoff", false,
-                 "a list like host:port,host:port",
-                 [](node_options& o, const std::string& raw) {
-                   o.node.peers.clear();
-                   std::stringstream in{raw};
-                   std::string peer;
-                   while (std::getline(in, peer, ',')) {
-                     if (peer.empty())
-                       continue;
-                     std::string host;
-                     uint16_t port = 0;
-                     if (!parse_host_port(peer, host, port))
-                       return false;
-                     o.node.peers.push_back(peer);
-                   }
-                   return true;
-                 },
-                 [](const node_options& o) {
-                   std::string out;
-                   for (const auto& p : o.node.peers)
-                     out += (out.empty() ? "" : ",") + p;
-                   return out;
-                 }});
+    s.push_back(
+      {"peers", "HOST:PORT,...", "seeds to dial, redialled with backoff", false,
+       "a list like host:port,host:port",
+       [](node_options& o, const std::string& raw) {
+         o.node.peers.clear();
+         std::stringstream in{raw};
+         std::string peer;
+         while (std::getline(in, peer, ',')) {
+           // "a:1, b:2" reads as two peers, as a person means it.
+           auto first = peer.find_first_not_of(" \t");
+           if (first == std::string::npos)
+             continue;
+           peer = peer.substr(first, peer.find_last_not_of(" \t") - first + 1);
+           std::string host;
+           uint16_t port = 0;
+           if (!parse_host_port(peer, host, port))
+             return false;
+           o.node.peers.push_back(peer);
+         }
+         return true;
+       },
+       [](const node_options& o) {
+         std::string out;
+         for (const auto& p : o.node.peers)
+           out += (out.empty() ? "" : ",") + p;
+         return out;
+       }});
     s.push_back(text(
       "subnet", "only peers of the same subnet talk",
       [](node_options & o) -> auto& { return o.node.subnet; }));
@@ -347,7 +350,13 @@ class global_ini : public CLI::ConfigINI {
 public:
   global_ini(std::set<std::string> known,
              std::shared_ptr<std::vector<std::string>> unknown)
-      : known_(std::move(known)), unknown_(std::move(unknown)) {}
+      : known_(std::move(known)), unknown_(std::move(unknown)) {
+    // No arrays: CLI11 would split an unquoted "a:1,b:2" or "my mesh" into
+    // several values. A control character nobody types turns that off, so
+    // every value is one string, quoted or not.
+    arrayBounds('\x01', '\x01');
+    arrayDelimiter('\x01');
+  }
 
   std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
     std::vector<CLI::ConfigItem> out;
@@ -366,13 +375,6 @@ public:
       if (known_.count(item.name) == 0) {
         unknown_->push_back(item.name);
         continue;
-      }
-      // An unquoted "a:1,b:2" arrives split at the commas: one value again.
-      if (item.inputs.size() > 1) {
-        std::string joined;
-        for (const auto& part : item.inputs)
-          joined += (joined.empty() ? "" : ",") + part;
-        item.inputs = {joined};
       }
       out.push_back(std::move(item));
     }

@@ -269,6 +269,14 @@ py2p-allow-delete
   o = ok({"--leasing", "--config-file=" + file.path, "--http=127.0.0.1:0"});
   BOOST_CHECK(o.node.leasing);
   BOOST_CHECK_EQUAL(o.http, "127.0.0.1:0");
+  // Unquoted values stay whole; ';' starts a comment after a value.
+  ini_file spaced{"[global]\nsubnet=my mesh\nhost = 10.0.0.1 ; the LAN\n"
+                  "peers = \"a:1, b:2\"\n"};
+  o = ok({"--config-file=" + spaced.path});
+  BOOST_CHECK_EQUAL(o.node.subnet, "my mesh");
+  BOOST_CHECK_EQUAL(o.node.host, "10.0.0.1");
+  BOOST_REQUIRE_EQUAL(o.node.peers.size(), 2u);
+  BOOST_CHECK_EQUAL(o.node.peers[1], "b:2");
   // Keys before any section count too.
   ini_file bare{"no-leasing\nmax-peers=9\n"};
   o = ok({"--config-file=" + bare.path});

@@ -410,12 +410,6 @@ void derive_limits(config& cfg) {
     cfg.ingress_window = cfg.max_frame_size;
 }
 
-bool is_digits(const std::string& text) {
-  return !text.empty()
-         && std::all_of(text.begin(), text.end(),
-                        [](unsigned char c) { return std::isdigit(c); });
-}
-
 std::string lower(std::string text) {
   for (auto& c : text)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -478,10 +472,7 @@ bool parse_size(const std::string& text, size_t& out) {
     ++pos;
   if (pos == 0 || pos > 19)
     return false;
-  auto digits = text.substr(0, pos);
-  if (!is_digits(digits))
-    return false;
-  uint64_t n = std::stoull(digits);
+  uint64_t n = std::stoull(text.substr(0, pos));
   auto unit = lower(text.substr(pos));
   unsigned shift = 0;
   if (unit == "kib")

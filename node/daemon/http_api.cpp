@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "messages/time_text.hpp"
 #include "messages/version.hpp"
 #include "node/daemon/json_value.hpp"
 #include "node/daemon/metrics.hpp"
@@ -38,6 +39,7 @@ void send_exception(httplib::Response& res, std::exception_ptr ep) {
               json{{"error", "lease"},
                    {"owner", e.owner()},
                    {"expires_at", to_ms(e.lease_end_us())},
+                   {"expires_at_iso", iso8601_utc(e.lease_end_us())},
                    {"message", e.what()}});
   } catch (const key_error& e) {
     send_error(res, 404, "not_found", e.what());

@@ -146,8 +146,7 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
       for (const auto& key : req.keys())
         if (auto err = check_key(self->state.cfg, key))
           return err;
-      return forward<pb::GetManyReply>(self, self->state.store,
-                                       std::move(req));
+      return forward<pb::GetManyReply>(self, self->state.store, std::move(req));
     },
     [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
       const auto& cfg = self->state.cfg;

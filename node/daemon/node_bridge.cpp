@@ -23,8 +23,8 @@ void flush_gets(caf::event_based_actor* self, const facade_actor& facade,
   if (gets.size() == 1) {
     pb::GetRequest req;
     req.set_key(std::move(gets.front().key));
-    auto done = std::make_shared<node_bridge::get_done>(
-      std::move(gets.front().on_get));
+    auto done
+      = std::make_shared<node_bridge::get_done>(std::move(gets.front().on_get));
     self->request(facade, timeout, std::move(req))
       .then([done](pb::GetReply& x) { (*done)(std::move(x)); },
             [done](caf::error& err) { (*done)(std::move(err)); });
@@ -92,7 +92,12 @@ node_bridge::node_bridge(facade_actor facade, caf::duration timeout)
 }
 
 node_bridge::~node_bridge() {
-  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  stop();
+}
+
+void node_bridge::stop() {
+  if (actor_)
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
 }
 
 void node_bridge::get(std::string key, get_done done) {

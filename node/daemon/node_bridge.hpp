@@ -54,6 +54,10 @@ public:
   node_bridge(const node_bridge&) = delete;
   node_bridge& operator=(const node_bridge&) = delete;
 
+  /// Ends the bridge actor: calls queued or in flight are dropped without
+  /// their callbacks (the server stopped first). Idempotent.
+  void stop();
+
   /// Reads one key; batched with the GETs queued next to it.
   void get(std::string key, get_done done);
 
@@ -63,7 +67,8 @@ public:
   void call(Request req, std::function<void(caf::expected<Reply>)> done) {
     auto timeout = timeout_;
     submit(entry{
-      {}, nullptr,
+      {},
+      nullptr,
       [req = std::move(req), done = std::move(done),
        timeout](caf::event_based_actor* self, const facade_actor& f) mutable {
         auto fn = std::make_shared<std::function<void(caf::expected<Reply>)>>(

@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
   if (!opts.http.empty()) {
     http_options hopts;
     hopts.expects_peers = !cfg.peers.empty();
+    hopts.server.token_file = opts.http_token_file;
     api = std::make_unique<http_api>(*sock, hopts);
     std::string err;
     auto bound = api->start(opts.http_host, opts.http_port, err);

@@ -271,6 +271,9 @@ const std::vector<option_spec>& option_specs() {
                    return o.http;
                  }});
     s.push_back(text(
+      "http-token-file", "HTTP API tokens, one '<role> <token>' a line",
+      [](node_options & o) -> auto& { return o.http_token_file; }));
+    s.push_back(text(
       "data-dir", "keeps the node ID and clock across runs",
       [](node_options & o) -> auto& { return o.data_dir; }));
     s.push_back(

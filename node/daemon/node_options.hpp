@@ -28,6 +28,8 @@ struct node_options {
   std::string http_host = "127.0.0.1";
   /// Port part of `http` (0: the OS picks).
   uint16_t http_port = 7441;
+  /// Bearer tokens of the HTTP API ("": none, every client is admin).
+  std::string http_token_file;
   /// Directory for the node ID and the clock's high-water mark ("": none).
   std::string data_dir;
   /// Verbosity of the log lines on stderr.

@@ -511,6 +511,54 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<http::http_server> server;
   std::unique_ptr<watch_pump> pump;
 
+  /// The HTTP front's counters in Prometheus text format: the server's
+  /// refusals by cause, connections and requests, and how many GETs the
+  /// bridge batched.
+  std::string front_metrics() const {
+    auto st = server->stats();
+    std::string out;
+    auto line
+      = [&](const char* name, const char* help, const char* type, uint64_t v) {
+          out += std::string{"# HELP syncmesh_http_"} + name + " " + help + "\n"
+                 + "# TYPE syncmesh_http_" + name + " " + type + "\n"
+                 + "syncmesh_http_" + name + " " + std::to_string(v) + "\n";
+        };
+    line("connections_open", "Open HTTP connections", "gauge",
+         st.connections_open);
+    line("connections_accepted_total", "HTTP connections accepted", "counter",
+         st.connections_accepted);
+    line("connections_refused_total",
+         "HTTP connections closed at once (connection limit)", "counter",
+         st.connections_refused);
+    line("requests_total", "HTTP requests dispatched to the API", "counter",
+         st.requests);
+    line("in_flight", "HTTP requests waiting for the node", "gauge",
+         st.in_flight);
+    out += "# HELP syncmesh_http_refused_total HTTP requests refused, by "
+           "cause\n# TYPE syncmesh_http_refused_total counter\n";
+    auto refused = [&](const char* cause, uint64_t v) {
+      out += std::string{"syncmesh_http_refused_total{cause=\""} + cause
+             + "\"} " + std::to_string(v) + "\n";
+    };
+    refused("header_too_large", st.header_too_large);
+    refused("body_too_large", st.body_too_large);
+    refused("url_too_long", st.url_too_long);
+    refused("bad_framing", st.bad_framing);
+    refused("timeout", st.timeout);
+    refused("overloaded", st.overloaded);
+    refused("unauthorized", st.unauthorized);
+    refused("forbidden", st.forbidden);
+    refused("bad_host", st.bad_host);
+    refused("bad_origin", st.bad_origin);
+    line("request_bytes_held", "Bytes held in HTTP request buffers", "gauge",
+         st.request_bytes_held);
+    line("get_batches_total", "GET batches sent to the store as one read",
+         "counter", bridge->get_batches());
+    line("batched_gets_total", "GETs answered through those batches", "counter",
+         bridge->batched_gets());
+    return out;
+  }
+
   /// The answer for a node error.
   http::response fail(const caf::error& err) {
     return error_response(sys, err);
@@ -764,6 +812,7 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
           http::response res;
           res.content_type = "text/plain; version=0.0.4";
           res.body = self->metrics->scrape(*x, self->hub->size());
+          res.body += self->front_metrics();
           respond(std::move(res));
         });
       return;

@@ -28,7 +28,7 @@ class node_bridge;
 /// Settings of the HTTP/JSON API.
 struct http_options {
   /// Most concurrent /v1/watch streams.
-  size_t max_watchers = 64;
+  size_t max_watchers = 8;
   /// Most events queued for one slow watcher; older ones are dropped.
   size_t watch_queue = 1024;
   /// Seeds were configured: /readyz also needs a peer.

@@ -323,7 +323,7 @@ BOOST_AUTO_TEST_CASE(framing_tricks_are_refused_and_the_connection_closed) {
     BOOST_CHECK_EQUAL(c.read_response().status, 400);
     BOOST_CHECK(c.closed_within(5s));
   }
-  for (const char* te : {"chunked, identity", "xchunked", "chunked ",
+  for (const char* te : {"chunked, identity", "xchunked",
                          "Chunked\r\nTransfer-Encoding: gzip", "identity"}) {
     raw_conn c{a.port};
     BOOST_REQUIRE(c.send_all(std::string{"PUT /v1/kv/te HTTP/1.1\r\nHost: "
@@ -414,12 +414,15 @@ BOOST_AUTO_TEST_CASE(slow_and_idle_clients_do_not_starve_new_ones) {
     auto start = std::chrono::steady_clock::now();
     BOOST_CHECK_EQUAL(a.status_of("/healthz"), 200);
     BOOST_CHECK_EQUAL(a.status_of("/v1/status"), 200);
-    BOOST_CHECK_LT(std::chrono::steady_clock::now() - start, 2s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+    BOOST_CHECK_LT(took.count(), 2000);
   }
+  // Every poller keeps being served.
+  BOOST_CHECK(eventually([&] { return polls.load() >= 60; }));
   stop = true;
   for (auto& t : pollers)
     t.join();
-  BOOST_CHECK_GT(polls.load(), 20);
   still_serves(a, "after-slow");
   BOOST_CHECK_LT(a.rss_kib() - before, generous_kib);
 }

@@ -178,6 +178,8 @@ public:
   /// True when `start` succeeded with TLS.
   bool secure() const;
 
+  /// The state shared by the server, its connections and pending
+  /// responders (outlives the server object while answers are pending).
   struct impl;
 
 private:

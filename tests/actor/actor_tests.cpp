@@ -311,6 +311,70 @@ BOOST_AUTO_TEST_CASE(update_is_all_or_nothing_under_leases) {
   BOOST_CHECK(!f.read("free1"));
 }
 
+BOOST_AUTO_TEST_CASE(update_deletes_in_the_same_step_and_skips_absent_keys) {
+  node_fixture f;
+  BOOST_REQUIRE(f.set("old", value{1}));
+  pb::UpdateRequest update;
+  auto* item = update.add_items();
+  item->set_key("new");
+  to_proto(value{2}, item->mutable_value());
+  update.add_deletes("old");
+  update.add_deletes("absent");
+  auto ack = f.ask<pb::WriteAck>(f.node.facade, update);
+  BOOST_REQUIRE(ack);
+  BOOST_CHECK_EQUAL(ack->applied(), 2u);
+  BOOST_CHECK(f.read("new").has_value());
+  BOOST_CHECK(!f.read("old").has_value());
+  // A leased key among the deletes refuses the whole batch.
+  auto now = f.clock.now();
+  auto v = remote_version(other_id, 0, now, now, now + hour_us);
+  BOOST_REQUIRE(
+    f.inject(write_envelope(other_id, {set_record("taken", value{"b"}, v)})));
+  auto before = f.dump();
+  pb::UpdateRequest refused;
+  item = refused.add_items();
+  item->set_key("free");
+  to_proto(value{3}, item->mutable_value());
+  refused.add_deletes("new");
+  refused.add_deletes("taken");
+  auto err = f.ask<pb::WriteAck>(f.node.facade, refused);
+  BOOST_REQUIRE(!err);
+  BOOST_CHECK(f.code(err.error()) == errc::lease_held);
+  BOOST_CHECK_EQUAL(f.dump(), before);
+  // A bad key among the deletes is refused by the facade.
+  pb::UpdateRequest bad_key;
+  bad_key.add_deletes("");
+  err = f.ask<pb::WriteAck>(f.node.facade, bad_key);
+  BOOST_REQUIRE(!err);
+  BOOST_CHECK(f.code(err.error()) == errc::invalid_key);
+}
+
+BOOST_AUTO_TEST_CASE(get_many_answers_every_key_in_request_order) {
+  node_fixture f;
+  BOOST_REQUIRE(f.set("a", value{1}));
+  BOOST_REQUIRE(f.set("b", value{"two"}));
+  BOOST_REQUIRE(f.erase("b"));
+  BOOST_REQUIRE(f.set("c", value{3}));
+  pb::GetManyRequest many;
+  for (auto key : {"c", "missing", "a", "b", "a"})
+    many.add_keys(key);
+  auto got = f.ask<pb::GetManyReply>(f.node.facade, many);
+  BOOST_REQUIRE(got);
+  BOOST_REQUIRE_EQUAL(got->replies_size(), 5);
+  BOOST_CHECK_EQUAL(got->replies(0).value().int64(), 3);
+  BOOST_CHECK(!got->replies(1).found());
+  BOOST_CHECK_EQUAL(got->replies(2).value().int64(), 1);
+  BOOST_CHECK_EQUAL(got->replies(2).meta().owner(), self_id);
+  BOOST_CHECK(!got->replies(3).found()); // deleted
+  BOOST_CHECK_EQUAL(got->replies(4).value().int64(), 1);
+  pb::GetManyRequest bad;
+  bad.add_keys("ok");
+  bad.add_keys("");
+  auto err = f.ask<pb::GetManyReply>(f.node.facade, bad);
+  BOOST_REQUIRE(!err);
+  BOOST_CHECK(f.code(err.error()) == errc::invalid_key);
+}
+
 BOOST_AUTO_TEST_CASE(popitem_takes_only_keys_this_node_may_delete) {
   node_fixture f;
   auto now = f.clock.now();

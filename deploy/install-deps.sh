@@ -12,6 +12,7 @@ packages=(
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
   clang libclang-rt-14-dev # libFuzzer targets
   libbenchmark-dev # micro-benchmarks
+  wrk # HTTP benchmark smoke run (tests/bench/http_bench.sh; etcd it installs itself)
   libjemalloc-dev # allocator of syncmesh-node and the benchmark (README)
   # py2p wire dialect: msgpack (header-only), SHA-256/384, zlib/gzip
   libmsgpack-cxx-dev libssl-dev zlib1g-dev

@@ -21,6 +21,8 @@
 #   --node-bin=[LABEL=]PATH  a syncmesh-node to measure; repeat to compare
 #                       builds (default: build/bin/syncmesh-node, "syncmesh")
 #   --ceiling-bin=PATH  default: build/bin/syncmesh-http-ceiling
+#   --parts=LIST        table (PUT/GET rows) and/or extras (batch, idle,
+#                       watchers); default table,extras
 #   --no-etcd           skip etcd
 #   --no-install        do not apt-get wrk/etcd when missing
 #   --smoke             tiny run for ctest: -d1s, small counts, never
@@ -51,6 +53,7 @@ ceiling_bin="$root/build/bin/syncmesh-http-ceiling"
 with_etcd=1
 install=1
 smoke=0
+parts=table,extras
 
 for arg in "$@"; do
   case "$arg" in
@@ -66,6 +69,7 @@ for arg in "$@"; do
     --idle-open-seconds=*) idle_open_seconds=${arg#*=} ;;
     --node-bin=*) node_bins+=("${arg#*=}") ;;
     --ceiling-bin=*) ceiling_bin=${arg#*=} ;;
+    --parts=*) parts=${arg#*=} ;;
     --no-etcd) with_etcd=0 ;;
     --no-install) install=0 ;;
     --smoke)
@@ -143,6 +147,24 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# in_background OUT CMD...: runs CMD with stdout to OUT and waits for it in
+# a way a signal interrupts (bash runs a trap only once a foreground child
+# has exited; `wait` returns at once), so SIGTERM to the script always
+# cleans up, even while a tool is stuck on a server that does not answer.
+in_background() {
+  local out=$1
+  shift
+  "$@" >"$out" &
+  local pid=$! rc=0 kept=() p
+  pids+=("$pid")
+  wait "$pid" || rc=$?
+  for p in "${pids[@]}"; do # gone: never signal a reused pid later
+    [ "$p" = "$pid" ] || kept+=("$p")
+  done
+  pids=("${kept[@]}")
+  return $rc
+}
 
 # Stops the processes started so far (between parts of the run).
 stop_all() {
@@ -252,9 +274,11 @@ for s in json.load(sys.stdin):
 # run_wrk PORT MODE THREADS [extra env]: one wrk run; sets wrk_* variables.
 run_wrk() {
   local port=$1 mode=$2 threads=$3 out
-  out=$(BENCH_MODE=$mode BENCH_KEYS=$keys BENCH_BATCH=$batch \
-    wrk -t"$threads" -c"$conns" -d"$duration" -s "$lua" \
-    "http://127.0.0.1:$port" 2>&1) || { log "wrk failed: $out"; return 1; }
+  BENCH_MODE=$mode BENCH_KEYS=$keys BENCH_BATCH=$batch \
+    in_background "$work/wrk.out" wrk -t"$threads" -c"$conns" -d"$duration" \
+    -s "$lua" "http://127.0.0.1:$port" ||
+    { log "wrk failed: $(cat "$work/wrk.out")"; return 1; }
+  out=$(cat "$work/wrk.out")
   local line
   line=$(grep '^WRKRESULT' <<<"$out") || { log "wrk printed no result: $out"; return 1; }
   wrk_requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
@@ -296,7 +320,9 @@ measure() {
 
 preload() { # preload PORT API: every key of the key space exists
   local out
-  out=$("${tools[@]}" preload "$1" --api "$2" --keys "$keys")
+  in_background "$work/preload.out" "${tools[@]}" preload "$1" --api "$2" \
+    --keys "$keys"
+  out=$(cat "$work/preload.out")
   grep -q 'failed=0$' <<<"$out" || { log "preload on :$1 failed: $out"; return 1; }
 }
 
@@ -305,7 +331,11 @@ date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "wrk -c$conns -d$duration, threads $threads_list; $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 IFS=, read -r -a thread_counts <<<"$threads_list"
+run_table=0 run_extras=0
+[[ ",$parts," == *,table,* ]] && run_table=1
+[[ ",$parts," == *,extras,* ]] && run_extras=1
 for threads in "${thread_counts[@]}"; do
+  [ "$run_table" -eq 1 ] || break
   rows=()
   log "wrk -t$threads: ceiling"
   start_ceiling
@@ -353,6 +383,7 @@ done
 
 # -- batch writes, idle connections, watchers: one node per binary ----------
 for entry in "${node_bins[@]}"; do
+  [ "$run_extras" -eq 1 ] || break
   label=${entry%%=*} bin=${entry#*=}
   [ "$label" = "$entry" ] && label=syncmesh
   echo
@@ -376,15 +407,17 @@ EOF
     echo "  batch PUT (POST /v1/kv, $batch sets/request, wrk -t$t -c$conns -d$duration):" \
       "$((wrk_rate * batch)) keys/s ($wrk_rate requests/s, p99 $wrk_p99 ms$wrk_note) [target >= 300000 keys/s]"
   fi
-  idle=$("${tools[@]}" idle "$node_http" --conns "$idle_conns" \
-    --probe-seconds "$probe_seconds" --open-seconds "$idle_open_seconds" \
-    | grep '^RESULT')
+  in_background "$work/idle.out" "${tools[@]}" idle "$node_http" \
+    --conns "$idle_conns" --probe-seconds "$probe_seconds" \
+    --open-seconds "$idle_open_seconds"
+  idle=$(grep '^RESULT' "$work/idle.out")
   echo "  $idle_conns idle keep-alive connections, /healthz probe every 10 ms for ${probe_seconds}s:"
   echo "    ${idle#RESULT } [target p99 <= 10 ms]"
   stop_all
   start_node "$bin"
-  watch=$("${tools[@]}" watch "$node_http" --watchers "$watchers" \
-    --writes "$watch_writes" | grep '^RESULT')
+  in_background "$work/watch.out" "${tools[@]}" watch "$node_http" \
+    --watchers "$watchers" --writes "$watch_writes"
+  watch=$(grep '^RESULT' "$work/watch.out")
   echo "  $watchers SSE watchers, $watch_writes writes:"
   echo "    ${watch#RESULT } [target: all $watchers open, every event received]"
   stop_all

@@ -33,20 +33,16 @@ const std::string fixed_body(64, 'x');
 class session : public std::enable_shared_from_this<session> {
 public:
   /// Takes over an accepted socket.
-  explicit session(tcp::socket sock) : stream_(std::move(sock)) {
-  }
+  explicit session(tcp::socket sock) : stream_(std::move(sock)) {}
 
   /// Starts the read/answer loop.
-  void run() {
-    read_next();
-  }
+  void run() { read_next(); }
 
 private:
   void read_next() {
     request_ = {};
     http::async_read(stream_, buffer_, request_,
-                     [self = shared_from_this()](beast::error_code ec,
-                                                 size_t) {
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (!ec)
                          self->answer();
                      });
@@ -64,13 +60,13 @@ private:
       response_.result(http::status::no_content);
     }
     response_.prepare_payload();
-    http::async_write(stream_, response_,
-                      [self = shared_from_this()](beast::error_code ec,
-                                                  size_t) {
-                        if (ec || !self->response_.keep_alive())
-                          return; // the socket closes with the session
-                        self->read_next();
-                      });
+    http::async_write(
+      stream_, response_,
+      [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec || !self->response_.keep_alive())
+          return; // the socket closes with the session
+        self->read_next();
+      });
   }
 
   tcp::socket stream_;

@@ -405,7 +405,7 @@ EOF
     t=${thread_counts[0]}
     run_wrk "$node_http" batch "$t"
     echo "  batch PUT (POST /v1/kv, $batch sets/request, wrk -t$t -c$conns -d$duration):" \
-      "$((wrk_rate * batch)) keys/s ($wrk_rate requests/s, p99 $wrk_p99 ms$wrk_note) [target >= 300000 keys/s]"
+      "$(( (wrk_requests - wrk_non2xx) * batch * 1000000 / wrk_us )) keys/s ($wrk_rate requests/s, p99 $wrk_p99 ms$wrk_note) [target >= 300000 keys/s]"
   fi
   in_background "$work/idle.out" "${tools[@]}" idle "$node_http" \
     --conns "$idle_conns" --probe-seconds "$probe_seconds" \

@@ -13,6 +13,7 @@ packages=(
   libcli11-dev # syncmesh-node's options (node/daemon/node_options.cpp)
   clang libclang-rt-14-dev # libFuzzer targets
   libbenchmark-dev # micro-benchmarks
+  wrk # HTTP benchmark smoke run (tests/bench/http_bench.sh; etcd it installs itself)
   libjemalloc-dev # allocator of syncmesh-node and the benchmark (README)
   # py2p wire dialect: msgpack (header-only), SHA-256/384, zlib/gzip
   libmsgpack-cxx-dev libssl-dev zlib1g-dev

@@ -8,6 +8,7 @@ packages=(
   libcaf-dev
   libprotobuf-dev protobuf-compiler
   libboost-test-dev
+  libboost-dev # Boost.Beast/Asio headers: the HTTP server (node/daemon/http_server)
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
   clang libclang-rt-14-dev # libFuzzer targets
   libbenchmark-dev # micro-benchmarks

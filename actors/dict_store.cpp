@@ -570,6 +570,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
       auto& st = self->state;
+      if (req.deletes_size() > 0)
+        if (auto err = py2p_delete_refusal(self))
+          return std::move(*err);
       // All leases first: one refusal refuses the whole batch.
       std::vector<local_decision> ds;
       ds.reserve(static_cast<size_t>(req.items_size()));
@@ -579,6 +582,18 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
           return refuse<pb::WriteAck>(self, refusal(item.key(), d));
         ds.push_back(std::move(d));
       }
+      // Deletes of absent keys are skipped: the batch wants them absent.
+      std::vector<local_decision> dels;
+      std::vector<int> del_index;
+      for (int i = 0; i < req.deletes_size(); ++i) {
+        auto d = st.rules.decide(st.store, req.deletes(i), true);
+        if (d.missing)
+          continue;
+        if (!d.allowed)
+          return refuse<pb::WriteAck>(self, refusal(req.deletes(i), d));
+        dels.push_back(std::move(d));
+        del_index.push_back(i);
+      }
       std::vector<pb::WriteRecord> recs(ds.size());
       for (size_t i = 0; i < ds.size(); ++i) {
         auto& item = *req.mutable_items(static_cast<int>(i));
@@ -586,6 +601,16 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         recs[i].mutable_value()->Swap(item.mutable_value());
       }
       auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
+      if (!dels.empty()) {
+        std::vector<pb::WriteRecord> tombs(dels.size());
+        for (size_t i = 0; i < dels.size(); ++i) {
+          tombs[i].set_key(std::move(*req.mutable_deletes(del_index[i])));
+          tombs[i].mutable_tombstone();
+        }
+        auto more = stamp_batch(self, std::move(tombs), std::move(dels), true);
+        for (auto& rec : *more.mutable_records())
+          batch.mutable_records()->Add(std::move(rec));
+      }
       return apply_local_batch(self, batch);
     },
     [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
@@ -635,6 +660,20 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         to_proto(self->state.store.ids(), entry->head(), reply.mutable_meta());
       }
       return reply;
+    },
+    [=](const pb::GetManyRequest& req) {
+      pb::GetManyReply many;
+      const auto& store = self->state.store;
+      for (const auto& key : req.keys()) {
+        auto* reply = many.add_replies();
+        const auto* entry = store.find(key);
+        if (entry != nullptr && entry->live()) {
+          reply->set_found(true);
+          to_proto(entry->read(), reply->mutable_value());
+          to_proto(store.ids(), entry->head(), reply->mutable_meta());
+        }
+      }
+      return many;
     },
     [=](const pb::SnapshotRequest& req) {
       pb::Snapshot snap;

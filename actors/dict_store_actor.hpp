@@ -22,7 +22,8 @@ namespace syncmesh {
 ///   `UpdateRequest -> WriteAck` (all leases first, then all or nothing),
 ///   `DeleteRequest -> DeleteReply`, `DeltaRequest -> WriteAck`,
 ///   `PopItemRequest -> DeleteReply`;
-/// - reads: `GetRequest -> GetReply`, `SnapshotRequest -> Snapshot`;
+/// - reads: `GetRequest -> GetReply`, `GetManyRequest -> GetManyReply`,
+///   `SnapshotRequest -> Snapshot`;
 /// - remote writes, never refused for lease reasons:
 ///   `(remote_atom, peer, WriteBatch) -> bool` from the router (and held
 ///   writes released by the lease manager), answered once applied or held
@@ -49,6 +50,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
+  caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
   caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
   caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::replies_to<py2p_write_atom, std::string, pb::WriteBatch,

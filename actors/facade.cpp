@@ -142,6 +142,12 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
         return err;
       return forward<pb::GetReply>(self, self->state.store, std::move(req));
     },
+    [=](pb::GetManyRequest& req) -> caf::result<pb::GetManyReply> {
+      for (const auto& key : req.keys())
+        if (auto err = check_key(self->state.cfg, key))
+          return err;
+      return forward<pb::GetManyReply>(self, self->state.store, std::move(req));
+    },
     [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
       const auto& cfg = self->state.cfg;
       if (auto err = check_key(cfg, req.key()))
@@ -158,6 +164,9 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
         if (auto err = check_value(cfg, item.value()))
           return err;
       }
+      for (const auto& key : req.deletes())
+        if (auto err = check_key(cfg, key))
+          return err;
       auto size = req.ByteSizeLong();
       if (size + 1024 > cfg.max_frame_size)
         return make_error(errc::value_too_large,

@@ -10,6 +10,7 @@ packages=(
   libboost-test-dev
   libboost-dev # Boost.Beast/Asio headers: the HTTP server (node/daemon/http_server)
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
+  libcli11-dev # syncmesh-node's options (node/daemon/node_options.cpp)
   clang libclang-rt-14-dev # libFuzzer targets
   libbenchmark-dev # micro-benchmarks
   libjemalloc-dev # allocator of syncmesh-node and the benchmark (README)

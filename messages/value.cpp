@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "messages/time_text.hpp"
 #include "syncmesh/errors.hpp"
 
 namespace syncmesh {
@@ -319,8 +320,11 @@ const char* to_string(errc x) {
 
 lease_error::lease_error(std::string key, std::string owner,
                          uint64_t lease_end_us)
-    : key_error("key '" + key + "' is leased by node " + owner + " until "
-                  + std::to_string(lease_end_us) + " us since the epoch",
+    : key_error("key '" + key + "' is leased by node " + owner
+                  + (lease_end_us == 0
+                       ? std::string{}
+                       : " until "
+                           + format_time_until(lease_end_us, wall_clock_us())),
                 errc::lease_held),
       key_(std::move(key)), owner_(std::move(owner)),
       lease_end_us_(lease_end_us) {}

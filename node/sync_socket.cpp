@@ -38,7 +38,8 @@ void configure(caf::actor_system_config& cfg) {
     pb::GetReply, pb::SetRequest, pb::UpdateRequest, pb::DeleteRequest,
     pb::DeleteReply, pb::DeltaRequest, pb::PopItemRequest, pb::WriteAck,
     pb::SnapshotRequest, pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
-    pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats>(cfg);
+    pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats,
+    pb::GetManyRequest, pb::GetManyReply>(cfg);
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       std::string result = "syncmesh: ";

@@ -1,6 +1,8 @@
 // syncmesh: a command-line client of a node's HTTP API, for people.
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -8,16 +10,21 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "messages/time_text.hpp"
 #include "node/daemon/json_value.hpp"
 
 namespace {
 
 using nlohmann::json;
+using syncmesh::format_time_until;
+using syncmesh::wall_clock_us;
 
 constexpr const char* usage
-  = R"(usage: syncmesh [--node=HOST:PORT] COMMAND [ARGS]
+  = R"(usage: syncmesh [--node=ADDRESS] [--token=T] COMMAND [ARGS]
 
-Talks to the HTTP API of a syncmesh node (default 127.0.0.1:7441).
+Talks to the HTTP API of a syncmesh node. ADDRESS is HOST:PORT or a URL,
+http://HOST:PORT or https://HOST:PORT (default 127.0.0.1:7441). --token (or
+the environment variable SYNCMESH_TOKEN) is sent as "Authorization: Bearer".
 
 commands:
   get KEY                print the value (text as is, others as JSON)
@@ -33,6 +40,14 @@ commands:
   send [--to=ID] [--whisper] PACKET...
                          send a message (packets as text) to the mesh, to
                          one node, or to direct peers only
+  export [--prefix=P]    print every item as one JSON object per line
+                         (NDJSON, the API's item form: key or key_base64,
+                         value, owner, time, lease_end)
+  import [FILE|-]        read NDJSON lines (from FILE or stdin): {"key": K,
+                         "value": V} sets, {"key": K, "delete": true}
+                         deletes; sent in batches of --batch=N lines (default
+                         1000), each applied all or nothing; export's output
+                         is valid input (owner and times are dropped)
 )";
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
@@ -65,11 +80,21 @@ void check(const httplib::Result& res, const std::string& what) {
     return;
   auto body = json::parse(res->body, nullptr, false);
   std::string msg = body.is_object() && body.contains("message")
+                        && body["message"].is_string()
                       ? body["message"].get<std::string>()
                       : res->body;
-  if (body.is_object() && body.value("error", "") == "lease")
+  if (msg.empty())
+    msg = "(the node sent no message)";
+  // A node's message names the owner and the lease end already; an older
+  // node's said "µs since the epoch": add the readable form then.
+  if (body.is_object() && body.value("error", "") == "lease"
+      && msg.find(" (in ") == std::string::npos
+      && msg.find(" ago)") == std::string::npos
+      && body["expires_at"].is_number_unsigned())
     msg += " (owner " + body.value("owner", "?") + ", until "
-           + std::to_string(body.value("expires_at", uint64_t{0})) + " ms)";
+           + format_time_until(body["expires_at"].get<uint64_t>() * 1000,
+                               wall_clock_us())
+           + ")";
   die(what + " failed (" + std::to_string(res->status) + "): " + msg);
 }
 
@@ -83,9 +108,12 @@ std::string show_value(const json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-/// Pages through /v1/kv with the continuation cursor.
-std::vector<json> list_items(httplib::Client& cli, const std::string& prefix) {
-  std::vector<json> result;
+/// Pages through /v1/kv with the continuation cursor, handing each item to
+/// `on_item` as its page arrives (an export of many keys is never held
+/// whole).
+template <class OnItem>
+void for_each_item(httplib::Client& cli, const std::string& prefix,
+                   OnItem&& on_item) {
   std::string cursor;
   for (;;) {
     httplib::Params params{{"prefix", prefix}, {"limit", "1000"}};
@@ -93,13 +121,117 @@ std::vector<json> list_items(httplib::Client& cli, const std::string& prefix) {
       params.emplace("cursor", cursor);
     auto res = cli.Get("/v1/kv", params, httplib::Headers{});
     check(res, "listing");
-    auto body = json::parse(res->body);
+    auto body = json::parse(res->body, nullptr, false);
+    if (!body.is_object() || !body.contains("items")
+        || !body["items"].is_array())
+      die("listing failed: the node's answer is not a list of items");
     for (auto& item : body["items"])
-      result.push_back(item);
+      on_item(item);
     if (!body.contains("cursor"))
-      return result;
+      return;
     cursor = body["cursor"].get<std::string>();
   }
+}
+
+/// Checks one NDJSON line of an import and returns it in the batch
+/// endpoint's form: the key (or key_base64) and the value, or the key and
+/// "delete": true. Fields export adds (owner, time, lease_end) are dropped:
+/// the importing node stamps its own. Explains the problem in `err`.
+json import_line(const std::string& line, std::string& err) {
+  auto in = json::parse(line, nullptr, false);
+  if (in.is_discarded() || !in.is_object()) {
+    err = "not a JSON object";
+    return {};
+  }
+  json out = json::object();
+  if (in.contains("key") && in["key"].is_string())
+    out["key"] = in["key"];
+  else if (in.contains("key_base64") && in["key_base64"].is_string())
+    out["key_base64"] = in["key_base64"];
+  else {
+    err = "needs \"key\" (text) or \"key_base64\"";
+    return {};
+  }
+  auto del = in.find("delete");
+  if (del != in.end() && del->is_boolean() && del->get<bool>()) {
+    out["delete"] = true;
+  } else if (in.contains("value")) {
+    out["value"] = in["value"];
+  } else {
+    err = "needs \"value\" or \"delete\": true";
+    return {};
+  }
+  return out;
+}
+
+/// Reads NDJSON lines and POSTs them to /v1/kv in batches of `batch_lines`
+/// lines (or about 1 MiB); stops at the first bad line or refused batch.
+/// Batches before it stay applied; the message says how far it got.
+void import_lines(httplib::Client& cli, std::istream& in, size_t batch_lines,
+                  const std::string& source) {
+  constexpr size_t batch_bytes = 1024 * 1024;
+  std::string body;
+  size_t in_batch = 0;
+  size_t first_line = 0; // of the batch being built
+  size_t line_no = 0;
+  uint64_t applied = 0;
+  size_t batches = 0;
+  auto flush = [&] {
+    if (in_batch == 0)
+      return;
+    auto res = cli.Post("/v1/kv", body, "application/x-ndjson");
+    auto where = source + " lines " + std::to_string(first_line) + "-"
+                 + std::to_string(line_no) + " (" + std::to_string(applied)
+                 + " applied before)";
+    if (res && res->status == 404)
+      die("import of " + where
+          + " failed (404): this node has no batch endpoint (POST /v1/kv "
+            "with application/x-ndjson); it needs a newer syncmesh-node");
+    check(res, "import of " + where);
+    auto reply = json::parse(res->body, nullptr, false);
+    if (!reply.is_object() || !reply.contains("applied")
+        || !reply["applied"].is_number_unsigned())
+      die("import of " + where + ": the node's answer lacks \"applied\": "
+          + res->body.substr(0, 200));
+    applied += reply["applied"].get<uint64_t>();
+    ++batches;
+    body.clear();
+    in_batch = 0;
+  };
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos)
+      continue;
+    std::string err;
+    auto item = import_line(line, err);
+    if (!err.empty())
+      die(source + " line " + std::to_string(line_no) + ": " + err + " ("
+          + std::to_string(applied) + " lines applied before it)");
+    if (in_batch == 0)
+      first_line = line_no;
+    body += item.dump() + "\n";
+    if (++in_batch >= batch_lines || body.size() >= batch_bytes)
+      flush();
+  }
+  if (in.bad())
+    die("cannot read " + source);
+  flush();
+  std::cerr << "syncmesh: imported " << applied << " lines in " << batches
+            << " batch" << (batches == 1 ? "" : "es") << "\n";
+}
+
+/// "HOST:PORT" or a URL as httplib wants it: with a scheme.
+std::string node_url(const std::string& node) {
+  if (node.rfind("http://", 0) == 0 || node.rfind("https://", 0) == 0)
+    return node;
+  auto colon = node.rfind(':');
+  if (colon == std::string::npos || colon + 1 == node.size())
+    die("--node must be HOST:PORT or http(s)://HOST:PORT, got \"" + node + "\"",
+        2);
+  return "http://" + node;
 }
 
 } // namespace
@@ -111,6 +243,10 @@ int main(int argc, char** argv) {
   bool as_bytes = false;
   std::string to;
   bool whisper = false;
+  std::string token;
+  if (const char* env = std::getenv("SYNCMESH_TOKEN"))
+    token = env;
+  size_t batch_lines = 1000;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -120,7 +256,17 @@ int main(int argc, char** argv) {
       prefix = arg.substr(9);
     else if (arg.rfind("--to=", 0) == 0)
       to = arg.substr(5);
-    else if (arg == "--whisper")
+    else if (arg.rfind("--token=", 0) == 0)
+      token = arg.substr(8);
+    else if (arg.rfind("--batch=", 0) == 0) {
+      auto text = arg.substr(8);
+      if (text.empty() || text.size() > 9
+          || text.find_first_not_of("0123456789") != std::string::npos
+          || std::stoul(text) == 0)
+        die("--batch expects a number of lines from 1, got \"" + text + "\"",
+            2);
+      batch_lines = std::stoul(text);
+    } else if (arg == "--whisper")
       whisper = true;
     else if (arg == "--json")
       as_json = true;
@@ -136,11 +282,12 @@ int main(int argc, char** argv) {
   }
   if (args.empty())
     die(std::string{"no command given\n"} + usage, 2);
-  auto colon = node.rfind(':');
-  if (colon == std::string::npos)
-    die("--node must be HOST:PORT", 2);
-  httplib::Client cli{node.substr(0, colon), std::stoi(node.substr(colon + 1))};
+  httplib::Client cli{node_url(node)};
+  if (!cli.is_valid())
+    die("--node: cannot use \"" + node + "\"", 2);
   cli.set_connection_timeout(5);
+  if (!token.empty())
+    cli.set_bearer_token_auth(token);
   const auto& cmd = args[0];
   auto need = [&](size_t n) {
     if (args.size() != n + 1)
@@ -171,13 +318,39 @@ int main(int argc, char** argv) {
           "delta");
   } else if (cmd == "keys") {
     need(0);
-    for (auto& item : list_items(cli, prefix))
+    for_each_item(cli, prefix, [](const json& item) {
       std::cout << show_key(item) << "\n";
+    });
   } else if (cmd == "items") {
     need(0);
-    for (auto& item : list_items(cli, prefix))
+    for_each_item(cli, prefix, [](const json& item) {
       std::cout << show_key(item) << "\t" << show_value(item["value"]) << "\t"
                 << item["owner"].get<std::string>().substr(0, 12) << "\n";
+    });
+  } else if (cmd == "export") {
+    need(0);
+    size_t n = 0;
+    for_each_item(cli, prefix, [&](const json& item) {
+      std::cout << item.dump() << "\n";
+      ++n;
+    });
+    std::cout.flush();
+    if (!std::cout)
+      die("export: cannot write to stdout");
+    std::cerr << "syncmesh: exported " << n
+              << (n == 1 ? " item\n" : " items\n");
+  } else if (cmd == "import") {
+    if (args.size() > 2)
+      die(std::string{"import takes at most one FILE\n"} + usage, 2);
+    auto path = args.size() == 2 ? args[1] : std::string{"-"};
+    if (path == "-") {
+      import_lines(cli, std::cin, batch_lines, "stdin");
+    } else {
+      std::ifstream file{path};
+      if (!file)
+        die("import: cannot open " + path);
+      import_lines(cli, file, batch_lines, path);
+    }
   } else if (cmd == "send") {
     if (args.size() < 2)
       die(std::string{"send takes at least one packet\n"} + usage, 2);

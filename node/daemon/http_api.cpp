@@ -1,11 +1,22 @@
 #include "node/daemon/http_api.hpp"
 
-#include <httplib.h>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>
 
+#include "messages/time_text.hpp"
+#include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 #include "node/daemon/json_value.hpp"
 #include "node/daemon/metrics.hpp"
+#include "node/daemon/node_bridge.hpp"
 #include "node/daemon/watch_hub.hpp"
 #include "syncmesh/sync_socket.hpp"
 
@@ -13,77 +24,175 @@ namespace syncmesh {
 
 namespace {
 
+using http::role;
 using nlohmann::json;
 
 uint64_t to_ms(uint64_t us) {
   return us / 1000;
 }
 
-void send_json(httplib::Response& res, int status, const json& body) {
+http::response json_response(int status, const json& body) {
+  http::response res;
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.content_type = "application/json";
+  res.body = body.dump();
+  return res;
 }
 
-void send_error(httplib::Response& res, int status, const std::string& kind,
-                const std::string& message) {
-  send_json(res, status, json{{"error", kind}, {"message", message}});
+http::response no_content() {
+  http::response res;
+  res.status = 204;
+  return res;
 }
 
-/// Maps what the node threw to an HTTP status and a JSON error.
-void send_exception(httplib::Response& res, std::exception_ptr ep) {
+// -- errors: the node's CAF errors as HTTP answers
+// ------------------------------
+
+/// The string in position `i` of an error's context, or "".
+std::string context_string(const caf::error& err, size_t i) {
+  const auto& ctx = err.context();
+  if (ctx.size() > i && ctx.match_element<std::string>(i))
+    return ctx.get_as<std::string>(i);
+  return {};
+}
+
+/// Printable form of a key: text as is, other bytes hex-escaped.
+std::string printable(const std::string& key) {
+  auto text = to_string(value::from_bytes(key));
+  return text.substr(2, text.size() - 3); // strip b"..."
+}
+
+/// The exception sync_socket would throw for `err` (same texts), so the
+/// answers stay those of the blocking API.
+[[noreturn]] void throw_node_error(caf::actor_system& sys,
+                                   const caf::error& err) {
+  auto code = code_of(err);
+  auto detail = context_string(err, 0);
+  switch (code) {
+    case errc::key_not_found:
+      throw key_error("key not found: " + printable(detail));
+    case errc::lease_held: {
+      const auto& ctx = err.context();
+      uint64_t end = 0;
+      if (ctx.size() > 2 && ctx.match_element<uint64_t>(2))
+        end = ctx.get_as<uint64_t>(2);
+      throw lease_error(printable(detail), context_string(err, 1), end);
+    }
+    case errc::wrong_type:
+      throw type_error("value at key " + printable(detail) + " is not a map");
+    case errc::invalid_key:
+    case errc::key_too_large:
+    case errc::value_too_large:
+    case errc::malformed:
+    case errc::invalid_config:
+    case errc::frame_too_large:
+      throw value_error(code, detail.empty() ? to_string(code) : detail);
+    case errc::unreachable:
+    case errc::protocol_mismatch:
+    case errc::disconnected:
+      throw error(code, detail.empty() ? to_string(code) : detail);
+    case errc::none:
+      break;
+    default:
+      throw error(code, sys.render(err));
+  }
+  if (err == caf::sec::request_timeout)
+    throw error(errc::timeout, "the node did not reply in time");
+  if (err == caf::sec::request_receiver_down)
+    throw error(errc::closed, "the node is closed");
+  throw error(errc::closed, sys.render(err));
+}
+
+/// Maps what the node refused to an HTTP status and a JSON error (409
+/// lease with owner and expiry, 404, 422, 413/400, 503).
+http::response exception_response(std::exception_ptr ep) {
   try {
     std::rethrow_exception(ep);
   } catch (const lease_error& e) {
-    send_json(res, 409,
-              json{{"error", "lease"},
-                   {"owner", e.owner()},
-                   {"expires_at", to_ms(e.lease_end_us())},
-                   {"message", e.what()}});
+    json body{{"error", "lease"},
+              {"owner", e.owner()},
+              {"expires_at", to_ms(e.lease_end_us())},
+              {"expires_at_iso", iso8601_utc(e.lease_end_us())},
+              {"message", e.what()}};
+    return json_response(409, body);
   } catch (const key_error& e) {
-    send_error(res, 404, "not_found", e.what());
+    return http::json_error(404, "not_found", e.what());
   } catch (const type_error& e) {
-    send_error(res, 422, "type", e.what());
+    return http::json_error(422, "type", e.what());
   } catch (const value_error& e) {
     auto status = e.code() == errc::value_too_large ? 413 : 400;
-    send_error(res, status, to_string(e.code()), e.what());
+    return http::json_error(status, to_string(e.code()), e.what());
   } catch (const syncmesh::error& e) {
-    send_error(res, 503, to_string(e.code()), e.what());
+    return http::json_error(503, to_string(e.code()), e.what());
   } catch (const std::exception& e) {
-    send_error(res, 500, "internal", e.what());
+    return http::json_error(500, "internal", e.what());
   }
 }
 
-/// Runs `f`, turning exceptions into JSON errors.
-template <class F>
-void guarded(httplib::Response& res, F&& f) {
+/// The HTTP answer to an error the node returned. A lease refusal also
+/// names the refused key in "keys" (a batch is refused whole because of
+/// it): {"key": text} or {"key_base64": ...} entries.
+http::response error_response(caf::actor_system& sys, const caf::error& err) {
   try {
-    f();
+    throw_node_error(sys, err);
   } catch (...) {
-    send_exception(res, std::current_exception());
+    auto res = exception_response(std::current_exception());
+    if (code_of(err) == errc::lease_held) {
+      auto body = json::parse(res.body, nullptr, false);
+      json named;
+      put_key(named, context_string(err, 0));
+      body["keys"] = json::array({named});
+      res.body = body.dump();
+    }
+    return res;
   }
 }
 
-void put_meta_headers(httplib::Response& res, const entry_meta& meta) {
-  res.set_header("X-Syncmesh-Owner", to_hex(meta.owner));
-  res.set_header("X-Syncmesh-Time", std::to_string(to_ms(meta.time_us)));
-  res.set_header("X-Syncmesh-Lease-End",
-                 std::to_string(to_ms(meta.lease_end_us)));
+// -- request helpers
+// ------------------------------------------------------------
+
+void put_meta_headers(http::response& res, const pb::EntryMeta& meta) {
+  res.headers.emplace_back("X-Syncmesh-Owner", to_hex(meta.owner()));
+  res.headers.emplace_back("X-Syncmesh-Time",
+                           std::to_string(to_ms(meta.time_us())));
+  res.headers.emplace_back("X-Syncmesh-Lease-End",
+                           std::to_string(to_ms(meta.lease_end_us())));
 }
 
-json item_json(const item& x) {
+/// A value the node sent (it checked the depth against its own limit).
+bool value_of(const pb::Value& x, value& out, std::string& err) {
+  err = from_proto(x, out, max_value_depth_ceiling);
+  return err.empty();
+}
+
+json item_json(const pb::Item& x) {
   json obj;
-  put_key(obj, x.key);
-  obj["value"] = to_json(x.val);
-  obj["owner"] = to_hex(x.meta.owner);
-  obj["time"] = to_ms(x.meta.time_us);
-  obj["lease_end"] = to_ms(x.meta.lease_end_us);
+  put_key(obj, x.key());
+  value v;
+  std::string err;
+  obj["value"] = value_of(x.value(), v, err) ? to_json(v) : json(nullptr);
+  obj["owner"] = to_hex(x.meta().owner());
+  obj["time"] = to_ms(x.meta().time_us());
+  obj["lease_end"] = to_ms(x.meta().lease_end_us());
   return obj;
+}
+
+/// Parses a JSON body after checking its nesting without recursion:
+/// `max_depth` counts every bracket level (the value's own levels plus the
+/// route's wrapper levels). Returns an explanation on failure.
+std::string parse_json(std::string_view text, size_t max_depth, json& out) {
+  if (json_nested_deeper_than(text, max_depth))
+    return "JSON nested deeper than " + std::to_string(max_depth) + " levels";
+  out = json::parse(text.begin(), text.end(), nullptr, false);
+  if (out.is_discarded())
+    return "body is not JSON";
+  return {};
 }
 
 /// The value a PUT body stands for: text for text/*, parsed JSON for
 /// application/json, raw bytes otherwise. Returns an explanation on error.
-std::string body_value(const httplib::Request& req, value& out, int max_depth) {
-  auto type = req.get_header_value("Content-Type");
+std::string body_value(const http::request& req, value& out, size_t max_depth) {
+  auto type = req.header("content-type");
   if (type.rfind("text/", 0) == 0) {
     if (!is_utf8(req.body))
       return "text body is not UTF-8";
@@ -91,45 +200,958 @@ std::string body_value(const httplib::Request& req, value& out, int max_depth) {
     return {};
   }
   if (type.rfind("application/json", 0) == 0) {
-    auto parsed = json::parse(req.body, nullptr, false);
-    if (parsed.is_discarded())
-      return "body is not JSON";
-    return from_json(parsed, out, max_depth);
+    json parsed;
+    // A value's depth counts its containers; "$base64" objects add one.
+    if (auto err = parse_json(req.body, max_depth + 1, parsed); !err.empty())
+      return err;
+    return from_json(parsed, out, static_cast<int>(max_depth));
   }
   out = value::from_bytes(req.body);
   return {};
 }
 
-size_t parse_limit(const httplib::Request& req, size_t fallback) {
+size_t parse_limit(const http::request& req, size_t fallback) {
   if (!req.has_param("limit"))
     return fallback;
-  auto text = req.get_param_value("limit");
+  auto text = std::string{req.param("limit")};
   if (text.empty() || text.size() > 9
       || text.find_first_not_of("0123456789") != std::string::npos)
     return 0;
   return std::stoul(text);
 }
 
+/// One entry of a batch write (a JSON list item or an NDJSON line):
+/// {"key": K | "key_b64"/"key_base64": B64, "value": V} or {..., "delete":
+/// true}. Returns an explanation on error.
+std::string batch_entry(const json& x, pb::UpdateRequest& into,
+                        size_t max_depth) {
+  if (!x.is_object())
+    return "each entry must be a JSON object";
+  std::string key;
+  if (auto it = x.find("key"); it != x.end()) {
+    if (!it->is_string())
+      return "\"key\" must be a string";
+    key = it->get<std::string>();
+  } else if (auto b
+             = x.contains("key_b64") ? x.find("key_b64") : x.find("key_base64");
+             b != x.end()) {
+    if (!b->is_string() || !base64_decode(b->get<std::string>(), key))
+      return "\"key_b64\" must be base64";
+  } else {
+    return "an entry needs \"key\" or \"key_b64\"";
+  }
+  if (auto d = x.find("delete"); d != x.end()) {
+    if (!d->is_boolean() || !d->get<bool>() || x.contains("value"))
+      return "\"delete\" must be true and come without \"value\"";
+    into.add_deletes(std::move(key));
+    return {};
+  }
+  auto v = x.find("value");
+  if (v == x.end())
+    return "an entry needs \"value\" or \"delete\": true";
+  value val;
+  if (auto err = from_json(*v, val, static_cast<int>(max_depth)); !err.empty())
+    return err;
+  auto* item = into.add_items();
+  item->set_key(std::move(key));
+  to_proto(val, item->mutable_value());
+  return {};
+}
+
+// -- routes
+// ---------------------------------------------------------------------
+
+/// What a request asks for, once its method and path matched.
+enum class route_id {
+  healthz,
+  readyz,
+  status,
+  peers,
+  kv_list,
+  kv_batch,
+  kv_no_key,
+  kv_get,
+  kv_put,
+  kv_delete,
+  kv_delta,
+  messages,
+  watch,
+  metrics,
+};
+
+/// One route: method, path (exact, or a /v1/kv/KEY form) and the role it
+/// needs.
+struct route {
+  std::string_view method;
+  std::string_view path;
+  route_id id;
+  role needs;
+};
+
+/// Path forms with a key: "/v1/kv/{key}" and "/v1/kv/{key}/delta".
+constexpr std::string_view key_path = "/v1/kv/{key}";
+constexpr std::string_view delta_path = "/v1/kv/{key}/delta";
+
+/// The route table (README's API table says the same). Reads need `read`,
+/// writes need `write`; /healthz and /readyz need nothing (the server's
+/// open paths let them through without a token), /metrics needs `read`.
+/// No route needs `admin` yet: peer connect/disconnect, when they come to
+/// HTTP, will.
+constexpr route routes[] = {
+  {"GET", "/healthz", route_id::healthz, role::none},
+  {"GET", "/readyz", route_id::readyz, role::none},
+  {"GET", "/v1/status", route_id::status, role::read},
+  {"GET", "/v1/peers", route_id::peers, role::read},
+  {"GET", "/v1/kv", route_id::kv_list, role::read},
+  {"POST", "/v1/kv", route_id::kv_batch, role::write},
+  {"GET", key_path, route_id::kv_get, role::read},
+  {"PUT", key_path, route_id::kv_put, role::write},
+  {"DELETE", key_path, route_id::kv_delete, role::write},
+  {"POST", delta_path, route_id::kv_delta, role::write},
+  {"POST", "/v1/messages", route_id::messages, role::write},
+  {"GET", "/v1/watch", route_id::watch, role::read},
+  {"GET", "/metrics", route_id::metrics, role::read},
+};
+
+/// The result of routing a request.
+struct routed {
+  /// 0 when a route matched; else 404 or 405.
+  int status = 0;
+  const route* r = nullptr;
+  /// The key of /v1/kv/{key} routes.
+  std::string key;
+  /// The methods the path allows (for 405's Allow).
+  std::string allow;
+};
+
+routed route_of(std::string_view method, std::string_view path) {
+  routed out;
+  constexpr std::string_view kv_prefix = "/v1/kv/";
+  std::string_view form = path;
+  std::string_view key;
+  bool delta_form = false;
+  if (path.substr(0, kv_prefix.size()) == kv_prefix) {
+    key = path.substr(kv_prefix.size());
+    if (key.empty()) {
+      // Every method on /v1/kv/ is a request for the empty key.
+      static constexpr route no_key{"", "/v1/kv/", route_id::kv_no_key,
+                                    role::none};
+      out.r = &no_key;
+      return out;
+    }
+    constexpr std::string_view suffix = "/delta";
+    delta_form = key.size() > suffix.size()
+                 && key.substr(key.size() - suffix.size()) == suffix;
+    form = key_path;
+  }
+  auto try_form = [&](std::string_view f, std::string_view k) {
+    for (const auto& r : routes) {
+      if (r.path != f)
+        continue;
+      if (r.method == method) {
+        out.r = &r;
+        out.key = std::string{k};
+        return true;
+      }
+      if (out.allow.find(r.method) == std::string::npos)
+        out.allow += (out.allow.empty() ? "" : ", ") + std::string{r.method};
+    }
+    return false;
+  };
+  // POST /v1/kv/K/delta is a delta on K; any other method on that path is
+  // about the key "K/delta".
+  if (delta_form && method == "POST"
+      && try_form(delta_path, key.substr(0, key.size() - 6)))
+    return out;
+  if (try_form(form, key))
+    return out;
+  out.status = out.allow.empty() ? 404 : 405;
+  return out;
+}
+
+// -- watch streams: a minimal chunk_source over watch_hub
+// -----------------------
+
+/// One /v1/watch stream. The server asks for the next chunk; the pump
+/// (below) answers it once events are queued for the watcher, or with a
+/// keep-alive comment after a second of silence. Never blocks the server.
+class watch_stream : public http::chunk_source {
+public:
+  watch_stream(std::shared_ptr<watch_hub> hub,
+               std::shared_ptr<watch_hub::watcher> w)
+      : hub_(std::move(hub)), watcher_(std::move(w)),
+        last_(std::chrono::steady_clock::now()) {}
+
+  void next(deliver_fn deliver) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!cancelled_)
+      pending_ = std::move(deliver);
+  }
+
+  void cancel() override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    pending_ = nullptr;
+    if (!cancelled_) {
+      cancelled_ = true;
+      hub_->leave(watcher_);
+    }
+  }
+
+  /// Delivers what is queued (or a keep-alive); false once cancelled.
+  bool pump(std::chrono::steady_clock::time_point now) {
+    deliver_fn deliver;
+    std::string out;
+    bool open = true;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (cancelled_)
+        return false;
+      if (!pending_)
+        return true;
+      open = hub_->wait(watcher_, std::chrono::milliseconds(0), out);
+      if (out.empty() && open && now - last_ < std::chrono::seconds(1))
+        return true;
+      if (out.empty())
+        out = ": keep-alive\n\n"; // also detects a vanished client
+      last_ = now;
+      deliver = std::move(pending_);
+      pending_ = nullptr;
+    }
+    deliver(std::move(out), !open);
+    return open;
+  }
+
+private:
+  std::shared_ptr<watch_hub> hub_;
+  std::shared_ptr<watch_hub::watcher> watcher_;
+  std::mutex mtx_;
+  deliver_fn pending_;
+  bool cancelled_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+/// Feeds every open watch stream from one thread, every 20 ms. A stopgap
+/// until the event feed with its own chunk_source (branch `watch`) plugs
+/// into `route_id::watch`: one thread for all streams, none per stream.
+class watch_pump {
+public:
+  watch_pump() : thread_([this] { run(); }) {}
+
+  ~watch_pump() { stop(); }
+
+  void add(std::shared_ptr<watch_stream> s) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    streams_.push_back(std::move(s));
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    while (!stopping_) {
+      cv_.wait_for(guard, std::chrono::milliseconds(20));
+      auto streams = streams_;
+      guard.unlock();
+      auto now = std::chrono::steady_clock::now();
+      std::vector<watch_stream*> gone;
+      for (const auto& s : streams)
+        if (!s->pump(now))
+          gone.push_back(s.get());
+      guard.lock();
+      if (!gone.empty())
+        streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
+                                      [&](const auto& s) {
+                                        return std::find(gone.begin(),
+                                                         gone.end(), s.get())
+                                               != gone.end();
+                                      }),
+                       streams_.end());
+    }
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<watch_stream>> streams_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 } // namespace
 
-http_api::http_api(sync_socket& sock, http_options opts)
-    : sock_(sock), opts_(opts), started_(std::chrono::steady_clock::now()),
-      server_(std::make_unique<httplib::Server>()),
-      hub_(std::make_shared<watch_hub>(opts.max_watchers, opts.watch_queue)),
-      metrics_(std::make_unique<node_metrics>()) {
-  // One pool for everything: watchers (each holds a thread while open) plus
-  // workers, so open watch streams can never starve ordinary requests.
-  auto threads = opts_.max_watchers + opts_.worker_threads;
-  server_->new_task_queue = [threads] {
-    return new httplib::ThreadPool(threads);
+// -- the API
+// --------------------------------------------------------------------
+
+struct http_api::impl : std::enable_shared_from_this<impl> {
+  impl(sync_socket& sock, http_options opts)
+      : sock(sock), opts(std::move(opts)),
+        started(std::chrono::steady_clock::now()),
+        hub(std::make_shared<watch_hub>(this->opts.max_watchers,
+                                        this->opts.watch_queue)),
+        metrics(std::make_unique<node_metrics>()),
+        sys(sock.handle()->home_system()),
+        max_depth(sock.settings().max_value_depth) {}
+
+  sync_socket& sock;
+  http_options opts;
+  std::chrono::steady_clock::time_point started;
+  std::shared_ptr<watch_hub> hub;
+  std::unique_ptr<node_metrics> metrics;
+  caf::actor_system& sys;
+  size_t max_depth;
+  std::unique_ptr<node_bridge> bridge;
+  std::unique_ptr<http::http_server> server;
+  std::unique_ptr<watch_pump> pump;
+
+  /// The answer for a node error.
+  http::response fail(const caf::error& err) {
+    return error_response(sys, err);
+  }
+
+  void handle(http::request&& req, http::responder respond);
+  void handle_pieces(http::request&& req, std::shared_ptr<http::body_reader>,
+                     http::responder respond);
+  void dispatch(const routed& rt, http::request&& req, http::responder respond);
+  void watch(http::request&& req, http::responder respond);
+  void send_message(http::request&& req, http::responder respond);
+  void write_batch(pb::UpdateRequest req, http::responder respond);
+};
+
+namespace {
+
+/// Refuses a request that did not reach a route (404/405) or whose role is
+/// too low (403); true when it did.
+bool admitted(http::http_server& server, const routed& rt,
+              const http::request& req, const http::responder& respond) {
+  if (rt.status == 404) {
+    respond(http::json_error(404, "not_found", "no route for " + req.path));
+    return false;
+  }
+  if (rt.status == 405) {
+    auto res = http::json_error(405, "method_not_allowed",
+                                req.method + " is not allowed on " + req.path
+                                  + " (allowed: " + rt.allow + ")");
+    res.headers.emplace_back("Allow", rt.allow);
+    respond(std::move(res));
+    return false;
+  }
+  if (req.granted < rt.r->needs) {
+    auto text = req.method + " " + req.path + " needs the "
+                + std::string{http::to_string(rt.r->needs)}
+                + " role; the token grants "
+                + std::string{http::to_string(req.granted)};
+    server.note_forbidden(req.remote, text);
+    respond(http::json_error(403, "forbidden", text));
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+void http_api::impl::handle(http::request&& req, http::responder respond) {
+  auto rt = route_of(req.method, req.path);
+  if (!admitted(*server, rt, req, respond))
+    return;
+  dispatch(rt, std::move(req), std::move(respond));
+}
+
+void http_api::impl::dispatch(const routed& rt, http::request&& req,
+                              http::responder respond) {
+  auto self = shared_from_this();
+  switch (rt.r->id) {
+    case route_id::healthz:
+      respond(json_response(200, json{{"status", "alive"}}));
+      return;
+    case route_id::readyz: {
+      bool listening = sock.port() != 0 || !sock.settings().listen;
+      bool expects = opts.expects_peers;
+      bridge->call<pb::PeerList>(
+        pb::PeersRequest{},
+        [self, respond, listening, expects](caf::expected<pb::PeerList> x) {
+          if (!x) {
+            respond(self->fail(x.error()));
+            return;
+          }
+          bool peered = !expects || x->peers_size() > 0;
+          respond(
+            json_response(listening && peered ? 200 : 503,
+                          json{{"listening", listening}, {"peered", peered}}));
+        });
+      return;
+    }
+    case route_id::status:
+      bridge->call<pb::NodeInfo>(
+        pb::InfoRequest{}, [self, respond](caf::expected<pb::NodeInfo> x) {
+          if (!x) {
+            respond(self->fail(x.error()));
+            return;
+          }
+          auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now() - self->started)
+                          .count();
+          respond(json_response(
+            200, json{{"node_id", to_hex(x->node_id())},
+                      {"listen", x->listen_host() + ":"
+                                   + std::to_string(x->listen_port())},
+                      {"protocol_id", x->protocol_id()},
+                      {"leasing", x->leasing()},
+                      {"keys", x->key_count()},
+                      {"peers", x->peer_count()},
+                      {"uptime_s", uptime}}));
+        });
+      return;
+    case route_id::peers:
+      bridge->call<pb::PeerList>(
+        pb::PeersRequest{}, [self, respond](caf::expected<pb::PeerList> x) {
+          if (!x) {
+            respond(self->fail(x.error()));
+            return;
+          }
+          auto list = json::array();
+          for (const auto& p : x->peers())
+            list.push_back(
+              json{{"node_id", to_hex(p.node_id())},
+                   {"address", p.host() + ":" + std::to_string(p.port())},
+                   {"direction", p.outbound() ? "out" : "in"},
+                   {"rtt_us", p.rtt_us()},
+                   {"connected_since", to_ms(p.connected_since_us())}});
+          respond(json_response(200, json{{"peers", list}}));
+        });
+      return;
+    case route_id::kv_list: {
+      auto limit = parse_limit(req, 1000);
+      if (limit == 0 || limit > 10000) {
+        respond(http::json_error(400, "bad_request", "limit must be 1..10000"));
+        return;
+      }
+      std::string after;
+      if (req.has_param("cursor")
+          && !base64_decode(std::string{req.param("cursor")}, after)) {
+        respond(http::json_error(400, "bad_request", "cursor is not base64"));
+        return;
+      }
+      pb::SnapshotRequest snap;
+      snap.set_prefix(std::string{req.param("prefix")});
+      snap.set_limit(static_cast<uint32_t>(limit));
+      snap.set_start_after(after);
+      bridge->call<pb::Snapshot>(
+        std::move(snap), [self, respond, limit](caf::expected<pb::Snapshot> x) {
+          if (!x) {
+            respond(self->fail(x.error()));
+            return;
+          }
+          auto list = json::array();
+          for (const auto& item : x->items())
+            list.push_back(item_json(item));
+          json body{{"items", list}};
+          if (static_cast<size_t>(x->items_size()) == limit)
+            body["cursor"] = base64_encode(x->items().rbegin()->key());
+          respond(json_response(200, body));
+        });
+      return;
+    }
+    case route_id::kv_batch:
+      // Routed to handle_pieces (the body is read by the API).
+      respond(http::json_error(500, "internal", "batch without a reader"));
+      return;
+    case route_id::kv_no_key:
+      respond(http::json_error(400, "invalid_key", "key is empty"));
+      return;
+    case route_id::kv_get:
+      bridge->get(rt.key, [self, respond](caf::expected<pb::GetReply> x) {
+        if (!x) {
+          respond(self->fail(x.error()));
+          return;
+        }
+        if (!x->found()) {
+          respond(http::json_error(404, "not_found", "no such key"));
+          return;
+        }
+        value v;
+        std::string err;
+        if (!value_of(x->value(), v, err)) {
+          respond(http::json_error(500, "internal", err));
+          return;
+        }
+        http::response res;
+        put_meta_headers(res, x->meta());
+        if (v.is_bytes()) {
+          res.body = v.as_bytes();
+          res.content_type = "application/octet-stream";
+        } else if (v.is_text()) {
+          res.body = v.as_text();
+          res.content_type = "text/plain; charset=utf-8";
+        } else {
+          res.body = to_json(v).dump();
+          res.content_type = "application/json";
+        }
+        respond(std::move(res));
+      });
+      return;
+    case route_id::kv_put: {
+      value v;
+      if (auto err = body_value(req, v, max_depth); !err.empty()) {
+        respond(http::json_error(400, "bad_request", err));
+        return;
+      }
+      pb::SetRequest set;
+      set.set_key(rt.key);
+      to_proto(v, set.mutable_value());
+      bridge->call<pb::WriteAck>(
+        std::move(set), [self, respond](caf::expected<pb::WriteAck> x) {
+          respond(x ? no_content() : self->fail(x.error()));
+        });
+      return;
+    }
+    case route_id::kv_delete: {
+      pb::DeleteRequest del;
+      del.set_key(rt.key);
+      bridge->call<pb::DeleteReply>(
+        std::move(del), [self, respond](caf::expected<pb::DeleteReply> x) {
+          respond(x ? no_content() : self->fail(x.error()));
+        });
+      return;
+    }
+    case route_id::kv_delta: {
+      json parsed;
+      if (auto err = parse_json(req.body, max_depth + 1, parsed);
+          !err.empty() || !parsed.is_object()) {
+        respond(
+          http::json_error(400, "bad_request",
+                           err.empty() ? "body must be a JSON object" : err));
+        return;
+      }
+      value fields;
+      if (auto err = from_json(parsed, fields, static_cast<int>(max_depth));
+          !err.empty() || !fields.is_map()) {
+        respond(
+          http::json_error(400, "bad_request",
+                           err.empty() ? "body must be a JSON object" : err));
+        return;
+      }
+      pb::DeltaRequest delta;
+      delta.set_key(rt.key);
+      to_proto(fields.as_map(), delta.mutable_fields());
+      bridge->call<pb::WriteAck>(
+        std::move(delta), [self, respond](caf::expected<pb::WriteAck> x) {
+          respond(x ? no_content() : self->fail(x.error()));
+        });
+      return;
+    }
+    case route_id::messages:
+      send_message(std::move(req), std::move(respond));
+      return;
+    case route_id::watch:
+      watch(std::move(req), std::move(respond));
+      return;
+    case route_id::metrics:
+      bridge->call<pb::NodeStats>(
+        pb::StatsRequest{}, [self, respond](caf::expected<pb::NodeStats> x) {
+          if (!x) {
+            respond(self->fail(x.error()));
+            return;
+          }
+          // Only the bridge actor scrapes: one at a time.
+          http::response res;
+          res.content_type = "text/plain; version=0.0.4";
+          res.body = self->metrics->scrape(*x, self->hub->size());
+          respond(std::move(res));
+        });
+      return;
+  }
+}
+
+void http_api::impl::send_message(http::request&& req,
+                                  http::responder respond) {
+  json body;
+  // {"packets": [V...]} wraps a value in two levels.
+  auto err = parse_json(req.body, max_depth + 3, body);
+  if (!err.empty() && err != "body is not JSON") {
+    respond(http::json_error(400, "bad_request", err));
+    return;
+  }
+  if (body.is_array())
+    body = json{{"packets", body}};
+  if (body.is_discarded() || !body.is_object() || !body.contains("packets")
+      || !body["packets"].is_array()) {
+    respond(http::json_error(400, "bad_request",
+                             "body must be a JSON list of packets or "
+                             "{\"packets\": [...], \"to\": id, \"whisper\": "
+                             "bool}"));
+    return;
+  }
+  pb::SendRequest send;
+  for (const auto& p : body["packets"]) {
+    value v;
+    if (auto e = from_json(p, v, static_cast<int>(max_depth)); !e.empty()) {
+      respond(http::json_error(400, "bad_request", e));
+      return;
+    }
+    to_proto(v, send.add_packets());
+  }
+  if (body.contains("to")) {
+    std::string to;
+    if (!body["to"].is_string()
+        || !from_hex(body["to"].get<std::string>(), to)) {
+      respond(
+        http::json_error(400, "bad_request", "\"to\" must be a hex node ID"));
+      return;
+    }
+    send.set_to(to);
+  }
+  if (body.contains("whisper") && !body["whisper"].is_boolean()) {
+    respond(http::json_error(400, "bad_request", "\"whisper\" must be a bool"));
+    return;
+  }
+  send.set_whisper(body.value("whisper", false));
+  auto self = shared_from_this();
+  bridge->call<pb::SendReply>(
+    std::move(send), [self, respond](caf::expected<pb::SendReply> x) {
+      if (!x) {
+        respond(self->fail(x.error()));
+        return;
+      }
+      respond(json_response(202, json{{"id", to_hex(x->message_id())}}));
+    });
+}
+
+void http_api::impl::watch(http::request&& req, http::responder respond) {
+  auto w = hub->join(std::string{req.param("prefix")});
+  if (!w) {
+    respond(http::json_error(503, "overloaded",
+                             "at most " + std::to_string(opts.max_watchers)
+                               + " watch streams"));
+    return;
+  }
+  auto stream = std::make_shared<watch_stream>(hub, w);
+  pump->add(stream);
+  http::response res;
+  res.content_type = "text/event-stream";
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  res.stream = stream;
+  respond(std::move(res));
+}
+
+void http_api::impl::write_batch(pb::UpdateRequest req,
+                                 http::responder respond) {
+  auto n = static_cast<uint64_t>(req.items_size() + req.deletes_size());
+  auto self = shared_from_this();
+  bridge->call<pb::WriteAck>(
+    std::move(req), [self, respond, n](caf::expected<pb::WriteAck> x) {
+      if (!x) {
+        respond(self->fail(x.error()));
+        return;
+      }
+      respond(json_response(200, json{{"applied", n}}));
+    });
+}
+
+namespace {
+
+/// The HTTP status for a body_reader's error.
+http::response reader_error(std::string_view error) {
+  if (error == "body_too_large")
+    return http::json_error(413, "body_too_large", "the body is too large");
+  if (error == "timeout")
+    return http::json_error(408, "timeout", "the body came too slowly");
+  return http::json_error(400, "bad_request", error);
+}
+
+/// Adds fields to a JSON error body.
+http::response with_progress(http::response res, uint64_t applied,
+                             uint64_t line) {
+  auto body = json::parse(res.body, nullptr, false);
+  if (!body.is_object())
+    body = json::object();
+  body["applied"] = applied;
+  if (line > 0)
+    body["line"] = line;
+  res.body = body.dump();
+  res.content_type = "application/json";
+  return res;
+}
+
+/// A `POST /v1/kv` body read whole (JSON list), within `limit` bytes.
+class json_batch_read : public std::enable_shared_from_this<json_batch_read> {
+public:
+  json_batch_read(std::shared_ptr<http::body_reader> reader, uint64_t limit,
+                  std::function<void(std::string)> done,
+                  http::responder respond)
+      : reader_(std::move(reader)), limit_(limit), done_(std::move(done)),
+        respond_(std::move(respond)) {}
+
+  void read() {
+    auto me = shared_from_this();
+    reader_->read([me](std::string_view piece, bool end, std::string_view err) {
+      if (!err.empty()) {
+        me->respond_(reader_error(err));
+        return;
+      }
+      if (me->body_.size() + piece.size() > me->limit_) {
+        me->respond_(http::json_error(
+          413, "body_too_large",
+          "a JSON batch is at most " + std::to_string(me->limit_)
+            + " bytes; send bulk loads as application/x-ndjson"));
+        return;
+      }
+      me->body_.append(piece);
+      if (end)
+        me->done_(std::move(me->body_));
+      else
+        me->read();
+    });
+  }
+
+private:
+  std::shared_ptr<http::body_reader> reader_;
+  uint64_t limit_;
+  std::string body_;
+  std::function<void(std::string)> done_;
+  http::responder respond_;
+};
+
+} // namespace
+
+/// An NDJSON bulk load: lines parsed as pieces arrive, sent to the node in
+/// all-or-nothing batches of up to `ndjson_batch_lines` lines; the next
+/// piece is read only once the previous batch is applied (back-pressure).
+/// Holds at most one piece, one unfinished line and one batch.
+class ndjson_load : public std::enable_shared_from_this<ndjson_load> {
+public:
+  ndjson_load(std::shared_ptr<http_api::impl> api,
+              std::shared_ptr<http::body_reader> reader,
+              http::responder respond)
+      : api_(std::move(api)), reader_(std::move(reader)),
+        respond_(std::move(respond)) {
+    const auto& cfg = api_->sock.settings();
+    // base64 of the largest value, plus the key and the JSON around it.
+    max_line_ = cfg.max_value_size * 2 + cfg.max_key_size * 2 + 4096;
+    max_batch_bytes_ = cfg.max_frame_size / 2;
+    max_lines_ = std::max<size_t>(1, api_->opts.ndjson_batch_lines);
+  }
+
+  void read_more() {
+    auto me = shared_from_this();
+    reader_->read([me](std::string_view piece, bool end, std::string_view err) {
+      if (!err.empty()) {
+        me->respond_(with_progress(reader_error(err), me->applied_, 0));
+        return;
+      }
+      me->buf_.append(piece);
+      me->ended_ = end;
+      me->process();
+    });
+  }
+
+private:
+  /// Parses the complete lines held; sends a batch when full, else reads
+  /// on (or finishes at the end of the body).
+  void process() {
+    for (;;) {
+      auto nl = buf_.find('\n', consumed_);
+      if (nl == std::string::npos) {
+        if (!ended_ || consumed_ == buf_.size())
+          break;
+        nl = buf_.size(); // the last line has no newline
+      }
+      std::string_view line{buf_.data() + consumed_, nl - consumed_};
+      consumed_ = std::min(nl + 1, buf_.size());
+      ++line_no_;
+      if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+      if (line.find_first_not_of(" \t") == std::string_view::npos)
+        continue;
+      if (auto err = add_line(line); !err.empty()) {
+        respond_(with_progress(
+          http::json_error(400, "bad_request",
+                           "line " + std::to_string(line_no_) + ": " + err),
+          applied_, line_no_));
+        return;
+      }
+      if (lines_ >= max_lines_ || batch_bytes_ >= max_batch_bytes_) {
+        send();
+        return;
+      }
+    }
+    buf_.erase(0, consumed_);
+    consumed_ = 0;
+    if (buf_.size() > max_line_) {
+      respond_(with_progress(
+        http::json_error(413, "line_too_large",
+                         "line " + std::to_string(line_no_ + 1)
+                           + " is longer than " + std::to_string(max_line_)
+                           + " bytes"),
+        applied_, line_no_ + 1));
+      return;
+    }
+    if (!ended_) {
+      read_more();
+      return;
+    }
+    if (lines_ > 0) {
+      send();
+      return;
+    }
+    respond_(json_response(200, json{{"applied", applied_}}));
+  }
+
+  std::string add_line(std::string_view line) {
+    if (lines_ == 0)
+      first_line_ = line_no_;
+    json parsed;
+    if (auto err = parse_json(line, api_->max_depth + 3, parsed); !err.empty())
+      return err;
+    if (auto err = batch_entry(parsed, batch_, api_->max_depth); !err.empty())
+      return err;
+    ++lines_;
+    batch_bytes_ += line.size();
+    return {};
+  }
+
+  void send() {
+    auto me = shared_from_this();
+    pb::UpdateRequest req;
+    req.Swap(&batch_);
+    auto n = lines_;
+    lines_ = 0;
+    batch_bytes_ = 0;
+    api_->bridge->call<pb::WriteAck>(
+      std::move(req), [me, n](caf::expected<pb::WriteAck> x) {
+        if (!x) {
+          me->respond_(with_progress(me->api_->fail(x.error()), me->applied_,
+                                     me->first_line_));
+          return;
+        }
+        me->applied_ += n;
+        me->process();
+      });
+  }
+
+  std::shared_ptr<http_api::impl> api_;
+  std::shared_ptr<http::body_reader> reader_;
+  http::responder respond_;
+  size_t max_line_ = 0;
+  size_t max_batch_bytes_ = 0;
+  size_t max_lines_ = 0;
+  std::string buf_;
+  size_t consumed_ = 0;
+  bool ended_ = false;
+  uint64_t line_no_ = 0;
+  uint64_t first_line_ = 0;
+  uint64_t applied_ = 0;
+  pb::UpdateRequest batch_;
+  size_t lines_ = 0;
+  size_t batch_bytes_ = 0;
+};
+
+void http_api::impl::handle_pieces(http::request&& req,
+                                   std::shared_ptr<http::body_reader> reader,
+                                   http::responder respond) {
+  auto rt = route_of(req.method, req.path);
+  if (!admitted(*server, rt, req, respond))
+    return;
+  auto type = req.header("content-type");
+  if (type.rfind("application/x-ndjson", 0) == 0) {
+    std::make_shared<ndjson_load>(shared_from_this(), std::move(reader),
+                                  std::move(respond))
+      ->read_more();
+    return;
+  }
+  if (type.rfind("application/json", 0) != 0) {
+    respond(http::json_error(415, "unsupported_media_type",
+                             "POST /v1/kv takes application/json (a list of "
+                             "entries) or application/x-ndjson"));
+    return;
+  }
+  auto limit = opts.max_batch_body != 0 ? opts.max_batch_body
+                                        : sock.settings().max_frame_size;
+  auto self = shared_from_this();
+  auto on_body = [self, respond](std::string body) {
+    json list;
+    // [ {"value": V} ]: two levels around each value.
+    if (auto err = parse_json(body, self->max_depth + 3, list); !err.empty()) {
+      respond(http::json_error(400, "bad_request", err));
+      return;
+    }
+    if (!list.is_array()) {
+      respond(http::json_error(400, "bad_request",
+                               "body must be a JSON list of {\"key\": K, "
+                               "\"value\": V} or {\"key\": K, \"delete\": "
+                               "true}"));
+      return;
+    }
+    if (list.size() > self->opts.max_batch_entries) {
+      respond(http::json_error(413, "too_many_entries",
+                               "a batch has at most "
+                                 + std::to_string(self->opts.max_batch_entries)
+                                 + " entries"));
+      return;
+    }
+    pb::UpdateRequest batch;
+    size_t index = 0;
+    for (const auto& x : list) {
+      ++index;
+      if (auto err = batch_entry(x, batch, self->max_depth); !err.empty()) {
+        respond(http::json_error(
+          400, "bad_request", "entry " + std::to_string(index) + ": " + err));
+        return;
+      }
+    }
+    if (batch.items_size() + batch.deletes_size() == 0) {
+      respond(json_response(200, json{{"applied", 0}}));
+      return;
+    }
+    self->write_batch(std::move(batch), respond);
   };
-  server_->set_payload_max_length(sock_.settings().max_value_size + 1024);
-  // Without it a reply's header and body (and each SSE chunk) wait out the
-  // client's delayed ACK: 40 ms per request on Linux (Nagle).
-  server_->set_tcp_nodelay(true);
-  install_routes();
-  std::weak_ptr<watch_hub> hub = hub_;
-  sock_.on_update(
+  std::make_shared<json_batch_read>(std::move(reader), limit,
+                                    std::move(on_body), std::move(respond))
+    ->read();
+}
+
+http_api::http_api(sync_socket& sock, http_options opts)
+    : impl_(std::make_shared<impl>(sock, std::move(opts))) {
+  auto& st = *impl_;
+  auto timeout = caf::duration{sock.settings().request_timeout};
+  st.bridge = std::make_unique<node_bridge>(sock.handle(), timeout);
+  st.pump = std::make_unique<watch_pump>();
+  auto sopts = st.opts.server;
+  // A PUT body is a value (JSON text of bytes: base64, 4/3) plus slack.
+  if (sopts.max_body == http::server_options{}.max_body)
+    sopts.max_body = sock.settings().max_value_size * 2 + 4096;
+  std::weak_ptr<impl> weak = impl_;
+  http::http_dispatch dispatch;
+  dispatch.whole = [weak](http::request&& req, http::responder respond) {
+    if (auto self = weak.lock())
+      self->handle(std::move(req), std::move(respond));
+    else
+      respond(http::json_error(503, "closed", "the node is stopping"));
+  };
+  dispatch.pieces
+    = [weak](http::request&& req, std::shared_ptr<http::body_reader> reader,
+             http::responder respond) {
+        if (auto self = weak.lock())
+          self->handle_pieces(std::move(req), std::move(reader),
+                              std::move(respond));
+        else
+          respond(http::json_error(503, "closed", "the node is stopping"));
+      };
+  dispatch.reads_in_pieces
+    = [](std::string_view method, std::string_view path) {
+        return method == "POST" && path == "/v1/kv";
+      };
+  st.server = std::make_unique<http::http_server>(std::move(sopts),
+                                                  std::move(dispatch));
+  std::weak_ptr<watch_hub> hub = st.hub;
+  sock.on_update(
     [hub](const std::string& key, const value& val, const entry_meta& meta) {
       // Formatting JSON for nobody cost a relay ~3 % of its time.
       if (auto h = hub.lock(); h && h->size() > 0) {
@@ -141,14 +1163,14 @@ http_api::http_api(sync_socket& sock, http_options opts)
         h->publish(key, "update", ev.dump());
       }
     });
-  sock_.on_delete([hub](const std::string& key) {
+  sock.on_delete([hub](const std::string& key) {
     if (auto h = hub.lock(); h && h->size() > 0) {
       json ev;
       put_key(ev, key);
       h->publish(key, "delete", ev.dump());
     }
   });
-  sock_.on_message([hub](const message& m) {
+  sock.on_message([hub](const message& m) {
     if (auto h = hub.lock(); h && h->size() > 0) {
       auto packets = json::array();
       for (const auto& p : m.packets)
@@ -159,7 +1181,7 @@ http_api::http_api(sync_socket& sock, http_options opts)
       h->publish_all("message", ev.dump());
     }
   });
-  sock_.on_lease_lost([hub](const std::string& key, const std::string& owner) {
+  sock.on_lease_lost([hub](const std::string& key, const std::string& owner) {
     if (auto h = hub.lock(); h && h->size() > 0) {
       json ev;
       put_key(ev, key);
@@ -175,238 +1197,23 @@ http_api::~http_api() {
 
 uint16_t http_api::start(const std::string& host, uint16_t port,
                          std::string& error) {
-  int bound = port == 0 ? server_->bind_to_any_port(host)
-                        : (server_->bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    error = "cannot bind the HTTP API to " + host + ":" + std::to_string(port);
-    return 0;
-  }
-  thread_ = std::thread{[this] {
-    server_->listen_after_bind();
-  }};
-  // httplib's stop() is a no-op until the listen loop runs: wait for it, so
-  // a stop right after start (a quick SIGTERM) cannot be lost.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
-  return static_cast<uint16_t>(bound);
+  return impl_->server->start(host, port, error);
 }
 
 void http_api::stop() {
-  hub_->close();
-  if (server_)
-    server_->stop();
-  if (thread_.joinable())
-    thread_.join();
+  auto& st = *impl_;
+  st.hub->close();
+  if (st.server)
+    st.server->stop();
+  if (st.pump)
+    st.pump->stop();
+  // The bridge actor holds callbacks that keep impl alive: end it.
+  if (st.bridge)
+    st.bridge->stop();
 }
 
-void http_api::install_routes() {
-  auto& srv = *server_;
-  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, json{{"status", "alive"}});
-  });
-  srv.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] {
-      bool listening = sock_.port() != 0 || !sock_.settings().listen;
-      bool peered = !opts_.expects_peers || !sock_.peers().empty();
-      json body{{"listening", listening}, {"peered", peered}};
-      send_json(res, listening && peered ? 200 : 503, body);
-    });
-  });
-  srv.Get("/v1/status",
-          [this](const httplib::Request&, httplib::Response& res) {
-            guarded(res, [&] {
-              auto info = sock_.info();
-              auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::steady_clock::now() - started_)
-                              .count();
-              send_json(res, 200,
-                        json{{"node_id", to_hex(info.node_id())},
-                             {"listen", info.listen_host() + ":"
-                                          + std::to_string(info.listen_port())},
-                             {"protocol_id", info.protocol_id()},
-                             {"leasing", info.leasing()},
-                             {"keys", info.key_count()},
-                             {"peers", info.peer_count()},
-                             {"uptime_s", uptime}});
-            });
-          });
-  srv.Get("/v1/peers", [this](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] {
-      auto list = json::array();
-      for (const auto& p : sock_.peers())
-        list.push_back(json{{"node_id", p.id_hex()},
-                            {"address", p.host + ":" + std::to_string(p.port)},
-                            {"direction", p.outbound ? "out" : "in"},
-                            {"rtt_us", p.rtt.count()},
-                            {"connected_since", to_ms(p.connected_since_us)}});
-      send_json(res, 200, json{{"peers", list}});
-    });
-  });
-  srv.Get(
-    "/v1/kv", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(res, [&] {
-        auto limit = parse_limit(req, 1000);
-        if (limit == 0 || limit > 10000) {
-          send_error(res, 400, "bad_request", "limit must be 1..10000");
-          return;
-        }
-        std::string after;
-        if (req.has_param("cursor")
-            && !base64_decode(req.get_param_value("cursor"), after)) {
-          send_error(res, 400, "bad_request", "cursor is not base64");
-          return;
-        }
-        auto items = sock_.items(req.get_param_value("prefix"), limit, after);
-        auto list = json::array();
-        for (const auto& x : items)
-          list.push_back(item_json(x));
-        json body{{"items", list}};
-        if (items.size() == limit)
-          body["cursor"] = base64_encode(items.back().key);
-        send_json(res, 200, body);
-      });
-    });
-  srv.Get("/v1/kv/", [](const httplib::Request&, httplib::Response& res) {
-    send_error(res, 400, "invalid_key", "key is empty");
-  });
-  srv.Put("/v1/kv/", [](const httplib::Request&, httplib::Response& res) {
-    send_error(res, 400, "invalid_key", "key is empty");
-  });
-  srv.Get(R"(/v1/kv/(.+))",
-          [this](const httplib::Request& req, httplib::Response& res) {
-            guarded(res, [&] {
-              auto found = sock_.get_item(req.matches[1].str());
-              if (!found) {
-                send_error(res, 404, "not_found", "no such key");
-                return;
-              }
-              put_meta_headers(res, found->meta);
-              const auto& v = found->val;
-              if (v.is_bytes())
-                res.set_content(v.as_bytes(), "application/octet-stream");
-              else if (v.is_text())
-                res.set_content(v.as_text(), "text/plain; charset=utf-8");
-              else
-                res.set_content(to_json(v).dump(), "application/json");
-            });
-          });
-  srv.Put(R"(/v1/kv/(.+))",
-          [this](const httplib::Request& req, httplib::Response& res) {
-            guarded(res, [&] {
-              value v;
-              if (auto err = body_value(
-                    req, v, static_cast<int>(sock_.settings().max_value_depth));
-                  !err.empty()) {
-                send_error(res, 400, "bad_request", err);
-                return;
-              }
-              sock_.set(req.matches[1].str(), std::move(v));
-              res.status = 204;
-            });
-          });
-  srv.Delete(R"(/v1/kv/(.+))",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               guarded(res, [&] {
-                 sock_.erase(req.matches[1].str());
-                 res.status = 204;
-               });
-             });
-  srv.Post(R"(/v1/kv/(.+)/delta)", [this](const httplib::Request& req,
-                                          httplib::Response& res) {
-    guarded(res, [&] {
-      auto parsed = json::parse(req.body, nullptr, false);
-      if (parsed.is_discarded() || !parsed.is_object()) {
-        send_error(res, 400, "bad_request", "body must be a JSON object");
-        return;
-      }
-      value fields;
-      if (auto err = from_json(
-            parsed, fields, static_cast<int>(sock_.settings().max_value_depth));
-          !err.empty() || !fields.is_map()) {
-        send_error(res, 400, "bad_request",
-                   err.empty() ? "body must be a JSON object" : err);
-        return;
-      }
-      sock_.apply_delta(req.matches[1].str(), fields.as_map());
-      res.status = 204;
-    });
-  });
-  srv.Post("/v1/messages", [this](const httplib::Request& req,
-                                  httplib::Response& res) {
-    guarded(res, [&] {
-      auto body = json::parse(req.body, nullptr, false);
-      if (body.is_array())
-        body = json{{"packets", body}};
-      if (body.is_discarded() || !body.is_object() || !body.contains("packets")
-          || !body["packets"].is_array()) {
-        send_error(res, 400, "bad_request",
-                   "body must be a JSON list of packets or "
-                   "{\"packets\": [...], \"to\": id, \"whisper\": bool}");
-        return;
-      }
-      std::vector<value> packets;
-      for (const auto& p : body["packets"]) {
-        value v;
-        if (auto err = from_json(
-              p, v, static_cast<int>(sock_.settings().max_value_depth));
-            !err.empty()) {
-          send_error(res, 400, "bad_request", err);
-          return;
-        }
-        packets.push_back(std::move(v));
-      }
-      send_options opts;
-      if (body.contains("to")) {
-        if (!body["to"].is_string()
-            || !from_hex(body["to"].get<std::string>(), opts.to)) {
-          send_error(res, 400, "bad_request", "\"to\" must be a hex node ID");
-          return;
-        }
-      }
-      opts.whisper = body.value("whisper", false);
-      auto id = sock_.send(std::move(packets), opts);
-      send_json(res, 202, json{{"id", to_hex(id)}});
-    });
-  });
-  srv.Get("/v1/watch",
-          [this](const httplib::Request& req, httplib::Response& res) {
-            auto w = hub_->join(req.get_param_value("prefix"));
-            if (!w) {
-              send_error(res, 503, "overloaded",
-                         "at most " + std::to_string(opts_.max_watchers)
-                           + " watch streams");
-              return;
-            }
-            auto hub = hub_;
-            res.set_header("Cache-Control", "no-cache");
-            res.set_chunked_content_provider(
-              "text/event-stream",
-              [hub, w](size_t, httplib::DataSink& sink) {
-                std::string out;
-                bool open = hub->wait(w, std::chrono::seconds(1), out);
-                if (out.empty())
-                  out = ": keep-alive\n\n"; // also detects a vanished client
-                if (!sink.write(out.data(), out.size()))
-                  return false;
-                if (!open) {
-                  sink.done();
-                  return false;
-                }
-                return true;
-              },
-              [hub, w](bool) { hub->leave(w); });
-          });
-  srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] {
-      res.set_content(metrics_->scrape(sock_.stats(), hub_->size()),
-                      "text/plain; version=0.0.4");
-    });
-  });
-  srv.set_exception_handler(
-    [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      send_exception(res, ep);
-    });
+http::server_stats http_api::server_stats() const {
+  return impl_->server->stats();
 }
 
 } // namespace syncmesh

@@ -262,4 +262,37 @@ void put_key(nlohmann::json& obj, const std::string& key) {
     obj["key_base64"] = base64_encode(key);
 }
 
+bool json_nested_deeper_than(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i; // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth)
+          return true;
+        break;
+      case ']':
+      case '}':
+        if (depth > 0)
+          --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
 } // namespace syncmesh

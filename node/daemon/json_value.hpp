@@ -2,7 +2,9 @@
 
 // JSON forms of syncmesh values for the HTTP API and the CLI.
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -33,6 +35,14 @@ nlohmann::json to_json(const value& x);
 /// deeper than `max_depth`, config::max_value_depth), empty on success.
 std::string from_json(const nlohmann::json& x, value& out,
                       int max_depth = default_max_value_depth);
+
+/// True when the JSON text `text` nests arrays/objects deeper than
+/// `max_depth` (a bare scalar is depth 0, `[1]` depth 1). A loop, not a
+/// recursion: nlohmann's parser recurses once per level, so a body nested
+/// 100,000 deep must be refused before it is parsed. Brackets inside
+/// strings (escapes included) do not count; malformed text is left to the
+/// parser.
+bool json_nested_deeper_than(std::string_view text, size_t max_depth);
 
 /// A key for JSON output: {"key": text} when it is UTF-8, else
 /// {"key_base64": "..."}; written into `obj`.

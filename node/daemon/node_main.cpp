@@ -1,4 +1,6 @@
 // syncmesh-node: one node of the mesh as a daemon, with its HTTP API.
+// Its options are read by node_options.cpp (CLI11, the rules tested there);
+// this file only runs the node they describe.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,7 +20,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/config_option_adder.hpp>
 
 #include "actors/facade.hpp"
 #include "actors/log.hpp"
@@ -26,111 +27,12 @@
 #include "messages/version.hpp"
 #include "node/daemon/http_api.hpp"
 #include "node/daemon/json_value.hpp"
+#include "node/daemon/node_options.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace {
 
 using namespace syncmesh;
-
-/// The daemon's options, read from the command line and an INI file.
-struct node_config : caf::actor_system_config {
-  std::string host = "127.0.0.1";
-  uint16_t port = 7440;
-  std::string peers;
-  std::string subnet;
-  bool leasing = true;
-  std::string wire = "native";
-  bool py2p_allow_delete = false;
-  std::string lease_duration = "1h";
-  std::string max_lease_duration = "24h";
-  size_t max_peers = 4;
-  size_t max_inbound = 32;
-  std::string http = "127.0.0.1:7441";
-  std::string data_dir;
-  std::string log_level = "info";
-  std::string heartbeat_interval = "1s";
-  std::string peer_timeout = "10s";
-  std::string anti_entropy_interval = "30s";
-  std::string anti_entropy_method = "auto";
-  std::string redial_max = "30s";
-  std::string tombstone_horizon = "24h";
-  size_t max_value_size = 1024 * 1024;
-  size_t max_value_depth = 64;
-  size_t expected_keys = 0;
-  size_t max_handshake_frame = 64 * 1024;
-  size_t max_pending_handshake_bytes = 4 * 1024 * 1024;
-  size_t ingress_window = 4 * 1024 * 1024;
-  size_t max_ae_outbox_bytes = 8 * 1024 * 1024;
-  std::string duplicate_probe_timeout = "1s";
-
-  node_config() {
-    opt_group{custom_options_, "global"}
-      .add(host, "host", "interface to bind for peers")
-      .add(port, "port", "TCP port for peers (0: the OS picks)")
-      .add(peers, "peers", "seeds to dial, \"host:port,host:port\"")
-      .add(subnet, "subnet", "only peers of the same subnet talk")
-      .add(leasing, "leasing", "leases on (true) or newest write wins")
-      .add(wire, "wire", "peer dialect: native | py2p (py2p/js2p 0.7.870)")
-      .add(py2p_allow_delete, "py2p-allow-delete",
-           "py2p mode: allow deletes (nil stores crash js2p peers)")
-      .add(lease_duration, "lease-duration", "lease length, e.g. \"1h\"")
-      .add(max_lease_duration, "max-lease-duration",
-           "longest lease any record may hold, mesh-wide (default 24h)")
-      .add(max_peers, "max-peers", "outgoing connections to aim for")
-      .add(max_inbound, "max-inbound", "most inbound connections")
-      .add(http, "http", "HTTP API address HOST:PORT (empty: off)")
-      .add(data_dir, "data-dir", "keeps the node ID and clock across runs")
-      .add(log_level, "log-level", "quiet|error|warning|info|debug")
-      .add(heartbeat_interval, "heartbeat-interval", "e.g. \"1s\"")
-      .add(peer_timeout, "peer-timeout",
-           "drop silent peers after, e.g. \"10s\"")
-      .add(anti_entropy_interval, "anti-entropy-interval", "e.g. \"30s\"")
-      .add(anti_entropy_method, "anti-entropy-method",
-           "auto | sketch | keys: how differing buckets are compared")
-      .add(redial_max, "redial-max", "longest redial backoff, e.g. \"30s\"")
-      .add(tombstone_horizon, "tombstone-horizon", "e.g. \"24h\"")
-      .add(max_value_size, "max-value-size", "largest value in bytes")
-      .add(max_value_depth, "max-value-depth",
-           "deepest nesting of lists and maps in a value (mesh-wide)")
-      .add(expected_keys, "expected-keys",
-           "keys to size the tables for (avoids rehash pauses)")
-      .add(max_handshake_frame, "max-handshake-frame",
-           "largest frame in bytes before a peer's hello is accepted")
-      .add(max_pending_handshake_bytes, "max-pending-handshake-bytes",
-           "most bytes held for all unfinished handshakes")
-      .add(ingress_window, "ingress-window",
-           "most bytes of a peer's writes not yet applied before its link "
-           "stops reading")
-      .add(max_ae_outbox_bytes, "max-ae-outbox-bytes",
-           "most bytes of anti-entropy traffic queued for one peer")
-      .add(duplicate_probe_timeout, "duplicate-probe-timeout",
-           "how long a connected peer may take to answer a probe when "
-           "another connection claims its ID, e.g. \"1s\"");
-  }
-};
-
-/// Parses "1500ms", "30s", "5m", "1h" or a plain number of seconds.
-bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
-  size_t pos = 0;
-  while (pos < text.size()
-         && std::isdigit(static_cast<unsigned char>(text[pos])))
-    ++pos;
-  if (pos == 0 || pos > 12)
-    return false;
-  auto n = std::stoll(text.substr(0, pos));
-  auto unit = text.substr(pos);
-  if (unit == "ms")
-    out = std::chrono::milliseconds{n};
-  else if (unit.empty() || unit == "s")
-    out = std::chrono::seconds{n};
-  else if (unit == "m")
-    out = std::chrono::minutes{n};
-  else if (unit == "h")
-    out = std::chrono::hours{n};
-  else
-    return false;
-  return true;
-}
 
 [[noreturn]] void fail(const std::string& what) {
   std::cerr << "syncmesh-node: " << what << "\n";
@@ -153,70 +55,6 @@ bool write_file(const std::string& path, const std::string& content) {
       return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-/// Builds the library configuration from the daemon's options.
-config to_node_config(const node_config& opts) {
-  config cfg;
-  cfg.host = opts.host;
-  cfg.port = opts.port;
-  cfg.subnet = opts.subnet;
-  cfg.leasing = opts.leasing;
-  if (opts.anti_entropy_method == "sketch")
-    cfg.anti_entropy_method = ae_method::sketch;
-  else if (opts.anti_entropy_method == "keys")
-    cfg.anti_entropy_method = ae_method::key_lists;
-  else if (opts.anti_entropy_method != "auto")
-    fail("--anti-entropy-method: '" + opts.anti_entropy_method
-         + "' is none of auto, sketch, keys");
-  if (opts.wire == "py2p")
-    cfg.wire = wire_kind::py2p;
-  else if (opts.wire != "native")
-    fail("--wire: '" + opts.wire + "' is neither native nor py2p");
-  cfg.py2p_allow_delete = opts.py2p_allow_delete;
-  cfg.max_peers = opts.max_peers;
-  cfg.max_inbound = opts.max_inbound;
-  cfg.max_value_size = opts.max_value_size;
-  cfg.max_value_depth = opts.max_value_depth;
-  cfg.expected_keys = opts.expected_keys;
-  if (cfg.max_frame_size < cfg.max_value_size + cfg.max_key_size + 1024)
-    cfg.max_frame_size = cfg.max_value_size + cfg.max_key_size + 1024;
-  if (cfg.max_send_queue < cfg.max_frame_size * 4)
-    cfg.max_send_queue = cfg.max_frame_size * 4;
-  cfg.max_handshake_frame = opts.max_handshake_frame;
-  cfg.max_pending_handshake_bytes = opts.max_pending_handshake_bytes;
-  cfg.ingress_window = opts.ingress_window;
-  if (cfg.ingress_window < cfg.max_frame_size)
-    cfg.ingress_window = cfg.max_frame_size;
-  cfg.max_ae_outbox_bytes = opts.max_ae_outbox_bytes;
-  struct {
-    const char* name;
-    const std::string& text;
-    std::chrono::milliseconds& out;
-  } durations[] = {
-    {"lease-duration", opts.lease_duration, cfg.lease_duration},
-    {"max-lease-duration", opts.max_lease_duration, cfg.max_lease_duration},
-    {"heartbeat-interval", opts.heartbeat_interval, cfg.heartbeat_interval},
-    {"peer-timeout", opts.peer_timeout, cfg.peer_timeout},
-    {"anti-entropy-interval", opts.anti_entropy_interval,
-     cfg.anti_entropy_interval},
-    {"redial-max", opts.redial_max, cfg.redial_max},
-    {"tombstone-horizon", opts.tombstone_horizon, cfg.tombstone_horizon},
-    {"duplicate-probe-timeout", opts.duplicate_probe_timeout,
-     cfg.duplicate_probe_timeout},
-  };
-  for (auto& d : durations)
-    if (!parse_duration(d.text, d.out))
-      fail(std::string{"--"} + d.name + ": '" + d.text
-           + "' is not a duration (e.g. 500ms, 30s, 5m, 1h)");
-  std::stringstream peers{opts.peers};
-  std::string peer;
-  while (std::getline(peers, peer, ','))
-    if (!peer.empty())
-      cfg.peers.push_back(peer);
-  if (auto err = cfg.validate(); !err.empty())
-    fail(err);
-  return cfg;
 }
 
 /// Loads or creates the node's identity and clock floor in `dir`.
@@ -285,29 +123,27 @@ void save_clock(const std::string& dir, const sync_socket& sock) {
 int main(int argc, char** argv) {
   install_stop_handlers();
 
-  node_config opts;
-  configure(opts);
-  if (auto err = opts.parse(argc, argv)) {
-    std::cerr << "syncmesh-node: " << caf::to_string(err) << "\n";
-    return 2;
+  auto parsed = parse_node_options(argc, argv);
+  switch (parsed.action) {
+    case node_action::help:
+    case node_action::dump_config:
+      std::cout << parsed.text;
+      return 0;
+    case node_action::fail:
+      fail(parsed.text);
+    case node_action::run:
+      break;
   }
-  if (opts.cli_helptext_printed)
-    return 0;
-  log_level level;
-  if (!parse_log_level(opts.log_level, level))
-    fail("--log-level: '" + opts.log_level
-         + "' is not one of quiet|error|warning|info|debug");
-  set_log_level(level);
-  auto cfg = to_node_config(opts);
-  std::string http_host;
-  uint16_t http_port = 0;
-  if (!opts.http.empty()
-      && !parse_host_port(opts.http, http_host, http_port, true))
-    fail("--http: '" + opts.http + "' is not HOST:PORT");
+  const auto& opts = parsed.options;
+  set_log_level(opts.level);
+  auto cfg = opts.node;
   if (!opts.data_dir.empty())
     load_state(opts.data_dir, cfg);
-  opts.set("scheduler.max-threads", size_t{2});
-  caf::actor_system sys{opts};
+  // CAF reads no command line or file of its own: every option is ours.
+  caf::actor_system_config caf_cfg;
+  configure(caf_cfg);
+  caf_cfg.set("scheduler.max-threads", size_t{2});
+  caf::actor_system sys{caf_cfg};
   std::unique_ptr<sync_socket> sock;
   try {
     sock = std::make_unique<sync_socket>(sys, cfg);
@@ -319,14 +155,15 @@ int main(int argc, char** argv) {
   if (!opts.http.empty()) {
     http_options hopts;
     hopts.expects_peers = !cfg.peers.empty();
+    hopts.server.token_file = opts.http_token_file;
     api = std::make_unique<http_api>(*sock, hopts);
     std::string err;
-    auto bound = api->start(http_host, http_port, err);
+    auto bound = api->start(opts.http_host, opts.http_port, err);
     if (bound == 0) {
       sock->close();
       fail(err);
     }
-    http_addr = http_host + ":" + std::to_string(bound);
+    http_addr = opts.http_host + ":" + std::to_string(bound);
   }
   std::cout << "syncmesh-node ready node=" << sock->id()
             << " listen=" << cfg.host << ":" << sock->port()

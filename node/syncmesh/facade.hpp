@@ -32,9 +32,13 @@ using handler_atom = caf::atom_constant<caf::atom("handler")>;
 /// A write is acknowledged only after the local store applied it.
 ///
 /// - `GetRequest -> GetReply`: one key (found=false when absent).
+/// - `GetManyRequest -> GetManyReply`: several keys read in one store step
+///   (replies in request order; the HTTP API batches concurrent GETs).
 /// - `SetRequest -> WriteAck`: sets one key.
 /// - `UpdateRequest -> WriteAck`: sets many keys; all leases are checked
-///   first, then all pairs are applied, or none.
+///   first, then all pairs are applied, or none. Its `deletes` are deleted
+///   in the same step (their leases checked with the rest; absent keys are
+///   skipped, not an error).
 /// - `DeleteRequest -> DeleteReply`: deletes a key, returning its value.
 /// - `DeltaRequest -> WriteAck`: merges fields into a map (created when
 ///   absent; wrong_type when the value is not a map).
@@ -60,6 +64,7 @@ using handler_atom = caf::atom_constant<caf::atom("handler")>;
 /// - `pb::Event`: internal; the node's own actors publish events through it.
 using facade_actor
   = caf::typed_actor<caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
+                     caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
                      caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
                      caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
                      caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,

@@ -1,0 +1,382 @@
+// Every documented spelling of syncmesh-node's options, and each error line,
+// on parse_node_options directly (no process, no actor system).
+
+#define BOOST_TEST_MODULE syncmesh_node_options
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "node/daemon/node_options.hpp"
+
+using namespace std::chrono_literals;
+using syncmesh::node_action;
+using syncmesh::node_options_result;
+
+namespace {
+
+/// Parses `args` as the words after "syncmesh-node".
+node_options_result parse(std::initializer_list<std::string> args) {
+  std::vector<std::string> words{"syncmesh-node"};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<const char*> argv;
+  for (const auto& w : words)
+    argv.push_back(w.c_str());
+  return syncmesh::parse_node_options(static_cast<int>(argv.size()),
+                                      argv.data());
+}
+
+/// Parses `args`, requiring that the node would run.
+syncmesh::node_options ok(std::initializer_list<std::string> args) {
+  auto res = parse(args);
+  BOOST_REQUIRE_MESSAGE(res.action == node_action::run,
+                        "refused: " << res.text);
+  return res.options;
+}
+
+/// The error line for `args` (fails the test when they are accepted).
+std::string error_of(std::initializer_list<std::string> args) {
+  auto res = parse(args);
+  BOOST_REQUIRE(res.action == node_action::fail);
+  BOOST_CHECK_MESSAGE(res.text.find('\n') == std::string::npos,
+                      "more than one line: " << res.text);
+  return res.text;
+}
+
+/// An INI file in /tmp, removed at the end of the test.
+struct ini_file {
+  std::string path;
+
+  explicit ini_file(const std::string& content) {
+    char tmpl[] = "/tmp/syncmesh-options-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    BOOST_REQUIRE(fd >= 0);
+    ::close(fd);
+    path = tmpl;
+    std::ofstream{path} << content;
+  }
+
+  ~ini_file() { std::remove(path.c_str()); }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(node_options)
+
+BOOST_AUTO_TEST_CASE(no_arguments_give_the_documented_defaults) {
+  auto o = ok({});
+  BOOST_CHECK_EQUAL(o.node.host, "127.0.0.1");
+  BOOST_CHECK_EQUAL(o.node.port, 7440);
+  BOOST_CHECK(o.node.leasing);
+  BOOST_CHECK(!o.node.py2p_allow_delete);
+  BOOST_CHECK_EQUAL(o.http, "127.0.0.1:7441");
+  BOOST_CHECK_EQUAL(o.http_host, "127.0.0.1");
+  BOOST_CHECK_EQUAL(o.http_port, 7441);
+  BOOST_CHECK(o.node.lease_duration == 1h);
+  BOOST_CHECK(o.node.max_lease_duration == 24h);
+  BOOST_CHECK_EQUAL(o.node.max_value_size, 1024u * 1024u);
+  BOOST_CHECK(o.level == syncmesh::log_level::info);
+  BOOST_CHECK(o.node.peers.empty());
+}
+
+BOOST_AUTO_TEST_CASE(booleans_take_every_documented_spelling) {
+  BOOST_CHECK(!ok({"--leasing=false"}).node.leasing);
+  BOOST_CHECK(ok({"--leasing=true"}).node.leasing);
+  BOOST_CHECK(ok({"--leasing"}).node.leasing);
+  BOOST_CHECK(!ok({"--no-leasing"}).node.leasing);
+  BOOST_CHECK(ok({"--no-leasing=false"}).node.leasing);
+  BOOST_CHECK(!ok({"--leasing=no"}).node.leasing);
+  BOOST_CHECK(!ok({"--leasing=off"}).node.leasing);
+  BOOST_CHECK(!ok({"--leasing=0"}).node.leasing);
+  BOOST_CHECK(!ok({"--leasing=FALSE"}).node.leasing);
+  BOOST_CHECK(ok({"--leasing=yes"}).node.leasing);
+  BOOST_CHECK(ok({"--py2p-allow-delete"}).node.py2p_allow_delete);
+  BOOST_CHECK(ok({"--py2p-allow-delete=true"}).node.py2p_allow_delete);
+  BOOST_CHECK(!ok({"--py2p-allow-delete=false"}).node.py2p_allow_delete);
+  BOOST_CHECK(!ok({"--no-py2p-allow-delete"}).node.py2p_allow_delete);
+  // The last one wins.
+  BOOST_CHECK(ok({"--no-leasing", "--leasing"}).node.leasing);
+  BOOST_CHECK(!ok({"--leasing", "--leasing=false"}).node.leasing);
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_http_turns_the_api_off) {
+  BOOST_CHECK_EQUAL(ok({"--http="}).http, "");
+  BOOST_CHECK_EQUAL(ok({"--http"}).http, "");
+  auto o = ok({"--http=127.0.0.1:0"});
+  BOOST_CHECK_EQUAL(o.http_host, "127.0.0.1");
+  BOOST_CHECK_EQUAL(o.http_port, 0);
+  // "--name value" works like "--name=value".
+  o = ok({"--http", "[::1]:8080"});
+  BOOST_CHECK_EQUAL(o.http_host, "::1");
+  BOOST_CHECK_EQUAL(o.http_port, 8080);
+}
+
+BOOST_AUTO_TEST_CASE(durations_take_units_or_plain_seconds) {
+  BOOST_CHECK(ok({"--redial-max=2s"}).node.redial_max == 2s);
+  BOOST_CHECK(ok({"--lease-duration=90s"}).node.lease_duration == 90s);
+  BOOST_CHECK(ok({"--heartbeat-interval=1500ms"}).node.heartbeat_interval
+              == 1500ms);
+  BOOST_CHECK(ok({"--anti-entropy-interval=5m"}).node.anti_entropy_interval
+              == 5min);
+  BOOST_CHECK(ok({"--tombstone-horizon=1h"}).node.tombstone_horizon == 1h);
+  BOOST_CHECK(ok({"--peer-timeout=30"}).node.peer_timeout == 30s);
+  BOOST_CHECK(
+    ok({"--duplicate-probe-timeout=250ms"}).node.duplicate_probe_timeout
+    == 250ms);
+  std::chrono::milliseconds d{};
+  for (auto bad :
+       {"", "s", "-1s", "1.5s", "1d", "2 s", "1h30m", "9999999999999h"})
+    BOOST_CHECK_MESSAGE(!syncmesh::parse_duration(bad, d), bad);
+  BOOST_CHECK_EQUAL(syncmesh::format_duration(1h), "1h");
+  BOOST_CHECK_EQUAL(syncmesh::format_duration(90s), "90s");
+  BOOST_CHECK_EQUAL(syncmesh::format_duration(5min), "5m");
+  BOOST_CHECK_EQUAL(syncmesh::format_duration(1500ms), "1500ms");
+  BOOST_CHECK_EQUAL(syncmesh::format_duration(0ms), "0s");
+}
+
+BOOST_AUTO_TEST_CASE(sizes_take_bytes_or_binary_units) {
+  BOOST_CHECK_EQUAL(ok({"--max-value-size=65536"}).node.max_value_size, 65536u);
+  BOOST_CHECK_EQUAL(ok({"--max-value-size=64KiB"}).node.max_value_size, 65536u);
+  BOOST_CHECK_EQUAL(ok({"--ingress-window=4MiB"}).node.ingress_window,
+                    4u << 20);
+  BOOST_CHECK_EQUAL(ok({"--max-ae-outbox-bytes=1GiB"}).node.max_ae_outbox_bytes,
+                    size_t{1} << 30);
+  BOOST_CHECK_EQUAL(
+    ok({"--max-handshake-frame=32kib"}).node.max_handshake_frame, 32u << 10);
+  size_t n = 0;
+  for (auto bad : {"", "64K", "64KB", "1MB", "-1", "1.5MiB", "KiB",
+                   "99999999999999999999", "17179869184GiB"})
+    BOOST_CHECK_MESSAGE(!syncmesh::parse_size(bad, n), bad);
+  BOOST_CHECK_EQUAL(syncmesh::format_size(1 << 20), "1MiB");
+  BOOST_CHECK_EQUAL(syncmesh::format_size(65536), "64KiB");
+  BOOST_CHECK_EQUAL(syncmesh::format_size(1000), "1000");
+  BOOST_CHECK_EQUAL(syncmesh::format_size(0), "0");
+}
+
+BOOST_AUTO_TEST_CASE(numbers_words_and_lists) {
+  auto o = ok({"--port=0", "--max-peers=7", "--max-inbound=100",
+               "--expected-keys=1000", "--max-value-depth=16", "--wire=py2p",
+               "--anti-entropy-method=keys", "--log-level=debug",
+               "--subnet=blue", "--host=10.0.0.1", "--data-dir=/tmp/x",
+               "--peers=a:1,b.example:7440,[::1]:9"});
+  BOOST_CHECK_EQUAL(o.node.port, 0);
+  BOOST_CHECK_EQUAL(o.node.max_peers, 7u);
+  BOOST_CHECK_EQUAL(o.node.max_inbound, 100u);
+  BOOST_CHECK_EQUAL(o.node.expected_keys, 1000u);
+  BOOST_CHECK_EQUAL(o.node.max_value_depth, 16u);
+  BOOST_CHECK(o.node.wire == syncmesh::wire_kind::py2p);
+  BOOST_CHECK(o.node.anti_entropy_method == syncmesh::ae_method::key_lists);
+  BOOST_CHECK(o.level == syncmesh::log_level::debug);
+  BOOST_CHECK_EQUAL(o.node.subnet, "blue");
+  BOOST_CHECK_EQUAL(o.node.host, "10.0.0.1");
+  BOOST_CHECK_EQUAL(o.data_dir, "/tmp/x");
+  BOOST_REQUIRE_EQUAL(o.node.peers.size(), 3u);
+  BOOST_CHECK_EQUAL(o.node.peers[2], "[::1]:9");
+  BOOST_CHECK(ok({"--anti-entropy-method=auto"}).node.anti_entropy_method
+              == syncmesh::ae_method::automatic);
+  BOOST_CHECK(ok({"--peers="}).node.peers.empty());
+}
+
+BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {
+  BOOST_CHECK_EQUAL(error_of({"--leasing=nope"}),
+                    "--leasing expects true or false, got \"nope\"");
+  BOOST_CHECK_EQUAL(error_of({"--py2p-allow-delete=maybe"}),
+                    "--py2p-allow-delete expects true or false, got \"maybe\"");
+  BOOST_CHECK_EQUAL(error_of({"--foo"}), "unknown option --foo (see --help)");
+  BOOST_CHECK_EQUAL(error_of({"--bogus=1"}),
+                    "unknown option --bogus (see --help)");
+  BOOST_CHECK_EQUAL(error_of({"-x"}), "unknown option -x (see --help)");
+  BOOST_CHECK_EQUAL(
+    error_of({"stray"}),
+    "unexpected argument \"stray\" (options are --name=value; see --help)");
+  // A boolean's value is not taken from the next word.
+  BOOST_CHECK_EQUAL(
+    error_of({"--leasing", "false"}),
+    "unexpected argument \"false\" (options are --name=value; see --help)");
+  BOOST_CHECK_EQUAL(
+    error_of({"--port=abc"}),
+    "--port expects a port number from 0 to 65535, got \"abc\"");
+  BOOST_CHECK_EQUAL(
+    error_of({"--port=70000"}),
+    "--port expects a port number from 0 to 65535, got \"70000\"");
+  BOOST_CHECK_EQUAL(error_of({"--port="}),
+                    "--port expects a port number from 0 to 65535, got \"\"");
+  BOOST_CHECK_EQUAL(error_of({"--lease-duration=soon"}),
+                    "--lease-duration expects a duration like 1500ms, 30s, 5m "
+                    "or 1h, got \"soon\"");
+  BOOST_CHECK_EQUAL(error_of({"--max-value-size=big"}),
+                    "--max-value-size expects a size in bytes like 65536, "
+                    "64KiB or 4MiB, got \"big\"");
+  BOOST_CHECK_EQUAL(error_of({"--max-peers=-1"}),
+                    "--max-peers expects a whole number, got \"-1\"");
+  BOOST_CHECK_EQUAL(error_of({"--http=nonsense"}),
+                    "--http expects HOST:PORT, or nothing to turn the API "
+                    "off, got \"nonsense\"");
+  BOOST_CHECK_EQUAL(
+    error_of({"--log-level=loud"}),
+    "--log-level expects quiet, error, warning, info or debug, got \"loud\"");
+  BOOST_CHECK_EQUAL(error_of({"--wire=tcp"}),
+                    "--wire expects native or py2p, got \"tcp\"");
+  BOOST_CHECK_EQUAL(error_of({"--anti-entropy-method=fast"}),
+                    "--anti-entropy-method expects auto, sketch or keys, got "
+                    "\"fast\"");
+  BOOST_CHECK_EQUAL(error_of({"--peers=a:1,nonsense"}),
+                    "--peers expects a list like host:port,host:port, got "
+                    "\"a:1,nonsense\"");
+  // Values that are well-formed but do not fit together: the library's
+  // own check, still one line.
+  BOOST_CHECK_EQUAL(
+    error_of({"--lease-duration=2h", "--max-lease-duration=1h"}),
+    "lease_duration must not exceed max_lease_duration");
+  BOOST_CHECK_EQUAL(error_of({"--config-file=/nonexistent/node.ini"}),
+                    "--config-file: cannot read \"/nonexistent/node.ini\"");
+}
+
+BOOST_AUTO_TEST_CASE(the_ini_file_takes_the_same_spellings) {
+  ini_file file{R"(; a comment
+# another comment
+[global]
+leasing=false
+http=""
+lease-duration="5s"
+redial-max=2s
+heartbeat-interval=1500ms
+max-value-size=64KiB
+peers=a:1,b:2
+subnet="blue"
+port=0
+py2p-allow-delete
+)"};
+  auto o = ok({"--config-file=" + file.path});
+  BOOST_CHECK(!o.node.leasing);
+  BOOST_CHECK_EQUAL(o.http, "");
+  BOOST_CHECK(o.node.lease_duration == 5s);
+  BOOST_CHECK(o.node.redial_max == 2s);
+  BOOST_CHECK(o.node.heartbeat_interval == 1500ms);
+  BOOST_CHECK_EQUAL(o.node.max_value_size, 65536u);
+  BOOST_REQUIRE_EQUAL(o.node.peers.size(), 2u);
+  BOOST_CHECK_EQUAL(o.node.peers[1], "b:2");
+  BOOST_CHECK_EQUAL(o.node.subnet, "blue");
+  BOOST_CHECK_EQUAL(o.node.port, 0);
+  BOOST_CHECK(o.node.py2p_allow_delete);
+  BOOST_CHECK_EQUAL(o.config_file, file.path);
+  // The command line wins over the file, whichever comes first.
+  o = ok({"--leasing", "--config-file=" + file.path, "--http=127.0.0.1:0"});
+  BOOST_CHECK(o.node.leasing);
+  BOOST_CHECK_EQUAL(o.http, "127.0.0.1:0");
+  // Unquoted values stay whole; ';' starts a comment after a value.
+  ini_file spaced{"[global]\nsubnet=my mesh\nhost = 10.0.0.1 ; the LAN\n"
+                  "peers = \"a:1, b:2\"\n"};
+  o = ok({"--config-file=" + spaced.path});
+  BOOST_CHECK_EQUAL(o.node.subnet, "my mesh");
+  BOOST_CHECK_EQUAL(o.node.host, "10.0.0.1");
+  BOOST_REQUIRE_EQUAL(o.node.peers.size(), 2u);
+  BOOST_CHECK_EQUAL(o.node.peers[1], "b:2");
+  // Keys before any section count too.
+  ini_file bare{"no-leasing\nmax-peers=9\n"};
+  o = ok({"--config-file=" + bare.path});
+  BOOST_CHECK(!o.node.leasing);
+  BOOST_CHECK_EQUAL(o.node.max_peers, 9u);
+}
+
+BOOST_AUTO_TEST_CASE(the_ini_file_refuses_what_it_does_not_know) {
+  ini_file typo{"[global]\nleasing=true\nleasnig=false\n"};
+  BOOST_CHECK_EQUAL(error_of({"--config-file=" + typo.path}),
+                    typo.path + ": unknown option \"leasnig\" (see --help)");
+  // CAF's own sections are not read any more: said, not ignored.
+  ini_file caf{"[global]\nport=1\n[scheduler]\nmax-threads=4\n"};
+  BOOST_CHECK_EQUAL(
+    error_of({"--config-file=" + caf.path}),
+    caf.path + ": unknown option \"scheduler.max-threads\" (see --help)");
+  ini_file bad{"[global]\nleasing=nope\n"};
+  BOOST_CHECK_EQUAL(error_of({"--config-file=" + bad.path}),
+                    "--leasing expects true or false, got \"nope\"");
+}
+
+BOOST_AUTO_TEST_CASE(the_example_ini_of_deploy_is_read) {
+  auto o = ok({std::string{"--config-file="} + SYNCMESH_SOURCE_DIR
+               + "/deploy/syncmesh.ini"});
+  BOOST_CHECK_EQUAL(o.node.host, "127.0.0.1");
+  BOOST_CHECK_EQUAL(o.node.port, 7440);
+  BOOST_CHECK(o.node.leasing);
+  BOOST_CHECK(o.node.lease_duration == 1h);
+  BOOST_CHECK_EQUAL(o.http, "127.0.0.1:7441");
+  BOOST_CHECK(o.level == syncmesh::log_level::info);
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
+  auto res = parse({"--help"});
+  BOOST_REQUIRE(res.action == node_action::help);
+  BOOST_CHECK(parse({"-h"}).action == node_action::help);
+  const auto& help = res.text;
+  for (auto name : {"host",
+                    "port",
+                    "peers",
+                    "subnet",
+                    "leasing",
+                    "wire",
+                    "py2p-allow-delete",
+                    "lease-duration",
+                    "max-lease-duration",
+                    "max-peers",
+                    "max-inbound",
+                    "http",
+                    "data-dir",
+                    "log-level",
+                    "heartbeat-interval",
+                    "peer-timeout",
+                    "anti-entropy-interval",
+                    "anti-entropy-method",
+                    "redial-max",
+                    "tombstone-horizon",
+                    "max-value-size",
+                    "max-value-depth",
+                    "expected-keys",
+                    "max-handshake-frame",
+                    "max-pending-handshake-bytes",
+                    "ingress-window",
+                    "max-ae-outbox-bytes",
+                    "duplicate-probe-timeout",
+                    "config-file",
+                    "dump-config"})
+    BOOST_CHECK_MESSAGE(help.find(std::string{"--"} + name)
+                          != std::string::npos,
+                        "--help lacks --" << name);
+  for (auto shown : {"--no-leasing", "(default: 7440)", "(default: true)",
+                     "(default: 127.0.0.1:7441)", "(default: 1h)",
+                     "(default: 1MiB)", "(default: info)"})
+    BOOST_CHECK_MESSAGE(help.find(shown) != std::string::npos,
+                        "--help lacks " << shown);
+  // Every option line states its default.
+  size_t options = 0;
+  size_t defaults = 0;
+  for (size_t pos = 0; (pos = help.find("\n  --", pos)) != std::string::npos;
+       ++pos)
+    ++options;
+  for (size_t pos = 0;
+       (pos = help.find("(default: ", pos)) != std::string::npos; ++pos)
+    ++defaults;
+  BOOST_CHECK_EQUAL(defaults, options - 2); // not --config-file, --dump-config
+}
+
+BOOST_AUTO_TEST_CASE(dump_config_reads_back_to_the_same_options) {
+  auto res = parse({"--dump-config", "--no-leasing",
+                    "--http=", "--max-value-size=64KiB", "--peers=a:1,b:2",
+                    "--heartbeat-interval=1500ms"});
+  BOOST_REQUIRE(res.action == node_action::dump_config);
+  ini_file dumped{res.text};
+  auto again = parse({"--dump-config", "--config-file=" + dumped.path});
+  BOOST_REQUIRE(again.action == node_action::dump_config);
+  BOOST_CHECK_EQUAL(again.text, res.text);
+  auto o = ok({"--config-file=" + dumped.path});
+  BOOST_CHECK(!o.node.leasing);
+  BOOST_CHECK_EQUAL(o.http, "");
+  BOOST_CHECK_EQUAL(o.node.peers.size(), 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -141,9 +141,7 @@ http::response history_response(const status_history& history,
                       {"samples", std::move(list)}});
 }
 
-mesh_view mesh_of(
-  const pb::NodeInfo& self, const pb::PeerList& peers,
-  const std::vector<std::pair<std::string, std::vector<std::string>>>& told) {
+mesh_view mesh_of(const pb::NodeInfo& self, const pb::PeerList& peers) {
   mesh_view out;
   std::set<std::string> seen;
   std::set<std::pair<std::string, std::string>> linked;
@@ -151,33 +149,32 @@ mesh_view mesh_of(
     if (seen.insert(id).second)
       out.nodes.push_back(mesh_node{id, std::move(address)});
   };
-  auto add_link = [&](std::string a, std::string b) {
-    if (a == b)
-      return;
-    if (b < a)
-      std::swap(a, b);
-    if (linked.emplace(a, b).second)
-      out.links.emplace_back(std::move(a), std::move(b));
+  auto add_link
+    = [&](std::string a, std::string b, bool direct, uint64_t heard_ms) {
+        if (a == b)
+          return;
+        if (b < a)
+          std::swap(a, b);
+        if (linked.emplace(a, b).second)
+          out.links.push_back(mesh_link{std::move(a), std::move(b), direct,
+                                        direct ? 0 : heard_ms});
+      };
+  auto address_of = [](const std::string& host, uint32_t port) {
+    return port == 0 ? std::string{} : host + ":" + std::to_string(port);
   };
   auto me = hex_of(self.node_id());
-  add_node(me,
-           self.listen_port() == 0
-             ? std::string{}
-             : self.listen_host() + ":" + std::to_string(self.listen_port()));
+  add_node(me, address_of(self.listen_host(), self.listen_port()));
   for (const auto& p : peers.peers()) {
     auto id = hex_of(p.node_id());
-    add_node(id, p.port() == 0 ? std::string{}
-                               : p.host() + ":" + std::to_string(p.port()));
-    add_link(me, id);
+    add_node(id, address_of(p.host(), p.port()));
+    add_link(me, id, true, 0);
   }
-  for (const auto& [peer, neighbours] : told) {
-    auto from = hex_of(peer);
-    add_node(from, {});
-    for (const auto& n : neighbours) {
-      auto to = hex_of(n);
-      add_node(to, {});
-      add_link(from, to);
-    }
+  for (const auto& l : peers.announced_links()) {
+    auto a = hex_of(l.a());
+    auto b = hex_of(l.b());
+    add_node(a, {});
+    add_node(b, {});
+    add_link(std::move(a), std::move(b), false, l.heard_us() / 1000);
   }
   return out;
 }
@@ -187,8 +184,12 @@ http::response mesh_response(const mesh_view& mesh) {
   for (const auto& n : mesh.nodes)
     nodes.push_back(json{{"id", n.id}, {"address", n.address}});
   auto links = json::array();
-  for (const auto& [a, b] : mesh.links)
-    links.push_back(json::array({a, b}));
+  for (const auto& l : mesh.links) {
+    json link{{"a", l.a}, {"b", l.b}, {"direct", l.direct}};
+    if (!l.direct)
+      link["heard"] = l.heard_ms;
+    links.push_back(std::move(link));
+  }
   return json_ok(json{{"self", mesh.nodes.empty() ? "" : mesh.nodes.front().id},
                       {"nodes", std::move(nodes)},
                       {"links", std::move(links)}});

@@ -69,24 +69,33 @@ struct mesh_node {
   std::string address;
 };
 
-/// What the node knows of the mesh: itself, its links, and the neighbours
-/// its peers announced (peer exchange); edges are undirected.
+/// A link of the mesh graph.
+struct mesh_link {
+  /// The two node IDs (hex).
+  std::string a;
+  std::string b;
+  /// True for this node's own links; false for links peers announced.
+  bool direct = false;
+  /// When an announced link was last heard, ms since the Unix epoch.
+  uint64_t heard_ms = 0;
+};
+
+/// What the node knows of the mesh: itself, its links, and the links its
+/// peers announced (peer exchange); links are undirected.
 struct mesh_view {
   /// This node (first) and every node it knows of.
   std::vector<mesh_node> nodes;
-  /// Pairs of node IDs (hex) known to be linked.
-  std::vector<std::pair<std::string, std::string>> links;
+  /// Links, each once.
+  std::vector<mesh_link> links;
 };
 
-/// The mesh as this node sees it: itself, its peers (links to each) and,
-/// for each peer in `told` (peer ID raw → IDs raw of its announced
-/// neighbours), links from that peer. Nodes and links appear once.
-mesh_view mesh_of(
-  const pb::NodeInfo& self, const pb::PeerList& peers,
-  const std::vector<std::pair<std::string, std::vector<std::string>>>& told
-  = {});
+/// The mesh as this node sees it: itself, its peers (a direct link to
+/// each) and the links in `peers.announced_links()`. Nodes and links
+/// appear once (a direct link wins over the same link announced).
+mesh_view mesh_of(const pb::NodeInfo& self, const pb::PeerList& peers);
 
-/// GET /v1/mesh: {"self", "nodes": [{"id", "address"}], "links": [[a, b]]}.
+/// GET /v1/mesh: {"self", "nodes": [{"id", "address"}], "links": [{"a",
+/// "b", "direct", "heard"}]} ("heard": ms, announced links only).
 http::response mesh_response(const mesh_view& mesh);
 
 } // namespace syncmesh

@@ -169,6 +169,11 @@ def test_cluster(binary, workdir, artifacts):
                                drv.find_elements(By.CSS_SELECTOR, "#mesh circle.node")))
         assert len(circles) == 3
         assert len(drv.find_elements(By.CSS_SELECTOR, "#mesh circle.node.self")) == 1
+        # Node 1 and node 2 linked to each other; node 0 hears of it through
+        # peer exchange and draws it dashed beside its own two links.
+        wait_for("the mesh graph to draw node 1 - node 2 as announced",
+                 lambda: len(drv.find_elements(By.CSS_SELECTOR, "#mesh line.link.announced")) >= 1
+                 and len(drv.find_elements(By.CSS_SELECTOR, "#mesh line.link:not(.announced)")) == 2)
         # The chart draws once two samples arrived (1 s apart).
         wait_for("the chart to draw its series",
                  lambda: len(drv.find_elements(By.CSS_SELECTOR, "#chart polyline")) == 3,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/announced_links.hpp"
 #include "node/daemon/status_history.hpp"
 #include "node/daemon/status_page.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -244,7 +245,7 @@ BOOST_AUTO_TEST_CASE(history_json) {
 
 BOOST_AUTO_TEST_CASE(mesh_json) {
   pb::NodeInfo self;
-  self.set_node_id(std::string{"\x01\x02", 2});
+  self.set_node_id(std::string{"\x01", 1});
   self.set_listen_host("127.0.0.1");
   self.set_listen_port(4000);
   pb::PeerList peers;
@@ -256,22 +257,86 @@ BOOST_AUTO_TEST_CASE(mesh_json) {
   p->set_node_id(std::string{"\x0b", 1});
   p->set_host("127.0.0.1");
   p->set_port(4002);
-  // Peer 0a told us it is linked to 0b (and to us, and to a stranger 0c).
-  std::vector<std::pair<std::string, std::vector<std::string>>> told{
-    {std::string{"\x0a", 1},
-     {std::string{"\x0b", 1}, std::string{"\x01\x02", 2},
-      std::string{"\x0c", 1}}}};
-  auto mesh = mesh_of(self, peers, told);
+  // Announced: 0a-0b, 0a-01 (also direct: shown once, as direct), 0a-0c.
+  auto announce = [&](char a, char b) {
+    auto* l = peers.add_announced_links();
+    l->set_a(std::string{a});
+    l->set_b(std::string{b});
+    l->set_heard_us(5'000'000);
+  };
+  announce('\x0a', '\x0b');
+  announce('\x0a', '\x01');
+  announce('\x0a', '\x0c');
+  auto mesh = mesh_of(self, peers);
   BOOST_REQUIRE_EQUAL(mesh.nodes.size(), 4u);
-  BOOST_TEST(mesh.nodes[0].id == "0102");
+  BOOST_TEST(mesh.nodes[0].id == "01");
   BOOST_TEST(mesh.nodes[0].address == "127.0.0.1:4000");
   BOOST_TEST(mesh.nodes[1].address == "127.0.0.1:4001");
-  // 0102-0a, 0102-0b, 0a-0b, 0a-0c; the told 0a-0102 is not repeated.
-  BOOST_TEST(mesh.links.size() == 4u);
+  BOOST_TEST(mesh.nodes[3].address == "");
+  BOOST_REQUIRE_EQUAL(mesh.links.size(), 4u);
+  BOOST_TEST(mesh.links[0].direct);
+  BOOST_TEST(mesh.links[1].direct);
+  BOOST_TEST(!mesh.links[2].direct);
+  BOOST_TEST(mesh.links[2].heard_ms == 5000u);
   auto body = json::parse(mesh_response(mesh).body);
-  BOOST_TEST(body["self"] == "0102");
+  BOOST_TEST(body["self"] == "01");
   BOOST_TEST(body["nodes"].size() == 4u);
   BOOST_TEST(body["links"].size() == 4u);
+  BOOST_TEST(body["links"][0]["direct"] == true);
+  BOOST_TEST(body["links"][0].count("heard") == 0u);
+  BOOST_TEST(body["links"][3]["heard"] == 5000);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(announced)
+
+BOOST_AUTO_TEST_CASE(links_are_undirected_and_refreshed) {
+  announced_links t{8, 2};
+  BOOST_TEST(t.add("ab", "cd", 10));
+  BOOST_TEST(t.add("cd", "ab", 20)); // the same link, heard again
+  BOOST_REQUIRE_EQUAL(t.links().size(), 1u);
+  BOOST_TEST(t.links().begin()->first.first == "ab");
+  BOOST_TEST(t.links().begin()->second == 20u);
+}
+
+BOOST_AUTO_TEST_CASE(ids_of_another_size_and_loops_are_ignored) {
+  announced_links t{8, 2};
+  BOOST_TEST(!t.add("ab", "ab", 1));
+  BOOST_TEST(!t.add("abc", "cd", 1));
+  BOOST_TEST(!t.add("ab", std::string(1'000'000, 'x'), 1));
+  BOOST_TEST(!t.add("", "cd", 1));
+  BOOST_TEST(t.links().empty());
+}
+
+// Attack: a peer announces far more links than the table holds (100,000
+// distinct ones). The table keeps max_links, forgets the oldest and counts
+// them; bytes held stay within max_links entries; an honest announcement
+// afterwards is kept.
+BOOST_AUTO_TEST_CASE(bounded_under_a_flood_of_announcements) {
+  constexpr size_t max_links = 64;
+  constexpr size_t id_size = 8;
+  announced_links t{max_links, id_size};
+  auto id = [](uint64_t n) {
+    std::string s(id_size, '\0');
+    for (size_t i = 0; i < id_size; ++i)
+      s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    return s;
+  };
+  for (uint64_t n = 1; n <= 100'000; ++n)
+    BOOST_TEST_REQUIRE(t.add(id(0), id(n), n));
+  BOOST_TEST(t.links().size() == max_links);
+  BOOST_TEST(t.evicted() == 100'000u - max_links);
+  size_t held = 0;
+  for (const auto& [link, heard] : t.links()) {
+    held += link.first.size() + link.second.size();
+    BOOST_TEST(heard > 100'000u - max_links); // only the newest survive
+  }
+  BOOST_TEST(held <= max_links * 2 * id_size);
+  // Honest use afterwards.
+  BOOST_TEST(t.add(id(7), id(8), 200'000));
+  BOOST_TEST(t.links().count({id(7), id(8)}) == 1u);
+  BOOST_TEST(t.links().size() == max_links);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -171,12 +171,17 @@ async function refreshMesh() {
     pos.set(n.id, nodes.length === 1 ? [cx, cy] : [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
   });
   const direct = new Set();
-  for (const [a, b] of mesh.links) {
+  for (const link of mesh.links) {
+    const { a, b } = link;
     if (a === mesh.self) direct.add(b);
     if (b === mesh.self) direct.add(a);
     if (!pos.has(a) || !pos.has(b)) continue;
     const [x1, y1] = pos.get(a), [x2, y2] = pos.get(b);
-    view.append(svg('line', { x1, y1, x2, y2, class: 'link' }));
+    // Announced links are hearsay (peer exchange): dashed, with their age.
+    const line = svg('line', { x1, y1, x2, y2, class: link.direct ? 'link' : 'link announced' });
+    if (!link.direct && link.heard)
+      line.append(svg('title', {}, 'announced ' + relative(link.heard)));
+    view.append(line);
   }
   for (const n of nodes) {
     const [x, y] = pos.get(n.id);

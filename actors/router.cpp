@@ -52,6 +52,7 @@ std::string control_frame(router_self self, pb::Envelope& env) {
 void router_state::init(const config& c, const node_id& self) {
   cfg = c;
   self_id = self;
+  mesh_links = announced_links{1024, self.size()};
   builder = envelope_builder(self, cfg.max_hops, cfg.max_frame_size);
   limits = write_limits{cfg.max_key_size, cfg.max_value_size,
                         static_cast<int>(cfg.max_value_depth)};

@@ -10,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/announced_links.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/link_actor.hpp"
 #include "actors/listener_actor.hpp"
@@ -57,6 +58,8 @@ struct router_state {
   /// Addresses to dial.
   address_book book{256, std::chrono::milliseconds(200),
                     std::chrono::seconds(30), 0};
+  /// Links between other nodes that peers announced (mesh views only).
+  announced_links mesh_links{1024, 0};
   /// Control messages already relayed.
   seen_set seen;
   /// py2p mode: broadcasts already relayed (py2p's 60 s waterfall).

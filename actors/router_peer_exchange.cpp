@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/log.hpp"
 #include "actors/router_internal.hpp"
 #include "syncmesh/caf_types.hpp"
 
@@ -69,6 +70,25 @@ void on_peers(router_self self, const std::string& from, const pb::Peers& list,
   auto now = self->clock().now();
   if (!message_id.empty() && !st.seen.insert(message_id, now))
     return;
+  // Peer lists carry "<origin>/p<n>" (the origin's own peers, told to a
+  // newcomer) or "<origin>/a<n>" (a newcomer the origin just linked to):
+  // either way, links from the origin, kept for views of the mesh.
+  if (auto slash = message_id.rfind('/');
+      slash != std::string::npos && slash + 1 < message_id.size()
+      && (message_id[slash + 1] == 'p' || message_id[slash + 1] == 'a')) {
+    auto origin = message_id.substr(0, slash);
+    auto evicted = st.mesh_links.evicted();
+    for (const auto& p : list.peers())
+      st.mesh_links.add(origin, p.node_id(), now_us(self));
+    if (st.mesh_links.evicted() > evicted) {
+      st.stats.set_announced_links_evicted(st.mesh_links.evicted());
+      log_line(log_level::info, st.self_id,
+               "announced links: forgot "
+                 + std::to_string(st.mesh_links.evicted() - evicted)
+                 + " heard longest ago (at most "
+                 + std::to_string(st.mesh_links.max_links()) + " kept)");
+    }
+  }
   for (const auto& p : list.peers()) {
     if (p.node_id() == st.self_id || p.port() == 0 || p.port() > 65535
         || p.host().empty() || p.host().size() > 255

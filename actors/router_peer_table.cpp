@@ -231,6 +231,12 @@ pb::PeerList peer_list(router_self self) {
   pb::PeerList list;
   for (const auto& kv : self->state.peers)
     *list.add_peers() = kv.second.info;
+  for (const auto& [link, heard_us] : self->state.mesh_links.links()) {
+    auto* l = list.add_announced_links();
+    l->set_a(link.first);
+    l->set_b(link.second);
+    l->set_heard_us(heard_us);
+  }
   return list;
 }
 

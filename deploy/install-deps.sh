@@ -20,6 +20,9 @@ packages=(
   libxxhash-dev # keyed hash of peer-chosen keys (XXH3 with a random seed)
   # interop tests: py2p 0.7.870 on Debian's python3 (tests/interop/README.md)
   python3 python3-base58 python3-u-msgpack python3-pyee
+  # browser test of the status page (tests/browser): headless Chromium
+  # driven by Selenium from Debian's python3
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

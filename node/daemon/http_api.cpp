@@ -17,6 +17,7 @@
 #include "node/daemon/json_value.hpp"
 #include "node/daemon/metrics.hpp"
 #include "node/daemon/node_bridge.hpp"
+#include "node/daemon/status_page.hpp"
 #include "node/daemon/watch_hub.hpp"
 #include "syncmesh/sync_socket.hpp"
 
@@ -277,6 +278,9 @@ enum class route_id {
   messages,
   watch,
   metrics,
+  page,
+  history,
+  mesh,
 };
 
 /// One route: method, path (exact, or a /v1/kv/KEY form) and the role it
@@ -311,6 +315,13 @@ constexpr route routes[] = {
   {"POST", "/v1/messages", route_id::messages, role::write},
   {"GET", "/v1/watch", route_id::watch, role::read},
   {"GET", "/metrics", route_id::metrics, role::read},
+  // The status page: its files need no token (it asks for one on 401).
+  {"GET", "/", route_id::page, role::none},
+  {"GET", "/index.html", route_id::page, role::none},
+  {"GET", "/app.js", route_id::page, role::none},
+  {"GET", "/style.css", route_id::page, role::none},
+  {"GET", "/v1/history", route_id::history, role::read},
+  {"GET", "/v1/mesh", route_id::mesh, role::read},
 };
 
 /// The result of routing a request.
@@ -510,6 +521,31 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<node_bridge> bridge;
   std::unique_ptr<http::http_server> server;
   std::unique_ptr<watch_pump> pump;
+  /// The status page's history, filled once a second by `sampler`.
+  status_history history;
+  std::thread sampler;
+  std::mutex sampler_mtx;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;
+
+  /// Records the node's counters into `history` once a second until stopped.
+  void run_sampler() {
+    std::unique_lock<std::mutex> guard{sampler_mtx};
+    while (!sampler_stop) {
+      guard.unlock();
+      try {
+        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+        history.record(static_cast<uint64_t>(now), counters_of(sock.stats()));
+      } catch (const std::exception&) {
+        // The node is stopping or busy: this second has no sample.
+      }
+      guard.lock();
+      sampler_cv.wait_for(guard, std::chrono::seconds(1),
+                          [this] { return sampler_stop; });
+    }
+  }
 
   /// The HTTP front's counters in Prometheus text format: the server's
   /// refusals by cause, connections and requests, and how many GETs the
@@ -814,6 +850,34 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
           res.body = self->metrics->scrape(*x, self->hub->size());
           res.body += self->front_metrics();
           respond(std::move(res));
+        });
+      return;
+    case route_id::page: {
+      auto res = static_file(req.path, req.header("if-none-match"));
+      respond(res ? std::move(*res)
+                  : http::json_error(404, "not_found", "no such file"));
+      return;
+    }
+    case route_id::history:
+      respond(history_response(history, req));
+      return;
+    case route_id::mesh:
+      bridge->call<pb::NodeInfo>(
+        pb::InfoRequest{}, [self, respond](caf::expected<pb::NodeInfo> info) {
+          if (!info) {
+            respond(self->fail(info.error()));
+            return;
+          }
+          self->bridge->call<pb::PeerList>(
+            pb::PeersRequest{},
+            [self, respond, me = std::move(*info)](
+              caf::expected<pb::PeerList> peers) {
+              if (!peers) {
+                respond(self->fail(peers.error()));
+                return;
+              }
+              respond(mesh_response(mesh_of(me, *peers)));
+            });
         });
       return;
   }
@@ -1173,6 +1237,8 @@ http_api::http_api(sync_socket& sock, http_options opts)
   st.bridge = std::make_unique<node_bridge>(sock.handle(), timeout);
   st.pump = std::make_unique<watch_pump>();
   auto sopts = st.opts.server;
+  for (auto path : {"/", "/index.html", "/app.js", "/style.css"})
+    sopts.open_paths.emplace_back(path);
   // A PUT body is a value (JSON text of bytes: base64, 4/3) plus slack.
   if (sopts.max_body == http::server_options{}.max_body)
     sopts.max_body = sock.settings().max_value_size * 2 + 4096;
@@ -1246,11 +1312,23 @@ http_api::~http_api() {
 
 uint16_t http_api::start(const std::string& host, uint16_t port,
                          std::string& error) {
-  return impl_->server->start(host, port, error);
+  auto port_bound = impl_->server->start(host, port, error);
+  if (port_bound != 0 && !impl_->sampler.joinable()) {
+    auto* st = impl_.get();
+    impl_->sampler = std::thread{[st] { st->run_sampler(); }};
+  }
+  return port_bound;
 }
 
 void http_api::stop() {
   auto& st = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{st.sampler_mtx};
+    st.sampler_stop = true;
+  }
+  st.sampler_cv.notify_all();
+  if (st.sampler.joinable())
+    st.sampler.join();
   st.hub->close();
   if (st.server)
     st.server->stop();

@@ -183,6 +183,8 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
             r.duplicates_refused());
   m.advance(m.link_bounds, {{"kind", "duplicates_replaced"}},
             r.duplicates_replaced());
+  m.advance(m.link_bounds, {{"kind", "announced_links_evicted"}},
+            r.announced_links_evicted());
   m.advance(m.held, {}, l.held_records());
   m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
   m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());

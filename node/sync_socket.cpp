@@ -1,4 +1,5 @@
 #include "syncmesh/sync_socket.hpp"
+#include "node/node_errors.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -72,6 +73,8 @@ value value_from(const pb::Value& x) {
   return result;
 }
 
+} // namespace
+
 /// The string in position `i` of an error's context, or "".
 std::string context_string(const caf::error& err, size_t i) {
   const auto& ctx = err.context();
@@ -80,13 +83,18 @@ std::string context_string(const caf::error& err, size_t i) {
   return {};
 }
 
+namespace {
+
 /// Printable form of a key: text as is, other bytes hex-escaped.
 std::string printable(const std::string& key) {
   auto text = to_string(value::from_bytes(key));
   return text.substr(2, text.size() - 3); // strip b"..."
 }
 
-[[noreturn]] void throw_error(caf::actor_system& sys, const caf::error& err) {
+} // namespace
+
+[[noreturn]] void throw_node_error(caf::actor_system& sys,
+                                   const caf::error& err) {
   auto code = code_of(err);
   auto detail = context_string(err, 0);
   switch (code) {
@@ -124,7 +132,7 @@ std::string printable(const std::string& key) {
   throw error(errc::closed, sys.render(err));
 }
 
-} // namespace
+namespace {} // namespace
 
 namespace {
 
@@ -196,7 +204,7 @@ struct sync_socket::impl {
       .receive([&](Reply& x) { reply = std::move(x); },
                [&](caf::error& x) { err = std::move(x); });
     if (err)
-      throw_error(sys, err);
+      throw_node_error(sys, err);
     return std::move(*reply);
   }
 

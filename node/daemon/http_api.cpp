@@ -19,6 +19,7 @@
 #include "node/daemon/node_bridge.hpp"
 #include "node/daemon/status_page.hpp"
 #include "node/daemon/watch_hub.hpp"
+#include "node/node_errors.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace syncmesh {
@@ -48,61 +49,6 @@ http::response no_content() {
 
 // -- errors: the node's CAF errors as HTTP answers
 // ------------------------------
-
-/// The string in position `i` of an error's context, or "".
-std::string context_string(const caf::error& err, size_t i) {
-  const auto& ctx = err.context();
-  if (ctx.size() > i && ctx.match_element<std::string>(i))
-    return ctx.get_as<std::string>(i);
-  return {};
-}
-
-/// Printable form of a key: text as is, other bytes hex-escaped.
-std::string printable(const std::string& key) {
-  auto text = to_string(value::from_bytes(key));
-  return text.substr(2, text.size() - 3); // strip b"..."
-}
-
-/// The exception sync_socket would throw for `err` (same texts), so the
-/// answers stay those of the blocking API.
-[[noreturn]] void throw_node_error(caf::actor_system& sys,
-                                   const caf::error& err) {
-  auto code = code_of(err);
-  auto detail = context_string(err, 0);
-  switch (code) {
-    case errc::key_not_found:
-      throw key_error("key not found: " + printable(detail));
-    case errc::lease_held: {
-      const auto& ctx = err.context();
-      uint64_t end = 0;
-      if (ctx.size() > 2 && ctx.match_element<uint64_t>(2))
-        end = ctx.get_as<uint64_t>(2);
-      throw lease_error(printable(detail), context_string(err, 1), end);
-    }
-    case errc::wrong_type:
-      throw type_error("value at key " + printable(detail) + " is not a map");
-    case errc::invalid_key:
-    case errc::key_too_large:
-    case errc::value_too_large:
-    case errc::malformed:
-    case errc::invalid_config:
-    case errc::frame_too_large:
-      throw value_error(code, detail.empty() ? to_string(code) : detail);
-    case errc::unreachable:
-    case errc::protocol_mismatch:
-    case errc::disconnected:
-      throw error(code, detail.empty() ? to_string(code) : detail);
-    case errc::none:
-      break;
-    default:
-      throw error(code, sys.render(err));
-  }
-  if (err == caf::sec::request_timeout)
-    throw error(errc::timeout, "the node did not reply in time");
-  if (err == caf::sec::request_receiver_down)
-    throw error(errc::closed, "the node is closed");
-  throw error(errc::closed, sys.render(err));
-}
 
 /// Maps what the node refused to an HTTP status and a JSON error (409
 /// lease with owner and expiry, 404, 422, 413/400, 503).
@@ -869,9 +815,8 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
             return;
           }
           self->bridge->call<pb::PeerList>(
-            pb::PeersRequest{},
-            [self, respond, me = std::move(*info)](
-              caf::expected<pb::PeerList> peers) {
+            pb::PeersRequest{}, [self, respond, me = std::move(*info)](
+                                  caf::expected<pb::PeerList> peers) {
               if (!peers) {
                 respond(self->fail(peers.error()));
                 return;
@@ -1315,7 +1260,9 @@ uint16_t http_api::start(const std::string& host, uint16_t port,
   auto port_bound = impl_->server->start(host, port, error);
   if (port_bound != 0 && !impl_->sampler.joinable()) {
     auto* st = impl_.get();
-    impl_->sampler = std::thread{[st] { st->run_sampler(); }};
+    impl_->sampler = std::thread{[st] {
+      st->run_sampler();
+    }};
   }
   return port_bound;
 }

@@ -36,6 +36,7 @@
 #include "actors/tls_identity.hpp"
 #include "node/daemon/http_auth.hpp"
 #include "node/daemon/http_server.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace std::chrono_literals;
 using namespace syncmesh;
@@ -50,16 +51,10 @@ struct ignore_sigpipe {
 };
 BOOST_TEST_GLOBAL_FIXTURE(ignore_sigpipe);
 
-/// Polls `done` until it holds or `limit` passes.
+/// The shared poll (sleeps between tries), with this file's 5 s default.
 template <class Predicate>
 bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
-  auto deadline = clock_type::now() + limit;
-  while (!done()) {
-    if (clock_type::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
+  return syncmesh::test::eventually(std::move(done), limit);
 }
 
 /// Resident set size of this process in bytes (server and clients).

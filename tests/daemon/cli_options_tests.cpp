@@ -25,33 +25,15 @@
 
 #include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using syncmesh::test::child_process;
 using syncmesh::test::eventually;
+using syncmesh::test::scratch_dir;
 
 namespace {
-
-/// A temporary directory, removed with its content at the end of the test.
-struct temp_dir {
-  std::string path;
-
-  temp_dir() {
-    char tmpl[] = "/tmp/syncmesh-cli-test-XXXXXX";
-    auto* dir = ::mkdtemp(tmpl);
-    BOOST_REQUIRE(dir != nullptr);
-    path = dir;
-  }
-
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-};
 
 std::string slurp(const std::string& path) {
   std::ifstream in{path};
@@ -195,7 +177,7 @@ void fill(const running_node& d) {
 BOOST_AUTO_TEST_SUITE(options_as_typed)
 
 BOOST_AUTO_TEST_CASE(leasing_false_and_an_empty_http_run_without_an_api) {
-  temp_dir dir;
+  scratch_dir dir;
   // The peer speaks "leasing off" too (--no-leasing), with its API on: nodes
   // of different leasing modes refuse each other, so the link shows that
   // --leasing=false took effect.
@@ -214,7 +196,7 @@ BOOST_AUTO_TEST_CASE(leasing_false_and_an_empty_http_run_without_an_api) {
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_boolean_exits_2_with_one_human_line) {
-  temp_dir dir;
+  scratch_dir dir;
   auto log = dir.path + "/bad.log";
   child_process p{{SYNCMESH_NODE_BIN, "--leasing=nope"}, log};
   BOOST_CHECK_EQUAL(p.wait(5s), 2);
@@ -228,7 +210,7 @@ BOOST_AUTO_TEST_CASE(a_bad_boolean_exits_2_with_one_human_line) {
 }
 
 BOOST_AUTO_TEST_CASE(a_lease_conflict_says_when_in_iso_8601) {
-  temp_dir dir;
+  scratch_dir dir;
   running_node a{dir.path, {"--http=127.0.0.1:0"}};
   running_node b{dir.path, {"--http=127.0.0.1:0", "--peers=" + a.listen}};
   BOOST_REQUIRE_EQUAL(a.client().Put("/v1/kv/owned", "a", "text/plain")->status,
@@ -268,7 +250,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(cli_export_import)
 
 BOOST_AUTO_TEST_CASE(export_prints_every_item_as_one_json_line) {
-  temp_dir dir;
+  scratch_dir dir;
   running_node a{dir.path, {"--http=127.0.0.1:0"}};
   fill(a);
   std::string out;
@@ -319,7 +301,7 @@ BOOST_AUTO_TEST_CASE(export_prints_every_item_as_one_json_line) {
 }
 
 BOOST_AUTO_TEST_CASE(import_refuses_bad_lines_before_sending_them) {
-  temp_dir dir;
+  scratch_dir dir;
   running_node a{dir.path, {"--http=127.0.0.1:0"}};
   std::string out;
   std::string err;
@@ -348,7 +330,7 @@ BOOST_AUTO_TEST_CASE(import_refuses_bad_lines_before_sending_them) {
 // part of issue 14 builds: until it lands this test FAILS with the CLI's
 // "failed (404): this node has no batch endpoint" line. It is not skipped.
 BOOST_AUTO_TEST_CASE(import_loads_what_export_wrote_into_another_node) {
-  temp_dir dir;
+  scratch_dir dir;
   running_node a{dir.path, {"--http=127.0.0.1:0"}};
   running_node b{dir.path, {"--http=127.0.0.1:0"}}; // not a's peer
   fill(a);

@@ -21,34 +21,15 @@
 
 #include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using syncmesh::test::child_process;
 using syncmesh::test::eventually;
+using syncmesh::test::scratch_dir;
 
 namespace {
-
-/// A temporary directory for logs and data, removed with its content when
-/// the test ends (declare it before the processes that write into it).
-struct scratch_dir {
-  std::string path;
-
-  scratch_dir() {
-    char tmpl[] = "/tmp/syncmesh-daemon-test-XXXXXX";
-    auto* dir = ::mkdtemp(tmpl);
-    BOOST_REQUIRE(dir != nullptr);
-    path = dir;
-  }
-
-  ~scratch_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-};
 
 /// One syncmesh-node process and a client of its API.
 struct node_process {

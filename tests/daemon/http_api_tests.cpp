@@ -30,29 +30,15 @@
 
 #include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using syncmesh::test::child_process;
 using syncmesh::test::eventually;
+using syncmesh::test::scratch_dir;
 
 namespace {
-
-struct api_dir {
-  std::string path;
-  api_dir() {
-    char tmpl[] = "/tmp/syncmesh-api-test-XXXXXX";
-    auto* dir = ::mkdtemp(tmpl);
-    BOOST_REQUIRE(dir != nullptr);
-    path = dir;
-  }
-  ~api_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  api_dir(const api_dir&) = delete;
-  api_dir& operator=(const api_dir&) = delete;
-};
 
 /// A syncmesh-node with its API on an OS-picked port.
 struct api_node {
@@ -256,7 +242,7 @@ void still_serves(const api_node& n, const std::string& key) {
 constexpr long generous_kib = 96 * 1024; // growth allowed by an attack
 
 struct one_node {
-  api_dir dir;
+  scratch_dir dir;
   api_node a{dir.path, {}};
 };
 
@@ -519,7 +505,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(http_api_security)
 
 BOOST_AUTO_TEST_CASE(a_batch_with_a_leased_key_applies_nothing) {
-  api_dir dir;
+  scratch_dir dir;
   api_node a{dir.path, {}};
   api_node b{dir.path, {"--peers=" + a.listen}};
   BOOST_REQUIRE(eventually([&] { return b.status_of("/readyz") == 200; }));
@@ -551,7 +537,7 @@ BOOST_AUTO_TEST_CASE(a_batch_with_a_leased_key_applies_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(tokens_grant_roles) {
-  api_dir dir;
+  scratch_dir dir;
   auto tokens = dir.path + "/tokens";
   {
     std::ofstream out{tokens};

@@ -1201,7 +1201,7 @@ http_api::http_api(sync_socket& sock, http_options opts)
   for (auto path : {"/", "/index.html", "/app.js", "/style.css"})
     sopts.open_paths.emplace_back(path);
   // A PUT body is a value (JSON text of bytes: base64, 4/3) plus slack.
-  if (sopts.max_body == http::server_options{}.max_body)
+  if (sopts.max_body == 0)
     sopts.max_body = sock.settings().max_value_size * 2 + 4096;
   std::weak_ptr<impl> weak = impl_;
   http::http_dispatch dispatch;

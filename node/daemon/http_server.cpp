@@ -693,7 +693,10 @@ private:
       return true;
     }
     if (open) {
-      req.granted = role::none;
+      // An open path is readable by anyone: /metrics needs `read`, and
+      // opening it (--http-open=metrics) means exactly that. Paths match
+      // exactly, so this grants nothing elsewhere.
+      req.granted = role::read;
       return true;
     }
     response res = json_error(

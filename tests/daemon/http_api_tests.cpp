@@ -737,6 +737,41 @@ BOOST_AUTO_TEST_CASE(the_connection_and_in_flight_caps_reach_the_server) {
   BOOST_CHECK_EQUAL(probe.read_response().status, 200);
 }
 
+BOOST_AUTO_TEST_CASE(the_write_timeout_reaches_the_server) {
+  scratch_dir dir;
+  api_node a{dir.path, {"--http-write-timeout=300ms"}};
+  std::string big(1'000'000, 'w');
+  BOOST_REQUIRE_EQUAL(a.client().Put("/v1/kv/big", big, "text/plain")->status,
+                      204);
+  auto timeouts = [&]() -> uint64_t {
+    auto res = a.client().Get("/metrics");
+    if (!res)
+      return uint64_t{0};
+    std::smatch m;
+    static const std::regex line{
+      R"(syncmesh_http_refused_total\{cause="timeout"\} (\d+))"};
+    return std::regex_search(res->body, m, line) ? std::stoull(m[1])
+                                                 : uint64_t{0};
+  };
+  auto before = timeouts();
+  // 32 MB of answers asked for and never read: the socket buffers fill,
+  // the server's write stalls, and 300 ms later it gives up on the client
+  // (the default, 30 s, would outlast the 10 s this waits).
+  raw_conn c{a.port};
+  std::string gets;
+  for (int i = 0; i < 32; ++i)
+    gets += request("GET", "/v1/kv/big");
+  BOOST_REQUIRE(c.send_all(gets));
+  BOOST_CHECK(eventually([&] { return timeouts() > before; }));
+  size_t got = 0;
+  while (c.fill(5s)) {
+    got += c.buf.size();
+    c.buf.clear();
+  }
+  BOOST_CHECK_LT(got, 32u * big.size()); // closed before the end
+  still_serves(a, "after-write-timeout");
+}
+
 BOOST_AUTO_TEST_CASE(https_with_cert_and_key_serves_the_api) {
   scratch_dir dir;
   auto cert = dir.path + "/cert.pem";

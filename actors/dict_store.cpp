@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "actors/atoms.hpp"
+#include "actors/lease_conflicts.hpp"
 #include "actors/log.hpp"
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
@@ -573,14 +574,23 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       if (req.deletes_size() > 0)
         if (auto err = py2p_delete_refusal(self))
           return std::move(*err);
-      // All leases first: one refusal refuses the whole batch.
+      // All leases first: one refusal refuses the whole batch, and the
+      // refusal names every leased key of it (a client fixes its batch
+      // once instead of learning the conflicts one retry at a time).
+      std::vector<lease_conflict> conflicts;
+      auto note_conflict
+        = [&](const std::string& key, const local_decision& d) {
+            conflicts.push_back(
+              lease_conflict{key, to_hex(d.owner), d.lease_end_us});
+          };
       std::vector<local_decision> ds;
       ds.reserve(static_cast<size_t>(req.items_size()));
       for (const auto& item : req.items()) {
         auto d = st.rules.decide(st.store, item.key(), false);
         if (!d.allowed)
-          return refuse<pb::WriteAck>(self, refusal(item.key(), d));
-        ds.push_back(std::move(d));
+          note_conflict(item.key(), d);
+        else if (conflicts.empty())
+          ds.push_back(std::move(d));
       }
       // Deletes of absent keys are skipped: the batch wants them absent.
       std::vector<local_decision> dels;
@@ -590,10 +600,14 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         if (d.missing)
           continue;
         if (!d.allowed)
-          return refuse<pb::WriteAck>(self, refusal(req.deletes(i), d));
-        dels.push_back(std::move(d));
-        del_index.push_back(i);
+          note_conflict(req.deletes(i), d);
+        else if (conflicts.empty()) {
+          dels.push_back(std::move(d));
+          del_index.push_back(i);
+        }
       }
+      if (!conflicts.empty())
+        return refuse<pb::WriteAck>(self, lease_refusal(conflicts));
       std::vector<pb::WriteRecord> recs(ds.size());
       for (size_t i = 0; i < ds.size(); ++i) {
         auto& item = *req.mutable_items(static_cast<int>(i));

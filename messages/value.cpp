@@ -318,15 +318,57 @@ const char* to_string(errc x) {
   return "unknown";
 }
 
+namespace {
+
+/// "key 'k' is leased by node X until <ISO> (in 59 min)" for one conflict;
+/// `key` is already printable.
+std::string lease_text(const std::string& key, const std::string& owner,
+                       uint64_t lease_end_us) {
+  return "key '" + key + "' is leased by node " + owner
+         + (lease_end_us == 0
+              ? std::string{}
+              : " until " + format_time_until(lease_end_us, wall_clock_us()));
+}
+
+/// A key as it can be shown in a message: text as is, other bytes escaped.
+std::string printable_key(const std::string& key) {
+  auto text = to_string(value::from_bytes(key));
+  return text.substr(2, text.size() - 3); // strip b"..."
+}
+
+/// The message of a refusal with several conflicts: the first few in full
+/// and how many more (a batch of 10,000 leased keys must not make a
+/// megabyte of message; conflicts() has them all).
+std::string conflicts_text(const std::vector<lease_conflict>& all) {
+  constexpr size_t shown = 3;
+  if (all.empty())
+    return "a key is leased by another node";
+  std::string out;
+  for (size_t i = 0; i < all.size() && i < shown; ++i)
+    out += (i == 0 ? "" : "; ")
+           + lease_text(printable_key(all[i].key), all[i].owner,
+                        all[i].lease_end_us);
+  if (all.size() > shown)
+    out += "; and " + std::to_string(all.size() - shown) + " more leased key"
+           + (all.size() - shown == 1 ? "" : "s");
+  return out;
+}
+
+} // namespace
+
 lease_error::lease_error(std::string key, std::string owner,
                          uint64_t lease_end_us)
-    : key_error("key '" + key + "' is leased by node " + owner
-                  + (lease_end_us == 0
-                       ? std::string{}
-                       : " until "
-                           + format_time_until(lease_end_us, wall_clock_us())),
-                errc::lease_held),
+    : key_error(lease_text(key, owner, lease_end_us), errc::lease_held),
       key_(std::move(key)), owner_(std::move(owner)),
-      lease_end_us_(lease_end_us) {}
+      lease_end_us_(lease_end_us), conflicts_{lease_conflict{key_, owner_,
+                                                             lease_end_us_}} {}
+
+lease_error::lease_error(std::vector<lease_conflict> conflicts)
+    : key_error(conflicts_text(conflicts), errc::lease_held),
+      key_(conflicts.empty() ? std::string{}
+                             : printable_key(conflicts.front().key)),
+      owner_(conflicts.empty() ? std::string{} : conflicts.front().owner),
+      lease_end_us_(conflicts.empty() ? 0 : conflicts.front().lease_end_us),
+      conflicts_(std::move(conflicts)) {}
 
 } // namespace syncmesh

@@ -14,6 +14,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/facade.hpp"
+#include "actors/lease_conflicts.hpp"
 #include "messages/value_proto.hpp"
 
 namespace syncmesh {
@@ -100,13 +101,10 @@ std::string printable(const std::string& key) {
   switch (code) {
     case errc::key_not_found:
       throw key_error("key not found: " + printable(detail));
-    case errc::lease_held: {
-      const auto& ctx = err.context();
-      uint64_t end = 0;
-      if (ctx.size() > 2 && ctx.match_element<uint64_t>(2))
-        end = ctx.get_as<uint64_t>(2);
-      throw lease_error(printable(detail), context_string(err, 1), end);
-    }
+    case errc::lease_held:
+      // Every leased key of a refused batch, raw; key() is the first one,
+      // printable.
+      throw lease_error(lease_conflicts_of(err));
     case errc::wrong_type:
       throw type_error("value at key " + printable(detail) + " is not a map");
     case errc::invalid_key:

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace syncmesh {
 
@@ -68,24 +69,46 @@ public:
       : error(code, what) {}
 };
 
+/// One key a write was refused for because another node holds its lease.
+struct lease_conflict {
+  /// The key, as written (bytes, not escaped).
+  std::string key;
+  /// The lease owner's node ID (hex).
+  std::string owner;
+  /// When the lease ends, in microseconds since the Unix epoch (0: unknown).
+  uint64_t lease_end_us = 0;
+};
+
 /// Thrown when another node holds the lease of a key: a key_error that names
-/// the owner and when its lease ends.
+/// the owner and when its lease ends. A refused batch (`update`) names every
+/// leased key of the batch in `conflicts()`, so a caller learns all of them
+/// from one refusal instead of retrying key by key.
 class lease_error : public key_error {
 public:
   /// Names the owner (hex node ID) and the lease end (µs since the epoch).
   lease_error(std::string key, std::string owner, uint64_t lease_end_us);
 
-  /// The key.
+  /// Names every conflict (at least one); `key()`, `owner()` and
+  /// `lease_end_us()` describe the first. The message names the first few
+  /// and how many there are.
+  explicit lease_error(std::vector<lease_conflict> conflicts);
+
+  /// The (first) key, printable: bytes other than text are escaped.
   const std::string& key() const noexcept { return key_; }
-  /// The owner's node ID (hex).
+  /// The (first) owner's node ID (hex).
   const std::string& owner() const noexcept { return owner_; }
-  /// When the lease ends, in microseconds since the Unix epoch.
+  /// When the (first) lease ends, in microseconds since the Unix epoch.
   uint64_t lease_end_us() const noexcept { return lease_end_us_; }
+  /// Every leased key that refused the write, in the request's order.
+  const std::vector<lease_conflict>& conflicts() const noexcept {
+    return conflicts_;
+  }
 
 private:
   std::string key_;
   std::string owner_;
   uint64_t lease_end_us_;
+  std::vector<lease_conflict> conflicts_;
 };
 
 /// Thrown when a value has the wrong kind (like Python's TypeError).

@@ -11,6 +11,7 @@
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/lease_conflicts.hpp"
 #include "messages/time_text.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
@@ -76,9 +77,12 @@ http::response exception_response(std::exception_ptr ep) {
   }
 }
 
-/// The HTTP answer to an error the node returned. A lease refusal also
-/// names the refused key in "keys" (a batch is refused whole because of
-/// it): {"key": text} or {"key_base64": ...} entries.
+/// The HTTP answer to an error the node returned. A lease refusal names
+/// every leased key (a batch is refused whole because of any of them): in
+/// "keys" ({"key": text} or {"key_base64": ...} entries) and in
+/// "conflicts", each with its owner, lease end (ms and ISO 8601) and how
+/// far away that is ("in 59 min"). The top-level owner/expires_at describe
+/// the first.
 http::response error_response(caf::actor_system& sys, const caf::error& err) {
   try {
     throw_node_error(sys, err);
@@ -86,9 +90,21 @@ http::response error_response(caf::actor_system& sys, const caf::error& err) {
     auto res = exception_response(std::current_exception());
     if (code_of(err) == errc::lease_held) {
       auto body = json::parse(res.body, nullptr, false);
-      json named;
-      put_key(named, context_string(err, 0));
-      body["keys"] = json::array({named});
+      auto keys = json::array();
+      auto conflicts = json::array();
+      auto now = wall_clock_us();
+      for (const auto& c : lease_conflicts_of(err)) {
+        json named;
+        put_key(named, c.key);
+        keys.push_back(named);
+        named["owner"] = c.owner;
+        named["expires_at"] = to_ms(c.lease_end_us);
+        named["expires_at_iso"] = iso8601_utc(c.lease_end_us);
+        named["in"] = relative_time(c.lease_end_us, now);
+        conflicts.push_back(std::move(named));
+      }
+      body["keys"] = std::move(keys);
+      body["conflicts"] = std::move(conflicts);
       res.body = body.dump();
     }
     return res;
@@ -1185,7 +1201,7 @@ http_api::http_api(sync_socket& sock, http_options opts)
   for (auto path : {"/", "/index.html", "/app.js", "/style.css"})
     sopts.open_paths.emplace_back(path);
   // A PUT body is a value (JSON text of bytes: base64, 4/3) plus slack.
-  if (sopts.max_body == http::server_options{}.max_body)
+  if (sopts.max_body == 0)
     sopts.max_body = sock.settings().max_value_size * 2 + 4096;
   std::weak_ptr<impl> weak = impl_;
   http::http_dispatch dispatch;

@@ -42,8 +42,13 @@ struct http_options {
   /// batch; the next piece of the body is read only once it is applied.
   size_t ndjson_batch_lines = 1'000;
   /// The server's limits, TLS, tokens, hosts and origins. The API sets
-  /// `max_body` from the node's value size limit when it is left at 0.
-  http::server_options server{};
+  /// `max_body` from the node's value size limit when it is left at 0
+  /// (the default here).
+  http::server_options server = [] {
+    http::server_options s;
+    s.max_body = 0;
+    return s;
+  }();
 };
 
 /// The HTTP/JSON API of one node (see the file comment).

@@ -478,11 +478,19 @@ private:
 
   /// 414 when the request line alone passes the URL limit, else 431.
   void refuse_oversized_header() {
-    auto data = static_cast<const char*>(buffer_.data().data());
-    std::string_view seen{data, buffer_.size()};
-    auto line_end = seen.find("\r\n");
-    size_t line_size
-      = line_end == std::string_view::npos ? seen.size() : line_end;
+    // Beast parses the request line and each complete field as they
+    // arrive and the read consumes them from `buffer_`: once the request
+    // line is parsed (the target is set), the buffer holds a later field,
+    // and only the parsed target may be measured.
+    size_t line_size = 0;
+    if (header_ && !header_->get().target().empty()) {
+      line_size = header_->get().target().size();
+    } else {
+      auto data = static_cast<const char*>(buffer_.data().data());
+      std::string_view seen{data, buffer_.size()};
+      auto line_end = seen.find("\r\n");
+      line_size = line_end == std::string_view::npos ? seen.size() : line_end;
+    }
     if (line_size > opts().max_url) {
       refuse(414, cause::url_too_long, "url_too_long",
              "the request target is longer than "
@@ -685,7 +693,10 @@ private:
       return true;
     }
     if (open) {
-      req.granted = role::none;
+      // An open path is readable by anyone: /metrics needs `read`, and
+      // opening it (--http-open=metrics) means exactly that. Paths match
+      // exactly, so this grants nothing elsewhere.
+      req.granted = role::read;
       return true;
     }
     response res = json_error(

@@ -102,7 +102,8 @@ struct server_options {
   /// Bearer tokens (`--http-token-file`); empty: no token needed, every
   /// client is admin (the zero-config loopback default).
   std::string token_file;
-  /// Paths answered without a token even when a token file is set.
+  /// Paths answered without a token even when a token file is set (a
+  /// request there without a valid token gets the `read` role).
   std::vector<std::string> open_paths{"/healthz", "/readyz"};
   /// Host names accepted besides localhost, the bound address and the
   /// machine's hostname (IP literals are always accepted).

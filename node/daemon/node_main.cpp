@@ -155,6 +155,8 @@ int main(int argc, char** argv) {
   if (!opts.http.empty()) {
     http_options hopts;
     hopts.expects_peers = !cfg.peers.empty();
+    // Limits, TLS, hosts, origins and open paths as the options read them.
+    hopts.server = opts.http_server;
     hopts.server.token_file = opts.http_token_file;
     api = std::make_unique<http_api>(*sock, hopts);
     std::string err;
@@ -164,6 +166,22 @@ int main(int argc, char** argv) {
       fail(err);
     }
     http_addr = opts.http_host + ":" + std::to_string(bound);
+  }
+  // Say what the API exposes: a node reachable beyond loopback without a
+  // token or TLS deserves a line an operator sees.
+  if (api) {
+    bool loopback = opts.http_host == "127.0.0.1" || opts.http_host == "::1"
+                    || opts.http_host == "localhost";
+    bool tls = !opts.http_server.tls_cert_file.empty();
+    std::string what = std::string{"HTTP API: "}
+                       + (tls ? "HTTPS" : "plain HTTP") + ", "
+                       + (opts.http_token_file.empty()
+                            ? "no token file (every client is admin)"
+                            : "tokens from " + opts.http_token_file);
+    log_line(!loopback && opts.http_token_file.empty() ? log_level::warning
+                                                       : log_level::info,
+             sock->raw_id(),
+             what + (loopback ? ", loopback only" : ", not loopback"));
   }
   std::cout << "syncmesh-node ready node=" << sock->id()
             << " listen=" << cfg.host << ":" << sock->port()

@@ -179,6 +179,131 @@ option_spec choice(std::string name, std::string help, field<T> get,
           }};
 }
 
+/// Splits "a, b,,c" into {"a", "b", "c"}: commas separate, blanks around
+/// an item are dropped, empty items are skipped.
+std::vector<std::string> split_list(const std::string& raw) {
+  std::vector<std::string> out;
+  std::stringstream in{raw};
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    auto first = item.find_first_not_of(" \t");
+    if (first == std::string::npos)
+      continue;
+    out.push_back(item.substr(first, item.find_last_not_of(" \t") - first + 1));
+  }
+  return out;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& x : items)
+    out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+/// A comma-separated list whose every item passes `valid`.
+option_spec list(std::string name, std::string hint, std::string help,
+                 std::string expects, field<std::vector<std::string>> get,
+                 std::function<bool(const std::string&)> valid) {
+  return {std::move(name),
+          std::move(hint),
+          std::move(help),
+          false,
+          std::move(expects),
+          [get, valid](node_options& o, const std::string& raw) {
+            auto items = split_list(raw);
+            for (const auto& x : items)
+              if (!valid(x))
+                return false;
+            get(o) = std::move(items);
+            return true;
+          },
+          [get](const node_options& o) {
+            return join_list(read_field(o, get));
+          }};
+}
+
+/// A DNS name or IP literal as it may appear in a Host header (without
+/// the port): letters, digits, '-', '.', and for IPv6 ':' (brackets off).
+bool valid_host_name(const std::string& name) {
+  if (name.empty() || name.size() > 253)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == ':';
+  });
+}
+
+/// A browser origin: "http://" or "https://", a host, an optional port,
+/// nothing after (an Origin header never has a path or a trailing slash,
+/// so such an entry could never match and is a typo).
+bool valid_origin(const std::string& origin) {
+  std::string rest;
+  if (origin.rfind("http://", 0) == 0)
+    rest = origin.substr(7);
+  else if (origin.rfind("https://", 0) == 0)
+    rest = origin.substr(8);
+  else
+    return false;
+  if (rest.empty() || rest.find('/') != std::string::npos)
+    return false;
+  std::string host = rest;
+  uint16_t port = 0;
+  bool bracketed = rest.front() == '[';
+  bool has_port = bracketed ? rest.find("]:") != std::string::npos
+                            : rest.find(':') != std::string::npos;
+  if (has_port && !parse_host_port(rest, host, port))
+    return false;
+  if (!has_port && bracketed) {
+    if (rest.size() < 3 || rest.back() != ']')
+      return false;
+    host = rest.substr(1, rest.size() - 2);
+  }
+  return valid_host_name(host);
+}
+
+/// The endpoints --http-open may open, as typed and as paths.
+const std::vector<std::pair<std::string, std::string>>& openable() {
+  static const std::vector<std::pair<std::string, std::string>> words{
+    {"healthz", "/healthz"}, {"readyz", "/readyz"}, {"metrics", "/metrics"}};
+  return words;
+}
+
+/// A duration option that must be more than zero (a zero deadline would
+/// cut every request).
+option_spec positive_duration(std::string name, std::string help,
+                              field<milliseconds> get) {
+  auto spec = duration(std::move(name), std::move(help), get);
+  spec.expects = "a duration above zero like 1500ms, 30s, 5m or 1h";
+  spec.set = [get](node_options& o, const std::string& raw) {
+    milliseconds d{};
+    if (!parse_duration(raw, d) || d.count() <= 0)
+      return false;
+    get(o) = d;
+    return true;
+  };
+  return spec;
+}
+
+/// A size or count option with a floor (and a ceiling): a limit of 0 would
+/// refuse everything.
+template <class T>
+option_spec bounded(option_spec spec, field<T> get, uint64_t min, uint64_t max,
+                    std::string expects) {
+  auto parse = spec.set;
+  spec.expects = std::move(expects);
+  spec.set = [parse, get, min, max](node_options& o, const std::string& raw) {
+    auto copy = o;
+    if (!parse(copy, raw))
+      return false;
+    auto n = static_cast<uint64_t>(get(copy));
+    if (n < min || n > max)
+      return false;
+    get(o) = get(copy);
+    return true;
+  };
+  return spec;
+}
+
 /// Every option of syncmesh-node, in the order --help lists them.
 const std::vector<option_spec>& option_specs() {
   static const std::vector<option_spec> specs = [] {
@@ -273,6 +398,141 @@ const std::vector<option_spec>& option_specs() {
     s.push_back(text(
       "http-token-file", "HTTP API tokens, one '<role> <token>' a line",
       [](node_options & o) -> auto& { return o.http_token_file; }));
+    auto file = [](std::string name, std::string help, field<std::string> get) {
+      auto spec = text(std::move(name), std::move(help), get);
+      spec.hint = "FILE";
+      return spec;
+    };
+    s.push_back(file(
+      "http-cert", "HTTPS for the API: PEM certificate chain (with --http-key)",
+      [](node_options & o) -> auto& { return o.http_server.tls_cert_file; }));
+    s.push_back(file(
+      "http-key", "HTTPS for the API: PEM private key (with --http-cert)",
+      [](node_options & o) -> auto& { return o.http_server.tls_key_file; }));
+    s.push_back(list(
+      "http-allowed-hosts", "NAME,...",
+      "Host names accepted besides localhost, the API's address and the "
+      "hostname (DNS rebinding guard)",
+      "a list of host names like api.example.com,node1",
+      [](node_options & o) -> auto& { return o.http_server.allowed_hosts; },
+      valid_host_name));
+    s.push_back(list(
+      "http-allowed-origins", "ORIGIN,...",
+      "browser origins allowed to write besides the API's own",
+      "a list of origins like https://dash.example.com,http://host:8080",
+      [](node_options & o) -> auto& { return o.http_server.allowed_origins; },
+      valid_origin));
+    s.push_back(
+      {"http-open", "healthz,readyz,metrics",
+       "endpoints answered without a token when --http-token-file is set "
+       "(empty or none: all need one)",
+       false, "a list of healthz, readyz and metrics, or none",
+       [](node_options& o, const std::string& raw) {
+         std::vector<std::string> paths;
+         for (const auto& word : split_list(raw)) {
+           if (word == "none" && split_list(raw).size() == 1)
+             break;
+           auto it
+             = std::find_if(openable().begin(), openable().end(),
+                            [&](const auto& w) { return w.first == word; });
+           if (it == openable().end())
+             return false;
+           if (std::find(paths.begin(), paths.end(), it->second) == paths.end())
+             paths.push_back(it->second);
+         }
+         o.http_server.open_paths = std::move(paths);
+         return true;
+       },
+       [](const node_options& o) {
+         std::vector<std::string> words;
+         for (const auto& path : o.http_server.open_paths)
+           for (const auto& [word, p] : openable())
+             if (p == path)
+               words.push_back(word);
+         return words.empty() ? std::string{"none"} : join_list(words);
+       }});
+    s.push_back(bounded<size_t>(
+      bytes(
+        "http-max-header-bytes", "largest request header (431 above)",
+        [](node_options & o) -> auto& {
+          return o.http_server.max_header_bytes;
+        }),
+      [](node_options & o) -> auto& { return o.http_server.max_header_bytes; },
+      1024, 64u << 20, "a size from 1KiB to 64MiB like 16KiB"));
+    s.push_back(bounded<size_t>(
+      count(
+        "http-max-header-fields", "most header fields (431 above)",
+        [](node_options & o) -> auto& {
+          return o.http_server.max_header_fields;
+        }),
+      [](node_options & o) -> auto& { return o.http_server.max_header_fields; },
+      1, 100'000, "a whole number from 1 to 100000"));
+    s.push_back(bounded<size_t>(
+      bytes(
+        "http-max-url", "longest request target (414 above)",
+        [](node_options & o) -> auto& { return o.http_server.max_url; }),
+      [](node_options & o) -> auto& { return o.http_server.max_url; }, 16,
+      64u << 20, "a size from 16 bytes to 64MiB like 8KiB"));
+    s.push_back({"http-max-body", "BYTES",
+                 "largest request body read whole (413 above; 0: twice "
+                 "--max-value-size plus 4KiB; NDJSON loads stream)",
+                 false, "a size in bytes like 65536, 64KiB or 4MiB",
+                 [](node_options& o, const std::string& raw) {
+                   size_t n = 0;
+                   if (!parse_size(raw, n))
+                     return false;
+                   o.http_server.max_body = n;
+                   return true;
+                 },
+                 [](const node_options& o) {
+                   return format_size(
+                     static_cast<size_t>(o.http_server.max_body));
+                 }});
+    s.push_back(bounded<size_t>(
+      bytes(
+        "http-body-piece",
+        "read buffer of a streamed (NDJSON) body, per request",
+        [](node_options & o) -> auto& { return o.http_server.body_piece; }),
+      [](node_options & o) -> auto& { return o.http_server.body_piece; }, 1,
+      16u << 20, "a size from 1 byte to 16MiB like 64KiB"));
+    s.push_back(
+      {"http-read-timeout", "DURATION",
+       "deadline for a request's header, and for its body (408 after)", false,
+       "a duration above zero like 1500ms, 30s, 5m or 1h",
+       [](node_options& o, const std::string& raw) {
+         milliseconds d{};
+         if (!parse_duration(raw, d) || d.count() <= 0)
+           return false;
+         o.http_server.header_timeout = d;
+         o.http_server.body_timeout = d;
+         return true;
+       },
+       [](const node_options& o) {
+         return format_duration(o.http_server.header_timeout);
+       }});
+    s.push_back(positive_duration(
+      "http-idle-timeout", "closes a keep-alive connection idle this long",
+      [](node_options & o) -> auto& { return o.http_server.idle_timeout; }));
+    s.push_back(positive_duration(
+      "http-write-timeout",
+      "closes a connection whose client stops reading a response",
+      [](node_options & o) -> auto& { return o.http_server.write_timeout; }));
+    s.push_back(bounded<size_t>(
+      count(
+        "http-max-connections",
+        "most open API connections (more are closed at once)",
+        [](node_options & o) -> auto& {
+          return o.http_server.max_connections;
+        }),
+      [](node_options & o) -> auto& { return o.http_server.max_connections; },
+      1, 10'000'000, "a whole number from 1 to 10000000"));
+    s.push_back(bounded<size_t>(
+      count(
+        "http-max-in-flight",
+        "most requests waiting for the node (503 + Retry-After above)",
+        [](node_options & o) -> auto& { return o.http_server.max_in_flight; }),
+      [](node_options & o) -> auto& { return o.http_server.max_in_flight; }, 1,
+      10'000'000, "a whole number from 1 to 10000000"));
     s.push_back(text(
       "data-dir", "keeps the node ID and clock across runs",
       [](node_options & o) -> auto& { return o.data_dir; }));
@@ -394,9 +654,9 @@ std::string dump_ini(const node_options& opts) {
   std::string out = "[global]\n";
   for (const auto& spec : option_specs()) {
     auto val = spec.show(opts);
-    bool quote = spec.hint == "TEXT" || spec.hint == "HOST:PORT"
-                 || spec.hint == "HOST:PORT,..." || spec.hint == "DURATION"
-                 || val.empty();
+    bool quote = spec.hint == "TEXT" || spec.hint == "FILE"
+                 || spec.hint == "HOST:PORT" || spec.hint == "DURATION"
+                 || spec.hint.find(',') != std::string::npos || val.empty();
     out += spec.name + "=" + (quote ? "\"" + val + "\"" : val) + "\n";
   }
   return out;
@@ -411,6 +671,17 @@ void derive_limits(config& cfg) {
     cfg.max_send_queue = cfg.max_frame_size * 4;
   if (cfg.ingress_window < cfg.max_frame_size)
     cfg.ingress_window = cfg.max_frame_size;
+}
+
+/// The HTTP options that must fit together; "" when they do. Whether the
+/// files can be read is checked when the API starts (one line, exit 2).
+std::string check_http(const node_options& opts) {
+  const auto& srv = opts.http_server;
+  if (srv.tls_cert_file.empty() != srv.tls_key_file.empty())
+    return srv.tls_cert_file.empty()
+             ? "--http-key needs --http-cert (HTTPS needs both)"
+             : "--http-cert needs --http-key (HTTPS needs both)";
+  return {};
 }
 
 std::string lower(std::string text) {
@@ -610,6 +881,8 @@ node_options_result parse_node_options(int argc, const char* const* argv) {
   }
   derive_limits(result.options.node);
   if (auto err = result.options.node.validate(); !err.empty())
+    return fail(err);
+  if (auto err = check_http(result.options); !err.empty())
     return fail(err);
   if (dump->count() > 0) {
     result.action = node_action::dump_config;

@@ -11,14 +11,19 @@
 #include <vector>
 
 #include "actors/log.hpp"
+#include "node/daemon/http_server.hpp"
 #include "syncmesh/config.hpp"
 
 namespace syncmesh {
 
 /// Everything syncmesh-node was told to do, already checked.
 struct node_options {
-  /// The daemon's defaults: the library's, but peers on the well-known port.
-  node_options() { node.port = 7440; }
+  /// The daemon's defaults: the library's, but peers on the well-known port,
+  /// and the API's body limit derived from the value size.
+  node_options() {
+    node.port = 7440;
+    http_server.max_body = 0;
+  }
 
   /// The node's library configuration.
   config node;
@@ -30,6 +35,10 @@ struct node_options {
   uint16_t http_port = 7441;
   /// Bearer tokens of the HTTP API ("": none, every client is admin).
   std::string http_token_file;
+  /// The HTTP front's TLS files, limits, accepted Host names, allowed
+  /// origins and open paths, as the API's server gets them (`max_body` 0:
+  /// derived from --max-value-size; `token_file` is `http_token_file`).
+  http::server_options http_server;
   /// Directory for the node ID and the clock's high-water mark ("": none).
   std::string data_dir;
   /// Verbosity of the log lines on stderr.

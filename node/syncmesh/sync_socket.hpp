@@ -160,7 +160,8 @@ public:
   /// Sets `key`; throws lease_error when another node holds its lease.
   void set(key_arg key, syncmesh::value val);
   /// Sets every pair: all leases are checked first, then all pairs are
-  /// applied, or none is (lease_error names the first refused key).
+  /// applied, or none is (lease_error::conflicts() names every leased key
+  /// of the batch with its owner and lease end; key() is the first).
   void update(const std::vector<std::pair<std::string, syncmesh::value>>& kvs);
   /// Sets every pair of a map (std::map, std::unordered_map, ...), as
   /// `update` above.

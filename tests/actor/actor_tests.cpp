@@ -18,6 +18,7 @@
 #include "actors/atoms.hpp"
 #include "actors/dict_store.hpp"
 #include "actors/facade.hpp"
+#include "actors/lease_conflicts.hpp"
 #include "actors/lease_manager.hpp"
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
@@ -309,6 +310,52 @@ BOOST_AUTO_TEST_CASE(update_is_all_or_nothing_under_leases) {
   BOOST_CHECK(f.code(ack.error()) == errc::lease_held);
   BOOST_CHECK_EQUAL(f.dump(), before);
   BOOST_CHECK(!f.read("free1"));
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_update_names_every_leased_key) {
+  node_fixture f;
+  auto now = f.clock.now();
+  auto end1 = now + hour_us;
+  auto end2 = now + 2 * hour_us;
+  BOOST_REQUIRE(f.inject(write_envelope(
+    other_id, {set_record("taken1", value{"b"},
+                          remote_version(other_id, 0, now, now, end1)),
+               set_record("taken2", value{"b"},
+                          remote_version(other_id, 0, now, now, end2))})));
+  BOOST_REQUIRE(f.set("mine", value{1}));
+  auto before = f.dump();
+  pb::UpdateRequest update;
+  for (auto key : {"free", "taken2", "mine"}) {
+    auto* item = update.add_items();
+    item->set_key(key);
+    to_proto(value{"a"}, item->mutable_value());
+  }
+  update.add_deletes("absent");
+  update.add_deletes("taken1");
+  auto ack = f.ask<pb::WriteAck>(f.node.facade, update);
+  BOOST_REQUIRE(!ack);
+  BOOST_CHECK(f.code(ack.error()) == errc::lease_held);
+  auto conflicts = lease_conflicts_of(ack.error());
+  BOOST_REQUIRE_EQUAL(conflicts.size(), 2u);
+  // In the request's order: the sets, then the deletes.
+  BOOST_CHECK_EQUAL(conflicts[0].key, "taken2");
+  BOOST_CHECK_EQUAL(conflicts[0].owner, to_hex(other_id));
+  BOOST_CHECK_EQUAL(conflicts[0].lease_end_us, end2);
+  BOOST_CHECK_EQUAL(conflicts[1].key, "taken1");
+  BOOST_CHECK_EQUAL(conflicts[1].lease_end_us, end1);
+  // The first conflict keeps the single refusal's shape for old readers.
+  const auto& ctx = ack.error().context();
+  BOOST_REQUIRE(ctx.size() >= 3u);
+  BOOST_CHECK_EQUAL(ctx.get_as<std::string>(0), "taken2");
+  BOOST_CHECK_EQUAL(ctx.get_as<uint64_t>(2), end2);
+  BOOST_CHECK_EQUAL(f.dump(), before); // nothing applied
+  // A single-key refusal reads the same way, with its one conflict.
+  auto one = f.set("taken1", value{"a"});
+  BOOST_REQUIRE(!one);
+  conflicts = lease_conflicts_of(one.error());
+  BOOST_REQUIRE_EQUAL(conflicts.size(), 1u);
+  BOOST_CHECK_EQUAL(conflicts[0].key, "taken1");
+  BOOST_CHECK_EQUAL(conflicts[0].lease_end_us, end1);
 }
 
 BOOST_AUTO_TEST_CASE(update_deletes_in_the_same_step_and_skips_absent_keys) {

@@ -176,6 +176,25 @@ BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
   BOOST_CHECK_THROW(sock.erase("test"), lease_error);
   BOOST_CHECK_THROW(sock.update({{"free", 1}, {"test", 2}}), lease_error);
   BOOST_CHECK(!sock.contains("free"));
+  // A refused batch names every leased key, not only the first.
+  inject(sys, sock, remote_set("test2", value{"theirs"}, now));
+  BOOST_REQUIRE(eventually([&] { return sock.contains("test2"); }));
+  try {
+    sock.update({{"free", 1}, {"test", 2}, {"test2", 3}});
+    BOOST_FAIL("a batch with leased keys was applied");
+  } catch (const lease_error& e) {
+    BOOST_REQUIRE_EQUAL(e.conflicts().size(), 2u);
+    BOOST_CHECK_EQUAL(e.conflicts()[0].key, "test");
+    BOOST_CHECK_EQUAL(e.conflicts()[1].key, "test2");
+    BOOST_CHECK_EQUAL(e.conflicts()[1].owner, to_hex(other_id));
+    BOOST_CHECK_EQUAL(e.conflicts()[1].lease_end_us, now + hour_us);
+    BOOST_CHECK_EQUAL(e.key(), "test");
+    std::string what = e.what();
+    BOOST_CHECK_MESSAGE(what.find("'test'") != std::string::npos
+                          && what.find("'test2'") != std::string::npos,
+                        what);
+  }
+  BOOST_CHECK(!sock.contains("free"));
   BOOST_CHECK(sock["test"] == "theirs");
   BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, other_id);
   // After the lease ends, the key is free for anyone.

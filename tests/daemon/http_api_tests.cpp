@@ -31,11 +31,13 @@
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/scratch_dir.hpp"
+#include "support/self_signed.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using syncmesh::test::child_process;
 using syncmesh::test::eventually;
+using syncmesh::test::make_self_signed;
 using syncmesh::test::scratch_dir;
 
 namespace {
@@ -500,6 +502,49 @@ BOOST_AUTO_TEST_CASE(an_ndjson_bulk_load_of_100000_lines_stays_bounded) {
   BOOST_CHECK_EQUAL(a.status_of("/v1/kv/again/1000"), 404);
 }
 
+BOOST_AUTO_TEST_CASE(an_ndjson_load_read_in_tiny_pieces_loads_every_line) {
+  // 7-byte pieces: nearly every line straddles several of them, CRLF pairs
+  // and blank lines split too.
+  scratch_dir dir;
+  api_node n{dir.path, {"--http-body-piece=7", "--max-value-size=1KiB"}};
+  auto value_of = [](int i) {
+    return std::string(static_cast<size_t>(i % 53), 'v') + std::to_string(i);
+  };
+  std::string body;
+  for (int i = 0; i < 400; ++i) {
+    body += "{\"key\":\"piece/" + std::to_string(i) + "\",\"value\":\""
+            + value_of(i) + "\"}" + (i % 3 == 0 ? "\r\n" : "\n");
+    if (i % 17 == 0)
+      body += "\n  \n"; // blank lines are skipped
+  }
+  body.pop_back(); // the last line has no newline
+  auto cli = n.client();
+  auto res = cli.Post("/v1/kv", body, "application/x-ndjson");
+  BOOST_REQUIRE(res);
+  BOOST_REQUIRE_EQUAL(res->status, 200);
+  BOOST_CHECK_EQUAL(parsed(res->body)["applied"], 400);
+  for (int i = 0; i < 400; ++i) {
+    auto got = cli.Get("/v1/kv/piece/" + std::to_string(i));
+    BOOST_REQUIRE(got);
+    BOOST_REQUIRE_EQUAL(got->status, 200);
+    BOOST_REQUIRE_EQUAL(got->body, value_of(i));
+  }
+  // A line longer than the line limit (twice the value size plus the key
+  // and JSON slack: about 14 KiB here) is refused with 413, though no
+  // piece ever holds more than 7 bytes of it.
+  std::string huge
+    = "{\"key\":\"pre\",\"value\":1}\n{\"key\":\"huge\",\"value\":\""
+      + std::string(64 * 1024, 'h') + "\"}\n";
+  res = cli.Post("/v1/kv", huge, "application/x-ndjson");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 413);
+  auto err = parsed(res->body);
+  BOOST_CHECK_EQUAL(err["error"], "line_too_large");
+  BOOST_CHECK_EQUAL(err["line"], 2);
+  BOOST_CHECK_EQUAL(n.status_of("/v1/kv/huge"), 404);
+  still_serves(n, "after-pieces");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(http_api_security)
@@ -511,18 +556,45 @@ BOOST_AUTO_TEST_CASE(a_batch_with_a_leased_key_applies_nothing) {
   BOOST_REQUIRE(eventually([&] { return b.status_of("/readyz") == 200; }));
   BOOST_REQUIRE_EQUAL(a.client().Put("/v1/kv/owned", "a", "text/plain")->status,
                       204);
-  BOOST_REQUIRE(eventually([&] { return b.status_of("/v1/kv/owned") == 200; }));
+  BOOST_REQUIRE_EQUAL(
+    a.client().Put("/v1/kv/owned2", "a2", "text/plain")->status, 204);
+  BOOST_REQUIRE(eventually([&] {
+    return b.status_of("/v1/kv/owned") == 200
+           && b.status_of("/v1/kv/owned2") == 200;
+  }));
   auto res = b.client().Post(
     "/v1/kv",
-    R"([{"key":"fresh","value":1},{"key":"owned","value":2},{"key":"gone","delete":true}])",
+    R"([{"key":"fresh","value":1},{"key":"owned","value":2},{"key":"gone","delete":true},
+        {"key":"owned2","delete":true}])",
     "application/json");
   BOOST_REQUIRE(res);
   BOOST_CHECK_EQUAL(res->status, 409);
   auto err = parsed(res->body);
   BOOST_CHECK_EQUAL(err["error"], "lease");
   BOOST_CHECK_EQUAL(err["owner"], a.id);
+  // Every leased key of the batch is named, in the batch's order (sets,
+  // then deletes), each with its owner and when its lease ends.
   BOOST_REQUIRE(err["keys"].is_array());
+  BOOST_REQUIRE_EQUAL(err["keys"].size(), 2u);
   BOOST_CHECK_EQUAL(err["keys"][0]["key"], "owned");
+  BOOST_CHECK_EQUAL(err["keys"][1]["key"], "owned2");
+  BOOST_REQUIRE(err["conflicts"].is_array());
+  BOOST_REQUIRE_EQUAL(err["conflicts"].size(), 2u);
+  for (const auto& c : err["conflicts"]) {
+    BOOST_CHECK_EQUAL(c["owner"], a.id);
+    BOOST_CHECK_GT(c["expires_at"].get<uint64_t>(), 0u);
+    BOOST_CHECK_MESSAGE(
+      std::regex_match(c["expires_at_iso"].get<std::string>(),
+                       std::regex{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"}),
+      c.dump());
+    BOOST_CHECK_MESSAGE(c["in"].get<std::string>().rfind("in ", 0) == 0,
+                        c.dump());
+  }
+  BOOST_CHECK_EQUAL(err["conflicts"][1]["key"], "owned2");
+  auto message = err["message"].get<std::string>();
+  BOOST_CHECK_MESSAGE(message.find("'owned'") != std::string::npos
+                        && message.find("'owned2'") != std::string::npos,
+                      message);
   BOOST_CHECK_EQUAL(b.status_of("/v1/kv/fresh"), 404);
   BOOST_CHECK_EQUAL(b.client().Get("/v1/kv/owned")->body, "a");
   // Deleting a leased key in a batch is refused the same way.
@@ -567,6 +639,237 @@ BOOST_AUTO_TEST_CASE(tokens_grant_roles) {
                     204);
   BOOST_CHECK_EQUAL(cli.Get("/v1/kv/k", reader)->body, "v");
   BOOST_CHECK_EQUAL(cli.Get("/v1/kv/k", writer)->body, "v");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(http_api_operator_options)
+
+/// The whole of a small file (a daemon's stderr).
+std::string slurp(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+BOOST_AUTO_TEST_CASE(the_size_and_time_limits_reach_the_server) {
+  scratch_dir dir;
+  api_node a{dir.path,
+             {"--http-max-body=100", "--http-max-url=64",
+              "--http-max-header-fields=8", "--http-max-header-bytes=1KiB",
+              "--http-read-timeout=300ms", "--http-idle-timeout=300ms"}};
+  auto cli = a.client();
+  BOOST_CHECK_EQUAL(
+    cli.Put("/v1/kv/small", std::string(100, 's'), "text/plain")->status, 204);
+  BOOST_CHECK_EQUAL(
+    cli.Put("/v1/kv/big", std::string(101, 'b'), "text/plain")->status, 413);
+  {
+    raw_conn c{a.port};
+    BOOST_REQUIRE(c.send_all(request("GET", "/v1/kv/" + std::string(60, 'u'))));
+    BOOST_CHECK_EQUAL(c.read_response().status, 414);
+  }
+  {
+    std::string fields;
+    for (int i = 0; i < 9; ++i)
+      fields += "X-F" + std::to_string(i) + ": 1\r\n";
+    raw_conn c{a.port};
+    BOOST_REQUIRE(c.send_all(request("GET", "/healthz", "", "", fields)));
+    BOOST_CHECK_EQUAL(c.read_response().status, 431);
+  }
+  {
+    raw_conn c{a.port};
+    BOOST_REQUIRE(c.send_all(request(
+      "GET", "/healthz", "", "", "X-Big: " + std::string(1100, 'x') + "\r\n")));
+    BOOST_CHECK_EQUAL(c.read_response().status, 431);
+  }
+  {
+    // A header that never ends: 408 at the 300 ms read deadline (the
+    // default, 10 s, would outlast the 5 s this waits).
+    raw_conn c{a.port};
+    BOOST_REQUIRE(c.send_all("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    BOOST_CHECK_EQUAL(c.read_response(5s).status, 408);
+  }
+  {
+    // An idle keep-alive connection is closed after 300 ms (default: 60 s).
+    raw_conn c{a.port};
+    BOOST_REQUIRE(c.send_all(request("GET", "/healthz")));
+    BOOST_CHECK_EQUAL(c.read_response().status, 200);
+    BOOST_CHECK(c.closed_within(5s));
+  }
+  still_serves(a, "after-limits");
+}
+
+BOOST_AUTO_TEST_CASE(the_connection_and_in_flight_caps_reach_the_server) {
+  scratch_dir dir;
+  api_node a{dir.path, {"--http-max-connections=3", "--http-max-in-flight=1"}};
+  // A bulk load whose body has not all arrived holds the one slot.
+  raw_conn load{a.port};
+  std::string first = "{\"key\":\"held\",\"value\":1}\n";
+  std::string rest(200, ' ');
+  BOOST_REQUIRE(load.send_all(
+    "POST /v1/kv HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+    "application/x-ndjson\r\nContent-Length: "
+    + std::to_string(first.size() + rest.size()) + "\r\n\r\n" + first));
+  raw_conn probe{a.port};
+  raw_conn::reply r;
+  BOOST_REQUIRE(eventually([&] {
+    if (!probe.send_all(request("GET", "/healthz")))
+      return false;
+    r = probe.read_response();
+    return r.status == 503;
+  }));
+  BOOST_CHECK(r.header.find("Retry-After: 1\r\n") != std::string::npos);
+  BOOST_CHECK_EQUAL(parsed(r.body)["error"], "overloaded");
+  // Three connections are open now (load, probe, this one); a fourth is
+  // closed at once.
+  raw_conn third{a.port};
+  raw_conn fourth{a.port};
+  BOOST_CHECK(fourth.closed_within(5s));
+  BOOST_REQUIRE(third.send_all(request("GET", "/healthz")));
+  BOOST_CHECK_EQUAL(third.read_response().status, 503);
+  // The load finishes and frees its slot.
+  BOOST_REQUIRE(load.send_all(rest));
+  auto done = load.read_response();
+  BOOST_CHECK_EQUAL(done.status, 200);
+  BOOST_CHECK_EQUAL(parsed(done.body)["applied"], 1);
+  BOOST_REQUIRE(probe.send_all(request("GET", "/v1/kv/held")));
+  BOOST_CHECK_EQUAL(probe.read_response().status, 200);
+}
+
+BOOST_AUTO_TEST_CASE(the_write_timeout_reaches_the_server) {
+  scratch_dir dir;
+  api_node a{dir.path, {"--http-write-timeout=300ms"}};
+  std::string big(1'000'000, 'w');
+  BOOST_REQUIRE_EQUAL(a.client().Put("/v1/kv/big", big, "text/plain")->status,
+                      204);
+  auto timeouts = [&]() -> uint64_t {
+    auto res = a.client().Get("/metrics");
+    if (!res)
+      return uint64_t{0};
+    std::smatch m;
+    static const std::regex line{
+      R"(syncmesh_http_refused_total\{cause="timeout"\} (\d+))"};
+    return std::regex_search(res->body, m, line) ? std::stoull(m[1])
+                                                 : uint64_t{0};
+  };
+  auto before = timeouts();
+  // 32 MB of answers asked for and never read: the socket buffers fill,
+  // the server's write stalls, and 300 ms later it gives up on the client
+  // (the default, 30 s, would outlast the 10 s this waits).
+  raw_conn c{a.port};
+  std::string gets;
+  for (int i = 0; i < 32; ++i)
+    gets += request("GET", "/v1/kv/big");
+  BOOST_REQUIRE(c.send_all(gets));
+  BOOST_CHECK(eventually([&] { return timeouts() > before; }));
+  size_t got = 0;
+  while (c.fill(5s)) {
+    got += c.buf.size();
+    c.buf.clear();
+  }
+  BOOST_CHECK_LT(got, 32u * big.size()); // closed before the end
+  still_serves(a, "after-write-timeout");
+}
+
+BOOST_AUTO_TEST_CASE(https_with_cert_and_key_serves_the_api) {
+  scratch_dir dir;
+  auto cert = dir.path + "/cert.pem";
+  auto key = dir.path + "/key.pem";
+  make_self_signed(cert, key);
+  api_node a{dir.path, {"--http-cert=" + cert, "--http-key=" + key}};
+  httplib::SSLClient tls{a.host, a.port};
+  tls.enable_server_certificate_verification(false); // self-signed
+  tls.set_connection_timeout(5);
+  tls.set_read_timeout(20);
+  auto put = tls.Put("/v1/kv/over-tls", "secret", "text/plain");
+  BOOST_REQUIRE_MESSAGE(put,
+                        "no HTTPS answer: " << httplib::to_string(put.error()));
+  BOOST_CHECK_EQUAL(put->status, 204);
+  auto got = tls.Get("/v1/kv/over-tls");
+  BOOST_REQUIRE(got);
+  BOOST_CHECK_EQUAL(got->body, "secret");
+  // Plain HTTP on the HTTPS port gets no answer.
+  auto plain = a.client().Get("/healthz");
+  BOOST_CHECK(!plain || plain->status != 200);
+  BOOST_CHECK_EQUAL(tls.Get("/healthz")->status, 200);
+}
+
+BOOST_AUTO_TEST_CASE(bad_tls_options_exit_2_with_one_line) {
+  scratch_dir dir;
+  auto log = dir.path + "/tls.log";
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{SYNCMESH_NODE_BIN, "--port=0",
+                                  "--http=127.0.0.1:0", "--log-level=error"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child_process p{argv, log};
+    return p.wait(10s);
+  };
+  BOOST_CHECK_EQUAL(run({"--http-cert=" + dir.path + "/missing.pem",
+                         "--http-key=" + dir.path + "/missing-key.pem"}),
+                    2);
+  auto text = slurp(log);
+  BOOST_CHECK_MESSAGE(text.rfind("syncmesh-node: --http-cert: ", 0) == 0
+                        && text.find("missing.pem") != std::string::npos
+                        && text.find('\n') == text.size() - 1,
+                      text);
+  BOOST_CHECK_EQUAL(run({"--http-cert=" + dir.path + "/c.pem"}), 2);
+  BOOST_CHECK_EQUAL(
+    slurp(log),
+    "syncmesh-node: --http-cert needs --http-key (HTTPS needs both)\n");
+}
+
+BOOST_AUTO_TEST_CASE(http_open_says_which_endpoints_need_no_token) {
+  scratch_dir dir;
+  auto tokens = dir.path + "/tokens";
+  std::ofstream{tokens} << "read reader-token-0123456789\n";
+  std::filesystem::permissions(tokens, std::filesystem::perms::owner_read
+                                         | std::filesystem::perms::owner_write);
+  // The default: probes open, metrics behind the token.
+  api_node a{dir.path, {"--http-token-file=" + tokens}};
+  BOOST_CHECK_EQUAL(a.status_of("/healthz"), 200);
+  BOOST_CHECK_EQUAL(a.status_of("/readyz"), 200);
+  BOOST_CHECK_EQUAL(a.status_of("/metrics"), 401);
+  BOOST_CHECK_EQUAL(a.status_of("/v1/status"), 401);
+  // Metrics for an unauthenticated scraper, health behind the token.
+  api_node b{dir.path, {"--http-token-file=" + tokens, "--http-open=metrics"}};
+  auto scrape = b.client().Get("/metrics");
+  BOOST_REQUIRE(scrape);
+  BOOST_CHECK_EQUAL(scrape->status, 200);
+  BOOST_CHECK(scrape->body.find("syncmesh_") != std::string::npos);
+  BOOST_CHECK_EQUAL(b.status_of("/healthz"), 401);
+  BOOST_CHECK_EQUAL(b.status_of("/readyz"), 401);
+  BOOST_CHECK_EQUAL(b.status_of("/v1/status"), 401);
+  // Opening metrics opens nothing else: a write still needs a token.
+  BOOST_CHECK_EQUAL(b.client().Put("/v1/kv/k", "v", "text/plain")->status, 401);
+}
+
+BOOST_AUTO_TEST_CASE(allowed_hosts_and_origins_widen_the_checks) {
+  scratch_dir dir;
+  auto host_status = [](const api_node& n, const std::string& host) {
+    raw_conn c{n.port};
+    BOOST_REQUIRE(
+      c.send_all("GET /v1/status HTTP/1.1\r\nHost: " + host + "\r\n\r\n"));
+    return c.read_response().status;
+  };
+  auto origin_status = [](const api_node& n, const std::string& origin) {
+    raw_conn c{n.port};
+    BOOST_REQUIRE(c.send_all(request("PUT", "/v1/kv/o", "v", "text/plain",
+                                     "Origin: " + origin + "\r\n")));
+    return c.read_response().status;
+  };
+  api_node plain{dir.path, {}};
+  BOOST_CHECK_EQUAL(host_status(plain, "api.example.com"), 421);
+  BOOST_CHECK_EQUAL(origin_status(plain, "https://dash.example.com"), 403);
+  api_node open{dir.path,
+                {"--http-allowed-hosts=api.example.com,Node1",
+                 "--http-allowed-origins=https://dash.example.com"}};
+  BOOST_CHECK_EQUAL(host_status(open, "api.example.com"), 200);
+  BOOST_CHECK_EQUAL(host_status(open, "node1:7441"), 200);
+  BOOST_CHECK_EQUAL(host_status(open, "evil.example"), 421);
+  BOOST_CHECK_EQUAL(origin_status(open, "https://dash.example.com"), 204);
+  BOOST_CHECK_EQUAL(origin_status(open, "https://evil.example"), 403);
+  BOOST_CHECK_EQUAL(origin_status(open, "http://dash.example.com"), 403);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -237,6 +237,150 @@ BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {
                     "--config-file: cannot read \"/nonexistent/node.ini\"");
 }
 
+BOOST_AUTO_TEST_CASE(the_http_front_defaults_are_loopback_without_token) {
+  auto o = ok({});
+  const auto& srv = o.http_server;
+  BOOST_CHECK_EQUAL(o.http_host, "127.0.0.1");
+  BOOST_CHECK(o.http_token_file.empty());
+  BOOST_CHECK(srv.tls_cert_file.empty() && srv.tls_key_file.empty());
+  BOOST_CHECK(srv.allowed_hosts.empty());
+  BOOST_CHECK(srv.allowed_origins.empty());
+  BOOST_CHECK(
+    (srv.open_paths == std::vector<std::string>{"/healthz", "/readyz"}));
+  // The server's own safe defaults, and the body limit left to the API.
+  syncmesh::http::server_options server_defaults;
+  BOOST_CHECK_EQUAL(srv.max_body, 0u);
+  BOOST_CHECK_EQUAL(srv.max_header_bytes, server_defaults.max_header_bytes);
+  BOOST_CHECK_EQUAL(srv.max_header_fields, server_defaults.max_header_fields);
+  BOOST_CHECK_EQUAL(srv.max_url, server_defaults.max_url);
+  BOOST_CHECK_EQUAL(srv.body_piece, server_defaults.body_piece);
+  BOOST_CHECK(srv.header_timeout == server_defaults.header_timeout);
+  BOOST_CHECK(srv.body_timeout == server_defaults.body_timeout);
+  BOOST_CHECK(srv.idle_timeout == server_defaults.idle_timeout);
+  BOOST_CHECK(srv.write_timeout == server_defaults.write_timeout);
+  BOOST_CHECK_EQUAL(srv.max_connections, server_defaults.max_connections);
+  BOOST_CHECK_EQUAL(srv.max_in_flight, server_defaults.max_in_flight);
+}
+
+BOOST_AUTO_TEST_CASE(http_front_options_take_every_documented_spelling) {
+  auto o = ok({"--http-cert=/etc/syncmesh/cert.pem", "--http-key",
+               "/etc/syncmesh/key.pem"});
+  BOOST_CHECK_EQUAL(o.http_server.tls_cert_file, "/etc/syncmesh/cert.pem");
+  BOOST_CHECK_EQUAL(o.http_server.tls_key_file, "/etc/syncmesh/key.pem");
+  o = ok({"--http-allowed-hosts=api.example.com, node1,,10.0.0.7,::1"});
+  BOOST_CHECK((o.http_server.allowed_hosts
+               == std::vector<std::string>{"api.example.com", "node1",
+                                           "10.0.0.7", "::1"}));
+  o = ok({"--http-allowed-origins=https://dash.example.com,"
+          "http://localhost:8080,https://[::1]:8443"});
+  BOOST_CHECK((o.http_server.allowed_origins
+               == std::vector<std::string>{"https://dash.example.com",
+                                           "http://localhost:8080",
+                                           "https://[::1]:8443"}));
+  BOOST_CHECK((ok({"--http-open=healthz,metrics"}).http_server.open_paths
+               == std::vector<std::string>{"/healthz", "/metrics"}));
+  BOOST_CHECK(
+    (ok({"--http-open=metrics, readyz,metrics"}).http_server.open_paths
+     == std::vector<std::string>{"/metrics", "/readyz"}));
+  BOOST_CHECK(ok({"--http-open="}).http_server.open_paths.empty());
+  BOOST_CHECK(ok({"--http-open=none"}).http_server.open_paths.empty());
+  o = ok({"--http-max-header-bytes=8KiB", "--http-max-header-fields=20",
+          "--http-max-url=2048", "--http-max-body=4MiB", "--http-body-piece=7",
+          "--http-read-timeout=2s", "--http-idle-timeout=5m",
+          "--http-write-timeout=1500ms", "--http-max-connections=500",
+          "--http-max-in-flight=64"});
+  const auto& srv = o.http_server;
+  BOOST_CHECK_EQUAL(srv.max_header_bytes, 8192u);
+  BOOST_CHECK_EQUAL(srv.max_header_fields, 20u);
+  BOOST_CHECK_EQUAL(srv.max_url, 2048u);
+  BOOST_CHECK_EQUAL(srv.max_body, 4u << 20);
+  BOOST_CHECK_EQUAL(srv.body_piece, 7u);
+  BOOST_CHECK(srv.header_timeout == 2s);
+  BOOST_CHECK(srv.body_timeout == 2s); // one read deadline for both
+  BOOST_CHECK(srv.idle_timeout == 5min);
+  BOOST_CHECK(srv.write_timeout == 1500ms);
+  BOOST_CHECK_EQUAL(srv.max_connections, 500u);
+  BOOST_CHECK_EQUAL(srv.max_in_flight, 64u);
+  BOOST_CHECK_EQUAL(ok({"--http-max-body=0"}).http_server.max_body, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_http_front_options_give_one_human_line) {
+  BOOST_CHECK_EQUAL(error_of({"--http-cert=/c.pem"}),
+                    "--http-cert needs --http-key (HTTPS needs both)");
+  BOOST_CHECK_EQUAL(error_of({"--http-key=/k.pem"}),
+                    "--http-key needs --http-cert (HTTPS needs both)");
+  BOOST_CHECK_EQUAL(error_of({"--http-open=healthz,admin"}),
+                    "--http-open expects a list of healthz, readyz and "
+                    "metrics, or none, got \"healthz,admin\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-open=none,metrics"}),
+                    "--http-open expects a list of healthz, readyz and "
+                    "metrics, or none, got \"none,metrics\"");
+  for (auto bad : {"dash.example.com", "https://dash.example.com/",
+                   "https://dash.example.com/app", "ftp://x", "https://",
+                   "https://x:0", "https://x:99999", "*"})
+    BOOST_CHECK_EQUAL(
+      error_of({std::string{"--http-allowed-origins="} + bad}),
+      std::string{"--http-allowed-origins expects a list of origins like "
+                  "https://dash.example.com,http://host:8080, got \""}
+        + bad + "\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-allowed-hosts=ok,evil/host"}),
+                    "--http-allowed-hosts expects a list of host names like "
+                    "api.example.com,node1, got \"ok,evil/host\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-header-fields=0"}),
+                    "--http-max-header-fields expects a whole number from 1 "
+                    "to 100000, got \"0\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-header-bytes=512"}),
+                    "--http-max-header-bytes expects a size from 1KiB to "
+                    "64MiB like 16KiB, got \"512\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-url=big"}),
+                    "--http-max-url expects a size from 16 bytes to 64MiB "
+                    "like 8KiB, got \"big\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-body=lots"}),
+                    "--http-max-body expects a size in bytes like 65536, "
+                    "64KiB or 4MiB, got \"lots\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-body-piece=0"}),
+                    "--http-body-piece expects a size from 1 byte to 16MiB "
+                    "like 64KiB, got \"0\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-read-timeout=0s"}),
+                    "--http-read-timeout expects a duration above zero like "
+                    "1500ms, 30s, 5m or 1h, got \"0s\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-idle-timeout=soon"}),
+                    "--http-idle-timeout expects a duration above zero like "
+                    "1500ms, 30s, 5m or 1h, got \"soon\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-write-timeout=0"}),
+                    "--http-write-timeout expects a duration above zero like "
+                    "1500ms, 30s, 5m or 1h, got \"0\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-connections=0"}),
+                    "--http-max-connections expects a whole number from 1 to "
+                    "10000000, got \"0\"");
+  BOOST_CHECK_EQUAL(error_of({"--http-max-in-flight=-3"}),
+                    "--http-max-in-flight expects a whole number from 1 to "
+                    "10000000, got \"-3\"");
+}
+
+BOOST_AUTO_TEST_CASE(the_ini_file_takes_the_http_front_options) {
+  ini_file ini{"[global]\n"
+               "http-cert = \"/c.pem\"\n"
+               "http-key = /k.pem\n"
+               "http-allowed-hosts = api.example.com,node1\n"
+               "http-allowed-origins = \"https://dash.example.com\"\n"
+               "http-open = metrics\n"
+               "http-max-body = 64KiB\n"
+               "http-read-timeout = 3s\n"
+               "http-max-in-flight = 10\n"};
+  auto o = ok({"--config-file=" + ini.path, "--http-max-in-flight=11"});
+  BOOST_CHECK_EQUAL(o.http_server.tls_cert_file, "/c.pem");
+  BOOST_CHECK_EQUAL(o.http_server.tls_key_file, "/k.pem");
+  BOOST_CHECK_EQUAL(o.http_server.allowed_hosts.size(), 2u);
+  BOOST_CHECK_EQUAL(o.http_server.allowed_origins.at(0),
+                    "https://dash.example.com");
+  BOOST_CHECK(
+    (o.http_server.open_paths == std::vector<std::string>{"/metrics"}));
+  BOOST_CHECK_EQUAL(o.http_server.max_body, 65536u);
+  BOOST_CHECK(o.http_server.header_timeout == 3s);
+  BOOST_CHECK_EQUAL(o.http_server.max_in_flight, 11u); // the command line wins
+}
+
 BOOST_AUTO_TEST_CASE(the_ini_file_takes_the_same_spellings) {
   ini_file file{R"(; a comment
 # another comment
@@ -342,14 +486,32 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
                     "ingress-window",
                     "max-ae-outbox-bytes",
                     "duplicate-probe-timeout",
+                    "http-token-file",
+                    "http-cert",
+                    "http-key",
+                    "http-allowed-hosts",
+                    "http-allowed-origins",
+                    "http-open",
+                    "http-max-header-bytes",
+                    "http-max-header-fields",
+                    "http-max-url",
+                    "http-max-body",
+                    "http-body-piece",
+                    "http-read-timeout",
+                    "http-idle-timeout",
+                    "http-write-timeout",
+                    "http-max-connections",
+                    "http-max-in-flight",
                     "config-file",
                     "dump-config"})
     BOOST_CHECK_MESSAGE(help.find(std::string{"--"} + name)
                           != std::string::npos,
                         "--help lacks --" << name);
-  for (auto shown : {"--no-leasing", "(default: 7440)", "(default: true)",
-                     "(default: 127.0.0.1:7441)", "(default: 1h)",
-                     "(default: 1MiB)", "(default: info)"})
+  for (auto shown :
+       {"--no-leasing", "(default: 7440)", "(default: true)",
+        "(default: 127.0.0.1:7441)", "(default: 1h)", "(default: 1MiB)",
+        "(default: info)", "(default: healthz,readyz)", "(default: 16KiB)",
+        "(default: 20000)"})
     BOOST_CHECK_MESSAGE(help.find(shown) != std::string::npos,
                         "--help lacks " << shown);
   // Every option line states its default.
@@ -367,7 +529,11 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
 BOOST_AUTO_TEST_CASE(dump_config_reads_back_to_the_same_options) {
   auto res = parse({"--dump-config", "--no-leasing",
                     "--http=", "--max-value-size=64KiB", "--peers=a:1,b:2",
-                    "--heartbeat-interval=1500ms"});
+                    "--heartbeat-interval=1500ms", "--http-cert=/my cert.pem",
+                    "--http-key=/k.pem", "--http-allowed-hosts=a.example,b",
+                    "--http-allowed-origins=https://x.example,http://y:81",
+                    "--http-open=", "--http-max-body=3KiB",
+                    "--http-read-timeout=2500ms"});
   BOOST_REQUIRE(res.action == node_action::dump_config);
   ini_file dumped{res.text};
   auto again = parse({"--dump-config", "--config-file=" + dumped.path});
@@ -377,6 +543,12 @@ BOOST_AUTO_TEST_CASE(dump_config_reads_back_to_the_same_options) {
   BOOST_CHECK(!o.node.leasing);
   BOOST_CHECK_EQUAL(o.http, "");
   BOOST_CHECK_EQUAL(o.node.peers.size(), 2u);
+  BOOST_CHECK_EQUAL(o.http_server.tls_cert_file, "/my cert.pem");
+  BOOST_CHECK_EQUAL(o.http_server.allowed_hosts.size(), 2u);
+  BOOST_CHECK_EQUAL(o.http_server.allowed_origins.size(), 2u);
+  BOOST_CHECK(o.http_server.open_paths.empty());
+  BOOST_CHECK_EQUAL(o.http_server.max_body, 3072u);
+  BOOST_CHECK(o.http_server.body_timeout == 2500ms);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

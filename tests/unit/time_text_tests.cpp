@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <string>
+#include <vector>
 
 #include "messages/time_text.hpp"
 #include "syncmesh/errors.hpp"
@@ -66,6 +67,35 @@ BOOST_AUTO_TEST_CASE(a_lease_conflict_names_its_end_readably) {
   // An unknown end (0) is not shown as 1970.
   BOOST_CHECK_EQUAL(std::string{syncmesh::lease_error("k", "ab", 0).what()},
                     "key 'k' is leased by node ab");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_conflict_names_every_key_and_bounds_its_message) {
+  auto end = syncmesh::wall_clock_us() + 3600 * second;
+  std::vector<syncmesh::lease_conflict> all;
+  for (int i = 0; i < 5; ++i)
+    all.push_back({"k" + std::to_string(i), "ab", end + i});
+  all[0].key = std::string{"bin\x01"};
+  syncmesh::lease_error e{all};
+  BOOST_REQUIRE_EQUAL(e.conflicts().size(), 5u);
+  BOOST_CHECK_EQUAL(e.conflicts()[0].key, std::string{"bin\x01"}); // raw
+  BOOST_CHECK_EQUAL(e.conflicts()[4].lease_end_us, end + 4);
+  BOOST_CHECK_EQUAL(e.key(), "bin\\x01"); // printable, as before
+  BOOST_CHECK_EQUAL(e.owner(), "ab");
+  BOOST_CHECK_EQUAL(e.lease_end_us(), end);
+  std::string what = e.what();
+  BOOST_CHECK_MESSAGE(
+    what.rfind("key 'bin\\x01' is leased by node ab until ", 0) == 0, what);
+  BOOST_CHECK_MESSAGE(what.find("; key 'k2' is leased") != std::string::npos,
+                      what);
+  BOOST_CHECK_MESSAGE(what.find("'k3'") == std::string::npos, what);
+  BOOST_CHECK_MESSAGE(
+    what.find("; and 2 more leased keys") != std::string::npos, what);
+  // One conflict reads exactly like the single-key refusal.
+  syncmesh::lease_error one{
+    std::vector<syncmesh::lease_conflict>{{"k", "3fa2c1", 0}}};
+  BOOST_CHECK_EQUAL(std::string{one.what()},
+                    "key 'k' is leased by node 3fa2c1");
+  BOOST_CHECK_EQUAL(one.conflicts().size(), 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

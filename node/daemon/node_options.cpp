@@ -273,6 +273,13 @@ const std::vector<option_spec>& option_specs() {
     s.push_back(text(
       "http-token-file", "HTTP API tokens, one '<role> <token>' a line",
       [](node_options & o) -> auto& { return o.http_token_file; }));
+    s.push_back(count(
+      "http-max-watchers", "most open /v1/watch streams (503 beyond)",
+      [](node_options & o) -> auto& { return o.http_max_watchers; }));
+    s.push_back(bytes(
+      "http-watch-window",
+      "recent watch events kept for slow watchers and resumes",
+      [](node_options & o) -> auto& { return o.http_watch_window; }));
     s.push_back(text(
       "data-dir", "keeps the node ID and clock across runs",
       [](node_options & o) -> auto& { return o.data_dir; }));

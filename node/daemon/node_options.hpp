@@ -30,6 +30,10 @@ struct node_options {
   uint16_t http_port = 7441;
   /// Bearer tokens of the HTTP API ("": none, every client is admin).
   std::string http_token_file;
+  /// Most /v1/watch streams open at once (503 beyond).
+  size_t http_max_watchers = 10'000;
+  /// Bytes of recent watch events kept for slow watchers and resumes.
+  size_t http_watch_window = 8 * 1024 * 1024;
   /// Directory for the node ID and the clock's high-water mark ("": none).
   std::string data_dir;
   /// Verbosity of the log lines on stderr.

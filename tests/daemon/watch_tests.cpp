@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -469,6 +471,15 @@ struct raw_client {
   }
 };
 
+/// This process's resident set in bytes (from /proc/self/statm).
+size_t rss_bytes() {
+  std::ifstream statm{"/proc/self/statm"};
+  size_t pages = 0;
+  size_t resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
 /// The `id:` of the event that carries `text`.
 std::string id_before(const std::string& got, const std::string& text) {
   auto at = got.find(text);
@@ -548,13 +559,21 @@ BOOST_AUTO_TEST_CASE(a_slow_watcher_gets_overflow_while_memory_stays_bounded) {
   raw_client slow{fx.port, 4096};
   slow.get("/v1/watch");
   BOOST_REQUIRE(slow.wait_for(": watching\n"));
-  // The client stops reading; 16 MiB of events go through a 256 KiB
+  // The client stops reading; 32 MiB of events go through a 256 KiB
   // window, far more than the sockets' buffers hold.
   std::string big(32 * 1024, 'v');
-  for (int i = 0; i < 512; ++i) {
+  for (int i = 0; i < 16; ++i) // the store's own copies, before measuring
+    fx.sock->set("big" + std::to_string(i), big);
+  auto rss_before = rss_bytes();
+  for (int i = 0; i < 1024; ++i) {
     fx.sock->set("big" + std::to_string(i % 16), big);
     BOOST_REQUIRE_LE(fx.api->watch_stats().window_bytes, 256u * 1024);
   }
+  // 32 MiB of events passed; a queue per watcher (the old design held
+  // 1,024 events of any size) would have kept them all.
+  auto grown = rss_bytes() - std::min(rss_before, rss_bytes());
+  BOOST_TEST_MESSAGE("RSS grew by " << grown / 1024 << " KiB");
+  BOOST_CHECK_LT(grown, 16u << 20);
   // A fast watcher opened now still works.
   raw_client fast{fx.port};
   fast.get("/v1/watch");
@@ -571,6 +590,53 @@ BOOST_AUTO_TEST_CASE(a_slow_watcher_gets_overflow_while_memory_stays_bounded) {
   BOOST_CHECK_EQUAL(st.overflows, 1u);
   BOOST_CHECK_LE(st.window_bytes, 256u * 1024);
   BOOST_CHECK(eventually([&] { return fx.api->watch_stats().watchers == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_watcher_during_a_join_of_10000_keys_sees_every_key) {
+  // The API's node (empty) joins a node holding 10,000 keys; its watcher
+  // must see every key or be told (overflow): never a silent gap.
+  api_fixture fx;
+  syncmesh::config c;
+  syncmesh::sync_socket full{fx.sys, c};
+  for (int batch = 0; batch < 10; ++batch) {
+    std::vector<std::pair<std::string, syncmesh::value>> kvs;
+    for (int i = 0; i < 1000; ++i)
+      kvs.emplace_back("join/" + std::to_string(batch * 1000 + i), "v");
+    full.update(kvs);
+  }
+  raw_client w{fx.port};
+  w.get("/v1/watch?prefix=join/");
+  BOOST_REQUIRE(w.wait_for(": watching\n"));
+  fx.sock->connect("127.0.0.1", full.port());
+  size_t updates = 0;
+  size_t scanned = 0;
+  const std::string needle = "event: update\n";
+  auto done = [&](const std::string& got) {
+    // Counts each match once: the next scan starts past the last match and
+    // where no complete match can begin yet.
+    auto from = scanned > 16 ? scanned - 16 : 0;
+    if (got.find("event: overflow", from) != std::string::npos)
+      return true;
+    for (auto pos = got.find(needle, scanned); pos != std::string::npos;
+         pos = got.find(needle, pos + needle.size())) {
+      ++updates;
+      scanned = pos + needle.size();
+    }
+    if (got.size() + 1 > needle.size())
+      scanned = std::max(scanned, got.size() + 1 - needle.size());
+    return updates >= 10'000;
+  };
+  BOOST_REQUIRE(w.read_until(done, 60s));
+  BOOST_CHECK(w.got.find("event: overflow") == std::string::npos);
+  std::set<std::string> keys;
+  const std::string tag = "\"key\":\"";
+  for (auto pos = w.got.find(tag); pos != std::string::npos;
+       pos = w.got.find(tag, pos + 1)) {
+    auto begin = pos + tag.size();
+    keys.insert(w.got.substr(begin, w.got.find('"', begin) - begin));
+  }
+  BOOST_CHECK_EQUAL(keys.size(), 10'000u);
+  BOOST_CHECK_EQUAL(fx.api->watch_stats().overflows, 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_thousand_watchers_each_receive_one_write) {

@@ -23,18 +23,8 @@ uint64_t event_window::append(std::string_view key, bool to_all,
   e.text.append("id: ").append(id).append("\nevent: ").append(name);
   e.text.append("\ndata: ").append(json).append("\n\n");
   bytes_ += e.text.size() + e.key.size() + overhead;
-  // Waiting cursors have read everything: this event either wakes them or
-  // is passed over at once, so a waiting cursor never lags the window.
-  for (auto& [cid, c] : cursors_) {
-    if (!c.waiting)
-      continue;
-    if (matches(e, c)) {
-      c.waiting = false;
-      woken.push_back(cid);
-    } else {
-      c.pos = seq + 1;
-    }
-  }
+  if (waiting_count_ > 0)
+    wake(e, woken);
   events_.push_back(std::move(e));
   // The newest event stays even when it alone is above the byte bound
   // (the node's value size limit bounds it).
@@ -44,6 +34,42 @@ uint64_t event_window::append(std::string_view key, bool to_all,
   return seq;
 }
 
+void event_window::wake(const event& e, std::vector<cursor_id>& woken) {
+  // Waiting cursors have passed over everything before this event. Only
+  // the prefixes that `e.key` starts with are looked up (one lookup per
+  // distinct prefix length), so idle watchers of other prefixes cost
+  // nothing per event; a group's list keeps its capacity for the next wait.
+  auto wake_group = [&](group& g) {
+    for (auto id : g.waiting) {
+      auto& c = cursors_.at(id);
+      c.waiting = false;
+      c.pos = e.seq;
+      woken.push_back(id);
+    }
+    if (!g.waiting.empty())
+      floor_ = std::min(floor_, e.seq);
+    waiting_count_ -= g.waiting.size();
+    g.waiting.clear();
+  };
+  if (e.to_all) {
+    for (auto& [prefix, g] : groups_)
+      wake_group(g);
+  } else {
+    for (const auto& [len, n] : lengths_) {
+      if (len > e.key.size())
+        break;
+      if (auto g = groups_.find(e.key.substr(0, len)); g != groups_.end())
+        wake_group(g->second);
+    }
+  }
+}
+
+void event_window::start_waiting(cursor_id id, cursor& c) {
+  c.waiting = true;
+  groups_.at(c.prefix).waiting.push_back(id);
+  ++waiting_count_;
+}
+
 void event_window::evict_front() {
   auto& e = events_.front();
   if (e.seq >= floor_) {
@@ -51,6 +77,8 @@ void event_window::evict_front() {
     // it does not match, mark lost those it does.
     auto lowest = std::numeric_limits<uint64_t>::max();
     for (auto& [cid, c] : cursors_) {
+      if (c.waiting)
+        continue; // nothing unread: it would have been woken
       if (c.pos <= e.seq) {
         if (!c.lost && matches(e, c)) {
           c.lost = true;
@@ -75,10 +103,14 @@ void event_window::skip() {
   for (auto& [cid, c] : cursors_) {
     if (!c.lost) {
       c.lost = true;
-      c.reached = c.pos - 1;
+      c.reached = c.waiting ? next_seq_ - 2 : c.pos - 1;
     }
+    c.waiting = false;
     c.pos = next_seq_;
   }
+  for (auto& [prefix, g] : groups_)
+    g.waiting.clear();
+  waiting_count_ = 0;
 }
 
 event_window::resume_status event_window::locate(std::string_view id,
@@ -121,12 +153,33 @@ event_window::cursor_id event_window::open(std::string prefix, uint64_t start) {
   c.prefix = std::move(prefix);
   c.pos = std::clamp(start, front_seq(), next_seq_);
   floor_ = std::min(floor_, c.pos);
+  auto [g, fresh] = groups_.try_emplace(c.prefix);
+  if (fresh)
+    ++lengths_[c.prefix.size()];
+  ++g->second.cursors;
   cursors_.emplace(id, std::move(c));
   return id;
 }
 
-void event_window::close(cursor_id c) {
-  cursors_.erase(c);
+void event_window::close(cursor_id id) {
+  auto i = cursors_.find(id);
+  if (i == cursors_.end())
+    return;
+  auto g = groups_.find(i->second.prefix);
+  if (i->second.waiting) {
+    auto& ids = g->second.waiting;
+    auto at = std::find(ids.begin(), ids.end(), id);
+    *at = ids.back();
+    ids.pop_back();
+    --waiting_count_;
+  }
+  if (--g->second.cursors == 0) {
+    auto len = g->first.size();
+    groups_.erase(g);
+    if (--lengths_[len] == 0)
+      lengths_.erase(len);
+  }
+  cursors_.erase(i);
 }
 
 event_window::read_status event_window::read(cursor_id id, size_t max_bytes,
@@ -137,6 +190,8 @@ event_window::read_status event_window::read(cursor_id id, size_t max_bytes,
   auto& c = i->second;
   if (c.lost)
     return read_status::lost;
+  if (c.waiting)
+    return read_status::empty; // nothing matched since it started waiting
   auto front = front_seq();
   if (c.pos < front) {
     // Cannot happen (eviction moves cursors along); if it did, the cursor
@@ -160,7 +215,7 @@ event_window::read_status event_window::read(cursor_id id, size_t max_bytes,
   if (took)
     return read_status::data;
   // Passed over everything up to the newest event: wait for a match.
-  c.waiting = true;
+  start_waiting(id, c);
   return read_status::empty;
 }
 
@@ -169,7 +224,10 @@ std::string event_window::reached(cursor_id id) const {
   if (i == cursors_.end())
     return id_of(next_seq_ - 1);
   const auto& c = i->second;
-  return id_of(c.lost ? c.reached : c.pos - 1);
+  if (c.lost)
+    return id_of(c.reached);
+  // A waiting cursor has passed over every event so far.
+  return id_of(c.waiting ? next_seq_ - 1 : c.pos - 1);
 }
 
 } // namespace syncmesh

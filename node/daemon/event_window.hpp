@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -124,9 +125,10 @@ private:
 
   struct cursor {
     std::string prefix;
-    /// The seq of the next event to look at.
+    /// The seq of the next event to look at (stale while waiting).
     uint64_t pos;
-    /// Read everything; `append` wakes it on a matching event.
+    /// Read everything; `append` wakes it on a matching event. Listed in
+    /// its group, passed over by eviction.
     bool waiting = false;
     /// An unread matching event was evicted.
     bool lost = false;
@@ -137,6 +139,20 @@ private:
   static bool matches(const event& e, const cursor& c) {
     return e.to_all || e.key.compare(0, c.prefix.size(), c.prefix) == 0;
   }
+
+  /// The cursors of one prefix.
+  struct group {
+    /// Those waiting (woken together by a matching event).
+    std::vector<cursor_id> waiting;
+    /// Those open.
+    size_t cursors = 0;
+  };
+
+  /// Wakes the waiting cursors that `e` matches.
+  void wake(const event& e, std::vector<cursor_id>& woken);
+
+  /// Marks a cursor that read everything as waiting.
+  void start_waiting(cursor_id id, cursor& c);
 
   void evict_front();
 
@@ -151,6 +167,13 @@ private:
   /// No cursor that is not waiting has `pos` below this: evicting an event
   /// older than it needs no look at the cursors.
   uint64_t floor_ = 0;
+  /// The cursors by prefix.
+  std::unordered_map<std::string, group> groups_;
+  /// How many prefixes of each length `groups_` holds: an event looks up
+  /// only these lengths of its key.
+  std::map<size_t, size_t> lengths_;
+  /// Cursors waiting, in all groups.
+  size_t waiting_count_ = 0;
 };
 
 } // namespace syncmesh

@@ -10,9 +10,10 @@
 // re-list), `seq` increases by one per event, also for events the window
 // did not keep. A client resumes after an id when every event since it is
 // still in the window; otherwise it must re-list (like etcd's compacted
-// revision). A cursor that falls out of the window while an event it
-// had not read (and that matches its prefix) is evicted is marked lost:
-// its stream must say `overflow` and end, never skip silently.
+// revision). A cursor is marked lost when an event it had not read (and
+// that matches its prefix) is evicted: its stream must say `overflow` and
+// end, never skip silently. Evicted events it would not have sent are
+// passed over, so a slow prefix watcher is not cut for others' traffic.
 //
 // Not thread-safe: the watch_hub serialises every call.
 

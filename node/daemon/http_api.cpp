@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/lease_conflicts.hpp"
@@ -21,6 +23,7 @@
 #include "node/daemon/status_page.hpp"
 #include "node/daemon/watch_hub.hpp"
 #include "node/node_errors.hpp"
+#include "syncmesh/facade.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace syncmesh {
@@ -342,121 +345,68 @@ routed route_of(std::string_view method, std::string_view path) {
   return out;
 }
 
-// -- watch streams: a minimal chunk_source over watch_hub
-// -----------------------
+// -- watch events: the node's events, formatted once for every watcher
+// --------
 
-/// One /v1/watch stream. The server asks for the next chunk; the pump
-/// (below) answers it once events are queued for the watcher, or with a
-/// keep-alive comment after a second of silence. Never blocks the server.
-class watch_stream : public http::chunk_source {
-public:
-  watch_stream(std::shared_ptr<watch_hub> hub,
-               std::shared_ptr<watch_hub::watcher> w)
-      : hub_(std::move(hub)), watcher_(std::move(w)),
-        last_(std::chrono::steady_clock::now()) {}
-
-  void next(deliver_fn deliver) override {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!cancelled_)
-      pending_ = std::move(deliver);
+/// Publishes one event of the node's subscription to the watch streams.
+/// The JSON is built only when the hub keeps events (someone watches, or
+/// did within the resume grace): formatting for nobody cost a relay ~3 %.
+void publish_event(watch_hub& hub, const pb::Event& ev) {
+  switch (ev.kind_case()) {
+    case pb::Event::kUpdate:
+    case pb::Event::kDeleted:
+    case pb::Event::kLeaseLost:
+    case pb::Event::kMessage:
+      break;
+    default:
+      return; // peer up/down: not watch events
   }
-
-  void cancel() override {
-    std::lock_guard<std::mutex> guard{mtx_};
-    pending_ = nullptr;
-    if (!cancelled_) {
-      cancelled_ = true;
-      hub_->leave(watcher_);
+  if (!hub.wanted())
+    return;
+  switch (ev.kind_case()) {
+    case pb::Event::kUpdate: {
+      const auto& u = ev.update();
+      json data;
+      put_key(data, u.key());
+      value v;
+      std::string err;
+      data["value"] = value_of(u.value(), v, err) ? to_json(v) : json(nullptr);
+      data["owner"] = to_hex(u.meta().owner());
+      data["time"] = to_ms(u.meta().time_us());
+      hub.publish(u.key(), "update", data.dump());
+      break;
     }
-  }
-
-  /// Delivers what is queued (or a keep-alive); false once cancelled.
-  bool pump(std::chrono::steady_clock::time_point now) {
-    deliver_fn deliver;
-    std::string out;
-    bool open = true;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (cancelled_)
-        return false;
-      if (!pending_)
-        return true;
-      open = hub_->wait(watcher_, std::chrono::milliseconds(0), out);
-      if (out.empty() && open && now - last_ < std::chrono::seconds(1))
-        return true;
-      if (out.empty())
-        out = ": keep-alive\n\n"; // also detects a vanished client
-      last_ = now;
-      deliver = std::move(pending_);
-      pending_ = nullptr;
+    case pb::Event::kDeleted: {
+      json data;
+      put_key(data, ev.deleted().key());
+      hub.publish(ev.deleted().key(), "delete", data.dump());
+      break;
     }
-    deliver(std::move(out), !open);
-    return open;
-  }
-
-private:
-  std::shared_ptr<watch_hub> hub_;
-  std::shared_ptr<watch_hub::watcher> watcher_;
-  std::mutex mtx_;
-  deliver_fn pending_;
-  bool cancelled_ = false;
-  std::chrono::steady_clock::time_point last_;
-};
-
-/// Feeds every open watch stream from one thread, every 20 ms. A stopgap
-/// until the event feed with its own chunk_source (branch `watch`) plugs
-/// into `route_id::watch`: one thread for all streams, none per stream.
-class watch_pump {
-public:
-  watch_pump() : thread_([this] { run(); }) {}
-
-  ~watch_pump() { stop(); }
-
-  void add(std::shared_ptr<watch_stream> s) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    streams_.push_back(std::move(s));
-  }
-
-  void stop() {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      stopping_ = true;
+    case pb::Event::kLeaseLost: {
+      json data;
+      put_key(data, ev.lease_lost().key());
+      data["new_owner"] = to_hex(ev.lease_lost().new_owner());
+      hub.publish(ev.lease_lost().key(), "lease_lost", data.dump());
+      break;
     }
-    cv_.notify_all();
-    if (thread_.joinable())
-      thread_.join();
-  }
-
-private:
-  void run() {
-    std::unique_lock<std::mutex> guard{mtx_};
-    while (!stopping_) {
-      cv_.wait_for(guard, std::chrono::milliseconds(20));
-      auto streams = streams_;
-      guard.unlock();
-      auto now = std::chrono::steady_clock::now();
-      std::vector<watch_stream*> gone;
-      for (const auto& s : streams)
-        if (!s->pump(now))
-          gone.push_back(s.get());
-      guard.lock();
-      if (!gone.empty())
-        streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
-                                      [&](const auto& s) {
-                                        return std::find(gone.begin(),
-                                                         gone.end(), s.get())
-                                               != gone.end();
-                                      }),
-                       streams_.end());
+    case pb::Event::kMessage: {
+      const auto& m = ev.message().message();
+      auto packets = json::array();
+      for (const auto& p : m.packets()) {
+        value v;
+        std::string err;
+        packets.push_back(value_of(p, v, err) ? to_json(v) : json(nullptr));
+      }
+      json data{{"id", to_hex(m.message_id())}, {"sender", to_hex(m.sender())},
+                {"time", to_ms(m.time_us())},   {"packets", packets},
+                {"direct", !m.to().empty()},    {"whisper", m.whisper()}};
+      hub.publish_all("message", data.dump());
+      break;
     }
+    default:
+      break;
   }
-
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::vector<std::shared_ptr<watch_stream>> streams_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
+}
 
 } // namespace
 
@@ -467,8 +417,8 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   impl(sync_socket& sock, http_options opts)
       : sock(sock), opts(std::move(opts)),
         started(std::chrono::steady_clock::now()),
-        hub(std::make_shared<watch_hub>(this->opts.max_watchers,
-                                        this->opts.watch_queue)),
+        hub(std::make_shared<watch_hub>(this->opts.watch, std::string{},
+                                        this->opts.server.log)),
         metrics(std::make_unique<node_metrics>()),
         sys(sock.handle()->home_system()),
         max_depth(sock.settings().max_value_depth) {}
@@ -482,7 +432,9 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   size_t max_depth;
   std::unique_ptr<node_bridge> bridge;
   std::unique_ptr<http::http_server> server;
-  std::unique_ptr<watch_pump> pump;
+  /// Receives the node's events (subscribed to the facade) and publishes
+  /// them to `hub` on a CAF worker: no thread of its own.
+  caf::actor events;
   /// The status page's history, filled once a second by `sampler`.
   status_history history;
   std::thread sampler;
@@ -495,6 +447,9 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
     std::unique_lock<std::mutex> guard{sampler_mtx};
     while (!sampler_stop) {
       guard.unlock();
+      // Keep-alives for idle watch streams ride on this once-a-second
+      // loop: no thread of their own.
+      hub->heartbeat(std::chrono::steady_clock::now());
       try {
         auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
@@ -550,6 +505,37 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
     refused("bad_origin", st.bad_origin);
     line("request_bytes_held", "Bytes held in HTTP request buffers", "gauge",
          st.request_bytes_held);
+    auto w = hub->stats();
+    auto wline
+      = [&](const char* name, const char* help, const char* type, uint64_t v) {
+          out += std::string{"# HELP syncmesh_watch_"} + name + " " + help
+                 + "\n# TYPE syncmesh_watch_" + name + " " + type + "\n"
+                 + "syncmesh_watch_" + name + " " + std::to_string(v) + "\n";
+        };
+    wline("streams_open", "Open /v1/watch streams", "gauge", w.watchers);
+    wline("events_published_total", "Events put into the watch window",
+          "counter", w.published);
+    wline("events_skipped_total",
+          "Events not kept: nobody watched within the resume grace", "counter",
+          w.skipped);
+    wline("overflows_total",
+          "Watch streams ended with an overflow event (events lost)", "counter",
+          w.overflows);
+    wline("resumes_total", "Watch streams resumed after an event id", "counter",
+          w.resumes);
+    wline("compacted_total",
+          "Resumes answered 410 (id too old or from another run)", "counter",
+          w.compacted);
+    wline("refused_total", "Watch streams refused at the cap (503)", "counter",
+          w.refused);
+    wline("keepalives_total", "Keep-alive comments sent on idle streams",
+          "counter", w.keepalives);
+    wline("window_bytes", "Bytes held by the watch event window", "gauge",
+          w.window_bytes);
+    wline("window_events", "Events held by the watch event window", "gauge",
+          w.window_events);
+    wline("window_limit_bytes", "The watch event window's byte bound", "gauge",
+          w.window_limit);
     line("get_batches_total", "GET batches sent to the store as one read",
          "counter", bridge->get_batches());
     line("batched_gets_total", "GETs answered through those batches", "counter",
@@ -899,19 +885,61 @@ void http_api::impl::send_message(http::request&& req,
 }
 
 void http_api::impl::watch(http::request&& req, http::responder respond) {
-  auto w = hub->join(std::string{req.param("prefix")});
-  if (!w) {
-    respond(http::json_error(503, "overloaded",
-                             "at most " + std::to_string(opts.max_watchers)
-                               + " watch streams"));
+  std::string prefix{req.param("prefix")};
+  if (prefix.size() > sock.settings().max_key_size) {
+    respond(http::json_error(400, "bad_request",
+                             "the prefix is longer than the key size limit"));
     return;
   }
-  auto stream = std::make_shared<watch_stream>(hub, w);
-  pump->add(stream);
+  // `?since=` wins over the header: a script names its resume point
+  // explicitly, a browser's EventSource sends Last-Event-ID on its own.
+  auto last_id
+    = req.has_param("since") ? req.param("since") : req.header("last-event-id");
+  auto opened = hub->open(prefix, last_id);
+  using status = watch_hub::open_status;
+  switch (opened.status) {
+    case status::ok:
+      break;
+    case status::full: {
+      auto res
+        = http::json_error(503, "overloaded",
+                           "at most " + std::to_string(opts.watch.max_watchers)
+                             + " watch streams are open (--http-max-watchers)");
+      res.headers.emplace_back("Retry-After", "5");
+      respond(std::move(res));
+      return;
+    }
+    case status::closed:
+      respond(http::json_error(503, "closed", "the node is stopping"));
+      return;
+    case status::compacted:
+    case status::foreign: {
+      // Like etcd's compacted revision: the events after that id are gone
+      // (or it is from another run of this node); the client must read the
+      // current state and watch from now on.
+      auto why = opened.status == status::foreign
+                   ? "the event id is from another run of this node"
+                   : "the events after that id are no longer kept";
+      json body{{"error", "compacted"},
+                {"message", std::string{why}
+                              + ": re-list (GET /v1/kv?prefix=) and start a "
+                                "new watch without an id"},
+                {"id", std::string{last_id}},
+                {"newest", opened.newest}};
+      respond(json_response(410, body));
+      return;
+    }
+    case status::malformed:
+      respond(http::json_error(400, "bad_request",
+                               "not an event id of this node: \""
+                                 + std::string{last_id.substr(0, 80)} + "\""));
+      return;
+  }
   http::response res;
   res.content_type = "text/event-stream";
   res.headers.emplace_back("Cache-Control", "no-cache");
-  res.stream = stream;
+  res.headers.emplace_back("X-Accel-Buffering", "no");
+  res.stream = std::move(opened.stream);
   respond(std::move(res));
 }
 
@@ -1196,7 +1224,6 @@ http_api::http_api(sync_socket& sock, http_options opts)
   auto& st = *impl_;
   auto timeout = caf::duration{sock.settings().request_timeout};
   st.bridge = std::make_unique<node_bridge>(sock.handle(), timeout);
-  st.pump = std::make_unique<watch_pump>();
   auto sopts = st.opts.server;
   for (auto path : {"/", "/index.html", "/app.js", "/style.css"})
     sopts.open_paths.emplace_back(path);
@@ -1226,45 +1253,27 @@ http_api::http_api(sync_socket& sock, http_options opts)
       };
   st.server = std::make_unique<http::http_server>(std::move(sopts),
                                                   std::move(dispatch));
+  // The node's events straight from its facade: the sync_socket's
+  // callback queue drops its oldest events when full, which a watch must
+  // never do silently. The actor's work per event is bounded (format once,
+  // append to the window, wake the waiting streams).
   std::weak_ptr<watch_hub> hub = st.hub;
-  sock.on_update(
-    [hub](const std::string& key, const value& val, const entry_meta& meta) {
-      // Formatting JSON for nobody cost a relay ~3 % of its time.
-      if (auto h = hub.lock(); h && h->size() > 0) {
-        json ev;
-        put_key(ev, key);
-        ev["value"] = to_json(val);
-        ev["owner"] = to_hex(meta.owner);
-        ev["time"] = to_ms(meta.time_us);
-        h->publish(key, "update", ev.dump());
-      }
-    });
-  sock.on_delete([hub](const std::string& key) {
-    if (auto h = hub.lock(); h && h->size() > 0) {
-      json ev;
-      put_key(ev, key);
-      h->publish(key, "delete", ev.dump());
-    }
+  st.events = st.sys.spawn([hub](caf::event_based_actor*) -> caf::behavior {
+    return {
+      [hub](const pb::Event& ev) {
+        if (auto h = hub.lock())
+          publish_event(*h, ev);
+      },
+    };
   });
-  sock.on_message([hub](const message& m) {
-    if (auto h = hub.lock(); h && h->size() > 0) {
-      auto packets = json::array();
-      for (const auto& p : m.packets)
-        packets.push_back(to_json(p));
-      json ev{{"id", to_hex(m.id)},       {"sender", to_hex(m.sender)},
-              {"time", to_ms(m.time_us)}, {"packets", packets},
-              {"direct", m.direct},       {"whisper", m.whisper}};
-      h->publish_all("message", ev.dump());
-    }
-  });
-  sock.on_lease_lost([hub](const std::string& key, const std::string& owner) {
-    if (auto h = hub.lock(); h && h->size() > 0) {
-      json ev;
-      put_key(ev, key);
-      ev["new_owner"] = to_hex(owner);
-      h->publish(key, "lease_lost", ev.dump());
-    }
-  });
+  caf::scoped_actor self{st.sys};
+  bool subscribed = false;
+  self->request(sock.handle(), timeout, subscribe_atom::value, st.events)
+    .receive([&](bool) { subscribed = true; }, [](caf::error&) {});
+  if (!subscribed) {
+    caf::anon_send_exit(st.events, caf::exit_reason::user_shutdown);
+    throw error(errc::closed, "the node did not take the watch subscription");
+  }
 }
 
 http_api::~http_api() {
@@ -1295,8 +1304,10 @@ void http_api::stop() {
   st.hub->close();
   if (st.server)
     st.server->stop();
-  if (st.pump)
-    st.pump->stop();
+  if (st.events) {
+    caf::anon_send_exit(st.events, caf::exit_reason::user_shutdown);
+    st.events = nullptr;
+  }
   // The bridge actor holds callbacks that keep impl alive: end it.
   if (st.bridge)
     st.bridge->stop();
@@ -1304,6 +1315,10 @@ void http_api::stop() {
 
 http::server_stats http_api::server_stats() const {
   return impl_->server->stats();
+}
+
+syncmesh::watch_stats http_api::watch_stats() const {
+  return impl_->hub->stats();
 }
 
 } // namespace syncmesh

@@ -17,20 +17,18 @@
 #include <string>
 
 #include "node/daemon/http_server.hpp"
+#include "node/daemon/watch_hub.hpp"
 
 namespace syncmesh {
 
 class sync_socket;
-class watch_hub;
 class node_metrics;
 class node_bridge;
 
 /// Settings of the HTTP/JSON API.
 struct http_options {
-  /// Most concurrent /v1/watch streams.
-  size_t max_watchers = 8;
-  /// Most events queued for one slow watcher; older ones are dropped.
-  size_t watch_queue = 1024;
+  /// The /v1/watch streams: cap, event window, chunk size, keep-alives.
+  watch_options watch{};
   /// Seeds were configured: /readyz also needs a peer.
   bool expects_peers = false;
   /// Most entries in one `POST /v1/kv` JSON batch (413 beyond).
@@ -72,6 +70,9 @@ public:
 
   /// The server's counters (for /metrics and tests).
   http::server_stats server_stats() const;
+
+  /// The watch streams' counters (for /metrics and tests).
+  syncmesh::watch_stats watch_stats() const;
 
   struct impl;
 

@@ -158,6 +158,8 @@ int main(int argc, char** argv) {
     // Limits, TLS, hosts, origins and open paths as the options read them.
     hopts.server = opts.http_server;
     hopts.server.token_file = opts.http_token_file;
+    hopts.watch.max_watchers = opts.http_max_watchers;
+    hopts.watch.window_bytes = opts.http_watch_window;
     api = std::make_unique<http_api>(*sock, hopts);
     std::string err;
     auto bound = api->start(opts.http_host, opts.http_port, err);

@@ -533,6 +533,13 @@ const std::vector<option_spec>& option_specs() {
         [](node_options & o) -> auto& { return o.http_server.max_in_flight; }),
       [](node_options & o) -> auto& { return o.http_server.max_in_flight; }, 1,
       10'000'000, "a whole number from 1 to 10000000"));
+    s.push_back(count(
+      "http-max-watchers", "most open /v1/watch streams (503 beyond)",
+      [](node_options & o) -> auto& { return o.http_max_watchers; }));
+    s.push_back(bytes(
+      "http-watch-window",
+      "recent watch events kept for slow watchers and resumes",
+      [](node_options & o) -> auto& { return o.http_watch_window; }));
     s.push_back(text(
       "data-dir", "keeps the node ID and clock across runs",
       [](node_options & o) -> auto& { return o.data_dir; }));

@@ -39,6 +39,10 @@ struct node_options {
   /// origins and open paths, as the API's server gets them (`max_body` 0:
   /// derived from --max-value-size; `token_file` is `http_token_file`).
   http::server_options http_server;
+  /// Most /v1/watch streams open at once (503 beyond).
+  size_t http_max_watchers = 10'000;
+  /// Bytes of recent watch events kept for slow watchers and resumes.
+  size_t http_watch_window = 8 * 1024 * 1024;
   /// Directory for the node ID and the clock's high-water mark ("": none).
   std::string data_dir;
   /// Verbosity of the log lines on stderr.

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -268,7 +269,10 @@ public:
   uint64_t watch_dropped() const override { return dropped_; }
 
 private:
-  /// Takes every complete Server-Sent Event out of `buf`.
+  /// Takes every complete Server-Sent Event out of `buf`. Fields come in
+  /// any order (the node puts `id:` first); an `overflow` event means the
+  /// stream fell out of the node's event window and ends: what it lost is
+  /// unknown: every event still expected counts as dropped.
   void parse_events(std::string& buf, const arrival_fn& fn, int64_t at) {
     size_t start = 0;
     for (;;) {
@@ -277,19 +281,29 @@ private:
         break;
       std::string_view ev{buf.data() + start, end - start};
       start = end + 2;
-      auto data = ev.find("data: ");
-      if (data == std::string_view::npos)
-        continue;
-      auto payload = json::parse(ev.substr(data + 6), nullptr, false);
-      if (payload.is_discarded())
-        continue;
-      if (ev.compare(0, 14, "event: update\n") == 0) {
-        if (payload.contains("key") && payload["value"].is_string())
-          fn(payload["key"].get_ref<const std::string&>(),
-             payload["value"].get_ref<const std::string&>(), at);
-      } else if (ev.compare(0, 16, "event: overflow\n") == 0) {
-        dropped_ += payload.value("dropped", uint64_t{0});
+      std::string_view name;
+      std::string_view data;
+      while (!ev.empty()) {
+        auto eol = ev.find('\n');
+        auto line = ev.substr(0, eol);
+        ev = eol == std::string_view::npos ? std::string_view{}
+                                           : ev.substr(eol + 1);
+        if (line.rfind("event: ", 0) == 0)
+          name = line.substr(7);
+        else if (line.rfind("data: ", 0) == 0)
+          data = line.substr(6);
       }
+      if (name == "overflow") {
+        dropped_ = std::numeric_limits<uint64_t>::max() / 2;
+        continue;
+      }
+      if (name != "update" || data.empty())
+        continue;
+      auto payload = json::parse(data, nullptr, false);
+      if (!payload.is_discarded() && payload.contains("key")
+          && payload["value"].is_string())
+        fn(payload["key"].get_ref<const std::string&>(),
+           payload["value"].get_ref<const std::string&>(), at);
     }
     buf.erase(0, start);
   }

@@ -694,6 +694,9 @@ scenario_report run_heal(bench_runtime& rt, const options& opts) {
              && at_b.size() + b.watch_dropped() >= k;
     },
     300s, "the halves to repair");
+  if (a.watch_dropped() > 0 || b.watch_dropped() > 0)
+    throw std::runtime_error("heal: a watch stream lost events (overflow): "
+                             "the repair time cannot be measured");
   r.replicate_seconds = seconds_since(start);
   a.unwatch();
   b.unwatch();

@@ -363,27 +363,34 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_ends_at_shutdown) {
 }
 
 BOOST_AUTO_TEST_CASE(watch_streams_are_capped) {
-  // Eight streams (the cap) stay open; the ninth is refused with 503.
+  // Eight streams (the cap set by --http-max-watchers) stay open; the
+  // ninth is refused with 503.
+  node_process capped{dir, {"--http-max-watchers=8"}};
   std::atomic<bool> stop{false};
   std::vector<std::thread> streams;
   for (int i = 0; i < 8; ++i)
     streams.emplace_back([&] {
-      auto cli = a.client();
+      auto cli = capped.client();
       cli.Get("/v1/watch", [&](const char*, size_t) { return !stop.load(); });
     });
-  BOOST_REQUIRE(eventually(
-    [&] { return metrics_show(a, "syncmesh_state{what=\"watchers\"} 8"); }));
-  auto refused = a.client().Get("/v1/watch");
+  BOOST_REQUIRE(eventually([&] {
+    return metrics_show(capped, "syncmesh_state{what=\"watchers\"} 8");
+  }));
+  auto refused = capped.client().Get("/v1/watch");
   BOOST_REQUIRE(refused);
   BOOST_CHECK_EQUAL(refused->status, 503);
+  BOOST_CHECK_EQUAL(refused->get_header_value("Retry-After"), "5");
   BOOST_CHECK_EQUAL(body_json(refused)["error"], "overloaded");
   // Ordinary requests still get served while every stream is open.
-  BOOST_CHECK_EQUAL(a.client().Get("/healthz")->status, 200);
+  BOOST_CHECK_EQUAL(capped.client().Get("/healthz")->status, 200);
   stop = true;
+  // Each client checks `stop` when data arrives: one write reaches all.
+  capped.client().Put("/v1/kv/wake", "v", "text/plain");
   for (auto& t : streams)
-    t.join(); // each ends at its next keep-alive, within a second
-  BOOST_CHECK(eventually(
-    [&] { return metrics_show(a, "syncmesh_state{what=\"watchers\"} 0"); }));
+    t.join();
+  BOOST_CHECK(eventually([&] {
+    return metrics_show(capped, "syncmesh_state{what=\"watchers\"} 0");
+  }));
 }
 
 BOOST_AUTO_TEST_CASE(messages_are_posted_and_watched) {

@@ -551,4 +551,22 @@ BOOST_AUTO_TEST_CASE(dump_config_reads_back_to_the_same_options) {
   BOOST_CHECK(o.http_server.body_timeout == 2500ms);
 }
 
+BOOST_AUTO_TEST_CASE(watch_options_take_a_count_and_a_size) {
+  auto d = ok({});
+  BOOST_CHECK_EQUAL(d.http_max_watchers, 10'000u);
+  BOOST_CHECK_EQUAL(d.http_watch_window, 8u << 20);
+  auto o = ok({"--http-max-watchers=3", "--http-watch-window=256KiB"});
+  BOOST_CHECK_EQUAL(o.http_max_watchers, 3u);
+  BOOST_CHECK_EQUAL(o.http_watch_window, 256u << 10);
+  BOOST_CHECK_EQUAL(ok({"--http-watch-window=65536"}).http_watch_window,
+                    65536u);
+  BOOST_CHECK(error_of({"--http-max-watchers=many"}).find("http-max-watchers")
+              != std::string::npos);
+  BOOST_CHECK(error_of({"--http-watch-window=8MB"}).find("http-watch-window")
+              != std::string::npos);
+  auto help = parse({"--help"}).text;
+  BOOST_CHECK(help.find("--http-max-watchers") != std::string::npos);
+  BOOST_CHECK(help.find("(default: 8MiB)") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -376,6 +376,16 @@ async function watch() {
   try {
     const res = await fetch('/v1/watch?prefix=', { headers: headers(h), signal: ctrl.signal, cache: 'no-store' });
     if (res.status === 401 || res.status === 403) { askForToken(''); return; }
+    if (res.status === 410) {
+      // The events since our last id are gone (or the node restarted):
+      // re-list the keys and watch again from now on, without the id.
+      addEvent('relist', 'the node no longer has the events since ' + state.lastEventId +
+        ' — keys re-listed', 'overflow');
+      state.lastEventId = '';
+      loadKeys(false).catch(report);
+      if (state.watch === ctrl) watch();
+      return;
+    }
     if (!res.ok || !res.body) throw new Error('/v1/watch: ' + res.status);
     $('watch-state').textContent = 'live';
     const feed = sseParser(onEvent);

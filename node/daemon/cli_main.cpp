@@ -383,13 +383,28 @@ int main(int argc, char** argv) {
   } else if (cmd == "watch") {
     need(0);
     cli.set_read_timeout(3600);
+    // The node ends a stream that fell behind its event window with an
+    // `overflow` event: events were lost, so say it and fail rather than
+    // end as if the stream had simply closed.
+    std::string tail;
+    bool overflowed = false;
     auto res
       = cli.Get("/v1/watch?prefix=" + encode_key(prefix),
-                [](const char* data, size_t len) {
+                [&](const char* data, size_t len) {
                   std::cout.write(data, static_cast<std::streamsize>(len));
                   std::cout.flush();
+                  tail.append(data, len);
+                  if (tail.find("event: overflow\n") != std::string::npos)
+                    overflowed = true;
+                  // Keep only what a marker split across reads needs.
+                  if (tail.size() > 64)
+                    tail.erase(0, tail.size() - 64);
                   return true;
                 });
+    if (overflowed)
+      die("watch: the node dropped this stream because it fell behind (events "
+          "were lost); list the keys again and start a new watch",
+          3);
     check(res, "watch");
   } else {
     die("unknown command " + cmd + "\n" + usage, 2);

@@ -368,3 +368,58 @@ BOOST_AUTO_TEST_CASE(import_loads_what_export_wrote_into_another_node) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(cli_watch)
+
+// A `watch` that falls behind the node's event window is ended by the node
+// with an `overflow` event: the CLI prints it and exits 3 with a line that
+// says events were lost, instead of ending as if the stream simply closed.
+// The CLI is made slow by not reading its stdout: once the pipe is full it
+// stops reading its socket, and the node's window (256 KiB) passes it by.
+BOOST_AUTO_TEST_CASE(
+  a_watch_that_falls_behind_exits_3_saying_events_were_lost) {
+  scratch_dir dir;
+  running_node a{dir.path,
+                 {"--http=127.0.0.1:0", "--http-watch-window=256KiB"}};
+  child_process watch{{SYNCMESH_CLI_BIN, "--node=" + a.http, "watch"},
+                      dir.path + "/watch.err"};
+  BOOST_REQUIRE(syncmesh::test::eventually([&] {
+    auto res = a.client().Get("/metrics");
+    return res && res->status == 200
+           && res->body.find("syncmesh_watch_streams_open 1")
+                != std::string::npos;
+  }));
+  std::string big(32 * 1024, 'x');
+  auto cli = a.client();
+  // 16 MiB of events: far beyond the pipe, the socket buffers and the
+  // window together.
+  for (int i = 0; i < 512; ++i)
+    BOOST_REQUIRE_EQUAL(
+      cli.Put("/v1/kv/w" + std::to_string(i % 16), big, "text/plain")->status,
+      204);
+  // Read what the CLI printed until the overflow event's data line. One
+  // blank line separates events; two empty reads in a row mean the pipe
+  // ended (or stayed silent for a second): then the CLI must have exited.
+  bool overflow_seen = false;
+  int rc = -1;
+  int empty_reads = 0;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto line = watch.read_line(1s);
+    empty_reads = line.empty() ? empty_reads + 1 : 0;
+    if (line == "event: overflow")
+      overflow_seen = true;
+    if (overflow_seen && line.rfind("data: ", 0) == 0)
+      break;
+    if (empty_reads >= 2 && (rc = watch.wait(5ms)) != -1)
+      break;
+  }
+  BOOST_CHECK(overflow_seen);
+  if (rc == -1)
+    rc = watch.wait(20s);
+  BOOST_CHECK_EQUAL(rc, 3);
+  auto err = slurp(dir.path + "/watch.err");
+  BOOST_CHECK_MESSAGE(err.find("events were lost") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -398,8 +398,8 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
     case tls_input::failed:
       shut_down(self, pb::Goodbye::TLS_REQUIRED,
                 st.tls->plain_peer()
-                  ? "the peer speaks plain TCP: this node accepts TLS peers "
-                    "only"
+                  ? "this node accepts TLS peers only (the peer spoke plain "
+                    "TCP)"
                   : st.tls->error());
       return;
   }

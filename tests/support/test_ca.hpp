@@ -7,15 +7,22 @@
 // past to make an expired certificate.
 
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 
-#include <boost/test/unit_test.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 namespace syncmesh::test {
+
+/// Throws when OpenSSL refused a step (Boost.Test reports the exception;
+/// the benchmark, which has no Boost.Test, uses this header too).
+inline void ca_require(bool ok, const char* what) {
+  if (!ok)
+    throw std::runtime_error(std::string{"test_ca: "} + what + " failed");
+}
 
 /// A certificate and its key as PEM text.
 struct pem_pair {
@@ -42,7 +49,7 @@ public:
   /// A new CA key and self-signed CA certificate named `cn`.
   explicit test_ca(const std::string& cn = "syncmesh test CA") {
     key_ = EVP_EC_gen("P-256");
-    BOOST_REQUIRE(key_);
+    ca_require(key_ != nullptr, "CA key generation");
     cert_ = X509_new();
     X509_set_version(cert_, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(cert_), serial_++);
@@ -53,7 +60,7 @@ public:
     X509_set_issuer_name(cert_, X509_get_subject_name(cert_));
     extend(cert_, NID_basic_constraints, "critical,CA:TRUE");
     extend(cert_, NID_key_usage, "critical,keyCertSign,cRLSign");
-    BOOST_REQUIRE(X509_sign(cert_, key_, EVP_sha256()) > 0);
+    ca_require(X509_sign(cert_, key_, EVP_sha256()) > 0, "signing the CA");
   }
   ~test_ca() {
     X509_free(cert_);
@@ -71,7 +78,7 @@ public:
   pem_pair issue(const std::string& node_id, long from_s = -60,
                  long until_s = 3600, const std::string& uri = {}) {
     EVP_PKEY* key = EVP_EC_gen("P-256");
-    BOOST_REQUIRE(key);
+    ca_require(key != nullptr, "key generation");
     X509* cert = X509_new();
     X509_set_version(cert, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(cert), serial_++);
@@ -88,7 +95,8 @@ public:
       extend(cert, NID_subject_alt_name, "URI:" + san);
     extend(cert, NID_basic_constraints, "critical,CA:FALSE");
     extend(cert, NID_ext_key_usage, "serverAuth,clientAuth");
-    BOOST_REQUIRE(X509_sign(cert, key_, EVP_sha256()) > 0);
+    ca_require(X509_sign(cert, key_, EVP_sha256()) > 0,
+               "signing a certificate");
     pem_pair result{pem(cert), key_pem(key)};
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -98,7 +106,7 @@ public:
   /// Writes `text` to `path`.
   static void write(const std::string& path, const std::string& text) {
     FILE* out = std::fopen(path.c_str(), "w");
-    BOOST_REQUIRE(out);
+    ca_require(out != nullptr, "opening the output file");
     std::fwrite(text.data(), 1, text.size(), out);
     std::fclose(out);
   }
@@ -114,7 +122,7 @@ private:
     X509V3_set_ctx(&ctx, cert_, cert, nullptr, nullptr, 0);
     X509_EXTENSION* ext
       = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    BOOST_REQUIRE(ext);
+    ca_require(ext != nullptr, "making an extension");
     X509_add_ext(cert, ext, -1);
     X509_EXTENSION_free(ext);
   }

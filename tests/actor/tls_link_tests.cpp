@@ -31,6 +31,9 @@ struct tls_fixture : test::node_fixture {
           cfg.tls.cert_pem = pair.cert;
           cfg.tls.key_pem = pair.key;
           cfg.tls.ca_pem = ca().cert_pem();
+          // Small enough that a few partial TLS records (the fixture
+          // accepts 32 connections) exceed it.
+          cfg.max_pending_handshake_bytes = 128 * 1024;
         }) {}
 
   /// A peer TLS context for a certificate naming `id`.

@@ -122,6 +122,8 @@ bool tls_channel::fail(std::string why) {
   // it may still wait in out_).
   if (in_)
     (void)BIO_reset(in_);
+  input_.clear();
+  input_.shrink_to_fit();
   pending_plain_.clear();
   return false;
 }
@@ -190,20 +192,44 @@ bool tls_channel::feed(std::string_view cipher, std::string& plain) {
                               : "the peer's first bytes are not TLS");
     }
   }
-  if (BIO_write(in_, cipher.data(), static_cast<int>(cipher.size()))
-      != static_cast<int>(cipher.size()))
+  // Only whole records go to OpenSSL: a partial one waits here, where it
+  // is counted (OpenSSL would keep it in its own read buffer, out of
+  // sight of held_bytes), and a record longer than TLS allows is refused
+  // from its header.
+  // Without a partial record waiting, scan the new bytes where they are
+  // (no copy of the bulk of the stream).
+  std::string_view data = cipher;
+  if (!input_.empty()) {
+    input_.append(cipher.data(), cipher.size());
+    data = input_;
+  }
+  size_t whole = 0;
+  while (data.size() - whole >= 5) {
+    auto hi = static_cast<unsigned char>(data[whole + 3]);
+    auto lo = static_cast<unsigned char>(data[whole + 4]);
+    size_t length = (size_t{hi} << 8) | lo;
+    if (5 + length > tls_max_record)
+      return fail("TLS: the peer announced a record of "
+                  + std::to_string(length) + " bytes (at most "
+                  + std::to_string(tls_max_record - 5) + ")");
+    if (data.size() - whole < 5 + length)
+      break;
+    whole += 5 + length;
+  }
+  if (whole > 0
+      && BIO_write(in_, data.data(), static_cast<int>(whole))
+           != static_cast<int>(whole))
     return fail("TLS: cannot buffer input: " + openssl_error_text());
+  if (input_.empty())
+    input_.assign(data.substr(whole));
+  else
+    input_.erase(0, whole);
+  if (whole == 0)
+    return true;
   if (!established_ && !advance_handshake())
     return false;
   if (established_ && !read_plain(plain))
     return false;
-  // Everything decryptable was decrypted: what remains is part of one
-  // record. More means the peer announced a record OpenSSL would not
-  // accept yet keeps sending, which a bounded link does not hold.
-  auto left = static_cast<size_t>(BIO_ctrl_pending(in_));
-  if (left > tls_max_record)
-    return fail("TLS: the peer sent " + std::to_string(left)
-                + " bytes that are not a complete record");
   return true;
 }
 
@@ -256,7 +282,7 @@ void tls_channel::close() {
 }
 
 size_t tls_channel::held_bytes() const {
-  size_t held = pending_plain_.size();
+  size_t held = pending_plain_.size() + input_.size();
   if (in_)
     held += static_cast<size_t>(BIO_ctrl_pending(in_));
   if (out_)

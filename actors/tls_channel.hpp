@@ -54,12 +54,12 @@ private:
 
 /// One TLS connection over byte buffers (see the file comment).
 ///
-/// Memory is bounded whatever the peer sends: ciphertext is decrypted as
-/// soon as it arrives, so at most one partial record (tls_max_record) stays
-/// inside; more means the peer sent something that is not TLS, and the
-/// channel fails. Plaintext written before the handshake completes waits
-/// (at most `max_pending_plain` bytes). Certificate chains are capped at
-/// 64 KiB by the context.
+/// Memory is bounded whatever the peer sends: whole records go to OpenSSL
+/// and are decrypted at once, so at most one partial record
+/// (tls_max_record) waits inside, counted in held_bytes; a record header
+/// announcing more than TLS allows fails the channel at once. Plaintext written
+/// before the handshake completes waits (at most `max_pending_plain` bytes).
+/// Certificate chains are capped at 64 KiB by the context.
 class tls_channel {
 public:
   /// A channel in the role of `server` (accepted connection) or client.
@@ -120,6 +120,7 @@ private:
   bool server_;
   size_t max_pending_plain_;
   std::string pending_plain_;
+  std::string input_; // ciphertext of an incomplete record
   bool established_ = false;
   bool failed_ = false;
   bool plain_peer_ = false;

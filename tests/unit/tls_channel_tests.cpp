@@ -234,7 +234,11 @@ BOOST_AUTO_TEST_CASE(garbage_and_plain_peers_fail_cleanly) {
     wire w{client, server};
     w.pump();
     BOOST_REQUIRE(server.established());
-    BOOST_TEST(!server.feed(std::string(100, '\x17'), w.server_got));
+    // A partial record waits (counted); once whole, it does not decrypt.
+    BOOST_TEST(server.feed(std::string(100, '\x17'), w.server_got));
+    BOOST_TEST(server.held_bytes() == 100u);
+    BOOST_TEST(!server.feed(std::string(6000, '\x17'), w.server_got));
+    BOOST_TEST(server.held_bytes() <= tls_max_record);
     BOOST_TEST(server.failed());
     // Once failed, it stays failed and takes nothing more.
     BOOST_TEST(!server.feed("more", w.server_got));

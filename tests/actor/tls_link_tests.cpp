@@ -54,10 +54,10 @@ struct tls_fixture : test::node_fixture {
   /// A hello from `id` with the node's terms, framed.
   std::string hello(const std::string& id) {
     std::string out;
-    BOOST_REQUIRE(append_frame(
-      out, make_hello(id, protocol_id(node_cfg), "10.0.0.2", 7000,
-                      hello_terms_of(node_cfg)),
-      1 << 20));
+    BOOST_REQUIRE(append_frame(out,
+                               make_hello(id, protocol_id(node_cfg), "10.0.0.2",
+                                          7000, hello_terms_of(node_cfg)),
+                               1 << 20));
     return out;
   }
 };
@@ -71,7 +71,8 @@ struct tls_peer {
   std::string plain;
 
   tls_peer(tls_fixture& fixture, const std::string& id)
-      : f(fixture), hdl(fixture.connect_peer()), ch(fixture.context(id), false) {
+      : f(fixture), hdl(fixture.connect_peer()),
+        ch(fixture.context(id), false) {
     pump();
   }
 
@@ -141,7 +142,8 @@ BOOST_AUTO_TEST_CASE(a_plain_peer_gets_a_plain_goodbye) {
   BOOST_CHECK_EQUAL(peer_count(), 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_hello_naming_another_id_than_the_certificate_is_refused) {
+BOOST_AUTO_TEST_CASE(
+  a_hello_naming_another_id_than_the_certificate_is_refused) {
   tls_peer peer{*this, "node-x"};
   BOOST_REQUIRE(peer.ch.established());
   BOOST_REQUIRE(peer.ch.write(hello("node-b")));

@@ -276,6 +276,33 @@ std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
 /// Returns the remote writes to apply now (the clock has seen their
 /// stamps); writes stamped too far in the future go to the lease manager,
 /// which holds them until their time.
+/// A peer may write only as itself (issue 16): with peer TLS, a record
+/// stamped with THIS node's ID during this run that is newer than what the
+/// store holds for its key was never made here (every write of this run
+/// was applied here first, and stays here until something newer replaces
+/// it). Such a record is refused, counted and logged. Echoes of our own
+/// writes (equal or older) pass and change nothing; records stamped before
+/// this run began cannot be told from forgeries and pass (README, "Peer
+/// TLS": the trust model).
+bool forged_own_stamp(self_ptr self, const std::string& origin,
+                      const pb::WriteRecord& rec, const version& v) {
+  auto& st = self->state;
+  if (!st.guard_own_stamps || v.stamp.node != st.self_id
+      || v.stamp.wall_us < st.run_floor_us)
+    return false;
+  const auto* entry = st.store.find(rec.key());
+  if (entry != nullptr && !newer(v, entry->head().newest(st.store.ids())))
+    return false;
+  st.stats.set_forged_self_records(st.stats.forged_self_records() + 1);
+  log_line(log_level::warning, st.self_id,
+           "refused a record stamped with this node's ID that it never made "
+           "(key of "
+             + std::to_string(rec.key().size()) + " bytes, from peer "
+             + to_hex(origin).substr(0, 12)
+             + "): a peer may write only as itself");
+  return true;
+}
+
 pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
                              pb::WriteBatch& batch) {
   auto& st = self->state;
@@ -284,6 +311,8 @@ pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
   for (auto& rec : *batch.mutable_records()) {
     version v;
     from_proto(rec.version(), v);
+    if (forged_own_stamp(self, origin, rec, v))
+      continue;
     if (!st.rules.acceptable(v.stamp)) {
       early.mutable_records()->Add(std::move(rec));
       continue;
@@ -543,6 +572,8 @@ void dict_store_state::init(const config& cfg, const node_id& self) {
   py2p_allow_delete = cfg.py2p_allow_delete;
   method = cfg.anti_entropy_method;
   clock = cfg.clock ? cfg.clock : system_wall_clock();
+  guard_own_stamps = cfg.tls.enabled();
+  run_floor_us = std::max(rules.now_us(), cfg.hlc_floor_us);
 }
 
 dict_store_actor::behavior_type

@@ -67,6 +67,12 @@ struct dict_store_state {
   ae_limits ae_bounds;
   /// This node's ID, for log lines.
   std::string self_id;
+  /// Peer TLS is on: records stamped with this node's ID that it never
+  /// made are refused (see accept_remote).
+  bool guard_own_stamps = false;
+  /// Every write this run makes is stamped at or after this time (µs):
+  /// the start of the run, or the persisted HLC floor when later.
+  uint64_t run_floor_us = 0;
   /// How anti-entropy compares differing buckets.
   ae_method method{};
   /// Tags of anti-entropy sessions.

@@ -352,15 +352,46 @@ node_id random_node_id() {
   return id;
 }
 
+std::shared_ptr<const tls_context> make_peer_tls(const config& cfg) {
+  if (!cfg.tls.enabled())
+    return nullptr;
+  tls_identity_options opts;
+  opts.cert_file = cfg.tls.cert_file;
+  opts.key_file = cfg.tls.key_file;
+  opts.ca_file = cfg.tls.ca_file;
+  opts.cert_pem = cfg.tls.cert_pem;
+  opts.key_pem = cfg.tls.key_pem;
+  opts.ca_pem = cfg.tls.ca_pem;
+  opts.tls13_only = true;
+  tls_identity identity;
+  std::string error;
+  std::shared_ptr<const tls_context> ctx;
+  if (identity.load(opts, error))
+    ctx = tls_context::make(identity, error);
+  if (!ctx)
+    throw value_error(errc::invalid_config,
+                      "invalid syncmesh config: " + error);
+  // The certificate proves the ID: a node configured with another one
+  // would be refused by every peer (IDENTITY_MISMATCH), so say it here.
+  if (!cfg.node_id.empty() && cfg.node_id != ctx->node_id())
+    throw value_error(errc::invalid_config,
+                      "invalid syncmesh config: node ID " + to_hex(cfg.node_id)
+                        + " is not the one the TLS certificate names ("
+                        + to_hex(ctx->node_id()) + ")");
+  return ctx;
+}
+
 node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   if (auto err = cfg.validate(); !err.empty())
     throw value_error(errc::invalid_config, "invalid syncmesh config: " + err);
   node_actors result;
+  auto tls = make_peer_tls(cfg);
   result.id = !cfg.node_id.empty() ? cfg.node_id
+              : tls                ? tls->node_id()
               : cfg.wire == wire_kind::py2p
                 ? py2p::random_node_id(protocol_id(cfg))
                 : random_node_id();
-  result.router = sys.spawn(router_behavior, cfg, result.id);
+  result.router = sys.spawn(router_behavior, cfg, result.id, tls);
   result.lease_manager = sys.spawn(lease_manager_behavior, cfg, result.id);
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/router_actor.hpp"
+#include "actors/tls_channel.hpp"
 #include "messages/version.hpp"
 #include "syncmesh/facade.hpp"
 
@@ -68,6 +70,12 @@ struct node_actors {
 /// Spawns and wires the actors of one node; the others are linked to the
 /// facade. Throws value_error for an invalid configuration.
 node_actors spawn_node(caf::actor_system& sys, const config& cfg);
+
+/// The peer TLS context of `cfg` (nullptr when cfg.tls is empty); throws
+/// value_error(invalid_config) with one line when the certificate, key or
+/// CA cannot be loaded, the certificate names no node, or cfg.node_id is
+/// set and differs from the certificate's ID.
+std::shared_ptr<const tls_context> make_peer_tls(const config& cfg);
 
 /// Bytes of a random node ID.
 inline constexpr size_t random_node_id_size = 15;

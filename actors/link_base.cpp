@@ -7,6 +7,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/log.hpp"
+#include "messages/version.hpp"
 #include "syncmesh/caf_types.hpp"
 
 namespace syncmesh {
@@ -57,6 +58,47 @@ void link_start(caf::io::abstract_broker* self, link_base& st,
     hdl, caf::io::receive_policy::at_most(link_handshake_read_chunk));
   self->ack_writes(hdl, true);
   self->monitor(st.params.router);
+  if (st.params.tls) {
+    // Accepted connections are the TLS server; the dialler speaks first.
+    st.tls = std::make_unique<tls_channel>(st.params.tls, !st.params.outbound);
+    link_flush_tls(self, st);
+  }
+}
+
+void link_flush_tls(caf::io::abstract_broker* self, link_base& st) {
+  if (!st.tls)
+    return;
+  // The send queue counts what goes to the socket: ciphertext, handshake
+  // flights and alerts included (the multiplexer reports the same bytes).
+  auto n = st.tls->take_output(self->wr_buf(st.hdl));
+  if (n == 0)
+    return;
+  st.budget.wrote(n);
+  self->flush(st.hdl);
+}
+
+tls_input link_decrypt(caf::io::abstract_broker* self, link_base& st,
+                       const std::vector<char>& buf, std::string& plain) {
+  if (!st.tls)
+    return tls_input::plain;
+  bool was_established = st.tls->established();
+  bool ok = st.tls->feed(std::string_view{buf.data(), buf.size()}, plain);
+  // Handshake flights, and on failure the alert that tells the peer why.
+  link_flush_tls(self, st);
+  if (!ok)
+    return tls_input::failed;
+  if (!was_established && st.tls->established())
+    log_line(log_level::debug, st.params.self,
+             "TLS established with the node the certificate names "
+               + to_hex(st.tls->peer_id()).substr(0, 12));
+  return tls_input::ok;
+}
+
+bool link_tls_peer_seen(const link_base& st, const std::vector<char>& buf,
+                        bool first) {
+  // A TLS ClientHello starts with a handshake record (22); a native frame
+  // with the high byte of its length (0).
+  return !st.tls && first && !buf.empty() && buf[0] == 22;
 }
 
 void link_count(link_base& st, bool in, const std::string& kind, size_t n) {
@@ -76,6 +118,15 @@ void link_report_traffic(link_base& st) {
 
 void link_write(caf::io::abstract_broker* self, link_base& st,
                 const std::string& frame, const std::string& kind) {
+  if (st.tls && !(st.tls->failed() && st.tls->plain_peer())) {
+    link_count(st, false, kind, frame.size());
+    // A failed channel sends nothing more (its alert is already queued).
+    if (st.tls->write(frame))
+      link_flush_tls(self, st);
+    return;
+  }
+  // Plain TCP, or a plain peer refused by a TLS node: that goodbye goes
+  // in clear, so the peer learns why.
   auto& buf = self->wr_buf(st.hdl);
   buf.insert(buf.end(), frame.begin(), frame.end());
   st.budget.wrote(frame.size());

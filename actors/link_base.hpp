@@ -26,6 +26,7 @@
 #include "actors/log.hpp"
 #include "actors/peer_link_state.hpp"
 #include "actors/router_actor.hpp"
+#include "actors/tls_channel.hpp"
 #include "messages/frame_codec.hpp"
 #include "syncmesh/clock.hpp"
 #include "syncmesh/pb/requests.pb.h"
@@ -79,6 +80,9 @@ struct link_params {
   /// wire itself (py2p's handshakes, peer lists, initial sync); empty: the
   /// system clock.
   wall_clock clock;
+  /// Peer TLS (config::tls): every link runs a TLS handshake first and
+  /// speaks through it; plain peers are refused. Empty: plain TCP.
+  std::shared_ptr<const tls_context> tls;
 };
 
 /// Hands a dialled socket from the dialler to its link without a round trip:
@@ -136,10 +140,16 @@ struct link_base {
   bool shedding = false;
   /// Closing: no more input is processed.
   bool closing = false;
+  /// Some bytes arrived on the connection.
+  bool received_any = false;
   /// When the last frame arrived (actor clock).
   caf::actor_clock::time_point last_received;
   /// Traffic since the last report to the router.
   pb::TrafficStats traffic;
+  /// The connection's TLS (when params.tls is set): bytes from the socket
+  /// pass through it before the decoder, frames through it before the
+  /// socket.
+  std::unique_ptr<tls_channel> tls;
 };
 
 /// Takes on `params` and the connection `hdl`: sizes the send queue and the
@@ -149,14 +159,40 @@ struct link_base {
 void link_start(caf::io::abstract_broker* self, link_base& st,
                 caf::io::connection_handle hdl, link_params params);
 
+/// Moves the TLS channel's ciphertext (handshake flights, records,
+/// alerts) to the socket and counts it in the send queue.
+void link_flush_tls(caf::io::abstract_broker* self, link_base& st);
+
+/// What became of bytes read from the socket.
+enum class tls_input {
+  /// No TLS on this link: `buf` itself is the plaintext.
+  plain,
+  /// Decrypted into `plain` (possibly nothing yet: handshake).
+  ok,
+  /// The TLS channel failed (st.tls->error() says why): close the link.
+  failed,
+};
+
+/// Passes bytes read from the socket through the link's TLS channel,
+/// appending what it decrypts to `plain`, and sends what the channel has
+/// to say (handshake flights, alerts).
+tls_input link_decrypt(caf::io::abstract_broker* self, link_base& st,
+                       const std::vector<char>& buf, std::string& plain);
+
+/// True when a link without TLS received, as its `first` bytes, a TLS
+/// record: the peer runs with peer TLS and this node without.
+bool link_tls_peer_seen(const link_base& st, const std::vector<char>& buf,
+                        bool first);
+
 /// Counts one message of `kind` and `n` bytes, received (`in`) or sent.
 void link_count(link_base& st, bool in, const std::string& kind, size_t n);
 
 /// Hands the traffic counted since the last report to the router.
 void link_report_traffic(link_base& st);
 
-/// Writes an encoded frame to the peer, counts it in the send queue and in
-/// the traffic as `kind`, and flushes.
+/// Writes an encoded frame to the peer (through TLS when the link has it),
+/// counts it in the send queue (bytes on the socket) and in the traffic as
+/// `kind` (frame bytes), and flushes.
 void link_write(caf::io::abstract_broker* self, link_base& st,
                 const std::string& frame, const std::string& kind);
 

@@ -88,6 +88,10 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
   link_leave_handshake(st);
   if (send_goodbye)
     write_envelope(self, make_goodbye(reason, detail));
+  if (st.tls) {
+    st.tls->close(); // close_notify after the goodbye
+    link_flush_tls(self, st);
+  }
   // close() still sends what is buffered.
   self->close(st.hdl);
   if (st.established)
@@ -147,7 +151,8 @@ void on_applied(peer_link_ptr self, size_t bytes) {
 void account_handshake(peer_link_ptr self) {
   auto& st = self->state;
   auto why
-    = link_account_handshake(st, st.decoder.buffered() + st.early.bytes());
+    = link_account_handshake(st, st.decoder.buffered() + st.early.bytes()
+                                   + (st.tls ? st.tls->held_bytes() : 0));
   if (!why.empty())
     shut_down(self, pb::Goodbye::TOO_MANY_PEERS, why);
 }
@@ -159,6 +164,14 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
                              st.params.terms);
   if (!verdict.ok()) {
     shut_down(self, verdict.reason, verdict.detail);
+    return;
+  }
+  // With TLS the certificate proves who the peer is: a hello claiming
+  // another ID is an impersonation, refused before any write is read.
+  if (st.tls && hello.node_id() != st.tls->peer_id()) {
+    shut_down(self, pb::Goodbye::IDENTITY_MISMATCH,
+              "the hello claims node " + to_hex(hello.node_id())
+                + " but the certificate names " + to_hex(st.tls->peer_id()));
     return;
   }
   st.peer = hello;
@@ -366,7 +379,30 @@ void on_data(peer_link_ptr self, const std::vector<char>& buf) {
   if (st.closing)
     return;
   st.last_received = self->clock().now();
-  st.decoder.feed(std::string_view{buf.data(), buf.size()});
+  bool first = !st.received_any;
+  st.received_any = true;
+  if (link_tls_peer_seen(st, buf, first)) {
+    shut_down(self, pb::Goodbye::TLS_REQUIRED,
+              "the peer speaks TLS and this node has no peer TLS "
+              "(--tls-cert, --tls-key, --tls-ca)");
+    return;
+  }
+  std::string plain;
+  switch (link_decrypt(self, st, buf, plain)) {
+    case tls_input::plain:
+      st.decoder.feed(std::string_view{buf.data(), buf.size()});
+      break;
+    case tls_input::ok:
+      st.decoder.feed(plain);
+      break;
+    case tls_input::failed:
+      shut_down(self, pb::Goodbye::TLS_REQUIRED,
+                st.tls->plain_peer()
+                  ? "this node accepts TLS peers only (the peer spoke plain "
+                    "TCP)"
+                  : st.tls->error());
+      return;
+  }
   // While paused, what the multiplexer still reads waits in the decoder.
   if (!st.ingress.paused())
     drain(self);

@@ -150,6 +150,10 @@ const char* to_string(pb::Goodbye::Reason reason) {
       return "limits mismatch";
     case pb::Goodbye::DUPLICATE_ID:
       return "duplicate node ID";
+    case pb::Goodbye::TLS_REQUIRED:
+      return "TLS required";
+    case pb::Goodbye::IDENTITY_MISMATCH:
+      return "identity mismatch";
     default:
       return "unspecified";
   }

@@ -71,6 +71,7 @@ link_params make_link_params(router_self self, bool outbound) {
   p.outbound = outbound;
   p.py2p = st.cfg.wire == wire_kind::py2p;
   p.clock = st.clock;
+  p.tls = st.tls;
   return p;
 }
 

@@ -80,6 +80,19 @@ caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
                  int32_t{pb::Goodbye::MALFORMED}, why);
     return make_error(errc::malformed, std::move(why));
   };
+  // Envelopes of writes are rebuilt at every hop with the sender as their
+  // origin (envelope_builder): with peer TLS the link's peer is proven, so
+  // an envelope naming another origin is a forgery, refused whole.
+  if (st.tls && env.origin() != peer) {
+    bump(st.stats, &pb::RouterStats::forged_writes_refused,
+         &pb::RouterStats::set_forged_writes_refused);
+    log_line(log_level::warning, st.self_id,
+             "refused writes from peer " + to_hex(peer).substr(0, 12)
+               + ": the envelope claims origin " + to_hex(env.origin())
+               + " (a peer may send writes only as itself)");
+    return make_error(errc::malformed,
+                      std::string{"envelope origin is not the sending peer"});
+  }
   pb::WriteBatch batch;
   if (auto err = envelope_builder::decode_writes(env, batch); !err.empty())
     return reject(std::move(err));

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs a cluster of syncmesh-node processes on 127.0.0.1 for development.
 #
-#   deploy/local-cluster.sh up [N]   install deps, build if needed, start N
+#   deploy/local-cluster.sh up [N] [--tls]
+#                                    install deps, build if needed, start N
 #                                    nodes (default 3), wait until they have
-#                                    peered, check replication, print addresses
+#                                    peered, check replication, print addresses;
+#                                    --tls: peer mutual TLS with a cluster CA
+#                                    and node certificates made by
+#                                    deploy/certs.sh in $SYNCMESH_CLUSTER_DIR/certs
 #   deploy/local-cluster.sh status   show each node: pid, state, addresses,
 #                                    peers and keys
 #   deploy/local-cluster.sh down     stop every node (SIGTERM, then SIGKILL as
@@ -25,6 +29,7 @@ readonly repo_root
 cluster_dir="${SYNCMESH_CLUSTER_DIR:-${TMPDIR:-/tmp}/syncmesh-cluster}"
 readonly log_level="${SYNCMESH_LOG_LEVEL:-info}"
 readonly stage_timeout="${SYNCMESH_TIMEOUT:-30}"
+use_tls=0 # up --tls
 
 if [ -n "${SYNCMESH_BIN_DIR:-}" ]; then
   bin_dir="$SYNCMESH_BIN_DIR"
@@ -43,11 +48,13 @@ die() {
 
 usage() {
   cat <<EOF
-usage: deploy/local-cluster.sh up [N] | status | down | help
+usage: deploy/local-cluster.sh up [N] [--tls] | status | down | help
 
   up [N]   start N nodes (default 3) on 127.0.0.1 with free ports, wait until
            they have peered, write a key on the first node and read it back on
-           the last, print each node's addresses
+           the last, print each node's addresses; with --tls the peer links
+           use mutual TLS (certificates from deploy/certs.sh, kept in
+           \$SYNCMESH_CLUSTER_DIR/certs; each node's ID is its certificate's)
   status   show the nodes of the cluster (exit 0 when all run, 1 when some
            have stopped, 3 when no cluster is up)
   down     stop all nodes (SIGTERM, wait, SIGKILL as a last resort)
@@ -295,6 +302,11 @@ start_node() {
   local args=(--host=127.0.0.1 --port=0 --http=127.0.0.1:0
     --data-dir="$dir/data" --log-level="$log_level")
   [ -z "$peers" ] || args+=(--peers="$peers")
+  if [ "$use_tls" = 1 ]; then
+    local certs="$cluster_dir/certs"
+    args+=(--tls-cert="$certs/node$i.pem" --tls-key="$certs/node$i.key"
+      --tls-ca="$certs/ca.pem")
+  fi
   mkdir -p "$dir/data"
   : >"$dir/stdout.log"
   : >"$dir/stderr.log"
@@ -394,6 +406,17 @@ cmd_up() {
 
   # Start from a clean state: old logs, identities and data go.
   rm -rf "$cluster_dir"/node[0-9]* "$cluster_dir/cluster.env"
+  if [ "$use_tls" = 1 ]; then
+    # The CA and certificates are kept between runs (certs.sh is
+    # idempotent); the wiped data dirs take their IDs from them.
+    "$repo_root/deploy/certs.sh" ca "$cluster_dir/certs" >/dev/null ||
+      die "could not make the cluster CA"
+    for ((i = 0; i < n; i++)); do
+      "$repo_root/deploy/certs.sh" node "$cluster_dir/certs" "node$i" >/dev/null ||
+        die "could not make the certificate of node $i"
+    done
+    say "peer TLS on: certificates in $cluster_dir/certs"
+  fi
   trap up_failed EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -439,8 +462,17 @@ cmd_up() {
 
 case "${1:-}" in
 up)
-  [ $# -le 2 ] || die "usage: $prog up [N]"
-  cmd_up "${2:-3}"
+  shift
+  use_tls=0
+  count=3
+  for arg in "$@"; do
+    case "$arg" in
+    --tls) use_tls=1 ;;
+    [0-9]*) count="$arg" ;;
+    *) die "usage: $prog up [N] [--tls]" ;;
+    esac
+  done
+  cmd_up "$count"
   ;;
 status)
   [ $# -eq 1 ] || die "usage: $prog status"

@@ -12,7 +12,11 @@
 # processes are removed on exit, also when the test fails or is interrupted.
 #
 #   deploy/netns-cluster.sh [--nodes=N] [--strict-skip] [--keep-logs]
-#                           [--default-intervals]
+#                           [--default-intervals] [--tls]
+#
+# --tls runs the nodes with peer mutual TLS: deploy/certs.sh makes a cluster
+# CA and one certificate per node in the work directory, and each node gets
+# --tls-cert/--tls-key/--tls-ca (its ID comes from its certificate).
 #
 # The daemon's failure detection and repair intervals (peer timeout 10 s,
 # redial backoff up to 30 s, anti-entropy 30 s) are lowered when its --help
@@ -43,12 +47,14 @@ nodes=3
 strict_skip=0
 keep_logs=0
 default_intervals=0
+use_tls=0
 for arg in "$@"; do
   case "$arg" in
   --nodes=*) nodes="${arg#--nodes=}" ;;
   --strict-skip) strict_skip=1 ;;
   --keep-logs) keep_logs=1 ;;
   --default-intervals) default_intervals=1 ;;
+  --tls) use_tls=1 ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
     exit 0
@@ -306,7 +312,22 @@ fi
 if has_option peer-timeout; then detect_limit=15; else detect_limit=30; fi
 if [ "$fast" = 1 ]; then heal_limit=25; else heal_limit=70; fi
 
+if [ "$use_tls" = 1 ]; then
+  "$repo_root/deploy/certs.sh" ca "$work_dir/pki" >/dev/null
+  for ((i = 0; i < nodes; i++)); do
+    "$repo_root/deploy/certs.sh" node "$work_dir/pki" "n$i" >/dev/null
+  done
+  say "peer TLS on (certificates in $work_dir/pki)"
+fi
+tls_args() {
+  [ "$use_tls" = 1 ] || return 0
+  printf '%s\n' "--tls-cert=$work_dir/pki/n$1.pem" "--tls-key=$work_dir/pki/n$1.key" \
+    "--tls-ca=$work_dir/pki/ca.pem"
+}
+
 for ((i = 0; i < nodes; i++)); do
+  tls=()
+  mapfile -t tls < <(tls_args "$i")
   peers=()
   for ((j = 0; j < nodes; j++)); do
     [ "$j" -eq "$i" ] || peers+=("$(ip_of "$j"):$port")
@@ -318,7 +339,7 @@ for ((i = 0; i < nodes; i++)); do
       echo "${peers[*]}"
     )" \
     --data-dir="$work_dir/n$i/data" --log-level="$log_level" "${extra[@]+"${extra[@]}"}" \
-    </dev/null >"$work_dir/n$i/stdout.log" 2>"$work_dir/n$i/stderr.log" &
+    "${tls[@]+"${tls[@]}"}" </dev/null >"$work_dir/n$i/stdout.log" 2>"$work_dir/n$i/stderr.log" &
   pids+=("$!")
 done
 

@@ -9,6 +9,17 @@ namespace syncmesh {
 
 std::string config::validate() const {
   using std::to_string;
+  if (tls.enabled()) {
+    bool cert = !tls.cert_file.empty() || !tls.cert_pem.empty();
+    bool key = !tls.key_file.empty() || !tls.key_pem.empty();
+    bool ca = !tls.ca_file.empty() || !tls.ca_pem.empty();
+    if (!cert || !key || !ca)
+      return "tls needs a certificate, its key and the cluster CA (all "
+             "three, or none for plain TCP)";
+    if (wire == wire_kind::py2p)
+      return "tls is not available in py2p wire mode (py2p and js2p speak "
+             "no TLS)";
+  }
   if (lease_duration.count() <= 0)
     return "lease_duration must be positive";
   if (lease_margin.count() < 0)

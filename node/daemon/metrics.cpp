@@ -185,6 +185,11 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
             r.duplicates_replaced());
   m.advance(m.link_bounds, {{"kind", "announced_links_evicted"}},
             r.announced_links_evicted());
+  // Peer TLS (issue 16): writes refused because a peer wrote as another.
+  m.advance(m.link_bounds, {{"kind", "forged_writes_refused"}},
+            r.forged_writes_refused());
+  m.advance(m.link_bounds, {{"kind", "forged_self_records"}},
+            st.forged_self_records());
   m.advance(m.held, {}, l.held_records());
   m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
   m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());

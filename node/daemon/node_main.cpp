@@ -66,13 +66,37 @@ void load_state(const std::string& dir, config& cfg) {
   while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back())))
     hex.pop_back();
   if (hex.empty()) {
-    cfg.node_id = cfg.wire == wire_kind::py2p
-                    ? py2p::random_node_id(protocol_id(cfg))
-                    : random_node_id();
+    // With peer TLS the certificate names the ID (checked again, like a
+    // stored one, when the node starts).
+    if (cfg.tls.enabled()) {
+      try {
+        cfg.node_id = make_peer_tls(cfg)->node_id();
+      } catch (const std::exception& e) {
+        fail(e.what());
+      }
+    } else {
+      cfg.node_id = cfg.wire == wire_kind::py2p
+                      ? py2p::random_node_id(protocol_id(cfg))
+                      : random_node_id();
+    }
     if (!write_file(id_path, to_hex(cfg.node_id) + "\n"))
       fail("--data-dir: cannot write " + id_path);
   } else if (!from_hex(hex, cfg.node_id)) {
     fail(id_path + " does not hold a hex node ID");
+  } else if (cfg.tls.enabled()) {
+    std::string cert_id;
+    try {
+      auto unnamed = cfg; // the certificate alone decides here
+      unnamed.node_id.clear();
+      cert_id = make_peer_tls(unnamed)->node_id();
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+    if (cert_id != cfg.node_id)
+      fail(id_path + " holds node ID " + hex + " but --tls-cert names "
+           + to_hex(cert_id)
+           + ": a node keeps its ID across certificates (issue a "
+             "certificate for this ID, or use another --data-dir)");
   }
   if (auto err = cfg.validate(); !err.empty())
     fail(id_path + ": " + err + " (use another --data-dir)");

@@ -15,6 +15,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -404,6 +407,19 @@ const std::vector<option_spec>& option_specs() {
       return spec;
     };
     s.push_back(file(
+      "tls-cert",
+      "peer mutual TLS: this node's PEM certificate chain, naming its ID in "
+      "a URI SAN urn:syncmesh:node:<hex> (with --tls-key, --tls-ca)",
+      [](node_options & o) -> auto& { return o.node.tls.cert_file; }));
+    s.push_back(file(
+      "tls-key", "peer mutual TLS: the certificate's PEM private key",
+      [](node_options & o) -> auto& { return o.node.tls.key_file; }));
+    s.push_back(file(
+      "tls-ca",
+      "peer mutual TLS: PEM bundle of the cluster CA; peers must present a "
+      "certificate it signed",
+      [](node_options & o) -> auto& { return o.node.tls.ca_file; }));
+    s.push_back(file(
       "http-cert", "HTTPS for the API: PEM certificate chain (with --http-key)",
       [](node_options & o) -> auto& { return o.http_server.tls_cert_file; }));
     s.push_back(file(
@@ -691,6 +707,31 @@ std::string check_http(const node_options& opts) {
   return {};
 }
 
+/// The peer TLS options: all three or none, each file readable, and not
+/// with wire mode py2p; "" when they fit. (Whether the files hold what
+/// they should is checked when the node starts: one line, exit 2.)
+std::string check_tls(const node_options& opts) {
+  const auto& tls = opts.node.tls;
+  if (!tls.enabled())
+    return {};
+  if (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty())
+    return "--tls-cert, --tls-key and --tls-ca go together (peer TLS needs "
+           "all three)";
+  if (opts.node.wire == wire_kind::py2p)
+    return "--tls-cert: peer TLS is not available with --wire=py2p (py2p "
+           "and js2p speak no TLS)";
+  for (auto [flag, path] : {std::pair{"--tls-cert", &tls.cert_file},
+                            std::pair{"--tls-key", &tls.key_file},
+                            std::pair{"--tls-ca", &tls.ca_file}}) {
+    std::FILE* file = std::fopen(path->c_str(), "rb");
+    if (!file)
+      return std::string{flag} + ": cannot read " + *path + ": "
+             + std::strerror(errno);
+    std::fclose(file);
+  }
+  return {};
+}
+
 std::string lower(std::string text) {
   for (auto& c : text)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -887,6 +928,8 @@ node_options_result parse_node_options(int argc, const char* const* argv) {
                   + ", got \"" + raw + "\"");
   }
   derive_limits(result.options.node);
+  if (auto err = check_tls(result.options); !err.empty())
+    return fail(err);
   if (auto err = result.options.node.validate(); !err.empty())
     return fail(err);
   if (auto err = check_http(result.options); !err.empty())

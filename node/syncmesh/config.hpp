@@ -31,6 +31,36 @@ enum class wire_kind : uint8_t {
   py2p,
 };
 
+/// Mutual TLS on the native peer links (issue 16): every link runs a TLS 1.3
+/// handshake in which both sides present a certificate signed by the
+/// cluster CA, and a node with TLS never talks to a plain peer. The node's
+/// ID is the one its certificate names in a URI SAN
+/// `urn:syncmesh:node:<hex of the raw ID>` (deploy/certs.sh makes such
+/// certificates): a peer whose hello claims another ID is refused. Give
+/// either files or PEM text (apps that keep certificates in memory), all
+/// three parts; all empty means plain TCP. py2p/js2p speak no TLS: wire
+/// mode py2p with TLS is an invalid configuration.
+struct tls_config {
+  /// PEM certificate chain of this node (leaf first).
+  std::string cert_file;
+  /// PEM private key of that certificate.
+  std::string key_file;
+  /// PEM bundle of the cluster CA that signs every node's certificate.
+  std::string ca_file;
+  /// The certificate chain as PEM text (instead of cert_file).
+  std::string cert_pem;
+  /// The private key as PEM text (instead of key_file).
+  std::string key_pem;
+  /// The CA bundle as PEM text (instead of ca_file).
+  std::string ca_pem;
+
+  /// True when any part is given (then validate() wants all three).
+  bool enabled() const {
+    return !cert_file.empty() || !key_file.empty() || !ca_file.empty()
+           || !cert_pem.empty() || !key_pem.empty() || !ca_pem.empty();
+  }
+};
+
 /// Everything that configures one syncmesh node. Defaults follow py2p's
 /// sync_socket: leasing on, one-hour leases.
 struct config {
@@ -152,6 +182,10 @@ struct config {
   /// where connecting is simulated (syncmesh/testing.hpp sets it): with the
   /// default multiplexer the connect would block a scheduler worker.
   bool dial_via_backend = false;
+
+  /// Peer TLS (see tls_config); empty: plain TCP. With TLS, an empty
+  /// node_id is taken from the certificate, and a given one must match it.
+  tls_config tls;
 
   /// Wire dialect of every peer link of this node (one per node: py2p and
   /// native peers never share a mesh).

@@ -129,6 +129,12 @@ struct node_options {
   size_t max_peers = 0;
   /// config::expected_keys.
   size_t expected_keys = 0;
+  /// Peer TLS files (config::tls); empty: plain TCP.
+  std::string tls_cert;
+  /// See tls_cert.
+  std::string tls_key;
+  /// See tls_cert.
+  std::string tls_ca;
 };
 
 /// The actor system of the bench process and its in-process nodes. Every
@@ -171,6 +177,12 @@ struct daemon_options {
   std::vector<std::string> seeds;
   /// --expected-keys of the daemon.
   size_t expected_keys = 0;
+  /// --tls-cert, --tls-key, --tls-ca; empty: plain TCP.
+  std::string tls_cert;
+  /// See tls_cert.
+  std::string tls_key;
+  /// See tls_cert.
+  std::string tls_ca;
 };
 
 /// Starts a daemon on 127.0.0.1 with OS-chosen ports and waits for its

@@ -156,6 +156,11 @@ public:
         + "ms"};
     if (!seeds.empty())
       argv.push_back("--peers=" + seeds);
+    if (!opts.tls_cert.empty()) {
+      argv.push_back("--tls-cert=" + opts.tls_cert);
+      argv.push_back("--tls-key=" + opts.tls_key);
+      argv.push_back("--tls-ca=" + opts.tls_ca);
+    }
     proc_ = std::make_unique<test::child_process>(argv, log_);
     remember_pid(proc_->pid());
     auto line = proc_->read_line(15s);

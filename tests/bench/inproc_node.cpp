@@ -221,6 +221,9 @@ std::unique_ptr<bench_node> bench_runtime::spawn(const std::string& name,
   // add digest work to the throughput figures (daemons run the same way).
   cfg.anti_entropy_interval = std::chrono::hours(1);
   cfg.heartbeat_interval = heartbeat_interval;
+  cfg.tls.cert_file = opts.tls_cert;
+  cfg.tls.key_file = opts.tls_key;
+  cfg.tls.ca_file = opts.tls_ca;
   return std::make_unique<inproc_node>(impl_->sys, name, cfg);
 }
 

@@ -9,6 +9,7 @@
 // explains every figure and how the published numbers were made.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cinttypes>
 #include <condition_variable>
@@ -25,7 +26,9 @@
 #include <unistd.h>
 #include <vector>
 
+#include "actors/tls_channel.hpp"
 #include "bench/bench.hpp"
+#include "support/test_ca.hpp"
 
 using namespace std::chrono_literals;
 using namespace syncmesh::bench;
@@ -50,6 +53,10 @@ struct options {
   bool leasing = false;
   size_t expected_keys = 0;
   std::string node_bin;
+  /// Peer TLS: off, on, or both (each scenario plain, then with TLS).
+  std::string tls = "off";
+  /// The current run uses TLS (set per run by main).
+  bool tls_now = false;
 };
 
 /// The --help text.
@@ -58,7 +65,7 @@ const char* usage_text
     "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
     "  [--duration=S] [--rate=W/s] [--read-rate=R/s] [--k=K] [--window=W]\n"
     "  [--expected-keys=K]\n"
-    "  [--leasing[=0|1]] [--node-bin=PATH]\n";
+    "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n";
 
 /// The syncmesh-node next to this binary.
 std::string default_node_bin() {
@@ -116,6 +123,10 @@ bool parse(int argc, char** argv, options& opts) {
       opts.expected_keys = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
+    else if (arg == "--tls")
+      opts.tls = "on";
+    else if (auto v = value_of("--tls="))
+      opts.tls = v;
     else if (arg == "--leasing")
       opts.leasing = true;
     else if (auto v = value_of("--leasing=")) {
@@ -132,6 +143,10 @@ bool parse(int argc, char** argv, options& opts) {
       std::fprintf(stderr, "unknown scenario: %s\n", s.c_str());
       return false;
     }
+  if (opts.tls != "off" && opts.tls != "on" && opts.tls != "both") {
+    std::fprintf(stderr, "--tls must be on, both or off\n");
+    return false;
+  }
   if (opts.mode != "process" && opts.mode != "inproc") {
     std::fprintf(stderr, "--mode must be process or inproc\n");
     return false;
@@ -260,6 +275,67 @@ double memory_per_key(uint64_t rss_before, uint64_t rss_after, uint64_t n,
          - static_cast<double>(value_size);
 }
 
+// -- the cost of TLS per link -------------------------------------------------
+
+/// Memory of the TLS state of one link end: RSS before and after 500
+/// established channel pairs (both ends in this process) that carried a
+/// frame each, divided by 1000 ends. Printed with --tls.
+void print_tls_link_memory() {
+  syncmesh::test::test_ca ca{"syncmesh bench CA"};
+  auto context = [&](const std::string& id) {
+    auto pair = ca.issue(id);
+    syncmesh::tls_identity_options o;
+    o.cert_pem = pair.cert;
+    o.key_pem = pair.key;
+    o.ca_pem = ca.cert_pem();
+    syncmesh::tls_identity identity;
+    std::string error;
+    if (!identity.load(o, error))
+      throw std::runtime_error(error);
+    auto ctx = syncmesh::tls_context::make(identity, error);
+    if (!ctx)
+      throw std::runtime_error(error);
+    return ctx;
+  };
+  auto a = context("bench-a");
+  auto b = context("bench-b");
+  constexpr int pairs = 500;
+  std::vector<std::unique_ptr<syncmesh::tls_channel>> ends;
+  auto rss_before = process_usage(0).rss;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < pairs; ++i) {
+    auto client = std::make_unique<syncmesh::tls_channel>(a, false);
+    auto server = std::make_unique<syncmesh::tls_channel>(b, true);
+    client->write(std::string(200, 'h'));
+    std::string plain;
+    for (int round = 0; round < 10; ++round) {
+      std::string c2s;
+      std::string s2c;
+      client->take_output(c2s);
+      server->take_output(s2c);
+      if (c2s.empty() && s2c.empty())
+        break;
+      server->feed(c2s, plain);
+      client->feed(s2c, plain);
+    }
+    if (!client->established() || !server->established())
+      throw std::runtime_error("TLS handshake failed: " + client->error()
+                               + server->error());
+    ends.push_back(std::move(client));
+    ends.push_back(std::move(server));
+  }
+  auto cpu_ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  auto rss_after = process_usage(0).rss;
+  std::printf("TLS per link end: %.1f KiB of memory (RSS growth over %d "
+              "established ends); handshake CPU %.2f ms per link (both ends, "
+              "one thread, P-256 certificates)\n",
+              (static_cast<double>(rss_after) - static_cast<double>(rss_before))
+                / 1024.0 / (2.0 * pairs),
+              2 * pairs, cpu_ms / pairs);
+}
+
 // -- the mesh under test ------------------------------------------------------
 
 /// The nodes of one scenario and their links. Node 0 (A) always runs in the
@@ -276,7 +352,30 @@ struct mesh {
     if (::mkdtemp(tmpl) == nullptr)
       throw std::runtime_error("mkdtemp failed");
     dir = tmpl;
+    if (opts.tls_now) {
+      // A throwaway cluster CA in the run's temp dir (removed with it).
+      ca = std::make_unique<syncmesh::test::test_ca>("syncmesh bench CA");
+      syncmesh::test::test_ca::write(dir + "/ca.pem", ca->cert_pem());
+    }
   }
+
+  /// With TLS: node `i`'s certificate and key files (its ID is
+  /// "bench-<name>"); empty strings otherwise.
+  std::array<std::string, 3> tls_files(size_t i) {
+    if (!ca)
+      return {};
+    auto pair = ca->issue("bench-" + name(i));
+    auto base = dir + "/" + name(i);
+    syncmesh::test::test_ca::write(base + ".pem", pair.cert);
+    syncmesh::test::test_ca::write(base + ".key", pair.key);
+    return {base + ".pem", base + ".key", dir + "/ca.pem"};
+  }
+
+  /// With TLS, the CA of the run.
+  std::unique_ptr<syncmesh::test::test_ca> ca;
+  /// Milliseconds each explicit connect took (TCP, TLS handshake when on,
+  /// hello and attach), for the handshake figure.
+  std::vector<double> connect_ms;
 
   ~mesh() {
     // Daemons first (each stops within its deadline or is killed), then
@@ -294,9 +393,11 @@ struct mesh {
   /// Adds node `i` (the next one), wired to earlier nodes per `links`.
   bench_node& add() {
     auto i = nodes.size();
+    auto tls = tls_files(i);
     if (i == 0 || !process_mode()) {
       nodes.push_back(
-        rt.spawn(name(i), node_options{opts.leasing, 0, opts.expected_keys}));
+        rt.spawn(name(i), node_options{opts.leasing, 0, opts.expected_keys,
+                                       tls[0], tls[1], tls[2]}));
       return *nodes.back();
     }
 #ifdef SYNCMESH_BENCH_NO_DAEMON
@@ -308,6 +409,9 @@ struct mesh {
     d.dir = dir;
     d.leasing = opts.leasing;
     d.expected_keys = opts.expected_keys;
+    d.tls_cert = tls[0];
+    d.tls_key = tls[1];
+    d.tls_ca = tls[2];
     for (auto [a, b] : links)
       if (b == i && a != 0 && a < i)
         d.seeds.push_back(nodes[a]->address());
@@ -328,10 +432,16 @@ struct mesh {
     for (auto [a, b] : links) {
       // Daemons dial their seeds; in-process nodes dial explicitly (A in
       // process mode, the later node in inproc mode).
+      auto start = std::chrono::steady_clock::now();
       if (a == 0 && process_mode())
         rt.connect(*nodes[0], *nodes[b]);
       else if (!process_mode())
         rt.connect(*nodes[b], *nodes[a]);
+      else
+        continue;
+      connect_ms.push_back(std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - start)
+                             .count());
     }
     for (size_t i = 0; i < count; ++i) {
       auto want = degree(i);
@@ -458,6 +568,27 @@ struct mesh {
       10s, "link traffic reports", 25ms);
   }
 
+  /// How long the explicit connects took (TCP, the TLS handshake when on,
+  /// hello, attach), for the report.
+  std::string connect_note() const {
+    if (connect_ms.empty())
+      return {};
+    double sum = 0;
+    double most = 0;
+    for (auto ms : connect_ms) {
+      sum += ms;
+      most = std::max(most, ms);
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof(buf),
+                  "; link setup (TCP%s + hello + attach): mean %.1f ms, "
+                  "max %.1f ms over %zu link(s)",
+                  opts.tls_now ? " + TLS 1.3 handshake" : "",
+                  sum / static_cast<double>(connect_ms.size()), most,
+                  connect_ms.size());
+    return buf;
+  }
+
   std::string writer_note() const {
     return process_mode()
              ? "writer: node A inside the bench process (asynchronous facade, "
@@ -532,9 +663,9 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   m.build(count, links);
   auto far = m.farthest();
   scenario_report r;
-  r.scenario = scenario;
+  r.scenario = opts.tls_now ? scenario + "+tls" : scenario;
   r.mode = opts.mode;
-  r.writer_note = m.writer_note();
+  r.writer_note = m.writer_note() + m.connect_note();
   r.nodes = count;
   r.writes = opts.n;
   r.value_size = opts.value_size;
@@ -894,20 +1025,45 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     bench_runtime rt;
+    std::vector<bool> tls_runs;
+    if (opts.tls != "on")
+      tls_runs.push_back(false);
+    if (opts.tls != "off")
+      tls_runs.push_back(true);
     for (const auto& s : opts.scenarios) {
-      std::fprintf(stderr, "running %s (%s mode)\n", s.c_str(),
-                   opts.mode.c_str());
-      scenario_report r;
-      if (s == "chain3" || s == "mesh5")
-        r = run_flood(rt, opts, s);
-      else if (s == "join")
-        r = run_join(rt, opts);
-      else if (s == "heal")
-        r = run_heal(rt, opts);
-      else
-        r = run_mixed(rt, opts);
-      print_report(r);
+      double plain_rate = 0;
+      for (bool tls : tls_runs) {
+        auto run_opts = opts;
+        run_opts.tls_now = tls;
+        std::fprintf(stderr, "running %s (%s mode%s)\n", s.c_str(),
+                     opts.mode.c_str(), tls ? ", peer TLS" : "");
+        scenario_report r;
+        if (s == "chain3" || s == "mesh5")
+          r = run_flood(rt, run_opts, s);
+        else if (s == "join")
+          r = run_join(rt, run_opts);
+        else if (s == "heal")
+          r = run_heal(rt, run_opts);
+        else
+          r = run_mixed(rt, run_opts);
+        if (tls)
+          r.scenario
+            += r.scenario.find("+tls") == std::string::npos ? "+tls" : "";
+        print_report(r);
+        // --tls=both: the TLS rate as a share of the plaintext rate.
+        if (r.replicate_seconds > 0) {
+          auto rate = static_cast<double>(r.writes) / r.replicate_seconds;
+          if (!tls)
+            plain_rate = rate;
+          else if (plain_rate > 0)
+            std::printf("%s: TLS replicates at %.0f writes/s, %.0f %% of the "
+                        "plaintext %.0f writes/s\n",
+                        s.c_str(), rate, 100 * rate / plain_rate, plain_rate);
+        }
+      }
     }
+    if (opts.tls != "off")
+      print_tls_link_memory();
   } catch (const std::exception& e) {
     // Every node was stopped on the way out (destructors ran).
     std::fprintf(stderr, "syncmesh-bench: %s\n", e.what());

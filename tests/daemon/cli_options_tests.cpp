@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/scratch_dir.hpp"
+#include "support/test_ca.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -207,6 +209,56 @@ BOOST_AUTO_TEST_CASE(a_bad_boolean_exits_2_with_one_human_line) {
   BOOST_CHECK_EQUAL(q.wait(5s), 2);
   BOOST_CHECK_EQUAL(slurp(log),
                     "syncmesh-node: unknown option --foo (see --help)\n");
+}
+
+BOOST_AUTO_TEST_CASE(peer_tls_binds_the_node_id_to_the_certificate_at_start) {
+  scratch_dir dir;
+  syncmesh::test::test_ca ca;
+  auto write = [&](const std::string& name, const std::string& text) {
+    syncmesh::test::test_ca::write(dir.path + "/" + name, text);
+    return dir.path + "/" + name;
+  };
+  auto pair = ca.issue(std::string{"\xaa\x01", 2});
+  auto cert = write("n.pem", pair.cert);
+  auto key = write("n.key", pair.key);
+  auto ca_pem = write("ca.pem", ca.cert_pem());
+  std::vector<std::string> tls{"--tls-cert=" + cert, "--tls-key=" + key,
+                               "--tls-ca=" + ca_pem, "--http="};
+  // An empty data dir takes the certificate's ID and keeps it.
+  {
+    auto args = tls;
+    args.push_back("--data-dir=" + dir.path + "/d1");
+    running_node n{dir.path, args};
+    BOOST_CHECK_EQUAL(n.id, "aa01");
+    n.proc->signal(SIGTERM);
+    BOOST_CHECK_EQUAL(n.proc->wait(5s), 0);
+    BOOST_CHECK_EQUAL(slurp(dir.path + "/d1/node-id"), "aa01\n");
+  }
+  auto exits_2_with
+    = [&](std::vector<std::string> args, const std::string& needle) {
+        auto log = dir.path + "/fail.log";
+        args.insert(args.begin(), SYNCMESH_NODE_BIN);
+        child_process p{args, log};
+        BOOST_CHECK_EQUAL(p.wait(10s), 2);
+        auto text = slurp(log);
+        BOOST_CHECK_MESSAGE(text.find(needle) != std::string::npos, text);
+        BOOST_CHECK_EQUAL(std::count(text.begin(), text.end(), '\n'), 1);
+      };
+  // A data dir holding another ID: the node does not start.
+  std::filesystem::create_directories(dir.path + "/d2");
+  write("d2/node-id", "bbbb\n");
+  auto args = tls;
+  args.push_back("--data-dir=" + dir.path + "/d2");
+  exits_2_with(args, "holds node ID bbbb but --tls-cert names aa01");
+  // A certificate without a node ID, and files that are not PEM.
+  auto anon = ca.issue("");
+  exits_2_with({"--tls-cert=" + write("anon.pem", anon.cert),
+                "--tls-key=" + write("anon.key", anon.key),
+                "--tls-ca=" + ca_pem, "--http="},
+               "names no node");
+  exits_2_with({"--tls-cert=" + write("junk.pem", "junk"), "--tls-key=" + key,
+                "--tls-ca=" + ca_pem, "--http="},
+               "--tls-cert: " + dir.path + "/junk.pem: not a PEM certificate");
 }
 
 BOOST_AUTO_TEST_CASE(a_lease_conflict_says_when_in_iso_8601) {

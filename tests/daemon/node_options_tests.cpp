@@ -304,6 +304,39 @@ BOOST_AUTO_TEST_CASE(http_front_options_take_every_documented_spelling) {
   BOOST_CHECK_EQUAL(ok({"--http-max-body=0"}).http_server.max_body, 0u);
 }
 
+BOOST_AUTO_TEST_CASE(peer_tls_options_take_three_readable_files) {
+  // Readability is checked here; what the files hold when the node starts.
+  const std::string file = std::string{SYNCMESH_SOURCE_DIR} + "/README.md";
+  auto o = ok({"--tls-cert=" + file, "--tls-key", file, "--tls-ca=" + file});
+  BOOST_CHECK_EQUAL(o.node.tls.cert_file, file);
+  BOOST_CHECK_EQUAL(o.node.tls.key_file, file);
+  BOOST_CHECK_EQUAL(o.node.tls.ca_file, file);
+  BOOST_CHECK(o.node.tls.enabled());
+  BOOST_CHECK(!ok({}).node.tls.enabled());
+  ini_file ini{"tls-cert = \"" + file + "\"\ntls-key = \"" + file
+               + "\"\ntls-ca = \"" + file + "\"\n"};
+  o = ok({"--config-file=" + ini.path});
+  BOOST_CHECK_EQUAL(o.node.tls.ca_file, file);
+  for (auto partial : {std::initializer_list<std::string>{"--tls-cert=" + file},
+                       {"--tls-cert=" + file, "--tls-key=" + file},
+                       {"--tls-ca=" + file}})
+    BOOST_CHECK_EQUAL(error_of(partial),
+                      "--tls-cert, --tls-key and --tls-ca go together (peer "
+                      "TLS needs all three)");
+  BOOST_CHECK_EQUAL(error_of({"--tls-cert=/nonexistent/c.pem",
+                              "--tls-key=" + file, "--tls-ca=" + file}),
+                    "--tls-cert: cannot read /nonexistent/c.pem: No such file "
+                    "or directory");
+  BOOST_CHECK_EQUAL(error_of({"--tls-cert=" + file, "--tls-key=" + file,
+                              "--tls-ca=/nonexistent/ca.pem"}),
+                    "--tls-ca: cannot read /nonexistent/ca.pem: No such file "
+                    "or directory");
+  BOOST_CHECK_EQUAL(error_of({"--tls-cert=" + file, "--tls-key=" + file,
+                              "--tls-ca=" + file, "--wire=py2p"}),
+                    "--tls-cert: peer TLS is not available with --wire=py2p "
+                    "(py2p and js2p speak no TLS)");
+}
+
 BOOST_AUTO_TEST_CASE(bad_http_front_options_give_one_human_line) {
   BOOST_CHECK_EQUAL(error_of({"--http-cert=/c.pem"}),
                     "--http-cert needs --http-key (HTTPS needs both)");
@@ -487,6 +520,9 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
                     "max-ae-outbox-bytes",
                     "duplicate-probe-timeout",
                     "http-token-file",
+                    "tls-cert",
+                    "tls-key",
+                    "tls-ca",
                     "http-cert",
                     "http-key",
                     "http-allowed-hosts",

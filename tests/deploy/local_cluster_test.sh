@@ -2,15 +2,24 @@
 # ctest wrapper: deploy/local-cluster.sh up 3, status, down, in a private
 # cluster directory; then no syncmesh-node of that directory may remain.
 #
-#   tests/deploy/local_cluster_test.sh [BIN_DIR]
+#   tests/deploy/local_cluster_test.sh [BIN_DIR] [--tls]
 #
+# --tls: `up 3 --tls` (peer mutual TLS); each node's ID must then be the one
+# its certificate names.
 # BIN_DIR (default <repo>/build/bin) holds syncmesh-node and syncmesh; the
 # test never installs or builds anything. Offline; about 5 s.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 script="$repo_root/deploy/local-cluster.sh"
-export SYNCMESH_BIN_DIR="${1:-${SYNCMESH_BIN_DIR:-$repo_root/build/bin}}"
+tls=()
+for arg in "$@"; do
+  case "$arg" in
+  --tls) tls=(--tls) ;;
+  *) SYNCMESH_BIN_DIR="$arg" ;;
+  esac
+done
+export SYNCMESH_BIN_DIR="${SYNCMESH_BIN_DIR:-$repo_root/build/bin}"
 SYNCMESH_CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/syncmesh-cluster-test.XXXXXX")"
 export SYNCMESH_CLUSTER_DIR
 export SYNCMESH_TIMEOUT="${SYNCMESH_TIMEOUT:-20}"
@@ -60,8 +69,16 @@ trap 'exit 143' TERM
 [ -x "$SYNCMESH_BIN_DIR/syncmesh" ] || fail "$SYNCMESH_BIN_DIR/syncmesh not found"
 
 start=$(date +%s)
-echo "== local-cluster.sh up 3 (SYNCMESH_CLUSTER_DIR=$SYNCMESH_CLUSTER_DIR)"
-"$script" up 3 || fail "up 3 failed"
+echo "== local-cluster.sh up 3 ${tls[*]+"${tls[*]}"} (SYNCMESH_CLUSTER_DIR=$SYNCMESH_CLUSTER_DIR)"
+"$script" up 3 "${tls[@]+"${tls[@]}"}" || fail "up 3 ${tls[*]+"${tls[*]}"} failed"
+if [ ${#tls[@]} -gt 0 ]; then
+  for i in 0 1 2; do
+    want="$(tr -d '[:space:]' <"$SYNCMESH_CLUSTER_DIR/certs/node$i.id")"
+    grep -q "node=$want " "$SYNCMESH_CLUSTER_DIR/node$i/ready" ||
+      fail "node $i does not run as its certificate's ID $want: $(cat "$SYNCMESH_CLUSTER_DIR/node$i/ready")"
+  done
+  echo "== every node runs as the ID its certificate names"
+fi
 
 echo "== local-cluster.sh status"
 status_out="$("$script" status)" || fail "status failed: $status_out"

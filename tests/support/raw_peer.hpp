@@ -84,6 +84,22 @@ public:
     }
   }
 
+  /// Waits up to `limit` for bytes and returns what one read got (empty
+  /// on timeout); sets `closed` when the node closed the connection.
+  std::string read_some(std::chrono::milliseconds limit, bool& closed) {
+    closed = false;
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(limit.count())) <= 0)
+      return {};
+    char buf[16384];
+    auto n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      closed = true;
+      return {};
+    }
+    return std::string(buf, static_cast<size_t>(n));
+  }
+
   /// Closes the connection.
   void close() {
     if (fd_ >= 0)

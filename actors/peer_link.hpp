@@ -42,6 +42,13 @@ struct peer_link_state : link_base {
   uint64_t probe_nonce = 0;
   /// Pings sent, for matching pongs.
   uint64_t next_ping = 0;
+  /// The peer's recent clock samples (one per pong carrying its clock).
+  offset_estimator clock_samples;
+  /// The peer's hello announced its clock: the link waits for the pong to
+  /// its first ping (the clock check) before asking the router to attach.
+  bool awaiting_clock = false;
+  /// The verdict of the peer's hello, kept while the clock check runs.
+  uint32_t negotiated_version = 0;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.peer_link";

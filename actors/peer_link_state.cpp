@@ -150,6 +150,8 @@ const char* to_string(pb::Goodbye::Reason reason) {
       return "limits mismatch";
     case pb::Goodbye::DUPLICATE_ID:
       return "duplicate node ID";
+    case pb::Goodbye::CLOCK_OFFSET:
+      return "clock offset";
     default:
       return "unspecified";
   }

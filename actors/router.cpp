@@ -66,8 +66,10 @@ void router_state::init(const config& c, const node_id& self) {
 }
 
 router_actor::behavior_type router_behavior(router_self self, const config& cfg,
-                                            const node_id& id) {
+                                            const node_id& id,
+                                            std::shared_ptr<clock_fence> fence) {
   self->state.init(cfg, id);
+  self->state.fence = std::move(fence);
   self->set_down_handler([=](caf::down_msg& msg) { on_link_down(self, msg); });
   self->set_exit_handler([=](caf::exit_msg& msg) {
     say_goodbye_to_all(self);

@@ -93,6 +93,8 @@ struct router_state {
   pb::RouterStats stats;
   /// Shared with every link: the handshake budget and link counters.
   std::shared_ptr<link_shared> links;
+  /// The node's clock fence, fed by every native link's measurements.
+  std::shared_ptr<clock_fence> fence;
   /// A newcomer claiming the ID of a connected node, waiting while the
   /// existing link is probed.
   struct duplicate_probe {
@@ -123,6 +125,7 @@ struct router_state {
 /// schedule, each in a file of its own (see router_internal.hpp).
 router_actor::behavior_type
 router_behavior(router_actor::stateful_pointer<router_state> self,
-                const config& cfg, const node_id& id);
+                const config& cfg, const node_id& id,
+                std::shared_ptr<clock_fence> fence);
 
 } // namespace syncmesh

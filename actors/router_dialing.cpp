@@ -71,6 +71,9 @@ link_params make_link_params(router_self self, bool outbound) {
   p.outbound = outbound;
   p.py2p = st.cfg.wire == wire_kind::py2p;
   p.clock = st.clock;
+  p.fence = st.fence;
+  if (st.fence)
+    p.max_clock_offset_us = st.fence->bound_us();
   return p;
 }
 

@@ -137,7 +137,7 @@ public:
     local_write_checker::settings checks;
     checks.leasing = sc.leasing;
     checks.lease_margin_us = static_cast<uint64_t>(
-      std::chrono::duration_cast<microseconds>(opts.node_config.lease_margin)
+      std::chrono::duration_cast<microseconds>(opts.node_config.effective_lease_margin())
         .count());
     checks.tombstone_horizon_us
       = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(

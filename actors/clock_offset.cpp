@@ -20,14 +20,14 @@ std::optional<clock_sample> clock_sample_from(uint64_t ping_wall_us,
 }
 
 bool clock_estimate::beyond(uint64_t bound_us) const noexcept {
-  auto magnitude = offset_us < 0 ? uint64_t{0} - static_cast<uint64_t>(offset_us)
-                                 : static_cast<uint64_t>(offset_us);
+  auto magnitude = offset_us < 0
+                     ? uint64_t{0} - static_cast<uint64_t>(offset_us)
+                     : static_cast<uint64_t>(offset_us);
   return magnitude > bound_us && magnitude - bound_us > uncertainty_us;
 }
 
 offset_estimator::offset_estimator(size_t window)
-    : window_(std::max<size_t>(window, 1)) {
-}
+    : window_(std::max<size_t>(window, 1)) {}
 
 void offset_estimator::add(const clock_sample& s) {
   samples_.push_back(s);
@@ -50,8 +50,7 @@ std::optional<clock_estimate> offset_estimator::estimate() const {
   return e;
 }
 
-clock_fence::clock_fence(uint64_t bound_us) : bound_us_(bound_us) {
-}
+clock_fence::clock_fence(uint64_t bound_us) : bound_us_(bound_us) {}
 
 fence_change clock_fence::measured(const node_id& peer,
                                    const clock_estimate& e) {
@@ -139,8 +138,8 @@ std::vector<peer_clock> clock_fence::snapshot() const {
   std::vector<peer_clock> out;
   out.reserve(peers_.size());
   for (const auto& [id, x] : peers_)
-    out.push_back(peer_clock{id, x.estimate, x.measured, x.beyond,
-                             x.refused_us});
+    out.push_back(
+      peer_clock{id, x.estimate, x.measured, x.beyond, x.refused_us});
   return out;
 }
 

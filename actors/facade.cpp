@@ -106,12 +106,10 @@ caf::result<Reply> forward(self_ptr self, const Dest& dest, Request&& req) {
 
 } // namespace
 
-facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
-                                            node_id id,
-                                            lease_manager_actor lease_manager,
-                                            dict_store_actor store,
-                                            router_actor router,
-                                            std::shared_ptr<clock_fence> fence) {
+facade_actor::behavior_type
+facade_behavior(self_ptr self, config cfg, node_id id,
+                lease_manager_actor lease_manager, dict_store_actor store,
+                router_actor router, std::shared_ptr<clock_fence> fence) {
   auto& st = self->state;
   st.fence = std::move(fence);
   st.cfg = std::move(cfg);
@@ -385,9 +383,9 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
   result.store = sys.spawn(dict_store_behavior, cfg, result.id, result.router,
                            result.lease_manager, window, result.fence);
-  result.facade = sys.spawn(facade_behavior, cfg, result.id,
-                            result.lease_manager, result.store, result.router,
-                            result.fence);
+  result.facade
+    = sys.spawn(facade_behavior, cfg, result.id, result.lease_manager,
+                result.store, result.router, result.fence);
   caf::anon_send(result.router, wire_atom::value, result.store, result.facade);
   caf::anon_send(result.lease_manager, wire_atom::value, result.store,
                  result.facade);

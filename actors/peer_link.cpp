@@ -290,8 +290,7 @@ void attach(peer_link_ptr self) {
         st.established = true;
         link_leave_handshake(st);
         if (auto e = st.clock_samples.estimate(); e && st.params.fence)
-          report_fence(self,
-                       st.params.fence->measured(st.peer.node_id(), *e));
+          report_fence(self, st.params.fence->measured(st.peer.node_id(), *e));
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
@@ -534,9 +533,9 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     if (msg.source == self->state.params.router)
       shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
   });
-  auto hello = make_hello(st.params.self, st.params.protocol_id,
-                         st.params.listen_host, st.params.listen_port,
-                         st.params.terms);
+  auto hello
+    = make_hello(st.params.self, st.params.protocol_id, st.params.listen_host,
+                 st.params.listen_port, st.params.terms);
   hello.mutable_hello()->set_wall_us(wall_now(self));
   write_envelope(self, hello);
   self->delayed_send(self, st.params.handshake_timeout, hs_timeout_atom::value);

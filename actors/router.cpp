@@ -65,9 +65,9 @@ void router_state::init(const config& c, const node_id& self) {
   links = std::make_shared<link_shared>(cfg.max_pending_handshake_bytes);
 }
 
-router_actor::behavior_type router_behavior(router_self self, const config& cfg,
-                                            const node_id& id,
-                                            std::shared_ptr<clock_fence> fence) {
+router_actor::behavior_type
+router_behavior(router_self self, const config& cfg, const node_id& id,
+                std::shared_ptr<clock_fence> fence) {
   self->state.init(cfg, id);
   self->state.fence = std::move(fence);
   self->set_down_handler([=](caf::down_msg& msg) { on_link_down(self, msg); });

@@ -275,10 +275,11 @@ BOOST_AUTO_TEST_CASE(with_a_5s_bound_claims_wait_for_the_margin) {
   // node-b (2 s behind) writes "k", leased for a minute of its clock.
   auto t = peer_now(-2000 * ms);
   auto end = t + 60'000'000;
-  send(hdl, framed(test::write_envelope(
-              "node-b", {test::set_record(
-                          "k", value{"b"},
-                          test::remote_version("node-b", t, t, t, end))})));
+  send(hdl,
+       framed(test::write_envelope(
+         "node-b",
+         {test::set_record("k", value{"b"},
+                           test::remote_version("node-b", t, t, t, end))})));
   BOOST_REQUIRE(read_key("k") == value{"b"});
   BOOST_TEST(local_set("k") == errc::lease_held);
   // Our clock reaches its end + 4.9 s: still refused. (Only the wall clock

@@ -51,8 +51,8 @@ BOOST_AUTO_TEST_CASE(an_asymmetric_trip_errs_by_at_most_half_the_rtt) {
   BOOST_CHECK_EQUAL(s.offset_us, 5 * 1000);
   offset_estimator e;
   e.add(s);
-  BOOST_CHECK(std::abs(e.estimate()->offset_us) <= static_cast<int64_t>(
-                e.estimate()->uncertainty_us));
+  BOOST_CHECK(std::abs(e.estimate()->offset_us)
+              <= static_cast<int64_t>(e.estimate()->uncertainty_us));
 }
 
 BOOST_AUTO_TEST_CASE(missing_times_or_a_clock_going_back_give_no_sample) {

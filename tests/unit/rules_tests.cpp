@@ -917,7 +917,8 @@ BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
 // Issue 16: a claimer whose clock runs ahead claims "after our end" by its
 // clock while our lease still runs by ours, superseding the writes we
 // acknowledged meanwhile: the owner is told (lease_lost) whatever the cause.
-BOOST_AUTO_TEST_CASE(a_claim_from_a_clock_ahead_is_a_loss_though_after_our_end) {
+BOOST_AUTO_TEST_CASE(
+  a_claim_from_a_clock_ahead_is_a_loss_though_after_our_end) {
   lease_node node{"me"};
   node.write("k", 1);
   uint64_t our_end = t0 + leases.duration_us;

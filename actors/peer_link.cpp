@@ -67,10 +67,14 @@ void report_fence(peer_link_ptr self, fence_change change);
 /// An established link's measurement stops counting in the node's fence
 /// once the link closes, unless it ended for the clock (the fence remembers
 /// a peer beyond the bound until it is measured within).
-void forget_clock(peer_link_ptr self, pb::Goodbye::Reason reason) {
+void forget_clock(peer_link_ptr self, pb::Goodbye::Reason reason,
+                  const std::string& detail = {}) {
   auto& st = self->state;
-  if (!st.params.fence || !st.established
-      || reason == pb::Goodbye::CLOCK_OFFSET)
+  // A node that stops keeps its fence as it was (no "fence up" noise from
+  // its own links closing one by one).
+  bool stopping = reason == pb::Goodbye::SHUTDOWN && detail == "node stopping";
+  if (!st.params.fence || !st.established || reason == pb::Goodbye::CLOCK_OFFSET
+      || stopping)
     return;
   report_fence(self, st.params.fence->closed(st.peer.node_id()));
 }
@@ -95,7 +99,7 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
              + (detail.empty() ? "" : " (" + detail + ")"));
   caf::anon_send(st.params.router, link_closed_atom::value,
                  std::string{to_string(reason)});
-  forget_clock(self, reason);
+  forget_clock(self, reason, send_goodbye ? detail : std::string{});
   for (auto& rp : st.probes)
     rp.deliver(make_error(errc::disconnected, std::string{"link closed"}));
   st.probes.clear();

@@ -922,11 +922,13 @@ BOOST_AUTO_TEST_CASE(
   lease_node node{"me"};
   node.write("k", 1);
   uint64_t our_end = t0 + leases.duration_us;
-  // Our clock: halfway through the lease; the claimer's: past end + margin.
-  node.clock.set(t0 + leases.duration_us / 2);
+  // Renewed before end - margin; our clock then nears the old end while
+  // the claimer's clock, far ahead, is past the renewed end + margin.
+  node.clock.set(t0 + 600);
   node.write("k", 2); // acknowledged, renews in the same epoch
   auto renewed_end = node.table.find("k")->packed_newest().lease_end_us;
   BOOST_TEST(renewed_end > our_end);
+  node.clock.set(t0 + 1000);
   auto ahead = renewed_end + leases.margin_us;
   auto successor = set_record(
     "k", make_version(ahead, "other", ahead, ahead, "other", 0, ahead + 1000),

@@ -11,6 +11,7 @@ class Registry;
 namespace syncmesh {
 
 namespace pb {
+class NodeInfo;
 class NodeStats;
 } // namespace pb
 

@@ -239,9 +239,11 @@ public:
            std::to_string(report_.stale_takeovers)
              + " older claim(s) whose lease had ended won over newer ones",
            "", global_trace_);
-    if (sc_.skew_within_bound && report_.live_takeovers > 0)
+    if (sc_.skew_within_bound
+        && report_.live_takeovers + report_.true_live_takeovers > 0)
       fail("lease",
-           std::to_string(report_.live_takeovers)
+           std::to_string(report_.live_takeovers) + " + "
+             + std::to_string(report_.true_live_takeovers)
              + " live lease(s) taken over while every clock offset was "
                "within the bound",
            "", global_trace_);
@@ -692,6 +694,7 @@ private:
         // The store as it is when the acknowledgement arrives (not when the
         // instant settles, by which time more may have happened).
         auto at_ack = store_newest(i, key);
+        note_true_times(i, reply.meta().version());
         completions_.push_back(
           {i, inc, [=] {
              trace(key, node_name(i) + " " + what + " ack "
@@ -947,6 +950,28 @@ private:
   /// had never seen it: a fresh node, or one cut off since before). "Live":
   /// the winner claimed while the loser's lease ran (it had not seen the
   /// renewal in time). Otherwise a race at a lease boundary.
+  /// Remembers the true (virtual) time of an acknowledged write's claim and
+  /// lease end: its node's clock reading minus that node's skew.
+  void note_true_times(size_t i, const pb::Version& v) {
+    const auto& id = cluster_->id(i);
+    auto to_true = [&](uint64_t us) {
+      return static_cast<int64_t>(us) - skew_us_[i];
+    };
+    if (v.claimer() == id)
+      true_claims_.try_emplace({id, v.claim_us()}, to_true(v.claim_us()));
+    if (v.lease_end_us() != 0)
+      true_ends_.try_emplace({id, v.lease_end_us()}, to_true(v.lease_end_us()));
+  }
+
+  /// True when the claim that took `loss` over was made, in true time,
+  /// before the lost lease ended (both known from acknowledgements).
+  bool live_in_true_time(const lease_loss& loss, const version& winner) {
+    auto claim = true_claims_.find({winner.claimer, winner.claim_us});
+    auto end = true_ends_.find({cluster_->id(loss.node), loss.old_end_us});
+    return claim != true_claims_.end() && end != true_ends_.end()
+           && claim->second < end->second;
+  }
+
   void resolve_lease_losses() {
     for (auto& loss : lease_losses_) {
       auto it = seen_[loss.node].find(loss.key);
@@ -956,6 +981,8 @@ private:
                    && it->second.ver.claim_us < own->second.claim_us
                    && it->second.lease_end_us <= own->second.claim_us;
       bool live = !stale && known && it->second.ver.claim_us < loss.old_end_us;
+      bool live_true = known && live_in_true_time(loss, it->second.ver);
+      report_.true_live_takeovers += live_true ? 1 : 0;
       (stale  ? report_.stale_takeovers
        : live ? report_.live_takeovers
               : report_.boundary_takeovers)
@@ -966,6 +993,7 @@ private:
               + (stale  ? " (stale claim)"
                  : live ? " (live lease)"
                         : "")
+              + (live_true ? " (live in true time)" : "")
               + " old_end=" + std::to_string(loss.old_end_us % 100'000'000)
               + (it != seen_[loss.node].end()
                    ? " winner " + show(it->second.ver)
@@ -1159,6 +1187,11 @@ private:
   /// The invariants of local writes and events (local_write_checker.hpp).
   std::optional<local_write_checker> checker_;
   std::vector<std::map<std::string, seen_entry>> seen_;
+  /// True times of acknowledged claims and lease ends, by (node ID, the
+  /// node's clock reading).
+  std::map<std::pair<std::string, uint64_t>, int64_t> true_claims_;
+  /// See true_claims_.
+  std::map<std::pair<std::string, uint64_t>, int64_t> true_ends_;
   /// Each node's clock skew (µs), as last set.
   std::vector<int64_t> skew_us_;
   /// Since when each node's clock is clearly beyond every other's; -1: not.
@@ -1236,6 +1269,7 @@ std::string describe(const run_report& r) {
       << r.clock_refused_peers << "/" << r.clock_fences
       << " takeovers(live/stale/boundary)=" << r.live_takeovers << "/"
       << r.stale_takeovers << "/" << r.boundary_takeovers
+      << " live_in_true_time=" << r.true_live_takeovers
       << " lost_with_node=" << r.lost_with_node
       << " frames=" << r.frames_delivered << " dropped=" << r.frames_dropped
       << " duplicated=" << r.frames_duplicated

@@ -100,6 +100,10 @@ struct run_report {
   /// lease_lost events at a lease's boundary (concurrent first claims, or a
   /// claim after the old lease ended).
   uint64_t boundary_takeovers = 0;
+  /// lease_lost events where, in true (virtual) time, the winner claimed
+  /// before the loser's lease ended: what clock offsets beyond the lease
+  /// margin cause (the claim times above are read off skewed clocks).
+  uint64_t true_live_takeovers = 0;
   /// Local writes refused with clock_offset (the node's clock fence).
   uint64_t clock_refusals = 0;
   /// Links refused or cut for the peer's clock, and times a fence went up,

@@ -63,7 +63,11 @@ using peer_link_ptr = caf::io::stateful_broker<peer_link_state>*;
 /// and knows nothing of keys or leases. Until its hello is received and
 /// valid, the peer may send frames of at most max_handshake_frame bytes, and
 /// until the router attached the link, what it holds counts against the
-/// node's handshake budget. Writes go to the
+/// node's handshake budget. A peer whose hello carries its wall clock is
+/// pinged before the router is asked to attach it, and refused (Goodbye
+/// CLOCK_OFFSET) when its offset is beyond config::max_clock_offset; every
+/// heartbeat pong measures it again (cut when beyond) and feeds the node's
+/// clock fence (actors/clock_offset.hpp). Writes go to the
 /// router as requests; the store's reply returns their credit, and beyond
 /// ingress_window unapplied bytes the link stops reading its socket (and
 /// does not count the silence it caused against the peer). Messages from the

@@ -240,10 +240,26 @@ caf::result<Reply> refuse(self_ptr self, caf::error err) {
   return err;
 }
 
+/// The clock fence refuses every local write while it is up (this node's
+/// clock is beyond the bound from a majority of the nodes it measures): a
+/// write stamped by a wrong clock could take over a live lease elsewhere or,
+/// with leasing off, win every conflict.
+std::optional<caf::error> fence_refusal(self_ptr self) {
+  const auto& fence = self->state.fence;
+  if (!fence || !fence->fenced())
+    return std::nullopt;
+  fence->count_refused_write();
+  auto why = fence->reason();
+  return make_error(errc::clock_offset,
+                    why.empty() ? std::string{"clock offset fence"} : why);
+}
+
 template <class Reply>
 caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
                              bool is_delete) {
   auto& st = self->state;
+  if (auto err = fence_refusal(self))
+    return std::move(*err);
   auto d = st.rules.decide(st.store, rec.key(), is_delete);
   if (!d.allowed)
     return refuse<Reply>(self, refusal(rec.key(), d));
@@ -561,10 +577,10 @@ skipped_records skip_invalid_entries(self_ptr self, pb::WriteBatch& batch,
 void dict_store_state::init(const config& cfg, const node_id& self) {
   rules = lease_rules(self, cfg.clock ? cfg.clock : system_wall_clock(),
                       lease_settings{cfg.leasing, to_us(cfg.lease_duration),
-                                     to_us(cfg.lease_margin),
+                                     to_us(cfg.effective_lease_margin()),
                                      cfg.wire == wire_kind::py2p,
                                      to_us(cfg.max_lease_duration)},
-                      to_us(cfg.max_clock_skew));
+                      to_us(cfg.effective_max_clock_skew()));
   rules.raise_clock_floor(cfg.hlc_floor_us);
   store.reserve(cfg.expected_keys);
   limits = write_limits{cfg.max_key_size, cfg.max_value_size,
@@ -579,8 +595,9 @@ void dict_store_state::init(const config& cfg, const node_id& self) {
 dict_store_actor::behavior_type
 dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
                     router_actor router, lease_manager_actor lease_manager,
-                    size_t window_bytes) {
+                    size_t window_bytes, std::shared_ptr<clock_fence> fence) {
   self->state.init(cfg, id);
+  self->state.fence = std::move(fence);
   self->state.router = std::move(router);
   self->state.lease_manager = std::move(lease_manager);
   self->state.window_bytes = window_bytes;
@@ -602,6 +619,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
       auto& st = self->state;
+      if (auto err = fence_refusal(self))
+        return std::move(*err);
       if (req.deletes_size() > 0)
         if (auto err = py2p_delete_refusal(self))
           return std::move(*err);
@@ -668,6 +687,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
       auto& st = self->state;
+      if (auto err = fence_refusal(self))
+        return std::move(*err);
       // A lease held elsewhere refuses before the value's type matters.
       auto d = st.rules.decide(st.store, req.key(), false);
       if (!d.allowed)
@@ -841,6 +862,12 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       auto stats = st.lease_stats;
       stats.set_tombstones(st.store.entry_count() - st.store.live_count());
       stats.set_hlc_wall_us(st.rules.clock().high_water().wall_us);
+      if (st.fence) {
+        stats.set_clock_fenced(st.fence->fenced() ? 1 : 0);
+        stats.set_clock_refused_writes(st.fence->refused_writes());
+        stats.set_clock_refused_peers(st.fence->refused_peers());
+        stats.set_clock_fence_raised(st.fence->times_raised());
+      }
       return stats;
     },
   };

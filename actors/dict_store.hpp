@@ -1,12 +1,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <utility>
 
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/anti_entropy.hpp"
+#include "actors/clock_offset.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/lease_state.hpp"
@@ -84,6 +86,9 @@ struct dict_store_state {
   /// The lease counters of the write path (local writes, refusals, remote
   /// records); the lease manager adds its own.
   pb::LeaseStats lease_stats;
+  /// The node's clock fence: while it is up every local write is refused
+  /// (errc::clock_offset). None in tests of a lone store.
+  std::shared_ptr<clock_fence> fence;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.dict_store";
@@ -94,6 +99,7 @@ struct dict_store_state {
 dict_store_actor::behavior_type
 dict_store_behavior(dict_store_actor::stateful_pointer<dict_store_state> self,
                     const config& cfg, const node_id& id, router_actor router,
-                    lease_manager_actor lease_manager, size_t window_bytes);
+                    lease_manager_actor lease_manager, size_t window_bytes,
+                    std::shared_ptr<clock_fence> fence);
 
 } // namespace syncmesh

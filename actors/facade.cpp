@@ -106,12 +106,12 @@ caf::result<Reply> forward(self_ptr self, const Dest& dest, Request&& req) {
 
 } // namespace
 
-facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
-                                            node_id id,
-                                            lease_manager_actor lease_manager,
-                                            dict_store_actor store,
-                                            router_actor router) {
+facade_actor::behavior_type
+facade_behavior(self_ptr self, config cfg, node_id id,
+                lease_manager_actor lease_manager, dict_store_actor store,
+                router_actor router, std::shared_ptr<clock_fence> fence) {
   auto& st = self->state;
+  st.fence = std::move(fence);
   st.cfg = std::move(cfg);
   st.id = std::move(id);
   st.lease_manager = std::move(lease_manager);
@@ -220,6 +220,19 @@ facade_actor::behavior_type facade_behavior(self_ptr self, config cfg,
                     static_cast<uint64_t>(st.cfg.lease_duration.count()));
                   info.set_protocol_id(protocol_id(st.cfg));
                   info.set_key_count(snap.total());
+                  if (st.fence) {
+                    info.set_clock_fenced(st.fence->fenced());
+                    info.set_max_clock_offset_us(st.fence->bound_us());
+                    for (const auto& pc : st.fence->snapshot()) {
+                      auto* c = info.add_clocks();
+                      c->set_node_id(pc.peer);
+                      c->set_offset_us(pc.estimate.offset_us);
+                      c->set_uncertainty_us(pc.estimate.uncertainty_us);
+                      c->set_beyond(pc.beyond);
+                      c->set_refused_us(pc.refused_us);
+                      c->set_measured_us(pc.estimate.at_us);
+                    }
+                  }
                   rp.deliver(std::move(info));
                 },
                 [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -391,15 +404,20 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
               : cfg.wire == wire_kind::py2p
                 ? py2p::random_node_id(protocol_id(cfg))
                 : random_node_id();
-  result.router = sys.spawn(router_behavior, cfg, result.id, tls);
+  result.fence = std::make_shared<clock_fence>(static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(cfg.max_clock_offset)
+      .count()));
+  result.router = sys.spawn(router_behavior, cfg, result.id, result.fence,
+                            tls);
   result.lease_manager = sys.spawn(lease_manager_behavior, cfg, result.id);
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
   result.store = sys.spawn(dict_store_behavior, cfg, result.id, result.router,
-                           result.lease_manager, window);
-  result.facade = sys.spawn(facade_behavior, cfg, result.id,
-                            result.lease_manager, result.store, result.router);
+                           result.lease_manager, window, result.fence);
+  result.facade
+    = sys.spawn(facade_behavior, cfg, result.id, result.lease_manager,
+                result.store, result.router, result.fence);
   caf::anon_send(result.router, wire_atom::value, result.store, result.facade);
   caf::anon_send(result.lease_manager, wire_atom::value, result.store,
                  result.facade);

@@ -7,6 +7,7 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/clock_offset.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/router_actor.hpp"
@@ -28,6 +29,8 @@ struct facade_state {
   dict_store_actor store;
   /// The flood table.
   router_actor router;
+  /// The node's clock fence (for /v1/status: offsets, fenced flag).
+  std::shared_ptr<clock_fence> fence;
   /// Event subscribers (monitored).
   std::vector<caf::actor> subscribers;
   /// Received messages waiting for RecvRequest (at most cfg.max_received).
@@ -50,7 +53,8 @@ struct facade_state {
 facade_actor::behavior_type
 facade_behavior(facade_actor::stateful_pointer<facade_state> self, config cfg,
                 node_id id, lease_manager_actor lease_manager,
-                dict_store_actor store, router_actor router);
+                dict_store_actor store, router_actor router,
+                std::shared_ptr<clock_fence> fence);
 
 /// Handles to every actor of one node; tests and the mesh use the internals.
 struct node_actors {
@@ -65,6 +69,8 @@ struct node_actors {
   router_actor router;
   /// The node's ID (raw bytes).
   node_id id;
+  /// The clock fence shared by the links, the store and the facade.
+  std::shared_ptr<clock_fence> fence;
 };
 
 /// Spawns and wires the actors of one node; the others are linked to the

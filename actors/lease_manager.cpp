@@ -142,7 +142,7 @@ void on_notes(self_ptr self, store_notes& notes) {
 void lease_manager_state::init(const config& cfg, const node_id& self) {
   self_id = self;
   clock = cfg.clock ? cfg.clock : system_wall_clock();
-  max_skew_us = to_us(cfg.max_clock_skew);
+  max_skew_us = to_us(cfg.effective_max_clock_skew());
   max_held = cfg.max_held_writes;
   horizon_us = to_us(cfg.tombstone_horizon);
 }

@@ -154,8 +154,12 @@ local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
 
 std::optional<lease_loss> detect_takeover(const lease_change& change,
                                           const node_id& self) {
-  if (change.new_claimer == self
-      || change.new_claim_us >= change.old_lease_end_us)
+  if (change.new_claimer == self)
+    return std::nullopt;
+  bool claimed_after_end = change.new_claim_us >= change.old_lease_end_us;
+  bool arrived_after_end
+    = change.observed_us == 0 || change.observed_us >= change.old_lease_end_us;
+  if (claimed_after_end && arrived_after_end)
     return std::nullopt;
   return lease_loss{change.key, change.new_claimer, change.old_lease_end_us};
 }
@@ -227,7 +231,8 @@ lease_rules::recorded lease_rules::record(store_state& store,
   const auto& new_claimer = ids.bytes(now.claimer);
   if (new_claimer == self())
     return result; // our own renewal or a write of ours: no news
-  result.change = lease_change{rec.key(), old_end, new_claimer, now.claim_us};
+  result.change
+    = lease_change{rec.key(), old_end, new_claimer, now.claim_us, now_us()};
   return result;
 }
 

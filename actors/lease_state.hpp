@@ -124,11 +124,20 @@ struct lease_change {
   node_id new_claimer;
   /// When that claim was made.
   uint64_t new_claim_us = 0;
+  /// Our wall clock when the write was applied (0: unknown).
+  uint64_t observed_us = 0;
 };
 
-/// The takeover rule: this node (`self`) lost its lease when another claim
-/// now wins and was made before our lease ended (a claim after the end is a
-/// normal expiry, our own claim a renewal).
+/// The takeover rule: this node (`self`) lost its lease when another node's
+/// claim now wins and either was made before our lease ended or arrived
+/// before our lease ended by OUR clock. The second half matters when the
+/// claimer's clock is ahead (beyond the offset bound): its claim time says
+/// "after your end" while our lease still runs here, and the writes we
+/// acknowledged meanwhile are superseded; the owner is told whatever the
+/// cause. Only a claim after our end by both clocks is a normal expiry
+/// (within the bound a legitimate claim, made at end + margin by the
+/// claimer's clock, always arrives after our end by ours); our own claim is
+/// a renewal.
 std::optional<lease_loss> detect_takeover(const lease_change& change,
                                           const node_id& self);
 

@@ -21,6 +21,7 @@
 #include <caf/io/abstract_broker.hpp>
 #include <caf/io/connection_handle.hpp>
 
+#include "actors/clock_offset.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/handshake_budget.hpp"
 #include "actors/log.hpp"
@@ -83,6 +84,12 @@ struct link_params {
   /// Peer TLS (config::tls): every link runs a TLS handshake first and
   /// speaks through it; plain peers are refused. Empty: plain TCP.
   std::shared_ptr<const tls_context> tls;
+  /// The node's clock fence, fed with every measurement of the peer's clock
+  /// (native links); none in tests of a lone link.
+  std::shared_ptr<clock_fence> fence;
+  /// The clock offset bound (config::max_clock_offset, µs): a peer beyond
+  /// it is refused or cut.
+  uint64_t max_clock_offset_us = 500'000;
 };
 
 /// Hands a dialled socket from the dialler to its link without a round trip:

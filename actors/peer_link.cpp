@@ -62,6 +62,23 @@ errc error_for(pb::Goodbye::Reason reason) {
   }
 }
 
+void report_fence(peer_link_ptr self, fence_change change);
+
+/// An established link's measurement stops counting in the node's fence
+/// once the link closes, unless it ended for the clock (the fence remembers
+/// a peer beyond the bound until it is measured within).
+void forget_clock(peer_link_ptr self, pb::Goodbye::Reason reason,
+                  const std::string& detail = {}) {
+  auto& st = self->state;
+  // A node that stops keeps its fence as it was (no "fence up" noise from
+  // its own links closing one by one).
+  bool stopping = reason == pb::Goodbye::SHUTDOWN && detail == "node stopping";
+  if (!st.params.fence || !st.established || reason == pb::Goodbye::CLOCK_OFFSET
+      || stopping)
+    return;
+  report_fence(self, st.params.fence->closed(st.peer.node_id()));
+}
+
 /// Says goodbye (when the connection can still carry it), closes the
 /// connection and stops. Before the handshake the link quits with an error,
 /// so whoever waits for it learns why.
@@ -82,6 +99,7 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
              + (detail.empty() ? "" : " (" + detail + ")"));
   caf::anon_send(st.params.router, link_closed_atom::value,
                  std::string{to_string(reason)});
+  forget_clock(self, reason, send_goodbye ? detail : std::string{});
   for (auto& rp : st.probes)
     rp.deliver(make_error(errc::disconnected, std::string{"link closed"}));
   st.probes.clear();
@@ -101,6 +119,54 @@ void shut_down(peer_link_ptr self, pb::Goodbye::Reason reason,
                           std::string{to_string(reason)} + ": " + detail));
 }
 
+/// The node's wall clock (µs): the clock leases and stamps use, so the
+/// offsets measured are those the lease rules see.
+uint64_t wall_now(peer_link_ptr self) {
+  const auto& clock = self->state.params.clock;
+  return clock ? clock() : system_wall_clock()();
+}
+
+/// Logs a change of the node's clock fence (the link whose measurement
+/// tipped it reports it).
+void report_fence(peer_link_ptr self, fence_change change) {
+  const auto& st = self->state;
+  if (change == fence_change::raised)
+    log_line(log_level::error, st.params.self,
+             "clock fence up: " + st.params.fence->reason()
+               + "; local writes are refused (clock_offset) until the "
+                 "offset is back within the bound");
+  else if (change == fence_change::lowered)
+    log_line(log_level::warning, st.params.self,
+             "clock fence down: this node's clock is within the clock offset "
+             "bound of a majority of the nodes it measures; local writes are "
+             "accepted again");
+}
+
+/// Refuses (during the handshake) or cuts the peer because its clock is
+/// beyond the bound; the fence remembers it until it is measured within.
+void refuse_clock(peer_link_ptr self, const clock_estimate& e) {
+  auto& st = self->state;
+  auto detail = "clock offset " + describe_offset(e) + " exceeds the bound of "
+                + std::to_string(st.params.max_clock_offset_us / 1000) + " ms"
+                + (st.established ? "" : " (at the handshake)");
+  if (st.params.fence)
+    report_fence(self, st.params.fence->refused(st.peer.node_id(), e));
+  shut_down(self, pb::Goodbye::CLOCK_OFFSET, detail);
+}
+
+/// Feeds a pong's clock sample to the estimator; returns the estimate, or
+/// nullopt when the pong carries no clock (an older peer).
+std::optional<clock_estimate> take_clock_sample(peer_link_ptr self,
+                                                const pb::Pong& pong) {
+  auto& st = self->state;
+  auto sample
+    = clock_sample_from(pong.ping_wall_us(), pong.wall_us(), wall_now(self));
+  if (!sample)
+    return std::nullopt;
+  st.clock_samples.add(*sample);
+  return st.clock_samples.estimate();
+}
+
 void arm_heartbeat(peer_link_ptr self) {
   self->delayed_send(self, self->state.params.heartbeat_interval,
                      hb_tick_atom::value);
@@ -116,6 +182,7 @@ uint64_t send_ping(peer_link_ptr self) {
   ping->set_sent_us(static_cast<uint64_t>(
     duration_cast<microseconds>(self->clock().now().time_since_epoch())
       .count()));
+  ping->set_wall_us(wall_now(self));
   write_envelope(self, env);
   return st.next_ping;
 }
@@ -137,6 +204,19 @@ void on_heartbeat(peer_link_ptr self) {
 
 void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes);
 void drain(peer_link_ptr self);
+void attach(peer_link_ptr self);
+
+/// Answers a ping with our wall clock (the peer's offset measurement).
+void answer_ping(peer_link_ptr self, const pb::Ping& ping) {
+  pb::Envelope reply;
+  reply.set_hops_left(1);
+  auto* pong = reply.mutable_pong();
+  pong->set_nonce(ping.nonce());
+  pong->set_sent_us(ping.sent_us());
+  pong->set_ping_wall_us(ping.wall_us());
+  pong->set_wall_us(wall_now(self));
+  write_envelope(self, reply);
+}
 
 /// The store applied (or the router refused) `bytes` of the peer's writes:
 /// once the window allows, handle what arrived meanwhile, then read again.
@@ -176,7 +256,34 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   }
   st.peer = hello;
   st.hello_received = true;
+  st.negotiated_version = verdict.version;
   link_handshake_received(self, st, st.decoder);
+  // A peer that announces its clock answers a ping now: measure its offset
+  // before it is accepted (attach() follows the pong, on_clock_pong).
+  if (hello.wall_us() != 0) {
+    st.awaiting_clock = true;
+    send_ping(self);
+    return;
+  }
+  attach(self);
+}
+
+/// The clock check of the handshake: the pong to our first ping.
+void on_clock_pong(peer_link_ptr self, const pb::Pong& pong) {
+  auto& st = self->state;
+  st.awaiting_clock = false;
+  if (auto e = take_clock_sample(self, pong);
+      e && e->beyond(st.params.max_clock_offset_us)) {
+    refuse_clock(self, *e);
+    return;
+  }
+  attach(self);
+}
+
+/// Asks the router to attach the link (the handshake is complete).
+void attach(peer_link_ptr self) {
+  auto& st = self->state;
+  const auto& hello = st.peer;
   pb::PeerInfo info;
   info.set_node_id(hello.node_id());
   // A peer bound to a wildcard address is reachable where it came from.
@@ -185,7 +292,7 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
   info.set_host(wildcard ? self->remote_addr(st.hdl) : host);
   info.set_port(hello.listen_port());
   info.set_outbound(st.params.outbound);
-  info.set_protocol_version(verdict.version);
+  info.set_protocol_version(st.negotiated_version);
   self->request(st.params.router, caf::infinite, attach_atom::value, info)
     .then(
       [=](bool accepted) {
@@ -199,6 +306,8 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
         }
         st.established = true;
         link_leave_handshake(st);
+        if (auto e = st.clock_samples.estimate(); e && st.params.fence)
+          report_fence(self, st.params.fence->measured(st.peer.node_id(), *e));
         log_line(log_level::info, st.params.self,
                  "connected to " + describe(self));
         arm_heartbeat(self);
@@ -220,6 +329,15 @@ void on_hello(peer_link_ptr self, const pb::Hello& hello) {
 void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
   auto& st = self->state;
   if (env.body_case() == pb::Envelope::kGoodbye) {
+    if (env.goodbye().reason() == pb::Goodbye::CLOCK_OFFSET) {
+      // The peer finds our clock beyond its bound: count it in our fence
+      // (a node every peer refuses must not keep writing alone).
+      log_line(log_level::error, st.params.self,
+               describe(self) + " refused this node for its clock: "
+                 + env.goodbye().detail());
+      if (st.params.fence && st.hello_received)
+        report_fence(self, st.params.fence->refused_by(st.peer.node_id()));
+    }
     shut_down(self, env.goodbye().reason(),
               "peer said goodbye: " + env.goodbye().detail(), false);
     return;
@@ -237,6 +355,15 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
     // keep what it sends (bounded) and process it once we are attached.
     if (env.body_case() == pb::Envelope::kHello) {
       shut_down(self, pb::Goodbye::UNEXPECTED, "second hello");
+      return;
+    }
+    // The peer's clock check: answered at once (it waits for it).
+    if (env.body_case() == pb::Envelope::kPing) {
+      answer_ping(self, env.ping());
+      return;
+    }
+    if (env.body_case() == pb::Envelope::kPong && st.awaiting_clock) {
+      on_clock_pong(self, env.pong());
       return;
     }
     auto bytes = env.ByteSizeLong();
@@ -268,14 +395,9 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       caf::anon_send(st.params.router, message_atom::value, peer,
                      std::move(env));
       break;
-    case pb::Envelope::kPing: {
-      pb::Envelope reply;
-      reply.set_hops_left(1);
-      reply.mutable_pong()->set_nonce(env.ping().nonce());
-      reply.mutable_pong()->set_sent_us(env.ping().sent_us());
-      write_envelope(self, reply);
+    case pb::Envelope::kPing:
+      answer_ping(self, env.ping());
       break;
-    }
     case pb::Envelope::kPong: {
       if (!st.probes.empty() && env.pong().nonce() >= st.probe_nonce) {
         for (auto& rp : st.probes)
@@ -289,6 +411,14 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       if (now >= sent)
         caf::anon_send(st.params.router, rtt_atom::value, peer,
                        static_cast<uint64_t>(now - sent));
+      if (auto e = take_clock_sample(self, env.pong())) {
+        if (e->beyond(st.params.max_clock_offset_us)) {
+          refuse_clock(self, *e);
+          return;
+        }
+        if (st.params.fence)
+          report_fence(self, st.params.fence->measured(peer, *e));
+      }
       break;
     }
     case pb::Envelope::kDigest: {
@@ -443,9 +573,11 @@ caf::behavior peer_link_actor(peer_link_ptr self,
     if (msg.source == self->state.params.router)
       shut_down(self, pb::Goodbye::SHUTDOWN, "node stopping");
   });
-  write_envelope(self, make_hello(st.params.self, st.params.protocol_id,
-                                  st.params.listen_host, st.params.listen_port,
-                                  st.params.terms));
+  auto hello
+    = make_hello(st.params.self, st.params.protocol_id, st.params.listen_host,
+                 st.params.listen_port, st.params.terms);
+  hello.mutable_hello()->set_wall_us(wall_now(self));
+  write_envelope(self, hello);
   self->delayed_send(self, st.params.handshake_timeout, hs_timeout_atom::value);
   return {
     [=](const caf::io::new_data_msg& msg) { on_data(self, msg.buf); },
@@ -462,6 +594,7 @@ caf::behavior peer_link_actor(peer_link_ptr self,
       st.closing = true;
       log_line(log_level::info, st.params.self,
                describe(self) + " closed the connection");
+      forget_clock(self, pb::Goodbye::UNSPECIFIED);
       if (st.established)
         self->quit(caf::exit_reason::normal);
       else

@@ -42,6 +42,13 @@ struct peer_link_state : link_base {
   uint64_t probe_nonce = 0;
   /// Pings sent, for matching pongs.
   uint64_t next_ping = 0;
+  /// The peer's recent clock samples (one per pong carrying its clock).
+  offset_estimator clock_samples;
+  /// The peer's hello announced its clock: the link waits for the pong to
+  /// its first ping (the clock check) before asking the router to attach.
+  bool awaiting_clock = false;
+  /// The verdict of the peer's hello, kept while the clock check runs.
+  uint32_t negotiated_version = 0;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.peer_link";
@@ -56,7 +63,11 @@ using peer_link_ptr = caf::io::stateful_broker<peer_link_state>*;
 /// and knows nothing of keys or leases. Until its hello is received and
 /// valid, the peer may send frames of at most max_handshake_frame bytes, and
 /// until the router attached the link, what it holds counts against the
-/// node's handshake budget. Writes go to the
+/// node's handshake budget. A peer whose hello carries its wall clock is
+/// pinged before the router is asked to attach it, and refused (Goodbye
+/// CLOCK_OFFSET) when its offset is beyond config::max_clock_offset; every
+/// heartbeat pong measures it again (cut when beyond) and feeds the node's
+/// clock fence (actors/clock_offset.hpp). Writes go to the
 /// router as requests; the store's reply returns their credit, and beyond
 /// ingress_window unapplied bytes the link stops reading its socket (and
 /// does not count the silence it caused against the peer). Messages from the

@@ -154,6 +154,8 @@ const char* to_string(pb::Goodbye::Reason reason) {
       return "TLS required";
     case pb::Goodbye::IDENTITY_MISMATCH:
       return "identity mismatch";
+    case pb::Goodbye::CLOCK_OFFSET:
+      return "clock offset";
     default:
       return "unspecified";
   }

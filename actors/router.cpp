@@ -67,8 +67,10 @@ void router_state::init(const config& c, const node_id& self) {
 
 router_actor::behavior_type
 router_behavior(router_self self, const config& cfg, const node_id& id,
+                std::shared_ptr<clock_fence> fence,
                 std::shared_ptr<const tls_context> tls) {
   self->state.init(cfg, id);
+  self->state.fence = std::move(fence);
   self->state.tls = std::move(tls);
   self->set_down_handler([=](caf::down_msg& msg) { on_link_down(self, msg); });
   self->set_exit_handler([=](caf::exit_msg& msg) {

@@ -96,6 +96,8 @@ struct router_state {
   /// Peer TLS of every native link (config::tls), made once by spawn_node;
   /// empty: plain TCP.
   std::shared_ptr<const tls_context> tls;
+  /// The node's clock fence, fed by every native link's measurements.
+  std::shared_ptr<clock_fence> fence;
   /// A newcomer claiming the ID of a connected node, waiting while the
   /// existing link is probed.
   struct duplicate_probe {
@@ -127,6 +129,7 @@ struct router_state {
 router_actor::behavior_type
 router_behavior(router_actor::stateful_pointer<router_state> self,
                 const config& cfg, const node_id& id,
+                std::shared_ptr<clock_fence> fence,
                 std::shared_ptr<const tls_context> tls = nullptr);
 
 } // namespace syncmesh

@@ -72,6 +72,9 @@ link_params make_link_params(router_self self, bool outbound) {
   p.py2p = st.cfg.wire == wire_kind::py2p;
   p.clock = st.clock;
   p.tls = st.tls;
+  p.fence = st.fence;
+  if (st.fence)
+    p.max_clock_offset_us = st.fence->bound_us();
   return p;
 }
 

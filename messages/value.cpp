@@ -314,6 +314,8 @@ const char* to_string(errc x) {
       return "protocol_mismatch";
     case errc::disconnected:
       return "disconnected";
+    case errc::clock_offset:
+      return "clock_offset";
   }
   return "unknown";
 }

@@ -22,7 +22,10 @@ std::string config::validate() const {
   }
   if (lease_duration.count() <= 0)
     return "lease_duration must be positive";
-  if (lease_margin.count() < 0)
+  if (max_clock_offset.count() <= 0
+      || max_clock_offset > std::chrono::hours(24))
+    return "max_clock_offset must be positive and at most 24 hours";
+  if (effective_lease_margin().count() < 0)
     return "lease_margin must not be negative";
   // Lease ends are clamped to stamp + max_lease_duration; with stamps
   // below 2^62 µs, a maximum below 2^61 µs (~73,000 years) cannot overflow.
@@ -31,8 +34,11 @@ std::string config::validate() const {
     return "max_lease_duration must be positive and at most 1000 years";
   if (lease_duration > max_lease_duration)
     return "lease_duration must not exceed max_lease_duration";
-  if (leasing && lease_margin * 2 >= lease_duration)
-    return "lease_margin must be less than half of lease_duration";
+  if (leasing && effective_lease_margin() * 2 >= lease_duration)
+    return lease_margin
+             ? "lease_margin must be less than half of lease_duration"
+             : "max_clock_offset (the lease margin unless lease_margin is "
+               "set) must be less than half of lease_duration";
   if (max_key_size == 0)
     return "max_key_size must be positive";
   if (expected_keys > (size_t{1} << 30))
@@ -50,7 +56,7 @@ std::string config::validate() const {
            + to_string(max_value_depth_ceiling);
   if (tombstone_horizon.count() <= 0)
     return "tombstone_horizon must be positive";
-  if (max_clock_skew.count() < 0)
+  if (effective_max_clock_skew().count() < 0)
     return "max_clock_skew must not be negative";
   if (max_hops == 0)
     return "max_hops must be positive";

@@ -117,6 +117,7 @@ std::string printable(const std::string& key) {
     case errc::unreachable:
     case errc::protocol_mismatch:
     case errc::disconnected:
+    case errc::clock_offset:
       throw error(code, detail.empty() ? to_string(code) : detail);
     case errc::none:
       break;

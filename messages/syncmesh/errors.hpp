@@ -42,6 +42,10 @@ enum class errc : uint8_t {
   protocol_mismatch = 14,
   /// A peer closed the connection or said goodbye.
   disconnected = 15,
+  /// This node's clock is beyond config::max_clock_offset from a majority of
+  /// the nodes it measures: local writes are refused until it is back
+  /// within (HTTP 503).
+  clock_offset = 16,
 };
 
 /// The name of an error code, e.g. "lease_held".

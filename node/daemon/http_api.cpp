@@ -630,15 +630,28 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
           auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::steady_clock::now() - self->started)
                           .count();
+          // Clock discipline: the fence and every measured peer's offset.
+          auto clocks = json::array();
+          for (const auto& c : x->clocks())
+            clocks.push_back(json{{"node_id", to_hex(c.node_id())},
+                                  {"offset_us", c.offset_us()},
+                                  {"uncertainty_us", c.uncertainty_us()},
+                                  {"beyond", c.beyond()},
+                                  {"refused_us", c.refused_us()},
+                                  {"measured_at", to_ms(c.measured_us())}});
           respond(json_response(
-            200, json{{"node_id", to_hex(x->node_id())},
-                      {"listen", x->listen_host() + ":"
-                                   + std::to_string(x->listen_port())},
-                      {"protocol_id", x->protocol_id()},
-                      {"leasing", x->leasing()},
-                      {"keys", x->key_count()},
-                      {"peers", x->peer_count()},
-                      {"uptime_s", uptime}}));
+            200,
+            json{{"node_id", to_hex(x->node_id())},
+                 {"listen",
+                  x->listen_host() + ":" + std::to_string(x->listen_port())},
+                 {"protocol_id", x->protocol_id()},
+                 {"leasing", x->leasing()},
+                 {"keys", x->key_count()},
+                 {"peers", x->peer_count()},
+                 {"uptime_s", uptime},
+                 {"clock", json{{"fenced", x->clock_fenced()},
+                                {"max_offset_us", x->max_clock_offset_us()},
+                                {"peers", std::move(clocks)}}}}));
         });
       return;
     case route_id::peers:
@@ -792,12 +805,23 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
             respond(self->fail(x.error()));
             return;
           }
-          // Only the bridge actor scrapes: one at a time.
-          http::response res;
-          res.content_type = "text/plain; version=0.0.4";
-          res.body = self->metrics->scrape(*x, self->hub->size());
-          res.body += self->front_metrics();
-          respond(std::move(res));
+          // The clock offsets per peer come with the node's info.
+          auto stats = std::make_shared<pb::NodeStats>(std::move(*x));
+          self->bridge->call<pb::NodeInfo>(
+            pb::InfoRequest{},
+            [self, respond, stats](caf::expected<pb::NodeInfo> info) {
+              if (!info) {
+                respond(self->fail(info.error()));
+                return;
+              }
+              // Only the bridge actor scrapes: one at a time.
+              http::response res;
+              res.content_type = "text/plain; version=0.0.4";
+              res.body
+                = self->metrics->scrape(*stats, self->hub->size(), *info);
+              res.body += self->front_metrics();
+              respond(std::move(res));
+            });
         });
       return;
     case route_id::page: {

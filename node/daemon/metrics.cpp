@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "messages/version.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
@@ -117,6 +118,32 @@ struct node_metrics::impl {
         .Name("syncmesh_state")
         .Help("Current keys, entries, tombstones, peers and watchers")
         .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& clock_offset
+    = BuildGauge()
+        .Name("syncmesh_clock_offset_seconds")
+        .Help("Each peer's clock minus ours, from the lowest-RTT recent "
+              "heartbeat (peers beyond the bound stay until measured within)")
+        .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& clock_uncertainty
+    = BuildGauge()
+        .Name("syncmesh_clock_offset_uncertainty_seconds")
+        .Help("Half the RTT of the sample each peer's offset comes from")
+        .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& clock_fenced
+    = BuildGauge()
+        .Name("syncmesh_clock_fenced")
+        .Help("1 while this node's clock is beyond --max-clock-offset from a "
+              "majority of the nodes it measures (local writes refused)")
+        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& clock_events
+    = BuildCounter()
+        .Name("syncmesh_clock_total")
+        .Help("Clock discipline: local writes refused by the fence, peers "
+              "refused or cut for their clock, times the fence went up")
+        .Register(*registry);
+  /// Peers with offset gauges, to remove those no longer measured.
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>>
+    offset_gauges;
   prometheus::Family<prometheus::Histogram>& delay
     = BuildHistogram()
         .Name("syncmesh_propagation_delay_seconds")
@@ -152,6 +179,12 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.conflicts, {}, l.refused_writes());
   m.advance(m.leases_lost, {}, l.leases_lost());
   m.advance(m.lease_clamps, {}, l.lease_clamps());
+  m.advance(m.clock_events, {{"kind", "refused_writes"}},
+            l.clock_refused_writes());
+  m.advance(m.clock_events, {{"kind", "refused_peers"}},
+            l.clock_refused_peers());
+  m.advance(m.clock_events, {{"kind", "fence_raised"}}, l.clock_fence_raised());
+  m.clock_fenced.Add({}).Set(static_cast<double>(l.clock_fenced()));
   m.advance(m.records, {{"direction", "in"}}, r.records_in());
   m.advance(m.records, {{"direction", "out"}}, r.records_out());
   m.advance(m.frames, {}, r.frames_out());
@@ -234,6 +267,31 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(m.registry->Collect());
+}
+
+std::string node_metrics::scrape(const pb::NodeStats& stats, size_t watchers,
+                                 const pb::NodeInfo& info) {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    auto& m = *impl_;
+    std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>>
+      seen;
+    for (const auto& c : info.clocks()) {
+      auto peer = to_hex(c.node_id());
+      auto& offset = m.clock_offset.Add({{"peer", peer}});
+      auto& unc = m.clock_uncertainty.Add({{"peer", peer}});
+      offset.Set(static_cast<double>(c.offset_us()) / 1e6);
+      unc.Set(static_cast<double>(c.uncertainty_us()) / 1e6);
+      seen[peer] = {&offset, &unc};
+    }
+    for (auto& [peer, gauges] : m.offset_gauges)
+      if (seen.count(peer) == 0) {
+        m.clock_offset.Remove(gauges.first);
+        m.clock_uncertainty.Remove(gauges.second);
+      }
+    m.offset_gauges = std::move(seen);
+  }
+  return scrape(stats, watchers);
 }
 
 } // namespace syncmesh

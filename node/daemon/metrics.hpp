@@ -11,6 +11,7 @@ class Registry;
 namespace syncmesh {
 
 namespace pb {
+class NodeInfo;
 class NodeStats;
 } // namespace pb
 
@@ -23,6 +24,12 @@ public:
   /// Updates every metric from a fresh snapshot of the node's counters and
   /// returns the Prometheus text exposition.
   std::string scrape(const pb::NodeStats& stats, size_t watchers);
+
+  /// Like scrape(stats, watchers), with the clock offset of every peer and
+  /// the clock fence from `info` (gauges syncmesh_clock_offset_seconds and
+  /// syncmesh_clock_offset_uncertainty_seconds by peer, syncmesh_clock_fenced).
+  std::string scrape(const pb::NodeStats& stats, size_t watchers,
+                     const pb::NodeInfo& info);
 
 private:
   struct impl;

@@ -374,6 +374,11 @@ const std::vector<option_spec>& option_specs() {
     s.push_back(duration(
       "max-lease-duration", "longest lease any record may hold, mesh-wide",
       [](node_options & o) -> auto& { return o.node.max_lease_duration; }));
+    s.push_back(duration(
+      "max-clock-offset",
+      "largest clock offset between nodes (peers beyond it are refused; a "
+      "node beyond it from most peers refuses writes; the lease margin)",
+      [](node_options & o) -> auto& { return o.node.max_clock_offset; }));
     s.push_back(count(
       "max-peers", "outgoing connections to aim for",
       [](node_options & o) -> auto& { return o.node.max_peers; }));

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,9 +105,18 @@ struct config {
   bool leasing = true;
   /// How long a write's lease lasts.
   std::chrono::milliseconds lease_duration = std::chrono::hours(1);
+  /// The largest clock offset between nodes the lease rules assume
+  /// (`--max-clock-offset`). Every heartbeat measures each peer's offset; a
+  /// peer beyond it (past the measurement's uncertainty) is refused at the
+  /// handshake or disconnected (Goodbye CLOCK_OFFSET), and a node beyond it
+  /// from a majority of the nodes it measures refuses local writes
+  /// (errc::clock_offset) until it is back within. Unless set explicitly,
+  /// lease_margin and max_clock_skew are this bound (README, "Clocks").
+  std::chrono::milliseconds max_clock_offset = std::chrono::milliseconds(500);
   /// Margin for clock offset between nodes: the owner renews only until
-  /// `end - margin`; others may claim only from `end + margin`.
-  std::chrono::milliseconds lease_margin = std::chrono::seconds(1);
+  /// `end - margin`; others may claim only from `end + margin`. Unset: the
+  /// bound, max_clock_offset (see effective_lease_margin).
+  std::optional<std::chrono::milliseconds> lease_margin;
   /// Largest key in bytes.
   size_t max_key_size = 4096;
   /// Largest value in bytes (its encoded size).
@@ -143,8 +153,9 @@ struct config {
   /// Deletes are remembered as tombstones this long, then purged.
   std::chrono::milliseconds tombstone_horizon = std::chrono::hours(24);
   /// Remote writes stamped further than this ahead of the local wall clock
-  /// are held until the clock catches up.
-  std::chrono::milliseconds max_clock_skew = std::chrono::seconds(10);
+  /// are held until the clock catches up. Unset: max_clock_offset (see
+  /// effective_max_clock_skew).
+  std::optional<std::chrono::milliseconds> max_clock_skew;
   /// Most remote writes held for clock skew at once; more are refused.
   size_t max_held_writes = 10000;
   /// Keys the node is sized for up front. The key tables rehash each time
@@ -197,6 +208,18 @@ struct config {
 
   /// Explains the first invalid setting, or returns an empty string.
   std::string validate() const;
+
+  /// lease_margin, or max_clock_offset when unset: leases keep a margin of
+  /// the offset bound on both sides of their end.
+  std::chrono::milliseconds effective_lease_margin() const {
+    return lease_margin ? *lease_margin : max_clock_offset;
+  }
+
+  /// max_clock_skew, or max_clock_offset when unset: a remote write stamped
+  /// beyond now + the bound is held.
+  std::chrono::milliseconds effective_max_clock_skew() const {
+    return max_clock_skew ? *max_clock_skew : max_clock_offset;
+  }
 };
 
 /// Splits "host:port" (also "[v6]:port"); false when malformed, and for

@@ -559,7 +559,7 @@ BOOST_AUTO_TEST_CASE(
   writes_from_the_future_are_held_until_the_clock_catches_up) {
   node_fixture f;
   auto skew = std::chrono::duration_cast<std::chrono::microseconds>(
-                f.node_cfg.max_clock_skew)
+                f.node_cfg.effective_max_clock_skew())
                 .count();
   auto future = f.clock.now() + static_cast<uint64_t>(skew) + 60'000'000;
   auto v = remote_version(other_id, 0, future, future, future + hour_us);
@@ -734,7 +734,7 @@ struct lease_manager_fixture : node_fixture {
   uint64_t skew_us() const {
     return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(
-        node_cfg.max_clock_skew)
+        node_cfg.effective_max_clock_skew())
         .count());
   }
 };
@@ -835,7 +835,7 @@ struct dict_store_fixture : node_fixture {
     store = sys.spawn(dict_store_behavior, node_cfg, self_id,
                       caf::actor_cast<router_actor>(collector(to_router)),
                       caf::actor_cast<lease_manager_actor>(collector(to_lm)),
-                      size_t{65536});
+                      size_t{65536}, std::shared_ptr<clock_fence>{});
     caf::anon_send(store, events_atom::value, true);
     sched.run();
   }
@@ -933,7 +933,7 @@ BOOST_AUTO_TEST_CASE(
   dict_store_fixture f;
   auto skew = static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::microseconds>(
-      f.node_cfg.max_clock_skew)
+      f.node_cfg.effective_max_clock_skew())
       .count());
   pb::WriteBatch future;
   *future.add_records()

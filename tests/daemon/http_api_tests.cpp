@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -28,10 +29,16 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/peer_link_state.hpp"
+#include "messages/frame_codec.hpp"
 #include "support/eventually.hpp"
 #include "support/process.hpp"
+#include "support/raw_peer.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/self_signed.hpp"
+#include "syncmesh/clock.hpp"
+#include "syncmesh/config.hpp"
+#include "syncmesh/pb/wire.pb.h"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -870,6 +877,109 @@ BOOST_AUTO_TEST_CASE(allowed_hosts_and_origins_widen_the_checks) {
   BOOST_CHECK_EQUAL(origin_status(open, "https://dash.example.com"), 204);
   BOOST_CHECK_EQUAL(origin_status(open, "https://evil.example"), 403);
   BOOST_CHECK_EQUAL(origin_status(open, "http://dash.example.com"), 403);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- clock discipline (issue 16) ----------------------------------------------
+
+namespace {
+
+/// A scripted peer of `n` (over TCP) whose clock runs `offset_us` ahead: it
+/// says hello and answers the node's pings, until `done` holds.
+void clocked_peer(syncmesh::test::raw_peer& peer, int64_t offset_us,
+                  const std::function<bool()>& done) {
+  syncmesh::config defaults;
+  auto skewed_now = [offset_us] {
+    return static_cast<uint64_t>(
+      static_cast<int64_t>(syncmesh::system_wall_clock()()) + offset_us);
+  };
+  auto hello
+    = syncmesh::make_hello("clock-peer", syncmesh::protocol_id(defaults),
+                           "127.0.0.1", 1, syncmesh::hello_terms_of(defaults));
+  hello.mutable_hello()->set_wall_us(skewed_now());
+  std::string out;
+  BOOST_REQUIRE(syncmesh::append_frame(out, hello, 1 << 20));
+  peer.send(out);
+  syncmesh::frame_decoder decoder;
+  BOOST_REQUIRE(eventually(
+    [&] {
+      bool closed = false;
+      decoder.feed(peer.read_until_closed(50ms, closed));
+      std::string payload;
+      while (decoder.next(payload) == syncmesh::frame_status::ok) {
+        syncmesh::pb::Envelope env;
+        if (!syncmesh::parse_envelope(payload, env).empty() || !env.has_ping())
+          continue;
+        syncmesh::pb::Envelope pong;
+        pong.set_hops_left(1);
+        pong.mutable_pong()->set_nonce(env.ping().nonce());
+        pong.mutable_pong()->set_sent_us(env.ping().sent_us());
+        pong.mutable_pong()->set_ping_wall_us(env.ping().wall_us());
+        pong.mutable_pong()->set_wall_us(skewed_now());
+        std::string frame;
+        syncmesh::append_frame(frame, pong, 1 << 20);
+        peer.send(frame);
+      }
+      return done();
+    },
+    10s));
+}
+
+uint16_t peer_port(const api_node& n) {
+  return static_cast<uint16_t>(
+    std::stoi(n.listen.substr(n.listen.rfind(':') + 1)));
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(http_api_clock, one_node)
+
+// Its only peer 2 s off, a node with the default 500 ms bound refuses the
+// peer and fences itself (the two-node case): writes get 503 clock_offset,
+// /v1/status and /metrics say so.
+BOOST_AUTO_TEST_CASE(a_node_whose_only_peer_is_2s_off_answers_503) {
+  still_serves(a, "before");
+  auto cli = a.client();
+  auto fenced = [&] {
+    auto res = cli.Get("/v1/status");
+    return res && parsed(res->body)["clock"]["fenced"] == true;
+  };
+  syncmesh::test::raw_peer peer{peer_port(a)};
+  clocked_peer(peer, 2'000'000, fenced);
+  auto status = parsed(cli.Get("/v1/status")->body)["clock"];
+  BOOST_CHECK_EQUAL(status["max_offset_us"], 500000);
+  BOOST_REQUIRE_EQUAL(status["peers"].size(), 1u);
+  auto offset = status["peers"][0]["offset_us"].get<int64_t>();
+  BOOST_CHECK_GT(offset, 1'900'000);
+  BOOST_CHECK_LT(offset, 2'100'000);
+  BOOST_CHECK_EQUAL(status["peers"][0]["beyond"], true);
+  auto put = cli.Put("/v1/kv/k", "v", "text/plain");
+  BOOST_REQUIRE(put);
+  BOOST_CHECK_EQUAL(put->status, 503);
+  BOOST_CHECK_EQUAL(parsed(put->body)["error"], "clock_offset");
+  BOOST_CHECK_EQUAL(a.status_of("/v1/kv/k"), 404);
+  BOOST_CHECK_EQUAL(cli.Get("/v1/kv/before")->body, "fine");
+  auto metrics = cli.Get("/metrics")->body;
+  BOOST_CHECK(metrics.find("syncmesh_clock_fenced 1") != std::string::npos);
+  BOOST_CHECK(metrics.find("syncmesh_clock_offset_seconds{peer=\"")
+              != std::string::npos);
+  BOOST_CHECK(metrics.find("syncmesh_clock_total{kind=\"refused_writes\"} 1")
+              != std::string::npos);
+}
+
+// Within the bound the same peer is accepted and the node keeps writing.
+BOOST_AUTO_TEST_CASE(a_peer_100ms_off_is_accepted_and_shown) {
+  auto cli = a.client();
+  syncmesh::test::raw_peer peer{peer_port(a)};
+  clocked_peer(peer, 100'000, [&] {
+    auto res = cli.Get("/v1/status");
+    return res && parsed(res->body)["clock"]["peers"].size() == 1;
+  });
+  auto status = parsed(cli.Get("/v1/status")->body)["clock"];
+  BOOST_CHECK_EQUAL(status["fenced"], false);
+  BOOST_CHECK_EQUAL(status["peers"][0]["beyond"], false);
+  still_serves(a, "after");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

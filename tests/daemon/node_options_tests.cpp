@@ -79,6 +79,10 @@ BOOST_AUTO_TEST_CASE(no_arguments_give_the_documented_defaults) {
   BOOST_CHECK_EQUAL(o.http_port, 7441);
   BOOST_CHECK(o.node.lease_duration == 1h);
   BOOST_CHECK(o.node.max_lease_duration == 24h);
+  BOOST_CHECK(o.node.max_clock_offset == 500ms);
+  // Margin and hold threshold follow the bound unless set.
+  BOOST_CHECK(o.node.effective_lease_margin() == 500ms);
+  BOOST_CHECK(o.node.effective_max_clock_skew() == 500ms);
   BOOST_CHECK_EQUAL(o.node.max_value_size, 1024u * 1024u);
   BOOST_CHECK(o.level == syncmesh::log_level::info);
   BOOST_CHECK(o.node.peers.empty());
@@ -119,6 +123,10 @@ BOOST_AUTO_TEST_CASE(an_empty_http_turns_the_api_off) {
 BOOST_AUTO_TEST_CASE(durations_take_units_or_plain_seconds) {
   BOOST_CHECK(ok({"--redial-max=2s"}).node.redial_max == 2s);
   BOOST_CHECK(ok({"--lease-duration=90s"}).node.lease_duration == 90s);
+  auto wide = ok({"--max-clock-offset=5s"}).node;
+  BOOST_CHECK(wide.max_clock_offset == 5s);
+  BOOST_CHECK(wide.effective_lease_margin() == 5s);
+  BOOST_CHECK(wide.effective_max_clock_skew() == 5s);
   BOOST_CHECK(ok({"--heartbeat-interval=1500ms"}).node.heartbeat_interval
               == 1500ms);
   BOOST_CHECK(ok({"--anti-entropy-interval=5m"}).node.anti_entropy_interval
@@ -233,6 +241,10 @@ BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {
   BOOST_CHECK_EQUAL(
     error_of({"--lease-duration=2h", "--max-lease-duration=1h"}),
     "lease_duration must not exceed max_lease_duration");
+  BOOST_CHECK_EQUAL(
+    error_of({"--lease-duration=2s", "--max-clock-offset=1s"}),
+    "max_clock_offset (the lease margin unless lease_margin is set) must be "
+    "less than half of lease_duration");
   BOOST_CHECK_EQUAL(error_of({"--config-file=/nonexistent/node.ini"}),
                     "--config-file: cannot read \"/nonexistent/node.ini\"");
 }
@@ -500,6 +512,7 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
                     "py2p-allow-delete",
                     "lease-duration",
                     "max-lease-duration",
+                    "max-clock-offset",
                     "max-peers",
                     "max-inbound",
                     "http",

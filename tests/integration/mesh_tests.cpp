@@ -815,3 +815,90 @@ BOOST_AUTO_TEST_CASE(an_impostor_is_refused_while_the_real_node_answers) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// -- clock discipline over real sockets (issue 16) ----------------------------
+
+namespace {
+
+/// A wall clock `offset` from `base` (a manual clock started at the system
+/// time, so both nodes' clocks move together and only the offset differs).
+wall_clock skewed(const manual_clock& base, std::chrono::milliseconds offset) {
+  auto read = base.as_wall_clock();
+  auto delta = static_cast<int64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(offset).count());
+  return [read, delta] {
+    return static_cast<uint64_t>(static_cast<int64_t>(read()) + delta);
+  };
+}
+
+/// The error code of `f()`, errc::none when it does not throw.
+template <class F>
+errc code_of_call(F f) {
+  try {
+    f();
+    return errc::none;
+  } catch (const syncmesh::error& e) {
+    return e.code();
+  }
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(clock_discipline_sockets, mesh_fixture)
+
+// Two nodes, b 2 s ahead, bound 500 ms: b is refused naming the offset, and
+// each, finding its only peer beyond the bound, refuses local writes.
+BOOST_AUTO_TEST_CASE(a_node_2s_ahead_is_refused_and_both_fence) {
+  manual_clock base{system_wall_clock()()};
+  auto ca = fast_config();
+  ca.clock = skewed(base, 0ms);
+  auto cb = fast_config();
+  cb.clock = skewed(base, 2000ms);
+  auto& a = add(ca);
+  auto& b = add(cb);
+  a.set("early", 1);
+  try {
+    b.connect("127.0.0.1", a.port());
+    BOOST_FAIL("a node 2 s ahead was accepted");
+  } catch (const syncmesh::error& e) {
+    BOOST_TEST_MESSAGE(e.what());
+    BOOST_CHECK(std::string{e.what()}.find("clock offset")
+                != std::string::npos);
+  }
+  BOOST_CHECK(a.peers().empty());
+  BOOST_CHECK(eventually([&] {
+    return code_of_call([&] { a.set("k", 1); }) == errc::clock_offset
+           && code_of_call([&] { b.set("k", 2); }) == errc::clock_offset;
+  }));
+  BOOST_CHECK(!a.get("k"));
+}
+
+// With a 5 s bound the same node is accepted, and its claim on a's key
+// waits for a's lease end + 5 s by its own clock.
+BOOST_AUTO_TEST_CASE(with_a_5s_bound_a_node_2s_ahead_waits_for_the_margin) {
+  manual_clock base{system_wall_clock()()};
+  auto ca = fast_config();
+  ca.clock = skewed(base, 0ms);
+  ca.max_clock_offset = 5s;
+  ca.lease_duration = 11s;
+  auto cb = ca;
+  cb.clock = skewed(base, 2000ms);
+  auto& a = add(ca);
+  auto& b = add(cb);
+  b.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(has_peers(a, 1));
+  auto t = base.now();
+  a.set("k", "a's");
+  BOOST_REQUIRE(eventually([&] { return b.get("k") == value{"a's"}; }));
+  BOOST_CHECK_THROW(b.set("k", "b's"), lease_error);
+  // b's clock at a's end + 4.9 s: still a's.
+  base.set(t + 11'000'000 + 4'900'000 - 2'000'000);
+  BOOST_CHECK_THROW(b.set("k", "b's"), lease_error);
+  // At a's end + 5 s by b's clock the lease is b's to claim.
+  base.set(t + 11'000'000 + 5'100'000 - 2'000'000);
+  b.set("k", "b's");
+  BOOST_CHECK(eventually([&] { return a.get("k") == value{"b's"}; }));
+  BOOST_CHECK_EQUAL(a.peers().size(), 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

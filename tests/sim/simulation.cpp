@@ -13,6 +13,7 @@
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 #include "sim/local_write_checker.hpp"
+#include "syncmesh/caf_types.hpp"
 #include "syncmesh/errors.hpp"
 #include "syncmesh/pb/entry.pb.h"
 #include "syncmesh/testing.hpp"
@@ -36,13 +37,28 @@ scenario make(std::string name, size_t lo, size_t hi,
   return sc;
 }
 
+/// The clock offset bound of every node.
+constexpr std::chrono::milliseconds clock_bound{500};
+
+/// A node whose clock is further than the bound + this from every other
+/// node's must have fenced itself (the measurement's uncertainty is the
+/// simulated network's RTT / 2, a few ms)...
+constexpr int64_t fence_slack_us = 100'000;
+
+/// ...once this much virtual time passed since it got there: a heartbeat
+/// (500 ms) to measure, and the estimator's window (8 samples) in case
+/// queueing made the older samples the lowest-RTT ones.
+constexpr microseconds fence_grace = 5s;
+
 /// Node settings that make leases, tombstones, heartbeats and anti-entropy
 /// happen many times within a run of some virtual seconds.
 config node_config(const scenario& sc) {
   config c;
   c.leasing = sc.leasing;
   c.lease_duration = 3s;
-  c.lease_margin = 200ms;
+  // The lease margin and the hold threshold of remote writes are the clock
+  // offset bound (500 ms by default), as in production.
+  c.max_clock_offset = clock_bound;
   c.heartbeat_interval = 500ms;
   c.peer_timeout = 3s;
   c.handshake_timeout = 2s;
@@ -53,7 +69,6 @@ config node_config(const scenario& sc) {
   // Longer than any fault lasts (see fault_period): a replica cut off for
   // longer than the horizon brings purged keys back (README, "tombstones").
   c.tombstone_horizon = 20s;
-  c.max_clock_skew = 10s;
   c.seen_set_size = 2048;
   c.seen_ttl = 30s;
   c.max_peers = 4;
@@ -136,15 +151,18 @@ public:
     cluster_ = std::make_unique<cluster>(opts);
     local_write_checker::settings checks;
     checks.leasing = sc.leasing;
-    checks.lease_margin_us = static_cast<uint64_t>(
-      std::chrono::duration_cast<microseconds>(opts.node_config.lease_margin)
-        .count());
+    checks.lease_margin_us
+      = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(
+                                opts.node_config.effective_lease_margin())
+                                .count());
     checks.tombstone_horizon_us
       = static_cast<uint64_t>(std::chrono::duration_cast<microseconds>(
                                 opts.node_config.tombstone_horizon)
                                 .count());
     checker_.emplace(report_.nodes, checks);
     seen_.resize(report_.nodes);
+    skew_us_.assign(report_.nodes, 0);
+    beyond_since_.assign(report_.nodes, microseconds{-1});
     last_acked_.resize(report_.nodes);
     own_writes_.resize(report_.nodes);
     newest_delete_.resize(report_.nodes);
@@ -220,6 +238,33 @@ public:
       fail("lease",
            std::to_string(report_.stale_takeovers)
              + " older claim(s) whose lease had ended won over newer ones",
+           "", global_trace_);
+    if (sc_.skew_within_bound
+        && report_.live_takeovers + report_.true_live_takeovers > 0)
+      fail("lease",
+           std::to_string(report_.live_takeovers) + " + "
+             + std::to_string(report_.true_live_takeovers)
+             + " live lease(s) taken over while every clock offset was "
+               "within the bound",
+           "", global_trace_);
+    for (size_t i = 0; i < report_.nodes; ++i) {
+      if (!cluster_->alive(i))
+        continue;
+      auto lease = cluster_->stats(i).lease();
+      report_.clock_refused_peers += lease.clock_refused_peers();
+      report_.clock_fences += lease.clock_fence_raised();
+    }
+    if (sc_.skew_within_bound
+        && report_.clock_refused_peers + report_.clock_fences
+               + report_.clock_refusals
+             > 0)
+      fail("clock-fence",
+           "clocks within the bound, yet "
+             + std::to_string(report_.clock_refused_peers)
+             + " link(s) refused for the clock, "
+             + std::to_string(report_.clock_fences) + " fence(s) raised, "
+             + std::to_string(report_.clock_refusals)
+             + " write(s) refused with clock_offset",
            "", global_trace_);
     if (!sc_.faulty() && report_.live_takeovers + report_.stale_takeovers > 0)
       fail("lease",
@@ -423,8 +468,18 @@ private:
 
   void fault_skew() {
     auto i = pick_node();
-    auto skew
-      = std::uniform_int_distribution<int64_t>{-4'000'000, 4'000'000}(rng_);
+    constexpr int64_t bound_us = clock_bound.count() * 1000;
+    int64_t skew = 0;
+    if (sc_.skew_within_bound
+        || std::uniform_int_distribution<int>{0, 1}(rng_) == 0) {
+      skew = std::uniform_int_distribution<int64_t>{-bound_us * 2 / 5,
+                                                    bound_us * 2 / 5}(rng_);
+    } else {
+      skew = std::uniform_int_distribution<int64_t>{1'000'000, 4'000'000}(rng_);
+      if (std::uniform_int_distribution<int>{0, 1}(rng_) == 0)
+        skew = -skew;
+    }
+    skew_us_[i] = skew;
     cluster_->set_skew(i, microseconds(skew));
     trace("", "skew n" + std::to_string(i) + " by "
                 + std::to_string(skew / 1000) + "ms");
@@ -450,6 +505,14 @@ private:
 
   /// Faults stop: links heal, paused nodes resume, stopped nodes return.
   void end_faults() {
+    // Clocks come back within the bound (an operator fixed NTP): nodes
+    // refused for their clock are measured within at the next handshake.
+    for (size_t i = 0; i < report_.nodes; ++i) {
+      if (skew_us_[i] != 0 && !sc_.skew_within_bound) {
+        skew_us_[i] = 0;
+        cluster_->set_skew(i, microseconds(0));
+      }
+    }
     cluster_->heal_all();
     cluster_->set_faults(testing::link_faults{});
     for (size_t i = 0; i < report_.nodes; ++i) {
@@ -499,7 +562,47 @@ private:
     std::function<void()> apply;
   };
 
+  /// Node i's clock is further than the bound (+ slack) from every other
+  /// running node's: whatever it measures, it must fence itself.
+  bool clearly_beyond(size_t i) const {
+    constexpr int64_t bound_us = clock_bound.count() * 1000;
+    size_t others = 0;
+    for (size_t j = 0; j < report_.nodes; ++j) {
+      if (j == i || !cluster_->alive(j))
+        continue;
+      ++others;
+      auto d = skew_us_[i] - skew_us_[j];
+      if (d < 0)
+        d = -d;
+      if (d <= bound_us + fence_slack_us)
+        return false;
+    }
+    return others > 0;
+  }
+
+  /// Tracks since when each node is clearly beyond (only where skew is the
+  /// only fault: a partitioned, paused or lossy node may measure no one,
+  /// and then it has nothing to fence on).
+  void track_clocks() {
+    if (!sc_.clock_skew || sc_.partitions || sc_.asymmetric_cuts || sc_.churn
+        || sc_.restarts || sc_.pauses || sc_.lossy)
+      return;
+    for (size_t i = 0; i < report_.nodes; ++i) {
+      if (!clearly_beyond(i))
+        beyond_since_[i] = microseconds{-1};
+      else if (beyond_since_[i].count() < 0)
+        beyond_since_[i] = cluster_->now();
+    }
+  }
+
+  /// True when a local write issued now at node i must be refused.
+  bool must_fence(size_t i) const {
+    return beyond_since_[i].count() >= 0
+           && cluster_->now() - beyond_since_[i] >= fence_grace;
+  }
+
   void issue_operation() {
+    track_clocks();
     auto picked = pick_live();
     if (!picked)
       return;
@@ -534,7 +637,9 @@ private:
   void on_error(size_t i, const std::string& key, const std::string& what,
                 const caf::error& err) {
     auto text = cluster_->render(i, err);
-    if (text.find("lease") != std::string::npos)
+    if (code_of(err) == errc::clock_offset)
+      ++report_.clock_refusals;
+    else if (text.find("lease") != std::string::npos)
       ++report_.lease_refusals;
     trace(key, node_name(i) + " " + what + " refused: " + text);
   }
@@ -575,16 +680,30 @@ private:
     auto lease = valid_foreign_lease(i, key);
     auto inc = cluster_->incarnation(i);
     auto seq = checker_->issue(i, key);
+    std::string fenced;
+    if (must_fence(i))
+      fenced
+        = "its clock had been more than " + std::to_string(clock_bound.count())
+          + " ms (+" + std::to_string(fence_slack_us / 1000)
+          + " ms) from every other node's for "
+          + std::to_string((cluster_->now() - beyond_since_[i]).count() / 1000)
+          + " ms";
     cluster_->submit<Reply>(
       i, std::move(req),
       [=](Reply& reply) {
         // The store as it is when the acknowledgement arrives (not when the
         // instant settles, by which time more may have happened).
         auto at_ack = store_newest(i, key);
+        note_true_times(i, reply.meta().version());
         completions_.push_back(
           {i, inc, [=] {
              trace(key, node_name(i) + " " + what + " ack "
                           + show_meta(reply.meta()));
+             if (!fenced.empty())
+               fail("clock-fence",
+                    node_name(i) + " acknowledged a local " + what + " on "
+                      + key + " although " + fenced,
+                    key);
              expect_refusal(i, key, lease, what);
              record(i, key, reply.meta().version(), kind, fields);
              version v;
@@ -831,6 +950,28 @@ private:
   /// had never seen it: a fresh node, or one cut off since before). "Live":
   /// the winner claimed while the loser's lease ran (it had not seen the
   /// renewal in time). Otherwise a race at a lease boundary.
+  /// Remembers the true (virtual) time of an acknowledged write's claim and
+  /// lease end: its node's clock reading minus that node's skew.
+  void note_true_times(size_t i, const pb::Version& v) {
+    const auto& id = cluster_->id(i);
+    auto to_true = [&](uint64_t us) {
+      return static_cast<int64_t>(us) - skew_us_[i];
+    };
+    if (v.claimer() == id)
+      true_claims_.try_emplace({id, v.claim_us()}, to_true(v.claim_us()));
+    if (v.lease_end_us() != 0)
+      true_ends_.try_emplace({id, v.lease_end_us()}, to_true(v.lease_end_us()));
+  }
+
+  /// True when the claim that took `loss` over was made, in true time,
+  /// before the lost lease ended (both known from acknowledgements).
+  bool live_in_true_time(const lease_loss& loss, const version& winner) {
+    auto claim = true_claims_.find({winner.claimer, winner.claim_us});
+    auto end = true_ends_.find({cluster_->id(loss.node), loss.old_end_us});
+    return claim != true_claims_.end() && end != true_ends_.end()
+           && claim->second < end->second;
+  }
+
   void resolve_lease_losses() {
     for (auto& loss : lease_losses_) {
       auto it = seen_[loss.node].find(loss.key);
@@ -840,6 +981,8 @@ private:
                    && it->second.ver.claim_us < own->second.claim_us
                    && it->second.lease_end_us <= own->second.claim_us;
       bool live = !stale && known && it->second.ver.claim_us < loss.old_end_us;
+      bool live_true = known && live_in_true_time(loss, it->second.ver);
+      report_.true_live_takeovers += live_true ? 1 : 0;
       (stale  ? report_.stale_takeovers
        : live ? report_.live_takeovers
               : report_.boundary_takeovers)
@@ -850,6 +993,7 @@ private:
               + (stale  ? " (stale claim)"
                  : live ? " (live lease)"
                         : "")
+              + (live_true ? " (live in true time)" : "")
               + " old_end=" + std::to_string(loss.old_end_us % 100'000'000)
               + (it != seen_[loss.node].end()
                    ? " winner " + show(it->second.ver)
@@ -1043,6 +1187,15 @@ private:
   /// The invariants of local writes and events (local_write_checker.hpp).
   std::optional<local_write_checker> checker_;
   std::vector<std::map<std::string, seen_entry>> seen_;
+  /// True times of acknowledged claims and lease ends, by (node ID, the
+  /// node's clock reading).
+  std::map<std::pair<std::string, uint64_t>, int64_t> true_claims_;
+  /// See true_claims_.
+  std::map<std::pair<std::string, uint64_t>, int64_t> true_ends_;
+  /// Each node's clock skew (µs), as last set.
+  std::vector<int64_t> skew_us_;
+  /// Since when each node's clock is clearly beyond every other's; -1: not.
+  std::vector<microseconds> beyond_since_;
   std::vector<std::map<std::string, std::optional<version>>> last_acked_;
   /// The newest delete each node published an event for.
   std::vector<std::map<std::string, version>> newest_delete_;
@@ -1076,6 +1229,8 @@ const std::vector<scenario>& scenarios() {
            s.pauses = true;
          }),
     make("skew", 3, 5, [](scenario& s) { s.clock_skew = true; }),
+    make("skew-within", 3, 5,
+         [](scenario& s) { s.clock_skew = s.skew_within_bound = true; }),
     make("lossy", 3, 6, [](scenario& s) { s.lossy = true; }),
     make("chaos", 4, 8,
          [](scenario& s) {
@@ -1110,8 +1265,11 @@ std::string describe(const run_report& r) {
       << " seed=" << r.seed << " nodes=" << r.nodes << " faults=" << r.faults
       << " ops=" << r.operations << " acked=" << r.acknowledged
       << " lease_refusals=" << r.lease_refusals
+      << " clock(refusals/peers/fences)=" << r.clock_refusals << "/"
+      << r.clock_refused_peers << "/" << r.clock_fences
       << " takeovers(live/stale/boundary)=" << r.live_takeovers << "/"
       << r.stale_takeovers << "/" << r.boundary_takeovers
+      << " live_in_true_time=" << r.true_live_takeovers
       << " lost_with_node=" << r.lost_with_node
       << " frames=" << r.frames_delivered << " dropped=" << r.frames_dropped
       << " duplicated=" << r.frames_duplicated

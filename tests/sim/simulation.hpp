@@ -31,8 +31,13 @@ struct scenario {
   bool restarts = false;
   /// Nodes freeze for a while (like SIGSTOP).
   bool pauses = false;
-  /// Wall clocks drift apart.
+  /// Wall clocks drift apart: within the clock offset bound (±40 % of
+  /// config::max_clock_offset, so any two stay within it) or, unless
+  /// `skew_within_bound`, far beyond it (1-4 s).
   bool clock_skew = false;
+  /// Skews stay within the bound: no lease may then be taken over while it
+  /// runs, and no node may be refused or fenced for its clock.
+  bool skew_within_bound = false;
   /// Frames are lost, duplicated and reordered.
   bool lossy = false;
   /// Virtual time the workload runs.
@@ -56,9 +61,9 @@ const scenario* find_scenario(const std::string& name);
 /// One broken invariant.
 struct violation {
   /// Which invariant ("convergence", "lost-write", "lease", "bounds",
-  /// "liveness", "read-own-write", and those of local_write_checker.hpp:
-  /// "read-your-writes", "no-silent-drop", "lease-decision", "issue-order",
-  /// "event-order", "lease-lost-order").
+  /// "liveness", "read-own-write", "clock-fence", and those of
+  /// local_write_checker.hpp: "read-your-writes", "no-silent-drop",
+  /// "lease-decision", "issue-order", "event-order", "lease-lost-order").
   std::string invariant;
   /// What exactly went wrong.
   std::string detail;
@@ -95,6 +100,17 @@ struct run_report {
   /// lease_lost events at a lease's boundary (concurrent first claims, or a
   /// claim after the old lease ended).
   uint64_t boundary_takeovers = 0;
+  /// lease_lost events where, in true (virtual) time, the winner claimed
+  /// before the loser's lease ended: what clock offsets beyond the lease
+  /// margin cause (the claim times above are read off skewed clocks).
+  uint64_t true_live_takeovers = 0;
+  /// Local writes refused with clock_offset (the node's clock fence).
+  uint64_t clock_refusals = 0;
+  /// Links refused or cut for the peer's clock, and times a fence went up,
+  /// summed over the nodes at the end of the run.
+  uint64_t clock_refused_peers = 0;
+  /// See clock_refused_peers.
+  uint64_t clock_fences = 0;
   /// Acknowledged writes lost together with every node that held them.
   uint64_t lost_with_node = 0;
   /// Frames the network delivered, dropped, duplicated.

@@ -914,6 +914,32 @@ BOOST_AUTO_TEST_CASE(claim_after_our_lease_ended_is_no_loss) {
   BOOST_TEST(node.table.find("k")->owner(node.table.ids()) == "other");
 }
 
+// Issue 16: a claimer whose clock runs ahead claims "after our end" by its
+// clock while our lease still runs by ours, superseding the writes we
+// acknowledged meanwhile: the owner is told (lease_lost) whatever the cause.
+BOOST_AUTO_TEST_CASE(
+  a_claim_from_a_clock_ahead_is_a_loss_though_after_our_end) {
+  lease_node node{"me"};
+  node.write("k", 1);
+  uint64_t our_end = t0 + leases.duration_us;
+  // Renewed before end - margin; our clock then nears the old end while
+  // the claimer's clock, far ahead, is past the renewed end + margin.
+  node.clock.set(t0 + 600);
+  node.write("k", 2); // acknowledged, renews in the same epoch
+  auto renewed_end = node.table.find("k")->packed_newest().lease_end_us;
+  BOOST_TEST(renewed_end > our_end);
+  node.clock.set(t0 + 1000);
+  auto ahead = renewed_end + leases.margin_us;
+  auto successor = set_record(
+    "k", make_version(ahead, "other", ahead, ahead, "other", 0, ahead + 1000),
+    3);
+  auto loss = receive(node.table, successor);
+  BOOST_REQUIRE(loss.has_value());
+  BOOST_TEST(loss->new_owner == "other");
+  BOOST_TEST(loss->old_lease_end_us == renewed_end);
+  BOOST_TEST(node.table.find("k")->owner(node.table.ids()) == "other");
+}
+
 BOOST_AUTO_TEST_CASE(losing_remote_writes_change_nothing) {
   lease_node node{"me"};
   node.write("k", 1); // claimed at t0

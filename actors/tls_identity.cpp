@@ -1,5 +1,7 @@
 #include "actors/tls_identity.hpp"
 
+#include "messages/hex_text.hpp"
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -143,28 +145,10 @@ std::string certificate_node_id(X509* cert, std::string& error) {
     return {};
   }
   // Hex of 1 to 128 raw bytes, as config::node_id allows.
-  if (found.empty() || found.size() % 2 != 0 || found.size() > 256) {
+  std::string id;
+  if (!from_hex(found, id, 128)) {
     error = "malformed node ID in the certificate: " + found;
     return {};
-  }
-  std::string id;
-  for (size_t i = 0; i < found.size(); i += 2) {
-    auto nibble = [](char c) -> int {
-      if (c >= '0' && c <= '9')
-        return c - '0';
-      if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-      return -1;
-    };
-    int hi = nibble(found[i]);
-    int lo = nibble(found[i + 1]);
-    if (hi < 0 || lo < 0) {
-      error = "malformed node ID in the certificate: " + found;
-      return {};
-    }
-    id += static_cast<char>(hi * 16 + lo);
   }
   return id;
 }

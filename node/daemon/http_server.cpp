@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "actors/tls_identity.hpp"
+#include "messages/hex_text.hpp"
 #include "node/daemon/http_auth.hpp"
 
 namespace syncmesh::http {
@@ -109,16 +110,6 @@ std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
     text.remove_suffix(1);
   return text;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 /// Percent-decodes `text` ('+' as space when `plus_is_space`); false on a

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/hex_text.hpp"
 #include "messages/value_proto.hpp"
 
 namespace syncmesh {
@@ -88,16 +89,8 @@ bool base64_decode(const std::string& text, std::string& out) {
 }
 
 bool from_hex(const std::string& hex, std::string& out) {
-  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 128)
-    return false;
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    auto byte = hex.substr(i, 2);
-    if (byte.find_first_not_of("0123456789abcdef") != std::string::npos)
-      return false;
-    out += static_cast<char>(std::stoi(byte, nullptr, 16));
-  }
-  return true;
+  // 64 bytes: what a data dir or an API caller holds for a native node ID.
+  return syncmesh::from_hex(hex, out, 64);
 }
 
 bool is_utf8(const std::string& text) {

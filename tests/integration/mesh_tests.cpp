@@ -17,6 +17,7 @@
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "support/caf_setup.hpp"
+#include "support/fast_config.hpp"
 #include "support/raw_peer.hpp"
 #include "support/remote_writes.hpp"
 #include "syncmesh/sync_socket.hpp"
@@ -24,22 +25,9 @@
 using namespace std::chrono_literals;
 using namespace syncmesh;
 using syncmesh::test::eventually;
+using syncmesh::test::fast_config;
 
 namespace {
-
-/// Quick timeouts, so failure detection and redials happen within a test.
-config fast_config(bool leasing = true) {
-  config cfg;
-  cfg.leasing = leasing;
-  cfg.heartbeat_interval = 100ms;
-  cfg.peer_timeout = 1s;
-  cfg.handshake_timeout = 1s;
-  cfg.dial_timeout = 1s;
-  cfg.redial_min = 50ms;
-  cfg.redial_max = 400ms;
-  cfg.anti_entropy_interval = 300ms;
-  return cfg;
-}
 
 struct mesh_fixture {
   test::threaded_config cfg;

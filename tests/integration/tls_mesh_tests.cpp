@@ -26,6 +26,7 @@
 #include "messages/frame_codec.hpp"
 #include "support/caf_setup.hpp"
 #include "support/eventually.hpp"
+#include "support/fast_config.hpp"
 #include "support/raw_peer.hpp"
 #include "support/remote_writes.hpp"
 #include "support/test_ca.hpp"
@@ -34,23 +35,11 @@
 using namespace std::chrono_literals;
 using namespace syncmesh;
 using syncmesh::test::eventually;
+using syncmesh::test::fast_config;
 using syncmesh::test::pem_pair;
 using syncmesh::test::test_ca;
 
 namespace {
-
-/// Quick timeouts, as in mesh_tests.
-config fast_config() {
-  config cfg;
-  cfg.heartbeat_interval = 100ms;
-  cfg.peer_timeout = 1s;
-  cfg.handshake_timeout = 1s;
-  cfg.dial_timeout = 1s;
-  cfg.redial_min = 50ms;
-  cfg.redial_max = 400ms;
-  cfg.anti_entropy_interval = 300ms;
-  return cfg;
-}
 
 /// fast_config with peer TLS from `pair`, trusting `ca_pem`.
 config tls_config_of(const pem_pair& pair, const std::string& ca_pem) {

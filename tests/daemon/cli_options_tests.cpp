@@ -24,6 +24,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/daemon_process.hpp"
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/scratch_dir.hpp"
@@ -34,60 +35,20 @@ using nlohmann::json;
 using syncmesh::test::child_process;
 using syncmesh::test::eventually;
 using syncmesh::test::scratch_dir;
+using syncmesh::test::slurp;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// A syncmesh-node started with exactly `args` (plus quick timers), ready.
-struct running_node {
-  std::unique_ptr<child_process> proc;
-  std::string id;
-  std::string listen;
-  std::string http; // "-" when the API is off
-  std::string stderr_path;
+struct running_node : syncmesh::test::daemon_process {
+  running_node(const std::string& dir, const std::vector<std::string>& args)
+      : daemon_process(dir, with_quick_timers(args)) {}
 
-  running_node(const std::string& dir, const std::vector<std::string>& args) {
-    static int counter = 0;
-    stderr_path = dir + "/node" + std::to_string(counter++) + ".log";
-    std::vector<std::string> argv{SYNCMESH_NODE_BIN, "--port=0",
-                                  "--heartbeat-interval=100ms",
-                                  "--peer-timeout=1s", "--redial-max=300ms"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    proc = std::make_unique<child_process>(argv, stderr_path);
-    auto line = proc->read_line(10s);
-    static const std::regex ready{
-      R"(^syncmesh-node ready node=([0-9a-f]+) listen=(\S+) http=(\S+)$)"};
-    std::smatch m;
-    BOOST_REQUIRE_MESSAGE(std::regex_match(line, m, ready),
-                          "no ready line, got '"
-                            << line << "'; stderr: " << slurp(stderr_path));
-    id = m[1];
-    listen = m[2];
-    http = m[3];
-  }
-
-  httplib::Client client() const {
-    auto colon = http.rfind(':');
-    httplib::Client cli{http.substr(0, colon),
-                        std::stoi(http.substr(colon + 1))};
-    cli.set_connection_timeout(5);
-    cli.set_read_timeout(10);
-    return cli;
-  }
-
-  int peers() const {
-    auto res = client().Get("/v1/status");
-    if (!res || res->status != 200)
-      return -1;
-    auto body = json::parse(res->body, nullptr, false);
-    return body.is_object() && body.contains("peers") ? body["peers"].get<int>()
-                                                      : -1;
+  static std::vector<std::string>
+  with_quick_timers(const std::vector<std::string>& args) {
+    auto all = syncmesh::test::quick_daemon_args();
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
   }
 };
 
@@ -192,7 +153,7 @@ BOOST_AUTO_TEST_CASE(leasing_false_and_an_empty_http_run_without_an_api) {
   // One listening socket: the peer port. No HTTP API.
   BOOST_CHECK_EQUAL(listening_sockets_of(quiet.proc->pid()), 1u);
   BOOST_CHECK_EQUAL(listening_sockets_of(peer.proc->pid()), 2u);
-  BOOST_CHECK(eventually([&] { return peer.peers() == 1; }));
+  BOOST_CHECK(eventually([&] { return peer.peer_count() == 1; }));
   quiet.proc->signal(SIGTERM);
   BOOST_CHECK_EQUAL(quiet.proc->wait(5s), 0);
 }

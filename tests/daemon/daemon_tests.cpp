@@ -19,6 +19,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/daemon_process.hpp"
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/scratch_dir.hpp"
@@ -31,45 +32,18 @@ using syncmesh::test::scratch_dir;
 
 namespace {
 
-/// One syncmesh-node process and a client of its API.
-struct node_process {
-  std::unique_ptr<child_process> proc;
-  std::string id;
-  std::string listen;
-  std::string http;
-  std::string log;
+/// One syncmesh-node process (API on, info log, quick timers).
+struct node_process : syncmesh::test::daemon_process {
+  node_process(const std::string& dir, const std::vector<std::string>& extra)
+      : daemon_process(dir, args_with(extra)) {}
 
-  node_process(const std::string& dir, std::vector<std::string> extra) {
-    static int counter = 0;
-    log = dir + "/node" + std::to_string(counter++) + ".log";
-    std::vector<std::string> argv{SYNCMESH_NODE_BIN,
-                                  "--port=0",
-                                  "--http=127.0.0.1:0",
-                                  "--log-level=info",
-                                  "--heartbeat-interval=100ms",
-                                  "--peer-timeout=1s",
-                                  "--anti-entropy-interval=300ms",
-                                  "--redial-max=300ms"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<child_process>(argv, log);
-    auto line = proc->read_line(10s);
-    std::smatch m;
-    static const std::regex ready{
-      R"(^syncmesh-node ready node=([0-9a-f]+) listen=(\S+) http=(\S+)$)"};
-    BOOST_REQUIRE_MESSAGE(std::regex_match(line, m, ready),
-                          "no ready line, got '" << line << "'");
-    id = m[1];
-    listen = m[2];
-    http = m[3];
-  }
-
-  httplib::Client client() const {
-    auto colon = http.rfind(':');
-    httplib::Client cli{http.substr(0, colon),
-                        std::stoi(http.substr(colon + 1))};
-    cli.set_connection_timeout(5);
-    cli.set_read_timeout(10);
-    return cli;
+  static std::vector<std::string>
+  args_with(const std::vector<std::string>& extra) {
+    auto all = syncmesh::test::quick_daemon_args();
+    all.insert(all.end(), {"--http=127.0.0.1:0", "--log-level=info",
+                           "--anti-entropy-interval=300ms"});
+    all.insert(all.end(), extra.begin(), extra.end());
+    return all;
   }
 
   /// SIGTERM; returns the exit code, checking it came within a second.
@@ -88,25 +62,6 @@ struct node_process {
 bool metrics_show(const node_process& n, const std::string& text) {
   auto m = n.client().Get("/metrics");
   return m && m->status == 200 && m->body.find(text) != std::string::npos;
-}
-
-/// The HTTP status of a GET, or 0 when the request failed (a loaded machine
-/// may time it out; a poll then simply tries again).
-int status_of(const node_process& n, const std::string& path) {
-  auto res = n.client().Get(path);
-  return res ? res->status : 0;
-}
-
-/// The number of peers a node's /v1/status reports, or -1 when it does not
-/// answer.
-int peer_count(const node_process& n) {
-  auto res = n.client().Get("/v1/status");
-  if (!res || res->status != 200)
-    return -1;
-  auto parsed = json::parse(res->body, nullptr, false);
-  if (parsed.is_discarded() || !parsed.contains("peers"))
-    return -1;
-  return parsed["peers"].get<int>();
 }
 
 /// The metrics line of a node with one open watch stream.
@@ -147,8 +102,8 @@ struct two_nodes {
   /// Both ends know the link: b dialled a (b is ready once it has its
   /// configured peer), and a registered b, which happens a little later.
   two_nodes() {
-    BOOST_REQUIRE(eventually([&] { return status_of(b, "/readyz") == 200; }));
-    BOOST_REQUIRE(eventually([&] { return peer_count(a) == 1; }));
+    BOOST_REQUIRE(eventually([&] { return b.status_of("/readyz") == 200; }));
+    BOOST_REQUIRE(eventually([&] { return a.peer_count() == 1; }));
   }
 };
 
@@ -214,8 +169,7 @@ BOOST_AUTO_TEST_CASE(every_error_status) {
     413);
   // 409 with the owner when another node holds the lease.
   BOOST_REQUIRE_EQUAL(ca.Put("/v1/kv/owned", "a", "text/plain")->status, 204);
-  BOOST_REQUIRE(
-    eventually([&] { return status_of(b, "/v1/kv/owned") == 200; }));
+  BOOST_REQUIRE(eventually([&] { return b.status_of("/v1/kv/owned") == 200; }));
   auto conflict = cb.Put("/v1/kv/owned", "b", "text/plain");
   BOOST_CHECK_EQUAL(conflict->status, 409);
   auto err = body_json(conflict);
@@ -289,7 +243,7 @@ BOOST_AUTO_TEST_CASE(listing_pages_with_a_cursor) {
 BOOST_AUTO_TEST_CASE(status_peers_health_and_metrics) {
   auto cli = a.client();
   // a learns of b's inbound link after b is ready; wait for it.
-  BOOST_REQUIRE(eventually([&] { return peer_count(a) == 1; }));
+  BOOST_REQUIRE(eventually([&] { return a.peer_count() == 1; }));
   auto status = body_json(cli.Get("/v1/status"));
   BOOST_CHECK_EQUAL(status["node_id"], a.id);
   BOOST_CHECK_EQUAL(status["listen"], a.listen);
@@ -304,7 +258,7 @@ BOOST_AUTO_TEST_CASE(status_peers_health_and_metrics) {
   BOOST_CHECK_EQUAL(cli.Get("/healthz")->status, 200);
   BOOST_CHECK_EQUAL(cli.Get("/readyz")->status, 200);
   cli.Put("/v1/kv/m1", "v", "text/plain");
-  BOOST_REQUIRE(eventually([&] { return status_of(b, "/v1/kv/m1") == 200; }));
+  BOOST_REQUIRE(eventually([&] { return b.status_of("/v1/kv/m1") == 200; }));
   // Links report their traffic with each heartbeat.
   BOOST_CHECK(eventually([&] {
     auto m = b.client().Get("/metrics");
@@ -457,8 +411,7 @@ BOOST_AUTO_TEST_CASE(the_cli_reads_writes_and_reports_errors) {
   // Errors: non-zero exit and the server's message.
   BOOST_CHECK_NE(cli(a, "get missing", out, err, dir), 0);
   BOOST_CHECK(err.find("404") != std::string::npos);
-  BOOST_REQUIRE(
-    eventually([&] { return status_of(b, "/v1/kv/color") == 200; }));
+  BOOST_REQUIRE(eventually([&] { return b.status_of("/v1/kv/color") == 200; }));
   BOOST_CHECK_NE(cli(b, "set color red", out, err, dir), 0);
   BOOST_CHECK(err.find("409") != std::string::npos);
   BOOST_CHECK(err.find(a.id) != std::string::npos);
@@ -475,12 +428,12 @@ BOOST_AUTO_TEST_CASE(sigterm_says_goodbye_and_exits_zero_within_a_second) {
   const auto& dir = scratch.path;
   node_process a{dir, {}};
   node_process b{dir, {"--peers=" + a.listen}};
-  BOOST_REQUIRE(eventually([&] { return peer_count(a) == 1; }));
+  BOOST_REQUIRE(eventually([&] { return a.peer_count() == 1; }));
   BOOST_CHECK_EQUAL(b.stop(), 0);
   // The peer heard the goodbye: it closed the link for "shutdown", not for
   // a heartbeat timeout (a deadline shorter than the timeout would say the
   // same on an idle machine, but not under load).
-  BOOST_REQUIRE(eventually([&] { return peer_count(a) == 0; }));
+  BOOST_REQUIRE(eventually([&] { return a.peer_count() == 0; }));
   BOOST_CHECK(
     metrics_show(a, "syncmesh_link_closes_total{reason=\"shutdown\"} 1"));
   BOOST_CHECK(!metrics_show(a, "reason=\"heartbeat timeout\""));
@@ -506,8 +459,8 @@ BOOST_AUTO_TEST_CASE(readyz_waits_for_configured_peers) {
   scratch_dir scratch;
   const auto& dir = scratch.path;
   node_process lonely{dir, {"--peers=127.0.0.1:1"}};
-  BOOST_CHECK_EQUAL(status_of(lonely, "/readyz"), 503);
-  BOOST_CHECK_EQUAL(status_of(lonely, "/healthz"), 200);
+  BOOST_CHECK_EQUAL(lonely.status_of("/readyz"), 503);
+  BOOST_CHECK_EQUAL(lonely.status_of("/healthz"), 200);
 }
 
 BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {

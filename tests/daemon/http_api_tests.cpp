@@ -31,6 +31,7 @@
 
 #include "actors/peer_link_state.hpp"
 #include "messages/frame_codec.hpp"
+#include "support/daemon_process.hpp"
 #include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/raw_peer.hpp"
@@ -46,63 +47,27 @@ using syncmesh::test::child_process;
 using syncmesh::test::eventually;
 using syncmesh::test::make_self_signed;
 using syncmesh::test::scratch_dir;
+using syncmesh::test::slurp;
 
 namespace {
 
-/// A syncmesh-node with its API on an OS-picked port.
-struct api_node {
-  std::unique_ptr<child_process> proc;
-  std::string id;
-  std::string listen;
-  std::string host;
-  uint16_t port = 0;
+/// A syncmesh-node with its API on an OS-picked port, quick timers and
+/// warnings only.
+struct api_node : syncmesh::test::daemon_process {
+  api_node(const std::string& dir, const std::vector<std::string>& extra)
+      : daemon_process(dir, args_with(extra), "api-node") {}
 
-  api_node(const std::string& dir, std::vector<std::string> extra) {
-    static int counter = 0;
-    auto log = dir + "/api-node" + std::to_string(counter++) + ".log";
-    std::vector<std::string> argv{SYNCMESH_NODE_BIN,
-                                  "--port=0",
-                                  "--http=127.0.0.1:0",
-                                  "--log-level=warning",
-                                  "--heartbeat-interval=100ms",
-                                  "--peer-timeout=1s",
-                                  "--anti-entropy-interval=300ms",
-                                  "--redial-max=300ms"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<child_process>(argv, log);
-    auto line = proc->read_line(10s);
-    std::smatch m;
-    static const std::regex ready{
-      R"(^syncmesh-node ready node=([0-9a-f]+) listen=(\S+) http=(\S+):(\d+)$)"};
-    BOOST_REQUIRE_MESSAGE(std::regex_match(line, m, ready),
-                          "no ready line, got '" << line << "'");
-    id = m[1];
-    listen = m[2];
-    host = m[3];
-    port = static_cast<uint16_t>(std::stoi(m[4]));
+  static std::vector<std::string>
+  args_with(const std::vector<std::string>& extra) {
+    auto all = syncmesh::test::quick_daemon_args();
+    all.insert(all.end(), {"--http=127.0.0.1:0", "--log-level=warning",
+                           "--anti-entropy-interval=300ms"});
+    all.insert(all.end(), extra.begin(), extra.end());
+    return all;
   }
 
-  httplib::Client client() const {
-    httplib::Client cli{host, port};
-    cli.set_connection_timeout(5);
-    cli.set_read_timeout(20);
-    return cli;
-  }
-
-  /// The node's resident memory in KiB (VmRSS).
-  long rss_kib() const {
-    std::ifstream in{"/proc/" + std::to_string(proc->pid()) + "/status"};
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmRSS:", 0) == 0)
-        return std::stol(line.substr(6));
-    return -1;
-  }
-
-  int status_of(const std::string& path) const {
-    auto res = client().Get(path);
-    return res ? res->status : 0;
-  }
+  /// A client that waits up to 20 s for an answer.
+  httplib::Client client() const { return daemon_process::client(20); }
 };
 
 /// A raw TCP connection for requests no honest client library would send.
@@ -651,14 +616,6 @@ BOOST_AUTO_TEST_CASE(tokens_grant_roles) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(http_api_operator_options)
-
-/// The whole of a small file (a daemon's stderr).
-std::string slurp(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 BOOST_AUTO_TEST_CASE(the_size_and_time_limits_reach_the_server) {
   scratch_dir dir;

@@ -35,14 +35,23 @@ public:
   struct op {
     /// The entry's key.
     std::string key;
-    /// The encoded record; nullopt removes the key.
+    /// The encoded record (the meta value); nullopt removes the key.
     std::optional<std::string> record;
+    /// `key` names a meta value (put_meta), not an entry.
+    bool meta = false;
   };
 
   /// Stores `record` under `key` (replacing what was there).
   void put(std::string key, std::string record) {
     bytes_ += key.size() + record.size();
     ops_.push_back(op{std::move(key), std::move(record)});
+  }
+
+  /// Sets the meta value `name` with the entries: the clock high-water mark
+  /// then never lags the versions it covers.
+  void put_meta(std::string_view name, std::string value) {
+    bytes_ += name.size() + value.size();
+    ops_.push_back(op{std::string{name}, std::move(value), true});
   }
 
   /// Removes `key` (nothing if absent).

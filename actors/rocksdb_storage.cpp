@@ -55,8 +55,9 @@ std::string advice(const rocksdb::Status& st) {
                       + " failed: " + st.ToString() + advice(st));
 }
 
-rocksdb::Options engine_options() {
-  rocksdb::Options opts;
+} // namespace
+
+void apply_storage_options(rocksdb::Options& opts) {
   opts.create_if_missing = true;
   opts.paranoid_checks = true;
   // A torn last record after a crash is normal and dropped; damage anywhere
@@ -76,10 +77,7 @@ rocksdb::Options engine_options() {
   // Reads go to the in-memory tables; loading bypasses the cache.
   table.block_cache = rocksdb::NewLRUCache(8 << 20);
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  return opts;
 }
-
-} // namespace
 
 rocksdb_storage::rocksdb_storage() = default;
 
@@ -106,7 +104,9 @@ void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
     throw storage_error("storage: cannot create data dir " + dir + ": "
                         + ec.message());
   rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(engine_options(), dir, &raw);
+  rocksdb::Options opts;
+  apply_storage_options(opts);
+  auto st = rocksdb::DB::Open(opts, dir, &raw);
   if (!st.ok())
     fail(dir, "opening the database", st);
   db_.reset(raw);
@@ -171,10 +171,11 @@ void rocksdb_storage::write(const storage_batch& batch, bool sync) {
   auto& d = db();
   rocksdb::WriteBatch wb;
   for (auto& op : batch.ops()) {
+    auto key = op.meta ? meta_key(op.key) : entry_key(op.key);
     if (op.record)
-      wb.Put(entry_key(op.key), *op.record);
+      wb.Put(key, *op.record);
     else
-      wb.Delete(entry_key(op.key));
+      wb.Delete(key);
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;

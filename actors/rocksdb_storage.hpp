@@ -7,9 +7,15 @@
 
 namespace rocksdb {
 class DB;
+struct Options;
 } // namespace rocksdb
 
 namespace syncmesh {
+
+/// Sets the engine options rocksdb_storage opens with (recovery mode,
+/// write buffers, cache), so syncmesh-storage-bench measures the same
+/// tuning.
+void apply_storage_options(rocksdb::Options& opts);
 
 /// entry_storage on RocksDB, the engine chosen by measurement
 /// (tests/bench/README.md, "Storage engine (issue 15)"): group commit over

@@ -24,6 +24,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "actors/rocksdb_storage.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -101,9 +103,8 @@ struct rocks : engine {
   rocksdb::WriteBatch batch;
   explicit rocks(const std::string& dir) {
     rocksdb::Options opts;
+    syncmesh::apply_storage_options(opts); // what the storage layer runs
     opts.create_if_missing = true;
-    opts.IncreaseParallelism(2);
-    opts.OptimizeLevelStyleCompaction();
     rocksdb::DB* raw = nullptr;
     check(rocksdb::DB::Open(opts, dir, &raw), "open");
     db.reset(raw);

@@ -87,7 +87,7 @@ class entry_storage {
 public:
   /// The disk format this build writes and reads (meta "format"). Raise it
   /// when the layout of keys or meta changes; open() refuses any other value
-  /// (README, "Durable storage": an upgrade converts or starts empty).
+  /// (README, "Durable storage", has the upgrade rule).
   static constexpr std::uint32_t format_version = 1;
 
   /// The meta name of the disk format version (decimal text).

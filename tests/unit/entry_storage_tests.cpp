@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <rocksdb/db.h>
 
 #include "actors/rocksdb_storage.hpp"
 #include "tests/support/scratch_dir.hpp"
@@ -215,6 +218,26 @@ BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
   err = storage_error_of([&] { store.open(dir2, "node-a"); });
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("unknown disk format \"1x\"") != std::string::npos,
+             *err);
+}
+
+BOOST_AUTO_TEST_CASE(database_without_a_format_is_refused) {
+  scratch_dir tmp;
+  auto dir = tmp.path + "/store";
+  {
+    // A RocksDB database some other program wrote: data, no format meta.
+    rocksdb::Options opts;
+    opts.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    BOOST_REQUIRE(rocksdb::DB::Open(opts, dir, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db{raw};
+    BOOST_REQUIRE(db->Put(rocksdb::WriteOptions{}, "user/1", "x").ok());
+    BOOST_REQUIRE(db->Close().ok());
+  }
+  rocksdb_storage store;
+  auto err = storage_error_of([&] { store.open(dir, "node-a"); });
+  BOOST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("without a disk format version") != std::string::npos,
              *err);
 }
 

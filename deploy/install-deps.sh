@@ -18,6 +18,8 @@ packages=(
   # py2p wire dialect: msgpack (header-only), SHA-256/384, zlib/gzip
   libmsgpack-cxx-dev libssl-dev zlib1g-dev
   libxxhash-dev # keyed hash of peer-chosen keys (XXH3 with a random seed)
+  librocksdb-dev # durable storage of entries (actors/rocksdb_storage.*)
+  liblmdb-dev # only syncmesh-storage-bench, the engine comparison (issue 15)
   # interop tests: py2p 0.7.870 on Debian's python3 (tests/interop/README.md)
   python3 python3-base58 python3-u-msgpack python3-pyee
   # browser test of the status page (tests/browser): headless Chromium

@@ -1,0 +1,266 @@
+#include "actors/rocksdb_storage.hpp"
+
+#include <charconv>
+#include <filesystem>
+#include <system_error>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+namespace syncmesh {
+
+namespace {
+
+// One key space, two prefixes: meta values and entries never collide and a
+// WriteBatch covers both atomically.
+constexpr char meta_prefix = 'm';
+constexpr char entry_prefix = 'e';
+
+std::string meta_key(std::string_view name) {
+  std::string out;
+  out.reserve(name.size() + 1);
+  out += meta_prefix;
+  out += name;
+  return out;
+}
+
+std::string entry_key(std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + 1);
+  out += entry_prefix;
+  out += key;
+  return out;
+}
+
+rocksdb::Slice slice(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
+/// What an operator can do about a failed status, after its text.
+std::string advice(const rocksdb::Status& st) {
+  if (st.IsCorruption())
+    return " (the files are corrupted: restore a backup, or move the dir "
+           "away so the node rejoins empty and repairs from its peers)";
+  if (st.IsIOError())
+    return " (check the disk, its free space and the dir's permissions)";
+  return {};
+}
+
+[[noreturn]] void fail(const std::string& dir, const char* what,
+                       const rocksdb::Status& st) {
+  throw storage_error("storage: " + std::string{what} + " in data dir " + dir
+                      + " failed: " + st.ToString() + advice(st));
+}
+
+} // namespace
+
+void apply_storage_options(rocksdb::Options& opts) {
+  opts.create_if_missing = true;
+  opts.paranoid_checks = true;
+  // A torn last record after a crash is normal and dropped; damage anywhere
+  // else in the log is an error instead of a silent loss of what follows.
+  opts.wal_recovery_mode
+    = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // Two cores: one flush and one compaction at a time.
+  opts.max_background_jobs = 2;
+  // Write buffers bound the engine's anonymous memory (RssAnon): the dict
+  // store holds every entry in memory already.
+  opts.write_buffer_size = 32 << 20;
+  opts.max_write_buffer_number = 2;
+  // The engine's own info log stays small.
+  opts.max_log_file_size = 1 << 20;
+  opts.keep_log_file_num = 2;
+  rocksdb::BlockBasedTableOptions table;
+  // Reads go to the in-memory tables; loading bypasses the cache.
+  table.block_cache = rocksdb::NewLRUCache(8 << 20);
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+}
+
+rocksdb_storage::rocksdb_storage() = default;
+
+rocksdb_storage::~rocksdb_storage() {
+  if (!db_)
+    return;
+  // A destructor cannot report: an owner that cares calls close() first.
+  db_->Close().PermitUncheckedError();
+}
+
+rocksdb::DB& rocksdb_storage::db() {
+  if (!db_)
+    throw storage_error("storage: not open");
+  return *db_;
+}
+
+void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
+  close();
+  if (node_id.empty())
+    throw storage_error("storage: opening " + dir + " needs a node ID");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw storage_error("storage: cannot create data dir " + dir + ": "
+                        + ec.message());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options opts;
+  apply_storage_options(opts);
+  auto st = rocksdb::DB::Open(opts, dir, &raw);
+  if (!st.ok())
+    fail(dir, "opening the database", st);
+  db_.reset(raw);
+  dir_ = dir;
+  try {
+    auto format = get_meta(meta_format);
+    auto owner = get_meta(meta_node_id);
+    if (!format) {
+      // A new dir, unless entries or meta exist without a format: written
+      // by something else, never by a syncmesh that knows format 1.
+      rocksdb::ReadOptions ro;
+      std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro)};
+      it->SeekToFirst();
+      if (!it->status().ok())
+        fail(dir, "reading", it->status());
+      if (it->Valid())
+        throw storage_error("storage: data dir " + dir
+                            + " holds data without a disk format version: "
+                              "not a syncmesh data dir, refusing it");
+      rocksdb::WriteBatch batch;
+      batch.Put(meta_key(meta_format), std::to_string(format_version));
+      batch.Put(meta_key(meta_node_id), slice(node_id));
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      st = db_->Write(wo, &batch);
+      if (!st.ok())
+        fail(dir, "writing the format version", st);
+      return;
+    }
+    std::uint32_t found = 0;
+    auto [end, err]
+      = std::from_chars(format->data(), format->data() + format->size(), found);
+    if (err != std::errc{} || end != format->data() + format->size())
+      throw storage_error(
+        "storage: data dir " + dir + " has an unknown disk format \"" + *format
+        + "\"; this build reads format " + std::to_string(format_version));
+    if (found != format_version)
+      throw storage_error(
+        "storage: data dir " + dir + " has disk format " + std::to_string(found)
+        + "; this build reads format " + std::to_string(format_version)
+        + (found > format_version
+             ? " (written by a newer syncmesh: run that version, or move the "
+               "dir away so the node rejoins empty)"
+             : " (an older format: see README, \"Durable storage\", for the "
+               "upgrade)"));
+    if (!owner)
+      throw storage_error("storage: data dir " + dir
+                          + " has no node ID: refusing it");
+    if (*owner != node_id)
+      throw storage_error("storage: data dir " + dir + " belongs to node "
+                          + *owner + ", not to this node ("
+                          + std::string{node_id}
+                          + "): a node must not start on another's data");
+  } catch (...) {
+    db_->Close().PermitUncheckedError(); // the refusal is the error to report
+    db_.reset();
+    throw;
+  }
+}
+
+void rocksdb_storage::write(const storage_batch& batch, bool sync) {
+  auto& d = db();
+  rocksdb::WriteBatch wb;
+  for (auto& op : batch.ops()) {
+    auto key = op.meta ? meta_key(op.key) : entry_key(op.key);
+    if (op.record)
+      wb.Put(key, *op.record);
+    else
+      wb.Delete(key);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  auto st = d.Write(wo, &wb);
+  if (!st.ok())
+    fail(dir_, "writing", st);
+}
+
+std::optional<std::string> rocksdb_storage::get_meta(std::string_view name) {
+  std::string out;
+  auto st = db().Get(rocksdb::ReadOptions{}, meta_key(name), &out);
+  if (st.IsNotFound())
+    return std::nullopt;
+  if (!st.ok())
+    fail(dir_, "reading meta", st);
+  return out;
+}
+
+void rocksdb_storage::put_meta(std::string_view name, std::string_view value,
+                               bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  auto st = db().Put(wo, meta_key(name), slice(value));
+  if (!st.ok())
+    fail(dir_, "writing meta", st);
+}
+
+void rocksdb_storage::sync() {
+  auto st = db().SyncWAL();
+  if (!st.ok())
+    fail(dir_, "syncing", st);
+}
+
+void rocksdb_storage::for_each(
+  const std::function<void(std::string_view key, std::string_view record)>&
+    fn) {
+  auto& d = db();
+  const std::string lower(1, entry_prefix);
+  const std::string upper(1, static_cast<char>(entry_prefix + 1));
+  rocksdb::Slice lower_slice{lower};
+  rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false; // one pass over everything: keep the cache small
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{d.NewIterator(ro)};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto k = it->key();
+    auto v = it->value();
+    fn(std::string_view{k.data() + 1, k.size() - 1},
+       std::string_view{v.data(), v.size()});
+  }
+  if (!it->status().ok())
+    fail(dir_, "loading", it->status());
+}
+
+void rocksdb_storage::compact() {
+  auto& d = db();
+  auto st = d.Flush(rocksdb::FlushOptions{});
+  if (!st.ok())
+    fail(dir_, "flushing", st);
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  st = d.CompactRange(co, nullptr, nullptr);
+  if (!st.ok())
+    fail(dir_, "compacting", st);
+}
+
+std::uint64_t rocksdb_storage::approximate_bytes() {
+  auto& d = db();
+  std::uint64_t sst = 0;
+  std::uint64_t mem = 0;
+  d.GetIntProperty("rocksdb.total-sst-files-size", &sst);
+  d.GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return sst + mem;
+}
+
+void rocksdb_storage::close() {
+  if (!db_)
+    return;
+  auto st = db_->Close();
+  db_.reset();
+  if (!st.ok())
+    fail(dir_, "closing", st);
+}
+
+} // namespace syncmesh

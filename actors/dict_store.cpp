@@ -289,9 +289,6 @@ std::optional<caf::error> py2p_delete_refusal(self_ptr self) {
 // -- remote writes
 // --------------------------------------------------------------
 
-/// Returns the remote writes to apply now (the clock has seen their
-/// stamps); writes stamped too far in the future go to the lease manager,
-/// which holds them until their time.
 /// A peer may write only as itself (issue 16): with peer TLS, a record
 /// stamped with THIS node's ID during this run that is newer than what the
 /// store holds for its key was never made here (every write of this run
@@ -319,6 +316,9 @@ bool forged_own_stamp(self_ptr self, const std::string& origin,
   return true;
 }
 
+/// Returns the remote writes to apply now (the clock has seen their
+/// stamps); writes stamped too far in the future go to the lease manager,
+/// which holds them until their time.
 pb::WriteBatch accept_remote(self_ptr self, const std::string& origin,
                              pb::WriteBatch& batch) {
   auto& st = self->state;

@@ -95,16 +95,7 @@ struct tls_peer {
 
   /// The envelopes decrypted so far.
   std::vector<pb::Envelope> envelopes() {
-    frame_decoder decoder;
-    decoder.feed(plain);
-    std::vector<pb::Envelope> result;
-    std::string payload;
-    while (decoder.next(payload) == frame_status::ok) {
-      pb::Envelope env;
-      BOOST_REQUIRE(parse_envelope(payload, env).empty());
-      result.push_back(std::move(env));
-    }
-    return result;
+    return syncmesh::test::envelopes_in(plain);
   }
 };
 

@@ -28,6 +28,21 @@
 
 namespace syncmesh::test {
 
+/// The envelopes of every whole frame in `bytes` (frames of the native
+/// wire), each required to parse.
+inline std::vector<pb::Envelope> envelopes_in(const std::string& bytes) {
+  frame_decoder decoder;
+  decoder.feed(bytes);
+  std::vector<pb::Envelope> result;
+  std::string payload;
+  while (decoder.next(payload) == frame_status::ok) {
+    pb::Envelope env;
+    BOOST_REQUIRE(parse_envelope(payload, env).empty());
+    result.push_back(std::move(env));
+  }
+  return result;
+}
+
 /// The port the fixture's node listens on.
 inline constexpr uint16_t node_port = 4242;
 
@@ -175,16 +190,7 @@ struct node_fixture {
 
   /// The envelopes the node wrote to the peer so far, decoded.
   std::vector<pb::Envelope> received(caf::io::connection_handle hdl) {
-    frame_decoder decoder;
-    decoder.feed(written(hdl));
-    std::vector<pb::Envelope> result;
-    std::string payload;
-    while (decoder.next(payload) == frame_status::ok) {
-      pb::Envelope env;
-      BOOST_REQUIRE(parse_envelope(payload, env).empty());
-      result.push_back(std::move(env));
-    }
-    return result;
+    return envelopes_in(written(hdl));
   }
 
   /// The goodbye the node sent to the peer, if any.

@@ -19,20 +19,21 @@ namespace {
 constexpr char meta_prefix = 'm';
 constexpr char entry_prefix = 'e';
 
-std::string meta_key(std::string_view name) {
+/// `name` in the space of `prefix`.
+std::string prefixed(char prefix, std::string_view name) {
   std::string out;
   out.reserve(name.size() + 1);
-  out += meta_prefix;
+  out += prefix;
   out += name;
   return out;
 }
 
+std::string meta_key(std::string_view name) {
+  return prefixed(meta_prefix, name);
+}
+
 std::string entry_key(std::string_view key) {
-  std::string out;
-  out.reserve(key.size() + 1);
-  out += entry_prefix;
-  out += key;
-  return out;
+  return prefixed(entry_prefix, key);
 }
 
 rocksdb::Slice slice(std::string_view s) {

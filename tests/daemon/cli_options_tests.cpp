@@ -42,14 +42,7 @@ namespace {
 /// A syncmesh-node started with exactly `args` (plus quick timers), ready.
 struct running_node : syncmesh::test::daemon_process {
   running_node(const std::string& dir, const std::vector<std::string>& args)
-      : daemon_process(dir, with_quick_timers(args)) {}
-
-  static std::vector<std::string>
-  with_quick_timers(const std::vector<std::string>& args) {
-    auto all = syncmesh::test::quick_daemon_args();
-    all.insert(all.end(), args.begin(), args.end());
-    return all;
-  }
+      : daemon_process(dir, syncmesh::test::quick_daemon_args({}, args)) {}
 };
 
 /// The inodes of the TCP sockets in LISTEN state on this machine.

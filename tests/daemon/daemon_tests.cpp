@@ -35,16 +35,10 @@ namespace {
 /// One syncmesh-node process (API on, info log, quick timers).
 struct node_process : syncmesh::test::daemon_process {
   node_process(const std::string& dir, const std::vector<std::string>& extra)
-      : daemon_process(dir, args_with(extra)) {}
-
-  static std::vector<std::string>
-  args_with(const std::vector<std::string>& extra) {
-    auto all = syncmesh::test::quick_daemon_args();
-    all.insert(all.end(), {"--http=127.0.0.1:0", "--log-level=info",
-                           "--anti-entropy-interval=300ms"});
-    all.insert(all.end(), extra.begin(), extra.end());
-    return all;
-  }
+      : daemon_process(dir, syncmesh::test::quick_daemon_args(
+                              {"--http=127.0.0.1:0", "--log-level=info",
+                               "--anti-entropy-interval=300ms"},
+                              extra)) {}
 
   /// SIGTERM; returns the exit code, checking it came within a second.
   int stop() {

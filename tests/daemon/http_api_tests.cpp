@@ -55,16 +55,12 @@ namespace {
 /// warnings only.
 struct api_node : syncmesh::test::daemon_process {
   api_node(const std::string& dir, const std::vector<std::string>& extra)
-      : daemon_process(dir, args_with(extra), "api-node") {}
-
-  static std::vector<std::string>
-  args_with(const std::vector<std::string>& extra) {
-    auto all = syncmesh::test::quick_daemon_args();
-    all.insert(all.end(), {"--http=127.0.0.1:0", "--log-level=warning",
-                           "--anti-entropy-interval=300ms"});
-    all.insert(all.end(), extra.begin(), extra.end());
-    return all;
-  }
+      : daemon_process(dir,
+                       syncmesh::test::quick_daemon_args(
+                         {"--http=127.0.0.1:0", "--log-level=warning",
+                          "--anti-entropy-interval=300ms"},
+                         extra),
+                       "api-node") {}
 
   /// A client that waits up to 20 s for an answer.
   httplib::Client client() const { return daemon_process::client(20); }

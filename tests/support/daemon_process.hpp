@@ -31,10 +31,17 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-/// Quick heartbeats, timeouts and redials for daemons in tests.
-inline std::vector<std::string> quick_daemon_args() {
-  return {"--port=0", "--heartbeat-interval=100ms", "--peer-timeout=1s",
-          "--redial-max=300ms"};
+/// The arguments of a daemon in a test: quick heartbeats, timeouts and
+/// redials, then `base` (what a test file starts every node with), then
+/// `extra` (what one test adds; later arguments win).
+inline std::vector<std::string>
+quick_daemon_args(std::vector<std::string> base = {},
+                  const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> all{"--port=0", "--heartbeat-interval=100ms",
+                               "--peer-timeout=1s", "--redial-max=300ms"};
+  all.insert(all.end(), base.begin(), base.end());
+  all.insert(all.end(), extra.begin(), extra.end());
+  return all;
 }
 
 /// A syncmesh-node started with `args` (see the file comment).

@@ -595,8 +595,12 @@ void dict_store_state::init(const config& cfg, const node_id& self) {
 dict_store_actor::behavior_type
 dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
                     router_actor router, lease_manager_actor lease_manager,
-                    size_t window_bytes, std::shared_ptr<clock_fence> fence) {
+                    size_t window_bytes, std::shared_ptr<clock_fence> fence,
+                    std::shared_ptr<store_reader> reader) {
   self->state.init(cfg, id);
+  // Other threads may read the table from now on (store_reader.hpp).
+  if (reader)
+    self->state.store.publish_to(std::move(reader));
   self->state.fence = std::move(fence);
   self->state.router = std::move(router);
   self->state.lease_manager = std::move(lease_manager);
@@ -719,26 +723,13 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     // -- reads --
     [=](const pb::GetRequest& req) {
       pb::GetReply reply;
-      const auto* entry = self->state.store.find(req.key());
-      if (entry != nullptr && entry->live()) {
-        reply.set_found(true);
-        to_proto(entry->read(), reply.mutable_value());
-        to_proto(self->state.store.ids(), entry->head(), reply.mutable_meta());
-      }
+      self->state.store.read_into(req.key(), reply);
       return reply;
     },
     [=](const pb::GetManyRequest& req) {
       pb::GetManyReply many;
-      const auto& store = self->state.store;
-      for (const auto& key : req.keys()) {
-        auto* reply = many.add_replies();
-        const auto* entry = store.find(key);
-        if (entry != nullptr && entry->live()) {
-          reply->set_found(true);
-          to_proto(entry->read(), reply->mutable_value());
-          to_proto(store.ids(), entry->head(), reply->mutable_meta());
-        }
-      }
+      for (const auto& key : req.keys())
+        self->state.store.read_into(key, *many.add_replies());
       return many;
     },
     [=](const pb::SnapshotRequest& req) {

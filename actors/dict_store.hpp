@@ -14,6 +14,7 @@
 #include "actors/lease_state.hpp"
 #include "actors/router_actor.hpp"
 #include "actors/router_state.hpp"
+#include "actors/store_reader.hpp"
 #include "actors/store_state.hpp"
 #include "syncmesh/clock.hpp"
 #include "syncmesh/config.hpp"
@@ -100,6 +101,7 @@ dict_store_actor::behavior_type
 dict_store_behavior(dict_store_actor::stateful_pointer<dict_store_state> self,
                     const config& cfg, const node_id& id, router_actor router,
                     lease_manager_actor lease_manager, size_t window_bytes,
-                    std::shared_ptr<clock_fence> fence);
+                    std::shared_ptr<clock_fence> fence,
+                    std::shared_ptr<store_reader> reader);
 
 } // namespace syncmesh

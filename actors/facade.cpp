@@ -18,18 +18,6 @@ namespace {
 
 using self_ptr = facade_actor::stateful_pointer<facade_state>;
 
-/// Explains why a key is unacceptable, or returns none.
-caf::error check_key(const config& cfg, const std::string& key) {
-  if (key.empty())
-    return make_error(errc::invalid_key, std::string{"key is empty"});
-  if (key.size() > cfg.max_key_size)
-    return make_error(errc::key_too_large,
-                      "key of " + std::to_string(key.size())
-                        + " bytes exceeds the limit of "
-                        + std::to_string(cfg.max_key_size));
-  return caf::none;
-}
-
 /// Checks a value from a CAF application: well-formed and within limits.
 caf::error check_value(const config& cfg, const pb::Value& val) {
   auto size = val.ByteSizeLong();
@@ -105,6 +93,17 @@ caf::result<Reply> forward(self_ptr self, const Dest& dest, Request&& req) {
 }
 
 } // namespace
+
+caf::error check_key(const config& cfg, const std::string& key) {
+  if (key.empty())
+    return make_error(errc::invalid_key, std::string{"key is empty"});
+  if (key.size() > cfg.max_key_size)
+    return make_error(errc::key_too_large,
+                      "key of " + std::to_string(key.size())
+                        + " bytes exceeds the limit of "
+                        + std::to_string(cfg.max_key_size));
+  return caf::none;
+}
 
 facade_actor::behavior_type
 facade_behavior(self_ptr self, config cfg, node_id id,
@@ -407,14 +406,15 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   result.fence = std::make_shared<clock_fence>(static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::microseconds>(cfg.max_clock_offset)
       .count()));
-  result.router = sys.spawn(router_behavior, cfg, result.id, result.fence,
-                            tls);
+  result.router = sys.spawn(router_behavior, cfg, result.id, result.fence, tls);
   result.lease_manager = sys.spawn(lease_manager_behavior, cfg, result.id);
   // Anti-entropy windows: a quarter of the send bound, so a transfer never
   // crowds out flood traffic, and never more than half a frame.
   auto window = std::min(cfg.max_send_queue / 4, cfg.max_frame_size / 2);
-  result.store = sys.spawn(dict_store_behavior, cfg, result.id, result.router,
-                           result.lease_manager, window, result.fence);
+  result.reader = std::make_shared<store_reader>();
+  result.store
+    = sys.spawn(dict_store_behavior, cfg, result.id, result.router,
+                result.lease_manager, window, result.fence, result.reader);
   result.facade
     = sys.spawn(facade_behavior, cfg, result.id, result.lease_manager,
                 result.store, result.router, result.fence);

@@ -11,6 +11,7 @@
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/router_actor.hpp"
+#include "actors/store_reader.hpp"
 #include "actors/tls_channel.hpp"
 #include "messages/version.hpp"
 #include "syncmesh/facade.hpp"
@@ -71,6 +72,8 @@ struct node_actors {
   node_id id;
   /// The clock fence shared by the links, the store and the facade.
   std::shared_ptr<clock_fence> fence;
+  /// Reads the store's keys from any thread (the HTTP front's GETs).
+  std::shared_ptr<store_reader> reader;
 };
 
 /// Spawns and wires the actors of one node; the others are linked to the
@@ -82,6 +85,10 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg);
 /// CA cannot be loaded, the certificate names no node, or cfg.node_id is
 /// set and differs from the certificate's ID.
 std::shared_ptr<const tls_context> make_peer_tls(const config& cfg);
+
+/// Explains why `key` is unacceptable under `cfg` (empty, too long), or
+/// returns none: the facade's check, shared with readers that bypass it.
+caf::error check_key(const config& cfg, const std::string& key);
 
 /// Bytes of a random node ID.
 inline constexpr size_t random_node_id_size = 15;

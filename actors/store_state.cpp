@@ -1,9 +1,12 @@
 #include "actors/store_state.hpp"
 
 #include <algorithm>
+#include <mutex>
 
+#include "actors/store_reader.hpp"
 #include "messages/value_proto.hpp"
 #include "syncmesh/pb/entry.pb.h"
+#include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
@@ -40,6 +43,14 @@ uint64_t hash_bytes(std::string_view xs) noexcept {
   h *= 0xc4ceb9fe1a85ec53ull;
   h ^= h >> 33;
   return h;
+}
+
+/// The exclusive lock of `reader` for one change of the store (none when
+/// the store is not published: tests, the simulator).
+std::unique_lock<store_reader>
+write_lock(const std::shared_ptr<store_reader>& reader) {
+  return reader ? std::unique_lock<store_reader>{*reader}
+                : std::unique_lock<store_reader>{};
 }
 
 } // namespace
@@ -182,6 +193,42 @@ void to_proto(const node_id_table& ids, const entry_head& head,
   to_proto(newest, out->mutable_version());
 }
 
+store_state::~store_state() {
+  publish_to(nullptr);
+}
+
+store_state::store_state(store_state&& other) noexcept
+    : buckets_(digest_buckets) {
+  auto lock = write_lock(other.reader_);
+  ids_ = std::move(other.ids_);
+  other.ids_ = node_id_table{}; // a moved-from table is only assignable
+  entries_ = std::move(other.entries_);
+  buckets_.swap(other.buckets_);
+  live_count_ = other.live_count_;
+  other.live_count_ = 0;
+}
+
+void store_state::publish_to(std::shared_ptr<store_reader> reader) {
+  if (reader_) {
+    auto lock = write_lock(reader_);
+    reader_->store_ = nullptr;
+  }
+  reader_ = std::move(reader);
+  if (reader_) {
+    auto lock = write_lock(reader_);
+    reader_->store_ = this;
+  }
+}
+
+void store_state::read_into(std::string_view key, pb::GetReply& out) const {
+  const auto* entry = find(key);
+  if (entry == nullptr || !entry->live())
+    return;
+  out.set_found(true);
+  to_proto(entry->read(), out.mutable_value());
+  to_proto(ids_, entry->head(), out.mutable_meta());
+}
+
 store_state::outcome store_state::apply(const pb::WriteRecord& rec,
                                         bool keep_old_value,
                                         std::string& error) {
@@ -213,6 +260,7 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   }
   if (!error.empty())
     return result;
+  auto lock = write_lock(reader_);
   auto [slot, added] = entries_.try_emplace(rec.key());
   auto& entry = *slot;
   // The digest is updated only when the entry changes; capture it first.
@@ -245,11 +293,17 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   return result;
 }
 
+void store_state::reserve(size_t n) {
+  auto lock = write_lock(reader_);
+  entries_.reserve(n);
+}
+
 const store_entry* store_state::find(std::string_view key) const {
   return entries_.find(key);
 }
 
 size_t store_state::purge(const std::vector<std::string>& keys) {
+  auto lock = write_lock(reader_);
   size_t removed = 0;
   for (const auto& key : keys) {
     auto* entry = entries_.find(key);

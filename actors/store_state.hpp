@@ -14,6 +14,7 @@
 namespace syncmesh {
 
 namespace pb {
+class GetReply;
 class WriteRecord;
 class WriteBatch;
 class EntryMeta;
@@ -98,6 +99,8 @@ private:
 void to_proto(const node_id_table& ids, const entry_head& head,
               pb::EntryMeta* out);
 
+class store_reader;
+
 /// Sum and count of the version hashes of one bucket of keys.
 struct bucket_digest {
   /// Sum (mod 2^64) of the entries' version hashes: order-independent.
@@ -125,6 +128,26 @@ public:
   }
 
   store_state() : buckets_(digest_buckets) {}
+
+  /// Detaches the reader this store is published to, if any.
+  ~store_state();
+
+  /// Takes over `other`'s entries; `other` stays empty and usable, still
+  /// published to its reader (if any), and this store is published to none.
+  store_state(store_state&& other) noexcept;
+
+  store_state(const store_state&) = delete;
+  store_state& operator=(const store_state&) = delete;
+  store_state& operator=(store_state&&) = delete;
+
+  /// Lets `reader` read this store from other threads from now on: every
+  /// change below takes the reader's exclusive lock (see store_reader.hpp).
+  /// A store is published to one reader at most; null unpublishes.
+  void publish_to(std::shared_ptr<store_reader> reader);
+
+  /// Fills `out` (found, value, metadata) for `key` when it holds a value;
+  /// leaves `found` false otherwise.
+  void read_into(std::string_view key, pb::GetReply& out) const;
 
   /// What applying one record did.
   struct outcome {
@@ -155,7 +178,7 @@ public:
   size_t live_count() const noexcept { return live_count_; }
 
   /// Sizes the key table for `n` entries (no rehash pauses below that).
-  void reserve(size_t n) { entries_.reserve(n); }
+  void reserve(size_t n);
 
   /// Number of entries including tombstones.
   size_t entry_count() const noexcept { return entries_.size(); }
@@ -196,6 +219,9 @@ public:
 
 private:
   void forget_digest(std::string_view key, const store_entry& entry);
+
+  /// The reader this store is published to (null when none).
+  std::shared_ptr<store_reader> reader_;
 
   /// Declared before `entries_`, so it is destroyed after every entry that
   /// refers to it.

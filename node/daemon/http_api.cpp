@@ -13,6 +13,7 @@
 #include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/facade.hpp"
 #include "actors/lease_conflicts.hpp"
 #include "messages/time_text.hpp"
 #include "messages/value_proto.hpp"
@@ -129,6 +130,30 @@ void put_meta_headers(http::response& res, const pb::EntryMeta& meta) {
 bool value_of(const pb::Value& x, value& out, std::string& err) {
   err = from_proto(x, out, max_value_depth_ceiling);
   return err.empty();
+}
+
+/// The answer to GET /v1/kv/<key>: the value as its own content type
+/// (bytes, text, or JSON for lists and maps) with the metadata headers.
+http::response get_response(const pb::GetReply& got) {
+  if (!got.found())
+    return http::json_error(404, "not_found", "no such key");
+  value v;
+  std::string err;
+  if (!value_of(got.value(), v, err))
+    return http::json_error(500, "internal", err);
+  http::response res;
+  put_meta_headers(res, got.meta());
+  if (v.is_bytes()) {
+    res.body = v.as_bytes();
+    res.content_type = "application/octet-stream";
+  } else if (v.is_text()) {
+    res.body = v.as_text();
+    res.content_type = "text/plain; charset=utf-8";
+  } else {
+    res.body = to_json(v).dump();
+    res.content_type = "application/json";
+  }
+  return res;
 }
 
 json item_json(const pb::Item& x) {
@@ -431,6 +456,8 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   caf::actor_system& sys;
   size_t max_depth;
   std::unique_ptr<node_bridge> bridge;
+  /// Reads keys for GET on the server's thread (actors/store_reader.hpp).
+  std::shared_ptr<store_reader> reader;
   std::unique_ptr<http::http_server> server;
   /// Receives the node's events (subscribed to the facade) and publishes
   /// them to `hub` on a CAF worker: no thread of its own.
@@ -536,10 +563,9 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
           w.window_events);
     wline("window_limit_bytes", "The watch event window's byte bound", "gauge",
           w.window_limit);
-    line("get_batches_total", "GET batches sent to the store as one read",
-         "counter", bridge->get_batches());
-    line("batched_gets_total", "GETs answered through those batches", "counter",
-         bridge->batched_gets());
+    line("direct_reads_total",
+         "GETs read from the store's table on the server's thread", "counter",
+         reader->reads());
     return out;
   }
 
@@ -711,37 +737,21 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
     case route_id::kv_no_key:
       respond(http::json_error(400, "invalid_key", "key is empty"));
       return;
-    case route_id::kv_get:
-      bridge->get(rt.key, [self, respond](caf::expected<pb::GetReply> x) {
-        if (!x) {
-          respond(self->fail(x.error()));
-          return;
-        }
-        if (!x->found()) {
-          respond(http::json_error(404, "not_found", "no such key"));
-          return;
-        }
-        value v;
-        std::string err;
-        if (!value_of(x->value(), v, err)) {
-          respond(http::json_error(500, "internal", err));
-          return;
-        }
-        http::response res;
-        put_meta_headers(res, x->meta());
-        if (v.is_bytes()) {
-          res.body = v.as_bytes();
-          res.content_type = "application/octet-stream";
-        } else if (v.is_text()) {
-          res.body = v.as_text();
-          res.content_type = "text/plain; charset=utf-8";
-        } else {
-          res.body = to_json(v).dump();
-          res.content_type = "application/json";
-        }
-        respond(std::move(res));
-      });
+    case route_id::kv_get: {
+      // Read on this thread from the store's table (actors/store_reader.hpp):
+      // no hop into the actor system and back.
+      if (auto err = check_key(sock.settings(), rt.key)) {
+        respond(fail(err));
+        return;
+      }
+      pb::GetReply got;
+      if (!reader->get(rt.key, got)) {
+        respond(http::json_error(503, "unavailable", "the node is stopping"));
+        return;
+      }
+      respond(get_response(got));
       return;
+    }
     case route_id::kv_put: {
       value v;
       if (auto err = body_value(req, v, max_depth); !err.empty()) {
@@ -1248,6 +1258,7 @@ http_api::http_api(sync_socket& sock, http_options opts)
   auto& st = *impl_;
   auto timeout = caf::duration{sock.settings().request_timeout};
   st.bridge = std::make_unique<node_bridge>(sock.handle(), timeout);
+  st.reader = internals(sock).reader;
   auto sopts = st.opts.server;
   for (auto path : {"/", "/index.html", "/app.js", "/style.css"})
     sopts.open_paths.emplace_back(path);

@@ -829,13 +829,15 @@ struct dict_store_fixture : node_fixture {
     = std::make_shared<std::vector<caf::message>>();
   std::shared_ptr<std::vector<caf::message>> to_lm
     = std::make_shared<std::vector<caf::message>>();
+  /// Reads the store's table from outside the actor, as the HTTP front does.
+  std::shared_ptr<store_reader> reader = std::make_shared<store_reader>();
   dict_store_actor store;
 
   dict_store_fixture() {
     store = sys.spawn(dict_store_behavior, node_cfg, self_id,
                       caf::actor_cast<router_actor>(collector(to_router)),
                       caf::actor_cast<lease_manager_actor>(collector(to_lm)),
-                      size_t{65536}, std::shared_ptr<clock_fence>{});
+                      size_t{65536}, std::shared_ptr<clock_fence>{}, reader);
     caf::anon_send(store, events_atom::value, true);
     sched.run();
   }
@@ -880,6 +882,15 @@ BOOST_AUTO_TEST_CASE(a_local_write_is_readable_when_acknowledged) {
   BOOST_REQUIRE(got);
   BOOST_CHECK(got->found());
   BOOST_CHECK_EQUAL(got->value().text(), "v");
+  // The reader outside the actor sees it too, with the same metadata.
+  pb::GetReply direct;
+  BOOST_REQUIRE(f.reader->get("k", direct));
+  BOOST_CHECK(direct.found());
+  BOOST_CHECK_EQUAL(direct.value().text(), "v");
+  BOOST_CHECK_EQUAL(direct.meta().DebugString(), got->meta().DebugString());
+  pb::GetReply absent;
+  BOOST_REQUIRE(f.reader->get("nope", absent));
+  BOOST_CHECK(!absent.found());
   // Flooded once, and its event went to the lease manager.
   BOOST_CHECK_EQUAL(
     f.count(
@@ -985,6 +996,19 @@ BOOST_AUTO_TEST_CASE(
   auto bytes = f.ask<std::string>(f.store, dump_atom::value);
   BOOST_REQUIRE(bytes);
   BOOST_CHECK(bytes->empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_answers_nothing_once_the_store_is_gone) {
+  dict_store_fixture f;
+  pb::GetReply before;
+  BOOST_CHECK(f.reader->get("k", before));
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  f.sched.run();
+  // The actor's state (and its table) is gone: the reader says so instead of
+  // reading freed memory.
+  pb::GetReply after;
+  BOOST_CHECK(!f.reader->get("k", after));
+  BOOST_CHECK(!after.found());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

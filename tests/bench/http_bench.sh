@@ -116,8 +116,8 @@ if [ "$install" -eq 1 ]; then
   fi
 fi
 command -v wrk >/dev/null || { log "wrk is not installed"; exit 1; }
-if [ "$with_etcd" -eq 1 ] && ! command -v etcd >/dev/null; then
-  log "etcd is not installed: its rows are skipped"
+if [ "$with_etcd" -eq 1 ] && ! { command -v etcd && command -v etcdctl; } >/dev/null; then
+  log "etcd or etcdctl is not installed: its rows are skipped"
   with_etcd=0
 fi
 [ -x "$ceiling_bin" ] || { log "no $ceiling_bin (build target syncmesh-http-ceiling)"; exit 1; }

@@ -566,6 +566,11 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
     line("direct_reads_total",
          "GETs read from the store's table on the server's thread", "counter",
          reader->reads());
+    line("batched_puts_total", "PUTs sent to the node inside one update",
+         "counter", bridge->batched_sets());
+    line("batch_retries_total",
+         "Batched updates refused and sent again one PUT at a time", "counter",
+         bridge->batch_retries());
     return out;
   }
 
@@ -758,13 +763,11 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
         respond(http::json_error(400, "bad_request", err));
         return;
       }
-      pb::SetRequest set;
-      set.set_key(rt.key);
-      to_proto(v, set.mutable_value());
-      bridge->call<pb::WriteAck>(
-        std::move(set), [self, respond](caf::expected<pb::WriteAck> x) {
-          respond(x ? no_content() : self->fail(x.error()));
-        });
+      pb::Value val;
+      to_proto(v, &val);
+      bridge->set(rt.key, std::move(val), [self, respond](caf::error err) {
+        respond(!err ? no_content() : self->fail(err));
+      });
       return;
     }
     case route_id::kv_delete: {
@@ -1257,7 +1260,8 @@ http_api::http_api(sync_socket& sock, http_options opts)
     : impl_(std::make_shared<impl>(sock, std::move(opts))) {
   auto& st = *impl_;
   auto timeout = caf::duration{sock.settings().request_timeout};
-  st.bridge = std::make_unique<node_bridge>(sock.handle(), timeout);
+  st.bridge = std::make_unique<node_bridge>(sock.handle(),
+                                            sock.settings().request_timeout);
   st.reader = internals(sock).reader;
   auto sopts = st.opts.server;
   for (auto path : {"/", "/index.html", "/app.js", "/style.css"})

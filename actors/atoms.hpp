@@ -94,4 +94,11 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 
+/// The store syncs its storage and releases what waited for it (durability
+/// `always`: one fsync for every write queued before it).
+using storage_sync_atom = caf::atom_constant<caf::atom("stsync")>;
+
+/// The store's storage timer (durability `batch`): sync what was written.
+using storage_tick_atom = caf::atom_constant<caf::atom("sttick")>;
+
 } // namespace syncmesh

@@ -160,10 +160,76 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
   return result;
 }
 
-void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
-  if (changed.records_size() > 0 && self->state.router)
+/// Durability `always`: runs `fn` after the next fsync, which a message to
+/// ourselves triggers once per group (every write queued in the mailbox
+/// before it shares that one fsync).
+void after_sync(self_ptr self, std::function<void()> fn) {
+  auto& st = self->state;
+  st.after_sync.push_back(std::move(fn));
+  if (!st.sync_queued) {
+    st.sync_queued = true;
+    self->send(self, storage_sync_atom::value);
+  }
+}
+
+/// Durability `batch`: a sync at most `sync_interval` after a write.
+void schedule_sync_tick(self_ptr self) {
+  auto& st = self->state;
+  if (st.tick_scheduled)
+    return;
+  st.tick_scheduled = true;
+  self->delayed_send(self, st.sync_interval, storage_tick_atom::value);
+}
+
+/// Hands changed records to the router to flood to the peers.
+void send_flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
+  if (self->state.router)
     self->send(self->state.router, changed_atom::value, std::move(origin),
                std::move(changed));
+}
+
+/// Persists the entries `changed` touched (with a data dir), then floods
+/// them. A node never relays what it could forget: the flood follows the
+/// write to storage, and with durability `always` waits for the fsync.
+void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
+  if (changed.records_size() == 0)
+    return;
+  auto& st = self->state;
+  if (st.persistence) {
+    st.persistence->stage(st.store, changed,
+                          st.rules.clock().high_water().wall_us);
+    st.persistence->write();
+    switch (st.persistence->mode()) {
+      case durability_mode::always: {
+        auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
+        after_sync(self, [self, origin = std::move(origin), held]() mutable {
+          send_flood(self, std::move(origin), std::move(*held));
+        });
+        return;
+      }
+      case durability_mode::batch:
+        schedule_sync_tick(self);
+        break;
+      case durability_mode::none:
+        break;
+    }
+  }
+  send_flood(self, std::move(origin), std::move(changed));
+}
+
+/// The reply to a local write, at once, or (durability `always`) once what
+/// it wrote is on disk.
+template <class Reply>
+caf::result<Reply> answer_when_durable(self_ptr self, Reply reply) {
+  auto& st = self->state;
+  if (!st.persistence || st.persistence->mode() != durability_mode::always
+      || !st.persistence->unsynced())
+    return reply;
+  auto promise = self->template make_response_promise<Reply>();
+  after_sync(self, [promise, reply = std::move(reply)]() mutable {
+    promise.deliver(std::move(reply));
+  });
+  return promise;
 }
 
 caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
@@ -179,7 +245,7 @@ caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
   flood(self, std::string{}, std::move(res.changed));
   if (!res.error.empty())
     return make_error(errc::malformed, std::move(res.error));
-  return ack;
+  return answer_when_durable(self, std::move(ack));
 }
 
 caf::result<pb::DeleteReply> apply_erase_batch(self_ptr self,
@@ -196,7 +262,7 @@ caf::result<pb::DeleteReply> apply_erase_batch(self_ptr self,
   flood(self, std::string{}, std::move(res.changed));
   if (!res.error.empty())
     return make_error(errc::malformed, std::move(res.error));
-  return reply;
+  return answer_when_durable(self, std::move(reply));
 }
 
 size_t apply_remote_batch(self_ptr self, std::string origin,
@@ -596,8 +662,26 @@ dict_store_actor::behavior_type
 dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
                     router_actor router, lease_manager_actor lease_manager,
                     size_t window_bytes, std::shared_ptr<clock_fence> fence,
-                    std::shared_ptr<store_reader> reader) {
+                    std::shared_ptr<store_reader> reader,
+                    std::shared_ptr<durable_start> durable) {
   self->state.init(cfg, id);
+  self->state.self_id = id;
+  if (durable) {
+    // Loaded by spawn_node before anything could reach this actor: every
+    // read and every peer sees the stored entries.
+    auto& st = self->state;
+    st.store = std::move(durable->store);
+    st.persistence = std::move(durable->persistence);
+    st.sync_interval = cfg.durability_interval;
+    st.rules.raise_clock_floor(durable->clock_floor_us);
+    st.run_floor_us = std::max(st.run_floor_us, durable->clock_floor_us);
+    log_line(log_level::info, st.self_id,
+             "loaded " + std::to_string(durable->entries) + " entries from "
+               + cfg.data_dir + " in " + std::to_string(durable->load_ms)
+               + " ms (durability " + to_string(cfg.durability) + ")");
+    if (st.store.entry_count() > st.store.live_count())
+      note_tombstones(self);
+  }
   // Other threads may read the table from now on (store_reader.hpp).
   if (reader)
     self->state.store.publish_to(std::move(reader));
@@ -610,7 +694,6 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
   // Lost windows are rare (a link that closed takes its outbox along):
   // several peer timeouts leave a slow but live peer all the time it needs.
   self->state.ae_bounds.stall_timeout_us = 3 * to_us(cfg.peer_timeout);
-  self->state.self_id = id;
   self->set_down_handler(
     [=](const caf::down_msg& msg) { self->state.outboxes.erase(msg.source); });
   return {
@@ -826,9 +909,32 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     [=](purge_atom, uint64_t horizon_us) {
       auto& st = self->state;
       auto purged = st.rules.purge_tombstones(st.store, horizon_us);
+      if (st.persistence && !purged.empty()) {
+        st.persistence->stage_erase(purged);
+        st.persistence->write();
+        if (st.persistence->mode() == durability_mode::batch)
+          schedule_sync_tick(self);
+      }
       uint64_t remaining = st.store.entry_count() - st.store.live_count();
       st.purge_pending = remaining > 0;
       return std::make_tuple(static_cast<uint64_t>(purged.size()), remaining);
+    },
+    // -- storage --
+    [=](storage_sync_atom) {
+      auto& st = self->state;
+      st.sync_queued = false;
+      if (st.persistence)
+        st.persistence->sync();
+      auto waiting = std::move(st.after_sync);
+      st.after_sync.clear();
+      for (auto& fn : waiting)
+        fn();
+    },
+    [=](storage_tick_atom) {
+      auto& st = self->state;
+      st.tick_scheduled = false;
+      if (st.persistence)
+        st.persistence->sync();
     },
     // -- control --
     [=](events_atom, bool on) { self->state.publish_events = on; },

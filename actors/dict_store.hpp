@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "actors/lease_state.hpp"
 #include "actors/router_actor.hpp"
 #include "actors/router_state.hpp"
+#include "actors/store_persistence.hpp"
 #include "actors/store_reader.hpp"
 #include "actors/store_state.hpp"
 #include "syncmesh/clock.hpp"
@@ -38,6 +41,22 @@ namespace syncmesh {
 /// table of every key (over the memory target) and compare-and-set retries
 /// against a view that can be stale. The rule is the plain `lease_rules`
 /// class; the lease manager actor takes the time-driven and policy duties.
+/// A store loaded from its data dir before the node starts (spawn_node), so
+/// a data dir that cannot be read fails the start with one clear error
+/// instead of an actor that dies.
+struct durable_start {
+  /// The entries loaded.
+  store_state store;
+  /// Writes what changes from now on.
+  std::shared_ptr<store_persistence> persistence;
+  /// Every stored stamp is at or below this time (µs).
+  uint64_t clock_floor_us = 0;
+  /// Keys loaded, tombstones included.
+  uint64_t entries = 0;
+  /// How long the load took (ms), for the start's log line.
+  uint64_t load_ms = 0;
+};
+
 struct dict_store_state {
   /// Sets the store of node `self` up from the node's configuration.
   void init(const config& cfg, const node_id& self);
@@ -76,6 +95,17 @@ struct dict_store_state {
   /// Every write this run makes is stamped at or after this time (µs):
   /// the start of the run, or the persisted HLC floor when later.
   uint64_t run_floor_us = 0;
+  /// The data dir's storage (config::data_dir), or null in memory.
+  std::shared_ptr<store_persistence> persistence;
+  /// Durability `always`: what waits for the next fsync (acknowledgements
+  /// and floods), in the order the writes were applied.
+  std::vector<std::function<void()>> after_sync;
+  /// A storage_sync_atom is in the mailbox.
+  bool sync_queued = false;
+  /// Durability `batch`: a storage_tick_atom is on its way.
+  bool tick_scheduled = false;
+  /// Durability `batch`: the longest wait before a sync.
+  std::chrono::milliseconds sync_interval{10};
   /// How anti-entropy compares differing buckets.
   ae_method method{};
   /// Tags of anti-entropy sessions.
@@ -97,11 +127,10 @@ struct dict_store_state {
 
 /// The dict store's behavior (see dict_store_actor for its messages). The
 /// key table is sized for `cfg.expected_keys` up front.
-dict_store_actor::behavior_type
-dict_store_behavior(dict_store_actor::stateful_pointer<dict_store_state> self,
-                    const config& cfg, const node_id& id, router_actor router,
-                    lease_manager_actor lease_manager, size_t window_bytes,
-                    std::shared_ptr<clock_fence> fence,
-                    std::shared_ptr<store_reader> reader);
+dict_store_actor::behavior_type dict_store_behavior(
+  dict_store_actor::stateful_pointer<dict_store_state> self, const config& cfg,
+  const node_id& id, router_actor router, lease_manager_actor lease_manager,
+  size_t window_bytes, std::shared_ptr<clock_fence> fence,
+  std::shared_ptr<store_reader> reader, std::shared_ptr<durable_start> durable);
 
 } // namespace syncmesh

@@ -42,7 +42,10 @@ namespace syncmesh {
 ///   `(export_atom) -> WriteBatch` (every entry as records, by key),
 ///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
 ///   (the store's part: local writes, refusals, remote records, tombstones,
-///   the clock's high-water mark).
+///   the clock's high-water mark);
+/// - with a data dir, to itself: `(storage_sync_atom)` syncs the storage and
+///   releases the acknowledgements and floods that wait for it (durability
+///   `always`), `(storage_tick_atom)` syncs on the `batch` timer.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
@@ -64,6 +67,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<dump_atom>::with<std::string>,
   caf::replies_to<export_atom>::with<pb::WriteBatch>,
   caf::replies_to<stats_atom>::with<pb::StoreStats>,
-  caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>>;
+  caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>,
+  caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>>;
 
 } // namespace syncmesh

@@ -208,6 +208,24 @@ store_state::store_state(store_state&& other) noexcept
   other.live_count_ = 0;
 }
 
+store_state& store_state::operator=(store_state&& other) noexcept {
+  if (this == &other)
+    return *this;
+  auto mine = write_lock(reader_);
+  auto theirs = write_lock(other.reader_);
+  for (auto&& [key, entry] : entries_)
+    entry.release(ids_);
+  entries_ = key_table<store_entry>{};
+  ids_ = std::move(other.ids_);
+  other.ids_ = node_id_table{};
+  entries_ = std::move(other.entries_);
+  buckets_.swap(other.buckets_);
+  other.buckets_.assign(digest_buckets, bucket_digest{});
+  live_count_ = other.live_count_;
+  other.live_count_ = 0;
+  return *this;
+}
+
 void store_state::publish_to(std::shared_ptr<store_reader> reader) {
   if (reader_) {
     auto lock = write_lock(reader_);

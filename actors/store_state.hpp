@@ -138,7 +138,9 @@ public:
 
   store_state(const store_state&) = delete;
   store_state& operator=(const store_state&) = delete;
-  store_state& operator=(store_state&&) = delete;
+  /// Takes over `other`'s entries (this store's own are dropped); `other`
+  /// stays empty and usable. Each keeps the reader it is published to.
+  store_state& operator=(store_state&& other) noexcept;
 
   /// Lets `reader` read this store from other threads from now on: every
   /// change below takes the reader's exclusive lock (see store_reader.hpp).

@@ -7,6 +7,18 @@
 
 namespace syncmesh {
 
+const char* to_string(durability_mode x) noexcept {
+  switch (x) {
+    case durability_mode::none:
+      return "none";
+    case durability_mode::batch:
+      return "batch";
+    case durability_mode::always:
+      return "always";
+  }
+  return "?";
+}
+
 std::string config::validate() const {
   using std::to_string;
   if (tls.enabled()) {
@@ -67,6 +79,8 @@ std::string config::validate() const {
     return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (durability_interval.count() <= 0)
+    return "durability_interval must be positive";
   if (max_ae_outbox_bytes == 0)
     return "max_ae_outbox_bytes must be positive";
   if (max_send_queue < max_frame_size)

@@ -161,8 +161,10 @@ int main(int argc, char** argv) {
   const auto& opts = parsed.options;
   set_log_level(opts.level);
   auto cfg = opts.node;
-  if (!opts.data_dir.empty())
+  if (!opts.data_dir.empty()) {
     load_state(opts.data_dir, cfg);
+    cfg.data_dir = opts.data_dir;
+  }
   // CAF reads no command line or file of its own: every option is ours.
   caf::actor_system_config caf_cfg;
   configure(caf_cfg);

@@ -562,8 +562,20 @@ const std::vector<option_spec>& option_specs() {
       "recent watch events kept for slow watchers and resumes",
       [](node_options & o) -> auto& { return o.http_watch_window; }));
     s.push_back(text(
-      "data-dir", "keeps the node ID and clock across runs",
+      "data-dir",
+      "keeps the node ID, clock and every entry across runs (RocksDB)",
       [](node_options & o) -> auto& { return o.data_dir; }));
+    s.push_back(choice<durability_mode>(
+      "durability",
+      "with --data-dir: always (ack after fsync), batch (fsync every "
+      "--durability-interval), none (the OS flushes)",
+      [](node_options & o) -> auto& { return o.node.durability; },
+      {{"always", durability_mode::always},
+       {"batch", durability_mode::batch},
+       {"none", durability_mode::none}}));
+    s.push_back(duration(
+      "durability-interval", "longest wait for an fsync with batch",
+      [](node_options & o) -> auto& { return o.node.durability_interval; }));
     s.push_back(
       choice<log_level>("log-level", "verbosity of stderr",
                         [](node_options & o) -> auto& { return o.level; },

@@ -41,6 +41,22 @@ enum class wire_kind : uint8_t {
 /// either files or PEM text (apps that keep certificates in memory), all
 /// three parts; all empty means plain TCP. py2p/js2p speak no TLS: wire
 /// mode py2p with TLS is an invalid configuration.
+/// When a node with a data dir makes a write durable (config::durability).
+enum class durability_mode : uint8_t {
+  /// Written to the engine's log, left to the OS to flush: a power cut may
+  /// lose acknowledged writes (a process crash does not).
+  none,
+  /// As `none`, and flushed to disk (fsync) at least every
+  /// `durability_interval`: a power cut loses at most that much.
+  batch,
+  /// A local write is acknowledged, and a write is relayed to peers, only
+  /// once it is on disk; writes that arrive together share one fsync.
+  always,
+};
+
+/// The option spelling of a durability mode ("none", "batch", "always").
+const char* to_string(durability_mode x) noexcept;
+
 struct tls_config {
   /// PEM certificate chain of this node (leaf first).
   std::string cert_file;
@@ -188,6 +204,15 @@ struct config {
   /// The node never stamps a write at or below this time (µs): a restarted
   /// node passes the high-water mark it persisted (see NodeStats).
   uint64_t hlc_floor_us = 0;
+  /// Directory of the node's durable state (issue 15); empty keeps
+  /// everything in memory. With it the node keeps its ID in `node-id` and
+  /// every entry in `entries/` (RocksDB), loads them before it serves, and
+  /// persists each applied write as `durability` says.
+  std::string data_dir;
+  /// When writes reach the disk (README, "Durable storage").
+  durability_mode durability = durability_mode::batch;
+  /// The longest time `batch` leaves written data without an fsync.
+  std::chrono::milliseconds durability_interval = std::chrono::milliseconds(10);
   /// Dial through the middleman's backend (`add_tcp_scribe(host, port)`)
   /// instead of the non-blocking dialler. Only for CAF's test multiplexer,
   /// where connecting is simulated (syncmesh/testing.hpp sets it): with the

@@ -837,7 +837,8 @@ struct dict_store_fixture : node_fixture {
     store = sys.spawn(dict_store_behavior, node_cfg, self_id,
                       caf::actor_cast<router_actor>(collector(to_router)),
                       caf::actor_cast<lease_manager_actor>(collector(to_lm)),
-                      size_t{65536}, std::shared_ptr<clock_fence>{}, reader);
+                      size_t{65536}, std::shared_ptr<clock_fence>{}, reader,
+                      std::shared_ptr<durable_start>{});
     caf::anon_send(store, events_atom::value, true);
     sched.run();
   }

@@ -449,6 +449,98 @@ BOOST_AUTO_TEST_CASE(a_data_dir_keeps_the_identity) {
   BOOST_CHECK_NE(fresh.id, first_id);
 }
 
+/// Keys under `prefix` that `n` holds (one page of up to 1,000).
+size_t keys_held(const node_process& n, const std::string& prefix) {
+  auto res = n.client().Get("/v1/kv?limit=1000&prefix=" + prefix);
+  if (!res || res->status != 200)
+    return 0;
+  auto parsed = json::parse(res->body, nullptr, false);
+  return parsed.is_object() && parsed["items"].is_array()
+           ? parsed["items"].size()
+           : 0;
+}
+
+BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_with_every_key) {
+  // Issue 15's first finding: kill -9 of every node used to lose every key.
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
+  auto data = [&](const char* name) {
+    return std::vector<std::string>{"--data-dir=" + dir + "/" + name,
+                                    "--durability=always"};
+  };
+  std::vector<std::string> ids;
+  {
+    node_process a{dir, data("a")};
+    auto with_peer = [&](const char* name) {
+      auto args = data(name);
+      args.push_back("--peers=" + a.listen);
+      return args;
+    };
+    node_process b{dir, with_peer("b")};
+    node_process c{dir, with_peer("c")};
+    BOOST_REQUIRE(eventually([&] { return a.peer_count() == 2; }));
+    auto ca = a.client();
+    auto cb = b.client();
+    for (int i = 0; i < 40; ++i) {
+      auto k = std::to_string(i);
+      BOOST_REQUIRE_EQUAL(
+        ca.Put("/v1/kv/dur-a" + k, "x" + k, "text/plain")->status, 204);
+      BOOST_REQUIRE_EQUAL(
+        cb.Put("/v1/kv/dur-b" + k, "y" + k, "text/plain")->status, 204);
+    }
+    BOOST_CHECK(ca.Delete("/v1/kv/dur-a0")->status == 204);
+    for (auto* n : {&a, &b, &c})
+      BOOST_REQUIRE(eventually([&] { return keys_held(*n, "dur-") == 79; }));
+    ids = {a.id, b.id, c.id};
+    for (auto* n : {&a, &b, &c})
+      n->proc->signal(SIGKILL);
+    for (auto* n : {&a, &b, &c})
+      n->proc->wait(5s);
+  }
+  // Each comes back alone (no peers): what it holds is what it stored.
+  std::vector<std::string> names{"a", "b", "c"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    BOOST_TEST_CONTEXT("node " << names[i]) {
+      node_process again{dir, data(names[i].c_str())};
+      BOOST_CHECK_EQUAL(again.id, ids[i]);
+      BOOST_CHECK_EQUAL(keys_held(again, "dur-a"), 39u);
+      BOOST_CHECK_EQUAL(keys_held(again, "dur-b"), 40u);
+      BOOST_CHECK_EQUAL(again.status_of("/v1/kv/dur-a0"), 404);
+      auto got = again.client().Get("/v1/kv/dur-b7");
+      BOOST_REQUIRE(got);
+      BOOST_CHECK_EQUAL(got->body, "y7");
+      // The lease survived with the entry: the owner's ID is B's.
+      BOOST_CHECK_EQUAL(got->get_header_value("X-Syncmesh-Owner"), ids[1]);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_data_dir_of_another_format_is_refused_with_one_line) {
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
+  {
+    node_process a{dir, {"--data-dir=" + dir + "/data"}};
+    BOOST_CHECK_EQUAL(a.stop(), 0);
+  }
+  // Not a syncmesh dir under entries/: something else's files.
+  std::filesystem::remove_all(dir + "/data/entries");
+  std::filesystem::create_directories(dir + "/data/entries");
+  {
+    std::ofstream junk{dir + "/data/entries/CURRENT"};
+    junk << "not a manifest\n";
+  }
+  child_process p{
+    {SYNCMESH_NODE_BIN, "--port=0", "--http=", "--data-dir=" + dir + "/data"},
+    dir + "/refused.log"};
+  BOOST_CHECK_EQUAL(p.wait(10s), 2);
+  std::ifstream in{dir + "/refused.log"};
+  std::string line;
+  std::getline(in, line);
+  BOOST_CHECK_MESSAGE(line.rfind("syncmesh-node: ", 0) == 0, line);
+  BOOST_CHECK_MESSAGE(line.find(dir + "/data/entries") != std::string::npos,
+                      line);
+}
+
 BOOST_AUTO_TEST_CASE(readyz_waits_for_configured_peers) {
   scratch_dir scratch;
   const auto& dir = scratch.path;

@@ -1,0 +1,101 @@
+#include "actors/store_persistence.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include "actors/store_state.hpp"
+#include "messages/value_proto.hpp"
+#include "messages/version.hpp"
+#include "syncmesh/pb/entry.pb.h"
+
+namespace syncmesh {
+
+namespace {
+
+uint64_t parse_u64(const std::string& text) {
+  uint64_t x = 0;
+  std::from_chars(text.data(), text.data() + text.size(), x);
+  return x;
+}
+
+} // namespace
+
+store_persistence::store_persistence(std::shared_ptr<entry_storage> storage,
+                                     durability_mode mode)
+    : storage_(std::move(storage)), mode_(mode) {}
+
+store_persistence::load_result store_persistence::load(store_state& store) {
+  load_result result;
+  if (auto mark = storage_->get_meta(entry_storage::meta_clock))
+    result.clock_floor_us = parse_u64(*mark);
+  pb::WriteBatch entry;
+  std::string err;
+  storage_->for_each([&](std::string_view key, std::string_view bytes) {
+    entry.Clear();
+    if (!entry.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      throw storage_error("storage: the stored entry of a key of "
+                          + std::to_string(key.size())
+                          + " bytes does not parse: the data dir is corrupted");
+    for (const auto& rec : entry.records()) {
+      version v;
+      if (err = from_proto(rec.version(), v); err.empty())
+        store.apply(rec, v, false, err);
+      if (!err.empty())
+        throw storage_error("storage: a stored record of a key of "
+                            + std::to_string(key.size()) + " bytes is invalid ("
+                            + err + "): the data dir is corrupted");
+      result.clock_floor_us = std::max(result.clock_floor_us, v.stamp.wall_us);
+    }
+    ++result.entries;
+  });
+  return result;
+}
+
+void store_persistence::stage(const store_state& store,
+                              const pb::WriteBatch& changed,
+                              uint64_t clock_us) {
+  std::vector<pb::WriteRecord> records;
+  pb::WriteBatch entry;
+  const std::string* previous = nullptr;
+  for (const auto& rec : changed.records()) {
+    // A batch that wrote one key twice stores its entry once.
+    if (previous != nullptr && *previous == rec.key())
+      continue;
+    previous = &rec.key();
+    const auto* found = store.find(rec.key());
+    if (found == nullptr)
+      continue; // purged since: nothing to keep
+    records.clear();
+    found->export_records(store.ids(), rec.key(), records);
+    entry.Clear();
+    for (auto& r : records)
+      entry.mutable_records()->Add(std::move(r));
+    staged_.put(rec.key(), entry.SerializeAsString());
+  }
+  staged_.put_meta(entry_storage::meta_clock, std::to_string(clock_us));
+}
+
+void store_persistence::stage_erase(const std::vector<std::string>& keys) {
+  for (const auto& key : keys)
+    staged_.erase(key);
+}
+
+void store_persistence::write() {
+  if (staged_.empty())
+    return;
+  storage_->write(staged_, false);
+  bytes_ += staged_.bytes();
+  ++writes_;
+  staged_.clear();
+  unsynced_ = true;
+}
+
+void store_persistence::sync() {
+  if (!unsynced_)
+    return;
+  storage_->sync();
+  ++syncs_;
+  unsynced_ = false;
+}
+
+} // namespace syncmesh

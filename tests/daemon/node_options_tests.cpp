@@ -188,6 +188,12 @@ BOOST_AUTO_TEST_CASE(numbers_words_and_lists) {
   BOOST_CHECK(ok({"--anti-entropy-method=auto"}).node.anti_entropy_method
               == syncmesh::ae_method::automatic);
   BOOST_CHECK(ok({"--peers="}).node.peers.empty());
+  auto d = ok({"--durability=always", "--durability-interval=50ms"});
+  BOOST_CHECK(d.node.durability == syncmesh::durability_mode::always);
+  BOOST_CHECK_EQUAL(d.node.durability_interval.count(), 50);
+  BOOST_CHECK(ok({"--durability=none"}).node.durability
+              == syncmesh::durability_mode::none);
+  BOOST_CHECK(ok({}).node.durability == syncmesh::durability_mode::batch);
 }
 
 BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {
@@ -230,6 +236,9 @@ BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {
     "--log-level expects quiet, error, warning, info or debug, got \"loud\"");
   BOOST_CHECK_EQUAL(error_of({"--wire=tcp"}),
                     "--wire expects native or py2p, got \"tcp\"");
+  BOOST_CHECK_EQUAL(error_of({"--durability=sometimes"}),
+                    "--durability expects always, batch or none, got "
+                    "\"sometimes\"");
   BOOST_CHECK_EQUAL(error_of({"--anti-entropy-method=fast"}),
                     "--anti-entropy-method expects auto, sketch or keys, got "
                     "\"fast\"");
@@ -517,6 +526,8 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option_with_its_default) {
                     "max-inbound",
                     "http",
                     "data-dir",
+                    "durability",
+                    "durability-interval",
                     "log-level",
                     "heartbeat-interval",
                     "peer-timeout",

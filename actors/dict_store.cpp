@@ -673,6 +673,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     st.store = std::move(durable->store);
     st.persistence = std::move(durable->persistence);
     st.sync_interval = cfg.durability_interval;
+    st.entries_loaded = durable->entries;
+    st.load_ms = durable->load_ms;
+    st.data_dir = cfg.data_dir;
     st.rules.raise_clock_floor(durable->clock_floor_us);
     st.run_floor_us = std::max(st.run_floor_us, durable->clock_floor_us);
     log_line(log_level::info, st.self_id,
@@ -952,6 +955,17 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       stats.set_ae_outbox_bytes(outbox_bytes);
       stats.set_ae_skip_memory_bytes(skip_bytes);
       stats.set_entries(self->state.store.entry_count());
+      if (const auto& p = self->state.persistence) {
+        auto* out = stats.mutable_storage();
+        out->set_data_dir(self->state.data_dir);
+        out->set_durability(to_string(p->mode()));
+        out->set_entries_loaded(self->state.entries_loaded);
+        out->set_load_ms(self->state.load_ms);
+        out->set_writes(p->writes());
+        out->set_syncs(p->syncs());
+        out->set_bytes_written(p->bytes_written());
+        out->set_disk_bytes(p->disk_bytes());
+      }
       return stats;
     },
     [=](stats_atom, lease_atom) {

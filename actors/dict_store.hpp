@@ -104,6 +104,12 @@ struct dict_store_state {
   bool sync_queued = false;
   /// Durability `batch`: a storage_tick_atom is on its way.
   bool tick_scheduled = false;
+  /// What the start loaded (for stats).
+  uint64_t entries_loaded = 0;
+  /// How long the load took (ms).
+  uint64_t load_ms = 0;
+  /// The data dir, for stats and log lines.
+  std::string data_dir;
   /// Durability `batch`: the longest wait before a sync.
   std::chrono::milliseconds sync_interval{10};
   /// How anti-entropy compares differing buckets.

@@ -226,6 +226,11 @@ facade_behavior(self_ptr self, config cfg, node_id id,
                     static_cast<uint64_t>(st.cfg.lease_duration.count()));
                   info.set_protocol_id(protocol_id(st.cfg));
                   info.set_key_count(snap.total());
+                  if (!st.cfg.data_dir.empty()) {
+                    info.mutable_storage()->set_data_dir(st.cfg.data_dir);
+                    info.mutable_storage()->set_durability(
+                      to_string(st.cfg.durability));
+                  }
                   if (st.fence) {
                     info.set_clock_fenced(st.fence->fenced());
                     info.set_max_clock_offset_us(st.fence->bound_us());

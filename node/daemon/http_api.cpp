@@ -682,7 +682,13 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
                  {"uptime_s", uptime},
                  {"clock", json{{"fenced", x->clock_fenced()},
                                 {"max_offset_us", x->max_clock_offset_us()},
-                                {"peers", std::move(clocks)}}}}));
+                                {"peers", std::move(clocks)}}},
+                 {"storage",
+                  x->storage().data_dir().empty()
+                    ? json{{"durable", false}}
+                    : json{{"durable", true},
+                           {"data_dir", x->storage().data_dir()},
+                           {"durability", x->storage().durability()}}}}));
         });
       return;
     case route_id::peers:

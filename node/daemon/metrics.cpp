@@ -129,6 +129,18 @@ struct node_metrics::impl {
         .Name("syncmesh_clock_offset_uncertainty_seconds")
         .Help("Half the RTT of the sample each peer's offset comes from")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& storage_events
+    = BuildCounter()
+        .Name("syncmesh_storage_total")
+        .Help("Durable storage (--data-dir): engine batches written, fsyncs "
+              "and bytes written, by kind")
+        .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& storage_gauges
+    = BuildGauge()
+        .Name("syncmesh_storage")
+        .Help("Durable storage: disk_bytes (the engine's estimate), "
+              "loaded_entries and load_ms of this start")
+        .Register(*registry);
   prometheus::Family<prometheus::Gauge>& clock_fenced
     = BuildGauge()
         .Name("syncmesh_clock_fenced")
@@ -185,6 +197,18 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
             l.clock_refused_peers());
   m.advance(m.clock_events, {{"kind", "fence_raised"}}, l.clock_fence_raised());
   m.clock_fenced.Add({}).Set(static_cast<double>(l.clock_fenced()));
+  if (st.has_storage()) {
+    const auto& d = st.storage();
+    m.advance(m.storage_events, {{"kind", "writes"}}, d.writes());
+    m.advance(m.storage_events, {{"kind", "syncs"}}, d.syncs());
+    m.advance(m.storage_events, {{"kind", "bytes"}}, d.bytes_written());
+    m.storage_gauges.Add({{"what", "disk_bytes"}})
+      .Set(static_cast<double>(d.disk_bytes()));
+    m.storage_gauges.Add({{"what", "loaded_entries"}})
+      .Set(static_cast<double>(d.entries_loaded()));
+    m.storage_gauges.Add({{"what", "load_ms"}})
+      .Set(static_cast<double>(d.load_ms()));
+  }
   m.advance(m.records, {{"direction", "in"}}, r.records_in());
   m.advance(m.records, {{"direction", "out"}}, r.records_out());
   m.advance(m.frames, {}, r.frames_out());

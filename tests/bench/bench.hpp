@@ -135,6 +135,10 @@ struct node_options {
   std::string tls_key;
   /// See tls_cert.
   std::string tls_ca;
+  /// config::data_dir; empty: memory only.
+  std::string data_dir;
+  /// config::durability as spelled on the command line (with data_dir).
+  std::string durability;
 };
 
 /// The actor system of the bench process and its in-process nodes. Every
@@ -183,6 +187,10 @@ struct daemon_options {
   std::string tls_key;
   /// See tls_cert.
   std::string tls_ca;
+  /// --data-dir; empty: memory only.
+  std::string data_dir;
+  /// --durability (with data_dir).
+  std::string durability;
 };
 
 /// Starts a daemon on 127.0.0.1 with OS-chosen ports and waits for its

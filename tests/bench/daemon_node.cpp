@@ -161,6 +161,10 @@ public:
       argv.push_back("--tls-key=" + opts.tls_key);
       argv.push_back("--tls-ca=" + opts.tls_ca);
     }
+    if (!opts.data_dir.empty()) {
+      argv.push_back("--data-dir=" + opts.data_dir);
+      argv.push_back("--durability=" + opts.durability);
+    }
     proc_ = std::make_unique<test::child_process>(argv, log_);
     remember_pid(proc_->pid());
     auto line = proc_->read_line(15s);

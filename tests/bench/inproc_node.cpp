@@ -224,6 +224,11 @@ std::unique_ptr<bench_node> bench_runtime::spawn(const std::string& name,
   cfg.tls.cert_file = opts.tls_cert;
   cfg.tls.key_file = opts.tls_key;
   cfg.tls.ca_file = opts.tls_ca;
+  cfg.data_dir = opts.data_dir;
+  if (opts.durability == "always")
+    cfg.durability = durability_mode::always;
+  else if (opts.durability == "none")
+    cfg.durability = durability_mode::none;
   return std::make_unique<inproc_node>(impl_->sys, name, cfg);
 }
 

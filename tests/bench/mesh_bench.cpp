@@ -57,6 +57,8 @@ struct options {
   std::string tls = "off";
   /// The current run uses TLS (set per run by main).
   bool tls_now = false;
+  /// Durable storage of every node: always, batch or none; empty: memory.
+  std::string durability;
 };
 
 /// The --help text.
@@ -65,7 +67,8 @@ const char* usage_text
     "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
     "  [--duration=S] [--rate=W/s] [--read-rate=R/s] [--k=K] [--window=W]\n"
     "  [--expected-keys=K]\n"
-    "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n";
+    "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n"
+    "  [--durability=always|batch|none]  (every node with a data dir)\n";
 
 /// The syncmesh-node next to this binary.
 std::string default_node_bin() {
@@ -121,6 +124,8 @@ bool parse(int argc, char** argv, options& opts) {
       opts.window = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--expected-keys="))
       opts.expected_keys = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--durability="))
+      opts.durability = v;
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
     else if (arg == "--tls")
@@ -149,6 +154,11 @@ bool parse(int argc, char** argv, options& opts) {
   }
   if (opts.mode != "process" && opts.mode != "inproc") {
     std::fprintf(stderr, "--mode must be process or inproc\n");
+    return false;
+  }
+  if (!opts.durability.empty() && opts.durability != "always"
+      && opts.durability != "batch" && opts.durability != "none") {
+    std::fprintf(stderr, "--durability must be always, batch or none\n");
     return false;
   }
   // The value carries a decimal µs stamp (up to 20 digits).
@@ -394,10 +404,13 @@ struct mesh {
   bench_node& add() {
     auto i = nodes.size();
     auto tls = tls_files(i);
+    // Each node's own data dir under the run's scratch dir (removed with it).
+    auto data_dir
+      = opts.durability.empty() ? std::string{} : dir + "/" + name(i) + ".data";
     if (i == 0 || !process_mode()) {
-      nodes.push_back(
-        rt.spawn(name(i), node_options{opts.leasing, 0, opts.expected_keys,
-                                       tls[0], tls[1], tls[2]}));
+      nodes.push_back(rt.spawn(
+        name(i), node_options{opts.leasing, 0, opts.expected_keys, tls[0],
+                              tls[1], tls[2], data_dir, opts.durability}));
       return *nodes.back();
     }
 #ifdef SYNCMESH_BENCH_NO_DAEMON
@@ -412,6 +425,8 @@ struct mesh {
     d.tls_cert = tls[0];
     d.tls_key = tls[1];
     d.tls_ca = tls[2];
+    d.data_dir = data_dir;
+    d.durability = opts.durability;
     for (auto [a, b] : links)
       if (b == i && a != 0 && a < i)
         d.seeds.push_back(nodes[a]->address());

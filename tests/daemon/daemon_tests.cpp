@@ -511,6 +511,13 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_with_every_key) {
       BOOST_CHECK_EQUAL(got->body, "y7");
       // The lease survived with the entry: the owner's ID is B's.
       BOOST_CHECK_EQUAL(got->get_header_value("X-Syncmesh-Owner"), ids[1]);
+      // Status and metrics say where the data lives and what was loaded
+      // (79 live keys and the tombstone of dur-a0).
+      auto status = body_json(again.client().Get("/v1/status"));
+      BOOST_CHECK_EQUAL(status["storage"]["durable"], true);
+      BOOST_CHECK_EQUAL(status["storage"]["durability"], "always");
+      BOOST_CHECK(metrics_show(
+        again, "syncmesh_storage{what=\"loaded_entries\"} 80"));
     }
   }
 }

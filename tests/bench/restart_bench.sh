@@ -36,20 +36,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_node() { # start_node LOG: sets pid and port; prints ms to the ready line
+start_node() { # start_node LOG: sets pid, port and ready_ms (exec to ready line)
   local t0 t1
   t0=$(date +%s%N)
   "$node_bin" --host=127.0.0.1 --port=0 --http=127.0.0.1:0 --log-level=info \
     --data-dir="$work/data" --durability="$durability" \
     --expected-keys="$keys" >"$1" 2>&1 &
   pid=$!
-  until grep -q "syncmesh-node ready" "$1"; do
+  until grep -q "syncmesh-node ready" "$1" 2>/dev/null; do
     kill -0 "$pid" 2>/dev/null || { cat "$1" >&2; exit 1; }
     sleep 0.01
   done
   t1=$(date +%s%N)
   port=$(sed -n 's/.* http=127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -n1)
-  echo $(((t1 - t0) / 1000000))
+  ready_ms=$(((t1 - t0) / 1000000))
 }
 
 stop_node() {
@@ -58,7 +58,7 @@ stop_node() {
   pid=
 }
 
-start_node "$work/first.log" >/dev/null
+start_node "$work/first.log"
 echo "restart_bench: loading $keys keys of $value_size bytes (durability $durability)"
 /usr/bin/python3 - "$port" "$keys" "$value_size" <<'EOF'
 import http.client, json, sys
@@ -78,7 +78,7 @@ for start in range(0, keys, batch):
 EOF
 stop_node
 disk=$(du -sb "$work/data/entries" | cut -f1)
-ready_ms=$(start_node "$work/second.log")
+start_node "$work/second.log"
 loaded=$(sed -n 's/.*\(loaded [0-9]* entries .* in [0-9]* ms\).*/\1/p' "$work/second.log")
 count=$(/usr/bin/python3 -c "
 import http.client, json

@@ -94,8 +94,9 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 
-/// The store syncs its storage and releases what waited for it (durability
-/// `always`: one fsync for every write queued before it).
+/// The store writes the group of changes staged since the last one to its
+/// storage (synced with durability `always`) and releases what waited for
+/// it: one engine write and one fsync for every write queued before it.
 using storage_sync_atom = caf::atom_constant<caf::atom("stsync")>;
 
 /// The store's storage timer (durability `batch`): sync what was written.

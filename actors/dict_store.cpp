@@ -160,14 +160,16 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
   return result;
 }
 
-/// Durability `always`: runs `fn` after the next fsync, which a message to
-/// ourselves triggers once per group (every write queued in the mailbox
-/// before it shares that one fsync).
-void after_sync(self_ptr self, std::function<void()> fn) {
+/// Runs `fn` once what was staged so far is written to the engine (and,
+/// with durability `always`, synced). One message to ourselves triggers the
+/// write per group: every write queued in the mailbox before it shares one
+/// engine write (and one fsync), which is the group commit.
+void after_write(self_ptr self, std::function<void()> fn) {
   auto& st = self->state;
-  st.after_sync.push_back(std::move(fn));
-  if (!st.sync_queued) {
-    st.sync_queued = true;
+  if (fn)
+    st.after_write.push_back(std::move(fn));
+  if (!st.write_queued) {
+    st.write_queued = true;
     self->send(self, storage_sync_atom::value);
   }
 }
@@ -189,44 +191,33 @@ void send_flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
 }
 
 /// Persists the entries `changed` touched (with a data dir), then floods
-/// them. A node never relays what it could forget: the flood follows the
-/// write to storage, and with durability `always` waits for the fsync.
+/// them. A node never relays what it could forget: the flood waits for the
+/// group's engine write (and, with durability `always`, its fsync).
 void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
   if (changed.records_size() == 0)
     return;
   auto& st = self->state;
-  if (st.persistence) {
-    st.persistence->stage(st.store, changed,
-                          st.rules.clock().high_water().wall_us);
-    st.persistence->write();
-    switch (st.persistence->mode()) {
-      case durability_mode::always: {
-        auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
-        after_sync(self, [self, origin = std::move(origin), held]() mutable {
-          send_flood(self, std::move(origin), std::move(*held));
-        });
-        return;
-      }
-      case durability_mode::batch:
-        schedule_sync_tick(self);
-        break;
-      case durability_mode::none:
-        break;
-    }
+  if (!st.persistence) {
+    send_flood(self, std::move(origin), std::move(changed));
+    return;
   }
-  send_flood(self, std::move(origin), std::move(changed));
+  st.persistence->stage(st.store, changed,
+                        st.rules.clock().high_water().wall_us);
+  auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
+  after_write(self, [self, origin = std::move(origin), held]() mutable {
+    send_flood(self, std::move(origin), std::move(*held));
+  });
 }
 
-/// The reply to a local write, at once, or (durability `always`) once what
-/// it wrote is on disk.
+/// The reply to a local write: at once in memory, else once the group that
+/// holds it is written (and, with durability `always`, on disk).
 template <class Reply>
 caf::result<Reply> answer_when_durable(self_ptr self, Reply reply) {
   auto& st = self->state;
-  if (!st.persistence || st.persistence->mode() != durability_mode::always
-      || !st.persistence->unsynced())
+  if (!st.persistence || !st.write_queued)
     return reply;
   auto promise = self->template make_response_promise<Reply>();
-  after_sync(self, [promise, reply = std::move(reply)]() mutable {
+  after_write(self, [promise, reply = std::move(reply)]() mutable {
     promise.deliver(std::move(reply));
   });
   return promise;
@@ -914,9 +905,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       auto purged = st.rules.purge_tombstones(st.store, horizon_us);
       if (st.persistence && !purged.empty()) {
         st.persistence->stage_erase(purged);
-        st.persistence->write();
-        if (st.persistence->mode() == durability_mode::batch)
-          schedule_sync_tick(self);
+        after_write(self, nullptr);
       }
       uint64_t remaining = st.store.entry_count() - st.store.live_count();
       st.purge_pending = remaining > 0;
@@ -924,12 +913,25 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     // -- storage --
     [=](storage_sync_atom) {
+      // The group's engine write, its fsync with `always`, then everything
+      // that waited for it, in the order the writes were applied.
       auto& st = self->state;
-      st.sync_queued = false;
-      if (st.persistence)
-        st.persistence->sync();
-      auto waiting = std::move(st.after_sync);
-      st.after_sync.clear();
+      st.write_queued = false;
+      if (st.persistence) {
+        st.persistence->write();
+        switch (st.persistence->mode()) {
+          case durability_mode::always:
+            st.persistence->sync();
+            break;
+          case durability_mode::batch:
+            schedule_sync_tick(self);
+            break;
+          case durability_mode::none:
+            break;
+        }
+      }
+      auto waiting = std::move(st.after_write);
+      st.after_write.clear();
       for (auto& fn : waiting)
         fn();
     },

@@ -97,11 +97,11 @@ struct dict_store_state {
   uint64_t run_floor_us = 0;
   /// The data dir's storage (config::data_dir), or null in memory.
   std::shared_ptr<store_persistence> persistence;
-  /// Durability `always`: what waits for the next fsync (acknowledgements
-  /// and floods), in the order the writes were applied.
-  std::vector<std::function<void()>> after_sync;
-  /// A storage_sync_atom is in the mailbox.
-  bool sync_queued = false;
+  /// What waits for the group's engine write (and fsync with `always`):
+  /// acknowledgements and floods, in the order the writes were applied.
+  std::vector<std::function<void()>> after_write;
+  /// A storage_sync_atom (the group's write) is in the mailbox.
+  bool write_queued = false;
   /// Durability `batch`: a storage_tick_atom is on its way.
   bool tick_scheduled = false;
   /// What the start loaded (for stats).

@@ -43,9 +43,10 @@ namespace syncmesh {
 ///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
 ///   (the store's part: local writes, refusals, remote records, tombstones,
 ///   the clock's high-water mark);
-/// - with a data dir, to itself: `(storage_sync_atom)` syncs the storage and
-///   releases the acknowledgements and floods that wait for it (durability
-///   `always`), `(storage_tick_atom)` syncs on the `batch` timer.
+/// - with a data dir, to itself: `(storage_sync_atom)` writes the group of
+///   staged changes (and syncs with durability `always`) and releases the
+///   acknowledgements and floods that wait for it, `(storage_tick_atom)`
+///   syncs on the `batch` timer.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,

@@ -56,15 +56,35 @@ void store_persistence::stage(const store_state& store,
                               uint64_t clock_us) {
   std::vector<pb::WriteRecord> records;
   pb::WriteBatch entry;
-  const std::string* previous = nullptr;
+  std::string bytes;
+  // A key written twice in one batch is staged twice; the later put wins
+  // in the engine batch (storage_batch), so the entry as it is now is kept.
   for (const auto& rec : changed.records()) {
-    // A batch that wrote one key twice stores its entry once.
-    if (previous != nullptr && *previous == rec.key())
-      continue;
-    previous = &rec.key();
     const auto* found = store.find(rec.key());
     if (found == nullptr)
       continue; // purged since: nothing to keep
+    if (found->fields().empty() && rec.op_case() != pb::WriteRecord::kFields
+        && found->head().packed_newest().lease_end_us
+             == rec.version().lease_end_us()) {
+      // The common case: the record that changed the key is its whole
+      // entry (a base value or tombstone, no field writes, and no lease end
+      // clamped by the rules on the way in). A WriteBatch of one record is
+      // that record behind its field tag and length, so the record's own
+      // bytes need no decoding and re-encoding.
+      bytes.clear();
+      auto size = rec.ByteSizeLong();
+      bytes.push_back(static_cast<char>(0x0a)); // field 1, length-delimited
+      for (auto n = size;; n >>= 7) {
+        if (n < 0x80) {
+          bytes.push_back(static_cast<char>(n));
+          break;
+        }
+        bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+      }
+      rec.AppendToString(&bytes);
+      staged_.put(rec.key(), bytes);
+      continue;
+    }
     records.clear();
     found->export_records(store.ids(), rec.key(), records);
     entry.Clear();

@@ -94,6 +94,27 @@ BOOST_AUTO_TEST_CASE(the_newest_stamp_raises_the_clock_when_the_mark_lags) {
   BOOST_CHECK_EQUAL(again.load(loaded).clock_floor_us, 9'000'000u);
 }
 
+BOOST_AUTO_TEST_CASE(a_key_written_twice_in_one_step_keeps_the_later_write) {
+  scratch_dir dir;
+  store_state store;
+  {
+    store_persistence persist{open_storage(dir.path), durability_mode::none};
+    auto both = applied(
+      store, set_record("k", make_version(10, owner), value{"first"}));
+    auto later = applied(
+      store, set_record("k", make_version(20, owner), value{"second"}));
+    *both.add_records() = later.records(0);
+    persist.stage(store, both, 20);
+    persist.write();
+  }
+  store_state loaded;
+  store_persistence again{open_storage(dir.path), durability_mode::none};
+  again.load(loaded);
+  BOOST_REQUIRE(loaded.find("k") != nullptr);
+  BOOST_CHECK_EQUAL(loaded.find("k")->read().as_text(), "second");
+  BOOST_CHECK_EQUAL(loaded.canonical_bytes(), store.canonical_bytes());
+}
+
 BOOST_AUTO_TEST_CASE(purged_tombstones_leave_the_disk) {
   scratch_dir dir;
   store_state store;

@@ -1,5 +1,6 @@
 #include "actors/rocksdb_storage.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <filesystem>
 #include <system_error>
@@ -56,7 +57,15 @@ std::string advice(const rocksdb::Status& st) {
                       + " failed: " + st.ToString() + advice(st));
 }
 
+/// set_storage_env's Env, or nullptr; atomic because a test sets it while
+/// no storage is open, on any thread.
+std::atomic<rocksdb::Env*> env_override{nullptr};
+
 } // namespace
+
+void set_storage_env(rocksdb::Env* env) {
+  env_override.store(env);
+}
 
 void apply_storage_options(rocksdb::Options& opts) {
   opts.create_if_missing = true;
@@ -107,6 +116,8 @@ void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
   rocksdb::DB* raw = nullptr;
   rocksdb::Options opts;
   apply_storage_options(opts);
+  if (auto* env = env_override.load())
+    opts.env = env;
   auto st = rocksdb::DB::Open(opts, dir, &raw);
   if (!st.ok())
     fail(dir, "opening the database", st);

@@ -160,8 +160,10 @@ crash_run write_and_kill(const std::vector<node*>& nodes,
     });
   }
   // The pause starts once writing is under way, so the kill always lands
-  // among writes (the clients need a moment to connect).
-  BOOST_REQUIRE(eventually([&] { return writes_started.load() > 0; }));
+  // among writes (the clients need a moment to connect). It is the random
+  // kill moment, not a wait for a condition. No REQUIRE before the joins:
+  // a throw past joinable threads would terminate the test program.
+  bool writing = eventually([&] { return writes_started.load() > 0; });
   std::uniform_int_distribution<long> pause{min_pause.count(),
                                             max_pause.count()};
   std::this_thread::sleep_for(std::chrono::milliseconds(pause(rng)));
@@ -171,6 +173,7 @@ crash_run write_and_kill(const std::vector<node*>& nodes,
   stop = true;
   for (auto& w : writers)
     w.join();
+  BOOST_REQUIRE(writing);
   for (auto* v : victims)
     BOOST_REQUIRE_EQUAL(v->proc->wait(5s), -1);
   BOOST_REQUIRE_EQUAL(bad_status.load(), 0);

@@ -137,8 +137,9 @@ public:
   /// buffers (status and metrics).
   virtual std::uint64_t approximate_bytes() = 0;
 
-  /// Closes the data dir; open() may follow. Throws storage_error when the
-  /// engine's last writes fail (the destructor closes too, silently).
+  /// Syncs every write and closes the data dir; open() may follow. Throws
+  /// storage_error when the engine's last writes fail (the destructor
+  /// syncs and closes too, silently).
   virtual void close() = 0;
 };
 

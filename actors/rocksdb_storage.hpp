@@ -7,6 +7,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 struct Options;
 } // namespace rocksdb
 
@@ -16,6 +17,13 @@ namespace syncmesh {
 /// write buffers, cache), so syncmesh-storage-bench measures the same
 /// tuning.
 void apply_storage_options(rocksdb::Options& opts);
+
+/// Test hook: the Env (file layer) every rocksdb_storage opened from now on
+/// uses; nullptr, the default, is RocksDB's own. The crash tests' node
+/// binary sets one that loses unsynced writes (tests/crash); production
+/// code never calls this. The caller keeps `env` alive while any storage
+/// opened with it is.
+void set_storage_env(rocksdb::Env* env);
 
 /// entry_storage on RocksDB, the engine chosen by measurement
 /// (tests/bench/README.md, "Storage engine (issue 15)"): group commit over

@@ -63,12 +63,14 @@ public:
   std::string log;
 
   /// Starts the node binary with `args`, stderr to `dir`/`name`N.log, and
-  /// waits (10 s at most) for its ready line.
+  /// waits (10 s at most) for its ready line. `binary` is another build of
+  /// the node (the crash tests' syncmesh-node-lossy).
   daemon_process(const std::string& dir, const std::vector<std::string>& args,
-                 const std::string& name = "node") {
+                 const std::string& name = "node",
+                 const std::string& binary = SYNCMESH_NODE_BIN) {
     static int counter = 0;
     log = dir + "/" + name + std::to_string(counter++) + ".log";
-    std::vector<std::string> argv{SYNCMESH_NODE_BIN};
+    std::vector<std::string> argv{binary};
     argv.insert(argv.end(), args.begin(), args.end());
     proc = std::make_unique<child_process>(argv, log);
     auto line = proc->read_line(std::chrono::seconds(10));

@@ -86,7 +86,9 @@ struct cluster_options {
   /// `durability_interval` apply when durable_storage is on.
   config node_config;
   /// Give every node its own data dir (config::data_dir), in a temporary
-  /// directory the cluster owns and removes when it is destroyed, so that
+  /// directory the cluster owns and removes when it is destroyed (in
+  /// /dev/shm where there is one: a process crash keeps written data
+  /// whether it was fsynced or not, so a disk would only add time), so that
   /// restart(i, restart_mode::durable) brings a node back with its entries.
   /// Off (the default), nodes keep everything in memory, as fast as ever:
   /// every node pays RocksDB's open and writes only when asked for.

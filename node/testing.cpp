@@ -144,7 +144,7 @@ struct cluster::impl {
 
   explicit impl(cluster_options o) : opts(std::move(o)), rng(opts.seed) {
     if (opts.durable_storage)
-      storage_root = make_storage_root();
+      storage_root = make_storage_root(opts.nodes);
     auto n = opts.nodes;
     cut.assign(n, std::vector<bool>(n, false));
     faults.assign(n, std::vector<link_faults>(n, opts.faults));
@@ -155,17 +155,24 @@ struct cluster::impl {
     }
   }
 
-  /// A new, empty directory, in memory (/dev/shm) where there is one,
-  /// otherwise under the system's temp dir. The kit's crashes are process
-  /// crashes, which keep every written byte whether it was fsynced or not,
-  /// so a disk would only add the fsyncs' real time (about 4 ms each, ten
-  /// times a simulation's whole run) and change nothing a node sees. The
-  /// name is unique (mkdtemp): parallel test processes never share one.
-  static std::string make_storage_root() {
+  /// Room one node's data dir may take: RocksDB preallocates its log at
+  /// about 1.1 × the write buffer (32 MiB), and tmpfs really allocates it.
+  static constexpr uintmax_t room_per_node = 128u << 20;
+
+  /// A new, empty directory, in memory (/dev/shm) where there is one with
+  /// room for every node, otherwise under the system's temp dir. The kit's
+  /// crashes are process crashes, which keep every written byte whether it
+  /// was fsynced or not, so a disk would only add the fsyncs' real time
+  /// (about 4 ms each, ten times a simulation's whole run) and change
+  /// nothing a node sees. A small /dev/shm (Docker's default is 64 MiB)
+  /// would fail the nodes' writes, hence the room check. The name is
+  /// unique (mkdtemp): parallel test processes never share one.
+  static std::string make_storage_root(size_t nodes) {
     std::error_code ec;
     std::filesystem::path parent = "/dev/shm";
-    if (!std::filesystem::is_directory(parent, ec)
-        || ::access("/dev/shm", W_OK) != 0)
+    auto room = std::filesystem::space(parent, ec);
+    if (ec || ::access(parent.c_str(), W_OK) != 0
+        || room.available < nodes * room_per_node)
       parent = std::filesystem::temp_directory_path();
     auto pattern = (parent / "syncmesh-kit-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)

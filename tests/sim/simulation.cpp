@@ -1124,9 +1124,14 @@ private:
   /// lost with it (no durability is promised for them).
   void before_node_loss(size_t i) {
     std::vector<std::unique_ptr<store_state>> others;
-    for (size_t j = 0; j < report_.nodes; ++j)
+    for (size_t j = 0; j < report_.nodes; ++j) {
       if (j != i && cluster_->alive(j))
         others.push_back(replica(j));
+      // A node down for a durable restart brings its entries back.
+      else if (j != i && restart_modes_.count(j) > 0
+               && restart_modes_[j] == testing::restart_mode::durable)
+        others.push_back(replica_of(j, down_entries_[j]));
+    }
     for (auto& w : writes_) {
       if (w.exempt)
         continue;

@@ -63,8 +63,16 @@ enum class restart_mode {
   /// An empty node with a new ID (a replaced machine).
   fresh,
   /// An empty store with the old ID and its persisted HLC high-water mark
-  /// (what `syncmesh-node --data-dir` keeps across restarts).
+  /// (a node whose data dir lost its entries but kept its ID).
   same_identity,
+  /// The old ID and everything its data dir held when it stopped or crashed:
+  /// the node loads its stored entries before it serves, as
+  /// `syncmesh-node --data-dir` does. Needs cluster_options::durable_storage.
+  /// A crash here is a process crash: what the store wrote to its engine
+  /// survives (the OS holds the log), so every acknowledged write does, in
+  /// every durability mode. Losing unsynced writes (a power cut) is what
+  /// the crash tests' fault-injecting file layer covers, not this kit.
+  durable,
 };
 
 /// Settings of a simulated cluster.
@@ -74,8 +82,17 @@ struct cluster_options {
   /// Seed of every random choice (latencies, faults, node IDs).
   uint64_t seed = 1;
   /// Configuration of every node. The cluster sets node_id, host, port,
-  /// clock and dial_via_backend itself.
+  /// clock, dial_via_backend and data_dir itself; `durability` and
+  /// `durability_interval` apply when durable_storage is on.
   config node_config;
+  /// Give every node its own data dir (config::data_dir), in a temporary
+  /// directory the cluster owns and removes when it is destroyed (in
+  /// /dev/shm where there is one: a process crash keeps written data
+  /// whether it was fsynced or not, so a disk would only add time), so that
+  /// restart(i, restart_mode::durable) brings a node back with its entries.
+  /// Off (the default), nodes keep everything in memory, as fast as ever:
+  /// every node pays RocksDB's open and writes only when asked for.
+  bool durable_storage = false;
   /// Faults of every link direction until changed.
   link_faults faults;
   /// Bytes one direction of a connection carries at once (the socket
@@ -145,11 +162,14 @@ public:
   caf::actor_system& system(size_t i);
   /// How many times node `i` was started.
   uint64_t incarnation(size_t i) const;
+  /// Node `i`'s data dir; empty unless cluster_options::durable_storage.
+  std::string data_dir(size_t i) const;
 
   /// Stops node `i`. Graceful: it says goodbye to its peers first. Otherwise
   /// it crashes: its connections close without a word.
   void stop(size_t i, bool graceful = true);
-  /// Starts a stopped node again.
+  /// Starts a stopped node again. Throws std::logic_error for a running
+  /// node, and for restart_mode::durable without durable_storage.
   void restart(size_t i, restart_mode mode);
   /// Freezes node `i` (like SIGSTOP): no actor runs and no timer fires;
   /// frames for it wait. Its wall clock keeps running.

@@ -29,6 +29,11 @@ struct scenario {
   bool churn = false;
   /// Nodes stop and come back with their identity (and HLC high-water mark).
   bool restarts = false;
+  /// Nodes stop or crash and come back with their identity and everything
+  /// their data dir held (every node has one; durability `always` on even
+  /// seeds, `batch` on odd ones). Right after such a restart the node must
+  /// hold exactly what it held when it went down.
+  bool durable_restarts = false;
   /// Nodes freeze for a while (like SIGSTOP).
   bool pauses = false;
   /// Wall clocks drift apart: within the clock offset bound (±40 % of
@@ -47,8 +52,8 @@ struct scenario {
 
   /// True when the scenario injects faults at all.
   bool faulty() const noexcept {
-    return partitions || asymmetric_cuts || churn || restarts || pauses
-           || clock_skew || lossy;
+    return partitions || asymmetric_cuts || churn || restarts
+           || durable_restarts || pauses || clock_skew || lossy;
   }
 };
 
@@ -61,8 +66,8 @@ const scenario* find_scenario(const std::string& name);
 /// One broken invariant.
 struct violation {
   /// Which invariant ("convergence", "lost-write", "lease", "bounds",
-  /// "liveness", "read-own-write", "clock-fence", and those of
-  /// local_write_checker.hpp: "read-your-writes", "no-silent-drop",
+  /// "liveness", "read-own-write", "clock-fence", "durable-restart", and
+  /// those of local_write_checker.hpp: "read-your-writes", "no-silent-drop",
   /// "lease-decision", "issue-order", "event-order", "lease-lost-order").
   std::string invariant;
   /// What exactly went wrong.
@@ -113,6 +118,11 @@ struct run_report {
   uint64_t clock_fences = 0;
   /// Acknowledged writes lost together with every node that held them.
   uint64_t lost_with_node = 0;
+  /// Durable restarts, and the writes their nodes had acknowledged (and
+  /// held when they went down) that were checked right after them.
+  uint64_t durable_restarts = 0;
+  /// See durable_restarts.
+  uint64_t durable_writes_checked = 0;
   /// Frames the network delivered, dropped, duplicated.
   uint64_t frames_delivered = 0;
   /// See frames_delivered.

@@ -673,8 +673,6 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
              "loaded " + std::to_string(durable->entries) + " entries from "
                + cfg.data_dir + " in " + std::to_string(durable->load_ms)
                + " ms (durability " + to_string(cfg.durability) + ")");
-    if (st.store.entry_count() > st.store.live_count())
-      note_tombstones(self);
   }
   // Other threads may read the table from now on (store_reader.hpp).
   if (reader)
@@ -682,6 +680,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
   self->state.fence = std::move(fence);
   self->state.router = std::move(router);
   self->state.lease_manager = std::move(lease_manager);
+  // Loaded tombstones wait for the purge like any others.
+  if (self->state.store.entry_count() > self->state.store.live_count())
+    note_tombstones(self);
   self->state.window_bytes = window_bytes;
   self->state.ae_bounds.budget_bytes = cfg.max_ae_outbox_bytes;
   self->state.ae_bounds.max_frame_bytes = cfg.max_frame_size;

@@ -905,7 +905,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       auto& st = self->state;
       auto purged = st.rules.purge_tombstones(st.store, horizon_us);
       if (st.persistence && !purged.empty()) {
-        st.persistence->stage_erase(purged);
+        st.persistence->stage_erase(purged, st.store.entry_count());
         after_write(self, nullptr);
       }
       uint64_t remaining = st.store.entry_count() - st.store.live_count();
@@ -964,10 +964,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         out->set_durability(to_string(p->mode()));
         out->set_entries_loaded(self->state.entries_loaded);
         out->set_load_ms(self->state.load_ms);
-        out->set_writes(p->writes());
-        out->set_syncs(p->syncs());
-        out->set_bytes_written(p->bytes_written());
-        out->set_disk_bytes(p->disk_bytes());
+        p->write_stats(*out);
       }
       return stats;
     },

@@ -80,6 +80,40 @@ private:
   std::size_t bytes_ = 0;
 };
 
+/// What an engine reports about itself, for status and metrics: its own
+/// writes to disk (against the bytes it was handed: write amplification)
+/// and its memory, which is counted apart from the store's so memory per
+/// key can be told from the engine's buffers and caches.
+struct engine_stats {
+  /// Bytes appended to the write-ahead log since the engine opened.
+  std::uint64_t wal_bytes = 0;
+  /// Bytes of table files written by flushes of the write buffers.
+  std::uint64_t flush_bytes = 0;
+  /// Bytes of table files written by compactions.
+  std::uint64_t compaction_bytes = 0;
+  /// Microseconds writes waited because the engine stalled them (its
+  /// flushes or compactions fell behind).
+  std::uint64_t stall_us = 0;
+  /// Memory of the write buffers (active and not yet flushed).
+  std::uint64_t memtable_bytes = 0;
+  /// Memory of the block cache.
+  std::uint64_t block_cache_bytes = 0;
+  /// Memory of open table files' indexes and filters outside the cache.
+  std::uint64_t table_reader_bytes = 0;
+  /// Bytes of the engine's table and log files on disk now.
+  std::uint64_t file_bytes = 0;
+
+  /// Every byte the engine wrote to its files.
+  std::uint64_t written_bytes() const noexcept {
+    return wal_bytes + flush_bytes + compaction_bytes;
+  }
+
+  /// The engine's memory: buffers, cache and table readers.
+  std::uint64_t memory_bytes() const noexcept {
+    return memtable_bytes + block_cache_bytes + table_reader_bytes;
+  }
+};
+
 /// An embedded engine behind the calls the dict store needs, so the
 /// in-memory mode (no data dir) needs no engine at all and the engine can be
 /// swapped. Not thread-safe: one owner calls it.
@@ -133,9 +167,19 @@ public:
   /// backup or a tombstone purge will call).
   virtual void compact() = 0;
 
+  /// Starts what compact() does on a thread of the engine's and returns at
+  /// once; writes go on meanwhile. Nothing when one is running already.
+  /// close() waits for it. For the store after large purges: a compaction
+  /// of a million entries takes about a second, too long to hold the
+  /// store's writes.
+  virtual void compact_in_background() = 0;
+
   /// The engine's estimate of the bytes it holds on disk and in its write
   /// buffers (status and metrics).
   virtual std::uint64_t approximate_bytes() = 0;
+
+  /// Counters and gauges of the engine since it opened (engine_stats).
+  virtual engine_stats stats() = 0;
 
   /// Syncs every write and closes the data dir; open() may follow. Throws
   /// storage_error when the engine's last writes fail (the destructor

@@ -226,11 +226,6 @@ facade_behavior(self_ptr self, config cfg, node_id id,
                     static_cast<uint64_t>(st.cfg.lease_duration.count()));
                   info.set_protocol_id(protocol_id(st.cfg));
                   info.set_key_count(snap.total());
-                  if (!st.cfg.data_dir.empty()) {
-                    info.mutable_storage()->set_data_dir(st.cfg.data_dir);
-                    info.mutable_storage()->set_durability(
-                      to_string(st.cfg.durability));
-                  }
                   if (st.fence) {
                     info.set_clock_fenced(st.fence->fenced());
                     info.set_max_clock_offset_us(st.fence->bound_us());
@@ -244,7 +239,28 @@ facade_behavior(self_ptr self, config cfg, node_id id,
                       c->set_measured_us(pc.estimate.at_us);
                     }
                   }
-                  rp.deliver(std::move(info));
+                  if (st.cfg.data_dir.empty()) {
+                    rp.deliver(std::move(info));
+                    return;
+                  }
+                  // With a data dir, the status shows the storage's
+                  // counters too (size, flush latencies, write
+                  // amplification, the engine's memory): the store has
+                  // them.
+                  self->request(st.store, caf::infinite, stats_atom::value)
+                    .then(
+                      [=](pb::StoreStats& stats) mutable {
+                        *info.mutable_storage()
+                          = std::move(*stats.mutable_storage());
+                        info.mutable_storage()->set_data_dir(
+                          self->state.cfg.data_dir);
+                        info.mutable_storage()->set_durability(
+                          to_string(self->state.cfg.durability));
+                        rp.deliver(std::move(info));
+                      },
+                      [=](caf::error& err) mutable {
+                        rp.deliver(std::move(err));
+                      });
                 },
                 [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
           },

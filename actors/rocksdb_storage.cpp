@@ -9,6 +9,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -68,7 +69,8 @@ void set_storage_env(rocksdb::Env* env) {
   env_override.store(env);
 }
 
-void apply_storage_options(rocksdb::Options& opts) {
+void apply_storage_options(rocksdb::Options& opts,
+                           std::size_t write_buffer_bytes) {
   opts.create_if_missing = true;
   opts.paranoid_checks = true;
   // A torn last record after a crash is normal and dropped; damage anywhere
@@ -79,7 +81,7 @@ void apply_storage_options(rocksdb::Options& opts) {
   opts.max_background_jobs = 2;
   // Write buffers bound the engine's anonymous memory (RssAnon): the dict
   // store holds every entry in memory already.
-  opts.write_buffer_size = 32 << 20;
+  opts.write_buffer_size = write_buffer_bytes;
   opts.max_write_buffer_number = 2;
   // The engine is written, not read, while the node runs (reads go to the
   // store's tables; the engine is read once, in order, at start): an
@@ -96,9 +98,11 @@ void apply_storage_options(rocksdb::Options& opts) {
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 }
 
-rocksdb_storage::rocksdb_storage() = default;
+rocksdb_storage::rocksdb_storage(std::size_t write_buffer_bytes)
+    : write_buffer_bytes_(write_buffer_bytes) {}
 
 rocksdb_storage::~rocksdb_storage() {
+  join_compaction();
   if (!db_)
     return;
   // A destructor cannot report: an owner that cares calls close() first.
@@ -124,9 +128,14 @@ void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
                         + ec.message());
   rocksdb::DB* raw = nullptr;
   rocksdb::Options opts;
-  apply_storage_options(opts);
+  apply_storage_options(opts, write_buffer_bytes_);
   if (auto* env = env_override.load())
     opts.env = env;
+  // Tickers only (bytes written by the log, flushes and compactions; stall
+  // time): per-core counters, no clock reads on the write path.
+  stats_ = rocksdb::CreateDBStatistics();
+  stats_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  opts.statistics = stats_;
   auto st = rocksdb::DB::Open(opts, dir, &raw);
   if (!st.ok())
     fail(dir, "opening the database", st);
@@ -266,6 +275,35 @@ void rocksdb_storage::compact() {
     fail(dir_, "compacting", st);
 }
 
+void rocksdb_storage::compact_in_background() {
+  auto& d = db();
+  if (compacting_.load())
+    return;
+  join_compaction(); // the previous one, finished
+  compacting_ = true;
+  compaction_ = std::thread{[this, &d] {
+    // Not exclusive: the engine's own compactions go on beside it, so the
+    // store's writes never wait for this one (an exclusive manual
+    // compaction holds back level-0 compactions until it ends, and writes
+    // then stall on level-0 files).
+    if (d.Flush(rocksdb::FlushOptions{}).ok()) {
+      rocksdb::CompactRangeOptions co;
+      co.exclusive_manual_compaction = false;
+      co.bottommost_level_compaction
+        = rocksdb::BottommostLevelCompaction::kForce;
+      // A failure leaves the data as it was; the store's next write reports
+      // a failing disk.
+      d.CompactRange(co, nullptr, nullptr).PermitUncheckedError();
+    }
+    compacting_ = false;
+  }};
+}
+
+void rocksdb_storage::join_compaction() noexcept {
+  if (compaction_.joinable())
+    compaction_.join();
+}
+
 std::uint64_t rocksdb_storage::approximate_bytes() {
   auto& d = db();
   std::uint64_t sst = 0;
@@ -275,7 +313,38 @@ std::uint64_t rocksdb_storage::approximate_bytes() {
   return sst + mem;
 }
 
+engine_stats rocksdb_storage::stats() {
+  auto& d = db();
+  engine_stats out;
+  if (stats_ == nullptr)
+    return out;
+  out.wal_bytes = stats_->getTickerCount(rocksdb::WAL_FILE_BYTES);
+  out.flush_bytes = stats_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES);
+  out.compaction_bytes = stats_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+  out.stall_us = stats_->getTickerCount(rocksdb::STALL_MICROS);
+  // size-all-mem-tables: the active buffer, those waiting to be flushed
+  // and any kept pinned by an open iterator.
+  d.GetIntProperty(rocksdb::DB::Properties::kSizeAllMemTables,
+                   &out.memtable_bytes);
+  d.GetIntProperty(rocksdb::DB::Properties::kBlockCacheUsage,
+                   &out.block_cache_bytes);
+  d.GetIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem,
+                   &out.table_reader_bytes);
+  // The files as `ls` sees them (tables, logs, manifest): what the dir
+  // costs on disk, which the engine's own estimates leave out in part.
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it{dir_, ec}, end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code size_ec;
+    auto size = it->is_regular_file(size_ec) ? it->file_size(size_ec) : 0;
+    if (!size_ec)
+      out.file_bytes += size;
+  }
+  return out;
+}
+
 void rocksdb_storage::close() {
+  join_compaction();
   if (!db_)
     return;
   // RocksDB's Close does not sync the log: without this, what `batch` or

@@ -1,22 +1,32 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "actors/entry_storage.hpp"
 
 namespace rocksdb {
 class DB;
 class Env;
+class Statistics;
 struct Options;
 } // namespace rocksdb
 
 namespace syncmesh {
 
+/// The size of each of the engine's two write buffers (memtables): what a
+/// flush writes at most, and with the block cache what bounds the engine's
+/// memory.
+inline constexpr std::size_t default_write_buffer_bytes = 32 << 20;
+
 /// Sets the engine options rocksdb_storage opens with (recovery mode,
-/// write buffers, cache), so syncmesh-storage-bench measures the same
-/// tuning.
-void apply_storage_options(rocksdb::Options& opts);
+/// write buffers of `write_buffer_bytes`, cache), so syncmesh-storage-bench
+/// measures the same tuning.
+void apply_storage_options(rocksdb::Options& opts,
+                           std::size_t write_buffer_bytes
+                           = default_write_buffer_bytes);
 
 /// Test hook: the Env (file layer) every rocksdb_storage opened from now on
 /// uses; nullptr, the default, is RocksDB's own. The crash tests' node
@@ -33,7 +43,11 @@ void set_storage_env(rocksdb::Env* env);
 /// WriteBatch makes both atomic.
 class rocksdb_storage final : public entry_storage {
 public:
-  rocksdb_storage();
+  /// A closed storage whose engine will use write buffers of
+  /// `write_buffer_bytes` (tests use small ones to see flushes and
+  /// compactions after a few MiB instead of hundreds).
+  explicit rocksdb_storage(std::size_t write_buffer_bytes
+                           = default_write_buffer_bytes);
   ~rocksdb_storage() override;
 
   rocksdb_storage(const rocksdb_storage&) = delete;
@@ -49,15 +63,28 @@ public:
     const std::function<void(std::string_view key, std::string_view record)>&
       fn) override;
   void compact() override;
+  void compact_in_background() override;
   std::uint64_t approximate_bytes() override;
+  engine_stats stats() override;
   void close() override;
 
 private:
   /// The open database; throws storage_error when closed.
   rocksdb::DB& db();
 
+  /// Waits for a compaction started by compact_in_background().
+  void join_compaction() noexcept;
+
   std::unique_ptr<rocksdb::DB> db_;
+  /// The engine's tickers (stats()), new at each open.
+  std::shared_ptr<rocksdb::Statistics> stats_;
   std::string dir_;
+  std::size_t write_buffer_bytes_;
+  /// The thread of compact_in_background(), joinable while it runs or
+  /// until joined.
+  std::thread compaction_;
+  /// The background compaction has not finished.
+  std::atomic<bool> compacting_{false};
 };
 
 } // namespace syncmesh

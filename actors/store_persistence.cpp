@@ -2,15 +2,26 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 
 #include "actors/store_state.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
 #include "syncmesh/pb/entry.pb.h"
+#include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh {
 
 namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// Microseconds from `start` until now.
+uint64_t us_since(steady::time_point start) {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start)
+      .count());
+}
 
 uint64_t parse_u64(const std::string& text) {
   uint64_t x = 0;
@@ -95,27 +106,58 @@ void store_persistence::stage(const store_state& store,
   staged_.put_meta(entry_storage::meta_clock, std::to_string(clock_us));
 }
 
-void store_persistence::stage_erase(const std::vector<std::string>& keys) {
+void store_persistence::stage_erase(const std::vector<std::string>& keys,
+                                    uint64_t kept) {
   for (const auto& key : keys)
     staged_.erase(key);
+  if (trigger_.note_purge(keys.size(), kept))
+    compaction_due_ = true;
 }
 
 void store_persistence::write() {
   if (staged_.empty())
     return;
+  auto start = steady::now();
   storage_->write(staged_, false);
+  write_latency_.record(us_since(start));
   bytes_ += staged_.bytes();
   ++writes_;
   staged_.clear();
   unsynced_ = true;
+  if (compaction_due_) {
+    compaction_due_ = false;
+    storage_->compact_in_background();
+    ++compactions_;
+  }
 }
 
 void store_persistence::sync() {
   if (!unsynced_)
     return;
+  auto start = steady::now();
   storage_->sync();
+  sync_latency_.record(us_since(start));
   ++syncs_;
   unsynced_ = false;
+}
+
+void store_persistence::write_stats(pb::StorageStats& out) {
+  out.set_writes(writes_);
+  out.set_syncs(syncs_);
+  out.set_bytes_written(bytes_);
+  out.set_disk_bytes(storage_->approximate_bytes());
+  write_latency_.write_to(*out.mutable_write_latency());
+  sync_latency_.write_to(*out.mutable_sync_latency());
+  auto engine = storage_->stats();
+  out.set_engine_wal_bytes(engine.wal_bytes);
+  out.set_engine_flush_bytes(engine.flush_bytes);
+  out.set_engine_compaction_bytes(engine.compaction_bytes);
+  out.set_engine_stall_us(engine.stall_us);
+  out.set_memtable_bytes(engine.memtable_bytes);
+  out.set_block_cache_bytes(engine.block_cache_bytes);
+  out.set_table_reader_bytes(engine.table_reader_bytes);
+  out.set_file_bytes(engine.file_bytes);
+  out.set_compactions(compactions_);
 }
 
 } // namespace syncmesh

@@ -14,15 +14,50 @@
 #include <vector>
 
 #include "actors/entry_storage.hpp"
+#include "actors/latency_histogram.hpp"
 #include "syncmesh/config.hpp"
 
 namespace syncmesh {
 
 namespace pb {
+class StorageStats;
 class WriteBatch;
 } // namespace pb
 
 class store_state;
+
+/// When the store asks the engine for a full compaction: after purges that
+/// removed a large share of what the disk holds. The engine removes a key
+/// by writing a deletion marker; the marker and the record it hides leave
+/// the disk only when a compaction reaches the last level, and the engine
+/// compacts by itself only as new writes fill its levels. A node that
+/// purges a day's tombstones and then writes little would keep them on
+/// disk indefinitely; one compaction per large purge costs one rewrite of
+/// what is left.
+class compaction_trigger {
+public:
+  /// Purges smaller than this (in keys, summed since the last compaction)
+  /// never trigger one: the garbage is too small to be worth a rewrite.
+  static constexpr uint64_t min_erased = 1000;
+
+  /// Counts `erased` keys removed from the disk, `kept` entries remaining;
+  /// true when a compaction is due now (then the count starts again): the
+  /// keys removed since the last compaction are at least `min_erased` and
+  /// at least a quarter of those kept.
+  bool note_purge(uint64_t erased, uint64_t kept) noexcept {
+    erased_ += erased;
+    if (erased_ < min_erased || erased_ * 4 < kept)
+      return false;
+    erased_ = 0;
+    return true;
+  }
+
+  /// Keys removed since the last compaction.
+  uint64_t erased() const noexcept { return erased_; }
+
+private:
+  uint64_t erased_ = 0;
+};
 
 /// Loads a store from its storage at start and writes its changes back.
 class store_persistence {
@@ -49,11 +84,15 @@ public:
   void stage(const store_state& store, const pb::WriteBatch& changed,
              uint64_t clock_us);
 
-  /// Stages the removal of `keys` (purged tombstones).
-  void stage_erase(const std::vector<std::string>& keys);
+  /// Stages the removal of `keys` (purged tombstones), `kept` entries
+  /// remaining in the store: when the purges since the last compaction
+  /// are large against what is kept (compaction_trigger), the next write()
+  /// starts one in the background.
+  void stage_erase(const std::vector<std::string>& keys, uint64_t kept);
 
   /// Writes what was staged as one atomic engine batch, not synced (the
   /// engine's log holds it; the OS flushes it). No-op when nothing is.
+  /// Then starts a compaction when one is due.
   void write();
 
   /// Makes everything written so far durable (one fsync).
@@ -71,9 +110,25 @@ public:
   uint64_t syncs() const noexcept { return syncs_; }
   /// See writes().
   uint64_t bytes_written() const noexcept { return bytes_; }
+  /// Compactions started after large purges.
+  uint64_t compactions() const noexcept { return compactions_; }
 
   /// The engine's estimate of its size on disk.
   uint64_t disk_bytes() { return storage_->approximate_bytes(); }
+
+  /// How long each write() took in the engine.
+  const latency_histogram& write_latency() const noexcept {
+    return write_latency_;
+  }
+  /// How long each sync() took in the engine (the fsync).
+  const latency_histogram& sync_latency() const noexcept {
+    return sync_latency_;
+  }
+
+  /// Fills the counters of `out` (writes, fsyncs, bytes, latencies) and
+  /// what the engine reports (its own writes to disk, its memory, its
+  /// files); leaves the data dir, durability and load figures alone.
+  void write_stats(pb::StorageStats& out);
 
 private:
   std::shared_ptr<entry_storage> storage_;
@@ -83,6 +138,13 @@ private:
   uint64_t writes_ = 0;
   uint64_t syncs_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t compactions_ = 0;
+  compaction_trigger trigger_;
+  /// A purge made a compaction due: the next write() starts it, after the
+  /// removals are in the engine.
+  bool compaction_due_ = false;
+  latency_histogram write_latency_;
+  latency_histogram sync_latency_;
 };
 
 } // namespace syncmesh

@@ -168,6 +168,58 @@ json item_json(const pb::Item& x) {
   return obj;
 }
 
+/// A flush latency histogram as JSON: the bucket bounds (µs), the samples
+/// per bucket (the last one above every bound), their count and sum.
+json latency_json(const pb::LatencyHistogram& h) {
+  return json{
+    {"bounds_us",
+     json(std::vector<uint64_t>(h.bounds_us().begin(), h.bounds_us().end()))},
+    {"counts",
+     json(std::vector<uint64_t>(h.counts().begin(), h.counts().end()))},
+    {"count", h.count()},
+    {"sum_us", h.sum_us()}};
+}
+
+/// The storage block of /v1/status: where and how the node keeps its
+/// entries, what it wrote, what the engine wrote (write amplification:
+/// the engine's bytes over the store's), and the engine's memory.
+json storage_json(const pb::StorageStats& s) {
+  if (s.data_dir().empty())
+    return json{{"durable", false}};
+  auto engine_written = s.engine_wal_bytes() + s.engine_flush_bytes()
+                        + s.engine_compaction_bytes();
+  // Before the first write there is nothing to amplify.
+  json amplification = nullptr;
+  if (s.bytes_written() > 0)
+    amplification = static_cast<double>(engine_written)
+                    / static_cast<double>(s.bytes_written());
+  return json{
+    {"durable", true},
+    {"data_dir", s.data_dir()},
+    {"durability", s.durability()},
+    {"entries_loaded", s.entries_loaded()},
+    {"load_ms", s.load_ms()},
+    {"writes", s.writes()},
+    {"syncs", s.syncs()},
+    {"bytes_written", s.bytes_written()},
+    {"disk_bytes", s.disk_bytes()},
+    {"file_bytes", s.file_bytes()},
+    {"compactions", s.compactions()},
+    {"write_amplification", amplification},
+    {"engine", json{{"wal_bytes", s.engine_wal_bytes()},
+                    {"flush_bytes", s.engine_flush_bytes()},
+                    {"compaction_bytes", s.engine_compaction_bytes()},
+                    {"written_bytes", engine_written},
+                    {"stall_us", s.engine_stall_us()},
+                    {"memtable_bytes", s.memtable_bytes()},
+                    {"block_cache_bytes", s.block_cache_bytes()},
+                    {"table_reader_bytes", s.table_reader_bytes()},
+                    {"memory_bytes", s.memtable_bytes() + s.block_cache_bytes()
+                                       + s.table_reader_bytes()}}},
+    {"write_latency", latency_json(s.write_latency())},
+    {"sync_latency", latency_json(s.sync_latency())}};
+}
+
 /// Parses a JSON body after checking its nesting without recursion:
 /// `max_depth` counts every bracket level (the value's own levels plus the
 /// route's wrapper levels). Returns an explanation on failure.
@@ -683,12 +735,7 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
                  {"clock", json{{"fenced", x->clock_fenced()},
                                 {"max_offset_us", x->max_clock_offset_us()},
                                 {"peers", std::move(clocks)}}},
-                 {"storage",
-                  x->storage().data_dir().empty()
-                    ? json{{"durable", false}}
-                    : json{{"durable", true},
-                           {"data_dir", x->storage().data_dir()},
-                           {"durability", x->storage().durability()}}}}));
+                 {"storage", storage_json(x->storage())}}));
         });
       return;
     case route_id::peers:

@@ -139,8 +139,49 @@ struct node_metrics::impl {
     = BuildGauge()
         .Name("syncmesh_storage")
         .Help("Durable storage: disk_bytes (the engine's estimate), "
-              "loaded_entries and load_ms of this start")
+              "file_bytes (the data dir's files), loaded_entries and load_ms "
+              "of this start, the engine's memory (memtable_bytes, "
+              "block_cache_bytes, table_reader_bytes, engine_memory_bytes) "
+              "and write_amplification (bytes the engine wrote to disk over "
+              "bytes the store handed it)")
         .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& flush
+    = BuildHistogram()
+        .Name("syncmesh_storage_flush_seconds")
+        .Help("Durable storage: how long each engine write (op=write, one "
+              "per group of steps) and each fsync (op=sync) took")
+        .Register(*registry);
+  /// One flush histogram and what it had at the last scrape.
+  struct flush_series {
+    prometheus::Histogram* hist = nullptr;
+    std::vector<uint64_t> last_counts;
+    uint64_t last_sum_us = 0;
+  };
+  flush_series flush_write;
+  flush_series flush_sync;
+
+  /// Advances `series` (created on first use, labelled `op`) to `h`.
+  void observe(flush_series& series, const char* op,
+               const pb::LatencyHistogram& h) {
+    if (h.counts_size() != h.bounds_us_size() + 1)
+      return; // not filled in
+    if (series.hist == nullptr) {
+      prometheus::Histogram::BucketBoundaries bounds;
+      for (auto us : h.bounds_us())
+        bounds.push_back(static_cast<double>(us) / 1e6);
+      series.hist = &flush.Add({{"op", op}}, bounds);
+      series.last_counts.assign(static_cast<size_t>(h.counts_size()), 0);
+    }
+    std::vector<double> increments;
+    for (int i = 0; i < h.counts_size(); ++i) {
+      auto& last = series.last_counts[static_cast<size_t>(i)];
+      increments.push_back(static_cast<double>(h.counts(i) - last));
+      last = h.counts(i);
+    }
+    series.hist->ObserveMultiple(
+      increments, static_cast<double>(h.sum_us() - series.last_sum_us) / 1e6);
+    series.last_sum_us = h.sum_us();
+  }
   prometheus::Family<prometheus::Gauge>& clock_fenced
     = BuildGauge()
         .Name("syncmesh_clock_fenced")
@@ -208,6 +249,32 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
       .Set(static_cast<double>(d.entries_loaded()));
     m.storage_gauges.Add({{"what", "load_ms"}})
       .Set(static_cast<double>(d.load_ms()));
+    m.advance(m.storage_events, {{"kind", "wal_bytes"}}, d.engine_wal_bytes());
+    m.advance(m.storage_events, {{"kind", "flush_bytes"}},
+              d.engine_flush_bytes());
+    m.advance(m.storage_events, {{"kind", "compaction_bytes"}},
+              d.engine_compaction_bytes());
+    m.advance(m.storage_events, {{"kind", "stall_us"}}, d.engine_stall_us());
+    m.advance(m.storage_events, {{"kind", "compactions"}}, d.compactions());
+    m.storage_gauges.Add({{"what", "file_bytes"}})
+      .Set(static_cast<double>(d.file_bytes()));
+    m.storage_gauges.Add({{"what", "memtable_bytes"}})
+      .Set(static_cast<double>(d.memtable_bytes()));
+    m.storage_gauges.Add({{"what", "block_cache_bytes"}})
+      .Set(static_cast<double>(d.block_cache_bytes()));
+    m.storage_gauges.Add({{"what", "table_reader_bytes"}})
+      .Set(static_cast<double>(d.table_reader_bytes()));
+    m.storage_gauges.Add({{"what", "engine_memory_bytes"}})
+      .Set(static_cast<double>(d.memtable_bytes() + d.block_cache_bytes()
+                               + d.table_reader_bytes()));
+    auto engine_written = d.engine_wal_bytes() + d.engine_flush_bytes()
+                          + d.engine_compaction_bytes();
+    m.storage_gauges.Add({{"what", "write_amplification"}})
+      .Set(d.bytes_written() == 0 ? 0.0
+                                  : static_cast<double>(engine_written)
+                                      / static_cast<double>(d.bytes_written()));
+    m.observe(m.flush_write, "write", d.write_latency());
+    m.observe(m.flush_sync, "sync", d.sync_latency());
   }
   m.advance(m.records, {{"direction", "in"}}, r.records_in());
   m.advance(m.records, {{"direction", "out"}}, r.records_out());

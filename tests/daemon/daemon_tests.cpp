@@ -516,10 +516,77 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_with_every_key) {
       auto status = body_json(again.client().Get("/v1/status"));
       BOOST_CHECK_EQUAL(status["storage"]["durable"], true);
       BOOST_CHECK_EQUAL(status["storage"]["durability"], "always");
-      BOOST_CHECK(metrics_show(
-        again, "syncmesh_storage{what=\"loaded_entries\"} 80"));
+      BOOST_CHECK(
+        metrics_show(again, "syncmesh_storage{what=\"loaded_entries\"} 80"));
     }
   }
+}
+
+/// The value of the first /metrics line of `n` that starts with `series`
+/// (name and labels, exactly); -1 when there is none.
+double metric_value(const node_process& n, const std::string& series) {
+  auto m = n.client().Get("/metrics");
+  if (!m || m->status != 200)
+    return -1;
+  std::istringstream in{m->body};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, series.size() + 1, series + " ") == 0)
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
+  return -1;
+}
+
+BOOST_AUTO_TEST_CASE(storage_status_and_metrics_show_the_engine_at_work) {
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
+  node_process a{dir, {"--data-dir=" + dir + "/data", "--durability=always"}};
+  auto cli = a.client();
+  for (int i = 0; i < 20; ++i)
+    BOOST_REQUIRE_EQUAL(cli
+                          .Put("/v1/kv/obs" + std::to_string(i),
+                               std::string(64, 'v'), "text/plain")
+                          ->status,
+                        204);
+  auto st = body_json(cli.Get("/v1/status"))["storage"];
+  BOOST_TEST_MESSAGE("storage: " << st.dump());
+  BOOST_CHECK_EQUAL(st["durable"], true);
+  // Every PUT was acknowledged after its group's write and fsync.
+  auto writes = st["writes"].get<uint64_t>();
+  auto syncs = st["syncs"].get<uint64_t>();
+  BOOST_CHECK_GE(writes, 1u);
+  BOOST_CHECK_GE(syncs, 1u);
+  BOOST_CHECK_GE(st["bytes_written"].get<uint64_t>(), 20u * 64);
+  BOOST_CHECK_EQUAL(st["write_latency"]["count"].get<uint64_t>(), writes);
+  BOOST_CHECK_EQUAL(st["sync_latency"]["count"].get<uint64_t>(), syncs);
+  BOOST_CHECK_GT(st["sync_latency"]["sum_us"].get<uint64_t>(), 0u);
+  BOOST_CHECK_EQUAL(st["sync_latency"]["counts"].size(),
+                    st["sync_latency"]["bounds_us"].size() + 1);
+  // The engine wrote at least what it was handed (its log), and says so.
+  const auto& engine = st["engine"];
+  BOOST_CHECK_GE(engine["wal_bytes"].get<uint64_t>(),
+                 st["bytes_written"].get<uint64_t>());
+  BOOST_CHECK_GE(st["write_amplification"].get<double>(), 1.0);
+  BOOST_CHECK_GT(engine["memtable_bytes"].get<uint64_t>(), 0u);
+  BOOST_CHECK_GE(engine["memory_bytes"].get<uint64_t>(),
+                 engine["memtable_bytes"].get<uint64_t>());
+  BOOST_CHECK_GT(st["file_bytes"].get<uint64_t>(), 0u);
+  // The same in /metrics: the fsync histogram, the engine's bytes and
+  // memory, the ratio.
+  BOOST_CHECK_GE(
+    metric_value(a, "syncmesh_storage_flush_seconds_count{op=\"sync\"}"),
+    static_cast<double>(syncs));
+  BOOST_CHECK_GE(metric_value(a, "syncmesh_storage_flush_seconds_bucket{"
+                                 "op=\"write\",le=\"+Inf\"}"),
+                 static_cast<double>(writes));
+  BOOST_CHECK_GT(
+    metric_value(a, "syncmesh_storage_flush_seconds_sum{op=\"sync\"}"), 0);
+  BOOST_CHECK_GT(metric_value(a, "syncmesh_storage_total{kind=\"wal_bytes\"}"),
+                 0);
+  BOOST_CHECK_GE(
+    metric_value(a, "syncmesh_storage{what=\"write_amplification\"}"), 1.0);
+  BOOST_CHECK_GT(
+    metric_value(a, "syncmesh_storage{what=\"engine_memory_bytes\"}"), 0);
+  BOOST_CHECK_GT(metric_value(a, "syncmesh_storage{what=\"file_bytes\"}"), 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_data_dir_of_another_format_is_refused_with_one_line) {

@@ -1,0 +1,136 @@
+// What durable storage reports (issue 15, "Operations"): the flush latency
+// histogram's buckets, the rule that asks for a compaction after large
+// purges, and the counters a store's persistence fills from a real engine
+// (writes, fsyncs, latencies, the engine's bytes on disk and memory).
+#include <boost/test/unit_test.hpp>
+
+#include <memory>
+#include <string>
+
+#include "actors/latency_histogram.hpp"
+#include "actors/rocksdb_storage.hpp"
+#include "actors/store_persistence.hpp"
+#include "actors/store_state.hpp"
+#include "syncmesh/pb/requests.pb.h"
+#include "tests/support/scratch_dir.hpp"
+#include "tests/unit/test_support.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+
+BOOST_AUTO_TEST_SUITE(latency_histogram_buckets)
+
+BOOST_AUTO_TEST_CASE(a_bound_belongs_to_its_own_bucket) {
+  // Prometheus's `le`: a sample equal to a bound is counted under it.
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(0), 0u);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(50), 0u);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(51), 1u);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(100), 1u);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(199), 2u);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(1'000'000), 13u);
+}
+
+BOOST_AUTO_TEST_CASE(beyond_every_bound_is_the_last_bucket) {
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(1'000'001),
+                    latency_histogram::buckets - 1);
+  BOOST_CHECK_EQUAL(latency_histogram::bucket_of(UINT64_MAX),
+                    latency_histogram::buckets - 1);
+}
+
+BOOST_AUTO_TEST_CASE(bounds_rise_strictly) {
+  for (std::size_t i = 1; i < latency_histogram::bounds_us.size(); ++i)
+    BOOST_CHECK_LT(latency_histogram::bounds_us[i - 1],
+                   latency_histogram::bounds_us[i]);
+}
+
+BOOST_AUTO_TEST_CASE(records_count_sum_and_export) {
+  latency_histogram h;
+  for (auto us : {10u, 50u, 180u, 180u, 4'000u, 2'000'000u})
+    h.record(us);
+  BOOST_CHECK_EQUAL(h.count(), 6u);
+  BOOST_CHECK_EQUAL(h.sum_us(), 10u + 50 + 180 + 180 + 4'000 + 2'000'000);
+  BOOST_CHECK_EQUAL(h.counts()[0], 2u); // 10 and 50
+  BOOST_CHECK_EQUAL(h.counts()[2], 2u); // 180 twice, in (100, 200]
+  BOOST_CHECK_EQUAL(h.counts()[6], 1u); // 4 ms in (2, 5] ms
+  BOOST_CHECK_EQUAL(h.counts()[latency_histogram::buckets - 1], 1u);
+  pb::LatencyHistogram out;
+  h.write_to(out);
+  BOOST_REQUIRE_EQUAL(out.bounds_us_size(),
+                      static_cast<int>(latency_histogram::bounds_us.size()));
+  BOOST_REQUIRE_EQUAL(out.counts_size(), out.bounds_us_size() + 1);
+  BOOST_CHECK_EQUAL(out.bounds_us(0), 50u);
+  BOOST_CHECK_EQUAL(out.counts(2), 2u);
+  BOOST_CHECK_EQUAL(out.count(), 6u);
+  BOOST_CHECK_EQUAL(out.sum_us(), h.sum_us());
+  // Written twice, the export replaces rather than appends.
+  h.write_to(out);
+  BOOST_CHECK_EQUAL(out.counts_size(), out.bounds_us_size() + 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(compaction_after_purges)
+
+BOOST_AUTO_TEST_CASE(small_purges_add_up_before_they_trigger) {
+  compaction_trigger t;
+  BOOST_CHECK(!t.note_purge(999, 0));
+  BOOST_CHECK_EQUAL(t.erased(), 999u);
+  BOOST_CHECK(t.note_purge(1, 0));
+  // Counted again from zero after the compaction.
+  BOOST_CHECK_EQUAL(t.erased(), 0u);
+  BOOST_CHECK(!t.note_purge(500, 0));
+}
+
+BOOST_AUTO_TEST_CASE(a_purge_small_against_what_is_kept_waits) {
+  compaction_trigger t;
+  BOOST_CHECK(!t.note_purge(1'000, 10'000)); // a tenth
+  BOOST_CHECK(!t.note_purge(1'000, 9'000));  // 2,000 against 9,000
+  BOOST_CHECK(t.note_purge(500, 8'500));     // 2,500: a quarter of 10,000
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(storage_stats_from_the_engine)
+
+BOOST_AUTO_TEST_CASE(counters_latencies_bytes_and_memory_after_writes) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  store_persistence persist{storage, durability_mode::always};
+  store_state store;
+  std::string err;
+  for (int i = 0; i < 100; ++i) {
+    pb::WriteRecord rec
+      = set_record("k" + std::to_string(i), make_version(1'000 + i, "owner"),
+                   value{std::string(64, static_cast<char>('a' + i % 26))});
+    BOOST_REQUIRE(store.apply(rec, false, err).changed);
+    pb::WriteBatch changed;
+    *changed.add_records() = rec;
+    persist.stage(store, changed, 1'000 + i);
+    persist.write();
+    persist.sync();
+  }
+  pb::StorageStats s;
+  persist.write_stats(s);
+  BOOST_CHECK_EQUAL(s.writes(), 100u);
+  BOOST_CHECK_EQUAL(s.syncs(), 100u);
+  BOOST_CHECK_GT(s.bytes_written(), 100u * 64);
+  // One latency per engine write and per fsync.
+  BOOST_CHECK_EQUAL(s.write_latency().count(), 100u);
+  BOOST_CHECK_EQUAL(s.sync_latency().count(), 100u);
+  BOOST_CHECK_EQUAL(s.sync_latency().counts_size(),
+                    s.sync_latency().bounds_us_size() + 1);
+  // Everything went through the engine's log; nothing was flushed yet.
+  BOOST_CHECK_GE(s.engine_wal_bytes(), s.bytes_written());
+  BOOST_CHECK_EQUAL(s.engine_flush_bytes(), 0u);
+  BOOST_CHECK_GT(s.memtable_bytes(), 0u);
+  BOOST_CHECK_GT(s.file_bytes(), s.bytes_written());
+  BOOST_CHECK_EQUAL(s.compactions(), 0u);
+  // A compaction flushes the write buffer into a table file.
+  storage->compact();
+  persist.write_stats(s);
+  BOOST_CHECK_GT(s.engine_flush_bytes(), 0u);
+  BOOST_CHECK_GT(s.table_reader_bytes() + s.block_cache_bytes(), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -48,6 +48,22 @@ struct node_counters {
   uint64_t ae_repaired = 0;
   /// Connected peers.
   uint64_t peers = 0;
+  /// Durable storage (0 without a data dir): engine batches written,
+  /// fsyncs, bytes the store handed the engine, bytes the engine wrote to
+  /// disk (log, flushes, compactions), the engine's memory now (write
+  /// buffers, block cache, table readers).
+  uint64_t storage_writes = 0;
+  /// See storage_writes.
+  uint64_t storage_syncs = 0;
+  /// See storage_writes.
+  uint64_t storage_bytes = 0;
+  /// See storage_writes.
+  uint64_t engine_written = 0;
+  /// See storage_writes.
+  uint64_t engine_memory = 0;
+  /// Microseconds the engine stalled writes (its flushes or compactions
+  /// fell behind).
+  uint64_t engine_stall_us = 0;
 };
 
 /// CPU time and memory of the process that runs a node.
@@ -58,6 +74,9 @@ struct node_usage {
   uint64_t peak_rss = 0;
   /// Resident set now (VmRSS), bytes.
   uint64_t rss = 0;
+  /// Anonymous resident memory now (RssAnon): the heap and anonymous
+  /// mappings, without mapped files (the binary, libraries).
+  uint64_t rss_anon = 0;
 };
 
 /// Reads the usage of process `pid` from /proc (0: this process, via
@@ -68,6 +87,17 @@ node_usage process_usage(pid_t pid);
 /// when it was seen (now_us()).
 using arrival_fn
   = std::function<void(std::string_view key, std::string_view value, int64_t)>;
+
+/// Blocking writes for one thread: each set() returns once the node
+/// acknowledged the write (a daemon: an HTTP PUT on a keep-alive
+/// connection of its own; in process: the blocking C++ API).
+class blocking_writer {
+public:
+  virtual ~blocking_writer() = default;
+  /// Writes `text` under `key` and waits for the acknowledgement; throws
+  /// when the node refuses it.
+  virtual void set(const std::string& key, const std::string& text) = 0;
+};
 
 /// One node of the mesh under test, wherever it runs.
 class bench_node {
@@ -99,6 +129,8 @@ public:
   virtual void unwatch() = 0;
   /// Events the watch lost (SSE overflow), so far.
   virtual uint64_t watch_dropped() const { return 0; }
+  /// A writer of its own for one thread (its own connection to a daemon).
+  virtual std::unique_ptr<blocking_writer> writer() = 0;
 };
 
 /// Writes through a node's asynchronous facade: requests go out without
@@ -118,6 +150,10 @@ public:
   virtual uint64_t acked() const = 0;
   /// Refused writes (lease or validation errors, timeouts).
   virtual uint64_t failed() const = 0;
+  /// From now on, appends to `out` the µs from each write to its reply
+  /// (replies matched to writes in order: the node answers a writer's
+  /// writes in the order it applied them); nullptr stops.
+  virtual void keep_latencies(std::vector<int64_t>* out) = 0;
 };
 
 /// How to start an in-process node.
@@ -225,6 +261,8 @@ struct node_report {
   std::string label;
   /// Its process's usage at the end of the scenario.
   node_usage usage;
+  /// Its storage counters at the end (all zero without a data dir).
+  node_counters counters;
 };
 
 /// Everything one scenario measured; -1 marks what it did not measure.
@@ -265,6 +303,27 @@ struct scenario_report {
   double flood_bytes_per_write = -1;
   /// Resident memory per key beyond key and value bytes.
   double memory_per_key = -1;
+  /// The same from anonymous memory (RssAnon growth).
+  double anon_per_key = -1;
+  /// The engine's memory at the memory node after the burst (durable
+  /// storage: write buffers, block cache, table readers).
+  double engine_memory = -1;
+  /// RssAnon growth less the engine's memory, per key, beyond key and
+  /// value: what the store itself holds per key.
+  double anon_less_engine_per_key = -1;
+  /// Bytes the memory node's engine wrote to disk over the bytes its
+  /// store handed it during the burst (write amplification).
+  double write_amplification = -1;
+  /// acks: concurrent writers, each waiting for its acknowledgement.
+  size_t writers = 0;
+  /// acks: seconds of writing.
+  double ack_seconds = -1;
+  /// acks: fsyncs and engine writes the node made while they wrote.
+  double syncs = -1;
+  /// See syncs.
+  double engine_writes = -1;
+  /// acks: from each write to its acknowledgement.
+  latency_summary ack_latency;
   /// The node the memory figure comes from.
   std::string memory_node;
   /// heal: bytes on the wire during the repair.

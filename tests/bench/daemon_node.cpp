@@ -217,6 +217,18 @@ public:
     c.flood_bytes = metric(text, "syncmesh_flood_bytes_total", "");
     c.ae_repaired = metric(text, "syncmesh_anti_entropy_total",
                            "kind=\"entries_repaired\"");
+    c.storage_writes
+      = metric(text, "syncmesh_storage_total", "kind=\"writes\"");
+    c.storage_syncs = metric(text, "syncmesh_storage_total", "kind=\"syncs\"");
+    c.storage_bytes = metric(text, "syncmesh_storage_total", "kind=\"bytes\"");
+    c.engine_written
+      = metric(text, "syncmesh_storage_total", "kind=\"wal_bytes\"")
+        + metric(text, "syncmesh_storage_total", "kind=\"flush_bytes\"")
+        + metric(text, "syncmesh_storage_total", "kind=\"compaction_bytes\"");
+    c.engine_memory
+      = metric(text, "syncmesh_storage", "what=\"engine_memory_bytes\"");
+    c.engine_stall_us
+      = metric(text, "syncmesh_storage_total", "kind=\"stall_us\"");
     return c;
   }
 
@@ -228,6 +240,19 @@ public:
 
   bool get(const std::string& key, std::string& text) override {
     return reads_->get_opt("/v1/kv/" + key, text);
+  }
+
+  std::unique_ptr<blocking_writer> writer() override {
+    // A keep-alive connection per writer, as an application's client
+    // would hold one.
+    struct http_writer : blocking_writer {
+      http_writer(const std::string& host, int port) : cli(host, port) {}
+      void set(const std::string& key, const std::string& text) override {
+        cli.put("/v1/kv/" + key, text);
+      }
+      api_client cli;
+    };
+    return std::make_unique<http_writer>(http_host_, http_port_);
   }
 
   void watch(const std::string& prefix, arrival_fn fn) override {

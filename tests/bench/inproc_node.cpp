@@ -1,5 +1,6 @@
 // Nodes inside the bench process and the asynchronous facade writer.
 
+#include <deque>
 #include <mutex>
 #include <stdexcept>
 
@@ -71,6 +72,15 @@ public:
     c.flood_bytes = s.router().bytes_out();
     c.ae_repaired = s.store().ae_entries_repaired();
     c.peers = s.router().peers();
+    const auto& d = s.store().storage();
+    c.storage_writes = d.writes();
+    c.storage_syncs = d.syncs();
+    c.storage_bytes = d.bytes_written();
+    c.engine_written = d.engine_wal_bytes() + d.engine_flush_bytes()
+                       + d.engine_compaction_bytes();
+    c.engine_memory
+      = d.memtable_bytes() + d.block_cache_bytes() + d.table_reader_bytes();
+    c.engine_stall_us = d.engine_stall_us();
     return c;
   }
 
@@ -113,6 +123,19 @@ public:
     watcher_ = nullptr;
   }
 
+  std::unique_ptr<blocking_writer> writer() override {
+    // The socket is safe to call from any thread; each call waits for the
+    // node's reply.
+    struct socket_writer : blocking_writer {
+      explicit socket_writer(sync_socket& s) : sock(s) {}
+      void set(const std::string& key, const std::string& text) override {
+        sock.set(key, value{text});
+      }
+      sync_socket& sock;
+    };
+    return std::make_unique<socket_writer>(sock_);
+  }
+
   /// The node's facade.
   facade_actor handle() const { return sock_.handle(); }
 
@@ -144,6 +167,8 @@ public:
     req.set_key(std::move(key));
     req.mutable_value()->set_text(std::move(text));
     self_->send(facade_, std::move(req));
+    if (latencies_ != nullptr)
+      sent_.push_back(now_us());
     ++pending_;
     while (pending_ >= window_)
       take_one(caf::infinite);
@@ -171,7 +196,22 @@ public:
 
   uint64_t failed() const override { return failed_; }
 
+  void keep_latencies(std::vector<int64_t>* out) override {
+    latencies_ = out;
+    sent_.clear();
+  }
+
 private:
+  /// A reply came: its latency, when kept, against the oldest write sent
+  /// since keep_latencies (earlier writes' replies are not matched).
+  void replied() {
+    --pending_;
+    if (latencies_ == nullptr || sent_.empty() || pending_ + 1 > sent_.size())
+      return;
+    latencies_->push_back(now_us() - sent_.front());
+    sent_.pop_front();
+  }
+
   /// Takes one reply, waiting at most `limit`; false when none came.
   template <class Duration>
   bool take_one(Duration limit) {
@@ -179,12 +219,12 @@ private:
     self_->receive(
       [&](const pb::WriteAck&) {
         ++acked_;
-        --pending_;
+        replied();
         got = true;
       },
       [&](caf::error&) {
         ++failed_;
-        --pending_;
+        replied();
         got = true;
       },
       caf::after(limit) >> [] {});
@@ -197,6 +237,9 @@ private:
   size_t pending_ = 0;
   uint64_t acked_ = 0;
   uint64_t failed_ = 0;
+  std::vector<int64_t>* latencies_ = nullptr;
+  /// Send times of the writes whose replies have not come, oldest first.
+  std::deque<int64_t> sent_;
 };
 
 } // namespace

@@ -2,7 +2,9 @@
 //
 // Scenarios: chain3 (A-B-C), mesh5 (5 nodes, 2-4 peers each), join (a new
 // node joins a node holding N keys), heal (two halves diverged by K writes
-// each, then reconnected), mixed (several writers, reads at a fixed rate).
+// each, then reconnected), mixed (several writers, reads at a fixed rate),
+// acks (one node, concurrent writers that each wait for their
+// acknowledgement: the group commit of durable storage).
 // In --mode=process the writer node A runs in the bench process (its
 // asynchronous facade) and every other node is a syncmesh-node daemon; in
 // --mode=inproc every node runs in the bench process. tests/bench/README.md
@@ -39,8 +41,8 @@ namespace {
 
 /// Command-line options.
 struct options {
-  std::vector<std::string> scenarios{"chain3", "mesh5", "join", "heal",
-                                     "mixed"};
+  std::vector<std::string> scenarios{"chain3", "mesh5", "join",
+                                     "heal",   "mixed", "acks"};
   std::string mode = "process";
   uint64_t n = 100000;
   size_t value_size = 64;
@@ -59,16 +61,21 @@ struct options {
   bool tls_now = false;
   /// Durable storage of every node: always, batch or none; empty: memory.
   std::string durability;
+  /// acks: concurrent writers.
+  size_t writers = 16;
+  /// acks: facade, http or both.
+  std::string via = "both";
 };
 
 /// The --help text.
 const char* usage_text
-  = "usage: syncmesh-bench [--scenario=all|chain3,mesh5,join,heal,mixed]\n"
+  = "usage: syncmesh-bench [--scenario=all|chain3,mesh5,join,heal,mixed,acks]\n"
     "  [--mode=process|inproc] [--n=N] [--value-size=B] [--nodes=N]\n"
     "  [--duration=S] [--rate=W/s] [--read-rate=R/s] [--k=K] [--window=W]\n"
     "  [--expected-keys=K]\n"
     "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n"
-    "  [--durability=always|batch|none]  (every node with a data dir)\n";
+    "  [--durability=always|batch|none]  (every node with a data dir)\n"
+    "  [--writers=W] [--via=facade|http|both]  (acks)\n";
 
 /// The syncmesh-node next to this binary.
 std::string default_node_bin() {
@@ -102,7 +109,7 @@ bool parse(int argc, char** argv, options& opts) {
           pos = comma + 1;
         }
       } else {
-        opts.scenarios = {"chain3", "mesh5", "join", "heal", "mixed"};
+        opts.scenarios = {"chain3", "mesh5", "join", "heal", "mixed", "acks"};
       }
     } else if (auto v = value_of("--mode="))
       opts.mode = v;
@@ -126,6 +133,10 @@ bool parse(int argc, char** argv, options& opts) {
       opts.expected_keys = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--durability="))
       opts.durability = v;
+    else if (auto v = value_of("--writers="))
+      opts.writers = std::strtoull(v, nullptr, 10);
+    else if (auto v = value_of("--via="))
+      opts.via = v;
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
     else if (arg == "--tls")
@@ -144,12 +155,20 @@ bool parse(int argc, char** argv, options& opts) {
   }
   for (const auto& s : opts.scenarios)
     if (s != "chain3" && s != "mesh5" && s != "join" && s != "heal"
-        && s != "mixed") {
+        && s != "mixed" && s != "acks") {
       std::fprintf(stderr, "unknown scenario: %s\n", s.c_str());
       return false;
     }
   if (opts.tls != "off" && opts.tls != "on" && opts.tls != "both") {
     std::fprintf(stderr, "--tls must be on, both or off\n");
+    return false;
+  }
+  if (opts.via != "facade" && opts.via != "http" && opts.via != "both") {
+    std::fprintf(stderr, "--via must be facade, http or both\n");
+    return false;
+  }
+  if (opts.writers == 0) {
+    std::fprintf(stderr, "--writers must be positive\n");
     return false;
   }
   if (opts.mode != "process" && opts.mode != "inproc") {
@@ -400,14 +419,16 @@ struct mesh {
 
   static std::string name(size_t i) { return std::string(1, char('A' + i)); }
 
-  /// Adds node `i` (the next one), wired to earlier nodes per `links`.
-  bench_node& add() {
+  /// Adds node `i` (the next one), wired to earlier nodes per `links`:
+  /// in the bench process when it is A or the mode is inproc, unless
+  /// `as_daemon` (a syncmesh-node process whatever its place).
+  bench_node& add(bool as_daemon = false) {
     auto i = nodes.size();
     auto tls = tls_files(i);
     // Each node's own data dir under the run's scratch dir (removed with it).
     auto data_dir
       = opts.durability.empty() ? std::string{} : dir + "/" + name(i) + ".data";
-    if (i == 0 || !process_mode()) {
+    if (!as_daemon && (i == 0 || !process_mode())) {
       nodes.push_back(rt.spawn(
         name(i), node_options{opts.leasing, 0, opts.expected_keys, tls[0],
                               tls[1], tls[2], data_dir, opts.durability}));
@@ -537,12 +558,24 @@ struct mesh {
     for (auto& n : nodes)
       if (n->in_process())
         inproc += (inproc.empty() ? "" : ",") + name_of(*n);
+    // In process mode only A is in the bench process; its storage counters
+    // are its own.
+    node_counters inproc_counters;
+    for (auto& n : nodes)
+      if (n->in_process() && nodes.size() == 1 + count_daemons())
+        inproc_counters = n->counters();
     if (!inproc.empty())
-      r.per_node.push_back(
-        node_report{inproc + " (bench process)", process_usage(0)});
+      r.per_node.push_back(node_report{inproc + " (bench process)",
+                                       process_usage(0), inproc_counters});
     for (auto& n : nodes)
       if (!n->in_process())
-        r.per_node.push_back(node_report{n->label(), n->usage()});
+        r.per_node.push_back(
+          node_report{n->label(), n->usage(), n->counters()});
+  }
+
+  size_t count_daemons() const {
+    return static_cast<size_t>(std::count_if(
+      nodes.begin(), nodes.end(), [](auto& n) { return !n->in_process(); }));
   }
 
   static std::string name_of(bench_node& n) {
@@ -690,7 +723,8 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   // Throughput: a bounded burst.
   m.settle_traffic();
   auto before = total(m.counters());
-  auto far_rss = m.nodes[far]->usage().rss;
+  auto far_usage = m.nodes[far]->usage();
+  auto far_before = m.nodes[far]->counters();
   auto writer = rt.writer(*m.nodes[0], opts.window);
   auto start = now_us();
   r.issue_seconds
@@ -704,9 +738,27 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   traffic_per_write(r, before, after, n, true);
   if (opts.mode == "process") {
     r.memory_node = m.nodes[far]->label();
-    r.memory_per_key
-      = memory_per_key(far_rss, m.nodes[far]->usage().rss, opts.n,
-                       avg_key_bytes("t/", opts.n), opts.value_size);
+    auto usage = m.nodes[far]->usage();
+    auto key_bytes = avg_key_bytes("t/", opts.n);
+    r.memory_per_key = memory_per_key(far_usage.rss, usage.rss, opts.n,
+                                      key_bytes, opts.value_size);
+    r.anon_per_key = memory_per_key(far_usage.rss_anon, usage.rss_anon, opts.n,
+                                    key_bytes, opts.value_size);
+    if (!opts.durability.empty()) {
+      // The engine's write buffers and caches are anonymous memory too;
+      // without them, what is left is the store's own per key.
+      auto c = m.nodes[far]->counters();
+      r.engine_memory = static_cast<double>(c.engine_memory);
+      r.anon_less_engine_per_key = memory_per_key(
+        far_usage.rss_anon
+          - std::min(far_usage.rss_anon, far_before.engine_memory),
+        usage.rss_anon - std::min(usage.rss_anon, c.engine_memory), opts.n,
+        key_bytes, opts.value_size);
+      if (c.storage_bytes > far_before.storage_bytes)
+        r.write_amplification
+          = static_cast<double>(c.engine_written - far_before.engine_written)
+            / static_cast<double>(c.storage_bytes - far_before.storage_bytes);
+    }
   }
 
   // Latency: a fixed offered load, observed at the farthest node.
@@ -1021,6 +1073,110 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
   return r;
 }
 
+/// acks: one node (with --durability, on a data dir), --writers concurrent
+/// writers that each wait for the acknowledgement of a write before the
+/// next, for --duration seconds. `via` is how they reach the node:
+/// "facade": node A in the bench process, its asynchronous facade with
+/// exactly --writers requests in flight (a new write as each reply comes;
+/// one thread, so the client costs the node's cores little); "http": a
+/// syncmesh-node daemon and --writers threads, each with its own keep-alive
+/// connection doing PUT after PUT, as applications would. With `always`
+/// each acknowledgement waits for an fsync: the rate is the group commit's
+/// (writes per fsync × fsyncs/s).
+scenario_report run_acks(bench_runtime& rt, const options& opts,
+                         const std::string& via) {
+  mesh m{rt, opts};
+  auto& node = m.add(via == "http");
+  scenario_report r;
+  r.scenario = "acks/" + via;
+  r.mode = opts.mode;
+  r.nodes = 1;
+  r.value_size = opts.value_size;
+  r.leasing = opts.leasing;
+  r.writers = opts.writers;
+  r.memory_node = node.label();
+  r.writer_note
+    = std::to_string(opts.writers) + " writers, each waiting for its "
+      + "acknowledgement before the next write; "
+      + (via == "http" ? "each a thread with its own HTTP keep-alive "
+                         "connection to a syncmesh-node daemon (PUT /v1/kv)"
+                       : "node A in the bench process, its asynchronous "
+                         "facade with exactly that many requests in flight")
+      + "; durability "
+      + (opts.durability.empty() ? std::string{"off (memory only)"}
+                                 : opts.durability);
+  auto before = node.counters();
+  auto duration_us = static_cast<int64_t>(opts.duration * 1e6);
+  std::vector<int64_t> latencies;
+  uint64_t acked = 0;
+  int64_t start = now_us();
+  int64_t end = start;
+  if (via == "facade") {
+    auto writer = rt.writer(node, opts.writers);
+    writer->keep_latencies(&latencies);
+    progress prog{r.scenario};
+    uint64_t i = 0;
+    start = now_us();
+    while (now_us() - start < duration_us) {
+      writer->write("a/" + std::to_string(i++),
+                    stamped(now_us(), opts.value_size));
+      if ((i & 1023) == 0)
+        prog.tick("acknowledged %" PRIu64, writer->acked());
+    }
+    if (!writer->drain(60s))
+      throw std::runtime_error("acks: writes not acknowledged");
+    end = now_us();
+    acked = writer->acked();
+    if (writer->failed() > 0)
+      throw std::runtime_error("acks: " + std::to_string(writer->failed())
+                               + " writes refused");
+  } else {
+    std::mutex mtx;
+    std::string err;
+    std::vector<std::thread> threads;
+    start = now_us();
+    for (size_t w = 0; w < opts.writers; ++w)
+      threads.emplace_back([&, w] {
+        std::vector<int64_t> mine;
+        try {
+          auto client = node.writer();
+          auto prefix = "a" + std::to_string(w) + "/";
+          for (uint64_t i = 0; now_us() - start < duration_us; ++i) {
+            auto t = now_us();
+            client->set(prefix + std::to_string(i),
+                        stamped(t, opts.value_size));
+            mine.push_back(now_us() - t);
+          }
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> guard{mtx};
+          err = e.what();
+        }
+        std::lock_guard<std::mutex> guard{mtx};
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+      });
+    for (auto& t : threads)
+      t.join();
+    end = now_us();
+    if (!err.empty())
+      throw std::runtime_error("acks: " + err);
+    acked = latencies.size();
+  }
+  auto after = node.counters();
+  r.writes = acked;
+  r.ack_seconds = static_cast<double>(end - start) / 1e6;
+  r.issue_seconds = r.ack_seconds;
+  r.syncs = static_cast<double>(after.storage_syncs - before.storage_syncs);
+  r.engine_writes
+    = static_cast<double>(after.storage_writes - before.storage_writes);
+  if (after.storage_bytes > before.storage_bytes)
+    r.write_amplification
+      = static_cast<double>(after.engine_written - before.engine_written)
+        / static_cast<double>(after.storage_bytes - before.storage_bytes);
+  r.ack_latency = summarize(latencies);
+  m.record_usage(r);
+  return r;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -1052,6 +1208,20 @@ int main(int argc, char** argv) {
         run_opts.tls_now = tls;
         std::fprintf(stderr, "running %s (%s mode%s)\n", s.c_str(),
                      opts.mode.c_str(), tls ? ", peer TLS" : "");
+        if (s == "acks") {
+          // Each way of writing gets a node of its own.
+          for (const char* via : {"facade", "http"}) {
+            if (opts.via != "both" && opts.via != via)
+              continue;
+            if (std::string{via} == "http" && opts.mode != "process") {
+              std::fprintf(stderr, "acks over http needs --mode=process: "
+                                   "skipped\n");
+              continue;
+            }
+            print_report(run_acks(rt, run_opts, via));
+          }
+          continue;
+        }
         scenario_report r;
         if (s == "chain3" || s == "mesh5")
           r = run_flood(rt, run_opts, s);

@@ -73,6 +73,7 @@ node_usage process_usage(pid_t pid) {
                                : "/proc/" + std::to_string(pid) + "/status");
   u.peak_rss = status_kb(status, "VmHWM:");
   u.rss = status_kb(status, "VmRSS:");
+  u.rss_anon = status_kb(status, "RssAnon:");
   if (pid == 0) {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
@@ -133,9 +134,24 @@ void print_report(const scenario_report& r) {
   auto row = [](const char* what, const std::string& v) {
     std::printf("   %-44s %s\n", what, v.c_str());
   };
-  row("writes issued/s at the writer", cell(issued, 0));
-  row("replicated writes/s (to the last node)", cell(replicated, 0));
-  row("seconds until the last node had all", cell(r.replicate_seconds, 3));
+  if (r.writers > 0) {
+    // acks: a closed loop of writers on one node.
+    row("writers (each waits for its acknowledgement)",
+        std::to_string(r.writers));
+    row("acknowledged writes/s", cell(per_s(r.writes, r.ack_seconds), 0));
+    row("fsyncs/s", cell(r.syncs < 0 ? -1 : r.syncs / r.ack_seconds, 0));
+    row("writes per fsync",
+        cell(r.syncs > 0 ? static_cast<double>(r.writes) / r.syncs : -1, 1));
+    row("engine writes/s (one per group)",
+        cell(r.engine_writes < 0 ? -1 : r.engine_writes / r.ack_seconds, 0));
+    row("ack latency p50 / p99 / max (us)",
+        cell(r.ack_latency.p50, 0) + " / " + cell(r.ack_latency.p99, 0) + " / "
+          + cell(r.ack_latency.max, 0));
+  } else {
+    row("writes issued/s at the writer", cell(issued, 0));
+    row("replicated writes/s (to the last node)", cell(replicated, 0));
+    row("seconds until the last node had all", cell(r.replicate_seconds, 3));
+  }
   if (r.rate > 0) {
     row("latency: offered load (writes/s)", cell(r.rate, 0));
     row("latency: farthest node", r.farthest);
@@ -146,13 +162,27 @@ void print_report(const scenario_report& r) {
                                           + cell(r.latency.p99, 0) + " / "
                                           + cell(r.latency.max, 0));
   }
-  row("frames to links per write", cell(r.frames_per_write, 4));
-  row("bytes on the wire per write", cell(r.wire_bytes_per_write, 1));
-  row("flooded bytes per write", cell(r.flood_bytes_per_write, 1));
-  if (r.memory_per_key >= 0 || !r.memory_node.empty())
+  if (r.writers == 0) {
+    row("frames to links per write", cell(r.frames_per_write, 4));
+    row("bytes on the wire per write", cell(r.wire_bytes_per_write, 1));
+    row("flooded bytes per write", cell(r.flood_bytes_per_write, 1));
+  }
+  if (r.writers == 0 && (r.memory_per_key >= 0 || !r.memory_node.empty())) {
     row(("memory per key beyond key+value (" + r.memory_node + ")").c_str(),
         r.memory_per_key < 0 ? "- (below 100k keys)"
                              : cell(r.memory_per_key, 1) + " B");
+    if (r.anon_per_key >= 0)
+      row("  the same from RssAnon", cell(r.anon_per_key, 1) + " B");
+    if (r.engine_memory >= 0)
+      row("  engine memory after (buffers, cache)",
+          cell(r.engine_memory / (1024.0 * 1024.0), 1) + " MiB");
+    if (r.anon_less_engine_per_key >= 0)
+      row("  RssAnon less engine memory, per key",
+          cell(r.anon_less_engine_per_key, 1) + " B");
+  }
+  if (r.write_amplification >= 0)
+    row(("write amplification (" + r.memory_node + ")").c_str(),
+        cell(r.write_amplification, 2));
   if (r.heal_bytes >= 0) {
     row("heal: bytes on the wire", cell(r.heal_bytes, 0));
     row("heal: bytes of the differing entries",
@@ -165,10 +195,23 @@ void print_report(const scenario_report& r) {
                                                + cell(r.reads.p99, 0) + " / "
                                                + cell(r.reads.max, 0));
   }
-  std::printf("   %-30s %10s %12s\n", "node", "CPU s", "peak RSS MB");
-  for (const auto& n : r.per_node)
-    std::printf("   %-30s %10.2f %12.1f\n", n.label.c_str(), n.usage.cpu_s,
+  bool storage = std::any_of(r.per_node.begin(), r.per_node.end(),
+                             [](auto& n) { return n.counters.storage_writes; });
+  std::printf("   %-30s %10s %12s%s\n", "node", "CPU s", "peak RSS MB",
+              storage ? "   engine writes  fsyncs  stalled ms  disk-written MB"
+                      : "");
+  for (const auto& n : r.per_node) {
+    std::printf("   %-30s %10.2f %12.1f", n.label.c_str(), n.usage.cpu_s,
                 static_cast<double>(n.usage.peak_rss) / (1024.0 * 1024.0));
+    const auto& c = n.counters;
+    if (storage)
+      std::printf(" %16llu %7llu %11.1f %16.1f",
+                  static_cast<unsigned long long>(c.storage_writes),
+                  static_cast<unsigned long long>(c.storage_syncs),
+                  static_cast<double>(c.engine_stall_us) / 1e3,
+                  static_cast<double>(c.engine_written) / (1024.0 * 1024.0));
+    std::printf("\n");
+  }
   std::string nodes = "[";
   for (const auto& n : r.per_node) {
     if (nodes.size() > 1)
@@ -187,7 +230,11 @@ void print_report(const scenario_report& r) {
     "\"frames_per_write\":%s,\"wire_bytes_per_write\":%s,"
     "\"flood_bytes_per_write\":%s,\"memory_per_key_bytes\":%s,"
     "\"heal_bytes\":%s,\"heal_differing_bytes\":%s,\"reads\":%zu,"
-    "\"read_p50_us\":%s,\"read_p99_us\":%s,\"per_node\":%s}\n",
+    "\"read_p50_us\":%s,\"read_p99_us\":%s,\"anon_per_key_bytes\":%s,"
+    "\"engine_memory_bytes\":%s,\"anon_less_engine_per_key_bytes\":%s,"
+    "\"write_amplification\":%s,\"writers\":%zu,\"acks_per_s\":%s,"
+    "\"syncs_per_s\":%s,\"ack_p50_us\":%s,\"ack_p99_us\":%s,"
+    "\"per_node\":%s}\n",
     quoted(r.scenario).c_str(), quoted(r.mode).c_str(), r.nodes,
     static_cast<unsigned long long>(r.writes), r.value_size,
     r.leasing ? "true" : "false", num(issued, 0).c_str(),
@@ -201,7 +248,16 @@ void print_report(const scenario_report& r) {
     num(r.flood_bytes_per_write, 1).c_str(), num(r.memory_per_key, 1).c_str(),
     num(r.heal_bytes, 0).c_str(), num(r.heal_differing_bytes, 0).c_str(),
     r.reads.count, r.reads.count ? num(r.reads.p50, 0).c_str() : "null",
-    r.reads.count ? num(r.reads.p99, 0).c_str() : "null", nodes.c_str());
+    r.reads.count ? num(r.reads.p99, 0).c_str() : "null",
+    num(r.anon_per_key, 1).c_str(), num(r.engine_memory, 0).c_str(),
+    num(r.anon_less_engine_per_key, 1).c_str(),
+    num(r.write_amplification, 3).c_str(), r.writers,
+    r.writers ? num(per_s(r.writes, r.ack_seconds), 0).c_str() : "null",
+    r.writers && r.syncs >= 0 ? num(r.syncs / r.ack_seconds, 0).c_str()
+                              : "null",
+    r.ack_latency.count ? num(r.ack_latency.p50, 0).c_str() : "null",
+    r.ack_latency.count ? num(r.ack_latency.p99, 0).c_str() : "null",
+    nodes.c_str());
   std::fflush(stdout);
 }
 

@@ -102,4 +102,8 @@ using storage_sync_atom = caf::atom_constant<caf::atom("stsync")>;
 /// The store's storage timer (durability `batch`): sync what was written.
 using storage_tick_atom = caf::atom_constant<caf::atom("sttick")>;
 
+/// To the store from its syncer (or itself): the syncs up to a ticket are
+/// done (or the error that failed one); what waited for them goes on.
+using storage_synced_atom = caf::atom_constant<caf::atom("stsynced")>;
+
 } // namespace syncmesh

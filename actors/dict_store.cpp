@@ -163,15 +163,37 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
 /// Runs `fn` once what was staged so far is written to the engine (and,
 /// with durability `always`, synced). One message to ourselves triggers the
 /// write per group: every write queued in the mailbox before it shares one
-/// engine write (and one fsync), which is the group commit.
+/// engine write (and one fsync), which is the group commit. A group that
+/// reached its size bound (store_persistence::max_group_bytes) is written
+/// right after the current message instead: an urgent message, so the
+/// current handler still queues its own acknowledgement in the group.
 void after_write(self_ptr self, std::function<void()> fn) {
   auto& st = self->state;
   if (fn)
     st.after_write.push_back(std::move(fn));
+  if (st.persistence->group_full()) {
+    if (!st.urgent_write_queued) {
+      st.urgent_write_queued = true;
+      self->send<caf::message_priority::high>(self, storage_sync_atom::value);
+    }
+    return;
+  }
   if (!st.write_queued) {
     st.write_queued = true;
     self->send(self, storage_sync_atom::value);
   }
+}
+
+/// Asks for a sync of everything written so far; returns its ticket. Its
+/// end comes back as (storage_synced_atom, ticket, error): from the syncer
+/// thread, or, when syncs are made inline (deterministic tests), from this
+/// actor right after the sync, so both take the same path.
+uint64_t request_sync(self_ptr self) {
+  auto& p = *self->state.persistence;
+  auto ticket = p.request_sync();
+  if (!p.has_syncer())
+    self->send(self, storage_synced_atom::value, ticket, std::string{});
+  return ticket;
 }
 
 /// Durability `batch`: a sync at most `sync_interval` after a write.
@@ -669,6 +691,18 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     st.data_dir = cfg.data_dir;
     st.rules.raise_clock_floor(durable->clock_floor_us);
     st.run_floor_us = std::max(st.run_floor_us, durable->clock_floor_us);
+    if (!cfg.sync_inline && cfg.durability != durability_mode::none) {
+      // fsyncs on a thread of their own: the store goes on applying and
+      // writing while the disk syncs (wal_syncer.hpp). A weak handle: the
+      // syncer lives in this actor's state and must not keep it alive.
+      caf::weak_actor_ptr weak = caf::actor_cast<caf::weak_actor_ptr>(self);
+      st.persistence->start_syncer(
+        [weak](uint64_t ticket, const std::string& error) {
+          if (auto strong = weak.lock())
+            caf::anon_send(caf::actor_cast<dict_store_actor>(strong),
+                           storage_synced_atom::value, ticket, error);
+        });
+    }
     log_line(log_level::info, st.self_id,
              "loaded " + std::to_string(durable->entries) + " entries from "
                + cfg.data_dir + " in " + std::to_string(durable->load_ms)
@@ -914,15 +948,26 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     // -- storage --
     [=](storage_sync_atom) {
-      // The group's engine write, its fsync with `always`, then everything
-      // that waited for it, in the order the writes were applied.
+      // The group's engine write, then everything that waited for it, in
+      // the order the writes were applied: at once, or with `always` once
+      // the group's sync is done (storage_synced_atom). The store goes on
+      // with the next group meanwhile.
       auto& st = self->state;
+      // An urgent message may overtake the ordinary one: whichever comes
+      // first writes the group, the other finds it empty.
       st.write_queued = false;
+      st.urgent_write_queued = false;
+      auto waiting = std::move(st.after_write);
+      st.after_write.clear();
       if (st.persistence) {
         st.persistence->write();
         switch (st.persistence->mode()) {
           case durability_mode::always:
-            st.persistence->sync();
+            if (st.persistence->unsynced() || !waiting.empty()) {
+              auto ticket = request_sync(self);
+              st.sync_waiting.emplace_back(ticket, std::move(waiting));
+              return;
+            }
             break;
           case durability_mode::batch:
             schedule_sync_tick(self);
@@ -931,16 +976,28 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
             break;
         }
       }
-      auto waiting = std::move(st.after_write);
-      st.after_write.clear();
       for (auto& fn : waiting)
         fn();
     },
     [=](storage_tick_atom) {
       auto& st = self->state;
       st.tick_scheduled = false;
-      if (st.persistence)
-        st.persistence->sync();
+      if (st.persistence && st.persistence->unsynced())
+        request_sync(self);
+    },
+    [=](storage_synced_atom, uint64_t ticket, const std::string& error) {
+      // Like a failed engine write: the store stops rather than
+      // acknowledge what it cannot keep.
+      if (!error.empty())
+        throw storage_error(error);
+      auto& st = self->state;
+      while (!st.sync_waiting.empty()
+             && st.sync_waiting.front().first <= ticket) {
+        auto waiting = std::move(st.sync_waiting.front().second);
+        st.sync_waiting.pop_front();
+        for (auto& fn : waiting)
+          fn();
+      }
     },
     // -- control --
     [=](events_atom, bool on) { self->state.publish_events = on; },

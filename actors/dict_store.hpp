@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,6 +103,14 @@ struct dict_store_state {
   std::vector<std::function<void()>> after_write;
   /// A storage_sync_atom (the group's write) is in the mailbox.
   bool write_queued = false;
+  /// An urgent storage_sync_atom is in the mailbox: the group is full and
+  /// is written right after the current message.
+  bool urgent_write_queued = false;
+  /// Durability `always`: groups written to the engine whose sync is
+  /// under way, with the ticket of that sync and what waits for it, oldest
+  /// first.
+  std::deque<std::pair<uint64_t, std::vector<std::function<void()>>>>
+    sync_waiting;
   /// Durability `batch`: a storage_tick_atom is on its way.
   bool tick_scheduled = false;
   /// What the start loaded (for stats).

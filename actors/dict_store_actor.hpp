@@ -45,8 +45,10 @@ namespace syncmesh {
 ///   the clock's high-water mark);
 /// - with a data dir, to itself: `(storage_sync_atom)` writes the group of
 ///   staged changes (and syncs with durability `always`) and releases the
-///   acknowledgements and floods that wait for it, `(storage_tick_atom)`
-///   syncs on the `batch` timer.
+///   acknowledgements and floods that wait for it (with `always`, once its
+///   sync is done), `(storage_tick_atom)` asks for a sync on the `batch`
+///   timer; from its syncer thread, `(storage_synced_atom, ticket, error)`
+///   releases what waited for the syncs up to `ticket`.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
@@ -69,6 +71,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<export_atom>::with<pb::WriteBatch>,
   caf::replies_to<stats_atom>::with<pb::StoreStats>,
   caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>,
-  caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>>;
+  caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>,
+  caf::reacts_to<storage_synced_atom, uint64_t, std::string>>;
 
 } // namespace syncmesh

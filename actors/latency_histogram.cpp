@@ -17,6 +17,13 @@ void latency_histogram::record(std::uint64_t us) noexcept {
   sum_us_ += us;
 }
 
+void latency_histogram::add(const latency_histogram& other) noexcept {
+  for (std::size_t i = 0; i < buckets; ++i)
+    counts_[i] += other.counts_[i];
+  count_ += other.count_;
+  sum_us_ += other.sum_us_;
+}
+
 void latency_histogram::write_to(pb::LatencyHistogram& out) const {
   out.Clear();
   for (auto bound : bounds_us)

@@ -47,6 +47,9 @@ public:
   /// Sum of every sample, microseconds.
   std::uint64_t sum_us() const noexcept { return sum_us_; }
 
+  /// Adds every sample of `other` (same bounds).
+  void add(const latency_histogram& other) noexcept;
+
   /// Writes bounds, counts, sum and count into `out` (replacing them).
   void write_to(pb::LatencyHistogram& out) const;
 

@@ -141,13 +141,35 @@ void store_persistence::sync() {
   unsynced_ = false;
 }
 
+void store_persistence::start_syncer(wal_syncer::done_fn done) {
+  syncer_ = std::make_unique<wal_syncer>(storage_, std::move(done));
+}
+
+uint64_t store_persistence::request_sync() {
+  unsynced_ = false;
+  if (syncer_)
+    return syncer_->request();
+  auto start = steady::now();
+  storage_->sync();
+  sync_latency_.record(us_since(start));
+  ++syncs_;
+  return ++inline_tickets_;
+}
+
+latency_histogram store_persistence::sync_latency() const {
+  auto out = sync_latency_;
+  if (syncer_)
+    out.add(syncer_->latency());
+  return out;
+}
+
 void store_persistence::write_stats(pb::StorageStats& out) {
   out.set_writes(writes_);
-  out.set_syncs(syncs_);
+  out.set_syncs(syncs());
   out.set_bytes_written(bytes_);
   out.set_disk_bytes(storage_->approximate_bytes());
   write_latency_.write_to(*out.mutable_write_latency());
-  sync_latency_.write_to(*out.mutable_sync_latency());
+  sync_latency().write_to(*out.mutable_sync_latency());
   auto engine = storage_->stats();
   out.set_engine_wal_bytes(engine.wal_bytes);
   out.set_engine_flush_bytes(engine.flush_bytes);

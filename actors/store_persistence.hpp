@@ -15,6 +15,7 @@
 
 #include "actors/entry_storage.hpp"
 #include "actors/latency_histogram.hpp"
+#include "actors/wal_syncer.hpp"
 #include "syncmesh/config.hpp"
 
 namespace syncmesh {
@@ -90,15 +91,43 @@ public:
   /// starts one in the background.
   void stage_erase(const std::vector<std::string>& keys, uint64_t kept);
 
+  /// A group stops growing at this many staged bytes (about 450 entries
+  /// of 64-byte values): its engine write then takes about a millisecond,
+  /// and what waits for it (floods, acknowledgements) waits no longer. A
+  /// group taken from a mailbox thousands of writes deep would hold the
+  /// first of them for the whole drain and a write of several MB.
+  static constexpr std::size_t max_group_bytes = 64 << 10;
+
+  /// Bytes staged since the last write().
+  std::size_t staged_bytes() const noexcept { return staged_.bytes(); }
+
+  /// The staged group reached max_group_bytes: write it now.
+  bool group_full() const noexcept {
+    return staged_.bytes() >= max_group_bytes;
+  }
+
   /// Writes what was staged as one atomic engine batch, not synced (the
   /// engine's log holds it; the OS flushes it). No-op when nothing is.
   /// Then starts a compaction when one is due.
   void write();
 
-  /// Makes everything written so far durable (one fsync).
+  /// Makes everything written so far durable (one fsync), here.
   void sync();
 
-  /// Something was written since the last sync.
+  /// From now on request_sync() leaves the fsync to a thread of its own,
+  /// which calls `done` (on that thread) after each (wal_syncer).
+  void start_syncer(wal_syncer::done_fn done);
+
+  /// Whether start_syncer() was called.
+  bool has_syncer() const noexcept { return syncer_ != nullptr; }
+
+  /// Asks for everything written so far to be made durable; returns the
+  /// ticket of that sync (rising). With the syncer the fsync runs on its
+  /// thread and its `done` names the ticket; without, it is made here
+  /// before this returns.
+  uint64_t request_sync();
+
+  /// Something was written since the last sync or request_sync().
   bool unsynced() const noexcept { return unsynced_; }
 
   /// The durability mode.
@@ -107,7 +136,7 @@ public:
   /// Engine batches written, fsyncs made, bytes written (for stats).
   uint64_t writes() const noexcept { return writes_; }
   /// See writes().
-  uint64_t syncs() const noexcept { return syncs_; }
+  uint64_t syncs() const { return syncs_ + (syncer_ ? syncer_->syncs() : 0); }
   /// See writes().
   uint64_t bytes_written() const noexcept { return bytes_; }
   /// Compactions started after large purges.
@@ -120,10 +149,8 @@ public:
   const latency_histogram& write_latency() const noexcept {
     return write_latency_;
   }
-  /// How long each sync() took in the engine (the fsync).
-  const latency_histogram& sync_latency() const noexcept {
-    return sync_latency_;
-  }
+  /// How long each fsync took in the engine (here or on the syncer).
+  latency_histogram sync_latency() const;
 
   /// Fills the counters of `out` (writes, fsyncs, bytes, latencies) and
   /// what the engine reports (its own writes to disk, its memory, its
@@ -145,6 +172,11 @@ private:
   bool compaction_due_ = false;
   latency_histogram write_latency_;
   latency_histogram sync_latency_;
+  /// Tickets of the syncs made here (without the syncer).
+  uint64_t inline_tickets_ = 0;
+  /// Declared last: destroyed first, it makes its last sync while the
+  /// rest is still whole.
+  std::unique_ptr<wal_syncer> syncer_;
 };
 
 } // namespace syncmesh

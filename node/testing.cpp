@@ -248,6 +248,7 @@ struct cluster::impl {
     cfg.port = listen_port;
     cfg.listen = true;
     cfg.dial_via_backend = true;
+    cfg.sync_inline = true;
     cfg.hlc_floor_us = n.hlc_floor_us;
     cfg.data_dir = dir;
     auto start_us = opts.start_wall_us;

@@ -218,6 +218,11 @@ struct config {
   /// where connecting is simulated (syncmesh/testing.hpp sets it): with the
   /// default multiplexer the connect would block a scheduler worker.
   bool dial_via_backend = false;
+  /// Make the storage's fsyncs on the store actor's own thread instead of
+  /// a syncer thread. Only for CAF's test coordinator (syncmesh/testing.hpp
+  /// sets it): a thread's message would arrive at no deterministic point of
+  /// virtual time. Elsewhere a disk that stalls would stall the store.
+  bool sync_inline = false;
 
   /// Peer TLS (see tls_config); empty: plain TCP. With TLS, an empty
   /// node_id is taken from the certificate, and a given one must match it.

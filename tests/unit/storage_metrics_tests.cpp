@@ -1,16 +1,22 @@
 // What durable storage reports (issue 15, "Operations"): the flush latency
 // histogram's buckets, the rule that asks for a compaction after large
 // purges, and the counters a store's persistence fills from a real engine
-// (writes, fsyncs, latencies, the engine's bytes on disk and memory).
+// (writes, fsyncs, latencies, the engine's bytes on disk and memory), and
+// the thread that makes the store's fsyncs.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "actors/latency_histogram.hpp"
 #include "actors/rocksdb_storage.hpp"
 #include "actors/store_persistence.hpp"
 #include "actors/store_state.hpp"
+#include "actors/wal_syncer.hpp"
 #include "syncmesh/pb/requests.pb.h"
 #include "tests/support/scratch_dir.hpp"
 #include "tests/unit/test_support.hpp"
@@ -131,6 +137,141 @@ BOOST_AUTO_TEST_CASE(counters_latencies_bytes_and_memory_after_writes) {
   persist.write_stats(s);
   BOOST_CHECK_GT(s.engine_flush_bytes(), 0u);
   BOOST_CHECK_GT(s.table_reader_bytes() + s.block_cache_bytes(), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The syncer (actors/wal_syncer.hpp): fsyncs on a thread of their own, one
+// for every request made while the previous one ran, told back by ticket.
+BOOST_AUTO_TEST_SUITE(wal_syncer_thread)
+
+namespace {
+
+/// What a syncer reported, for a test thread to wait on.
+struct reports {
+  std::mutex mtx;
+  std::condition_variable cv;
+  uint64_t highest = 0;
+  size_t calls = 0;
+  std::string error;
+
+  wal_syncer::done_fn fn() {
+    return [this](uint64_t ticket, const std::string& err) {
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        highest = std::max(highest, ticket);
+        ++calls;
+        if (!err.empty())
+          error = err;
+      }
+      cv.notify_all();
+    };
+  }
+
+  /// Waits until the syncer reported `ticket` or an error.
+  void wait_for(uint64_t ticket) {
+    std::unique_lock<std::mutex> lock{mtx};
+    cv.wait(lock, [&] { return highest >= ticket || !error.empty(); });
+  }
+};
+
+/// One record written to `storage`, not synced.
+void write_one(entry_storage& storage, int i) {
+  storage_batch batch;
+  batch.put("k" + std::to_string(i), std::string(64, 'v'));
+  storage.write(batch, false);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(tickets_rise_and_each_request_is_reported_synced) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  reports seen;
+  {
+    wal_syncer syncer{storage, seen.fn()};
+    uint64_t last = 0;
+    for (int i = 0; i < 50; ++i) {
+      write_one(*storage, i);
+      auto ticket = syncer.request();
+      BOOST_CHECK_EQUAL(ticket, last + 1);
+      last = ticket;
+    }
+    seen.wait_for(last);
+    BOOST_CHECK(seen.error.empty());
+    BOOST_CHECK_EQUAL(seen.highest, 50u);
+    // Requests made while a sync ran share the next one: never more syncs
+    // than requests, and each sync is timed.
+    BOOST_CHECK_LE(syncer.syncs(), 50u);
+    BOOST_CHECK_GE(syncer.syncs(), 1u);
+    BOOST_CHECK_EQUAL(syncer.latency().count(), syncer.syncs());
+    BOOST_CHECK_EQUAL(seen.calls, syncer.syncs());
+  }
+  // What was synced is there after a reopen.
+  storage->close();
+  storage->open(dir.path, "this-node");
+  size_t n = 0;
+  storage->for_each([&](std::string_view, std::string_view) { ++n; });
+  BOOST_CHECK_EQUAL(n, 50u);
+}
+
+BOOST_AUTO_TEST_CASE(a_request_left_at_destruction_is_still_synced) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  reports seen;
+  uint64_t ticket = 0;
+  {
+    wal_syncer syncer{storage, seen.fn()};
+    write_one(*storage, 1);
+    ticket = syncer.request();
+  }
+  // The destructor waited for it.
+  BOOST_CHECK_EQUAL(seen.highest, ticket);
+  BOOST_CHECK(seen.error.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_sync_is_reported_and_ends_the_syncs) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  reports seen;
+  wal_syncer syncer{storage, seen.fn()};
+  // A closed storage cannot sync: the error reaches `done`.
+  storage->close();
+  syncer.request();
+  seen.wait_for(UINT64_MAX);
+  BOOST_CHECK(seen.error.find("not open") != std::string::npos);
+  BOOST_CHECK_EQUAL(syncer.syncs(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(the_persistence_counts_syncs_made_by_its_syncer) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  store_persistence persist{storage, durability_mode::always};
+  reports seen;
+  persist.start_syncer(seen.fn());
+  BOOST_CHECK(persist.has_syncer());
+  store_state store;
+  std::string err;
+  auto rec = set_record("k", make_version(1'000, "owner"), value{"v"});
+  BOOST_REQUIRE(store.apply(rec, false, err).changed);
+  pb::WriteBatch changed;
+  *changed.add_records() = rec;
+  persist.stage(store, changed, 1'000);
+  persist.write();
+  BOOST_CHECK(persist.unsynced());
+  auto ticket = persist.request_sync();
+  // Asked for: the write is no longer waiting for a request.
+  BOOST_CHECK(!persist.unsynced());
+  seen.wait_for(ticket);
+  BOOST_CHECK_EQUAL(persist.syncs(), 1u);
+  pb::StorageStats s;
+  persist.write_stats(s);
+  BOOST_CHECK_EQUAL(s.syncs(), 1u);
+  BOOST_CHECK_EQUAL(s.sync_latency().count(), 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -314,6 +314,31 @@ BOOST_AUTO_TEST_CASE(a_large_purge_compacts_the_tombstones_off_the_disk) {
   BOOST_CHECK_EQUAL(loaded.canonical_bytes(), store.canonical_bytes());
 }
 
+BOOST_AUTO_TEST_CASE(a_group_is_full_at_its_byte_bound) {
+  scratch_dir dir;
+  store_state store;
+  store_persistence persist{open_storage(dir.path), durability_mode::none};
+  std::mt19937 rng{3};
+  int staged = 0;
+  while (!persist.group_full()) {
+    BOOST_REQUIRE_LT(persist.staged_bytes(),
+                     store_persistence::max_group_bytes);
+    persist.stage(store,
+                  applied(store, set_record(key_of(staged),
+                                            make_version(10 + staged, owner),
+                                            value{random_value(rng)})),
+                  10 + staged);
+    ++staged;
+  }
+  BOOST_TEST_MESSAGE(staged << " entries of 64-byte values fill a group");
+  BOOST_CHECK_GE(persist.staged_bytes(), store_persistence::max_group_bytes);
+  // Hundreds of entries: the bound keeps the group commit's sharing.
+  BOOST_CHECK_GT(staged, 200);
+  persist.write();
+  BOOST_CHECK(!persist.group_full());
+  BOOST_CHECK_EQUAL(persist.staged_bytes(), 0u);
+}
+
 BOOST_AUTO_TEST_CASE(small_purges_do_not_compact) {
   scratch_dir dir;
   store_state store;

@@ -65,6 +65,8 @@ struct options {
   size_t writers = 16;
   /// acks: facade, http or both.
   std::string via = "both";
+  /// chain3/mesh5: file for every latency sample with its send time.
+  std::string latency_log;
 };
 
 /// The --help text.
@@ -75,7 +77,8 @@ const char* usage_text
     "  [--expected-keys=K]\n"
     "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n"
     "  [--durability=always|batch|none]  (every node with a data dir)\n"
-    "  [--writers=W] [--via=facade|http|both]  (acks)\n";
+    "  [--writers=W] [--via=facade|http|both]  (acks)\n"
+    "  [--latency-log=FILE]  (chain3, mesh5: each sample with its send time)\n";
 
 /// The syncmesh-node next to this binary.
 std::string default_node_bin() {
@@ -137,6 +140,8 @@ bool parse(int argc, char** argv, options& opts) {
       opts.writers = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--via="))
       opts.via = v;
+    else if (auto v = value_of("--latency-log="))
+      opts.latency_log = v;
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
     else if (arg == "--tls")
@@ -671,6 +676,9 @@ double burst(async_writer& w, const std::string& prefix, uint64_t n,
 struct arrivals {
   std::mutex mtx;
   std::vector<int64_t> samples;
+  /// Send stamps of the samples (with --latency-log only).
+  std::vector<int64_t> sent;
+  bool keep_sent = false;
 
   arrival_fn recorder() {
     return [this](std::string_view, std::string_view text, int64_t at) {
@@ -678,7 +686,25 @@ struct arrivals {
         = std::strtoll(std::string{text.substr(0, 20)}.c_str(), nullptr, 10);
       std::lock_guard<std::mutex> guard{mtx};
       samples.push_back(at - stamp);
+      if (keep_sent)
+        sent.push_back(stamp);
     };
+  }
+
+  /// Writes "µs since `t0` when sent, µs of latency" lines to `path`, in
+  /// arrival order (--latency-log: when in the part the slow ones were).
+  void log_to(const std::string& path, int64_t t0) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr)
+      throw std::runtime_error("cannot write " + path);
+    // The steady clock (CLOCK_MONOTONIC) of t0, to line the samples up
+    // with other records of the machine.
+    std::fprintf(f, "# t0_us %lld\n", static_cast<long long>(t0));
+    for (size_t i = 0; i < sent.size(); ++i)
+      std::fprintf(f, "%lld %lld\n", static_cast<long long>(sent[i] - t0),
+                   static_cast<long long>(samples[i]));
+    std::fclose(f);
   }
 
   size_t size() {
@@ -767,6 +793,7 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
     r.rate = opts.rate;
     r.latency_writes = writes;
     arrivals seen;
+    seen.keep_sent = !opts.latency_log.empty();
     m.nodes[far]->watch("l/", seen.recorder());
     progress prog{scenario + " latency"};
     auto t0 = now_us();
@@ -789,6 +816,8 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
       // Reported as missing below (e.g. an SSE stream that overflowed).
     }
     m.nodes[far]->unwatch();
+    if (seen.keep_sent)
+      seen.log_to(opts.latency_log, t0);
     std::lock_guard<std::mutex> guard{seen.mtx};
     r.latency = summarize(seen.samples);
     r.latency_missing = writes - std::min<uint64_t>(writes, r.latency.count);

@@ -50,14 +50,23 @@ public:
       fn) override;
   void compact() override;
   std::uint64_t approximate_bytes() override;
+  void checkpoint(const std::string& dir) override;
+  void open_read_only(const std::string& dir) override;
   void close() override;
 
 private:
   /// The open database; throws storage_error when closed.
   rocksdb::DB& db();
 
+  /// Checks the open database's disk format (and, unless empty, that it
+  /// belongs to `node_id`); throws storage_error. A dir without a format
+  /// is new: with `create`, it gets the format and `node_id`.
+  void check_format(std::string_view node_id, bool create);
+
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
+  /// Opened with open_read_only (nothing to sync at close).
+  bool read_only_ = false;
 };
 
 } // namespace syncmesh

@@ -102,4 +102,8 @@ using storage_sync_atom = caf::atom_constant<caf::atom("stsync")>;
 /// The store's storage timer (durability `batch`): sync what was written.
 using storage_tick_atom = caf::atom_constant<caf::atom("sttick")>;
 
+/// (checkpoint_atom) -> bool: the store asks the helper it spawned for a
+/// backup to make the storage's consistent copy (on the helper's thread).
+using checkpoint_atom = caf::atom_constant<caf::atom("checkpt")>;
+
 } // namespace syncmesh

@@ -10,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/anti_entropy.hpp"
+#include "actors/backup_checkpoints.hpp"
 #include "actors/clock_offset.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
@@ -110,6 +111,8 @@ struct dict_store_state {
   uint64_t load_ms = 0;
   /// The data dir, for stats and log lines.
   std::string data_dir;
+  /// Where backups' consistent copies go (inside the data dir).
+  backup_checkpoints checkpoints;
   /// Durability `batch`: the longest wait before a sync.
   std::chrono::milliseconds sync_interval{10};
   /// How anti-entropy compares differing buckets.

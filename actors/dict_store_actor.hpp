@@ -43,6 +43,10 @@ namespace syncmesh {
 ///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
 ///   (the store's part: local writes, refusals, remote records, tombstones,
 ///   the clock's high-water mark);
+/// - `BackupRequest -> BackupReply`: with a data dir, writes what is
+///   staged and checkpoints the storage into a new dir (a consistent copy
+///   holding every acknowledged write) for a backup to read; without one,
+///   errc::invalid_config;
 /// - with a data dir, to itself: `(storage_sync_atom)` writes the group of
 ///   staged changes (and syncs with durability `always`) and releases the
 ///   acknowledgements and floods that wait for it, `(storage_tick_atom)`
@@ -56,6 +60,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
   caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
+  caf::replies_to<pb::BackupRequest>::with<pb::BackupReply>,
   caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::replies_to<py2p_write_atom, std::string, pb::WriteBatch,
                   bool>::with<bool>,

@@ -288,6 +288,9 @@ facade_behavior(self_ptr self, config cfg, node_id id,
           fail);
       return rp;
     },
+    [=](pb::BackupRequest& req) -> caf::result<pb::BackupReply> {
+      return forward<pb::BackupReply>(self, self->state.store, std::move(req));
+    },
     [=](pb::DisconnectRequest& req) -> caf::result<bool> {
       return forward<bool>(self, self->state.router, std::move(req));
     },

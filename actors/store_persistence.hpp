@@ -9,6 +9,7 @@
 // class, no CAF: tested directly on a real engine.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,19 @@ public:
 
   /// Makes everything written so far durable (one fsync).
   void sync();
+
+  /// Writes what is staged and returns the job that makes a consistent
+  /// copy of the storage in the new dir `dir` (entry_storage::checkpoint):
+  /// every write staged so far, so every acknowledged one, is in it (and
+  /// maybe later ones). The job may run on another thread while this goes
+  /// on writing; it shares the storage, which stays open until the job is
+  /// done. It throws storage_error.
+  std::function<void()> prepare_checkpoint(const std::string& dir) {
+    write();
+    return [storage = storage_, dir] {
+      storage->checkpoint(dir);
+    };
+  }
 
   /// Something was written since the last sync.
   bool unsynced() const noexcept { return unsynced_; }

@@ -124,8 +124,9 @@ restore_result backup_restore::restore(const std::string& path,
                                        const std::string& data_dir,
                                        const restore_options& opts) {
   restore_result result;
-  // The whole file first: a damaged or truncated backup is refused before
-  // anything is written.
+  // The dir first (cheap), then the whole file: a damaged or truncated
+  // backup is refused before anything is written.
+  check_empty(data_dir);
   uint64_t expected = 0;
   result.header = verify(path, expected);
   const auto& header = result.header;

@@ -102,4 +102,8 @@ using storage_sync_atom = caf::atom_constant<caf::atom("stsync")>;
 /// The store's storage timer (durability `batch`): sync what was written.
 using storage_tick_atom = caf::atom_constant<caf::atom("sttick")>;
 
+/// The store's timer that refreshes its data dir's "last alive" mark (the
+/// tombstone-horizon rule at start reads it).
+using storage_alive_atom = caf::atom_constant<caf::atom("stalive")>;
+
 } // namespace syncmesh

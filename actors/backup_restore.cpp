@@ -10,6 +10,7 @@
 #include <random>
 #include <system_error>
 
+#include "actors/data_dir.hpp"
 #include "actors/rocksdb_storage.hpp"
 #include "messages/py2p_codec.hpp"
 #include "messages/time_text.hpp"
@@ -57,26 +58,6 @@ void fsync_path(const std::string& path) {
     throw storage_error("storage: cannot sync " + path + ": " + err);
   }
   ::close(fd);
-}
-
-/// Writes the node ID file as the node reads it (hex and a newline): to a
-/// temporary file, fsynced, renamed, and the dir fsynced, so a crash leaves
-/// either no file or the whole one.
-void write_node_id(const std::string& dir, const std::string& id) {
-  auto path = dir + "/node-id";
-  auto tmp = path + ".tmp";
-  auto text = to_hex(id) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0
-            && ::write(fd, text.data(), text.size())
-                 == static_cast<ssize_t>(text.size())
-            && ::fsync(fd) == 0;
-  auto err = std::string{std::strerror(errno)};
-  if (fd >= 0)
-    ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw storage_error("storage: cannot write " + path + ": " + err);
-  fsync_path(dir);
 }
 
 } // namespace
@@ -146,6 +127,10 @@ restore_result backup_restore::restore(const std::string& path,
   if (ec)
     throw storage_error("storage: cannot create " + data_dir + ": "
                         + ec.message());
+  // Like a dir the node makes: entries and leases are nobody else's.
+  if (created)
+    fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace,
+                    ec);
   result.node_id = opts.new_id ? fresh_node_id(header.node_id) : header.node_id;
   auto now = opts.now_us != 0 ? opts.now_us : wall_clock_us();
   result.clock_mark_us
@@ -185,8 +170,9 @@ restore_result backup_restore::restore(const std::string& path,
       storage.close();
       result.entries = count;
     }
-    // Last: a dir without its node-id is not taken for a finished restore
-    // (a node starting on it would get another ID and refuse the entries).
+    // Last, durably, as the node writes it (data_dir.hpp): a dir without
+    // its node-id is not taken for a finished restore (a node starting on
+    // it would get another ID and refuse the entries).
     write_node_id(data_dir, result.node_id);
     // A dir the restore made is durable in its parent too.
     if (created) {

@@ -203,8 +203,7 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
     send_flood(self, std::move(origin), std::move(changed));
     return;
   }
-  st.persistence->stage(st.store, changed,
-                        st.rules.clock().high_water().wall_us);
+  st.persistence->stage(st.store, changed);
   auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
   after_write(self, [self, origin = std::move(origin), held]() mutable {
     send_flood(self, std::move(origin), std::move(*held));
@@ -223,6 +222,38 @@ caf::result<Reply> answer_when_durable(self_ptr self, Reply reply) {
     promise.deliver(std::move(reply));
   });
   return promise;
+}
+
+/// The group's engine write, its fsync with `always`, then everything that
+/// waited for it, in the order the writes were applied.
+void write_group(self_ptr self) {
+  auto& st = self->state;
+  st.write_queued = false;
+  if (st.persistence) {
+    st.persistence->write();
+    switch (st.persistence->mode()) {
+      case durability_mode::always:
+        st.persistence->sync();
+        break;
+      case durability_mode::batch:
+        schedule_sync_tick(self);
+        break;
+      case durability_mode::none:
+        break;
+    }
+  }
+  auto waiting = std::move(st.after_write);
+  st.after_write.clear();
+  for (auto& fn : waiting)
+    fn();
+}
+
+/// Anti-entropy hands entries to a peer straight from the table: the group
+/// in the mailbox is written first, so a repair never carries a write the
+/// node could still forget (as a flood never does).
+void write_group_before_repair(self_ptr self) {
+  if (self->state.write_queued)
+    write_group(self);
 }
 
 caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
@@ -357,6 +388,9 @@ pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
                            std::vector<local_decision>&& decisions,
                            bool is_delete) {
   auto& st = self->state;
+  if (st.persistence)
+    st.persistence->reserve_clock(st.rules.clock().high_water().wall_us,
+                                  st.rules.now_us());
   pb::WriteBatch batch;
   for (size_t i = 0; i < recs.size(); ++i) {
     auto v = st.rules.stamp(std::move(decisions[i].draft), is_delete);
@@ -748,6 +782,15 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     st.data_dir = cfg.data_dir;
     st.rules.raise_clock_floor(durable->clock_floor_us);
     st.run_floor_us = std::max(st.run_floor_us, durable->clock_floor_us);
+    if (!durable->set_aside.empty())
+      log_line(log_level::warning, st.self_id,
+               "the entries of " + cfg.data_dir
+                 + " were last alive longer ago than the tombstone horizon: "
+                   "moved to "
+                 + durable->set_aside
+                 + " and rejoining empty (peers may have forgotten deletes "
+                   "they hold; keep_stale_data / --keep-stale-data loads "
+                   "them when every node was down as long)");
     // Copies of a backup that was streaming when the node last stopped:
     // nobody reads them any more, and their hard links hold disk.
     st.checkpoints = backup_checkpoints{cfg.data_dir};
@@ -759,6 +802,13 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
              "loaded " + std::to_string(durable->entries) + " entries from "
                + cfg.data_dir + " in " + std::to_string(durable->load_ms)
                + " ms (durability " + to_string(cfg.durability) + ")");
+    // Refresh the "last alive" mark well within the horizon, so a node
+    // that stops is judged by when it stopped, not by when it started.
+    st.alive_interval = std::clamp(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+        cfg.tombstone_horizon / 16),
+      std::chrono::milliseconds(1000), std::chrono::milliseconds(60'000));
+    self->delayed_send(self, st.alive_interval, storage_alive_atom::value);
   }
   // Other threads may read the table from now on (store_reader.hpp).
   if (reader)
@@ -897,6 +947,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       return many;
     },
     [=](const pb::SnapshotRequest& req) {
+      // A py2p link's initial sync sends pages of it to a peer.
+      write_group_before_repair(self);
       pb::Snapshot snap;
       const auto& store = self->state.store;
       snap.set_total(store.live_count());
@@ -966,6 +1018,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     // -- anti-entropy --
     [=](ae_start_atom, const link_actor& link) {
+      write_group_before_repair(self);
       pb::Envelope env;
       env.set_hops_left(1);
       // The peer's records we skipped are presented as held: a bucket
@@ -979,6 +1032,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       send_ae_frame(self, link, env);
     },
     [=](ae_digest_atom, const link_actor& link, const pb::Digest& d) {
+      write_group_before_repair(self);
       on_digest(self, link, d);
     },
     [=](ae_ack_atom, const link_actor& link, uint64_t session) {
@@ -987,6 +1041,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         return;
       i->second.second.acknowledge(session);
       i->second.second.note_progress(self->state.clock());
+      write_group_before_repair(self);
       pump(self, link);
     },
     // -- from the lease manager --
@@ -1002,34 +1057,20 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       return std::make_tuple(static_cast<uint64_t>(purged.size()), remaining);
     },
     // -- storage --
-    [=](storage_sync_atom) {
-      // The group's engine write, its fsync with `always`, then everything
-      // that waited for it, in the order the writes were applied.
-      auto& st = self->state;
-      st.write_queued = false;
-      if (st.persistence) {
-        st.persistence->write();
-        switch (st.persistence->mode()) {
-          case durability_mode::always:
-            st.persistence->sync();
-            break;
-          case durability_mode::batch:
-            schedule_sync_tick(self);
-            break;
-          case durability_mode::none:
-            break;
-        }
-      }
-      auto waiting = std::move(st.after_write);
-      st.after_write.clear();
-      for (auto& fn : waiting)
-        fn();
-    },
+    [=](storage_sync_atom) { write_group(self); },
     [=](storage_tick_atom) {
       auto& st = self->state;
       st.tick_scheduled = false;
       if (st.persistence)
         st.persistence->sync();
+    },
+    [=](storage_alive_atom) {
+      auto& st = self->state;
+      if (!st.persistence)
+        return;
+      st.persistence->stage_alive(st.rules.now_us());
+      after_write(self, nullptr);
+      self->delayed_send(self, st.alive_interval, storage_alive_atom::value);
     },
     // -- control --
     [=](events_atom, bool on) { self->state.publish_events = on; },

@@ -50,7 +50,8 @@ namespace syncmesh {
 /// - with a data dir, to itself: `(storage_sync_atom)` writes the group of
 ///   staged changes (and syncs with durability `always`) and releases the
 ///   acknowledgements and floods that wait for it, `(storage_tick_atom)`
-///   syncs on the `batch` timer.
+///   syncs on the `batch` timer, `(storage_alive_atom)` refreshes the
+///   data dir's "last alive" mark.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
@@ -74,6 +75,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<export_atom>::with<pb::WriteBatch>,
   caf::replies_to<stats_atom>::with<pb::StoreStats>,
   caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>,
-  caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>>;
+  caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>,
+  caf::reacts_to<storage_alive_atom>>;
 
 } // namespace syncmesh

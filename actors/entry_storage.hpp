@@ -96,9 +96,9 @@ public:
   static constexpr std::string_view meta_node_id = "node_id";
   /// The meta name of the clock's reserved high-water mark.
   static constexpr std::string_view meta_clock = "clock_hwm";
-  /// The meta name of when the dir's data was last known current (decimal
-  /// wall clock µs): a restore sets it to the backup's creation time, so a
-  /// dir older than the tombstone horizon is treated as stale.
+  /// The meta name of the last wall time (µs, decimal) the data was known
+  /// to be alive (refreshed while the node runs, a backup's creation time):
+  /// data older than the tombstone horizon is set aside at start.
   static constexpr std::string_view meta_last_alive = "last_alive";
 
   virtual ~entry_storage() = default;

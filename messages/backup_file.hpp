@@ -13,7 +13,7 @@
 //                           (entry_storage::format_version)
 //   node ID        u32 n + n bytes (raw ID, at most max_node_id_size)
 //   created        u64      wall clock µs when the copy was made
-//   clock mark     u64      the node's clock high-water mark then (µs)
+//   clock mark     u64      the node's clock mark then (µs)
 //   entries        repeated: 'E' (1 byte), u32 key length, u32 record
 //                  length, the key, the record (the storage's bytes as is)
 //   trailer        'Z' (1 byte), u64 entry count, u64 XXH64 (seed 0) of
@@ -49,8 +49,9 @@ struct backup_header {
   std::string node_id;
   /// When the consistent copy was made (wall clock µs).
   uint64_t created_us = 0;
-  /// The node's clock high-water mark when the copy was made (µs): every
-  /// version in the file is stamped at or below it.
+  /// The node's clock mark when the copy was made (µs): the higher of its
+  /// clock's high-water mark and the clock reserved on disk. A restored
+  /// node's clock starts above it (and above every stamp in the file).
   uint64_t clock_mark_us = 0;
 };
 

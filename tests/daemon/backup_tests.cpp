@@ -169,6 +169,23 @@ std::string small_backup(const std::string& dir, std::string& id) {
   return file;
 }
 
+/// A copy of the backup file `from` at `to` whose header says it was made
+/// at `created_us`.
+void redate(const std::string& from, const std::string& to,
+            uint64_t created_us) {
+  std::ifstream in{from, std::ios::binary};
+  syncmesh::backup_reader reader{in};
+  auto header = reader.header();
+  header.created_us = created_us;
+  syncmesh::backup_writer writer{header};
+  std::string key;
+  std::string record;
+  while (reader.next(key, record))
+    writer.add(key, record);
+  writer.finish();
+  std::ofstream{to, std::ios::binary} << writer.take();
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(backup_and_restore)
@@ -270,6 +287,33 @@ BOOST_AUTO_TEST_CASE(a_new_id_makes_another_member_without_the_leases) {
   // The leases are the old ID's: another node may not take them early.
   BOOST_TEST(cli.Put("/v1/kv/k3", "mine", "text/plain")->status == 409);
   BOOST_TEST(cli.Put("/v1/kv/fresh", "mine", "text/plain")->status == 204);
+}
+
+BOOST_AUTO_TEST_CASE(a_backup_older_than_the_horizon_rejoins_empty) {
+  scratch_dir dir;
+  std::string id;
+  auto file = small_backup(dir.path, id);
+  // Taken two days ago: its peers may have purged deletes it never saw.
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  auto old = dir.path + "/old.backup";
+  redate(file, old, static_cast<uint64_t>(now_us) - 48ull * 3600 * 1'000'000);
+  auto stale = dir.path + "/stale";
+  BOOST_REQUIRE_EQUAL(
+    run_cli("restore " + old + " --data-dir=" + stale, dir.path).code, 0);
+  {
+    backup_node node{dir.path, {"--data-dir=" + stale}};
+    BOOST_TEST(node.id == id);
+    BOOST_TEST(node.client().Get("/v1/kv/k3")->status == 404);
+    BOOST_TEST(slurp(node.log).find("rejoining empty") != std::string::npos);
+  }
+  // The whole cluster restored after a long outage: told to keep it.
+  auto kept = dir.path + "/kept";
+  BOOST_REQUIRE_EQUAL(
+    run_cli("restore " + old + " --data-dir=" + kept, dir.path).code, 0);
+  backup_node node{dir.path, {"--data-dir=" + kept, "--keep-stale-data"}};
+  BOOST_TEST(node.client().Get("/v1/kv/k3")->status == 200);
 }
 
 BOOST_AUTO_TEST_CASE(damaged_files_are_refused_with_one_line_and_exit_2) {

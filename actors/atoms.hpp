@@ -106,4 +106,12 @@ using storage_tick_atom = caf::atom_constant<caf::atom("sttick")>;
 /// done (or the error that failed one); what waited for them goes on.
 using storage_synced_atom = caf::atom_constant<caf::atom("stsynced")>;
 
+/// (checkpoint_atom) -> bool: the store asks the helper it spawned for a
+/// backup to make the storage's consistent copy (on the helper's thread).
+using checkpoint_atom = caf::atom_constant<caf::atom("checkpt")>;
+
+/// The store's timer that refreshes its data dir's "last alive" mark (the
+/// tombstone-horizon rule at start reads it).
+using storage_alive_atom = caf::atom_constant<caf::atom("stalive")>;
+
 } // namespace syncmesh

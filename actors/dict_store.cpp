@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -223,8 +225,7 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
     send_flood(self, std::move(origin), std::move(changed));
     return;
   }
-  st.persistence->stage(st.store, changed,
-                        st.rules.clock().high_water().wall_us);
+  st.persistence->stage(st.store, changed);
   auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
   after_write(self, [self, origin = std::move(origin), held]() mutable {
     send_flood(self, std::move(origin), std::move(*held));
@@ -243,6 +244,66 @@ caf::result<Reply> answer_when_durable(self_ptr self, Reply reply) {
     promise.deliver(std::move(reply));
   });
   return promise;
+}
+
+/// The group's engine write, then everything that waited for it, in the
+/// order the writes were applied: at once, or with `always` once the
+/// group's sync is done (storage_synced_atom). The store goes on with the
+/// next group meanwhile.
+void write_group(self_ptr self) {
+  auto& st = self->state;
+  // An urgent message may overtake the ordinary one: whichever comes first
+  // writes the group, the other finds it empty.
+  st.write_queued = false;
+  st.urgent_write_queued = false;
+  auto waiting = std::move(st.after_write);
+  st.after_write.clear();
+  if (st.persistence) {
+    st.persistence->write();
+    switch (st.persistence->mode()) {
+      case durability_mode::always:
+        if (st.persistence->unsynced() || !waiting.empty()) {
+          auto ticket = request_sync(self);
+          st.sync_waiting.emplace_back(ticket, std::move(waiting));
+          return;
+        }
+        break;
+      case durability_mode::batch:
+        schedule_sync_tick(self);
+        break;
+      case durability_mode::none:
+        break;
+    }
+  }
+  for (auto& fn : waiting)
+    fn();
+}
+
+/// Releases, in order, what waited for the syncs up to `ticket`.
+void release_synced(self_ptr self, uint64_t ticket) {
+  auto& st = self->state;
+  while (!st.sync_waiting.empty() && st.sync_waiting.front().first <= ticket) {
+    auto waiting = std::move(st.sync_waiting.front().second);
+    st.sync_waiting.pop_front();
+    for (auto& fn : waiting)
+      fn();
+  }
+}
+
+/// Anti-entropy hands entries to a peer straight from the table: the group
+/// in the mailbox is written first, so a repair never carries a write the
+/// node could still forget (as a flood never does). With `always` that
+/// means synced: syncs still under way on the syncer are made here (one
+/// fsync, on this thread), and what waited for them goes on.
+void write_group_before_repair(self_ptr self) {
+  auto& st = self->state;
+  if (st.write_queued || st.urgent_write_queued)
+    write_group(self);
+  if (st.persistence && st.persistence->mode() == durability_mode::always
+      && !st.sync_waiting.empty()) {
+    st.persistence->sync_now();
+    release_synced(self, st.sync_waiting.back().first);
+  }
 }
 
 caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
@@ -286,6 +347,83 @@ size_t apply_remote_batch(self_ptr self, std::string origin,
   return changed;
 }
 
+// -- backups ------------------------------------------------------------------
+
+/// Makes one consistent copy of the storage on a thread of its own (a
+/// detached actor, so the actor system waits for it at shutdown), then
+/// quits.
+caf::behavior checkpoint_maker(caf::event_based_actor* self,
+                               std::function<void()> job) {
+  return {
+    [self, job](checkpoint_atom) -> caf::result<bool> {
+      self->quit();
+      try {
+        job();
+        return true;
+      } catch (const storage_error& e) {
+        return make_error(errc::storage, std::string{e.what()});
+      }
+    },
+  };
+}
+
+/// A consistent copy of the storage for a backup (BackupRequest). In the
+/// store's sequencing, every staged change is written first, so every
+/// acknowledged write is in the copy (and maybe a few applied ones not yet
+/// acknowledged). The copy itself is hard links plus a copy of the live
+/// log: milliseconds for a small store, 100 ms or more for a million keys,
+/// so a helper makes it while the store goes on applying writes (RocksDB's
+/// checkpoint is made for a live database). The copy's stored clock mark
+/// covers every stamp in it, later ones included.
+caf::result<pb::BackupReply> make_backup(self_ptr self) {
+  auto& st = self->state;
+  if (!st.persistence)
+    return make_error(errc::invalid_config,
+                      std::string{"a backup needs a data dir: this node keeps "
+                                  "its entries in memory only (start it with "
+                                  "--data-dir, or use `syncmesh export`)"});
+  auto now = st.clock();
+  pb::BackupReply reply;
+  std::function<void()> job;
+  try {
+    reply.set_checkpoint_dir(st.checkpoints.make_path(now));
+    job = st.persistence->prepare_checkpoint(reply.checkpoint_dir());
+  } catch (const storage_error& e) {
+    log_line(log_level::warning, st.self_id,
+             std::string{"backup: "} + e.what());
+    return make_error(errc::storage, std::string{e.what()});
+  }
+  reply.set_node_id(st.self_id);
+  reply.set_clock_mark_us(st.rules.clock().high_water().wall_us);
+  reply.set_created_us(now);
+  reply.set_entries(st.store.entry_count());
+  reply.set_disk_format(entry_storage::format_version);
+  auto rp = self->make_response_promise<pb::BackupReply>();
+  auto maker = self->spawn<caf::detached>(checkpoint_maker, std::move(job));
+  auto started = std::chrono::steady_clock::now();
+  self->request(maker, caf::infinite, checkpoint_atom::value)
+    .then(
+      [self, rp, reply, started](bool) mutable {
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+        log_line(log_level::info, self->state.self_id,
+                 "backup: checkpoint of " + std::to_string(reply.entries())
+                   + " entries in " + reply.checkpoint_dir() + " made in "
+                   + std::to_string(took) + " ms");
+        rp.deliver(std::move(reply));
+      },
+      [self, rp, dir = reply.checkpoint_dir()](caf::error& err) mutable {
+        log_line(log_level::warning, self->state.self_id,
+                 "backup: no checkpoint in " + dir + ": "
+                   + self->system().render(err));
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+        rp.deliver(std::move(err));
+      });
+  return rp;
+}
+
 // -- local writes: the lease decision in the store's sequencing ---------------
 
 caf::error refusal(const std::string& key, const local_decision& d) {
@@ -300,6 +438,9 @@ pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
                            std::vector<local_decision>&& decisions,
                            bool is_delete) {
   auto& st = self->state;
+  if (st.persistence)
+    st.persistence->reserve_clock(st.rules.clock().high_water().wall_us,
+                                  st.rules.now_us());
   pb::WriteBatch batch;
   for (size_t i = 0; i < recs.size(); ++i) {
     auto v = st.rules.stamp(std::move(decisions[i].draft), is_delete);
@@ -703,10 +844,33 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
                            storage_synced_atom::value, ticket, error);
         });
     }
+    if (!durable->set_aside.empty())
+      log_line(log_level::warning, st.self_id,
+               "the entries of " + cfg.data_dir
+                 + " were last alive longer ago than the tombstone horizon: "
+                   "moved to "
+                 + durable->set_aside
+                 + " and rejoining empty (peers may have forgotten deletes "
+                   "they hold; keep_stale_data / --keep-stale-data loads "
+                   "them when every node was down as long)");
+    // Copies of a backup that was streaming when the node last stopped:
+    // nobody reads them any more, and their hard links hold disk.
+    st.checkpoints = backup_checkpoints{cfg.data_dir};
+    if (auto stale = st.checkpoints.remove_all(); stale > 0)
+      log_line(log_level::info, st.self_id,
+               "removed " + std::to_string(stale)
+                 + " backup checkpoint(s) left by the last run");
     log_line(log_level::info, st.self_id,
              "loaded " + std::to_string(durable->entries) + " entries from "
                + cfg.data_dir + " in " + std::to_string(durable->load_ms)
                + " ms (durability " + to_string(cfg.durability) + ")");
+    // Refresh the "last alive" mark well within the horizon, so a node
+    // that stops is judged by when it stopped, not by when it started.
+    st.alive_interval = std::clamp(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+        cfg.tombstone_horizon / 16),
+      std::chrono::milliseconds(1000), std::chrono::milliseconds(60'000));
+    self->delayed_send(self, st.alive_interval, storage_alive_atom::value);
   }
   // Other threads may read the table from now on (store_reader.hpp).
   if (reader)
@@ -845,6 +1009,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       return many;
     },
     [=](const pb::SnapshotRequest& req) {
+      // A py2p link's initial sync sends pages of it to a peer.
+      write_group_before_repair(self);
       pb::Snapshot snap;
       const auto& store = self->state.store;
       snap.set_total(store.live_count());
@@ -861,6 +1027,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         }
       }
       return snap;
+    },
+    [=](const pb::BackupRequest&) -> caf::result<pb::BackupReply> {
+      return make_backup(self);
     },
     // -- remote writes --
     [=](remote_atom, std::string& origin, pb::WriteBatch& batch) {
@@ -911,6 +1080,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     },
     // -- anti-entropy --
     [=](ae_start_atom, const link_actor& link) {
+      write_group_before_repair(self);
       pb::Envelope env;
       env.set_hops_left(1);
       // The peer's records we skipped are presented as held: a bucket
@@ -924,6 +1094,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       send_ae_frame(self, link, env);
     },
     [=](ae_digest_atom, const link_actor& link, const pb::Digest& d) {
+      write_group_before_repair(self);
       on_digest(self, link, d);
     },
     [=](ae_ack_atom, const link_actor& link, uint64_t session) {
@@ -932,6 +1103,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
         return;
       i->second.second.acknowledge(session);
       i->second.second.note_progress(self->state.clock());
+      write_group_before_repair(self);
       pump(self, link);
     },
     // -- from the lease manager --
@@ -947,38 +1119,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       return std::make_tuple(static_cast<uint64_t>(purged.size()), remaining);
     },
     // -- storage --
-    [=](storage_sync_atom) {
-      // The group's engine write, then everything that waited for it, in
-      // the order the writes were applied: at once, or with `always` once
-      // the group's sync is done (storage_synced_atom). The store goes on
-      // with the next group meanwhile.
-      auto& st = self->state;
-      // An urgent message may overtake the ordinary one: whichever comes
-      // first writes the group, the other finds it empty.
-      st.write_queued = false;
-      st.urgent_write_queued = false;
-      auto waiting = std::move(st.after_write);
-      st.after_write.clear();
-      if (st.persistence) {
-        st.persistence->write();
-        switch (st.persistence->mode()) {
-          case durability_mode::always:
-            if (st.persistence->unsynced() || !waiting.empty()) {
-              auto ticket = request_sync(self);
-              st.sync_waiting.emplace_back(ticket, std::move(waiting));
-              return;
-            }
-            break;
-          case durability_mode::batch:
-            schedule_sync_tick(self);
-            break;
-          case durability_mode::none:
-            break;
-        }
-      }
-      for (auto& fn : waiting)
-        fn();
-    },
+    [=](storage_sync_atom) { write_group(self); },
     [=](storage_tick_atom) {
       auto& st = self->state;
       st.tick_scheduled = false;
@@ -990,14 +1131,15 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       // acknowledge what it cannot keep.
       if (!error.empty())
         throw storage_error(error);
+      release_synced(self, ticket);
+    },
+    [=](storage_alive_atom) {
       auto& st = self->state;
-      while (!st.sync_waiting.empty()
-             && st.sync_waiting.front().first <= ticket) {
-        auto waiting = std::move(st.sync_waiting.front().second);
-        st.sync_waiting.pop_front();
-        for (auto& fn : waiting)
-          fn();
-      }
+      if (!st.persistence)
+        return;
+      st.persistence->stage_alive(st.rules.now_us());
+      after_write(self, nullptr);
+      self->delayed_send(self, st.alive_interval, storage_alive_atom::value);
     },
     // -- control --
     [=](events_atom, bool on) { self->state.publish_events = on; },

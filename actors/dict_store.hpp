@@ -11,7 +11,9 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/anti_entropy.hpp"
+#include "actors/backup_checkpoints.hpp"
 #include "actors/clock_offset.hpp"
+#include "actors/data_dir.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/lease_state.hpp"
@@ -42,22 +44,6 @@ namespace syncmesh {
 /// table of every key (over the memory target) and compare-and-set retries
 /// against a view that can be stale. The rule is the plain `lease_rules`
 /// class; the lease manager actor takes the time-driven and policy duties.
-/// A store loaded from its data dir before the node starts (spawn_node), so
-/// a data dir that cannot be read fails the start with one clear error
-/// instead of an actor that dies.
-struct durable_start {
-  /// The entries loaded.
-  store_state store;
-  /// Writes what changes from now on.
-  std::shared_ptr<store_persistence> persistence;
-  /// Every stored stamp is at or below this time (µs).
-  uint64_t clock_floor_us = 0;
-  /// Keys loaded, tombstones included.
-  uint64_t entries = 0;
-  /// How long the load took (ms), for the start's log line.
-  uint64_t load_ms = 0;
-};
-
 struct dict_store_state {
   /// Sets the store of node `self` up from the node's configuration.
   void init(const config& cfg, const node_id& self);
@@ -113,12 +99,16 @@ struct dict_store_state {
     sync_waiting;
   /// Durability `batch`: a storage_tick_atom is on its way.
   bool tick_scheduled = false;
+  /// How often the data dir's "last alive" mark is refreshed.
+  std::chrono::milliseconds alive_interval{60'000};
   /// What the start loaded (for stats).
   uint64_t entries_loaded = 0;
   /// How long the load took (ms).
   uint64_t load_ms = 0;
   /// The data dir, for stats and log lines.
   std::string data_dir;
+  /// Where backups' consistent copies go (inside the data dir).
+  backup_checkpoints checkpoints;
   /// Durability `batch`: the longest wait before a sync.
   std::chrono::milliseconds sync_interval{10};
   /// How anti-entropy compares differing buckets.

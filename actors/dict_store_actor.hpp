@@ -43,11 +43,16 @@ namespace syncmesh {
 ///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
 ///   (the store's part: local writes, refusals, remote records, tombstones,
 ///   the clock's high-water mark);
+/// - `BackupRequest -> BackupReply`: with a data dir, writes what is
+///   staged and checkpoints the storage into a new dir (a consistent copy
+///   holding every acknowledged write) for a backup to read; without one,
+///   errc::invalid_config;
 /// - with a data dir, to itself: `(storage_sync_atom)` writes the group of
 ///   staged changes (and syncs with durability `always`) and releases the
 ///   acknowledgements and floods that wait for it (with `always`, once its
 ///   sync is done), `(storage_tick_atom)` asks for a sync on the `batch`
-///   timer; from its syncer thread, `(storage_synced_atom, ticket, error)`
+///   timer, `(storage_alive_atom)` refreshes the data dir's "last alive"
+///   mark; from its syncer thread, `(storage_synced_atom, ticket, error)`
 ///   releases what waited for the syncs up to `ticket`.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
@@ -58,6 +63,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
   caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
+  caf::replies_to<pb::BackupRequest>::with<pb::BackupReply>,
   caf::replies_to<remote_atom, std::string, pb::WriteBatch>::with<bool>,
   caf::replies_to<py2p_write_atom, std::string, pb::WriteBatch,
                   bool>::with<bool>,
@@ -72,6 +78,7 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<stats_atom>::with<pb::StoreStats>,
   caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>,
   caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>,
+  caf::reacts_to<storage_alive_atom>,
   caf::reacts_to<storage_synced_atom, uint64_t, std::string>>;
 
 } // namespace syncmesh

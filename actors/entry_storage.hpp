@@ -116,7 +116,7 @@ struct engine_stats {
 
 /// An embedded engine behind the calls the dict store needs, so the
 /// in-memory mode (no data dir) needs no engine at all and the engine can be
-/// swapped. Not thread-safe: one owner calls it.
+/// swapped. Not thread-safe: one owner calls it (checkpoint() excepted).
 class entry_storage {
 public:
   /// The disk format this build writes and reads (meta "format"). Raise it
@@ -130,6 +130,10 @@ public:
   static constexpr std::string_view meta_node_id = "node_id";
   /// The meta name of the clock's reserved high-water mark.
   static constexpr std::string_view meta_clock = "clock_hwm";
+  /// The meta name of the last wall time (µs, decimal) the data was known
+  /// to be alive (refreshed while the node runs, a backup's creation time):
+  /// data older than the tombstone horizon is set aside at start.
+  static constexpr std::string_view meta_last_alive = "last_alive";
 
   virtual ~entry_storage() = default;
 
@@ -180,6 +184,23 @@ public:
 
   /// Counters and gauges of the engine since it opened (engine_stats).
   virtual engine_stats stats() = 0;
+
+  /// Makes a consistent copy of everything written so far in the new dir
+  /// `dir` (it must not exist; its parent must, on the same file system
+  /// for the copy to be cheap: the engine's immutable files are hard
+  /// linked, the rest copied). The copy is a data dir of its own, opened
+  /// with open_read_only(); later writes do not reach it. Throws
+  /// storage_error. The one call that may run on another thread while the
+  /// owner goes on writing (copying the live log of a big store takes
+  /// 100 ms or more, too long to hold up writes); the owner must keep the
+  /// storage open meanwhile.
+  virtual void checkpoint(const std::string& dir) = 0;
+
+  /// Opens the data dir `dir` for reading only (a checkpoint): get_meta
+  /// and for_each work, writes throw. The disk format is checked as by
+  /// open(); the owner is not (get_meta(meta_node_id) tells it). Throws
+  /// storage_error naming the dir and the reason.
+  virtual void open_read_only(const std::string& dir) = 0;
 
   /// Syncs every write and closes the data dir; open() may follow. Throws
   /// storage_error when the engine's last writes fail (the destructor

@@ -2,18 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <system_error>
+#include <tuple>
 
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/data_dir.hpp"
 #include "actors/dict_store.hpp"
 #include "actors/lease_manager.hpp"
-#include "actors/rocksdb_storage.hpp"
 #include "actors/router.hpp"
 #include "messages/hex_text.hpp"
 #include "messages/py2p_codec.hpp"
@@ -304,6 +302,9 @@ facade_behavior(self_ptr self, config cfg, node_id id,
           fail);
       return rp;
     },
+    [=](pb::BackupRequest& req) -> caf::result<pb::BackupReply> {
+      return forward<pb::BackupReply>(self, self->state.store, std::move(req));
+    },
     [=](pb::DisconnectRequest& req) -> caf::result<bool> {
       return forward<bool>(self, self->state.router, std::move(req));
     },
@@ -421,106 +422,24 @@ std::shared_ptr<const tls_context> make_peer_tls(const config& cfg) {
   return ctx;
 }
 
-namespace {
-
-/// The node ID kept in `<data_dir>/node-id` (hex), or empty when there is
-/// none yet. Throws value_error for a file that holds no hex ID.
-node_id stored_node_id(const std::string& dir) {
-  std::ifstream in{dir + "/node-id"};
-  if (!in)
-    return {};
-  std::stringstream text;
-  text << in.rdbuf();
-  auto hex = text.str();
-  while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back())))
-    hex.pop_back();
-  node_id id;
-  if (!hex.empty() && !from_hex(hex, id, max_node_id_size))
-    throw value_error(errc::invalid_config,
-                      "invalid syncmesh config: " + dir
-                        + "/node-id does not hold a hex node ID");
-  return id;
-}
-
-/// Keeps `id` in `<data_dir>/node-id` (written whole, then renamed).
-void store_node_id(const std::string& dir, const node_id& id) {
-  auto path = dir + "/node-id";
-  {
-    std::ofstream out{path + ".tmp", std::ios::trunc};
-    if (!(out << to_hex(id) << "\n"))
-      throw value_error(errc::invalid_config,
-                        "invalid syncmesh config: cannot write " + path);
-  }
-  std::filesystem::rename(path + ".tmp", path);
-}
-
-/// Opens the entries of `cfg.data_dir` for node `id` and loads them: done
-/// before any actor starts, so a data dir that cannot be used stops the
-/// start with one line (the storage_error's message).
-std::shared_ptr<durable_start> load_data_dir(const config& cfg,
-                                             const node_id& id) {
-  auto started = std::chrono::steady_clock::now();
-  auto result = std::make_shared<durable_start>();
-  try {
-    auto storage = std::make_shared<rocksdb_storage>();
-    storage->open(cfg.data_dir + "/entries", id);
-    result->persistence
-      = std::make_shared<store_persistence>(storage, cfg.durability);
-    result->store.reserve(cfg.expected_keys);
-    auto loaded = result->persistence->load(result->store);
-    result->clock_floor_us = loaded.clock_floor_us;
-    result->entries = loaded.entries;
-  } catch (const storage_error& e) {
-    throw value_error(errc::invalid_config, e.what());
-  }
-  result->load_ms = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started)
-      .count());
-  return result;
-}
-
-} // namespace
-
 node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   if (auto err = cfg.validate(); !err.empty())
     throw value_error(errc::invalid_config, "invalid syncmesh config: " + err);
   node_actors result;
   auto tls = make_peer_tls(cfg);
-  node_id kept;
-  if (!cfg.data_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(cfg.data_dir, ec);
-    if (ec)
-      throw value_error(errc::invalid_config,
-                        "invalid syncmesh config: cannot create data dir "
-                          + cfg.data_dir + ": " + ec.message());
-    kept = stored_node_id(cfg.data_dir);
-    if (!kept.empty() && !cfg.node_id.empty() && kept != cfg.node_id)
-      throw value_error(errc::invalid_config,
-                        "invalid syncmesh config: data dir " + cfg.data_dir
-                          + " belongs to node " + to_hex(kept)
-                          + ", not to the configured node_id "
-                          + to_hex(cfg.node_id));
-    if (!kept.empty() && tls && tls->node_id() != kept)
-      throw value_error(errc::invalid_config,
-                        "invalid syncmesh config: data dir " + cfg.data_dir
-                          + " belongs to node " + to_hex(kept)
-                          + " but the TLS certificate names "
-                          + to_hex(tls->node_id()));
-  }
-  result.id = !cfg.node_id.empty() ? cfg.node_id
-              : !kept.empty()      ? kept
-              : tls                ? tls->node_id()
-              : cfg.wire == wire_kind::py2p
-                ? py2p::random_node_id(protocol_id(cfg))
-                : random_node_id();
+  auto fresh_id = [&] {
+    return tls ? tls->node_id()
+           : cfg.wire == wire_kind::py2p
+             ? py2p::random_node_id(protocol_id(cfg))
+             : random_node_id();
+  };
   std::shared_ptr<durable_start> durable;
-  if (!cfg.data_dir.empty()) {
-    if (kept.empty())
-      store_node_id(cfg.data_dir, result.id);
-    durable = load_data_dir(cfg, result.id);
-  }
+  if (!cfg.data_dir.empty())
+    std::tie(result.id, durable)
+      = open_data_dir(cfg, tls ? tls->node_id() : node_id{},
+                      cfg.node_id.empty() ? fresh_id() : cfg.node_id);
+  else
+    result.id = !cfg.node_id.empty() ? cfg.node_id : fresh_id();
   result.fence = std::make_shared<clock_fence>(static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::microseconds>(cfg.max_clock_offset)
       .count()));

@@ -11,6 +11,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 namespace syncmesh {
@@ -59,6 +60,13 @@ std::string advice(const rocksdb::Status& st) {
                       + " failed: " + st.ToString() + advice(st));
 }
 
+/// A checkpoint copies the live write-ahead log rather than flush the write
+/// buffers into a table file first (RocksDB's default): measured here with
+/// these options, flushing a 20 MB buffer took 630 ms, copying its log 75
+/// ms (140 ms for 30 MB), and the log is bounded by the write buffers. The
+/// copy is consistent either way: every write goes through the log.
+constexpr uint64_t checkpoint_flush_log_bytes = UINT64_MAX;
+
 /// set_storage_env's Env, or nullptr; atomic because a test sets it while
 /// no storage is open, on any thread.
 std::atomic<rocksdb::Env*> env_override{nullptr};
@@ -105,6 +113,10 @@ rocksdb_storage::~rocksdb_storage() {
   join_compaction();
   if (!db_)
     return;
+  if (read_only_) {
+    db_->Close().PermitUncheckedError();
+    return;
+  }
   // A destructor cannot report: an owner that cares calls close() first.
   // The log is synced all the same (see close()).
   db_->SyncWAL().PermitUncheckedError();
@@ -141,60 +153,92 @@ void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
     fail(dir, "opening the database", st);
   db_.reset(raw);
   dir_ = dir;
+  read_only_ = false;
   try {
-    auto format = get_meta(meta_format);
-    auto owner = get_meta(meta_node_id);
-    if (!format) {
-      // A new dir, unless entries or meta exist without a format: written
-      // by something else, never by a syncmesh that knows format 1.
-      rocksdb::ReadOptions ro;
-      std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro)};
-      it->SeekToFirst();
-      if (!it->status().ok())
-        fail(dir, "reading", it->status());
-      if (it->Valid())
-        throw storage_error("storage: data dir " + dir
-                            + " holds data without a disk format version: "
-                              "not a syncmesh data dir, refusing it");
-      rocksdb::WriteBatch batch;
-      batch.Put(meta_key(meta_format), std::to_string(format_version));
-      batch.Put(meta_key(meta_node_id), slice(node_id));
-      rocksdb::WriteOptions wo;
-      wo.sync = true;
-      st = db_->Write(wo, &batch);
-      if (!st.ok())
-        fail(dir, "writing the format version", st);
-      return;
-    }
-    std::uint32_t found = 0;
-    auto [end, err]
-      = std::from_chars(format->data(), format->data() + format->size(), found);
-    if (err != std::errc{} || end != format->data() + format->size())
-      throw storage_error(
-        "storage: data dir " + dir + " has an unknown disk format \"" + *format
-        + "\"; this build reads format " + std::to_string(format_version));
-    if (found != format_version)
-      throw storage_error(
-        "storage: data dir " + dir + " has disk format " + std::to_string(found)
-        + "; this build reads format " + std::to_string(format_version)
-        + (found > format_version
-             ? " (written by a newer syncmesh: run that version, or move the "
-               "dir away so the node rejoins empty)"
-             : " (an older format: see README, \"Durable storage\", for the "
-               "upgrade)"));
-    if (!owner)
-      throw storage_error("storage: data dir " + dir
-                          + " has no node ID: refusing it");
-    if (*owner != node_id)
-      throw storage_error("storage: data dir " + dir + " belongs to node "
-                          + *owner + ", not to this node ("
-                          + std::string{node_id}
-                          + "): a node must not start on another's data");
+    check_format(node_id, true);
   } catch (...) {
     db_->Close().PermitUncheckedError(); // the refusal is the error to report
     db_.reset();
     throw;
   }
+}
+
+void rocksdb_storage::open_read_only(const std::string& dir) {
+  close();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options opts;
+  apply_storage_options(opts);
+  opts.create_if_missing = false;
+  if (auto* env = env_override.load())
+    opts.env = env;
+  auto st = rocksdb::DB::OpenForReadOnly(opts, dir, &raw);
+  if (!st.ok())
+    fail(dir, "opening the database to read", st);
+  db_.reset(raw);
+  dir_ = dir;
+  read_only_ = true;
+  stats_.reset(); // a read-only copy reports no writes
+  try {
+    check_format({}, false);
+  } catch (...) {
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+    throw;
+  }
+}
+
+void rocksdb_storage::check_format(std::string_view node_id, bool create) {
+  const auto& dir = dir_;
+  auto format = get_meta(meta_format);
+  auto owner = get_meta(meta_node_id);
+  if (!format) {
+    // A new dir, unless entries or meta exist without a format: written
+    // by something else, never by a syncmesh that knows format 1.
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro)};
+    it->SeekToFirst();
+    if (!it->status().ok())
+      fail(dir, "reading", it->status());
+    if (it->Valid())
+      throw storage_error("storage: data dir " + dir
+                          + " holds data without a disk format version: "
+                            "not a syncmesh data dir, refusing it");
+    if (!create)
+      throw storage_error("storage: data dir " + dir
+                          + " is empty: not a syncmesh data dir");
+    rocksdb::WriteBatch batch;
+    batch.Put(meta_key(meta_format), std::to_string(format_version));
+    batch.Put(meta_key(meta_node_id), slice(node_id));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto st = db_->Write(wo, &batch);
+    if (!st.ok())
+      fail(dir, "writing the format version", st);
+    return;
+  }
+  std::uint32_t found = 0;
+  auto [end, err]
+    = std::from_chars(format->data(), format->data() + format->size(), found);
+  if (err != std::errc{} || end != format->data() + format->size())
+    throw storage_error(
+      "storage: data dir " + dir + " has an unknown disk format \"" + *format
+      + "\"; this build reads format " + std::to_string(format_version));
+  if (found != format_version)
+    throw storage_error(
+      "storage: data dir " + dir + " has disk format " + std::to_string(found)
+      + "; this build reads format " + std::to_string(format_version)
+      + (found > format_version
+           ? " (written by a newer syncmesh: run that version, or move the "
+             "dir away so the node rejoins empty)"
+           : " (an older format: see README, \"Durable storage\", for the "
+             "upgrade)"));
+  if (!owner)
+    throw storage_error("storage: data dir " + dir
+                        + " has no node ID: refusing it");
+  if (!node_id.empty() && *owner != node_id)
+    throw storage_error("storage: data dir " + dir + " belongs to node "
+                        + *owner + ", not to this node (" + std::string{node_id}
+                        + "): a node must not start on another's data");
 }
 
 void rocksdb_storage::write(const storage_batch& batch, bool sync) {
@@ -343,10 +387,32 @@ engine_stats rocksdb_storage::stats() {
   return out;
 }
 
+void rocksdb_storage::checkpoint(const std::string& dir) {
+  // The DB and its Checkpoint are thread-safe: this may run beside the
+  // owner's writes (entry_storage::checkpoint), never beside open/close.
+  auto& d = db();
+  rocksdb::Checkpoint* raw = nullptr;
+  auto st = rocksdb::Checkpoint::Create(&d, &raw);
+  if (!st.ok())
+    fail(dir_, "preparing a checkpoint", st);
+  std::unique_ptr<rocksdb::Checkpoint> cp{raw};
+  st = cp->CreateCheckpoint(dir, checkpoint_flush_log_bytes);
+  if (!st.ok())
+    fail(dir_, ("making a checkpoint in " + dir).c_str(), st);
+}
+
 void rocksdb_storage::close() {
   join_compaction();
   if (!db_)
     return;
+  if (read_only_) {
+    // Nothing was written: no log to sync.
+    auto st = db_->Close();
+    db_.reset();
+    if (!st.ok())
+      fail(dir_, "closing", st);
+    return;
+  }
   // RocksDB's Close does not sync the log: without this, what `batch` or
   // `none` wrote since the last sync would be lost to a power cut even
   // after a clean stop (tests/crash, a_clean_stop_makes_every_write_durable).

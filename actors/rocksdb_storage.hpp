@@ -66,6 +66,8 @@ public:
   void compact_in_background() override;
   std::uint64_t approximate_bytes() override;
   engine_stats stats() override;
+  void checkpoint(const std::string& dir) override;
+  void open_read_only(const std::string& dir) override;
   void close() override;
 
 private:
@@ -74,6 +76,10 @@ private:
 
   /// Waits for a compaction started by compact_in_background().
   void join_compaction() noexcept;
+  /// Checks the open database's disk format (and, unless empty, that it
+  /// belongs to `node_id`); throws storage_error. A dir without a format
+  /// is new: with `create`, it gets the format and `node_id`.
+  void check_format(std::string_view node_id, bool create);
 
   std::unique_ptr<rocksdb::DB> db_;
   /// The engine's tickers (stats()), new at each open.
@@ -85,6 +91,8 @@ private:
   std::thread compaction_;
   /// The background compaction has not finished.
   std::atomic<bool> compacting_{false};
+  /// Opened with open_read_only (nothing to sync at close).
+  bool read_only_ = false;
 };
 
 } // namespace syncmesh

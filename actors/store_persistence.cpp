@@ -32,13 +32,16 @@ uint64_t parse_u64(const std::string& text) {
 } // namespace
 
 store_persistence::store_persistence(std::shared_ptr<entry_storage> storage,
-                                     durability_mode mode)
-    : storage_(std::move(storage)), mode_(mode) {}
+                                     durability_mode mode,
+                                     uint64_t reservation_us)
+    : storage_(std::move(storage)), mode_(mode),
+      reservation_us_(std::max<uint64_t>(reservation_us, 1)) {}
 
 store_persistence::load_result store_persistence::load(store_state& store) {
   load_result result;
   if (auto mark = storage_->get_meta(entry_storage::meta_clock))
     result.clock_floor_us = parse_u64(*mark);
+  reserved_us_ = result.clock_floor_us;
   pb::WriteBatch entry;
   std::string err;
   storage_->for_each([&](std::string_view key, std::string_view bytes) {
@@ -63,8 +66,7 @@ store_persistence::load_result store_persistence::load(store_state& store) {
 }
 
 void store_persistence::stage(const store_state& store,
-                              const pb::WriteBatch& changed,
-                              uint64_t clock_us) {
+                              const pb::WriteBatch& changed) {
   std::vector<pb::WriteRecord> records;
   pb::WriteBatch entry;
   std::string bytes;
@@ -103,7 +105,26 @@ void store_persistence::stage(const store_state& store,
       entry.mutable_records()->Add(std::move(r));
     staged_.put(rec.key(), entry.SerializeAsString());
   }
-  staged_.put_meta(entry_storage::meta_clock, std::to_string(clock_us));
+}
+
+void store_persistence::reserve_clock(uint64_t high_water_us, uint64_t now_us) {
+  auto reached = std::max(high_water_us, now_us);
+  if (reached + reservation_us_ / 2 < reserved_us_)
+    return;
+  auto next = reached + reservation_us_;
+  // Synced on its own, not with the staged entries: the reservation must be
+  // on disk before any stamp inside it leaves the node, and the entries may
+  // wait for their group's write.
+  auto start = steady::now();
+  storage_->put_meta(entry_storage::meta_clock, std::to_string(next), true);
+  sync_latency_.record(us_since(start));
+  reserved_us_ = next;
+  ++syncs_;
+  ++reservations_;
+}
+
+void store_persistence::stage_alive(uint64_t now_us) {
+  staged_.put_meta(entry_storage::meta_last_alive, std::to_string(now_us));
 }
 
 void store_persistence::stage_erase(const std::vector<std::string>& keys,
@@ -134,6 +155,14 @@ void store_persistence::write() {
 void store_persistence::sync() {
   if (!unsynced_)
     return;
+  auto start = steady::now();
+  storage_->sync();
+  sync_latency_.record(us_since(start));
+  ++syncs_;
+  unsynced_ = false;
+}
+
+void store_persistence::sync_now() {
   auto start = steady::now();
   storage_->sync();
   sync_latency_.record(us_since(start));

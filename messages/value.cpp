@@ -316,6 +316,8 @@ const char* to_string(errc x) {
       return "disconnected";
     case errc::clock_offset:
       return "clock_offset";
+    case errc::storage:
+      return "storage";
   }
   return "unknown";
 }

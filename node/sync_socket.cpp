@@ -41,7 +41,8 @@ void configure(caf::actor_system_config& cfg) {
     pb::DeleteReply, pb::DeltaRequest, pb::PopItemRequest, pb::WriteAck,
     pb::SnapshotRequest, pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
     pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats,
-    pb::GetManyRequest, pb::GetManyReply>(cfg);
+    pb::GetManyRequest, pb::GetManyReply, pb::BackupRequest, pb::BackupReply>(
+    cfg);
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       std::string result = "syncmesh: ";
@@ -118,6 +119,7 @@ std::string printable(const std::string& key) {
     case errc::protocol_mismatch:
     case errc::disconnected:
     case errc::clock_offset:
+    case errc::storage:
       throw error(code, detail.empty() ? to_string(code) : detail);
     case errc::none:
       break;

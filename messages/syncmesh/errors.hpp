@@ -46,6 +46,9 @@ enum class errc : uint8_t {
   /// the nodes it measures: local writes are refused until it is back
   /// within (HTTP 503).
   clock_offset = 16,
+  /// The node's storage failed at what was asked (disk full, I/O error,
+  /// such as making a backup's copy) (HTTP 503).
+  storage = 17,
 };
 
 /// The name of an error code, e.g. "lease_held".

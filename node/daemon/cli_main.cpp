@@ -1,7 +1,14 @@
-// syncmesh: a command-line client of a node's HTTP API, for people.
+// syncmesh: a command-line client of a node's HTTP API, for people; and
+// `syncmesh restore`, which turns a backup into a data dir offline.
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -10,7 +17,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/backup_restore.hpp"
+#include "actors/entry_storage.hpp"
+#include "messages/backup_file.hpp"
 #include "messages/time_text.hpp"
+#include "messages/version.hpp"
 #include "node/daemon/json_value.hpp"
 
 namespace {
@@ -48,6 +59,23 @@ commands:
                          deletes; sent in batches of --batch=N lines (default
                          1000), each applied all or nothing; export's output
                          is valid input (owner and times are dropped)
+  backup FILE            save a consistent snapshot of the node's data dir
+                         (every key, tombstones, versions and leases; every
+                         write acknowledged before it started) to FILE while
+                         the node runs; needs the admin role and a node with
+                         --data-dir; written to FILE.tmp, synced, renamed
+  restore FILE --data-dir=DIR [--new-id] [--max-clock-offset=DUR]
+                         offline, no node needed: make DIR (absent or empty)
+                         a data dir holding FILE's entries, so that
+                         `syncmesh-node --data-dir=DIR` starts from it; it
+                         keeps the backed-up node ID (a lost disk replaced)
+                         unless --new-id gives it a fresh one (a new member
+                         seeded with the data); its clock starts 2 x DUR +
+                         1 s past now (DUR: the mesh's --max-clock-offset,
+                         default 500ms) so it never reuses a version the
+                         lost node may have published after the backup.
+                         A damaged, truncated or newer-format FILE, or a DIR
+                         holding data, is refused with exit code 2
 )";
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
@@ -223,6 +251,157 @@ void import_lines(httplib::Client& cli, std::istream& in, size_t batch_lines,
             << " batch" << (batches == 1 ? "" : "es") << "\n";
 }
 
+/// Writes all of `data` to `fd`; false on an error.
+bool write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    auto n = ::write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// The dir holding `path`, for an fsync after a rename into it.
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos)
+    return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// GET /v1/backup into `path`: streamed to `path`.tmp (never held whole),
+/// fsynced, read back whole and checked (a file that is truncated or
+/// damaged in transfer is refused here, not at restore time), then renamed
+/// over `path` and the dir fsynced.
+void backup_to(httplib::Client& cli, const std::string& path) {
+  auto tmp = path + ".tmp";
+  // Mode 0600: a backup holds every value of the dictionary.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    die("backup: cannot create " + tmp + ": " + std::strerror(errno));
+  auto discard = [&] {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+  };
+  int status = 0;
+  std::string refusal;
+  bool write_failed = false;
+  int write_errno = 0;
+  uint64_t received = 0;
+  // The node sends as fast as its copy reads: a minute of silence is a
+  // dead transfer.
+  cli.set_read_timeout(60);
+  auto res = cli.Get(
+    "/v1/backup", httplib::Headers{},
+    [&](const httplib::Response& r) {
+      status = r.status;
+      return true;
+    },
+    [&](const char* data, size_t len) {
+      if (status != 200) {
+        if (refusal.size() < 64 * 1024)
+          refusal.append(data, std::min<size_t>(len, 64 * 1024));
+        return true;
+      }
+      if (!write_all(fd, data, len)) {
+        write_failed = true;
+        write_errno = errno;
+        return false;
+      }
+      received += len;
+      return true;
+    });
+  if (write_failed) {
+    discard();
+    die("backup: cannot write " + tmp + ": " + std::strerror(write_errno));
+  }
+  if (!res) {
+    discard();
+    die("backup: the transfer failed after " + std::to_string(received)
+        + " bytes: " + httplib::to_string(res.error()));
+  }
+  if (status != 200) {
+    discard();
+    res->body = refusal;
+    if (status == 404)
+      die("backup failed (404): this node has no GET /v1/backup; it needs a "
+          "newer syncmesh-node");
+    check(res, "backup");
+  }
+  if (::fsync(fd) != 0) {
+    auto err = std::string{std::strerror(errno)};
+    discard();
+    die("backup: cannot sync " + tmp + ": " + err);
+  }
+  ::close(fd);
+  uint64_t entries = 0;
+  syncmesh::backup_header header;
+  try {
+    header = syncmesh::backup_restore::verify(tmp, entries);
+  } catch (const std::exception& e) {
+    ::unlink(tmp.c_str());
+    die(std::string{"backup: the file the node sent is not whole: "}
+        + e.what());
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto err = std::string{std::strerror(errno)};
+    ::unlink(tmp.c_str());
+    die("backup: cannot rename " + tmp + " to " + path + ": " + err);
+  }
+  int dir = ::open(dir_of(path).c_str(), O_RDONLY | O_CLOEXEC);
+  if (dir < 0 || ::fsync(dir) != 0)
+    die("backup: cannot sync the dir of " + path + ": " + std::strerror(errno));
+  ::close(dir);
+  std::cout << "backed up " << entries << " keys (tombstones included) of node "
+            << syncmesh::to_hex(header.node_id) << ", " << received
+            << " bytes, made " << syncmesh::iso8601_utc(header.created_us)
+            << ", to " << path << std::endl;
+}
+
+/// A duration as --max-clock-offset takes it: a number with a unit (us, ms,
+/// s), or a bare number of milliseconds. False when it is none.
+bool parse_duration(const std::string& text, std::chrono::microseconds& out) {
+  size_t digits = 0;
+  while (digits < text.size()
+         && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12)
+    return false;
+  auto n = std::stoull(text.substr(0, digits));
+  auto unit = text.substr(digits);
+  if (unit == "us")
+    out = std::chrono::microseconds(n);
+  else if (unit == "ms" || unit.empty())
+    out = std::chrono::milliseconds(n);
+  else if (unit == "s")
+    out = std::chrono::seconds(n);
+  else
+    return false;
+  return true;
+}
+
+/// `syncmesh restore`: offline, every refusal is one line and exit code 2.
+void restore_from(const std::string& path, const std::string& data_dir,
+                  const syncmesh::restore_options& opts) {
+  syncmesh::restore_result r;
+  try {
+    r = syncmesh::backup_restore::restore(path, data_dir, opts);
+  } catch (const std::exception& e) {
+    die(std::string{"restore: "} + e.what(), 2);
+  }
+  std::cout << "restored " << r.entries << " keys (tombstones included) into "
+            << data_dir << " as node " << syncmesh::to_hex(r.node_id)
+            << (r.node_id == r.header.node_id ? " (the backed-up ID)"
+                                              : " (a new ID)")
+            << ", backup made " << syncmesh::iso8601_utc(r.header.created_us)
+            << ", clock starts after " << syncmesh::iso8601_utc(r.clock_mark_us)
+            << std::endl;
+}
+
 /// "HOST:PORT" or a URL as httplib wants it: with a scheme.
 std::string node_url(const std::string& node) {
   if (node.rfind("http://", 0) == 0 || node.rfind("https://", 0) == 0)
@@ -247,6 +426,8 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("SYNCMESH_TOKEN"))
     token = env;
   size_t batch_lines = 1000;
+  std::string data_dir;
+  syncmesh::restore_options restore_opts;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -266,7 +447,18 @@ int main(int argc, char** argv) {
         die("--batch expects a number of lines from 1, got \"" + text + "\"",
             2);
       batch_lines = std::stoul(text);
-    } else if (arg == "--whisper")
+    } else if (arg.rfind("--data-dir=", 0) == 0) {
+      data_dir = arg.substr(11);
+      if (data_dir.empty())
+        die("--data-dir needs a directory", 2);
+    } else if (arg.rfind("--max-clock-offset=", 0) == 0) {
+      if (!parse_duration(arg.substr(19), restore_opts.max_clock_offset))
+        die("--max-clock-offset expects a duration such as 500ms or 2s, got \""
+              + arg.substr(19) + "\"",
+            2);
+    } else if (arg == "--new-id")
+      restore_opts.new_id = true;
+    else if (arg == "--whisper")
       whisper = true;
     else if (arg == "--json")
       as_json = true;
@@ -351,6 +543,14 @@ int main(int argc, char** argv) {
         die("import: cannot open " + path);
       import_lines(cli, file, batch_lines, path);
     }
+  } else if (cmd == "backup") {
+    need(1);
+    backup_to(cli, args[1]);
+  } else if (cmd == "restore") {
+    need(1);
+    if (data_dir.empty())
+      die(std::string{"restore needs --data-dir=DIR\n"} + usage, 2);
+    restore_from(args[1], data_dir, restore_opts);
   } else if (cmd == "send") {
     if (args.size() < 2)
       die(std::string{"send takes at least one packet\n"} + usage, 2);

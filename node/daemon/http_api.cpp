@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -13,11 +14,14 @@
 #include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/backup_checkpoints.hpp"
 #include "actors/facade.hpp"
 #include "actors/lease_conflicts.hpp"
+#include "actors/log.hpp"
 #include "messages/time_text.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
+#include "node/daemon/backup_stream.hpp"
 #include "node/daemon/json_value.hpp"
 #include "node/daemon/metrics.hpp"
 #include "node/daemon/node_bridge.hpp"
@@ -323,6 +327,7 @@ enum class route_id {
   page,
   history,
   mesh,
+  backup,
 };
 
 /// One route: method, path (exact, or a /v1/kv/KEY form) and the role it
@@ -341,8 +346,8 @@ constexpr std::string_view delta_path = "/v1/kv/{key}/delta";
 /// The route table (README's API table says the same). Reads need `read`,
 /// writes need `write`; /healthz and /readyz need nothing (the server's
 /// open paths let them through without a token), /metrics needs `read`.
-/// No route needs `admin` yet: peer connect/disconnect, when they come to
-/// HTTP, will.
+/// A backup needs `admin`: it is every key at once, and it holds disk
+/// while it streams.
 constexpr route routes[] = {
   {"GET", "/healthz", route_id::healthz, role::none},
   {"GET", "/readyz", route_id::readyz, role::none},
@@ -364,6 +369,7 @@ constexpr route routes[] = {
   {"GET", "/style.css", route_id::page, role::none},
   {"GET", "/v1/history", route_id::history, role::read},
   {"GET", "/v1/mesh", route_id::mesh, role::read},
+  {"GET", "/v1/backup", route_id::backup, role::admin},
 };
 
 /// The result of routing a request.
@@ -520,6 +526,15 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   std::mutex sampler_mtx;
   std::condition_variable sampler_cv;
   bool sampler_stop = false;
+  /// GET /v1/backup: one at a time (each holds a copy's disk while it
+  /// streams). Guards the three below.
+  std::mutex backup_mtx;
+  /// A backup is being made or streamed.
+  bool backup_busy = false;
+  /// The API is stopping: no backup starts any more.
+  bool backup_stopping = false;
+  /// The last backup stream (joined before the next starts, and at stop).
+  std::shared_ptr<backup_stream> backup_running;
 
   /// Records the node's counters into `history` once a second until stopped.
   void run_sampler() {
@@ -636,6 +651,8 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
                      http::responder respond);
   void dispatch(const routed& rt, http::request&& req, http::responder respond);
   void watch(http::request&& req, http::responder respond);
+  void backup(http::responder respond);
+  void stream_backup(pb::BackupReply copy, http::responder respond);
   void send_message(http::request&& req, http::responder respond);
   void write_batch(pb::UpdateRequest req, http::responder respond);
 };
@@ -899,6 +916,9 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
     case route_id::history:
       respond(history_response(history, req));
       return;
+    case route_id::backup:
+      backup(std::move(respond));
+      return;
     case route_id::mesh:
       bridge->call<pb::NodeInfo>(
         pb::InfoRequest{}, [self, respond](caf::expected<pb::NodeInfo> info) {
@@ -918,6 +938,117 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
         });
       return;
   }
+}
+
+/// GET /v1/backup: the store makes a consistent copy (milliseconds, in its
+/// sequencing), then a backup_stream reads it on a thread of its own and
+/// streams the backup file (see backup_stream.hpp). The I/O thread only
+/// queues the call.
+void http_api::impl::backup(http::responder respond) {
+  std::shared_ptr<backup_stream> previous;
+  {
+    std::lock_guard<std::mutex> guard{backup_mtx};
+    if (backup_stopping) {
+      respond(http::json_error(503, "closed", "the node is stopping"));
+      return;
+    }
+    if (backup_busy) {
+      auto res = http::json_error(503, "backup_in_progress",
+                                  "a backup is being streamed already; one "
+                                  "runs at a time: retry when it ends");
+      res.headers.emplace_back("Retry-After", "5");
+      respond(std::move(res));
+      return;
+    }
+    backup_busy = true;
+    previous = std::move(backup_running);
+  }
+  auto self = shared_from_this();
+  bridge->call<pb::BackupReply>(
+    pb::BackupRequest{},
+    [self, respond, previous](caf::expected<pb::BackupReply> x) {
+      // The previous stream said it was done: its thread is at its end.
+      if (previous)
+        previous->join();
+      if (!x) {
+        {
+          std::lock_guard<std::mutex> guard{self->backup_mtx};
+          self->backup_busy = false;
+        }
+        respond(self->fail(x.error()));
+        return;
+      }
+      self->stream_backup(std::move(*x), respond);
+    });
+}
+
+void http_api::impl::stream_backup(pb::BackupReply copy,
+                                   http::responder respond) {
+  const auto& data_dir = sock.settings().data_dir;
+  std::lock_guard<std::mutex> guard{backup_mtx};
+  // The dir is removed when the stream ends: make sure it is a copy.
+  if (!backup_checkpoints::is_checkpoint(data_dir, copy.checkpoint_dir())
+      || backup_stopping) {
+    if (backup_checkpoints::is_checkpoint(data_dir, copy.checkpoint_dir())) {
+      std::error_code ignored;
+      std::filesystem::remove_all(copy.checkpoint_dir(), ignored);
+    }
+    backup_busy = false;
+    respond(backup_stopping
+              ? http::json_error(503, "closed", "the node is stopping")
+              : http::json_error(500, "internal",
+                                 "the node made its copy outside "
+                                   + backup_checkpoints::parent_of(data_dir)));
+    return;
+  }
+  auto id = sock.raw_id();
+  auto started = std::chrono::steady_clock::now();
+  std::weak_ptr<impl> weak = shared_from_this();
+  auto ready
+    = [respond](std::shared_ptr<backup_stream> stream, std::string error) {
+        if (!stream) {
+          respond(http::json_error(503, "storage", "backup: " + error));
+          return;
+        }
+        const auto& c = stream->copy();
+        auto id_hex = to_hex(c.node_id());
+        http::response res;
+        res.status = 200;
+        res.content_type = "application/octet-stream";
+        res.headers.emplace_back(
+          "Content-Disposition",
+          "attachment; filename=\"syncmesh-" + id_hex.substr(0, 12) + "-"
+            + std::to_string(to_ms(c.created_us())) + ".backup\"");
+        res.headers.emplace_back("Cache-Control", "no-store");
+        res.headers.emplace_back("X-Syncmesh-Node-Id", id_hex);
+        res.headers.emplace_back("X-Syncmesh-Backup-Entries",
+                                 std::to_string(c.entries()));
+        res.headers.emplace_back("X-Syncmesh-Backup-Created",
+                                 std::to_string(to_ms(c.created_us())));
+        res.stream = std::move(stream);
+        respond(std::move(res));
+      };
+  auto done = [weak, id, started](uint64_t entries, uint64_t bytes,
+                                  bool complete, const std::string& error) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - started)
+                .count();
+    log_line(complete ? log_level::info : log_level::warning, id,
+             "backup: " + std::string{complete ? "streamed" : "ended early at"}
+               + " " + std::to_string(entries) + " entries, "
+               + std::to_string(bytes) + " bytes in " + std::to_string(ms)
+               + " ms"
+               + (complete        ? ""
+                  : error.empty() ? " (the client went away)"
+                                  : " (" + error + ")"));
+    if (auto self = weak.lock()) {
+      std::lock_guard<std::mutex> guard{self->backup_mtx};
+      self->backup_busy = false;
+    }
+  };
+  backup_running
+    = backup_stream::start(std::move(copy), backup_stream::options{},
+                           std::move(ready), std::move(done));
 }
 
 void http_api::impl::send_message(http::request&& req,
@@ -1396,6 +1527,18 @@ void http_api::stop() {
   st.hub->close();
   if (st.server)
     st.server->stop();
+  // A backup that is streaming ends with its connection; one whose answer
+  // had not reached the server yet is ended here. Its copy is removed.
+  std::shared_ptr<backup_stream> backup;
+  {
+    std::lock_guard<std::mutex> guard{st.backup_mtx};
+    st.backup_stopping = true;
+    backup = std::move(st.backup_running);
+  }
+  if (backup) {
+    backup->cancel();
+    backup->join();
+  }
   if (st.events) {
     caf::anon_send_exit(st.events, caf::exit_reason::user_shutdown);
     st.events = nullptr;

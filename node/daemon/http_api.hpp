@@ -3,7 +3,8 @@
 // The HTTP/JSON API of one node, served by the event-driven http_server
 // (Boost.Beast): /v1/kv (list, batch and NDJSON bulk writes), /v1/kv/KEY,
 // /v1/kv/KEY/delta, /v1/messages, /v1/peers, /v1/status, /v1/watch
-// (Server-Sent Events), /healthz, /readyz and /metrics.
+// (Server-Sent Events), /v1/backup (the backup file, streamed from a
+// consistent copy: backup_stream.hpp), /healthz, /readyz and /metrics.
 //
 // Threads: the server's I/O thread parses a request, checks its route and
 // role, and hands the call to the node_bridge; it never waits for the node.

@@ -11,22 +11,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <sys/stat.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
 #include "actors/facade.hpp"
 #include "actors/log.hpp"
-#include "messages/py2p_codec.hpp"
-#include "messages/version.hpp"
 #include "node/daemon/http_api.hpp"
-#include "node/daemon/json_value.hpp"
 #include "node/daemon/node_options.hpp"
 #include "syncmesh/sync_socket.hpp"
 
@@ -37,72 +31,6 @@ using namespace syncmesh;
 [[noreturn]] void fail(const std::string& what) {
   std::cerr << "syncmesh-node: " << what << "\n";
   std::exit(2);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// Writes atomically (temp file, rename), so a crash leaves the old content.
-bool write_file(const std::string& path, const std::string& content) {
-  auto tmp = path + ".tmp";
-  {
-    std::ofstream out{tmp, std::ios::trunc};
-    if (!(out << content))
-      return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-/// Loads or creates the node's identity and clock floor in `dir`.
-void load_state(const std::string& dir, config& cfg) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    fail("--data-dir: cannot create " + dir + ": " + std::strerror(errno));
-  auto id_path = dir + "/node-id";
-  auto hex = read_file(id_path);
-  while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back())))
-    hex.pop_back();
-  if (hex.empty()) {
-    // With peer TLS the certificate names the ID (checked again, like a
-    // stored one, when the node starts).
-    if (cfg.tls.enabled()) {
-      try {
-        cfg.node_id = make_peer_tls(cfg)->node_id();
-      } catch (const std::exception& e) {
-        fail(e.what());
-      }
-    } else {
-      cfg.node_id = cfg.wire == wire_kind::py2p
-                      ? py2p::random_node_id(protocol_id(cfg))
-                      : random_node_id();
-    }
-    if (!write_file(id_path, to_hex(cfg.node_id) + "\n"))
-      fail("--data-dir: cannot write " + id_path);
-  } else if (!from_hex(hex, cfg.node_id)) {
-    fail(id_path + " does not hold a hex node ID");
-  } else if (cfg.tls.enabled()) {
-    std::string cert_id;
-    try {
-      auto unnamed = cfg; // the certificate alone decides here
-      unnamed.node_id.clear();
-      cert_id = make_peer_tls(unnamed)->node_id();
-    } catch (const std::exception& e) {
-      fail(e.what());
-    }
-    if (cert_id != cfg.node_id)
-      fail(id_path + " holds node ID " + hex + " but --tls-cert names "
-           + to_hex(cert_id)
-           + ": a node keeps its ID across certificates (issue a "
-             "certificate for this ID, or use another --data-dir)");
-  }
-  if (auto err = cfg.validate(); !err.empty())
-    fail(id_path + ": " + err + " (use another --data-dir)");
-  auto hlc = read_file(dir + "/hlc");
-  if (!hlc.empty())
-    cfg.hlc_floor_us = std::strtoull(hlc.c_str(), nullptr, 10);
 }
 
 /// The handler writes the signal number here; main waits on the other end.
@@ -131,17 +59,6 @@ void install_stop_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-void save_clock(const std::string& dir, const sync_socket& sock) {
-  try {
-    auto wall = sock.stats().lease().hlc_wall_us();
-    if (!write_file(dir + "/hlc", std::to_string(wall) + "\n"))
-      log_line(log_level::warning, sock.raw_id(), "cannot save the clock");
-  } catch (const std::exception& e) {
-    log_line(log_level::warning, sock.raw_id(),
-             std::string{"cannot read the clock: "} + e.what());
-  }
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -161,10 +78,9 @@ int main(int argc, char** argv) {
   const auto& opts = parsed.options;
   set_log_level(opts.level);
   auto cfg = opts.node;
-  if (!opts.data_dir.empty()) {
-    load_state(opts.data_dir, cfg);
-    cfg.data_dir = opts.data_dir;
-  }
+  // The node settles its ID and loads its entries from the data dir
+  // (actors/data_dir.hpp); an unusable dir is one line and exit 2 below.
+  cfg.data_dir = opts.data_dir;
   // CAF reads no command line or file of its own: every option is ours.
   caf::actor_system_config caf_cfg;
   configure(caf_cfg);
@@ -217,10 +133,10 @@ int main(int argc, char** argv) {
   log_line(log_level::info, sock->raw_id(),
            "ready: peers on " + cfg.host + ":" + std::to_string(sock->port())
              + ", HTTP API on " + http_addr);
-  // Wait for SIGINT/SIGTERM; save the clock's high-water mark now and then.
+  // Wait for SIGINT/SIGTERM (the store keeps the clock and the entries).
   for (;;) {
     pollfd pfd{stop_pipe[0], POLLIN, 0};
-    if (::poll(&pfd, 1, 5000) > 0) {
+    if (::poll(&pfd, 1, -1) > 0) {
       int sig = 0;
       if (::read(stop_pipe[0], &sig, sizeof(sig)) == sizeof(sig)) {
         log_line(log_level::info, sock->raw_id(),
@@ -228,14 +144,10 @@ int main(int argc, char** argv) {
         break;
       }
     }
-    if (!opts.data_dir.empty())
-      save_clock(opts.data_dir, *sock);
   }
   if (api)
     api->stop();
   log_line(log_level::debug, sock->raw_id(), "HTTP API stopped");
-  if (!opts.data_dir.empty())
-    save_clock(opts.data_dir, *sock);
   sock->close(); // goodbye to every peer
   log_line(log_level::debug, sock->raw_id(), "node closed");
   return 0;

@@ -576,6 +576,11 @@ const std::vector<option_spec>& option_specs() {
     s.push_back(duration(
       "durability-interval", "longest wait for an fsync with batch",
       [](node_options & o) -> auto& { return o.node.durability_interval; }));
+    s.push_back(boolean(
+      "keep-stale-data",
+      "load a --data-dir last alive longer ago than --tombstone-horizon "
+      "(only when every node was down as long)",
+      [](node_options & o) -> auto& { return o.node.keep_stale_data; }));
     s.push_back(
       choice<log_level>("log-level", "verbosity of stderr",
                         [](node_options & o) -> auto& { return o.level; },

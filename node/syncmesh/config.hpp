@@ -213,6 +213,11 @@ struct config {
   durability_mode durability = durability_mode::batch;
   /// The longest time `batch` leaves written data without an fsync.
   std::chrono::milliseconds durability_interval = std::chrono::milliseconds(10);
+  /// Load the data dir even when it was last alive longer ago than the
+  /// tombstone horizon. Off: such entries are set aside and the node rejoins
+  /// empty, since its peers may have purged deletes it never saw. On only
+  /// when no node can have purged them (every node was down as long).
+  bool keep_stale_data = false;
   /// Dial through the middleman's backend (`add_tcp_scribe(host, port)`)
   /// instead of the non-blocking dialler. Only for CAF's test multiplexer,
   /// where connecting is simulated (syncmesh/testing.hpp sets it): with the

@@ -58,30 +58,35 @@ using handler_atom = caf::atom_constant<caf::atom("handler")>;
 ///   and peer up/down events).
 /// - `StatsRequest -> NodeStats`: the counters of router, lease manager and
 ///   store (for status pages and metrics).
+/// - `BackupRequest -> BackupReply`: with a data dir, a consistent copy of
+///   the node's storage in a new dir (every acknowledged write is in it),
+///   to read with entry_storage::open_read_only and then remove; without
+///   one, errc::invalid_config (what `GET /v1/backup` streams).
 /// - `DisconnectRequest -> bool`: says goodbye to a peer and does not redial
 ///   it (false when it was not connected).
 /// - `(subscribe_atom, actor) -> bool`, `(unsubscribe_atom, actor) -> bool`.
 /// - `pb::Event`: internal; the node's own actors publish events through it.
-using facade_actor
-  = caf::typed_actor<caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
-                     caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
-                     caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
-                     caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
-                     caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
-                     caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,
-                     caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
-                     caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
-                     caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
-                     caf::replies_to<pb::ConnectRequest>::with<pb::PeerInfo>,
-                     caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
-                     caf::replies_to<pb::DisconnectRequest>::with<bool>,
-                     caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
-                     caf::replies_to<pb::SendRequest>::with<pb::SendReply>,
-                     caf::replies_to<pb::RecvRequest>::with<pb::MessageList>,
-                     caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
-                     caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
-                     caf::replies_to<handler_atom, caf::actor>::with<bool>,
-                     caf::reacts_to<pb::Event>>;
+using facade_actor = caf::typed_actor<
+  caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
+  caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
+  caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::PopItemRequest>::with<pb::DeleteReply>,
+  caf::replies_to<pb::SnapshotRequest>::with<pb::Snapshot>,
+  caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
+  caf::replies_to<pb::ConnectRequest>::with<pb::PeerInfo>,
+  caf::replies_to<pb::PeersRequest>::with<pb::PeerList>,
+  caf::replies_to<pb::DisconnectRequest>::with<bool>,
+  caf::replies_to<pb::StatsRequest>::with<pb::NodeStats>,
+  caf::replies_to<pb::BackupRequest>::with<pb::BackupReply>,
+  caf::replies_to<pb::SendRequest>::with<pb::SendReply>,
+  caf::replies_to<pb::RecvRequest>::with<pb::MessageList>,
+  caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
+  caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
+  caf::replies_to<handler_atom, caf::actor>::with<bool>,
+  caf::reacts_to<pb::Event>>;
 
 /// Loads what syncmesh needs into a CAF configuration: the middleman and the
 /// message types. Call it before constructing the actor_system.

@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_CASE(peer_tls_binds_the_node_id_to_the_certificate_at_start) {
   write("d2/node-id", "bbbb\n");
   auto args = tls;
   args.push_back("--data-dir=" + dir.path + "/d2");
-  exits_2_with(args, "holds node ID bbbb but --tls-cert names aa01");
+  exits_2_with(args, "holds node ID bbbb but the TLS certificate names aa01");
   // A certificate without a node ID, and files that are not PEM.
   auto anon = ca.issue("");
   exits_2_with({"--tls-cert=" + write("anon.pem", anon.cert),

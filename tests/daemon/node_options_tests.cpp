@@ -194,6 +194,8 @@ BOOST_AUTO_TEST_CASE(numbers_words_and_lists) {
   BOOST_CHECK(ok({"--durability=none"}).node.durability
               == syncmesh::durability_mode::none);
   BOOST_CHECK(ok({}).node.durability == syncmesh::durability_mode::batch);
+  BOOST_CHECK(!ok({}).node.keep_stale_data);
+  BOOST_CHECK(ok({"--keep-stale-data"}).node.keep_stale_data);
 }
 
 BOOST_AUTO_TEST_CASE(each_bad_option_gives_one_human_line) {

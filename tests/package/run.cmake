@@ -26,6 +26,21 @@ if(NOT last_output MATCHES "consumer: ok")
   message(FATAL_ERROR "consumer printed no success line:\n${last_output}")
 endif()
 message(STATUS "${last_output}")
+# The headers compile with C++17 (the package's own requirement, above) and
+# with a newer standard a consumer may use.
+if(NOT last_output MATCHES "__cplusplus=201703")
+  message(FATAL_ERROR "the consumer was not built as C++17:\n${last_output}")
+endif()
+run_step("configure consumer (C++20)" ${CMAKE_COMMAND}
+         -S ${SOURCE_DIR}/tests/package/consumer -B ${consumer_build}-20
+         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
+         -DCMAKE_CXX_STANDARD=20)
+run_step("build consumer (C++20)" ${CMAKE_COMMAND} --build ${consumer_build}-20
+         --target consumer)
+run_step("run consumer (C++20)" ${consumer_build}-20/consumer)
+if(NOT last_output MATCHES "consumer: ok.*__cplusplus=202002")
+  message(FATAL_ERROR "the C++20 consumer failed:\n${last_output}")
+endif()
 run_step("run kit_test" ${consumer_build}/kit_test)
 if(NOT last_output MATCHES "kit_test: ok")
   message(FATAL_ERROR "kit_test printed no success line:\n${last_output}")

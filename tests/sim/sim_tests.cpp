@@ -185,6 +185,57 @@ BOOST_AUTO_TEST_CASE(a_durable_restart_brings_back_what_the_node_stored) {
   BOOST_CHECK(!std::filesystem::exists(root));
 }
 
+// The tombstone-horizon rule (issue 15), both paths. Node 1 stops with a
+// key that node 0 then deletes; node 0 purges the tombstone after the
+// horizon. Node 1 comes back on its data dir: by default its entries are
+// older than the horizon, so it sets them aside and rejoins empty and the
+// key stays deleted; loaded anyway (keep_stale_data) the same data brings
+// the deleted key back to both nodes, the resurrection the rule prevents.
+BOOST_AUTO_TEST_CASE(data_older_than_the_horizon_does_not_bring_deletes_back) {
+  for (bool keep : {false, true}) {
+    BOOST_TEST_CONTEXT("keep_stale_data " << keep) {
+      testing::cluster_options opts;
+      opts.nodes = 2;
+      opts.seed = 11;
+      opts.durable_storage = true;
+      opts.node_config.tombstone_horizon = std::chrono::minutes(10);
+      opts.node_config.keep_stale_data = keep;
+      testing::cluster c{opts};
+      c.connect(1, 0);
+      c.ask<pb::WriteAck>(0, set_request("doomed", "x"));
+      c.ask<pb::WriteAck>(0, set_request("kept", "y"));
+      auto holds = [&](size_t i, const std::string& key) {
+        pb::GetRequest get;
+        get.set_key(key);
+        return c.ask<pb::GetReply>(i, get).found();
+      };
+      c.advance(std::chrono::seconds(5));
+      BOOST_REQUIRE(holds(1, "doomed"));
+      c.stop(1, true);
+      pb::DeleteRequest del;
+      del.set_key("doomed");
+      c.ask<pb::DeleteReply>(0, del);
+      c.advance(std::chrono::minutes(30));
+      // Node 0 forgot the delete: only "kept" is left.
+      BOOST_REQUIRE_EQUAL(c.entries(0).records_size(), 1);
+      c.restart(1, testing::restart_mode::durable);
+      BOOST_CHECK_EQUAL(c.entries(1).records_size(), keep ? 2 : 0);
+      c.connect(1, 0);
+      c.advance(std::chrono::minutes(2)); // anti-entropy rounds both ways
+      BOOST_CHECK(holds(1, "kept"));
+      BOOST_CHECK_EQUAL(holds(0, "doomed"), keep);
+      BOOST_CHECK_EQUAL(holds(1, "doomed"), keep);
+      BOOST_CHECK(c.store_bytes(0) == c.store_bytes(1));
+      bool set_aside = false;
+      for (const auto& e :
+           std::filesystem::directory_iterator(c.data_dir(1)))
+        set_aside |= e.path().filename().string().rfind("entries.stale-", 0)
+                     == 0;
+      BOOST_CHECK_EQUAL(set_aside, !keep);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(durable_restarts_need_durable_storage) {
   testing::cluster_options opts;
   opts.nodes = 1;

@@ -1323,8 +1323,10 @@ const std::vector<scenario>& scenarios() {
     make("lossy", 3, 6, [](scenario& s) { s.lossy = true; }),
     make("durable", 3, 6,
          [](scenario& s) {
+           // Chaos's whole fault mix, with durable restarts added.
            s.churn = s.restarts = s.durable_restarts = true;
            s.pauses = s.partitions = s.lossy = true;
+           s.asymmetric_cuts = s.clock_skew = true;
          }),
     make("chaos", 4, 8,
          [](scenario& s) {

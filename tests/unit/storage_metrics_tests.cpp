@@ -112,7 +112,7 @@ BOOST_AUTO_TEST_CASE(counters_latencies_bytes_and_memory_after_writes) {
     BOOST_REQUIRE(store.apply(rec, false, err).changed);
     pb::WriteBatch changed;
     *changed.add_records() = rec;
-    persist.stage(store, changed, 1'000 + i);
+    persist.stage(store, changed);
     persist.write();
     persist.sync();
   }
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(the_persistence_counts_syncs_made_by_its_syncer) {
   BOOST_REQUIRE(store.apply(rec, false, err).changed);
   pb::WriteBatch changed;
   *changed.add_records() = rec;
-  persist.stage(store, changed, 1'000);
+  persist.stage(store, changed);
   persist.write();
   BOOST_CHECK(persist.unsynced());
   auto ticket = persist.request_sync();

@@ -92,8 +92,11 @@ BOOST_AUTO_TEST_CASE(entries_come_back_exactly_after_a_reopen) {
   store_state store;
   {
     store_persistence persist{open_storage(dir.path), durability_mode::always};
+    // The clock reserved up to 5.25 s before the writes are stamped.
+    persist.reserve_clock(5'000'000, 1'000'000);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), 5'250'000u);
     auto stage = [&](pb::WriteRecord rec) {
-      persist.stage(store, applied(store, std::move(rec)), 5'000'000);
+      persist.stage(store, applied(store, std::move(rec)));
       persist.write();
     };
     stage(set_record(
@@ -109,7 +112,7 @@ BOOST_AUTO_TEST_CASE(entries_come_back_exactly_after_a_reopen) {
     BOOST_CHECK(persist.unsynced());
     persist.sync();
     BOOST_CHECK(!persist.unsynced());
-    BOOST_CHECK_EQUAL(persist.syncs(), 1u);
+    BOOST_CHECK_EQUAL(persist.syncs(), 2u); // the reservation and this one
   }
   store_state loaded;
   store_persistence again{open_storage(dir.path), durability_mode::always};
@@ -117,8 +120,8 @@ BOOST_AUTO_TEST_CASE(entries_come_back_exactly_after_a_reopen) {
   BOOST_CHECK_EQUAL(result.entries, 3u); // text, map, the tombstone of gone
   BOOST_CHECK_EQUAL(loaded.canonical_bytes(), store.canonical_bytes());
   BOOST_CHECK_EQUAL(loaded.live_count(), 2u);
-  // The stored clock mark (5 s) is above every stamp.
-  BOOST_CHECK_EQUAL(result.clock_floor_us, 5'000'000u);
+  // The reserved clock mark is above every stamp.
+  BOOST_CHECK_EQUAL(result.clock_floor_us, 5'250'000u);
   BOOST_CHECK(loaded.audit_node_ids());
 }
 
@@ -127,10 +130,10 @@ BOOST_AUTO_TEST_CASE(the_newest_stamp_raises_the_clock_when_the_mark_lags) {
   store_state store;
   {
     store_persistence persist{open_storage(dir.path), durability_mode::none};
+    persist.reserve_clock(1'000, 1'000);
     persist.stage(store,
                   applied(store, set_record("k", make_version(9'000'000, owner),
-                                            value{"v"})),
-                  1'000);
+                                            value{"v"})));
     persist.write();
   }
   store_state loaded;
@@ -148,7 +151,7 @@ BOOST_AUTO_TEST_CASE(a_key_written_twice_in_one_step_keeps_the_later_write) {
     auto later = applied(
       store, set_record("k", make_version(20, owner), value{"second"}));
     *both.add_records() = later.records(0);
-    persist.stage(store, both, 20);
+    persist.stage(store, both);
     persist.write();
   }
   store_state loaded;
@@ -164,8 +167,8 @@ BOOST_AUTO_TEST_CASE(purged_tombstones_leave_the_disk) {
   store_state store;
   {
     store_persistence persist{open_storage(dir.path), durability_mode::batch};
-    persist.stage(
-      store, applied(store, delete_record("t", make_version(10, owner))), 10);
+    persist.stage(store,
+                  applied(store, delete_record("t", make_version(10, owner))));
     persist.write();
     BOOST_CHECK_EQUAL(store.purge({"t"}), 1u);
     persist.stage_erase({"t"}, store.entry_count());
@@ -176,6 +179,34 @@ BOOST_AUTO_TEST_CASE(purged_tombstones_leave_the_disk) {
   store_persistence again{open_storage(dir.path), durability_mode::batch};
   BOOST_CHECK_EQUAL(again.load(loaded).entries, 0u);
   BOOST_CHECK_EQUAL(loaded.entry_count(), 0u);
+}
+
+// "No reuse": the reservation is synced before any stamp inside it is made,
+// renewed only when the clock comes within half of it, and a reopened
+// store starts its clock above it.
+BOOST_AUTO_TEST_CASE(the_clock_is_reserved_ahead_on_disk) {
+  scratch_dir dir;
+  {
+    store_persistence persist{open_storage(dir.path), durability_mode::none,
+                              100'000};
+    persist.reserve_clock(1'000'000, 900'000);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), 1'100'000u);
+    BOOST_CHECK_EQUAL(persist.reservations(), 1u);
+    // Well inside the reservation: nothing to write.
+    persist.reserve_clock(1'040'000, 1'040'000);
+    BOOST_CHECK_EQUAL(persist.reservations(), 1u);
+    // Within half of its end: the next one, from the later of clock and
+    // wall time.
+    persist.reserve_clock(1'030'000, 1'060'000);
+    BOOST_CHECK_EQUAL(persist.reservations(), 2u);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), 1'160'000u);
+    // Durability none: no sync of entries, but the reservations were.
+    BOOST_CHECK_EQUAL(persist.syncs(), 2u);
+  }
+  store_state loaded;
+  store_persistence again{open_storage(dir.path), durability_mode::none};
+  BOOST_CHECK_EQUAL(again.load(loaded).clock_floor_us, 1'160'000u);
+  BOOST_CHECK_EQUAL(again.reserved_us(), 1'160'000u);
 }
 
 BOOST_AUTO_TEST_CASE(an_entry_that_does_not_parse_is_a_storage_error) {
@@ -227,7 +258,7 @@ BOOST_AUTO_TEST_CASE(overwrites_keep_the_disk_bounded_by_the_live_data) {
       *changed.add_records() = applied(store, std::move(rec)).records(0);
       // Groups of 100 records, as the store writes a mailbox's worth.
       if (changed.records_size() == 100) {
-        persist.stage(store, changed, stamp);
+        persist.stage(store, changed);
         persist.write();
         changed.Clear();
       }
@@ -269,13 +300,13 @@ BOOST_AUTO_TEST_CASE(a_large_purge_compacts_the_tombstones_off_the_disk) {
       if (auto rec = record_of(i)) {
         *changed.add_records() = applied(store, std::move(*rec)).records(0);
         if (changed.records_size() == 100) {
-          persist.stage(store, changed, stamp);
+          persist.stage(store, changed);
           persist.write();
           changed.Clear();
         }
       }
     }
-    persist.stage(store, changed, stamp);
+    persist.stage(store, changed);
     persist.write();
   };
   write_all([&](int i) -> std::optional<pb::WriteRecord> {
@@ -326,8 +357,7 @@ BOOST_AUTO_TEST_CASE(a_group_is_full_at_its_byte_bound) {
     persist.stage(store,
                   applied(store, set_record(key_of(staged),
                                             make_version(10 + staged, owner),
-                                            value{random_value(rng)})),
-                  10 + staged);
+                                            value{random_value(rng)})));
     ++staged;
   }
   BOOST_TEST_MESSAGE(staged << " entries of 64-byte values fill a group");
@@ -343,8 +373,8 @@ BOOST_AUTO_TEST_CASE(small_purges_do_not_compact) {
   scratch_dir dir;
   store_state store;
   store_persistence persist{open_storage(dir.path), durability_mode::none};
-  persist.stage(
-    store, applied(store, delete_record("t", make_version(10, owner))), 10);
+  persist.stage(store,
+                applied(store, delete_record("t", make_version(10, owner))));
   persist.write();
   BOOST_CHECK_EQUAL(store.purge({"t"}), 1u);
   persist.stage_erase({"t"}, store.entry_count());

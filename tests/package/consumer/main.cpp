@@ -24,6 +24,7 @@ int main() {
   } catch (const syncmesh::key_error&) {
   }
   sock.close();
-  std::cout << "consumer: ok (node " << sock.id() << ")\n";
+  std::cout << "consumer: ok (node " << sock.id()
+            << ") __cplusplus=" << __cplusplus << "\n";
   return 0;
 }

@@ -64,6 +64,8 @@ struct node_counters {
   /// Microseconds the engine stalled writes (its flushes or compactions
   /// fell behind).
   uint64_t engine_stall_us = 0;
+  /// Microseconds spent in fsyncs (their sum).
+  uint64_t sync_us = 0;
 };
 
 /// CPU time and memory of the process that runs a node.
@@ -322,6 +324,8 @@ struct scenario_report {
   double syncs = -1;
   /// See syncs.
   double engine_writes = -1;
+  /// acks: microseconds those fsyncs took, summed.
+  double sync_us = -1;
   /// acks: from each write to its acknowledgement.
   latency_summary ack_latency;
   /// The node the memory figure comes from.

@@ -129,6 +129,17 @@ uint64_t metric(const std::string& text, const std::string& name,
   return static_cast<uint64_t>(total);
 }
 
+/// The value of the /metrics sample line whose name and labels are
+/// exactly `series`; 0 when there is none.
+double metric_value(const std::string& text, const std::string& series) {
+  std::istringstream in{text};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, series.size() + 1, series + " ") == 0)
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
+  return 0;
+}
+
 /// A syncmesh-node process, observed and written through its HTTP API.
 class daemon_node : public bench_node {
 public:
@@ -229,6 +240,10 @@ public:
       = metric(text, "syncmesh_storage", "what=\"engine_memory_bytes\"");
     c.engine_stall_us
       = metric(text, "syncmesh_storage_total", "kind=\"stall_us\"");
+    // The histogram's sum is in seconds; metric() reads whole numbers.
+    c.sync_us = static_cast<uint64_t>(
+      metric_value(text, "syncmesh_storage_flush_seconds_sum{op=\"sync\"}")
+      * 1e6);
     return c;
   }
 

@@ -81,6 +81,7 @@ public:
     c.engine_memory
       = d.memtable_bytes() + d.block_cache_bytes() + d.table_reader_bytes();
     c.engine_stall_us = d.engine_stall_us();
+    c.sync_us = d.sync_latency().sum_us();
     return c;
   }
 

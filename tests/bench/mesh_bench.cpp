@@ -1197,6 +1197,7 @@ scenario_report run_acks(bench_runtime& rt, const options& opts,
   r.syncs = static_cast<double>(after.storage_syncs - before.storage_syncs);
   r.engine_writes
     = static_cast<double>(after.storage_writes - before.storage_writes);
+  r.sync_us = static_cast<double>(after.sync_us - before.sync_us);
   if (after.storage_bytes > before.storage_bytes)
     r.write_amplification
       = static_cast<double>(after.engine_written - before.engine_written)

@@ -142,6 +142,8 @@ void print_report(const scenario_report& r) {
     row("fsyncs/s", cell(r.syncs < 0 ? -1 : r.syncs / r.ack_seconds, 0));
     row("writes per fsync",
         cell(r.syncs > 0 ? static_cast<double>(r.writes) / r.syncs : -1, 1));
+    row("mean fsync (ms)",
+        cell(r.syncs > 0 ? r.sync_us / r.syncs / 1e3 : -1, 3));
     row("engine writes/s (one per group)",
         cell(r.engine_writes < 0 ? -1 : r.engine_writes / r.ack_seconds, 0));
     row("ack latency p50 / p99 / max (us)",
@@ -233,7 +235,8 @@ void print_report(const scenario_report& r) {
     "\"read_p50_us\":%s,\"read_p99_us\":%s,\"anon_per_key_bytes\":%s,"
     "\"engine_memory_bytes\":%s,\"anon_less_engine_per_key_bytes\":%s,"
     "\"write_amplification\":%s,\"writers\":%zu,\"acks_per_s\":%s,"
-    "\"syncs_per_s\":%s,\"ack_p50_us\":%s,\"ack_p99_us\":%s,"
+    "\"syncs_per_s\":%s,\"mean_sync_us\":%s,\"ack_p50_us\":%s,"
+    "\"ack_p99_us\":%s,"
     "\"per_node\":%s}\n",
     quoted(r.scenario).c_str(), quoted(r.mode).c_str(), r.nodes,
     static_cast<unsigned long long>(r.writes), r.value_size,
@@ -255,6 +258,7 @@ void print_report(const scenario_report& r) {
     r.writers ? num(per_s(r.writes, r.ack_seconds), 0).c_str() : "null",
     r.writers && r.syncs >= 0 ? num(r.syncs / r.ack_seconds, 0).c_str()
                               : "null",
+    num(r.syncs > 0 ? r.sync_us / r.syncs : -1, 0).c_str(),
     r.ack_latency.count ? num(r.ack_latency.p50, 0).c_str() : "null",
     r.ack_latency.count ? num(r.ack_latency.p99, 0).c_str() : "null",
     nodes.c_str());

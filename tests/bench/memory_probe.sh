@@ -1,0 +1,87 @@
+#!/bin/bash
+# Memory per key of one syncmesh-node, with or without durable storage
+# (issue 15: "memory per key no worse than without storage; count RssAnon
+# apart from the engine's mapped files and caches"). Starts a node, loads
+# --keys keys of 64-byte values through POST /v1/kv (batches of 1,000),
+# and prints RssAnon growth per key, the engine's memory (write buffers,
+# block cache, table readers, from /v1/status) and RssAnon less that per
+# key, right after the load and 15 s later (jemalloc returns freed pages
+# to the OS after its 10 s decay). Options after -- go to the node, e.g.
+#   tests/bench/memory_probe.sh -- --data-dir=/var/tmp/d --durability=batch
+# MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0 in the environment makes
+# the allocator return freed pages at once: what is left is what is held.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+node_bin="$root/build/bin/syncmesh-node"
+keys=1000000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --node-bin=*) node_bin=${1#*=} ;;
+    --keys=*) keys=${1#*=} ;;
+    --) shift; break ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "memory_probe: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$node_bin" --host=127.0.0.1 --port=0 --http=127.0.0.1:0 --log-level=warning \
+  --expected-keys=$((keys + keys / 10)) "$@" >"$work/log" 2>&1 &
+pid=$!
+deadline=$((SECONDS + 60))
+until grep -q "syncmesh-node ready" "$work/log" 2>/dev/null; do
+  kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
+  [ $SECONDS -lt $deadline ] || { echo "memory_probe: no ready line" >&2; exit 1; }
+  sleep 0.05 # between tries of the poll
+done
+port=$(sed -n 's/.* http=127.0.0.1:\([0-9]*\).*/\1/p' "$work/log" | head -n1)
+
+anon() { awk '/^RssAnon:/ {print $2 * 1024}' "/proc/$pid/status"; }
+engine() {
+  /usr/bin/python3 -c "
+import http.client, json
+c = http.client.HTTPConnection('127.0.0.1', $port, timeout=10)
+c.request('GET', '/v1/status')
+s = json.loads(c.getresponse().read())['storage']
+print(s.get('engine', {}).get('memory_bytes', 0))"
+}
+
+anon0=$(anon)
+engine0=$(engine)
+/usr/bin/python3 - "$port" "$keys" <<'PY'
+import http.client, json, sys
+port, keys = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for start in range(0, keys, 1000):
+    items = [{"key": "t/%d" % i, "value": "%020d " % i + "v" * 43}
+             for i in range(start, min(keys, start + 1000))]
+    c.request("POST", "/v1/kv", json.dumps(items),
+              {"Content-Type": "application/json"})
+    res = c.getresponse()
+    res.read()
+    if res.status != 200:
+        sys.exit("POST /v1/kv answered %d" % res.status)
+PY
+report() { # report WHEN
+  local a e
+  a=$(anon)
+  e=$(engine)
+  echo "memory_probe: $1: RssAnon +$(((a - anon0) / keys)) B/key;" \
+    "engine memory $((e / 1048576)) MiB;" \
+    "RssAnon less engine +$((((a - e) - (anon0 - engine0)) / keys)) B/key" \
+    "(key and value: ~72 B/key)"
+}
+echo "memory_probe: $keys keys, node args: ${*:-(memory only)}"
+report "after the load"
+sleep 15 # jemalloc's decay (10 s) returns freed pages; nothing to poll for
+report "15 s later"

@@ -832,9 +832,10 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
     st.data_dir = cfg.data_dir;
     st.rules.raise_clock_floor(durable->clock_floor_us);
     st.run_floor_us = std::max(st.run_floor_us, durable->clock_floor_us);
-    if (!cfg.sync_inline && cfg.durability != durability_mode::none) {
+    if (!cfg.sync_inline) {
       // fsyncs on a thread of their own: the store goes on applying and
-      // writing while the disk syncs (wal_syncer.hpp). A weak handle: the
+      // writing while the disk syncs (wal_syncer.hpp); every durability
+      // mode, as the clock reservations are synced in each. A weak handle: the
       // syncer lives in this actor's state and must not keep it alive.
       caf::weak_actor_ptr weak = caf::actor_cast<caf::weak_actor_ptr>(self);
       st.persistence->start_syncer(
@@ -1131,6 +1132,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       // acknowledge what it cannot keep.
       if (!error.empty())
         throw storage_error(error);
+      self->state.persistence->synced(ticket);
       release_synced(self, ticket);
     },
     [=](storage_alive_atom) {

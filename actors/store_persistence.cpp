@@ -111,16 +111,47 @@ void store_persistence::reserve_clock(uint64_t high_water_us, uint64_t now_us) {
   auto reached = std::max(high_water_us, now_us);
   if (reached + reservation_us_ / 2 < reserved_us_)
     return;
-  auto next = reached + reservation_us_;
-  // Synced on its own, not with the staged entries: the reservation must be
-  // on disk before any stamp inside it leaves the node, and the entries may
-  // wait for their group's write.
-  auto start = steady::now();
-  storage_->put_meta(entry_storage::meta_clock, std::to_string(next), true);
-  sync_latency_.record(us_since(start));
-  reserved_us_ = next;
-  ++syncs_;
-  ++reservations_;
+  if (!syncer_) {
+    auto next = reached + reservation_us_;
+    // Synced on its own, not with the staged entries: the reservation must
+    // be on disk before any stamp inside it leaves the node, and the
+    // entries may wait for their group's write.
+    auto start = steady::now();
+    storage_->put_meta(entry_storage::meta_clock, std::to_string(next), true);
+    sync_latency_.record(us_since(start));
+    reserved_us_ = next;
+    ++syncs_;
+    ++reservations_;
+    return;
+  }
+  if (reserving_us_ == 0 || reached + reservation_us_ / 2 >= reserving_us_) {
+    // Half a reservation early: written now, synced by the syncer while
+    // the clock runs through the rest of the one on disk. (Again when the
+    // clock came near one still under way: a jump after an idle spell.)
+    reserving_us_ = reached + reservation_us_;
+    storage_->put_meta(entry_storage::meta_clock, std::to_string(reserving_us_),
+                       false);
+    reserving_ticket_ = syncer_->request();
+    ++reservations_;
+  }
+  // The next stamp (at `reached`, or its counter) must stay below what is
+  // on disk; only a sync slower than half a reservation makes it wait.
+  if (reached >= reserved_us_)
+    sync_now();
+}
+
+void store_persistence::synced(uint64_t ticket) {
+  if (reserving_us_ != 0 && ticket >= reserving_ticket_) {
+    reserved_us_ = reserving_us_;
+    reserving_us_ = 0;
+  }
+}
+
+void store_persistence::synced_here() noexcept {
+  if (reserving_us_ != 0) {
+    reserved_us_ = reserving_us_;
+    reserving_us_ = 0;
+  }
 }
 
 void store_persistence::stage_alive(uint64_t now_us) {
@@ -160,6 +191,7 @@ void store_persistence::sync() {
   sync_latency_.record(us_since(start));
   ++syncs_;
   unsynced_ = false;
+  synced_here();
 }
 
 void store_persistence::sync_now() {
@@ -168,6 +200,7 @@ void store_persistence::sync_now() {
   sync_latency_.record(us_since(start));
   ++syncs_;
   unsynced_ = false;
+  synced_here();
 }
 
 void store_persistence::start_syncer(wal_syncer::done_fn done) {

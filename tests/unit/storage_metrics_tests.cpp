@@ -246,6 +246,48 @@ BOOST_AUTO_TEST_CASE(a_failed_sync_is_reported_and_ends_the_syncs) {
   BOOST_CHECK_EQUAL(syncer.syncs(), 0u);
 }
 
+BOOST_AUTO_TEST_CASE(the_next_clock_reservation_is_synced_by_the_syncer) {
+  scratch_dir dir;
+  auto storage = std::make_shared<rocksdb_storage>();
+  storage->open(dir.path, "this-node");
+  reports seen;
+  uint64_t reserved = 0;
+  uint64_t ahead = 0;
+  {
+    store_persistence persist{storage, durability_mode::batch, 100'000};
+    persist.start_syncer(seen.fn());
+    // The first reservation: nothing on disk covers the clock, so it is
+    // synced before this returns.
+    persist.reserve_clock(1'000'000, 1'000'000);
+    reserved = persist.reserved_us();
+    BOOST_CHECK_EQUAL(reserved, 1'100'000u);
+    // Within half a reservation of it: the next one is written and its
+    // sync asked for, and the store does not wait for it.
+    persist.reserve_clock(1'060'000, 1'060'000);
+    ahead = persist.reserving_us();
+    BOOST_CHECK_EQUAL(ahead, 1'160'000u);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), reserved);
+    BOOST_CHECK_EQUAL(persist.reservations(), 2u);
+    // The syncer reports it (its second request: the first reservation
+    // asked for one too); then it is the reservation on disk.
+    seen.wait_for(2);
+    persist.synced(seen.highest);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), ahead);
+    BOOST_CHECK_EQUAL(persist.reserving_us(), 0u);
+    // A clock that reaches the reservation on disk before the syncer told
+    // of the next one syncs here: every stamp stays below what is on disk.
+    persist.reserve_clock(1'120'000, 1'120'000);
+    BOOST_CHECK_EQUAL(persist.reserved_us(), ahead);
+    persist.reserve_clock(ahead, ahead);
+    BOOST_CHECK_GT(persist.reserved_us(), ahead);
+    reserved = persist.reserved_us();
+  }
+  // After a restart the clock starts above every reservation.
+  store_state loaded;
+  store_persistence again{storage, durability_mode::batch};
+  BOOST_CHECK_GE(again.load(loaded).clock_floor_us, reserved);
+}
+
 BOOST_AUTO_TEST_CASE(the_persistence_counts_syncs_made_by_its_syncer) {
   scratch_dir dir;
   auto storage = std::make_shared<rocksdb_storage>();

@@ -116,7 +116,8 @@ struct engine_stats {
 
 /// An embedded engine behind the calls the dict store needs, so the
 /// in-memory mode (no data dir) needs no engine at all and the engine can be
-/// swapped. Not thread-safe: one owner calls it (checkpoint() excepted).
+/// swapped. Not thread-safe: one owner calls it (checkpoint() and sync()
+/// excepted).
 class entry_storage {
 public:
   /// The disk format this build writes and reads (meta "format"). Raise it
@@ -157,7 +158,10 @@ public:
     = 0;
 
   /// Makes every earlier write durable (one fsync for all of them: what a
-  /// group commit of several writers calls once).
+  /// group commit of several writers calls once). Besides checkpoint(),
+  /// the one call that may run on another thread (the store's syncer,
+  /// actors/wal_syncer.hpp) while the owner goes on writing; it covers
+  /// every write that returned before it was called.
   virtual void sync() = 0;
 
   /// Calls `fn` with every stored key and record (key order), for loading

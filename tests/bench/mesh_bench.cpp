@@ -67,6 +67,9 @@ struct options {
   std::string via = "both";
   /// chain3/mesh5: file for every latency sample with its send time.
   std::string latency_log;
+  /// Where each run's scratch dir (logs, data dirs) goes: its file system
+  /// decides what an fsync costs.
+  std::string scratch = "/tmp";
 };
 
 /// The --help text.
@@ -78,7 +81,8 @@ const char* usage_text
     "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n"
     "  [--durability=always|batch|none]  (every node with a data dir)\n"
     "  [--writers=W] [--via=facade|http|both]  (acks)\n"
-    "  [--latency-log=FILE]  (chain3, mesh5: each sample with its send time)\n";
+    "  [--latency-log=FILE]  (chain3, mesh5: each sample with its send time)\n"
+    "  [--scratch=DIR]  (logs and data dirs: /tmp by default)\n";
 
 /// The syncmesh-node next to this binary.
 std::string default_node_bin() {
@@ -142,6 +146,8 @@ bool parse(int argc, char** argv, options& opts) {
       opts.via = v;
     else if (auto v = value_of("--latency-log="))
       opts.latency_log = v;
+    else if (auto v = value_of("--scratch="))
+      opts.scratch = v;
     else if (auto v = value_of("--node-bin="))
       opts.node_bin = v;
     else if (arg == "--tls")
@@ -382,9 +388,9 @@ struct mesh {
   std::vector<std::pair<size_t, size_t>> links;
 
   mesh(bench_runtime& runtime, const options& o) : rt(runtime), opts(o) {
-    char tmpl[] = "/tmp/syncmesh-bench-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
+    auto tmpl = opts.scratch + "/syncmesh-bench-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("mkdtemp in " + opts.scratch + " failed");
     dir = tmpl;
     if (opts.tls_now) {
       // A throwaway cluster CA in the run's temp dir (removed with it).

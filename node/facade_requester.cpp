@@ -1,5 +1,6 @@
 #include "node/facade_requester.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include <caf/actor_cast.hpp>
@@ -42,7 +43,11 @@ std::exception_ptr node_exception(caf::actor_system& sys,
 
 facade_requester::facade_requester(caf::actor_system& sys, caf::actor dest,
                                    std::chrono::milliseconds timeout)
-    : sys_(sys), dest_(std::move(dest)), timeout_(timeout) {
+    : dest_(std::move(dest)),
+      // Deadlines are now() + timeout: a timeout near milliseconds::max()
+      // would overflow the clock's time points. A year is forever here.
+      timeout_(std::min(
+        timeout, std::chrono::milliseconds{std::chrono::hours{24 * 365}})) {
   // A companion that is never launched: it has no mailbox of its own to
   // schedule and does not count as a running actor, so it never holds up
   // ~actor_system.

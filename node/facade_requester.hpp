@@ -91,7 +91,6 @@ private:
   /// Arms one sweep message at `when`; callers hold mtx_.
   void arm_sweep_locked(clock::time_point when);
 
-  caf::actor_system& sys_;
   caf::actor dest_;
   std::chrono::milliseconds timeout_;
   /// The sender of every request; its enqueue handler is on_message.

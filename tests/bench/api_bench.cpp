@@ -133,3 +133,26 @@ void api_set_async_pipelined(benchmark::State& state) {
 BENCHMARK(api_set_async_pipelined)->Arg(1000)->Arg(10000)->UseRealTime();
 
 } // namespace
+
+namespace {
+
+// update() with W pairs per call: the batch form of writing from one thread
+// (one request, one store step and one reply per batch; all or nothing
+// under leases, as update() documents).
+void api_blocking_update_batch(benchmark::State& state) {
+  one_node node;
+  auto keys = bench_keys();
+  auto per_batch = static_cast<size_t>(state.range(0));
+  std::vector<std::pair<std::string, value>> batch;
+  size_t i = 0;
+  for (auto _ : state) {
+    batch.clear();
+    for (size_t n = 0; n < per_batch; ++n)
+      batch.emplace_back(keys[i++ % keys.size()], bench_value);
+    node.sock.update(batch);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(api_blocking_update_batch)->Arg(100)->Arg(1000)->UseRealTime();
+
+} // namespace

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "actors/facade.hpp"
 #include "actors/lease_conflicts.hpp"
 #include "messages/value_proto.hpp"
+#include "node/facade_requester.hpp"
 
 namespace syncmesh {
 
@@ -162,6 +164,97 @@ peer_info peer_from(const pb::PeerInfo& x) {
 
 } // namespace
 
+// -- calls in flight ----------------------------------------------------------
+
+namespace {
+
+/// A blocking caller's slot: the caller sleeps on it until the reply,
+/// close() or its deadline completes it.
+template <class Reply>
+class blocking_call final : public pending_call {
+public:
+  void complete(caf::type_erased_tuple& content) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (content.match_elements<Reply>())
+        reply_ = content.move_if_unshared<Reply>(0);
+      else if (content.match_elements<caf::error>())
+        err_ = content.get_as<caf::error>(0);
+      else
+        err_ = caf::make_error(caf::sec::unexpected_response);
+      done_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  void fail(std::exception_ptr why) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      failure_ = std::move(why);
+      done_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  /// Waits for completion until `deadline`; false when it passed first.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_until(guard, deadline, [this] { return done_; });
+  }
+
+  /// Waits for completion.
+  void wait() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    cv_.wait(guard, [this] { return done_; });
+  }
+
+  /// The reply; throws the failure or the node's error. After wait().
+  Reply take(caf::actor_system& sys) {
+    if (failure_)
+      std::rethrow_exception(failure_);
+    if (err_)
+      throw_node_error(sys, err_);
+    return std::move(*reply_);
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::optional<Reply> reply_;
+  caf::error err_;
+  std::exception_ptr failure_;
+};
+
+/// An asynchronous write: completes a std::promise, on the thread that
+/// delivers the reply (a CAF worker), so no thread waits per write.
+class async_write final : public pending_call {
+public:
+  explicit async_write(caf::actor_system& sys) : sys_(sys) {}
+
+  std::future<void> future() { return done_.get_future(); }
+
+  void complete(caf::type_erased_tuple& content) override {
+    if (content.match_elements<pb::WriteAck>())
+      done_.set_value();
+    else if (content.match_elements<caf::error>())
+      done_.set_exception(node_exception(sys_, content.get_as<caf::error>(0)));
+    else
+      done_.set_exception(
+        node_exception(sys_, caf::make_error(caf::sec::unexpected_response)));
+  }
+
+  void fail(std::exception_ptr why) override {
+    done_.set_exception(std::move(why));
+  }
+
+private:
+  caf::actor_system& sys_;
+  std::promise<void> done_;
+};
+
+} // namespace
+
 // -- impl ---------------------------------------------------------------------
 
 struct sync_socket::impl {
@@ -192,21 +285,43 @@ struct sync_socket::impl {
   std::vector<delete_callback> delete_cbs;
   std::vector<lease_lost_callback> lease_lost_cbs;
 
+  /// Sends every request and routes the replies (no actor per call).
+  std::unique_ptr<facade_requester> requester;
+
+  /// Sends a request to the facade and waits for the reply (at most
+  /// cfg.request_timeout); throws what the node's error maps to, or
+  /// errc::closed when close() runs first.
   template <class Reply, class... Ts>
   Reply call(Ts&&... xs) {
     if (closed)
       throw error(errc::closed, "the sync_socket is closed");
-    caf::scoped_actor self{sys};
-    std::optional<Reply> reply;
-    caf::error err;
-    self
-      ->request(facade, caf::duration{cfg.request_timeout},
-                std::forward<Ts>(xs)...)
-      .receive([&](Reply& x) { reply = std::move(x); },
-               [&](caf::error& x) { err = std::move(x); });
-    if (err)
+    auto slot = std::make_shared<blocking_call<Reply>>();
+    auto id
+      = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...));
+    if (id == 0)
+      throw error(errc::closed, "the sync_socket is closed");
+    auto deadline = std::chrono::steady_clock::now() + requester->timeout();
+    if (!slot->wait_until(deadline) && requester->withdraw(id))
+      throw error(errc::timeout, "the node did not reply in time");
+    // Completed, or being completed right now by the thread that took it.
+    slot->wait();
+    return slot->take(sys);
+  }
+
+  /// Reads `key` from the store's table on this thread (no actor hop; see
+  /// actors/store_reader.hpp): a write acknowledged to any thread before is
+  /// seen. Falls back to the facade while the store has not attached yet.
+  pb::GetReply read(const std::string& key) {
+    if (closed)
+      throw error(errc::closed, "the sync_socket is closed");
+    if (auto err = check_key(cfg, key))
       throw_node_error(sys, err);
-    return std::move(*reply);
+    pb::GetReply reply;
+    if (node.reader && node.reader->get(key, reply))
+      return reply;
+    pb::GetRequest req;
+    req.set_key(key);
+    return call<pb::GetReply>(std::move(req));
   }
 
   void dispatch(const pb::Event& ev) {
@@ -271,7 +386,10 @@ struct sync_socket::impl {
   }
 
   template <class F>
-  static void guarded(const pb::Event& ev, F&& f) {
+  void guarded(const pb::Event& ev, F&& f) {
+    // No callback starts once close() began (one already running finishes).
+    if (closed)
+      return;
     // A throwing callback must not kill the event thread for the others.
     try {
       f();
@@ -305,12 +423,22 @@ struct sync_socket::impl {
   std::deque<queued> queue;
   size_t dropped_events = 0;
   bool stopping = false;
+  /// Set by the event thread as it returns (guarded by queue_mtx).
+  bool worker_done = false;
   std::thread worker;
+
+  /// How long close() lets a running callback finish before it returns
+  /// anyway (the event thread then finishes it on its own: it holds this
+  /// impl). Well inside close()'s 100 ms promise; a callback that calls
+  /// the socket meanwhile gets errc::closed at once, so it ends quickly.
+  static constexpr auto callback_grace = std::chrono::milliseconds(50);
 
   /// Called by the subscriber actor (a CAF worker): never blocks on callbacks.
   void enqueue(pb::Event ev, uint64_t job = 0) {
     {
       std::lock_guard<std::mutex> guard{queue_mtx};
+      if (stopping)
+        return;
       // Handler jobs are never dropped: the facade waits for their answer
       // (and bounds them itself); events beyond the bound are.
       if (job == 0 && queue.size() >= max_queued_events) {
@@ -337,10 +465,21 @@ struct sync_socket::impl {
       if (consumed)
         break;
     }
-    caf::anon_send(handler_actor, job, consumed);
+    // After close() the handler actor is gone and so may be its system.
+    if (!closed)
+      caf::anon_send(handler_actor, job, consumed);
   }
 
   void run_events() {
+    run_queue();
+    {
+      std::lock_guard<std::mutex> guard{queue_mtx};
+      worker_done = true;
+    }
+    queue_cv.notify_all();
+  }
+
+  void run_queue() {
     for (;;) {
       queued item;
       {
@@ -358,11 +497,15 @@ struct sync_socket::impl {
     }
   }
 
+  /// Never waits for the node: answers every call in flight with
+  /// errc::closed, tells the actors to stop, and gives a running callback
+  /// at most callback_grace to finish.
   void close() {
     if (closed.exchange(true))
       return;
-    caf::scoped_actor self{sys};
-    self->monitor(facade);
+    // Blocked callers (on any thread, callbacks included) wake up now.
+    if (requester)
+      requester->close();
     caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
     if (events)
       caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
@@ -373,15 +516,23 @@ struct sync_socket::impl {
       stopping = true;
     }
     queue_cv.notify_all();
-    if (worker.joinable()) {
-      // From a callback the event thread cannot wait for itself.
-      if (worker.get_id() == std::this_thread::get_id())
-        worker.detach();
-      else
-        worker.join();
+    if (!worker.joinable())
+      return;
+    // From a callback the event thread cannot wait for itself.
+    if (worker.get_id() == std::this_thread::get_id()) {
+      worker.detach();
+      return;
     }
-    self->receive([](const caf::down_msg&) {},
-                  caf::after(std::chrono::seconds(5)) >> [] {});
+    bool done = false;
+    {
+      std::unique_lock<std::mutex> guard{queue_mtx};
+      done
+        = queue_cv.wait_for(guard, callback_grace, [&] { return worker_done; });
+    }
+    if (done)
+      worker.join();
+    else
+      worker.detach(); // it shares ownership of this impl
   }
 };
 
@@ -392,14 +543,17 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   impl_->node = spawn_node(sys, impl_->cfg);
   impl_->id = impl_->node.id;
   impl_->facade = impl_->node.facade;
+  impl_->requester = std::make_unique<facade_requester>(
+    sys, caf::actor_cast<caf::actor>(impl_->facade),
+    std::chrono::duration_cast<std::chrono::milliseconds>(
+      impl_->cfg.request_timeout));
   try {
     // Waits for the listener, so port() is known and a bind error surfaces
     // here rather than later.
     impl_->port = static_cast<uint16_t>(
       impl_->call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
   } catch (...) {
-    impl_->closed = true;
-    caf::anon_send_exit(impl_->facade, caf::exit_reason::user_shutdown);
+    impl_->close();
     throw;
   }
   std::weak_ptr<impl> weak = impl_;
@@ -427,12 +581,11 @@ sync_socket::~sync_socket() {
 // -- reads --------------------------------------------------------------------
 
 std::optional<item> sync_socket::get_item(key_arg key) const {
-  pb::GetRequest req;
-  req.set_key(std::move(key).str());
-  auto reply = impl_->call<pb::GetReply>(pb::GetRequest{req});
+  auto name = std::move(key).str();
+  auto reply = impl_->read(name);
   if (!reply.found())
     return std::nullopt;
-  return item{std::move(*req.mutable_key()), value_from(reply.value()),
+  return item{std::move(name), value_from(reply.value()),
               meta_from(reply.meta())};
 }
 
@@ -517,6 +670,19 @@ void sync_socket::set(key_arg key, value val) {
   req.set_key(std::move(key).str());
   to_proto(val, req.mutable_value());
   impl_->call<pb::WriteAck>(std::move(req));
+}
+
+std::future<void> sync_socket::set_async(key_arg key, value val) {
+  pb::SetRequest req;
+  req.set_key(std::move(key).str());
+  to_proto(val, req.mutable_value());
+  auto call = std::make_shared<async_write>(impl_->sys);
+  auto result = call->future();
+  if (impl_->closed
+      || impl_->requester->start(call, caf::make_message(std::move(req))) == 0)
+    call->fail(std::make_exception_ptr(
+      error(errc::closed, "the sync_socket is closed")));
+  return result;
 }
 
 void sync_socket::update(
@@ -746,6 +912,10 @@ void sync_socket::close() {
 
 bool sync_socket::closed() const noexcept {
   return impl_->closed;
+}
+
+size_t sync_socket::calls_in_flight() const {
+  return impl_->requester->in_flight();
 }
 
 } // namespace syncmesh

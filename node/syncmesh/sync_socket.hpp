@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -95,7 +96,12 @@ struct item {
 };
 
 /// A node of the mesh with the API of py2p's sync_socket, blocking: every
-/// call waits for the node's reply (at most config::request_timeout).
+/// call waits for the node's reply (at most config::request_timeout, then
+/// syncmesh::error with errc::timeout). No actor is created per call: one
+/// requester per socket sends every request and routes its reply to the
+/// waiting thread, and reads (`get`, `at`, `contains`, `get_item`, `[]`)
+/// come straight from the store's table under its lock, so a write that
+/// returned (on any thread) is seen by every later read.
 ///
 /// Thread safety: every member function may be called from any thread.
 /// Callbacks (`on_update`, `on_delete`, `on_lease_lost`, `on_connect`,
@@ -105,7 +111,14 @@ struct item {
 /// inside a callback is safe (including `close()`). Events wait for that
 /// thread in a bounded queue (65,536; the oldest are dropped beyond it).
 ///
-/// The actor system must outlive the socket. The destructor calls close().
+/// close() never waits for the node: calls in flight on other threads (and
+/// from callbacks) throw errc::closed at once (a write in flight may or may
+/// not have been applied), and a callback still running
+/// gets at most 50 ms before close() returns without it; it then finishes
+/// on the event thread, and no callback starts after close() returned.
+///
+/// The actor system must outlive the socket and any callback still running
+/// after close(). The destructor calls close().
 class sync_socket {
 public:
   /// Callback for `update(key, value, meta)` events.
@@ -159,6 +172,16 @@ public:
 
   /// Sets `key`; throws lease_error when another node holds its lease.
   void set(key_arg key, syncmesh::value val);
+  /// Sets `key` without waiting: the future becomes ready once the node
+  /// applied the write (as set() returns), and its get() throws what set()
+  /// would (lease_error, value_error, errc::closed, errc::timeout). Writes
+  /// from one thread are applied in the order they were issued, so a
+  /// pipeline of them keeps set()'s ordering at the facade's speed.
+  ///
+  /// A future rather than a completion callback: the reply arrives on a CAF
+  /// worker thread, where a callback that blocks (on this socket, say)
+  /// would stall the node, and a future carries set()'s exception types.
+  std::future<void> set_async(key_arg key, syncmesh::value val);
   /// Sets every pair: all leases are checked first, then all pairs are
   /// applied, or none is (lease_error::conflicts() names every leased key
   /// of the batch with its owner and lease end; key() is the first).
@@ -302,11 +325,15 @@ public:
   facade_actor handle() const;
   /// The configuration in effect.
   const config& settings() const noexcept;
-  /// Stops the node and the event thread; later calls throw errc::closed.
-  /// Idempotent.
+  /// Stops the node and the event thread without waiting for them (see the
+  /// class comment): calls in flight and later calls throw errc::closed,
+  /// pending set_async futures hold it. Idempotent; safe from a callback.
   void close();
   /// True after close().
   bool closed() const noexcept;
+  /// Blocking and asynchronous calls waiting for the node's reply now (for
+  /// monitoring a pipeline of set_async, and for tests of close()).
+  size_t calls_in_flight() const;
 
   /// Implementation details (opaque).
   struct impl;

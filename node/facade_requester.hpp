@@ -1,0 +1,113 @@
+#pragma once
+
+// Requests to a node's facade from threads that are not actors, without an
+// actor per request (the sync_socket's blocking and asynchronous calls).
+//
+// Why: a `caf::scoped_actor` per blocking call cost ~120 µs to create and
+// destroy, which held the blocking set() to ~7,000 calls/s. Here one
+// `caf::actor_companion` per socket is the sender of every request: its
+// enqueue runs on whichever thread delivers the reply (a CAF worker, or the
+// caller itself when the facade is gone and CAF bounces the request), looks
+// the request ID up in a table and completes that call. No actor is
+// scheduled for the reply, and the caller waits on its own slot, so close()
+// can answer every call in flight at once.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <caf/actor.hpp>
+#include <caf/actor_companion.hpp>
+#include <caf/message.hpp>
+
+namespace syncmesh {
+
+/// A request in flight: completed exactly once, by the reply, by close()
+/// or by its deadline (whichever takes it out of the requester's table).
+class pending_call {
+public:
+  virtual ~pending_call() = default;
+
+  /// The facade answered: `content` holds the reply or a `caf::error`.
+  virtual void complete(caf::type_erased_tuple& content) = 0;
+
+  /// The call ended without a reply (`why`: errc::closed or errc::timeout).
+  virtual void fail(std::exception_ptr why) = 0;
+};
+
+/// Sends requests to one actor on behalf of non-actor threads and routes
+/// the replies to their pending_call. Thread-safe.
+class facade_requester {
+public:
+  /// Requests go to `dest`; a call without a reply after `timeout` fails
+  /// with errc::timeout.
+  facade_requester(caf::actor_system& sys, caf::actor dest,
+                   std::chrono::milliseconds timeout);
+
+  /// Closes (see close()).
+  ~facade_requester();
+
+  facade_requester(const facade_requester&) = delete;
+  facade_requester& operator=(const facade_requester&) = delete;
+
+  /// Sends `request` and registers `call` for its reply. Returns the
+  /// call's number, or 0 (and sends nothing) after close().
+  uint64_t start(std::shared_ptr<pending_call> call, caf::message request);
+
+  /// Takes call `id` out of the table when it is still waiting: true when
+  /// the caller now owns its completion (a blocking caller whose wait ended
+  /// first); false when a reply, close() or the sweep is completing it.
+  bool withdraw(uint64_t id);
+
+  /// Fails every call in flight with errc::closed, refuses new ones, and
+  /// stops routing replies. Returns without waiting for the facade.
+  void close();
+
+  /// Calls in flight (for tests and metrics).
+  size_t in_flight() const;
+
+  /// How long a call may wait for its reply.
+  std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+
+private:
+  using clock = std::chrono::steady_clock;
+
+  struct entry {
+    std::shared_ptr<pending_call> call;
+    clock::time_point deadline;
+  };
+
+  /// Runs on the thread that delivers a message to the companion.
+  void on_message(caf::mailbox_element& msg);
+
+  /// Fails the calls whose deadline passed (asynchronous calls have no
+  /// waiting thread to notice); re-arms itself while calls remain.
+  void sweep();
+
+  /// Arms one sweep message at `when`; callers hold mtx_.
+  void arm_sweep_locked(clock::time_point when);
+
+  caf::actor dest_;
+  std::chrono::milliseconds timeout_;
+  /// The sender of every request; its enqueue handler is on_message.
+  caf::actor companion_;
+
+  mutable std::mutex mtx_;
+  /// Calls by request number. Numbers grow with time and every call gets
+  /// the same timeout, so the first entry has the earliest deadline.
+  std::map<uint64_t, entry> calls_;
+  uint64_t next_id_ = 1;
+  bool closed_ = false;
+  bool sweep_armed_ = false;
+};
+
+/// The exception a blocking call throws for `err` (key_error, lease_error,
+/// syncmesh::error with errc::timeout or errc::closed, ...).
+std::exception_ptr node_exception(caf::actor_system& sys,
+                                  const caf::error& err);
+
+} // namespace syncmesh

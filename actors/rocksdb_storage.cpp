@@ -151,11 +151,16 @@ void rocksdb_storage::open(const std::string& dir, std::string_view node_id) {
   auto st = rocksdb::DB::Open(opts, dir, &raw);
   if (!st.ok())
     fail(dir, "opening the database", st);
+  adopt(raw, dir, false, node_id);
+}
+
+void rocksdb_storage::adopt(rocksdb::DB* raw, const std::string& dir,
+                            bool read_only, std::string_view node_id) {
   db_.reset(raw);
   dir_ = dir;
-  read_only_ = false;
+  read_only_ = read_only;
   try {
-    check_format(node_id, true);
+    check_format(node_id, !read_only);
   } catch (...) {
     db_->Close().PermitUncheckedError(); // the refusal is the error to report
     db_.reset();
@@ -174,17 +179,8 @@ void rocksdb_storage::open_read_only(const std::string& dir) {
   auto st = rocksdb::DB::OpenForReadOnly(opts, dir, &raw);
   if (!st.ok())
     fail(dir, "opening the database to read", st);
-  db_.reset(raw);
-  dir_ = dir;
-  read_only_ = true;
   stats_.reset(); // a read-only copy reports no writes
-  try {
-    check_format({}, false);
-  } catch (...) {
-    db_->Close().PermitUncheckedError();
-    db_.reset();
-    throw;
-  }
+  adopt(raw, dir, true, {});
 }
 
 void rocksdb_storage::check_format(std::string_view node_id, bool create) {

@@ -80,6 +80,10 @@ private:
   /// belongs to `node_id`); throws storage_error. A dir without a format
   /// is new: with `create`, it gets the format and `node_id`.
   void check_format(std::string_view node_id, bool create);
+  /// Takes the just-opened `raw` as the database of `dir` and checks its
+  /// format (creating it unless `read_only`); closes it again on refusal.
+  void adopt(rocksdb::DB* raw, const std::string& dir, bool read_only,
+             std::string_view node_id);
 
   std::unique_ptr<rocksdb::DB> db_;
   /// The engine's tickers (stats()), new at each open.

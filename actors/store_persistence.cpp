@@ -184,14 +184,8 @@ void store_persistence::write() {
 }
 
 void store_persistence::sync() {
-  if (!unsynced_)
-    return;
-  auto start = steady::now();
-  storage_->sync();
-  sync_latency_.record(us_since(start));
-  ++syncs_;
-  unsynced_ = false;
-  synced_here();
+  if (unsynced_)
+    sync_now();
 }
 
 void store_persistence::sync_now() {

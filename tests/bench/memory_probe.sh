@@ -5,8 +5,8 @@
 # --keys keys of 64-byte values through POST /v1/kv (batches of 1,000),
 # and prints RssAnon growth per key, the engine's memory (write buffers,
 # block cache, table readers, from /v1/status) and RssAnon less that per
-# key, right after the load and 15 s later (jemalloc returns freed pages
-# to the OS after its 10 s decay). Options after -- go to the node, e.g.
+# key, right after the load and once RssAnon stops falling (jemalloc
+# returns freed pages to the OS over its 10 s decay; at most 30 s). Options after -- go to the node, e.g.
 #   tests/bench/memory_probe.sh -- --data-dir=/var/tmp/d --durability=batch
 # MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0 in the environment makes
 # the allocator return freed pages at once: what is left is what is held.
@@ -14,6 +14,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=node_ready.sh
+source "$here/node_ready.sh"
 node_bin="$root/build/bin/syncmesh-node"
 keys=1000000
 while [ $# -gt 0 ]; do
@@ -38,13 +40,8 @@ trap cleanup EXIT
 "$node_bin" --host=127.0.0.1 --port=0 --http=127.0.0.1:0 --log-level=warning \
   --expected-keys=$((keys + keys / 10)) "$@" >"$work/log" 2>&1 &
 pid=$!
-deadline=$((SECONDS + 60))
-until grep -q "syncmesh-node ready" "$work/log" 2>/dev/null; do
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
-  [ $SECONDS -lt $deadline ] || { echo "memory_probe: no ready line" >&2; exit 1; }
-  sleep 0.05 # between tries of the poll
-done
-port=$(sed -n 's/.* http=127.0.0.1:\([0-9]*\).*/\1/p' "$work/log" | head -n1)
+await_ready "$work/log" "$pid" 60 memory_probe
+port=$http_port
 
 anon() { awk '/^RssAnon:/ {print $2 * 1024}' "/proc/$pid/status"; }
 engine() {
@@ -83,5 +80,15 @@ report() { # report WHEN
 }
 echo "memory_probe: $keys keys, node args: ${*:-(memory only)}"
 report "after the load"
-sleep 15 # jemalloc's decay (10 s) returns freed pages; nothing to poll for
-report "15 s later"
+# jemalloc returns freed pages over its 10 s decay: poll RssAnon (every
+# 0.5 s) until it has not fallen for 3 s, at most 30 s.
+started=$SECONDS
+last=$(anon)
+steady=0
+while [ $steady -lt 6 ] && [ $((SECONDS - started)) -lt 30 ]; do
+  sleep 0.5 # between tries of the poll
+  now=$(anon)
+  if [ "$now" -lt "$last" ]; then steady=0; else steady=$((steady + 1)); fi
+  last=$now
+done
+report "$((SECONDS - started)) s later, RssAnon settled"

@@ -13,6 +13,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=node_ready.sh
+source "$here/node_ready.sh"
 keys=1000000
 value_size=64
 durability=batch
@@ -43,14 +45,9 @@ start_node() { # start_node LOG: sets pid, port and ready_ms (exec to ready line
     --data-dir="$work/data" --durability="$durability" \
     --expected-keys="$keys" >"$1" 2>&1 &
   pid=$!
-  local deadline=$((SECONDS + 120))
-  until grep -q "syncmesh-node ready" "$1" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$1" >&2; exit 1; }
-    [ $SECONDS -lt $deadline ] || { echo "restart_bench: no ready line in 120 s" >&2; exit 1; }
-    sleep 0.01 # between tries of the poll
-  done
+  await_ready "$1" "$pid" 120 restart_bench
   t1=$(date +%s%N)
-  port=$(sed -n 's/.* http=127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -n1)
+  port=$http_port
   ready_ms=$(((t1 - t0) / 1000000))
 }
 

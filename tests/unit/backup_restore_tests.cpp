@@ -20,6 +20,7 @@
 #include "messages/py2p_codec.hpp"
 #include "messages/version.hpp"
 #include "tests/support/scratch_dir.hpp"
+#include "tests/unit/stored_contents.hpp"
 
 using namespace syncmesh;
 using syncmesh::test::scratch_dir;
@@ -27,15 +28,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using contents = std::map<std::string, std::string>;
-
-contents load(entry_storage& store) {
-  contents out;
-  store.for_each([&](std::string_view key, std::string_view record) {
-    out.emplace(std::string{key}, std::string{record});
-  });
-  return out;
-}
+using contents = syncmesh::test::stored_contents;
+using syncmesh::test::load_contents;
 
 /// Writes `n` entries "key/i" with records naming `round` into `store`.
 contents fill(entry_storage& store, int n, const std::string& round) {
@@ -115,7 +109,7 @@ BOOST_AUTO_TEST_CASE(a_checkpoint_holds_what_was_written_before_it_only) {
   auto written = node_with_copy(tmp.path + "/data", copy);
   rocksdb_storage read;
   read.open_read_only(copy);
-  BOOST_TEST((load(read) == written));
+  BOOST_TEST((load_contents(read) == written));
   BOOST_TEST(read.get_meta(entry_storage::meta_node_id).value_or("")
              == "node-a");
   BOOST_TEST(read.get_meta(entry_storage::meta_clock).value_or("")
@@ -155,7 +149,7 @@ BOOST_AUTO_TEST_CASE(a_backup_restores_into_a_dir_a_node_opens_as_itself) {
   rocksdb_storage store;
   // Opened as the node would: its own ID, the disk format checked.
   store.open(restored + "/entries", "node-a");
-  BOOST_TEST((load(store) == written));
+  BOOST_TEST((load_contents(store) == written));
   BOOST_TEST(store.get_meta(entry_storage::meta_clock).value_or("")
              == std::to_string(r.clock_mark_us));
   BOOST_TEST(store.get_meta(entry_storage::meta_last_alive).value_or("")
@@ -193,7 +187,7 @@ BOOST_AUTO_TEST_CASE(a_new_id_is_fresh_and_of_the_same_kind) {
   BOOST_TEST(a.header.node_id == "node-a");
   rocksdb_storage store;
   store.open(tmp.path + "/a/entries", a.node_id);
-  BOOST_TEST(load(store).size() == 300u);
+  BOOST_TEST(load_contents(store).size() == 300u);
   BOOST_TEST(slurp(tmp.path + "/a/node-id") == to_hex(a.node_id) + "\n");
   // A py2p mesh's node IDs are base58 text: the new one is too.
   auto py2p_id = py2p::random_node_id("x");

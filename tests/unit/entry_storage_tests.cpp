@@ -17,6 +17,7 @@
 
 #include "actors/rocksdb_storage.hpp"
 #include "tests/support/scratch_dir.hpp"
+#include "tests/unit/stored_contents.hpp"
 
 using namespace syncmesh;
 using syncmesh::test::scratch_dir;
@@ -24,17 +25,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using contents = std::map<std::string, std::string>;
-
-/// Everything for_each yields, in a map (checks for duplicate keys too).
-contents load(entry_storage& store) {
-  contents out;
-  store.for_each([&](std::string_view key, std::string_view record) {
-    auto [_, fresh] = out.emplace(std::string{key}, std::string{record});
-    BOOST_TEST(fresh);
-  });
-  return out;
-}
+using contents = syncmesh::test::stored_contents;
+using syncmesh::test::load_contents;
 
 /// The error message of `fn`, or nullopt when it does not throw
 /// storage_error (anything else escapes and fails the test).
@@ -108,7 +100,7 @@ BOOST_AUTO_TEST_CASE(put_erase_round_trip_across_reopen) {
   {
     rocksdb_storage store;
     store.open(dir, "node-a");
-    BOOST_TEST(load(store).empty());
+    BOOST_TEST(load_contents(store).empty());
     storage_batch batch;
     for (int i = 0; i < 2000; ++i) {
       auto key = "key/" + std::to_string(i);
@@ -137,16 +129,16 @@ BOOST_AUTO_TEST_CASE(put_erase_round_trip_across_reopen) {
     expected[binary_key] = binary_record;
     expected["empty"] = "";
     store.write(batch, true);
-    BOOST_TEST((load(store) == expected));
+    BOOST_TEST((load_contents(store) == expected));
     store.close();
   }
   rocksdb_storage store;
   store.open(dir, "node-a");
-  BOOST_TEST((load(store) == expected));
+  BOOST_TEST((load_contents(store) == expected));
   // Compaction keeps the same contents; removing everything and compacting
   // gives the disk back (the size estimate follows).
   store.compact();
-  BOOST_TEST((load(store) == expected));
+  BOOST_TEST((load_contents(store) == expected));
   auto full = store.approximate_bytes();
   BOOST_TEST(full > 10000u);
   storage_batch batch;
@@ -154,7 +146,7 @@ BOOST_AUTO_TEST_CASE(put_erase_round_trip_across_reopen) {
     batch.erase(key);
   store.write(batch, false);
   store.compact();
-  BOOST_TEST(load(store).empty());
+  BOOST_TEST(load_contents(store).empty());
   // What is left is what an empty store holds (an empty write buffer's
   // arena) plus little: the removed records left the disk.
   scratch_dir empty_dir;
@@ -187,7 +179,7 @@ BOOST_AUTO_TEST_CASE(meta_values_survive_and_stay_apart_from_entries) {
   store.open(dir, "node-a");
   BOOST_TEST(store.get_meta(entry_storage::meta_clock).value_or("") == "12345");
   BOOST_TEST(store.get_meta("custom").value_or("") == "x");
-  auto all = load(store);
+  auto all = load_contents(store);
   BOOST_TEST(all.size() == 1u);
   BOOST_TEST(all["clock_hwm"] == "an entry, not the meta value");
 }
@@ -267,7 +259,7 @@ BOOST_AUTO_TEST_CASE(data_dir_of_another_node_is_refused) {
     !storage_error_of([&] { store.open(dir, "node-b"); }).value_or("").empty());
   // The refusal changed nothing: its owner still opens it, data intact.
   store.open(dir, "node-a");
-  BOOST_TEST(load(store).at("k") == "v");
+  BOOST_TEST(load_contents(store).at("k") == "v");
   BOOST_CHECK_THROW(store.open(dir, ""), storage_error);
 }
 
@@ -309,7 +301,7 @@ BOOST_AUTO_TEST_CASE(batches_are_all_or_nothing_after_a_torn_log) {
     contents whole_batch;
     for (int k = 0; k < keys; ++k)
       whole_batch["key/" + std::to_string(k)] = record_of(k, clock);
-    BOOST_TEST((load(store) == whole_batch), "cut " << cut);
+    BOOST_TEST((load_contents(store) == whole_batch), "cut " << cut);
     lost_somewhere += clock < batches;
     store.close();
   }
@@ -356,7 +348,7 @@ BOOST_AUTO_TEST_CASE(corrupted_files_give_an_error_never_wrong_data) {
     std::optional<contents> got;
     auto err = storage_error_of([&] {
       store.open(copy, "node-a");
-      got = load(store);
+      got = load_contents(store);
     });
     if (err) {
       ++errors;
@@ -392,7 +384,7 @@ BOOST_AUTO_TEST_CASE(truncated_table_file_is_an_error) {
   rocksdb_storage store;
   auto err = storage_error_of([&] {
     store.open(copy, "node-a");
-    load(store);
+    load_contents(store);
   });
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("Corruption") != std::string::npos, *err);

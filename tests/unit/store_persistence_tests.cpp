@@ -83,6 +83,18 @@ pb::WriteBatch applied(store_state& store, pb::WriteRecord rec) {
   return changed;
 }
 
+/// Writes the tombstone of key "t", purges it from `store` and writes its
+/// removal, as the dict store does on a purge.
+void write_and_purge_a_tombstone(store_state& store,
+                                 store_persistence& persist) {
+  persist.stage(store,
+                applied(store, delete_record("t", make_version(10, owner))));
+  persist.write();
+  BOOST_CHECK_EQUAL(store.purge({"t"}), 1u);
+  persist.stage_erase({"t"}, store.entry_count());
+  persist.write();
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(store_persistence_on_rocksdb)
@@ -167,12 +179,7 @@ BOOST_AUTO_TEST_CASE(purged_tombstones_leave_the_disk) {
   store_state store;
   {
     store_persistence persist{open_storage(dir.path), durability_mode::batch};
-    persist.stage(store,
-                  applied(store, delete_record("t", make_version(10, owner))));
-    persist.write();
-    BOOST_CHECK_EQUAL(store.purge({"t"}), 1u);
-    persist.stage_erase({"t"}, store.entry_count());
-    persist.write();
+    write_and_purge_a_tombstone(store, persist);
     persist.sync();
   }
   store_state loaded;
@@ -373,12 +380,7 @@ BOOST_AUTO_TEST_CASE(small_purges_do_not_compact) {
   scratch_dir dir;
   store_state store;
   store_persistence persist{open_storage(dir.path), durability_mode::none};
-  persist.stage(store,
-                applied(store, delete_record("t", make_version(10, owner))));
-  persist.write();
-  BOOST_CHECK_EQUAL(store.purge({"t"}), 1u);
-  persist.stage_erase({"t"}, store.entry_count());
-  persist.write();
+  write_and_purge_a_tombstone(store, persist);
   BOOST_CHECK_EQUAL(persist.compactions(), 0u);
 }
 

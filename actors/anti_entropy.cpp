@@ -180,7 +180,7 @@ public:
   explicit node_table(pb::Digest& digest) : digest_(digest) {}
 
   /// The index + 1 of `id` in the digest's node list; 0 for an empty ID.
-  uint32_t index(const node_id& id) {
+  uint32_t index(const raw_node_id& id) {
     if (id.empty())
       return 0;
     auto [i, added]
@@ -192,7 +192,7 @@ public:
 
 private:
   pb::Digest& digest_;
-  std::unordered_map<node_id, uint32_t, keyed_hasher> indices_;
+  std::unordered_map<raw_node_id, uint32_t, keyed_hasher> indices_;
 };
 
 void to_compact(const version& v, node_table& nodes, pb::CompactVersion* out) {

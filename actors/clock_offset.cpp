@@ -52,7 +52,7 @@ std::optional<clock_estimate> offset_estimator::estimate() const {
 
 clock_fence::clock_fence(uint64_t bound_us) : bound_us_(bound_us) {}
 
-fence_change clock_fence::measured(const node_id& peer,
+fence_change clock_fence::measured(const raw_node_id& peer,
                                    const clock_estimate& e) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& x = peers_[peer];
@@ -65,7 +65,7 @@ fence_change clock_fence::measured(const node_id& peer,
   return update_locked();
 }
 
-fence_change clock_fence::refused(const node_id& peer,
+fence_change clock_fence::refused(const raw_node_id& peer,
                                   const clock_estimate& e) {
   refused_peers_.fetch_add(1);
   std::lock_guard<std::mutex> guard{mtx_};
@@ -77,7 +77,7 @@ fence_change clock_fence::refused(const node_id& peer,
   return update_locked();
 }
 
-fence_change clock_fence::refused_by(const node_id& peer) {
+fence_change clock_fence::refused_by(const raw_node_id& peer) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& x = peers_[peer];
   x.refused_us = true;
@@ -85,7 +85,7 @@ fence_change clock_fence::refused_by(const node_id& peer) {
   return update_locked();
 }
 
-fence_change clock_fence::closed(const node_id& peer) {
+fence_change clock_fence::closed(const raw_node_id& peer) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = peers_.find(peer);
   if (i == peers_.end())

@@ -92,7 +92,7 @@ enum class fence_change : uint8_t {
 /// What one peer's clock looks like to this node (for /v1/status).
 struct peer_clock {
   /// The peer.
-  node_id peer;
+  raw_node_id peer;
   /// The latest estimate (zero when only a refusal is known).
   clock_estimate estimate;
   /// Whether `estimate` holds a measurement.
@@ -129,19 +129,19 @@ public:
 
   /// A link measured `peer` (a new estimate, within the bound or not). A
   /// measurement within the bound clears a remembered refusal.
-  fence_change measured(const node_id& peer, const clock_estimate& e);
+  fence_change measured(const raw_node_id& peer, const clock_estimate& e);
 
   /// We refused or cut `peer` for its clock (estimate `e`): remembered
   /// until it is measured within the bound again.
-  fence_change refused(const node_id& peer, const clock_estimate& e);
+  fence_change refused(const raw_node_id& peer, const clock_estimate& e);
 
   /// `peer` refused us for our clock (Goodbye CLOCK_OFFSET): remembered
   /// like refused().
-  fence_change refused_by(const node_id& peer);
+  fence_change refused_by(const raw_node_id& peer);
 
   /// The link to `peer` closed for another reason: its measurement no
   /// longer counts, unless it is a remembered beyond/refusal.
-  fence_change closed(const node_id& peer);
+  fence_change closed(const raw_node_id& peer);
 
   /// True while local writes must be refused (lock-free: the store asks on
   /// every local write).
@@ -185,7 +185,7 @@ private:
 
   uint64_t bound_us_;
   mutable std::mutex mtx_;
-  std::map<node_id, entry> peers_;
+  std::map<raw_node_id, entry> peers_;
   std::atomic<bool> fenced_{false};
   std::atomic<uint64_t> refused_writes_{0};
   std::atomic<uint64_t> refused_peers_{0};

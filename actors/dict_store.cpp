@@ -794,7 +794,7 @@ skipped_records skip_invalid_entries(self_ptr self, pb::WriteBatch& batch,
 
 } // namespace
 
-void dict_store_state::init(const config& cfg, const node_id& self) {
+void dict_store_state::init(const config& cfg, const raw_node_id& self) {
   rules = lease_rules(self, cfg.clock ? cfg.clock : system_wall_clock(),
                       lease_settings{cfg.leasing, to_us(cfg.lease_duration),
                                      to_us(cfg.effective_lease_margin()),
@@ -813,7 +813,7 @@ void dict_store_state::init(const config& cfg, const node_id& self) {
 }
 
 dict_store_actor::behavior_type
-dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
+dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
                     router_actor router, lease_manager_actor lease_manager,
                     size_t window_bytes, std::shared_ptr<clock_fence> fence,
                     std::shared_ptr<store_reader> reader,
@@ -912,7 +912,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const node_id& id,
       auto note_conflict
         = [&](const std::string& key, const local_decision& d) {
             conflicts.push_back(
-              lease_conflict{key, to_hex(d.owner), d.lease_end_us});
+              lease_conflict{key, node_id::from_raw(d.owner), d.lease_end_us});
           };
       std::vector<local_decision> ds;
       ds.reserve(static_cast<size_t>(req.items_size()));

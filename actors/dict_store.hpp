@@ -46,7 +46,7 @@ namespace syncmesh {
 /// class; the lease manager actor takes the time-driven and policy duties.
 struct dict_store_state {
   /// Sets the store of node `self` up from the node's configuration.
-  void init(const config& cfg, const node_id& self);
+  void init(const config& cfg, const raw_node_id& self);
 
   /// The dictionary: every key's entry (the node's one table of keys).
   store_state store;
@@ -134,7 +134,7 @@ struct dict_store_state {
 /// key table is sized for `cfg.expected_keys` up front.
 dict_store_actor::behavior_type dict_store_behavior(
   dict_store_actor::stateful_pointer<dict_store_state> self, const config& cfg,
-  const node_id& id, router_actor router, lease_manager_actor lease_manager,
+  const raw_node_id& id, router_actor router, lease_manager_actor lease_manager,
   size_t window_bytes, std::shared_ptr<clock_fence> fence,
   std::shared_ptr<store_reader> reader, std::shared_ptr<durable_start> durable);
 

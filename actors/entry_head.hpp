@@ -175,7 +175,7 @@ public:
   }
 
   /// The owner's bytes; the reference lives as long as the head holds it.
-  const node_id& owner(const node_id_table& ids) const noexcept {
+  const raw_node_id& owner(const node_id_table& ids) const noexcept {
     return ids.bytes(owner_ref());
   }
 

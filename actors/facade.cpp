@@ -111,7 +111,7 @@ caf::error check_key(const config& cfg, const std::string& key) {
 }
 
 facade_actor::behavior_type
-facade_behavior(self_ptr self, config cfg, node_id id,
+facade_behavior(self_ptr self, config cfg, raw_node_id id,
                 lease_manager_actor lease_manager, dict_store_actor store,
                 router_actor router, std::shared_ptr<clock_fence> fence) {
   auto& st = self->state;
@@ -382,7 +382,7 @@ facade_behavior(self_ptr self, config cfg, node_id id,
   };
 }
 
-node_id random_node_id() {
+raw_node_id random_node_id() {
   std::random_device rd;
   // 15 bytes (120 random bits) fit std::string's inline buffer, so a
   // `version` in flight holds its IDs without a heap block. (Stored
@@ -436,7 +436,7 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   std::shared_ptr<durable_start> durable;
   if (!cfg.data_dir.empty())
     std::tie(result.id, durable)
-      = open_data_dir(cfg, tls ? tls->node_id() : node_id{},
+      = open_data_dir(cfg, tls ? tls->node_id() : raw_node_id{},
                       cfg.node_id.empty() ? fresh_id() : cfg.node_id);
   else
     result.id = !cfg.node_id.empty() ? cfg.node_id : fresh_id();

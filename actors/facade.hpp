@@ -23,7 +23,7 @@ struct facade_state {
   /// The node's configuration.
   config cfg;
   /// The node's ID.
-  node_id id;
+  raw_node_id id;
   /// Lease metrics.
   lease_manager_actor lease_manager;
   /// The dictionary, sequencer of every write.
@@ -53,7 +53,7 @@ struct facade_state {
 /// writes and reads to the store, and fans events out to subscribers.
 facade_actor::behavior_type
 facade_behavior(facade_actor::stateful_pointer<facade_state> self, config cfg,
-                node_id id, lease_manager_actor lease_manager,
+                raw_node_id id, lease_manager_actor lease_manager,
                 dict_store_actor store, router_actor router,
                 std::shared_ptr<clock_fence> fence);
 
@@ -69,7 +69,7 @@ struct node_actors {
   /// The routing and flood table.
   router_actor router;
   /// The node's ID (raw bytes).
-  node_id id;
+  raw_node_id id;
   /// The clock fence shared by the links, the store and the facade.
   std::shared_ptr<clock_fence> fence;
   /// Reads the store's keys from any thread (the HTTP front's GETs).
@@ -94,6 +94,6 @@ caf::error check_key(const config& cfg, const std::string& key);
 inline constexpr size_t random_node_id_size = 15;
 
 /// A fresh random node ID (random_node_id_size bytes).
-node_id random_node_id();
+raw_node_id random_node_id();
 
 } // namespace syncmesh

@@ -139,7 +139,7 @@ void on_notes(self_ptr self, store_notes& notes) {
 
 } // namespace
 
-void lease_manager_state::init(const config& cfg, const node_id& self) {
+void lease_manager_state::init(const config& cfg, const raw_node_id& self) {
   self_id = self;
   clock = cfg.clock ? cfg.clock : system_wall_clock();
   max_skew_us = to_us(cfg.effective_max_clock_skew());
@@ -148,7 +148,7 @@ void lease_manager_state::init(const config& cfg, const node_id& self) {
 }
 
 lease_manager_actor::behavior_type
-lease_manager_behavior(self_ptr self, const config& cfg, const node_id& id) {
+lease_manager_behavior(self_ptr self, const config& cfg, const raw_node_id& id) {
   self->state.init(cfg, id);
   return {
     [=](wire_atom, dict_store_actor store, facade_actor events) {

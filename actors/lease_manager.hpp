@@ -36,10 +36,10 @@ struct held_write {
 /// not on the path of a write's acknowledgement.
 struct lease_manager_state {
   /// Sets the lease manager of node `self` up.
-  void init(const config& cfg, const node_id& self);
+  void init(const config& cfg, const raw_node_id& self);
 
   /// This node's ID (takeovers are of leases it held).
-  node_id self_id;
+  raw_node_id self_id;
   /// Wall clock (µs) for due times.
   wall_clock clock;
   /// How far ahead of our clock a remote stamp may be before it is held.
@@ -71,6 +71,6 @@ struct lease_manager_state {
 /// The lease manager's behavior (see lease_manager_actor for its messages).
 lease_manager_actor::behavior_type lease_manager_behavior(
   lease_manager_actor::stateful_pointer<lease_manager_state> self,
-  const config& cfg, const node_id& id);
+  const config& cfg, const raw_node_id& id);
 
 } // namespace syncmesh

@@ -8,7 +8,7 @@
 namespace syncmesh {
 
 local_decision decide_local_write(const entry_head* head,
-                                  const node_id_table& ids, const node_id& self,
+                                  const node_id_table& ids, const raw_node_id& self,
                                   uint64_t now_us, const lease_settings& cfg,
                                   bool is_delete) {
   local_decision result;
@@ -80,7 +80,7 @@ std::optional<py2p_meta> py2p_meta_of(const entry_head* head,
 }
 
 bool py2p_accepts(const entry_head* head, const node_id_table& ids,
-                  const node_id& owner, uint64_t time_s, bool is_delta,
+                  const raw_node_id& owner, uint64_t time_s, bool is_delta,
                   bool leasing, uint64_t now_s) {
   auto meta = py2p_meta_of(head, ids);
   if (!meta) // (1)
@@ -97,7 +97,7 @@ bool py2p_accepts(const entry_head* head, const node_id_table& ids,
 }
 
 version py2p_successor(const entry_head* head, const node_id_table& ids,
-                       const node_id& owner, uint64_t time_us, bool leasing) {
+                       const raw_node_id& owner, uint64_t time_us, bool leasing) {
   version v;
   v.claimer = owner;
   v.stamp.node = owner;
@@ -132,7 +132,7 @@ version py2p_successor(const entry_head* head, const node_id_table& ids,
 }
 
 local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
-                           const node_id& self, uint64_t now_us, bool leasing,
+                           const raw_node_id& self, uint64_t now_us, bool leasing,
                            bool is_delete) {
   local_decision result;
   bool live = head != nullptr && head->live();
@@ -153,7 +153,7 @@ local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
 }
 
 std::optional<lease_loss> detect_takeover(const lease_change& change,
-                                          const node_id& self) {
+                                          const raw_node_id& self) {
   if (change.new_claimer == self)
     return std::nullopt;
   bool claimed_after_end = change.new_claim_us >= change.old_lease_end_us;
@@ -164,7 +164,7 @@ std::optional<lease_loss> detect_takeover(const lease_change& change,
   return lease_loss{change.key, change.new_claimer, change.old_lease_end_us};
 }
 
-lease_rules::lease_rules(node_id self, wall_clock wall, lease_settings cfg,
+lease_rules::lease_rules(raw_node_id self, wall_clock wall, lease_settings cfg,
                          uint64_t max_skew_us)
     : clock_(std::move(self), std::move(wall), max_skew_us), cfg_(cfg) {}
 

@@ -39,7 +39,7 @@ struct local_decision {
   /// When refused: the key is absent (delete or pop of a missing key).
   bool missing = false;
   /// When refused for a lease: who holds it and until when.
-  node_id owner;
+  raw_node_id owner;
   /// When refused for a lease: when it ends (µs).
   uint64_t lease_end_us = 0;
   /// When allowed: the version to stamp (all but the stamp filled in).
@@ -50,7 +50,7 @@ struct local_decision {
 /// `head` (nullptr when unknown; its IDs interned in `ids`) at wall time
 /// `now_us`: the seed's lease rules as pure logic.
 local_decision decide_local_write(const entry_head* head,
-                                  const node_id_table& ids, const node_id& self,
+                                  const node_id_table& ids, const raw_node_id& self,
                                   uint64_t now_us, const lease_settings& cfg,
                                   bool is_delete);
 
@@ -75,7 +75,7 @@ local_decision decide_local_write(const entry_head* head,
 /// A key's py2p metadata.
 struct py2p_meta {
   /// The owner's id (bytes).
-  node_id owner;
+  raw_node_id owner;
   /// Whole seconds.
   uint64_t timestamp_s = 0;
 };
@@ -88,19 +88,19 @@ std::optional<py2p_meta> py2p_meta_of(const entry_head* head,
 /// py2p's lease rule (rules 1-6 above) for a write by `owner` at `time_s`,
 /// at local time `now_s`.
 bool py2p_accepts(const entry_head* head, const node_id_table& ids,
-                  const node_id& owner, uint64_t time_s, bool is_delta,
+                  const raw_node_id& owner, uint64_t time_s, bool is_delta,
                   bool leasing, uint64_t now_s);
 
 /// A version for a write by `owner` at `time_us` that beats every version
 /// `head` holds (see the mapping above). Leasing on: lease end = time +
 /// 3600 s; off: 0.
 version py2p_successor(const entry_head* head, const node_id_table& ids,
-                       const node_id& owner, uint64_t time_us, bool leasing);
+                       const raw_node_id& owner, uint64_t time_us, bool leasing);
 
 /// A local write in py2p mode: py2p's rule with (self, now); when allowed
 /// the draft is a complete py2p_successor.
 local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
-                           const node_id& self, uint64_t now_us, bool leasing,
+                           const raw_node_id& self, uint64_t now_us, bool leasing,
                            bool is_delete);
 
 /// A lease this node held that a remote write took over.
@@ -108,7 +108,7 @@ struct lease_loss {
   /// The key.
   std::string key;
   /// The new owner.
-  node_id new_owner;
+  raw_node_id new_owner;
   /// When the lost lease would have ended.
   uint64_t old_lease_end_us = 0;
 };
@@ -121,7 +121,7 @@ struct lease_change {
   /// When the lease this node held was to end.
   uint64_t old_lease_end_us = 0;
   /// The claimer of the key's newest version after the write.
-  node_id new_claimer;
+  raw_node_id new_claimer;
   /// When that claim was made.
   uint64_t new_claim_us = 0;
   /// Our wall clock when the write was applied (0: unknown).
@@ -139,7 +139,7 @@ struct lease_change {
 /// claimer's clock, always arrives after our end by ours); our own claim is
 /// a renewal.
 std::optional<lease_loss> detect_takeover(const lease_change& change,
-                                          const node_id& self);
+                                          const raw_node_id& self);
 
 /// The lease rules of one node: the hybrid clock, the local decision and
 /// stamping, and recording writes into a store so that changes of this
@@ -154,7 +154,7 @@ public:
   lease_rules() : lease_rules({}, system_wall_clock(), {}, 0) {}
 
   /// Rules for node `self`.
-  lease_rules(node_id self, wall_clock wall, lease_settings cfg,
+  lease_rules(raw_node_id self, wall_clock wall, lease_settings cfg,
               uint64_t max_skew_us);
 
   /// Decides a local write to `key` of `store` at the current wall time.
@@ -209,7 +209,7 @@ public:
   uint64_t now_us() const { return clock_.wall_us(); }
 
   /// This node's ID.
-  const node_id& self() const noexcept { return clock_.self(); }
+  const raw_node_id& self() const noexcept { return clock_.self(); }
 
   /// The settings.
   const lease_settings& settings() const noexcept { return cfg_; }
@@ -231,7 +231,7 @@ public:
   lease_table() = default;
 
   /// Rules for node `self`.
-  lease_table(node_id self, wall_clock wall, lease_settings cfg,
+  lease_table(raw_node_id self, wall_clock wall, lease_settings cfg,
               uint64_t max_skew_us)
       : rules_(std::move(self), std::move(wall), cfg, max_skew_us) {}
 
@@ -309,7 +309,7 @@ public:
   uint64_t now_us() const { return rules_.now_us(); }
 
   /// This node's ID.
-  const node_id& self() const noexcept { return rules_.self(); }
+  const raw_node_id& self() const noexcept { return rules_.self(); }
 
   /// The settings.
   const lease_settings& settings() const noexcept { return rules_.settings(); }

@@ -37,7 +37,7 @@ namespace syncmesh {
 /// What a peer link needs to know about its node.
 struct link_params {
   /// This node's ID.
-  node_id self;
+  raw_node_id self;
   /// This node's protocol ID.
   std::string protocol_id;
   /// This node's protocol versions and value limits (in the hello).

@@ -24,7 +24,7 @@ uint32_t negotiate_version(uint32_t min_a, uint32_t max_a, uint32_t min_b,
   return low <= high ? high : 0;
 }
 
-pb::Envelope make_hello(const node_id& self, const std::string& protocol_id,
+pb::Envelope make_hello(const raw_node_id& self, const std::string& protocol_id,
                         const std::string& listen_host, uint16_t listen_port,
                         const hello_terms& terms) {
   pb::Envelope env;
@@ -68,7 +68,7 @@ std::string limit_difference(const char* name, uint64_t ours, uint64_t theirs) {
 } // namespace
 
 hello_verdict check_hello(const pb::Hello& theirs,
-                          const std::string& protocol_id, const node_id& self,
+                          const std::string& protocol_id, const raw_node_id& self,
                           const hello_terms& terms) {
   auto ours = "versions " + std::to_string(terms.min_version) + " to "
               + std::to_string(terms.max_version);
@@ -112,7 +112,7 @@ hello_verdict check_hello(const pb::Hello& theirs,
 }
 
 bool prefer_new_connection(bool existing_outbound, bool new_outbound,
-                           const node_id& self, const node_id& peer) {
+                           const raw_node_id& self, const raw_node_id& peer) {
   if (existing_outbound == new_outbound)
     return false;
   const auto& smaller = self < peer ? self : peer;

@@ -51,7 +51,7 @@ uint32_t negotiate_version(uint32_t min_a, uint32_t max_a, uint32_t min_b,
                            uint32_t max_b) noexcept;
 
 /// Builds this node's hello.
-pb::Envelope make_hello(const node_id& self, const std::string& protocol_id,
+pb::Envelope make_hello(const raw_node_id& self, const std::string& protocol_id,
                         const std::string& listen_host, uint16_t listen_port,
                         const hello_terms& terms = {});
 
@@ -78,7 +78,7 @@ struct hello_verdict {
 /// limits (else LIMITS_MISMATCH naming both values), a sane node ID that is
 /// not our own.
 hello_verdict check_hello(const pb::Hello& theirs,
-                          const std::string& protocol_id, const node_id& self,
+                          const std::string& protocol_id, const raw_node_id& self,
                           const hello_terms& terms = {});
 
 /// Decides between two connections to the same peer, the same way on both
@@ -86,7 +86,7 @@ hello_verdict check_hello(const pb::Hello& theirs,
 /// dialled by the same node the existing one stays. Returns true when the
 /// new connection should replace the existing one.
 bool prefer_new_connection(bool existing_outbound, bool new_outbound,
-                           const node_id& self, const node_id& peer);
+                           const raw_node_id& self, const raw_node_id& peer);
 
 /// Bounds the bytes a link has handed to the OS but not yet seen written.
 /// CAF's write buffer grows without limit, so the link counts: what it wrote

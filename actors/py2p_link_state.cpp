@@ -190,7 +190,7 @@ std::string to_write_record(const py2p::store_info& store,
 }
 
 std::string local_write_message(const pb::WriteRecord& rec,
-                                const node_id& self) {
+                                const raw_node_id& self) {
   auto time_s = rec.version().stamp().wall_us() / 1'000'000;
   std::vector<pb::Value> payload;
   switch (rec.op_case()) {

@@ -70,7 +70,7 @@ private:
 /// What a py2p link needs to know about its node.
 struct py2p_link_settings {
   /// This node's id (base58 text).
-  node_id self;
+  raw_node_id self;
   /// The py2p protocol id of the node's subnet.
   std::string protocol_id;
   /// The address announced in the handshake.
@@ -206,6 +206,6 @@ std::string to_write_record(const py2p::store_info& store,
 /// (3-packet store, nil store for a delete, delta for field writes), with
 /// our id as sender and the write's whole second as time.
 std::string local_write_message(const pb::WriteRecord& rec,
-                                const node_id& self);
+                                const raw_node_id& self);
 
 } // namespace syncmesh

@@ -49,7 +49,7 @@ std::string control_frame(router_self self, pb::Envelope& env) {
   return frame;
 }
 
-void router_state::init(const config& c, const node_id& self) {
+void router_state::init(const config& c, const raw_node_id& self) {
   cfg = c;
   self_id = self;
   mesh_links = announced_links{1024, self.size()};
@@ -66,7 +66,7 @@ void router_state::init(const config& c, const node_id& self) {
 }
 
 router_actor::behavior_type
-router_behavior(router_self self, const config& cfg, const node_id& id,
+router_behavior(router_self self, const config& cfg, const raw_node_id& id,
                 std::shared_ptr<clock_fence> fence,
                 std::shared_ptr<const tls_context> tls) {
   self->state.init(cfg, id);

@@ -34,12 +34,12 @@ struct peer_entry {
 /// State of the router actor.
 struct router_state {
   /// Sets the router of node `self` up.
-  void init(const config& cfg, const node_id& self);
+  void init(const config& cfg, const raw_node_id& self);
 
   /// The node's configuration.
   config cfg;
   /// This node's ID.
-  node_id self_id;
+  raw_node_id self_id;
   /// Encodes outgoing writes into frames.
   envelope_builder builder;
   /// Limits checked on inbound writes.
@@ -128,7 +128,7 @@ struct router_state {
 /// schedule, each in a file of its own (see router_internal.hpp).
 router_actor::behavior_type
 router_behavior(router_actor::stateful_pointer<router_state> self,
-                const config& cfg, const node_id& id,
+                const config& cfg, const raw_node_id& id,
                 std::shared_ptr<clock_fence> fence,
                 std::shared_ptr<const tls_context> tls = nullptr);
 

@@ -80,7 +80,7 @@ skipped_records remove_invalid_records(pb::WriteBatch& batch,
   return skipped;
 }
 
-envelope_builder::envelope_builder(node_id self, uint32_t max_hops,
+envelope_builder::envelope_builder(raw_node_id self, uint32_t max_hops,
                                    size_t max_frame_size)
     : self_(std::move(self)), max_hops_(max_hops),
       max_frame_size_(max_frame_size) {}

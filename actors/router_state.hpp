@@ -76,7 +76,7 @@ public:
   envelope_builder() : envelope_builder({}, 32, 16 * 1024 * 1024) {}
 
   /// Envelopes originate at `self` with hop limit `max_hops`.
-  envelope_builder(node_id self, uint32_t max_hops, size_t max_frame_size);
+  envelope_builder(raw_node_id self, uint32_t max_hops, size_t max_frame_size);
 
   /// Appends the frames for `batch` (at most two) to `frames`. Records that
   /// would not fit one frame are split across several.
@@ -96,7 +96,7 @@ private:
   void emit(pb::WriteBatch& part, bool delta, uint64_t now_us,
             std::vector<std::string>& frames);
 
-  node_id self_;
+  raw_node_id self_;
   uint32_t max_hops_;
   size_t max_frame_size_;
   uint64_t next_message_ = 0;

@@ -48,7 +48,7 @@ void node_id_table::release(node_ref ref) noexcept {
   if (ref == 0 || --counts_[ref] > 0)
     return;
   refs_.erase(std::string_view{ids_[ref]});
-  node_id{}.swap(ids_[ref]); // frees a long ID's heap block
+  raw_node_id{}.swap(ids_[ref]); // frees a long ID's heap block
   free_.push_back(ref);
 }
 
@@ -58,7 +58,7 @@ int node_id_table::compare(node_ref x, node_ref y) const noexcept {
   return three_way(ids_[x].compare(ids_[y]), 0);
 }
 
-int node_id_table::compare(const node_id& x, node_ref y) const noexcept {
+int node_id_table::compare(const raw_node_id& x, node_ref y) const noexcept {
   if (y == 0)
     return x.empty() ? 0 : 1;
   return three_way(x.compare(ids_[y]), 0);

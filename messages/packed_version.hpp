@@ -55,14 +55,14 @@ public:
 
   /// The bytes of `ref`, which must be referenced; the reference stays valid
   /// as long as some holder keeps `ref` (the IDs live in a deque).
-  const node_id& bytes(node_ref ref) const noexcept { return ids_[ref]; }
+  const raw_node_id& bytes(node_ref ref) const noexcept { return ids_[ref]; }
 
   /// Orders two refs by their IDs' bytes (not by ref): negative, zero or
   /// positive like std::string::compare. Equal refs are equal IDs.
   int compare(node_ref x, node_ref y) const noexcept;
 
   /// Orders the ID `x` against the ref `y` by bytes.
-  int compare(const node_id& x, node_ref y) const noexcept;
+  int compare(const raw_node_id& x, node_ref y) const noexcept;
 
   /// Number of IDs referenced now, the empty one included (1 when no
   /// version holds any ID).
@@ -82,7 +82,7 @@ private:
   /// The IDs by ref; a deque keeps references stable as it grows. A
   /// forgotten ID's string is emptied and its ref waits in `free_`. Ref 0
   /// is the empty ID and never changes.
-  std::deque<node_id> ids_;
+  std::deque<raw_node_id> ids_;
   /// References to each ID, by ref (ref 0 is not counted).
   std::deque<uint32_t> counts_;
   /// Refs of forgotten IDs, reused first.

@@ -109,10 +109,47 @@ value::value(value_map xs) : kind_(kind::map), data_(value_map{}) {
     insert_or_assign(std::move(item.key), std::move(item.val));
 }
 
-value::value(std::initializer_list<std::pair<map_key, value>> xs)
-    : kind_(kind::map), data_(value_map{}) {
-  for (const auto& [key, val] : xs)
-    insert_or_assign(key, val);
+namespace {
+
+/// True for an element written as braces `{text or bytes, value}`.
+bool is_braced_field(const value& x, bool braced_pair) {
+  return braced_pair && x.is_list() && x.as_list().size() == 2
+         && (x.as_list()[0].is_text() || x.as_list()[0].is_bytes());
+}
+
+} // namespace
+
+value::value(std::initializer_list<value> xs) {
+  // The rule for braces (see the class comment): fields make a map, one
+  // element is itself, anything else is a list.
+  bool all_fields = xs.size() > 0;
+  for (const auto& x : xs)
+    all_fields = all_fields && is_braced_field(x, x.braced_pair_);
+  if (all_fields) {
+    kind_ = kind::map;
+    data_ = value_map{};
+    for (const auto& x : xs) {
+      const auto& field = std::get<value_list>(x.data_);
+      const auto& key = field[0];
+      insert_or_assign(key.is_text() ? map_key{key.as_text()}
+                                     : map_key::from_bytes(key.as_bytes()),
+                       field[1]);
+    }
+    return;
+  }
+  if (xs.size() == 1) {
+    kind_ = xs.begin()->kind_;
+    data_ = xs.begin()->data_;
+    return;
+  }
+  kind_ = kind::list;
+  data_ = value_list(xs);
+  braced_pair_ = xs.size() == 2
+                 && (xs.begin()->is_text() || xs.begin()->is_bytes());
+}
+
+value value::map(std::initializer_list<map_item> xs) {
+  return value{value_map(xs)};
 }
 
 bool value::as_bool() const {
@@ -160,49 +197,72 @@ double value::as_float64() const {
   }
 }
 
-const std::string& value::as_text() const {
+const std::string& value::as_text() const& {
   if (!is_text())
     throw_kind(kind_, "text");
   return std::get<std::string>(data_);
 }
 
-const std::string& value::as_bytes() const {
+std::string value::as_text() && {
+  static_cast<const value&>(*this).as_text(); // throws for other kinds
+  return std::move(std::get<std::string>(data_));
+}
+
+const std::string& value::as_bytes() const& {
   if (!is_text() && !is_bytes())
     throw_kind(kind_, "bytes");
   return std::get<std::string>(data_);
 }
 
-const value_list& value::as_list() const {
+std::string value::as_bytes() && {
+  static_cast<const value&>(*this).as_bytes(); // throws for other kinds
+  return std::move(std::get<std::string>(data_));
+}
+
+const value_list& value::as_list() const& {
   if (!is_list())
     throw_kind(kind_, "list");
   return std::get<value_list>(data_);
 }
 
-value_list& value::as_list() {
+value_list& value::as_list() & {
   if (!is_list())
     throw_kind(kind_, "list");
   return std::get<value_list>(data_);
 }
 
-const value_map& value::as_map() const {
+value_list value::as_list() && {
+  return std::move(as_list());
+}
+
+const value_map& value::as_map() const& {
   if (!is_map())
     throw_kind(kind_, "map");
   return std::get<value_map>(data_);
 }
 
-value_map& value::as_map() {
+value_map& value::as_map() & {
   if (!is_map())
     throw_kind(kind_, "map");
   return std::get<value_map>(data_);
 }
 
-const ext_value& value::as_ext() const {
+value_map value::as_map() && {
+  return std::move(as_map());
+}
+
+const ext_value& value::as_ext() const& {
   if (!is_ext())
     throw_kind(kind_, "ext");
   return std::get<ext_value>(data_);
 }
 
-const value* value::find(std::string_view text_key) const {
+ext_value value::as_ext() && {
+  static_cast<const value&>(*this).as_ext(); // throws for other kinds
+  return std::move(std::get<ext_value>(data_));
+}
+
+const value* value::find(std::string_view text_key) const& {
   if (!is_map())
     return nullptr;
   for (const auto& item : std::get<value_map>(data_))
@@ -211,7 +271,7 @@ const value* value::find(std::string_view text_key) const {
   return nullptr;
 }
 
-const value* value::find(const map_key& key) const {
+const value* value::find(const map_key& key) const& {
   if (!is_map())
     return nullptr;
   for (const auto& item : std::get<value_map>(data_))
@@ -251,6 +311,16 @@ std::string to_string(const value& x) {
 }
 
 std::ostream& operator<<(std::ostream& out, const value& x) {
+  return out << to_string(x);
+}
+
+std::string to_string(const bytes& x) {
+  std::string result;
+  append_quoted(result, x.str(), false);
+  return result;
+}
+
+std::ostream& operator<<(std::ostream& out, const bytes& x) {
   return out << to_string(x);
 }
 
@@ -326,9 +396,9 @@ namespace {
 
 /// "key 'k' is leased by node X until <ISO> (in 59 min)" for one conflict;
 /// `key` is already printable.
-std::string lease_text(const std::string& key, const std::string& owner,
+std::string lease_text(const std::string& key, const node_id& owner,
                        uint64_t lease_end_us) {
-  return "key '" + key + "' is leased by node " + owner
+  return "key '" + key + "' is leased by node " + owner.to_hex()
          + (lease_end_us == 0
               ? std::string{}
               : " until " + format_time_until(lease_end_us, wall_clock_us()));
@@ -360,7 +430,7 @@ std::string conflicts_text(const std::vector<lease_conflict>& all) {
 
 } // namespace
 
-lease_error::lease_error(std::string key, std::string owner,
+lease_error::lease_error(std::string key, node_id owner,
                          uint64_t lease_end_us)
     : key_error(lease_text(key, owner, lease_end_us), errc::lease_held),
       key_(std::move(key)), owner_(std::move(owner)),
@@ -371,7 +441,7 @@ lease_error::lease_error(std::vector<lease_conflict> conflicts)
     : key_error(conflicts_text(conflicts), errc::lease_held),
       key_(conflicts.empty() ? std::string{}
                              : printable_key(conflicts.front().key)),
-      owner_(conflicts.empty() ? std::string{} : conflicts.front().owner),
+      owner_(conflicts.empty() ? node_id{} : conflicts.front().owner),
       lease_end_us_(conflicts.empty() ? 0 : conflicts.front().lease_end_us),
       conflicts_(std::move(conflicts)) {}
 

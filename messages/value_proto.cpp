@@ -112,19 +112,19 @@ std::string read_value(const pb::Value& x, value& out, int depth, int max) {
       out = value{};
       return {};
     case pb::Value::kBoolean:
-      out = value{x.boolean()};
+      out = value(x.boolean());
       return {};
     case pb::Value::kInt64:
-      out = value{static_cast<int64_t>(x.int64())};
+      out = value(static_cast<int64_t>(x.int64()));
       return {};
     case pb::Value::kUint64:
-      out = value{static_cast<uint64_t>(x.uint64())};
+      out = value(static_cast<uint64_t>(x.uint64()));
       return {};
     case pb::Value::kFloat64:
-      out = value{x.float64()};
+      out = value(x.float64());
       return {};
     case pb::Value::kText:
-      out = value{x.text()};
+      out = value(x.text());
       return {};
     case pb::Value::kBytes:
       out = value::from_bytes(x.bytes());
@@ -138,7 +138,7 @@ std::string read_value(const pb::Value& x, value& out, int depth, int max) {
           return err;
         items.push_back(std::move(val));
       }
-      out = value{std::move(items)};
+      out = value(std::move(items));
       return {};
     }
     case pb::Value::kMap: {
@@ -153,7 +153,7 @@ std::string read_value(const pb::Value& x, value& out, int depth, int max) {
       if (x.ext().type() < -128 || x.ext().type() > 127)
         return "ext type code out of range";
       out
-        = value{ext_value{static_cast<int8_t>(x.ext().type()), x.ext().data()}};
+        = value(ext_value{static_cast<int8_t>(x.ext().type()), x.ext().data()});
       return {};
     default:
       return "value has no kind";
@@ -332,25 +332,25 @@ bool decode_canonical_at(std::string_view& in, value& out, int depth) {
       char b = 0;
       if (!take_byte(in, b))
         return false;
-      out = value{b != 0};
+      out = value(b != 0);
       return true;
     }
     case value::kind::int64:
       if (!take_u64(in, u))
         return false;
-      out = value{static_cast<int64_t>(u)};
+      out = value(static_cast<int64_t>(u));
       return true;
     case value::kind::uint64:
       if (!take_u64(in, u))
         return false;
-      out = value{u};
+      out = value(u);
       return true;
     case value::kind::float64: {
       if (!take_u64(in, u))
         return false;
       double d;
       std::memcpy(&d, &u, sizeof(d));
-      out = value{d};
+      out = value(d);
       return true;
     }
     case value::kind::text:
@@ -359,7 +359,7 @@ bool decode_canonical_at(std::string_view& in, value& out, int depth) {
       if (!take_blob(in, data))
         return false;
       out = static_cast<value::kind>(kind) == value::kind::text
-              ? value{std::move(data)}
+              ? value(std::move(data))
               : value::from_bytes(std::move(data));
       return true;
     }
@@ -371,7 +371,7 @@ bool decode_canonical_at(std::string_view& in, value& out, int depth) {
       for (auto& item : items)
         if (!decode_canonical_at(in, item, depth + 1))
           return false;
-      out = value{std::move(items)};
+      out = value(std::move(items));
       return true;
     }
     case value::kind::map: {
@@ -386,7 +386,7 @@ bool decode_canonical_at(std::string_view& in, value& out, int depth) {
         item.key.is_text = key_kind == 't';
       }
       // The encoding lists each key once: no per-item uniqueness check
-      // (value{value_map} does one per item, quadratic in the map's size).
+      // (value(value_map) does one per item, quadratic in the map's size).
       out = value::empty_map();
       out.as_map() = std::move(items);
       return true;
@@ -397,7 +397,7 @@ bool decode_canonical_at(std::string_view& in, value& out, int depth) {
       if (!take_byte(in, type) || !take_blob(in, ext.data))
         return false;
       ext.type = static_cast<int8_t>(type);
-      out = value{std::move(ext)};
+      out = value(std::move(ext));
       return true;
     }
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "syncmesh/clock.hpp"
+#include "syncmesh/node_id.hpp"
 
 namespace syncmesh {
 
@@ -12,13 +13,16 @@ class Hlc;
 class Version;
 } // namespace pb
 
-/// A node's ID: raw bytes, compared bytewise.
-using node_id = std::string;
+/// A node's ID inside the node: its raw bytes, compared bytewise. The
+/// public API wraps them in `syncmesh::node_id`; the rules, the store and
+/// the wire keep the plain string (protobuf fields, interned tables).
+using raw_node_id = std::string;
 
 /// Largest accepted node ID, in bytes (py2p ids are 65-66 base58 chars).
-inline constexpr size_t max_node_id_size = 128;
+inline constexpr size_t max_node_id_size = node_id::max_size;
 
-/// Renders bytes as lowercase hex (node IDs in messages and logs).
+/// Renders bytes as lowercase hex (node IDs in messages and logs), as
+/// `node_id::to_hex` does.
 std::string to_hex(const std::string& bytes);
 
 /// A hybrid logical clock stamp; ordered by wall time, counter, node.
@@ -28,7 +32,7 @@ struct hlc_stamp {
   /// Orders events within one microsecond.
   uint32_t counter = 0;
   /// The node that made the stamp: makes every stamp unique.
-  node_id node;
+  raw_node_id node;
 };
 
 /// Three-way comparison of stamps.
@@ -43,7 +47,7 @@ struct version {
   /// When the claimer claimed this epoch (µs); earlier claims win.
   uint64_t claim_us = 0;
   /// The node that claimed the epoch: the lease owner. Empty with leasing off.
-  node_id claimer;
+  raw_node_id claimer;
   /// When this write happened.
   hlc_stamp stamp;
   /// When the lease carried by this write ends (µs); 0 for none.
@@ -99,7 +103,7 @@ std::string from_proto(const pb::Version& x, version& out);
 class hybrid_clock {
 public:
   /// Stamps for `self`, reading `wall`.
-  hybrid_clock(node_id self, wall_clock wall, uint64_t max_skew_us);
+  hybrid_clock(raw_node_id self, wall_clock wall, uint64_t max_skew_us);
 
   /// A new stamp, later than every stamp made or observed so far.
   hlc_stamp next();
@@ -128,7 +132,7 @@ public:
   const hlc_stamp& high_water() const noexcept { return last_; }
 
   /// The clock's node.
-  const node_id& self() const noexcept { return last_.node; }
+  const raw_node_id& self() const noexcept { return last_.node; }
 
   /// The maximum skew in microseconds.
   uint64_t max_skew_us() const noexcept { return max_skew_us_; }

@@ -59,14 +59,11 @@ void configure(caf::actor_system_config& cfg) {
 
 // -- helpers ------------------------------------------------------------------
 
-std::string entry_meta::owner_hex() const {
-  return to_hex(owner);
-}
-
 namespace {
 
 entry_meta meta_from(const pb::EntryMeta& x) {
-  return entry_meta{x.owner(), x.time_us(), x.lease_end_us()};
+  return entry_meta{node_id::from_raw(x.owner()), x.time_us(),
+                    x.lease_end_us()};
 }
 
 value value_from(const pb::Value& x) {
@@ -143,18 +140,18 @@ message message_from(const pb::ReceivedMessage& x) {
   message result;
   const auto& m = x.message();
   result.id = m.message_id();
-  result.sender = m.sender();
+  result.sender = node_id::from_raw(m.sender());
   result.time_us = m.time_us();
   for (const auto& p : m.packets())
     result.packets.push_back(value_from(p));
-  result.via = x.via();
+  result.via = node_id::from_raw(x.via());
   result.direct = !m.to().empty();
   result.whisper = m.whisper();
   return result;
 }
 
 peer_info peer_from(const pb::PeerInfo& x) {
-  return peer_info{x.node_id(),
+  return peer_info{node_id::from_raw(x.node_id()),
                    x.host(),
                    static_cast<uint16_t>(x.port()),
                    x.outbound(),
@@ -272,7 +269,7 @@ struct sync_socket::impl {
   std::mutex callbacks_mtx;
   std::vector<message_handler> handlers;
   std::vector<std::function<void(const peer_info&)>> connect_cbs;
-  std::vector<std::function<void(const std::string&, const std::string&)>>
+  std::vector<std::function<void(const node_id&, const std::string&)>>
     disconnect_cbs;
   std::vector<std::function<void(const message&)>> message_cbs;
   /// Answers the facade's handler requests, through the event thread.
@@ -368,7 +365,10 @@ struct sync_socket::impl {
         guard.unlock();
         for (auto& cb : cbs)
           guarded(
-            ev, [&] { cb(ev.peer_down().node_id(), ev.peer_down().reason()); });
+            ev, [&] {
+              cb(node_id::from_raw(ev.peer_down().node_id()),
+                 ev.peer_down().reason());
+            });
         break;
       }
       case pb::Event::kLeaseLost: {
@@ -376,7 +376,8 @@ struct sync_socket::impl {
         guard.unlock();
         for (auto& cb : cbs)
           guarded(ev, [&] {
-            cb(ev.lease_lost().key(), ev.lease_lost().new_owner());
+            cb(ev.lease_lost().key(),
+               node_id::from_raw(ev.lease_lost().new_owner()));
           });
         break;
       }
@@ -541,7 +542,7 @@ struct sync_socket::impl {
 sync_socket::sync_socket(caf::actor_system& sys, config cfg)
     : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
   impl_->node = spawn_node(sys, impl_->cfg);
-  impl_->id = impl_->node.id;
+  impl_->id = node_id::from_raw(impl_->node.id);
   impl_->facade = impl_->node.facade;
   impl_->requester = std::make_unique<facade_requester>(
     sys, caf::actor_cast<caf::actor>(impl_->facade),
@@ -752,10 +753,6 @@ void sync_socket::on_lease_lost(lease_lost_callback cb) {
 
 // -- node ---------------------------------------------------------------------
 
-std::string peer_info::id_hex() const {
-  return to_hex(id);
-}
-
 peer_info sync_socket::connect(const std::string& host, uint16_t port) {
   pb::ConnectRequest req;
   req.set_host(host);
@@ -771,9 +768,9 @@ std::vector<peer_info> sync_socket::peers() const {
   return result;
 }
 
-bool sync_socket::disconnect(const std::string& id) {
+bool sync_socket::disconnect(const node_id& id) {
   pb::DisconnectRequest req;
-  req.set_node_id(id);
+  req.set_node_id(id.raw());
   return impl_->call<bool>(std::move(req));
 }
 
@@ -788,7 +785,7 @@ std::string sync_socket::send(std::vector<value> packets,
   pb::SendRequest req;
   for (const auto& p : packets)
     to_proto(p, req.add_packets());
-  req.set_to(opts.to);
+  req.set_to(opts.to.raw());
   req.set_whisper(opts.whisper);
   return impl_->call<pb::SendReply>(std::move(req)).message_id();
 }
@@ -862,7 +859,7 @@ void sync_socket::on_connect(std::function<void(const peer_info&)> cb) {
 }
 
 void sync_socket::on_disconnect(
-  std::function<void(const std::string&, const std::string&)> cb) {
+  std::function<void(const node_id&, const std::string&)> cb) {
   std::lock_guard<std::mutex> guard{impl_->callbacks_mtx};
   impl_->subscribe_locked();
   impl_->disconnect_cbs.push_back(std::move(cb));
@@ -890,11 +887,7 @@ pb::NodeStats sync_socket::stats() const {
   return impl_->call<pb::NodeStats>(pb::StatsRequest{});
 }
 
-std::string sync_socket::id() const {
-  return to_hex(impl_->id);
-}
-
-const std::string& sync_socket::raw_id() const noexcept {
+const node_id& sync_socket::id() const noexcept {
   return impl_->id;
 }
 

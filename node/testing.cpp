@@ -100,7 +100,7 @@ struct delivery {
 struct sim_node {
   size_t index = 0;
   std::string host;
-  node_id id;
+  raw_node_id id;
   uint64_t incarnation = 0;
   bool alive = false;
   bool paused = false;
@@ -207,7 +207,7 @@ struct cluster::impl {
     return std::uniform_int_distribution<int64_t>{lo, hi}(rng);
   }
 
-  node_id fresh_id(size_t i) {
+  raw_node_id fresh_id(size_t i) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string id = "n" + std::to_string(i) + "-";
     auto bits = rng();
@@ -718,8 +718,8 @@ size_t cluster::size() const noexcept {
   return impl_->nodes.size();
 }
 
-const std::string& cluster::id(size_t i) const {
-  return impl_->nodes.at(i).id;
+node_id cluster::id(size_t i) const {
+  return node_id::from_raw(impl_->nodes.at(i).id);
 }
 
 std::string cluster::address(size_t i) const {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "syncmesh/node_id.hpp"
+
 namespace syncmesh {
 
 /// syncmesh's error codes; usable as CAF errors in category "syncmesh" (see
@@ -80,8 +82,8 @@ public:
 struct lease_conflict {
   /// The key, as written (bytes, not escaped).
   std::string key;
-  /// The lease owner's node ID (hex).
-  std::string owner;
+  /// The lease owner's node ID.
+  node_id owner;
   /// When the lease ends, in microseconds since the Unix epoch (0: unknown).
   uint64_t lease_end_us = 0;
 };
@@ -92,8 +94,8 @@ struct lease_conflict {
 /// from one refusal instead of retrying key by key.
 class lease_error : public key_error {
 public:
-  /// Names the owner (hex node ID) and the lease end (µs since the epoch).
-  lease_error(std::string key, std::string owner, uint64_t lease_end_us);
+  /// Names the owner and the lease end (µs since the epoch).
+  lease_error(std::string key, node_id owner, uint64_t lease_end_us);
 
   /// Names every conflict (at least one); `key()`, `owner()` and
   /// `lease_end_us()` describe the first. The message names the first few
@@ -102,8 +104,9 @@ public:
 
   /// The (first) key, printable: bytes other than text are escaped.
   const std::string& key() const noexcept { return key_; }
-  /// The (first) owner's node ID (hex).
-  const std::string& owner() const noexcept { return owner_; }
+  /// The (first) owner's node ID (`owner().to_hex()` as the message and the
+  /// HTTP API print it).
+  const node_id& owner() const noexcept { return owner_; }
   /// When the (first) lease ends, in microseconds since the Unix epoch.
   uint64_t lease_end_us() const noexcept { return lease_end_us_; }
   /// Every leased key that refused the write, in the request's order.
@@ -113,7 +116,7 @@ public:
 
 private:
   std::string key_;
-  std::string owner_;
+  node_id owner_;
   uint64_t lease_end_us_;
   std::vector<lease_conflict> conflicts_;
 };

@@ -66,7 +66,7 @@ http::response exception_response(std::exception_ptr ep) {
     std::rethrow_exception(ep);
   } catch (const lease_error& e) {
     json body{{"error", "lease"},
-              {"owner", e.owner()},
+              {"owner", e.owner().to_hex()},
               {"expires_at", to_ms(e.lease_end_us())},
               {"expires_at_iso", iso8601_utc(e.lease_end_us())},
               {"message", e.what()}};
@@ -105,7 +105,7 @@ http::response error_response(caf::actor_system& sys, const caf::error& err) {
         json named;
         put_key(named, c.key);
         keys.push_back(named);
-        named["owner"] = c.owner;
+        named["owner"] = c.owner.to_hex();
         named["expires_at"] = to_ms(c.lease_end_us);
         named["expires_at_iso"] = iso8601_utc(c.lease_end_us);
         named["in"] = relative_time(c.lease_end_us, now);
@@ -243,7 +243,7 @@ std::string body_value(const http::request& req, value& out, size_t max_depth) {
   if (type.rfind("text/", 0) == 0) {
     if (!is_utf8(req.body))
       return "text body is not UTF-8";
-    out = value{req.body};
+    out = value(req.body);
     return {};
   }
   if (type.rfind("application/json", 0) == 0) {
@@ -1001,7 +1001,7 @@ void http_api::impl::stream_backup(pb::BackupReply copy,
                                    + backup_checkpoints::parent_of(data_dir)));
     return;
   }
-  auto id = sock.raw_id();
+  auto id = sock.id().raw();
   auto started = std::chrono::steady_clock::now();
   std::weak_ptr<impl> weak = shared_from_this();
   auto ready

@@ -171,23 +171,23 @@ std::string read(const nlohmann::json& x, value& out, int depth, int max) {
       out = value{};
       return {};
     case nlohmann::json::value_t::boolean:
-      out = value{x.get<bool>()};
+      out = value(x.get<bool>());
       return {};
     case nlohmann::json::value_t::number_integer:
-      out = value{x.get<int64_t>()};
+      out = value(x.get<int64_t>());
       return {};
     case nlohmann::json::value_t::number_unsigned: {
       auto u = x.get<uint64_t>();
       out = u <= static_cast<uint64_t>(INT64_MAX)
-              ? value{static_cast<int64_t>(u)}
-              : value{u};
+              ? value(static_cast<int64_t>(u))
+              : value(u);
       return {};
     }
     case nlohmann::json::value_t::number_float:
-      out = value{x.get<double>()};
+      out = value(x.get<double>());
       return {};
     case nlohmann::json::value_t::string:
-      out = value{x.get<std::string>()};
+      out = value(x.get<std::string>());
       return {};
     case nlohmann::json::value_t::array: {
       value_list items;
@@ -197,7 +197,7 @@ std::string read(const nlohmann::json& x, value& out, int depth, int max) {
           return err;
         items.push_back(std::move(v));
       }
-      out = value{std::move(items)};
+      out = value(std::move(items));
       return {};
     }
     case nlohmann::json::value_t::object: {
@@ -217,7 +217,7 @@ std::string read(const nlohmann::json& x, value& out, int depth, int max) {
         auto type = x[ext_marker].get<int64_t>();
         if (type < -128 || type > 127)
           return "$ext type out of range";
-        out = value{ext_value{static_cast<int8_t>(type), std::move(raw)}};
+        out = value(ext_value{static_cast<int8_t>(type), std::move(raw)});
         return {};
       }
       out = value::empty_map();

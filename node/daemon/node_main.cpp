@@ -124,13 +124,13 @@ int main(int argc, char** argv) {
                             : "tokens from " + opts.http_token_file);
     log_line(!loopback && opts.http_token_file.empty() ? log_level::warning
                                                        : log_level::info,
-             sock->raw_id(),
+             sock->id().raw(),
              what + (loopback ? ", loopback only" : ", not loopback"));
   }
   std::cout << "syncmesh-node ready node=" << sock->id()
             << " listen=" << cfg.host << ":" << sock->port()
             << " http=" << http_addr << std::endl;
-  log_line(log_level::info, sock->raw_id(),
+  log_line(log_level::info, sock->id().raw(),
            "ready: peers on " + cfg.host + ":" + std::to_string(sock->port())
              + ", HTTP API on " + http_addr);
   // Wait for SIGINT/SIGTERM (the store keeps the clock and the entries).
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     if (::poll(&pfd, 1, -1) > 0) {
       int sig = 0;
       if (::read(stop_pipe[0], &sig, sizeof(sig)) == sizeof(sig)) {
-        log_line(log_level::info, sock->raw_id(),
+        log_line(log_level::info, sock->id().raw(),
                  std::string{"stopping on "} + strsignal(sig));
         break;
       }
@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
   }
   if (api)
     api->stop();
-  log_line(log_level::debug, sock->raw_id(), "HTTP API stopped");
+  log_line(log_level::debug, sock->id().raw(), "HTTP API stopped");
   sock->close(); // goodbye to every peer
-  log_line(log_level::debug, sock->raw_id(), "node closed");
+  log_line(log_level::debug, sock->id().raw(), "node closed");
   return 0;
 }

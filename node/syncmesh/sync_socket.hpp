@@ -17,6 +17,7 @@
 #include "syncmesh/config.hpp"
 #include "syncmesh/errors.hpp"
 #include "syncmesh/facade.hpp"
+#include "syncmesh/node_id.hpp"
 #include "syncmesh/value.hpp"
 
 namespace syncmesh {
@@ -29,21 +30,18 @@ const node_actors& internals(const sync_socket& sock);
 
 /// Who owns an entry, when it last changed and when its lease ends.
 struct entry_meta {
-  /// The owner's node ID, raw bytes (hex via `owner_hex`).
-  std::string owner;
+  /// The owner's node ID.
+  node_id owner;
   /// When the entry last changed, µs since the Unix epoch.
   uint64_t time_us = 0;
   /// When the owner's lease ends, µs since the Unix epoch (0: no lease).
   uint64_t lease_end_us = 0;
-
-  /// The owner's ID as hex.
-  std::string owner_hex() const;
 };
 
 /// A connected peer.
 struct peer_info {
-  /// The peer's node ID, raw bytes.
-  std::string id;
+  /// The peer's node ID.
+  node_id id;
   /// Where the peer listens.
   std::string host;
   /// See host.
@@ -54,23 +52,20 @@ struct peer_info {
   std::chrono::microseconds rtt{0};
   /// When the connection was established, µs since the Unix epoch.
   uint64_t connected_since_us = 0;
-
-  /// The peer's ID as hex.
-  std::string id_hex() const;
 };
 
 /// A mesh_socket message: a list of packets from one node.
 struct message {
   /// Unique ID (the sender's ID plus a counter).
   std::string id;
-  /// The sender's node ID, raw bytes.
-  std::string sender;
+  /// The sender's node ID.
+  node_id sender;
   /// When it was sent, µs since the Unix epoch (the sender's clock).
   uint64_t time_us = 0;
   /// The packets.
   std::vector<syncmesh::value> packets;
-  /// The peer it arrived through, raw node ID.
-  std::string via;
+  /// The peer it arrived through.
+  node_id via;
   /// Addressed to this node only (not a broadcast).
   bool direct = false;
   /// Whispered by a direct peer.
@@ -79,8 +74,8 @@ struct message {
 
 /// How send() delivers a message.
 struct send_options {
-  /// A node ID (raw bytes) to address; empty: broadcast to the whole mesh.
-  std::string to;
+  /// The node to address; empty: broadcast to the whole mesh.
+  node_id to;
   /// Only to direct peers, never relayed (py2p's whisper).
   bool whisper = false;
 };
@@ -127,9 +122,9 @@ public:
                          const entry_meta& meta)>;
   /// Callback for `delete(key)` events.
   using delete_callback = std::function<void(const std::string& key)>;
-  /// Callback for lost leases: the key and its new owner (raw bytes).
+  /// Callback for lost leases: the key and its new owner.
   using lease_lost_callback
-    = std::function<void(const std::string& key, const std::string& owner)>;
+    = std::function<void(const std::string& key, const node_id& owner)>;
 
   /// Spawns a node in `sys` (prepared with syncmesh::configure). Throws
   /// value_error for an invalid config.
@@ -210,6 +205,10 @@ public:
   void apply_delta(key_arg key, const value_map& fields);
 
   /// Proxy returned by `operator[]`: reads like `at`, assigns like `set`.
+  /// It names a key, not a value: every read asks the node again (a
+  /// proxy kept in `auto r = sock["k"]` sees later writes), and reads
+  /// return values, never references into one. Where a value is expected
+  /// it converts (`syncmesh::value v = sock["k"];`); `.get()` is the value.
   class reference {
   public:
     /// Sets the key.
@@ -217,10 +216,52 @@ public:
       sock_->set(key_, std::move(val));
       return *this;
     }
+    /// Sets the key to the value of another key (`sock["a"] = sock["b"]`
+    /// copies the value, as in Python; it does not rebind the proxy).
+    reference& operator=(const reference& other) {
+      return *this = other.get();
+    }
     /// Reads the key; throws key_error when absent.
     operator syncmesh::value() const { return sock_->at(key_); }
     /// Reads the key; throws key_error when absent.
     syncmesh::value get() const { return sock_->at(key_); }
+
+    // Each accessor reads the key (throwing key_error when absent) and
+    // then behaves as the value's own (type_error for another kind).
+
+    /// The kind of the current value.
+    syncmesh::value::kind type() const { return get().type(); }
+    /// True when the current value is nil.
+    bool is_nil() const { return get().is_nil(); }
+    /// True when the current value is text.
+    bool is_text() const { return get().is_text(); }
+    /// True when the current value is bytes.
+    bool is_bytes() const { return get().is_bytes(); }
+    /// True when the current value is a list.
+    bool is_list() const { return get().is_list(); }
+    /// True when the current value is a map.
+    bool is_map() const { return get().is_map(); }
+    /// The current bool.
+    bool as_bool() const { return get().as_bool(); }
+    /// The current integer as int64.
+    int64_t as_int64() const { return get().as_int64(); }
+    /// The current integer as uint64.
+    uint64_t as_uint64() const { return get().as_uint64(); }
+    /// The current number as float64.
+    double as_float64() const { return get().as_float64(); }
+    /// The current text (a copy).
+    std::string as_text() const { return get().as_text(); }
+    /// The current text's or bytes' raw bytes (a copy).
+    std::string as_bytes() const { return get().as_bytes(); }
+    /// The current list (a copy).
+    value_list as_list() const { return get().as_list(); }
+    /// The current map (a copy).
+    value_map as_map() const { return get().as_map(); }
+    /// The current ext value (a copy).
+    ext_value as_ext() const { return get().as_ext(); }
+    /// True when the current map has a field at `key`.
+    bool contains(const map_key& key) const { return get().contains(key); }
+
     /// Compares the current value (absent compares unequal).
     bool operator==(const syncmesh::value& x) const {
       auto v = sock_->get(key_);
@@ -235,6 +276,12 @@ public:
     bool operator==(const char* x) const {
       return *this == std::string_view{x};
     }
+    /// Compares the current value with text or bytes content.
+    bool operator==(const std::string& x) const {
+      return *this == std::string_view{x};
+    }
+    /// Negation of operator==.
+    bool operator!=(const std::string& x) const { return !(*this == x); }
     /// Negation of operator==.
     bool operator!=(const char* x) const { return !(*this == x); }
     /// Negation of operator==.
@@ -275,9 +322,9 @@ public:
   peer_info connect(const std::string& host, uint16_t port);
   /// The connected peers.
   std::vector<peer_info> peers() const;
-  /// Says goodbye to the peer with raw node ID `id` and does not redial it;
-  /// false when no such peer is connected.
-  bool disconnect(const std::string& id);
+  /// Says goodbye to the peer `id` and does not redial it; false when no
+  /// such peer is connected.
+  bool disconnect(const node_id& id);
   /// The port this node listens on (0 when config::listen is false).
   uint16_t port() const noexcept;
 
@@ -286,7 +333,7 @@ public:
   /// A message handler: sees each incoming message (and the peer it came
   /// through) before the receive queue; returning true consumes it.
   using message_handler
-    = std::function<bool(const message& msg, const std::string& via)>;
+    = std::function<bool(const message& msg, const node_id& via)>;
 
   /// Sends `packets`: to every node of the mesh (each receives it once), to
   /// direct peers only (`whisper`), or to one node (`to`, routed through the
@@ -305,7 +352,7 @@ public:
   void on_connect(std::function<void(const peer_info&)> cb);
   /// Called when a peer link ended, with the reason.
   void on_disconnect(
-    std::function<void(const std::string& id, const std::string& reason)> cb);
+    std::function<void(const node_id& id, const std::string& reason)> cb);
   /// Called when a message was queued for recv().
   void on_message(std::function<void(const message&)> cb);
   /// Messages dropped from the full receive queue (config::max_received).
@@ -317,10 +364,9 @@ public:
   pb::NodeInfo info() const;
   /// Every counter of the node (router, lease manager, store).
   pb::NodeStats stats() const;
-  /// This node's ID as hex.
-  std::string id() const;
-  /// This node's ID as raw bytes.
-  const std::string& raw_id() const noexcept;
+  /// This node's ID (`id().to_hex()` is what the HTTP API and the CLI
+  /// print).
+  const node_id& id() const noexcept;
   /// The facade, for CAF code that wants to talk to the node directly.
   facade_actor handle() const;
   /// The configuration in effect.

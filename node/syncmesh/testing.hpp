@@ -26,6 +26,7 @@
 
 #include "syncmesh/config.hpp"
 #include "syncmesh/facade.hpp"
+#include "syncmesh/node_id.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
 namespace syncmesh::testing {
@@ -149,7 +150,7 @@ public:
   /// Number of node slots.
   size_t size() const noexcept;
   /// The current ID of node `i`.
-  const std::string& id(size_t i) const;
+  node_id id(size_t i) const;
   /// Where node `i` listens ("nodeI:7000").
   std::string address(size_t i) const;
   /// True unless node `i` is stopped.

@@ -9,10 +9,15 @@
 #include <condition_variable>
 #include <cstddef>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -35,6 +40,7 @@ namespace {
 
 constexpr uint64_t hour_us = 3'600'000'000;
 const std::string other_id = "other-node";
+const node_id other = node_id::from_raw(other_id);
 
 /// One actor system per test; sockets die before it.
 struct api_fixture {
@@ -156,7 +162,7 @@ BOOST_AUTO_TEST_CASE(update_sets_every_pair) {
   BOOST_CHECK_EQUAL(copy.at("b"), value{"two"});
   BOOST_CHECK_EQUAL(sock.values().size(), 3u);
   for (const auto& x : sock.items())
-    BOOST_CHECK_EQUAL(x.meta.owner, sock.raw_id());
+    BOOST_CHECK_EQUAL(x.meta.owner, sock.id());
 }
 
 BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
@@ -171,10 +177,10 @@ BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
     sock["test"] = "mine";
     BOOST_FAIL("a write under another node's lease succeeded");
   } catch (const lease_error& e) {
-    BOOST_CHECK_EQUAL(e.owner(), to_hex(other_id));
+    BOOST_CHECK_EQUAL(e.owner(), other);
     BOOST_CHECK_EQUAL(e.lease_end_us(), now + hour_us);
     BOOST_CHECK_EQUAL(e.key(), "test");
-    BOOST_CHECK(std::string{e.what()}.find(to_hex(other_id))
+    BOOST_CHECK(std::string{e.what()}.find(other.to_hex())
                 != std::string::npos);
   }
   BOOST_CHECK_THROW(sock.erase("test"), lease_error);
@@ -190,7 +196,7 @@ BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
     BOOST_REQUIRE_EQUAL(e.conflicts().size(), 2u);
     BOOST_CHECK_EQUAL(e.conflicts()[0].key, "test");
     BOOST_CHECK_EQUAL(e.conflicts()[1].key, "test2");
-    BOOST_CHECK_EQUAL(e.conflicts()[1].owner, to_hex(other_id));
+    BOOST_CHECK_EQUAL(e.conflicts()[1].owner, other);
     BOOST_CHECK_EQUAL(e.conflicts()[1].lease_end_us, now + hour_us);
     BOOST_CHECK_EQUAL(e.key(), "test");
     std::string what = e.what();
@@ -200,12 +206,12 @@ BOOST_AUTO_TEST_CASE(remote_owner_makes_local_write_raise_lease_error) {
   }
   BOOST_CHECK(!sock.contains("free"));
   BOOST_CHECK(sock["test"] == "theirs");
-  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, other_id);
+  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, other);
   // After the lease ends, the key is free for anyone.
   clock.advance(std::chrono::microseconds(hour_us) + 2s);
   sock["test"] = "mine";
   BOOST_CHECK(sock["test"] == "mine");
-  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, sock.raw_id());
+  BOOST_CHECK_EQUAL(sock.get_item("test")->meta.owner, sock.id());
 }
 
 BOOST_AUTO_TEST_CASE(without_leasing_the_newest_write_wins) {
@@ -358,8 +364,8 @@ BOOST_AUTO_TEST_CASE(callbacks_see_local_and_remote_changes) {
       updates.push({key, val});
     });
   sock.on_delete([&](const std::string& key) { deletes.push(key); });
-  sock.on_lease_lost([&](const std::string& key, const std::string& owner) {
-    BOOST_CHECK_EQUAL(owner, other_id);
+  sock.on_lease_lost([&](const std::string& key, const node_id& owner) {
+    BOOST_CHECK_EQUAL(owner, other);
     losses.push(key);
   });
   sock["a"] = 1;
@@ -414,7 +420,8 @@ BOOST_AUTO_TEST_CASE(close_from_a_callback_does_not_hang) {
 BOOST_AUTO_TEST_CASE(calls_after_close_raise_closed) {
   sync_socket sock{sys};
   sock["k"] = 1;
-  BOOST_CHECK_EQUAL(sock.id().size(), 2 * random_node_id_size);
+  BOOST_CHECK_EQUAL(sock.id().size(), random_node_id_size);
+  BOOST_CHECK_EQUAL(sock.id().to_hex().size(), 2 * random_node_id_size);
   sock.close();
   sock.close(); // idempotent
   try {
@@ -431,7 +438,7 @@ BOOST_AUTO_TEST_CASE(many_sockets_in_one_system_shut_down_cleanly) {
     socks.push_back(std::make_unique<sync_socket>(sys));
     (*socks.back())["k"] = i;
   }
-  std::set<std::string> ids;
+  std::set<node_id> ids;
   for (auto& s : socks)
     ids.insert(s->id());
   BOOST_CHECK_EQUAL(ids.size(), 8u);
@@ -690,6 +697,148 @@ BOOST_AUTO_TEST_CASE(close_under_load_from_several_threads) {
   }
   BOOST_TEST_MESSAGE("slowest close()/destruction under load: " << slowest
                                                                 << " ms");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- values that write like py2p, one node ID type (issue 17) -----------------
+
+namespace syncmesh {
+
+/// Prints a list in failure messages as its value.
+std::ostream& boost_test_print_type(std::ostream& out, const value_list& x) {
+  return out << value(x);
+}
+
+} // namespace syncmesh
+
+BOOST_FIXTURE_TEST_SUITE(values_like_py2p, api_fixture)
+
+BOOST_AUTO_TEST_CASE(braces_ranges_and_nested_forms_store_what_they_say) {
+  sync_socket sock{sys};
+  sock.set("list", {1, 2, 3});
+  BOOST_CHECK_EQUAL(sock.at("list"), (value_list{1, 2, 3}));
+  sock.set("map", {{"a", 1}, {"b", 2}});
+  BOOST_REQUIRE(sock.at("map").is_map());
+  BOOST_CHECK(sock.at("map").contains("b"));
+  // One field is a map; a list of one pair is written as a list.
+  sock.set("one-field", {{"a", 1}});
+  BOOST_CHECK(sock.at("one-field").is_map());
+  sock.set("one-pair", value::list({{"a", 1}}));
+  BOOST_CHECK_EQUAL(sock.at("one-pair"), (value_list{value_list{"a", 1}}));
+  sock["vector"] = std::vector<int>{1, 2};
+  BOOST_CHECK_EQUAL(sock.at("vector"), (value_list{1, 2}));
+  sock["sorted"] = std::map<std::string, int>{{"b", 2}, {"a", 1}};
+  BOOST_CHECK_EQUAL(sock.at("sorted"), (value{{"a", 1}, {"b", 2}}));
+  sock["hashed"] = std::unordered_map<std::string, std::string>{{"k", "v"}};
+  BOOST_CHECK_EQUAL(sock.at("hashed"), (value{{"k", "v"}}));
+  sock["pairs"] = std::vector<std::pair<std::string, double>>{{"x", 0.5}};
+  BOOST_CHECK_EQUAL(sock.at("pairs"), (value{{"x", 0.5}}));
+  sock["nested"] = {{"user", {{"name", "ada"}, {"langs", {"c++", "py"}}}}};
+  auto nested = sock.at("nested");
+  BOOST_REQUIRE(nested.find("user") != nullptr);
+  BOOST_CHECK_EQUAL(*nested.find("user")->find("langs"),
+                    (value_list{"c++", "py"}));
+  // A whole dictionary copied into a value and back.
+  sock["snapshot"] = sock.copy();
+  auto snapshot = sock.at("snapshot");
+  BOOST_REQUIRE(snapshot.find("sorted") != nullptr);
+  BOOST_CHECK_EQUAL(*snapshot.find("sorted"), (value{{"a", 1}, {"b", 2}}));
+}
+
+BOOST_AUTO_TEST_CASE(bytes_stay_bytes_and_text_stays_text) {
+  sync_socket sock{sys};
+  sock["raw"] = bytes{0x00, 0xff};
+  BOOST_CHECK(sock.at("raw").is_bytes());
+  BOOST_CHECK_EQUAL(sock["raw"].as_bytes(), std::string("\x00\xff", 2));
+  sock["named"] = bytes::from("text");
+  BOOST_CHECK(sock["named"].is_bytes());
+  BOOST_CHECK(sock.at("named") != value{"text"});
+  sock["text"] = std::string{"text"};
+  BOOST_CHECK(sock["text"].is_text());
+  // bytes as a key are the key's bytes: the same key as the text.
+  BOOST_CHECK(sock[bytes::from("text")] == "text");
+}
+
+BOOST_AUTO_TEST_CASE(the_proxy_reads_as_a_value_and_never_dangles) {
+  sync_socket sock{sys};
+  sock["greeting"] = "hello, a text too long for the small-string buffer";
+  sock["n"] = 7;
+  sock["xs"] = {1, 2};
+  BOOST_CHECK_EQUAL(sock["greeting"].as_text(),
+                    "hello, a text too long for the small-string buffer");
+  BOOST_CHECK_EQUAL(sock["n"].as_int64(), 7);
+  BOOST_CHECK_EQUAL(sock["n"].as_float64(), 7.0);
+  BOOST_CHECK_EQUAL(sock["xs"].as_list().size(), 2u);
+  BOOST_CHECK(sock["n"].type() == value::kind::int64);
+  value v = sock["n"];
+  BOOST_CHECK_EQUAL(v, value{7});
+  BOOST_CHECK_EQUAL(sock["n"].get(), value{7});
+  // References bound to what a temporary returns hold their own copy.
+  const auto& from_at = sock.at("greeting").as_text();
+  const auto& from_proxy = sock["greeting"].as_text();
+  const auto& list = sock.at("xs").as_list();
+  sock["greeting"] = "changed";
+  sock["xs"] = {3};
+  BOOST_CHECK_EQUAL(from_at,
+                    "hello, a text too long for the small-string buffer");
+  BOOST_CHECK_EQUAL(from_proxy, from_at);
+  BOOST_CHECK_EQUAL(list.size(), 2u);
+  // A proxy kept with auto names the key: it reads the current value.
+  auto live = sock["greeting"];
+  BOOST_CHECK_EQUAL(live.as_text(), "changed");
+  sock["greeting"] = "again";
+  BOOST_CHECK_EQUAL(live.as_text(), "again");
+  // Assigning a proxy copies the value, as Python's d["a"] = d["b"].
+  sock["copy"] = sock["n"];
+  BOOST_CHECK_EQUAL(sock.at("copy"), value{7});
+  sock["n"] = 8;
+  BOOST_CHECK_EQUAL(sock.at("copy"), value{7});
+  BOOST_CHECK_THROW(sock["absent"].as_text(), key_error);
+  BOOST_CHECK_THROW(sock["n"].as_text(), type_error);
+}
+
+BOOST_AUTO_TEST_CASE(find_takes_a_std_string) {
+  sync_socket sock{sys};
+  sock.apply_delta("m", {{"field", 1}});
+  std::string key = "field";
+  auto m = sock.at("m");
+  BOOST_REQUIRE(m.find(key) != nullptr);
+  BOOST_CHECK_EQUAL(*m.find(key), value{1});
+  BOOST_CHECK(sock.at("m").contains(key));
+  BOOST_CHECK(sock["m"].contains(key));
+}
+
+BOOST_AUTO_TEST_CASE(every_api_names_nodes_with_node_id) {
+  manual_clock clock;
+  config cfg;
+  cfg.clock = clock.as_wall_clock();
+  sync_socket sock{sys, cfg};
+  const node_id& me = sock.id();
+  BOOST_CHECK(!me.empty());
+  BOOST_CHECK_EQUAL(node_id::from_hex(me.to_hex()).value(), me);
+  sock["mine"] = 1;
+  BOOST_CHECK_EQUAL(sock.get_item("mine")->meta.owner, me);
+  for (const auto& x : sock.items())
+    BOOST_CHECK_EQUAL(x.meta.owner, me);
+  mailbox<entry_meta> metas;
+  sock.on_update([&](const std::string&, const value&, const entry_meta& m) {
+    metas.push(m);
+  });
+  inject(sys, sock, remote_set("theirs", value{"x"}, clock.now()));
+  BOOST_REQUIRE(metas.wait_for(1));
+  BOOST_CHECK_EQUAL(metas.items.back().owner, other);
+  try {
+    sock["theirs"] = "mine";
+    BOOST_FAIL("a write under another node's lease succeeded");
+  } catch (const lease_error& e) {
+    BOOST_CHECK_EQUAL(e.owner(), other);
+    BOOST_CHECK_EQUAL(e.conflicts().at(0).owner, other);
+  }
+  send_options to_someone;
+  to_someone.to = other;
+  BOOST_CHECK(to_someone.to.raw() == other_id);
+  BOOST_CHECK(!sock.disconnect(other)); // not a connected peer
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -19,6 +19,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/caf_setup.hpp"
 #include "support/daemon_process.hpp"
 #include "support/eventually.hpp"
 #include "support/process.hpp"
@@ -639,6 +640,63 @@ BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {
       BOOST_CHECK(!std::getline(in, line));
     }
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- one node ID type (issue 17) -----------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(node_ids)
+
+// An in-process sync_socket and a syncmesh-node name each other: the IDs the
+// C++ API gives (sync_socket::id(), peer_info::id, entry_meta::owner) are
+// the ones the HTTP API and the CLI print, as to_hex() prints them.
+BOOST_AUTO_TEST_CASE(sync_socket_ids_are_the_hex_the_http_api_and_cli_print) {
+  scratch_dir scratch;
+  const auto& dir = scratch.path;
+  node_process node{dir, {}};
+  syncmesh::test::threaded_config cfg;
+  caf::actor_system sys{cfg};
+  syncmesh::sync_socket sock{sys};
+  auto colon = node.listen.rfind(':');
+  BOOST_REQUIRE(colon != std::string::npos);
+  auto peer = sock.connect(
+    node.listen.substr(0, colon),
+    static_cast<uint16_t>(std::stoi(node.listen.substr(colon + 1))));
+  // The node as the socket names it, and as the node prints itself.
+  auto status = body_json(node.client().Get("/v1/status"));
+  BOOST_CHECK_EQUAL(status["node_id"], peer.id.to_hex());
+  BOOST_CHECK_EQUAL(node.id, peer.id.to_hex()); // its ready line
+  auto parsed = syncmesh::node_id::from_hex(status["node_id"].get<std::string>());
+  BOOST_REQUIRE(parsed.has_value());
+  BOOST_CHECK_EQUAL(*parsed, peer.id);
+  // The socket as the node names it.
+  auto mine = sock.id().to_hex();
+  BOOST_REQUIRE(eventually([&] {
+    auto peers = body_json(node.client().Get("/v1/peers"))["peers"];
+    return peers.size() == 1 && peers[0]["node_id"] == mine;
+  }));
+  std::string out;
+  std::string err;
+  BOOST_CHECK_EQUAL(cli(node, "peers", out, err, dir), 0);
+  BOOST_CHECK_MESSAGE(out.find(mine.substr(0, 12)) != std::string::npos, out);
+  // An entry's owner: entry_meta::owner on the socket, the owner header and
+  // the CLI's items on the node.
+  sock["written-by-the-socket"] = "x";
+  BOOST_CHECK_EQUAL(sock.get_item("written-by-the-socket")->meta.owner,
+                    sock.id());
+  BOOST_REQUIRE(eventually([&] {
+    return node.status_of("/v1/kv/written-by-the-socket") == 200;
+  }));
+  auto got = node.client().Get("/v1/kv/written-by-the-socket");
+  BOOST_REQUIRE(got);
+  BOOST_CHECK_EQUAL(got->get_header_value("X-Syncmesh-Owner"), mine);
+  BOOST_CHECK_EQUAL(cli(node, "items", out, err, dir), 0);
+  BOOST_CHECK_MESSAGE(
+    out.find("written-by-the-socket\tx\t" + mine.substr(0, 12))
+      != std::string::npos,
+    out);
+  sock.close();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

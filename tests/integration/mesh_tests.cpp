@@ -166,18 +166,18 @@ BOOST_AUTO_TEST_CASE(connect_reports_peers_on_both_sides) {
   auto& b = add();
   BOOST_CHECK_NE(a.port(), 0);
   auto info = b.connect("127.0.0.1", a.port());
-  BOOST_CHECK_EQUAL(info.id, a.raw_id());
+  BOOST_CHECK_EQUAL(info.id, a.id());
   BOOST_CHECK(info.outbound);
   BOOST_CHECK_EQUAL(info.port, a.port());
   BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
   auto back = a.peers().front();
-  BOOST_CHECK_EQUAL(back.id, b.raw_id());
+  BOOST_CHECK_EQUAL(back.id, b.id());
   BOOST_CHECK(!back.outbound);
   BOOST_CHECK_EQUAL(back.port, b.port());
   // Heartbeats measure the round-trip time.
   BOOST_CHECK(eventually([&] { return b.peers().front().rtt.count() > 0; }));
   // Connecting again returns the existing peer.
-  BOOST_CHECK_EQUAL(b.connect("127.0.0.1", a.port()).id, a.raw_id());
+  BOOST_CHECK_EQUAL(b.connect("127.0.0.1", a.port()).id, a.id());
   BOOST_CHECK_EQUAL(b.peers().size(), 1u);
 }
 
@@ -233,7 +233,7 @@ BOOST_AUTO_TEST_CASE(seeds_are_redialled_until_they_come_up) {
   late.port = port;
   auto& b = add(late);
   BOOST_CHECK(eventually([&] { return a.peers().size() == 1; }));
-  BOOST_CHECK_EQUAL(a.peers().front().id, b.raw_id());
+  BOOST_CHECK_EQUAL(a.peers().front().id, b.id());
 }
 
 BOOST_AUTO_TEST_CASE(a_node_that_knows_one_peer_finds_the_others) {
@@ -332,7 +332,7 @@ BOOST_AUTO_TEST_CASE(partition_heals_to_identical_replicas_with_one_owner) {
   BOOST_REQUIRE(
     eventually([&] { return all_have("shared", value{"before"}); }));
   // Cut the bridge; both ends notice.
-  BOOST_REQUIRE(n0.disconnect(n2.raw_id()));
+  BOOST_REQUIRE(n0.disconnect(n2.id()));
   BOOST_REQUIRE(eventually(
     [&] { return n0.peers().size() == 1 && n2.peers().size() == 1; }));
   // Writes on both sides while apart, including the same key.
@@ -425,7 +425,7 @@ BOOST_AUTO_TEST_CASE(each_bad_peer_gets_a_clean_close_and_nothing_changes) {
   BOOST_CHECK_EQUAL(provoke(port, hello_from("intruder", other)),
                     pb::Goodbye::PROTOCOL_MISMATCH);
   // Our own node ID.
-  BOOST_CHECK_EQUAL(provoke(port, hello_from(node.raw_id(), cfg)),
+  BOOST_CHECK_EQUAL(provoke(port, hello_from(node.id().raw(), cfg)),
                     pb::Goodbye::SELF_CONNECTION);
   // Silence past the handshake timeout.
   BOOST_CHECK_EQUAL(provoke(port, ""), pb::Goodbye::HANDSHAKE_TIMEOUT);
@@ -546,7 +546,7 @@ BOOST_AUTO_TEST_CASE(every_node_receives_each_broadcast_exactly_once) {
       BOOST_REQUIRE_EQUAL(m.packets.size(), 2u);
       BOOST_CHECK(m.packets[0] == "from");
       senders.insert(m.packets[1].as_int64());
-      BOOST_CHECK_NE(m.sender, nodes[i]->raw_id());
+      BOOST_CHECK_NE(m.sender, nodes[i]->id());
       BOOST_CHECK(!m.direct);
     }
     BOOST_CHECK_EQUAL(senders.size(), 4u);
@@ -570,17 +570,17 @@ BOOST_AUTO_TEST_CASE(whispers_stay_with_neighbours_and_replies_reach_far) {
   BOOST_REQUIRE(receive(b, 1, at_b));
   BOOST_CHECK(at_b[0].whisper);
   // Directed to a non-neighbour: a -> c through b, and c replies to a.
-  a.send({value{"question"}}, send_options{c.raw_id(), false});
+  a.send({value{"question"}}, send_options{c.id(), false});
   std::vector<message> at_c;
   BOOST_REQUIRE(receive(c, 1, at_c));
   BOOST_CHECK(at_c[0].packets[0] == "question");
   BOOST_CHECK(at_c[0].direct);
-  BOOST_CHECK_EQUAL(at_c[0].sender, a.raw_id());
+  BOOST_CHECK_EQUAL(at_c[0].sender, a.id());
   c.reply(at_c[0], {value{"answer"}});
   std::vector<message> at_a;
   BOOST_REQUIRE(receive(a, 1, at_a));
   BOOST_CHECK(at_a[0].packets[0] == "answer");
-  BOOST_CHECK_EQUAL(at_a[0].sender, c.raw_id());
+  BOOST_CHECK_EQUAL(at_a[0].sender, c.id());
   // Nothing else arrived: the whisper stayed with b, the directed message
   // and the reply were delivered only where they were addressed.
   BOOST_CHECK(b.recv(100).empty());
@@ -594,12 +594,12 @@ BOOST_AUTO_TEST_CASE(handlers_consume_in_registration_order) {
   b.connect("127.0.0.1", a.port());
   BOOST_REQUIRE(has_peers(a, 1)); // a sends below
   seen_list<std::string> calls;
-  b.register_handler([&](const message& m, const std::string& via) {
+  b.register_handler([&](const message& m, const node_id& via) {
     calls.add("first:" + m.packets[0].as_text());
-    BOOST_CHECK_EQUAL(via, a.raw_id());
+    BOOST_CHECK_EQUAL(via, a.id());
     return m.packets[0] == "mine";
   });
-  b.register_handler([&](const message& m, const std::string&) {
+  b.register_handler([&](const message& m, const node_id&) {
     calls.add("second:" + m.packets[0].as_text());
     return m.packets[0] == "theirs";
   });
@@ -690,10 +690,10 @@ BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
   auto& a = add();
   seen_list<std::string> ups;
   seen_list<std::string> downs;
-  a.on_connect([&](const peer_info& p) { ups.add(p.id); });
-  a.on_disconnect([&](const std::string& id, const std::string& reason) {
+  a.on_connect([&](const peer_info& p) { ups.add(p.id.raw()); });
+  a.on_disconnect([&](const node_id& id, const std::string& reason) {
     BOOST_CHECK(!reason.empty());
-    downs.add(id);
+    downs.add(id.raw());
   });
   auto data = fast_config();
   data.node_id = "restarting-node";
@@ -794,7 +794,7 @@ BOOST_AUTO_TEST_CASE(an_impostor_is_refused_while_the_real_node_answers) {
   b.connect("127.0.0.1", a.port());
   BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
   // A raw peer claims b's ID: a probes its link to b, b answers.
-  BOOST_CHECK_EQUAL(provoke(a.port(), hello_from(b.raw_id(), fast_config())),
+  BOOST_CHECK_EQUAL(provoke(a.port(), hello_from(b.id().raw(), fast_config())),
                     pb::Goodbye::DUPLICATE_ID);
   b["still"] = "here";
   BOOST_CHECK(eventually([&] { return a.contains("still"); }));

@@ -292,10 +292,10 @@ BOOST_AUTO_TEST_CASE(tls_nodes_take_their_ids_from_certificates_and_replicate) {
   auto& a = add_tls("node-a");
   auto& b = add_tls("node-b");
   auto& c = add_tls("node-c");
-  BOOST_CHECK_EQUAL(a.raw_id(), "node-a");
-  BOOST_CHECK_EQUAL(b.raw_id(), "node-b");
+  BOOST_CHECK_EQUAL(a.id().raw(), "node-a");
+  BOOST_CHECK_EQUAL(b.id().raw(), "node-b");
   auto info = b.connect("127.0.0.1", a.port());
-  BOOST_CHECK_EQUAL(info.id, "node-a");
+  BOOST_CHECK_EQUAL(info.id.raw(), "node-a");
   c.connect("127.0.0.1", b.port());
   a.set("from-a", value{"1"});
   c.set("from-c", value{"3"});

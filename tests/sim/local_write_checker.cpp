@@ -64,7 +64,7 @@ void local_write_checker::on_event(size_t node, const std::string& key,
   }
 }
 
-void local_write_checker::on_lease_lost(size_t node, const node_id& self,
+void local_write_checker::on_lease_lost(size_t node, const raw_node_id& self,
                                         const std::string& key) {
   auto& streams = nodes_.at(node).streams;
   auto it = streams.find(key);
@@ -87,7 +87,7 @@ uint64_t local_write_checker::issue(size_t node, const std::string& key) {
   return nodes_.at(node).next_seq[key]++;
 }
 
-void local_write_checker::on_acked(size_t node, const node_id& self,
+void local_write_checker::on_acked(size_t node, const raw_node_id& self,
                                    const std::string& key, uint64_t seq,
                                    const version& v,
                                    const std::optional<version>& store_at_ack) {

@@ -77,7 +77,7 @@ public:
                 const version& v, uint64_t wall_us);
 
   /// A lease_lost event for `key` reached node `node`, whose ID is `self`.
-  void on_lease_lost(size_t node, const node_id& self, const std::string& key);
+  void on_lease_lost(size_t node, const raw_node_id& self, const std::string& key);
 
   /// Numbers a local write to `key` on `node` in issue order; hand the
   /// number to on_acked.
@@ -87,7 +87,7 @@ public:
   /// acknowledged with version `v`. `store_at_ack` is the newest version the
   /// store held for the key when the acknowledgement arrived (nullopt: no
   /// entry). Call it once the events of that instant have arrived.
-  void on_acked(size_t node, const node_id& self, const std::string& key,
+  void on_acked(size_t node, const raw_node_id& self, const std::string& key,
                 uint64_t seq, const version& v,
                 const std::optional<version>& store_at_ack);
 

@@ -323,7 +323,7 @@ private:
   }
 
   std::string node_name(size_t i) const {
-    return "n" + std::to_string(i) + "(" + cluster_->id(i) + ")";
+    return "n" + std::to_string(i) + "(" + cluster_->id(i).raw() + ")";
   }
 
   // -- topology and faults ----------------------------------------------------
@@ -703,7 +703,7 @@ private:
     if (it == seen_[i].end() || !it->second.live)
       return {};
     auto& s = it->second;
-    if (s.owner == cluster_->id(i) || s.lease_end_us <= cluster_->wall_us(i))
+    if (s.owner == cluster_->id(i).raw() || s.lease_end_us <= cluster_->wall_us(i))
       return {};
     return s.owner + " until " + std::to_string(s.lease_end_us % 100'000'000);
   }
@@ -782,7 +782,7 @@ private:
              record(i, key, reply.meta().version(), kind, fields);
              version v;
              from_proto(reply.meta().version(), v);
-             checker_->on_acked(i, cluster_->id(i), key, seq, v, at_ack);
+             checker_->on_acked(i, cluster_->id(i).raw(), key, seq, v, at_ack);
            }});
       },
       [=](const caf::error& err) { on_error(i, key, what, err); });
@@ -854,7 +854,7 @@ private:
              for (size_t k = 0; k < keys.size(); ++k) {
                expect_refusal(i, keys[k], leases[k], "update");
                if (auto v = record_from_events(i, keys[k]))
-                 checker_->on_acked(i, cluster_->id(i), keys[k], seqs[k], *v,
+                 checker_->on_acked(i, cluster_->id(i).raw(), keys[k], seqs[k], *v,
                                     at_ack[k]);
              }
            }});
@@ -992,7 +992,7 @@ private:
       s.owner = ev.update().meta().owner();
       s.lease_end_us = ev.update().meta().lease_end_us();
       s.live = true;
-      if (s.ver.stamp.node == cluster_->id(i))
+      if (s.ver.stamp.node == cluster_->id(i).raw())
         own_writes_[i][ev.update().key()] = s.ver;
     } else if (ev.has_deleted()) {
       auto& s = seen_[i][ev.deleted().key()];
@@ -1005,7 +1005,7 @@ private:
       if (!fresh && newer(s.ver, d->second))
         d->second = s.ver;
     } else if (ev.has_lease_lost()) {
-      checker_->on_lease_lost(i, cluster_->id(i), ev.lease_lost().key());
+      checker_->on_lease_lost(i, cluster_->id(i).raw(), ev.lease_lost().key());
       lease_losses_.push_back({i, ev.lease_lost().key(),
                                ev.lease_lost().old_lease_end_us(),
                                ev.lease_lost().new_owner()});
@@ -1027,7 +1027,7 @@ private:
   /// Remembers the true (virtual) time of an acknowledged write's claim and
   /// lease end: its node's clock reading minus that node's skew.
   void note_true_times(size_t i, const pb::Version& v) {
-    const auto& id = cluster_->id(i);
+    const auto& id = cluster_->id(i).raw();
     auto to_true = [&](uint64_t us) {
       return static_cast<int64_t>(us) - skew_us_[i];
     };
@@ -1041,7 +1041,7 @@ private:
   /// before the lost lease ended (both known from acknowledgements).
   bool live_in_true_time(const lease_loss& loss, const version& winner) {
     auto claim = true_claims_.find({winner.claimer, winner.claim_us});
-    auto end = true_ends_.find({cluster_->id(loss.node), loss.old_end_us});
+    auto end = true_ends_.find({cluster_->id(loss.node).raw(), loss.old_end_us});
     return claim != true_claims_.end() && end != true_ends_.end()
            && claim->second < end->second;
   }

@@ -20,7 +20,7 @@ namespace {
 
 /// Writes keys "key<from>" .. "key<to - 1>" with versions stamped at
 /// `wall_us + i` by `writer`; values are i, or -i with `negate`.
-void write_keys(store_state& st, int from, int to, const node_id& writer,
+void write_keys(store_state& st, int from, int to, const raw_node_id& writer,
                 uint64_t wall_us, bool negate) {
   for (int i = from; i < to; ++i) {
     std::string err;
@@ -33,13 +33,13 @@ void write_keys(store_state& st, int from, int to, const node_id& writer,
   }
 }
 
-void fill(store_state& st, int from, int to, const node_id& writer) {
+void fill(store_state& st, int from, int to, const raw_node_id& writer) {
   write_keys(st, from, to, writer, 1000, false);
 }
 
 /// Overwrites keys [from, to) with versions written at `wall_us` by
 /// `writer`: newer than what `fill` wrote.
-void overwrite(store_state& st, int from, int to, const node_id& writer,
+void overwrite(store_state& st, int from, int to, const raw_node_id& writer,
                uint64_t wall_us) {
   write_keys(st, from, to, writer, wall_us, true);
 }

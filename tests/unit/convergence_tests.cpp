@@ -131,7 +131,7 @@ struct history_stats {
 /// plus the writes it has not received yet and every write in the order it
 /// saw them.
 struct sim_node {
-  sim_node(node_id id, const lease_settings& cfg, uint64_t offset_us)
+  sim_node(raw_node_id id, const lease_settings& cfg, uint64_t offset_us)
       : table(std::move(id), clock.as_wall_clock(), cfg, max_skew_us),
         offset_us(offset_us) {}
 

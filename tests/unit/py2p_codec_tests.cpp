@@ -631,7 +631,7 @@ namespace {
 node_id_table test_ids;
 
 /// A key whose newest write is by `owner` at whole second `t`.
-entry_head head_of(const node_id& owner, uint64_t t, bool leasing = true) {
+entry_head head_of(const raw_node_id& owner, uint64_t t, bool leasing = true) {
   entry_head h;
   h.set_base(test_ids,
              py2p_successor(nullptr, test_ids, owner, t * 1'000'000, leasing),

@@ -59,7 +59,7 @@ const uint64_t lease_end = t0 + 1000;
 
 /// A head whose newest write is a live value by `claimer` in `epoch`,
 /// claimed at `claim_us` and written at t0, leased until `lease_end`.
-entry_head live_head(const node_id& claimer, uint64_t epoch = 3,
+entry_head live_head(const raw_node_id& claimer, uint64_t epoch = 3,
                      uint64_t claim_us = t0 - 500) {
   entry_head head;
   head.set_base(
@@ -70,7 +70,7 @@ entry_head live_head(const node_id& claimer, uint64_t epoch = 3,
 
 /// A node's lease table on its own manual clock.
 struct lease_node {
-  lease_node(node_id id, lease_settings cfg = leases, uint64_t start = t0)
+  lease_node(raw_node_id id, lease_settings cfg = leases, uint64_t start = t0)
       : clock(start), table(std::move(id), clock.as_wall_clock(), cfg, 1000) {}
 
   /// Decides, stamps and records a local set; returns the record (without a

@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(packed_order_matches_version_order) {
   std::mt19937 rng{seed};
   node_id_table ids;
   // Interned in an order unrelated to their bytes.
-  const std::vector<node_id> nodes{"zeta", "", "alpha", "mu", "alphb", "a"};
+  const std::vector<raw_node_id> nodes{"zeta", "", "alpha", "mu", "alphb", "a"};
   auto pick = [&](auto& xs) {
     return xs[rng() % xs.size()];
   };

@@ -25,7 +25,7 @@ using namespace syncmesh::test;
 
 namespace {
 
-const node_id owner = "owner-node";
+const raw_node_id owner = "owner-node";
 
 std::shared_ptr<entry_storage> open_storage(const std::string& dir) {
   auto storage = std::make_shared<rocksdb_storage>();

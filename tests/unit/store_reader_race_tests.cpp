@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(
   store_state store;
   auto reader = std::make_shared<store_reader>();
   store.publish_to(reader);
-  const node_id writer = "writer-node";
+  const raw_node_id writer = "writer-node";
   // acked[k]: the newest write to key k that the writer has finished
   // (its "acknowledgement"); a read that starts later must see it or newer.
   std::vector<std::atomic<int>> acked(key_count);

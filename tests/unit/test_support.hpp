@@ -44,9 +44,9 @@ namespace syncmesh::test {
 
 /// A version whose stamp is `(wall_us, counter, node)`; the claim fields
 /// default to "no lease" (leasing off).
-inline version make_version(uint64_t wall_us, const node_id& node,
+inline version make_version(uint64_t wall_us, const raw_node_id& node,
                             uint64_t epoch = 0, uint64_t claim_us = 0,
-                            const node_id& claimer = {}, uint32_t counter = 0,
+                            const raw_node_id& claimer = {}, uint32_t counter = 0,
                             uint64_t lease_end_us = 0) {
   version v;
   v.epoch = epoch;

@@ -18,6 +18,12 @@ int main() {
     std::cerr << "kit_test: no convergence\n";
     return 1;
   }
-  std::cout << "kit_test: ok\n";
+  // The kit names nodes with the same node_id type as sync_socket.
+  syncmesh::node_id first = mesh.id(0);
+  if (first == mesh.id(1) || first.to_hex().empty()) {
+    std::cerr << "kit_test: node IDs are not distinct\n";
+    return 1;
+  }
+  std::cout << "kit_test: ok (node " << first << ")\n";
   return 0;
 }

@@ -167,15 +167,15 @@ open_data_dir(const config& cfg, const std::string& tls_id,
     }
   }
   auto kept = read_node_id(dir);
-  if (!kept.empty() && !cfg.node_id.empty() && kept != cfg.node_id)
+  if (!kept.empty() && !cfg.node_id.empty() && kept != cfg.node_id.raw())
     fail("data dir " + dir + " belongs to node " + to_hex(kept)
-         + ", not to the configured node_id " + to_hex(cfg.node_id));
+         + ", not to the configured node_id " + cfg.node_id.to_hex());
   if (!kept.empty() && !tls_id.empty() && tls_id != kept)
     fail(dir + "/node-id holds node ID " + to_hex(kept)
          + " but the TLS certificate names " + to_hex(tls_id)
          + ": a node keeps its ID across certificates (issue a certificate "
            "for this ID, or use another data dir)");
-  auto id = !cfg.node_id.empty() ? cfg.node_id
+  auto id = !cfg.node_id.empty() ? cfg.node_id.raw()
             : !kept.empty()      ? kept
             : !tls_id.empty()    ? tls_id
                                  : fresh_id;

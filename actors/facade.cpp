@@ -414,9 +414,9 @@ std::shared_ptr<const tls_context> make_peer_tls(const config& cfg) {
                       "invalid syncmesh config: " + error);
   // The certificate proves the ID: a node configured with another one
   // would be refused by every peer (IDENTITY_MISMATCH), so say it here.
-  if (!cfg.node_id.empty() && cfg.node_id != ctx->node_id())
+  if (!cfg.node_id.empty() && cfg.node_id.raw() != ctx->node_id())
     throw value_error(errc::invalid_config,
-                      "invalid syncmesh config: node ID " + to_hex(cfg.node_id)
+                      "invalid syncmesh config: node ID " + cfg.node_id.to_hex()
                         + " is not the one the TLS certificate names ("
                         + to_hex(ctx->node_id()) + ")");
   return ctx;
@@ -437,9 +437,9 @@ node_actors spawn_node(caf::actor_system& sys, const config& cfg) {
   if (!cfg.data_dir.empty())
     std::tie(result.id, durable)
       = open_data_dir(cfg, tls ? tls->node_id() : raw_node_id{},
-                      cfg.node_id.empty() ? fresh_id() : cfg.node_id);
+                      cfg.node_id.empty() ? fresh_id() : cfg.node_id.raw());
   else
-    result.id = !cfg.node_id.empty() ? cfg.node_id : fresh_id();
+    result.id = !cfg.node_id.empty() ? cfg.node_id.raw() : fresh_id();
   result.fence = std::make_shared<clock_fence>(static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::microseconds>(cfg.max_clock_offset)
       .count()));

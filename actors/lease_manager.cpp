@@ -148,7 +148,8 @@ void lease_manager_state::init(const config& cfg, const raw_node_id& self) {
 }
 
 lease_manager_actor::behavior_type
-lease_manager_behavior(self_ptr self, const config& cfg, const raw_node_id& id) {
+lease_manager_behavior(self_ptr self, const config& cfg,
+                       const raw_node_id& id) {
   self->state.init(cfg, id);
   return {
     [=](wire_atom, dict_store_actor store, facade_actor events) {

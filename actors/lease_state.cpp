@@ -8,9 +8,9 @@
 namespace syncmesh {
 
 local_decision decide_local_write(const entry_head* head,
-                                  const node_id_table& ids, const raw_node_id& self,
-                                  uint64_t now_us, const lease_settings& cfg,
-                                  bool is_delete) {
+                                  const node_id_table& ids,
+                                  const raw_node_id& self, uint64_t now_us,
+                                  const lease_settings& cfg, bool is_delete) {
   local_decision result;
   bool live = head != nullptr && head->live();
   if (is_delete && !live) {
@@ -97,7 +97,8 @@ bool py2p_accepts(const entry_head* head, const node_id_table& ids,
 }
 
 version py2p_successor(const entry_head* head, const node_id_table& ids,
-                       const raw_node_id& owner, uint64_t time_us, bool leasing) {
+                       const raw_node_id& owner, uint64_t time_us,
+                       bool leasing) {
   version v;
   v.claimer = owner;
   v.stamp.node = owner;
@@ -132,8 +133,8 @@ version py2p_successor(const entry_head* head, const node_id_table& ids,
 }
 
 local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
-                           const raw_node_id& self, uint64_t now_us, bool leasing,
-                           bool is_delete) {
+                           const raw_node_id& self, uint64_t now_us,
+                           bool leasing, bool is_delete) {
   local_decision result;
   bool live = head != nullptr && head->live();
   if (is_delete && !live) {

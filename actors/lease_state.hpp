@@ -50,9 +50,9 @@ struct local_decision {
 /// `head` (nullptr when unknown; its IDs interned in `ids`) at wall time
 /// `now_us`: the seed's lease rules as pure logic.
 local_decision decide_local_write(const entry_head* head,
-                                  const node_id_table& ids, const raw_node_id& self,
-                                  uint64_t now_us, const lease_settings& cfg,
-                                  bool is_delete);
+                                  const node_id_table& ids,
+                                  const raw_node_id& self, uint64_t now_us,
+                                  const lease_settings& cfg, bool is_delete);
 
 // -- py2p mode ----------------------------------------------------------------
 //
@@ -95,13 +95,14 @@ bool py2p_accepts(const entry_head* head, const node_id_table& ids,
 /// `head` holds (see the mapping above). Leasing on: lease end = time +
 /// 3600 s; off: 0.
 version py2p_successor(const entry_head* head, const node_id_table& ids,
-                       const raw_node_id& owner, uint64_t time_us, bool leasing);
+                       const raw_node_id& owner, uint64_t time_us,
+                       bool leasing);
 
 /// A local write in py2p mode: py2p's rule with (self, now); when allowed
 /// the draft is a complete py2p_successor.
 local_decision py2p_decide(const entry_head* head, const node_id_table& ids,
-                           const raw_node_id& self, uint64_t now_us, bool leasing,
-                           bool is_delete);
+                           const raw_node_id& self, uint64_t now_us,
+                           bool leasing, bool is_delete);
 
 /// A lease this node held that a remote write took over.
 struct lease_loss {

@@ -68,8 +68,8 @@ std::string limit_difference(const char* name, uint64_t ours, uint64_t theirs) {
 } // namespace
 
 hello_verdict check_hello(const pb::Hello& theirs,
-                          const std::string& protocol_id, const raw_node_id& self,
-                          const hello_terms& terms) {
+                          const std::string& protocol_id,
+                          const raw_node_id& self, const hello_terms& terms) {
   auto ours = "versions " + std::to_string(terms.min_version) + " to "
               + std::to_string(terms.max_version);
   // Checked before the protocol ID: a syncmesh/2 ID always differs, and the

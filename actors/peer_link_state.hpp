@@ -78,7 +78,8 @@ struct hello_verdict {
 /// limits (else LIMITS_MISMATCH naming both values), a sane node ID that is
 /// not our own.
 hello_verdict check_hello(const pb::Hello& theirs,
-                          const std::string& protocol_id, const raw_node_id& self,
+                          const std::string& protocol_id,
+                          const raw_node_id& self,
                           const hello_terms& terms = {});
 
 /// Decides between two connections to the same peer, the same way on both

@@ -144,8 +144,8 @@ value::value(std::initializer_list<value> xs) {
   }
   kind_ = kind::list;
   data_ = value_list(xs);
-  braced_pair_ = xs.size() == 2
-                 && (xs.begin()->is_text() || xs.begin()->is_bytes());
+  braced_pair_
+    = xs.size() == 2 && (xs.begin()->is_text() || xs.begin()->is_bytes());
 }
 
 value value::map(std::initializer_list<map_item> xs) {
@@ -430,8 +430,7 @@ std::string conflicts_text(const std::vector<lease_conflict>& all) {
 
 } // namespace
 
-lease_error::lease_error(std::string key, node_id owner,
-                         uint64_t lease_end_us)
+lease_error::lease_error(std::string key, node_id owner, uint64_t lease_end_us)
     : key_error(lease_text(key, owner, lease_end_us), errc::lease_held),
       key_(std::move(key)), owner_(std::move(owner)),
       lease_end_us_(lease_end_us), conflicts_{lease_conflict{key_, owner_,

@@ -89,7 +89,8 @@ std::string from_proto(const pb::Version& x, version& out) {
   return {};
 }
 
-hybrid_clock::hybrid_clock(raw_node_id self, wall_clock wall, uint64_t max_skew_us)
+hybrid_clock::hybrid_clock(raw_node_id self, wall_clock wall,
+                           uint64_t max_skew_us)
     : wall_(std::move(wall)), max_skew_us_(max_skew_us) {
   last_.node = std::move(self);
 }

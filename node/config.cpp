@@ -75,7 +75,7 @@ std::string config::validate() const {
   if (node_id.size() > max_node_id_size)
     return "node_id exceeds " + to_string(max_node_id_size) + " bytes";
   if (wire == wire_kind::py2p && !node_id.empty()
-      && !py2p::is_base58_id(node_id))
+      && !py2p::is_base58_id(node_id.raw()))
     return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";

@@ -151,12 +151,10 @@ message message_from(const pb::ReceivedMessage& x) {
 }
 
 peer_info peer_from(const pb::PeerInfo& x) {
-  return peer_info{node_id::from_raw(x.node_id()),
-                   x.host(),
-                   static_cast<uint16_t>(x.port()),
-                   x.outbound(),
-                   std::chrono::microseconds{x.rtt_us()},
-                   x.connected_since_us()};
+  return peer_info{
+    node_id::from_raw(x.node_id()),        x.host(),
+    static_cast<uint16_t>(x.port()),       x.outbound(),
+    std::chrono::microseconds{x.rtt_us()}, x.connected_since_us()};
 }
 
 } // namespace
@@ -364,11 +362,10 @@ struct sync_socket::impl {
         auto cbs = disconnect_cbs;
         guard.unlock();
         for (auto& cb : cbs)
-          guarded(
-            ev, [&] {
-              cb(node_id::from_raw(ev.peer_down().node_id()),
-                 ev.peer_down().reason());
-            });
+          guarded(ev, [&] {
+            cb(node_id::from_raw(ev.peer_down().node_id()),
+               ev.peer_down().reason());
+          });
         break;
       }
       case pb::Event::kLeaseLost: {

@@ -243,7 +243,7 @@ struct cluster::impl {
     n.alive = true;
     n.paused = false;
     config cfg = opts.node_config;
-    cfg.node_id = n.id;
+    cfg.node_id = node_id::from_raw(n.id);
     cfg.host = n.host;
     cfg.port = listen_port;
     cfg.listen = true;

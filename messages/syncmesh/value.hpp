@@ -18,8 +18,10 @@ class value;
 /// True for element types that byte containers may hold.
 template <class T>
 inline constexpr bool is_byte_like_v
-  = std::is_same_v<T, std::byte> || std::is_same_v<T, unsigned char>
-    || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
+  = std::is_same_v<
+      T,
+      std::
+        byte> || std::is_same_v<T, unsigned char> || std::is_same_v<T, signed char> || std::is_same_v<T, uint8_t>;
 
 /// True for contiguous containers of bytes (std::vector<uint8_t>,
 /// std::array<std::byte, N>, ...), which syncmesh treats as raw bytes.
@@ -56,9 +58,7 @@ public:
       : raw_(reinterpret_cast<const char*>(std::data(xs)), std::size(xs)) {}
 
   /// The bytes of `raw`, named: `bytes::from("\x01\x02")`.
-  static bytes from(std::string_view raw) {
-    return bytes{std::string{raw}};
-  }
+  static bytes from(std::string_view raw) { return bytes{std::string{raw}}; }
 
   /// The bytes, viewed (valid while this object lives unchanged).
   std::string_view view() const noexcept { return raw_; }
@@ -129,9 +129,13 @@ public:
   key_arg(const Container& xs) : bytes_(bytes{xs}.str()) {}
 
   /// The key's bytes.
-  const std::string& str() const& noexcept { return bytes_; }
+  const std::string& str() const& noexcept {
+    return bytes_;
+  }
   /// The key's bytes, moved out of a temporary (never a reference into it).
-  std::string str() && noexcept { return std::move(bytes_); }
+  std::string str() && noexcept {
+    return std::move(bytes_);
+  }
 
 private:
   std::string bytes_;
@@ -376,9 +380,9 @@ public:
   /// {text or bytes, value} pairs (std::map<std::string, int>,
   /// std::unordered_map, std::vector<std::pair<std::string, T>>, ...), in
   /// the range's order; later duplicates of a key replace earlier ones.
-  template <class Range,
-            std::enable_if_t<detail::is_value_range<Range, value>::value, int>
-            = 0>
+  template <
+    class Range,
+    std::enable_if_t<detail::is_value_range<Range, value>::value, int> = 0>
   value(const Range& xs) {
     if constexpr (detail::is_pair<detail::range_element_t<Range>>::value) {
       kind_ = kind::map;
@@ -407,31 +411,55 @@ public:
     return value{bytes_tag{}, std::move(raw)};
   }
   /// Builds an empty map.
-  static value empty_map() { return value(value_map{}); }
+  static value empty_map() {
+    return value(value_map{});
+  }
 
   /// The kind of this value.
-  kind type() const noexcept { return kind_; }
+  kind type() const noexcept {
+    return kind_;
+  }
 
   /// True for nil.
-  bool is_nil() const noexcept { return kind_ == kind::nil; }
+  bool is_nil() const noexcept {
+    return kind_ == kind::nil;
+  }
   /// True for a bool.
-  bool is_bool() const noexcept { return kind_ == kind::boolean; }
+  bool is_bool() const noexcept {
+    return kind_ == kind::boolean;
+  }
   /// True for an int64.
-  bool is_int64() const noexcept { return kind_ == kind::int64; }
+  bool is_int64() const noexcept {
+    return kind_ == kind::int64;
+  }
   /// True for a uint64.
-  bool is_uint64() const noexcept { return kind_ == kind::uint64; }
+  bool is_uint64() const noexcept {
+    return kind_ == kind::uint64;
+  }
   /// True for a float64.
-  bool is_float64() const noexcept { return kind_ == kind::float64; }
+  bool is_float64() const noexcept {
+    return kind_ == kind::float64;
+  }
   /// True for text.
-  bool is_text() const noexcept { return kind_ == kind::text; }
+  bool is_text() const noexcept {
+    return kind_ == kind::text;
+  }
   /// True for bytes.
-  bool is_bytes() const noexcept { return kind_ == kind::bytes; }
+  bool is_bytes() const noexcept {
+    return kind_ == kind::bytes;
+  }
   /// True for a list.
-  bool is_list() const noexcept { return kind_ == kind::list; }
+  bool is_list() const noexcept {
+    return kind_ == kind::list;
+  }
   /// True for a map.
-  bool is_map() const noexcept { return kind_ == kind::map; }
+  bool is_map() const noexcept {
+    return kind_ == kind::map;
+  }
   /// True for an ext value.
-  bool is_ext() const noexcept { return kind_ == kind::ext; }
+  bool is_ext() const noexcept {
+    return kind_ == kind::ext;
+  }
 
   // Accessors of content come in pairs: on a named value they return a
   // reference into it; on a temporary (`sock.at(k).as_text()`) they return
@@ -499,7 +527,9 @@ public:
     return find(text_key) != nullptr;
   }
   /// True when the map has a field at `key` (false for non-maps).
-  bool contains(const map_key& key) const { return find(key) != nullptr; }
+  bool contains(const map_key& key) const {
+    return find(key) != nullptr;
+  }
   /// Sets a map field, keeping the position of an existing key; throws
   /// type_error for non-maps.
   void insert_or_assign(map_key key, value val);
@@ -507,13 +537,17 @@ public:
   /// Strict equality: same kind and same content (text and bytes differ).
   friend bool operator==(const value& x, const value& y);
   /// Strict inequality.
-  friend bool operator!=(const value& x, const value& y) { return !(x == y); }
+  friend bool operator!=(const value& x, const value& y) {
+    return !(x == y);
+  }
   /// True when `x` is text or bytes with exactly the content `y`.
   friend bool operator==(const value& x, std::string_view y) {
     return (x.is_text() || x.is_bytes()) && std::get<std::string>(x.data_) == y;
   }
   /// True when `x` is text or bytes with exactly the content `y`.
-  friend bool operator==(std::string_view y, const value& x) { return x == y; }
+  friend bool operator==(std::string_view y, const value& x) {
+    return x == y;
+  }
   /// Negation of the content comparison.
   friend bool operator!=(const value& x, std::string_view y) {
     return !(x == y);
@@ -523,7 +557,9 @@ public:
     return x == std::string_view{y};
   }
   /// Negation of the content comparison.
-  friend bool operator!=(const value& x, const char* y) { return !(x == y); }
+  friend bool operator!=(const value& x, const char* y) {
+    return !(x == y);
+  }
   /// True when `x` is text or bytes with exactly the content `y`.
   friend bool operator==(const value& x, const std::string& y) {
     return x == std::string_view{y};

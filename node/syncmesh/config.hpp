@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "syncmesh/clock.hpp"
+#include "syncmesh/node_id.hpp"
 
 namespace syncmesh {
 
@@ -195,9 +196,9 @@ struct config {
   std::chrono::milliseconds seen_ttl = std::chrono::minutes(2);
   /// How long the blocking sync_socket waits for any one reply.
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
-  /// The node's ID as raw bytes (at most 128); empty picks 15 random bytes
-  /// (py2p mode: a random base58 id, as py2p makes its own).
-  std::string node_id;
+  /// The node's ID (at most node_id::max_size bytes); empty picks 15 random
+  /// bytes (py2p mode: a random base58 id, as py2p makes its own).
+  syncmesh::node_id node_id;
   /// Wall clock for HLC stamps, leases and tombstones; empty uses the system
   /// clock. Tests and simulators inject a manual_clock here.
   wall_clock clock;

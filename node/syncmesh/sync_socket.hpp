@@ -218,9 +218,7 @@ public:
     }
     /// Sets the key to the value of another key (`sock["a"] = sock["b"]`
     /// copies the value, as in Python; it does not rebind the proxy).
-    reference& operator=(const reference& other) {
-      return *this = other.get();
-    }
+    reference& operator=(const reference& other) { return *this = other.get(); }
     /// Reads the key; throws key_error when absent.
     operator syncmesh::value() const { return sock_->at(key_); }
     /// Reads the key; throws key_error when absent.

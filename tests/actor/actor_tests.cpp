@@ -56,7 +56,7 @@ struct node_fixture {
         sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
         self(sys, true) {
     node_cfg = std::move(base);
-    node_cfg.node_id = self_id;
+    node_cfg.node_id = node_id::from_raw(self_id);
     node_cfg.listen = false; // these tests inject traffic through the router
     node_cfg.clock = clock.as_wall_clock();
     node = spawn_node(sys, node_cfg);

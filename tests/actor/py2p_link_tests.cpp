@@ -35,7 +35,7 @@ struct py2p_fixture : test::node_fixture {
   explicit py2p_fixture(Tweak tweak)
       : node_fixture([=](config& c) {
           c.wire = wire_kind::py2p;
-          c.node_id = node_a;
+          c.node_id = node_id::from_raw(node_a);
           tweak(c);
         }) {}
 

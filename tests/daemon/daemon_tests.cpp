@@ -644,7 +644,8 @@ BOOST_AUTO_TEST_CASE(bad_options_exit_nonzero_with_one_line) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// -- one node ID type (issue 17) -----------------------------------------------
+// -- one node ID type (issue 17)
+// -----------------------------------------------
 
 BOOST_AUTO_TEST_SUITE(node_ids)
 
@@ -667,7 +668,8 @@ BOOST_AUTO_TEST_CASE(sync_socket_ids_are_the_hex_the_http_api_and_cli_print) {
   auto status = body_json(node.client().Get("/v1/status"));
   BOOST_CHECK_EQUAL(status["node_id"], peer.id.to_hex());
   BOOST_CHECK_EQUAL(node.id, peer.id.to_hex()); // its ready line
-  auto parsed = syncmesh::node_id::from_hex(status["node_id"].get<std::string>());
+  auto parsed
+    = syncmesh::node_id::from_hex(status["node_id"].get<std::string>());
   BOOST_REQUIRE(parsed.has_value());
   BOOST_CHECK_EQUAL(*parsed, peer.id);
   // The socket as the node names it.
@@ -685,9 +687,8 @@ BOOST_AUTO_TEST_CASE(sync_socket_ids_are_the_hex_the_http_api_and_cli_print) {
   sock["written-by-the-socket"] = "x";
   BOOST_CHECK_EQUAL(sock.get_item("written-by-the-socket")->meta.owner,
                     sock.id());
-  BOOST_REQUIRE(eventually([&] {
-    return node.status_of("/v1/kv/written-by-the-socket") == 200;
-  }));
+  BOOST_REQUIRE(eventually(
+    [&] { return node.status_of("/v1/kv/written-by-the-socket") == 200; }));
   auto got = node.client().Get("/v1/kv/written-by-the-socket");
   BOOST_REQUIRE(got);
   BOOST_CHECK_EQUAL(got->get_header_value("X-Syncmesh-Owner"), mine);

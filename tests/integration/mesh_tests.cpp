@@ -696,7 +696,7 @@ BOOST_AUTO_TEST_CASE(connect_and_disconnect_events_fire_also_after_a_restart) {
     downs.add(id.raw());
   });
   auto data = fast_config();
-  data.node_id = "restarting-node";
+  data.node_id = node_id::from_raw("restarting-node");
   auto& b = add(data);
   b.connect("127.0.0.1", a.port());
   BOOST_REQUIRE(eventually([&] { return ups.size() == 1; }));

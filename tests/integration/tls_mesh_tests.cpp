@@ -308,7 +308,7 @@ BOOST_AUTO_TEST_CASE(tls_nodes_take_their_ids_from_certificates_and_replicate) {
 
 BOOST_AUTO_TEST_CASE(a_node_id_that_the_certificate_does_not_name_is_refused) {
   auto cfg = tls_config_of(ca.issue("node-a"), ca.cert_pem());
-  cfg.node_id = "node-b";
+  cfg.node_id = node_id::from_raw("node-b");
   BOOST_CHECK_EXCEPTION(add(cfg), syncmesh::error, [](const auto& e) {
     return std::string{e.what()}.find("not the one the TLS certificate names")
            != std::string::npos;

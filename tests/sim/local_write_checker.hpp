@@ -77,7 +77,8 @@ public:
                 const version& v, uint64_t wall_us);
 
   /// A lease_lost event for `key` reached node `node`, whose ID is `self`.
-  void on_lease_lost(size_t node, const raw_node_id& self, const std::string& key);
+  void on_lease_lost(size_t node, const raw_node_id& self,
+                     const std::string& key);
 
   /// Numbers a local write to `key` on `node` in issue order; hand the
   /// number to on_acked.

@@ -703,7 +703,8 @@ private:
     if (it == seen_[i].end() || !it->second.live)
       return {};
     auto& s = it->second;
-    if (s.owner == cluster_->id(i).raw() || s.lease_end_us <= cluster_->wall_us(i))
+    if (s.owner == cluster_->id(i).raw()
+        || s.lease_end_us <= cluster_->wall_us(i))
       return {};
     return s.owner + " until " + std::to_string(s.lease_end_us % 100'000'000);
   }
@@ -854,8 +855,8 @@ private:
              for (size_t k = 0; k < keys.size(); ++k) {
                expect_refusal(i, keys[k], leases[k], "update");
                if (auto v = record_from_events(i, keys[k]))
-                 checker_->on_acked(i, cluster_->id(i).raw(), keys[k], seqs[k], *v,
-                                    at_ack[k]);
+                 checker_->on_acked(i, cluster_->id(i).raw(), keys[k], seqs[k],
+                                    *v, at_ack[k]);
              }
            }});
       },
@@ -1041,7 +1042,8 @@ private:
   /// before the lost lease ended (both known from acknowledgements).
   bool live_in_true_time(const lease_loss& loss, const version& winner) {
     auto claim = true_claims_.find({winner.claimer, winner.claim_us});
-    auto end = true_ends_.find({cluster_->id(loss.node).raw(), loss.old_end_us});
+    auto end
+      = true_ends_.find({cluster_->id(loss.node).raw(), loss.old_end_us});
     return claim != true_claims_.end() && end != true_ends_.end()
            && claim->second < end->second;
   }

@@ -78,7 +78,7 @@ struct node_fixture {
         mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
           sys.middleman().backend())),
         self(sys, true) {
-    node_cfg.node_id = "node-a";
+    node_cfg.node_id = syncmesh::node_id::from_raw("node-a");
     node_cfg.port = node_port;
     node_cfg.clock = clock.as_wall_clock();
     node_cfg.handshake_timeout = std::chrono::seconds(2);

@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(a_dir_keeps_its_node_and_refuses_another) {
   BOOST_CHECK_GT(start->clock_floor_us, now);
   start.reset();
   auto named = cfg;
-  named.node_id = "n2";
+  named.node_id = node_id::from_raw("n2");
   BOOST_CHECK_THROW(open_data_dir(named, {}, "n2"), value_error);
   BOOST_CHECK_THROW(open_data_dir(cfg, "cert-id", "cert-id"), value_error);
 }

@@ -33,8 +33,8 @@ BOOST_AUTO_TEST_CASE(from_hex_refuses_what_is_not_hex) {
   BOOST_TEST(!node_id::from_hex("0x01").has_value());
   BOOST_TEST(!node_id::from_hex(std::string(2 * node_id::max_size + 2, 'a'))
                 .has_value());
-  BOOST_TEST(node_id::from_hex(std::string(2 * node_id::max_size, 'a'))
-               .has_value());
+  BOOST_TEST(
+    node_id::from_hex(std::string(2 * node_id::max_size, 'a')).has_value());
   // The empty text is the empty ID, so every ID round-trips.
   BOOST_TEST_REQUIRE(node_id::from_hex("").has_value());
   BOOST_TEST(node_id::from_hex("")->empty());
@@ -90,7 +90,8 @@ BOOST_AUTO_TEST_CASE(lease_errors_name_the_owner_as_a_node_id) {
   lease_error single{"k", owner, 0};
   BOOST_TEST(single.owner() == owner);
   BOOST_TEST(std::string{single.what()}.find("abcd") != std::string::npos);
-  lease_error batch{{lease_conflict{"a", owner, 1}, lease_conflict{"b", {}, 2}}};
+  lease_error batch{
+    {lease_conflict{"a", owner, 1}, lease_conflict{"b", {}, 2}}};
   BOOST_TEST(batch.owner() == owner);
   BOOST_TEST(batch.conflicts()[0].owner == owner);
   BOOST_TEST(batch.conflicts()[1].owner.empty());

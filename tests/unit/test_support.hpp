@@ -46,8 +46,8 @@ namespace syncmesh::test {
 /// default to "no lease" (leasing off).
 inline version make_version(uint64_t wall_us, const raw_node_id& node,
                             uint64_t epoch = 0, uint64_t claim_us = 0,
-                            const raw_node_id& claimer = {}, uint32_t counter = 0,
-                            uint64_t lease_end_us = 0) {
+                            const raw_node_id& claimer = {},
+                            uint32_t counter = 0, uint64_t lease_end_us = 0) {
   version v;
   v.epoch = epoch;
   v.claim_us = claim_us;

@@ -115,8 +115,8 @@ BOOST_AUTO_TEST_CASE(braces_around_one_element_are_that_element) {
 }
 
 BOOST_AUTO_TEST_CASE(nested_braces_nest) {
-  value x = {{"user", {{"name", "ada"}, {"langs", {"c++", "py"}}}},
-             {"ids", {1, 2}}};
+  value x
+    = {{"user", {{"name", "ada"}, {"langs", {"c++", "py"}}}}, {"ids", {1, 2}}};
   BOOST_TEST_REQUIRE(x.is_map());
   const auto& user = *x.find("user");
   BOOST_TEST(user.is_map());
@@ -223,11 +223,9 @@ BOOST_AUTO_TEST_CASE(accessors_of_a_temporary_return_their_content) {
   // On a temporary, content comes back by value: binding it to a reference
   // keeps the content alive (it would dangle if it referred into the
   // destroyed value).
-  static_assert(
-    std::is_same_v<decltype(fresh_map().as_map()), value_map>);
+  static_assert(std::is_same_v<decltype(fresh_map().as_map()), value_map>);
   static_assert(std::is_same_v<decltype(value{"t"}.as_text()), std::string>);
-  static_assert(
-    std::is_same_v<decltype(value{"t"}.as_bytes()), std::string>);
+  static_assert(std::is_same_v<decltype(value{"t"}.as_bytes()), std::string>);
   static_assert(
     std::is_same_v<decltype(value{value_list{}}.as_list()), value_list>);
   static_assert(
@@ -240,8 +238,8 @@ BOOST_AUTO_TEST_CASE(accessors_of_a_temporary_return_their_content) {
   const auto& map = fresh_map().as_map();
   BOOST_TEST_REQUIRE(map.size() == 2u);
   BOOST_TEST(map[0].val == "ada");
-  const auto& text = take("long enough to live on the heap, not in SSO")
-                       .as_text();
+  const auto& text
+    = take("long enough to live on the heap, not in SSO").as_text();
   BOOST_TEST(text == "long enough to live on the heap, not in SSO");
   BOOST_CHECK_THROW(take(1).as_text(), type_error);
   BOOST_CHECK_THROW(take("x").as_list(), type_error);

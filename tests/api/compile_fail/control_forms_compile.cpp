@@ -1,3 +1,4 @@
+// clang-format off
 // expect: compiles
 // The forms that must compile, with the same headers and flags as the traps.
 #include <map>
@@ -26,5 +27,5 @@ void forms(syncmesh::sync_socket& sock) {
   const syncmesh::value* field = whole.find(key);
   syncmesh::node_id me = sock.id();
   auto parsed = syncmesh::node_id::from_hex(me.to_hex());
-  (void) text, (void) again, (void) field, (void) parsed;
+  (void)text, (void) again, (void) field, (void) parsed;
 }

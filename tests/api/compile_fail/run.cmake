@@ -1,5 +1,6 @@
 # Compiles one snippet of tests/api/compile_fail against the public headers
-# and checks the outcome its first line names:
+# and checks the outcome its first "// expect" line names (below a
+# "// clang-format off" line, so that no formatter wraps it):
 #   // expect: compiles                 the snippet must compile (a control:
 #                                       it fails when the include paths or
 #                                       flags are broken, so a "fails to
@@ -9,7 +10,7 @@
 #                                       any error)
 # Arguments: COMPILER, INCLUDES (directories separated by '|'), SOURCE,
 # STANDARD (e.g. 17).
-file(STRINGS ${SOURCE} expectation LIMIT_COUNT 1)
+file(STRINGS ${SOURCE} expectation REGEX "^// expect" LIMIT_COUNT 1)
 set(flags -std=c++${STANDARD} -fsyntax-only)
 string(REPLACE "|" ";" include_list "${INCLUDES}")
 foreach(dir IN LISTS include_list)
@@ -36,5 +37,5 @@ elseif(expectation MATCHES "^// expect-error: (.*)$")
   endif()
   message(STATUS "refused, as it must: ${reason}")
 else()
-  message(FATAL_ERROR "${SOURCE}: the first line names no expectation")
+  message(FATAL_ERROR "${SOURCE}: no line names an expectation")
 endif()

@@ -1,3 +1,4 @@
+// clang-format off
 // expect-error: conversion from .std::.*string.* to non-scalar type .syncmesh::bytes.
 // A std::string is text: bytes from it are asked for by name.
 #include <string>
@@ -7,5 +8,5 @@
 void trap() {
   std::string text = "text";
   syncmesh::bytes raw = text;
-  (void) raw;
+  (void)raw;
 }

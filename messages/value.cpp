@@ -280,6 +280,28 @@ const value* value::find(const map_key& key) const& {
   return nullptr;
 }
 
+value::owned_field value::find(std::string_view text_key) && {
+  return owned_field{static_cast<const value&>(*this).find(text_key)};
+}
+
+value::owned_field value::find(const std::string& text_key) && {
+  return owned_field{static_cast<const value&>(*this).find(text_key)};
+}
+
+value::owned_field value::find(const char* text_key) && {
+  return owned_field{static_cast<const value&>(*this).find(text_key)};
+}
+
+value::owned_field value::find(const map_key& key) && {
+  return owned_field{static_cast<const value&>(*this).find(key)};
+}
+
+std::ostream& operator<<(std::ostream& out, const value::owned_field& x) {
+  if (!x)
+    return out << "nothing";
+  return out << *x;
+}
+
 void value::insert_or_assign(map_key key, value val) {
   auto& items = as_map();
   for (auto& item : items) {

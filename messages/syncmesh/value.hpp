@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -343,6 +344,11 @@ public:
   value(T*) = delete;
   /// Builds bytes.
   value(bytes raw) : kind_(kind::bytes), data_(std::move(raw).str()) {}
+  /// Builds the text or bytes of a map key (so `{map_key::from_bytes(k), v}`
+  /// is a field in braces).
+  value(map_key key)
+      : kind_(key.is_text ? kind::text : kind::bytes),
+        data_(std::move(key.data)) {}
   /// Builds bytes.
   value(bytes_tag, std::string raw)
       : kind_(kind::bytes), data_(std::move(raw)) {}
@@ -511,9 +517,18 @@ public:
   }
   /// The map's value at a text or bytes key, or nullptr (also for non-maps).
   const value* find(const map_key& key) const&;
-  /// No pointer into a temporary: name the value first, or use contains().
-  template <class Key>
-  const value* find(const Key&) && = delete;
+  /// What `find` gives on a temporary value: a copy of the field (or
+  /// nothing), used as the pointer `find` returns on a named value.
+  class owned_field;
+  /// The field at a text key of a temporary map, copied out of it (a
+  /// pointer into the temporary would dangle at the semicolon).
+  owned_field find(std::string_view text_key) &&;
+  /// The field at a text key of a temporary map, copied out of it.
+  owned_field find(const std::string& text_key) &&;
+  /// The field at a text key of a temporary map, copied out of it.
+  owned_field find(const char* text_key) &&;
+  /// The field at a key of a temporary map, copied out of it.
+  owned_field find(const map_key& key) &&;
   /// True when the map has a field at `text_key` (false for non-maps).
   bool contains(std::string_view text_key) const {
     return find(text_key) != nullptr;
@@ -579,6 +594,53 @@ private:
   std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string,
                value_list, value_map, ext_value>
     data_;
+};
+
+/// What `value::find` returns on a temporary value: the field, copied out
+/// of it, or nothing. It reads like the pointer `find` returns on a named
+/// value (`*f`, `f->`, `f == nullptr`, `if (f)`) but owns its value, so
+/// `auto f = sock.at(k).find("x");` is safe; it does not convert to
+/// `const value*`, so a pointer into the temporary cannot be kept.
+class value::owned_field {
+public:
+  /// Nothing found.
+  owned_field() = default;
+  /// A copy of `*x`, or nothing when `x` is null.
+  explicit owned_field(const value* x) {
+    if (x != nullptr)
+      found_ = *x;
+  }
+
+  /// True when the field exists.
+  explicit operator bool() const noexcept { return found_.has_value(); }
+  /// The field (the field must exist).
+  const value& operator*() const& { return *found_; }
+  /// The field, moved out of a temporary (the field must exist).
+  value operator*() && { return std::move(*found_); }
+  /// The field's members (the field must exist).
+  const value* operator->() const { return &*found_; }
+
+  /// True when nothing was found.
+  friend bool operator==(const owned_field& x, std::nullptr_t) noexcept {
+    return !x;
+  }
+  /// True when nothing was found.
+  friend bool operator==(std::nullptr_t, const owned_field& x) noexcept {
+    return !x;
+  }
+  /// True when the field exists.
+  friend bool operator!=(const owned_field& x, std::nullptr_t) noexcept {
+    return static_cast<bool>(x);
+  }
+  /// True when the field exists.
+  friend bool operator!=(std::nullptr_t, const owned_field& x) noexcept {
+    return static_cast<bool>(x);
+  }
+  /// Prints the field, or "nothing".
+  friend std::ostream& operator<<(std::ostream& out, const owned_field& x);
+
+private:
+  std::optional<value> found_;
 };
 
 /// One entry of a map value.

@@ -339,7 +339,7 @@ BOOST_AUTO_TEST_CASE(a_refused_update_names_every_leased_key) {
   BOOST_REQUIRE_EQUAL(conflicts.size(), 2u);
   // In the request's order: the sets, then the deletes.
   BOOST_CHECK_EQUAL(conflicts[0].key, "taken2");
-  BOOST_CHECK_EQUAL(conflicts[0].owner, to_hex(other_id));
+  BOOST_CHECK_EQUAL(conflicts[0].owner, node_id::from_raw(other_id));
   BOOST_CHECK_EQUAL(conflicts[0].lease_end_us, end2);
   BOOST_CHECK_EQUAL(conflicts[1].key, "taken1");
   BOOST_CHECK_EQUAL(conflicts[1].lease_end_us, end1);

@@ -76,6 +76,11 @@ BOOST_AUTO_TEST_CASE(braces_of_text_keyed_pairs_make_a_map) {
   // Bytes keys are map keys as well.
   value raw = {{bytes{0x01}, 1}};
   BOOST_TEST(keys_of(raw) == (std::vector<std::string>{"b:\x01"}));
+  value keyed = {{map_key::from_bytes("k"), 1}, {map_key{"t"}, 2}};
+  BOOST_TEST(keys_of(keyed) == (std::vector<std::string>{"b:k", "t:t"}));
+  // A map key as a value is its text or bytes.
+  BOOST_TEST(value(map_key::from_bytes("k")) == value::from_bytes("k"));
+  BOOST_TEST(value(map_key{"k"}) == value{"k"});
   // Later duplicates replace earlier ones in place.
   value dup = {{"a", 1}, {"b", 2}, {"a", 3}};
   BOOST_TEST(keys_of(dup) == (std::vector<std::string>{"t:a", "t:b"}));
@@ -138,8 +143,6 @@ BOOST_AUTO_TEST_CASE(ranges_of_values_make_lists) {
   BOOST_TEST(value(std::vector<int>{}) == value_list{});
   // unsigned stays uint64 inside lists as everywhere.
   BOOST_TEST(value(std::vector<uint64_t>{7}).as_list()[0].is_uint64());
-  int plain[] = {4, 5};
-  BOOST_TEST(value(plain) == (value_list{4, 5}));
 }
 
 BOOST_AUTO_TEST_CASE(ranges_of_pairs_make_maps) {
@@ -154,7 +157,8 @@ BOOST_AUTO_TEST_CASE(ranges_of_pairs_make_maps) {
   BOOST_TEST(keys_of(value(ordered))
              == (std::vector<std::string>{"t:z", "t:a"}));
   std::map<std::string, std::vector<int>> nested{{"xs", {1, 2}}};
-  BOOST_TEST(*value(nested).find("xs") == (value_list{1, 2}));
+  value from_nested = nested;
+  BOOST_TEST(*from_nested.find("xs") == (value_list{1, 2}));
   std::map<bytes, int> raw{{bytes{0xff}, 1}};
   BOOST_TEST(keys_of(value(raw)) == (std::vector<std::string>{"b:\xff"}));
   BOOST_TEST(value(std::map<std::string, int>{}) == value::empty_map());
@@ -217,6 +221,24 @@ BOOST_AUTO_TEST_CASE(find_takes_every_string_form_without_ambiguity) {
   BOOST_TEST(!m.contains("missing"));
   BOOST_TEST(fresh_map().contains("name"));
   BOOST_TEST(!value{1}.contains("name"));
+}
+
+BOOST_AUTO_TEST_CASE(find_on_a_temporary_owns_a_copy_of_the_field) {
+  // Reads like the pointer find() gives on a named value...
+  BOOST_TEST(*fresh_map().find("name") == value{"ada"});
+  BOOST_TEST(fresh_map().find("name")->as_text() == "ada");
+  BOOST_TEST(fresh_map().find("missing") == nullptr);
+  BOOST_TEST(fresh_map().find(std::string{"tags"}) != nullptr);
+  BOOST_TEST(!value{1}.find("x"));
+  // ...but owns the field, so keeping it is safe.
+  auto tags = fresh_map().find("tags");
+  BOOST_TEST_REQUIRE(static_cast<bool>(tags));
+  BOOST_TEST(*tags == (value_list{"x", "y", "z"}));
+  static_assert(
+    std::is_same_v<decltype(fresh_map().find("x")), value::owned_field>);
+  static_assert(!std::is_convertible_v<value::owned_field, const value*>);
+  value named = fresh_map();
+  static_assert(std::is_same_v<decltype(named.find("x")), const value*>);
 }
 
 BOOST_AUTO_TEST_CASE(accessors_of_a_temporary_return_their_content) {

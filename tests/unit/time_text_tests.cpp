@@ -52,9 +52,14 @@ BOOST_AUTO_TEST_CASE(both_together) {
                     "2026-12-06T02:23:44Z (in 59 min)");
 }
 
+/// The node ID written as hex in the messages below.
+syncmesh::node_id hex_id(const char* hex) {
+  return syncmesh::node_id::from_hex(hex).value();
+}
+
 BOOST_AUTO_TEST_CASE(a_lease_conflict_names_its_end_readably) {
   auto end = syncmesh::wall_clock_us() + 3600 * second;
-  syncmesh::lease_error e{"k", "3fa2c1", end};
+  syncmesh::lease_error e{"k", hex_id("3fa2c1"), end};
   std::string what = e.what();
   BOOST_CHECK_MESSAGE(what.find("key 'k' is leased by node 3fa2c1 until "
                                 + syncmesh::iso8601_utc(end) + " (in ")
@@ -63,9 +68,10 @@ BOOST_AUTO_TEST_CASE(a_lease_conflict_names_its_end_readably) {
   BOOST_CHECK_MESSAGE(what.find("since the epoch") == std::string::npos, what);
   // The machine fields stay.
   BOOST_CHECK_EQUAL(e.lease_end_us(), end);
-  BOOST_CHECK_EQUAL(e.owner(), "3fa2c1");
+  BOOST_CHECK_EQUAL(e.owner(), hex_id("3fa2c1"));
   // An unknown end (0) is not shown as 1970.
-  BOOST_CHECK_EQUAL(std::string{syncmesh::lease_error("k", "ab", 0).what()},
+  BOOST_CHECK_EQUAL(
+    std::string{syncmesh::lease_error("k", hex_id("ab"), 0).what()},
                     "key 'k' is leased by node ab");
 }
 
@@ -73,14 +79,14 @@ BOOST_AUTO_TEST_CASE(a_batch_conflict_names_every_key_and_bounds_its_message) {
   auto end = syncmesh::wall_clock_us() + 3600 * second;
   std::vector<syncmesh::lease_conflict> all;
   for (int i = 0; i < 5; ++i)
-    all.push_back({"k" + std::to_string(i), "ab", end + i});
+    all.push_back({"k" + std::to_string(i), hex_id("ab"), end + i});
   all[0].key = std::string{"bin\x01"};
   syncmesh::lease_error e{all};
   BOOST_REQUIRE_EQUAL(e.conflicts().size(), 5u);
   BOOST_CHECK_EQUAL(e.conflicts()[0].key, std::string{"bin\x01"}); // raw
   BOOST_CHECK_EQUAL(e.conflicts()[4].lease_end_us, end + 4);
   BOOST_CHECK_EQUAL(e.key(), "bin\\x01"); // printable, as before
-  BOOST_CHECK_EQUAL(e.owner(), "ab");
+  BOOST_CHECK_EQUAL(e.owner(), hex_id("ab"));
   BOOST_CHECK_EQUAL(e.lease_end_us(), end);
   std::string what = e.what();
   BOOST_CHECK_MESSAGE(
@@ -92,7 +98,7 @@ BOOST_AUTO_TEST_CASE(a_batch_conflict_names_every_key_and_bounds_its_message) {
     what.find("; and 2 more leased keys") != std::string::npos, what);
   // One conflict reads exactly like the single-key refusal.
   syncmesh::lease_error one{
-    std::vector<syncmesh::lease_conflict>{{"k", "3fa2c1", 0}}};
+    std::vector<syncmesh::lease_conflict>{{"k", hex_id("3fa2c1"), 0}}};
   BOOST_CHECK_EQUAL(std::string{one.what()},
                     "key 'k' is leased by node 3fa2c1");
   BOOST_CHECK_EQUAL(one.conflicts().size(), 1u);

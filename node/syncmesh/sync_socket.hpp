@@ -138,7 +138,9 @@ public:
 
   // -- reads ------------------------------------------------------------------
 
-  /// The value at `key`, or nothing.
+  /// The value at `key`, or nothing. To keep a part of it, read through
+  /// `*sock.get(k)` (its accessors then return copies), not `->`, which
+  /// refers into the temporary optional.
   std::optional<syncmesh::value> get(key_arg key) const;
   /// The value at `key`, or `fallback`.
   syncmesh::value get(key_arg key, syncmesh::value fallback) const;

@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(a_lease_conflict_names_its_end_readably) {
   // An unknown end (0) is not shown as 1970.
   BOOST_CHECK_EQUAL(
     std::string{syncmesh::lease_error("k", hex_id("ab"), 0).what()},
-                    "key 'k' is leased by node ab");
+    "key 'k' is leased by node ab");
 }
 
 BOOST_AUTO_TEST_CASE(a_batch_conflict_names_every_key_and_bounds_its_message) {

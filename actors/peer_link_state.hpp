@@ -20,7 +20,7 @@ inline constexpr const char* link_features[] = {"batch", "anti-entropy/1"};
 /// no range: it is refused with an explanation (the one clean break).
 inline constexpr uint32_t min_protocol_version = 3;
 /// The highest protocol version this build speaks.
-inline constexpr uint32_t max_protocol_version = 3;
+inline constexpr uint32_t max_protocol_version = 4;
 
 /// What a node states in its hello besides its identity, and requires of a
 /// peer: a protocol version range to negotiate within, and the mesh-wide

@@ -31,8 +31,7 @@ uint32_t required_nodes(concern_kind kind, uint32_t nodes, size_t cluster_size,
     case concern_kind::majority:
     case concern_kind::all:
       if (cluster_size == 0) {
-        error = std::string{kind == concern_kind::majority ? "majority"
-                                                            : "all"}
+        error = std::string{kind == concern_kind::majority ? "majority" : "all"}
                 + " needs the configured membership: set "
                   "config::cluster_size (--cluster-size, cluster-size= in "
                   "the ini file) or give seeds (peers), whose number + 1 "
@@ -77,7 +76,8 @@ void to_proto(const confirm_item& x, pb::ConfirmRecord* out) {
 }
 
 bool continues_claim(const version& later, const version& v) noexcept {
-  return same_claim(later, v) || (!v.claimer.empty() && later.claimer == v.claimer);
+  return same_claim(later, v)
+         || (!v.claimer.empty() && later.claimer == v.claimer);
 }
 
 namespace {
@@ -214,8 +214,8 @@ std::vector<confirm_verdict> confirm_waits::on_change(
         ++it;
     }
     if (!done && items.empty())
-      done = confirm_verdict{i->second.wait.origin, i->second.wait.query_id,
-                             true, {}, {}};
+      done = confirm_verdict{
+        i->second.wait.origin, i->second.wait.query_id, true, {}, {}};
     if (done) {
       result.push_back(std::move(*done));
       remove(serial);
@@ -272,7 +272,8 @@ confirm_tracker::outcome confirm_tracker::on_answer(uint64_t id,
   return p.holders.size() >= p.required ? outcome::confirmed : outcome::waiting;
 }
 
-std::vector<uint64_t> confirm_tracker::waiting_on(const std::string& key) const {
+std::vector<uint64_t>
+confirm_tracker::waiting_on(const std::string& key) const {
   auto i = by_key_.find(key);
   if (i == by_key_.end())
     return {};

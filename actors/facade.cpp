@@ -243,7 +243,8 @@ void start_confirm(self_ptr self, pb::ConfirmedWriteReply reply,
   w.reply = std::move(reply);
   w.query = q;
   w.next_resend_us
-    = now + static_cast<uint64_t>(st.cfg.confirm_resend_interval.count()) * 1000;
+    = now
+      + static_cast<uint64_t>(st.cfg.confirm_resend_interval.count()) * 1000;
   st.confirm_stats.set_queries(st.confirm_stats.queries() + 1);
   self->send(st.router, confirm_atom::value, std::move(q));
   arm_confirm_timer(self);
@@ -335,8 +336,8 @@ confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
     return make_error(errc::invalid_config,
                       std::string{"unknown write concern"});
   std::string why;
-  auto required = required_nodes(static_cast<concern_kind>(c.kind()),
-                                 c.nodes(), cluster_size(self), why);
+  auto required = required_nodes(static_cast<concern_kind>(c.kind()), c.nodes(),
+                                 cluster_size(self), why);
   if (required == 0)
     return make_error(errc::invalid_config, std::move(why));
   caf::error invalid;
@@ -366,7 +367,9 @@ confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
                         + std::to_string(cfg.max_pending_confirms) + ")");
   }
   auto rp = self->make_response_promise<pb::ConfirmedWriteReply>();
-  auto fail = [rp](caf::error& err) mutable { rp.deliver(std::move(err)); };
+  auto fail = [rp](caf::error& err) mutable {
+    rp.deliver(std::move(err));
+  };
   auto shared = std::make_shared<pb::ConfirmedWriteRequest>(std::move(req));
   auto on_ack = [=](pb::WriteAck& ack) mutable {
     pb::ConfirmedWriteReply reply;
@@ -384,8 +387,7 @@ confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
     case pb::ConfirmedWriteRequest::kUpdate: {
       auto update = shared->update();
       update.set_report_versions(required > 1);
-      self->request(store, caf::infinite, std::move(update))
-        .then(on_ack, fail);
+      self->request(store, caf::infinite, std::move(update)).then(on_ack, fail);
       break;
     }
     case pb::ConfirmedWriteRequest::kDelta:
@@ -687,8 +689,8 @@ facade_behavior(self_ptr self, config cfg, node_id id,
       self->state.handlers.push_back(std::move(handler));
       return true;
     },
-    [=](pb::ConfirmedWriteRequest& req)
-      -> caf::result<pb::ConfirmedWriteReply> {
+    [=](
+      pb::ConfirmedWriteRequest& req) -> caf::result<pb::ConfirmedWriteReply> {
       return confirmed_write(self, req);
     },
     [=](const pb::ConfirmAnswer& a) { on_confirm_answer(self, a); },

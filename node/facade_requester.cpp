@@ -72,7 +72,8 @@ uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
       return 0;
     id = next_id_++;
     bool extended = extra.count() > 0;
-    auto deadline = clock::now() + timeout_ + std::max(extra, decltype(extra){0});
+    auto deadline
+      = clock::now() + timeout_ + std::max(extra, decltype(extra){0});
     calls_.emplace(id, entry{std::move(call), deadline, extended});
     if (extended)
       ++extended_;

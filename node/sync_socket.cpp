@@ -359,8 +359,8 @@ struct sync_socket::impl {
     if (closed)
       throw error(errc::closed, "the sync_socket is closed");
     auto slot = std::make_shared<blocking_call<Reply>>();
-    auto id = requester->start(
-      slot, caf::make_message(std::forward<Ts>(xs)...), extra);
+    auto id = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...),
+                               extra);
     if (id == 0)
       throw error(errc::closed, "the sync_socket is closed");
     auto deadline

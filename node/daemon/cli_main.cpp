@@ -122,15 +122,21 @@ std::string confirm_query(const std::string& confirm,
                 && confirm.find_first_not_of("0123456789") == std::string::npos
                 && std::stoul(confirm) >= 1;
   if (confirm != "majority" && confirm != "all" && !number)
-    die("--confirm expects majority, all or a number of nodes, got ""
-          + confirm + """,
+    die("--confirm expects majority, all or a number of nodes, got "
+        "
+        + confirm
+        + ""
+          ",
         2);
   std::string q = "?confirm=" + confirm;
   if (!timeout.empty()) {
     std::chrono::microseconds us{0};
     if (!parse_duration(timeout, us) || us.count() < 1000)
-      die("--confirm-timeout expects a duration such as 1500ms or 2s, got ""
-            + timeout + """,
+      die("--confirm-timeout expects a duration such as 1500ms or 2s, got "
+          "
+          + timeout
+          + ""
+            ",
           2);
     q += "&timeout="
          + std::to_string(
@@ -145,8 +151,8 @@ std::string confirm_query(const std::string& confirm,
 void check_confirmed(const httplib::Result& res, const std::string& what) {
   if (res && res->status == 202) {
     auto body = json::parse(res->body, nullptr, false);
-    std::string msg = body.is_object() ? body.value("message", res->body)
-                                       : res->body;
+    std::string msg
+      = body.is_object() ? body.value("message", res->body) : res->body;
     die(what + " unconfirmed (202): " + msg, 3);
   }
   check(res, what);
@@ -573,10 +579,10 @@ int main(int argc, char** argv) {
                     "del");
   } else if (cmd == "delta") {
     need(2);
-    check_confirmed(cli.Post("/v1/kv/" + encode_key(args[1]) + "/delta"
-                               + confirmed,
-                             args[2], "application/json"),
-                    "delta");
+    check_confirmed(
+      cli.Post("/v1/kv/" + encode_key(args[1]) + "/delta" + confirmed, args[2],
+               "application/json"),
+      "delta");
   } else if (cmd == "keys") {
     need(0);
     for_each_item(cli, prefix, [](const json& item) {

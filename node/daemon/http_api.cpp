@@ -271,9 +271,8 @@ std::string body_value(const http::request& req, value& out, size_t max_depth) {
 /// parameter is malformed or out of range. The timeout must stay below the
 /// node's request timeout (the bridge's own deadline) and within
 /// max_confirm_timeout.
-std::optional<pb::WriteConcern> parse_confirm(const http::request& req,
-                                              const config& cfg,
-                                              std::string& error) {
+std::optional<pb::WriteConcern>
+parse_confirm(const http::request& req, const config& cfg, std::string& error) {
   if (!req.has_param("confirm")) {
     if (req.has_param("timeout"))
       error = "timeout is only for confirmed writes (add confirm=majority, "

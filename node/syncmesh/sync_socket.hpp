@@ -132,8 +132,7 @@ struct write_concern {
 namespace confirm {
 
 /// `k` nodes (this one included) must hold the write within `timeout`.
-inline write_concern nodes(uint32_t k,
-                           std::chrono::milliseconds timeout = {}) {
+inline write_concern nodes(uint32_t k, std::chrono::milliseconds timeout = {}) {
   return write_concern{write_concern::kind::nodes, k, timeout};
 }
 

@@ -472,11 +472,10 @@ BOOST_AUTO_TEST_CASE(http_confirm_parameters) {
   BOOST_REQUIRE(res);
   BOOST_CHECK_EQUAL(res->status, 409);
   // Bad parameters: 400 with a reason, nothing written.
-  for (const char* q : {"confirm=most", "confirm=0", "confirm=9999999",
-                        "confirm=majority&timeout=soon",
-                        "confirm=majority&timeout=0s",
-                        "confirm=majority&timeout=1h", "timeout=2s",
-                        "confirm=4"}) {
+  for (const char* q :
+       {"confirm=most", "confirm=0", "confirm=9999999",
+        "confirm=majority&timeout=soon", "confirm=majority&timeout=0s",
+        "confirm=majority&timeout=1h", "timeout=2s", "confirm=4"}) {
     res = c.Put(std::string{"/v1/kv/bad?"} + q, "v", "text/plain");
     BOOST_REQUIRE(res);
     BOOST_CHECK_MESSAGE(res->status == 400, q << " gave " << res->status);
@@ -491,10 +490,10 @@ BOOST_AUTO_TEST_CASE(http_confirm_parameters) {
 BOOST_AUTO_TEST_CASE(cli_confirm) {
   std::string out;
   std::string err;
-  BOOST_CHECK_EQUAL(
-    cli(a, "set --confirm=majority --confirm-timeout=5s c1 blue", out, err,
-        dir),
-    0);
+  BOOST_CHECK_EQUAL(cli(a,
+                        "set --confirm=majority --confirm-timeout=5s c1 blue",
+                        out, err, dir),
+                    0);
   BOOST_CHECK(out.find("confirmed by") != std::string::npos);
   BOOST_CHECK(out.find("of 2 required") != std::string::npos);
   BOOST_CHECK_EQUAL(b.status_of("/v1/kv/c1"), 200);
@@ -504,11 +503,9 @@ BOOST_AUTO_TEST_CASE(cli_confirm) {
     3);
   BOOST_CHECK(err.find("unconfirmed") != std::string::npos);
   BOOST_CHECK_EQUAL(a.status_of("/v1/kv/c2"), 200);
+  BOOST_CHECK_EQUAL(cli(a, "del --confirm=2 c1", out, err, dir), 0);
   BOOST_CHECK_EQUAL(
-    cli(a, "del --confirm=2 c1", out, err, dir), 0);
-  BOOST_CHECK_EQUAL(cli(a, "delta --confirm=majority shape '{\"s\":1}'", out,
-                        err, dir),
-                    0);
+    cli(a, "delta --confirm=majority shape '{\"s\":1}'", out, err, dir), 0);
   // Bad values are refused before anything is sent.
   BOOST_CHECK_EQUAL(cli(a, "set --confirm=most c3 x", out, err, dir), 2);
   BOOST_CHECK_EQUAL(

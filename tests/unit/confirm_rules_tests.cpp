@@ -32,8 +32,8 @@ void apply(store_state& store, const std::string& key, const version& v,
 }
 
 /// Applies field writes to `store`.
-void apply_fields(store_state& store, const std::string& key,
-                  const version& v, const value_map& fields) {
+void apply_fields(store_state& store, const std::string& key, const version& v,
+                  const value_map& fields) {
   std::string err;
   store.apply(fields_record(key, v, fields), v, false, err);
   BOOST_REQUIRE(err.empty());
@@ -98,8 +98,8 @@ BOOST_AUTO_TEST_CASE(an_earlier_concurrent_claim_supersedes) {
   auto ours = claim(1000, 1005, "a", 1005);
   apply(store, "k", earlier, value{"theirs"});
   superseding_claim by;
-  BOOST_TEST((check_record(store, item("k", ours), &by)
-              == confirm_status::superseded));
+  BOOST_TEST(
+    (check_record(store, item("k", ours), &by) == confirm_status::superseded));
   BOOST_TEST(by.owner == "b");
   BOOST_TEST(by.lease_end_us == earlier.lease_end_us);
   // Our own later claim (the lease ran out and we claimed again) is not a
@@ -161,10 +161,10 @@ BOOST_AUTO_TEST_CASE(a_held_query_ends_superseded_when_another_claim_wins) {
   auto ours = claim(1000, 1005, "a", 1005);
   waits.add(confirm_wait{"a", 1, 5000, {item("k", ours)}});
   apply(store, "k", claim(1000, 1000, "b", 1000), value{"b"});
-  auto done = waits.on_change("k", [&](const confirm_item& i,
-                                       superseding_claim* by) {
-    return check_record(store, i, by);
-  });
+  auto done
+    = waits.on_change("k", [&](const confirm_item& i, superseding_claim* by) {
+        return check_record(store, i, by);
+      });
   BOOST_REQUIRE(done.size() == 1u);
   BOOST_TEST(!done[0].held);
   BOOST_TEST(done[0].key == "k");
@@ -190,8 +190,8 @@ BOOST_AUTO_TEST_CASE(held_queries_stay_within_count_and_bytes) {
   // dropped itself.
   std::vector<confirm_item> many;
   for (int i = 0; i < 200; ++i)
-    many.push_back(item(std::string(100, 'k') + std::to_string(i),
-                        claim(1, 1, "x", 1)));
+    many.push_back(
+      item(std::string(100, 'k') + std::to_string(i), claim(1, 1, "x", 1)));
   BOOST_TEST(waits.add(confirm_wait{"attacker", 5000, 1'000'000, many}) == 1u);
   BOOST_TEST(waits.bytes() <= max_bytes);
   // A resent query replaces its wait instead of adding one.

@@ -360,18 +360,30 @@ confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
   }
   if (invalid)
     return invalid;
-  if (required > 1 && st.confirms.full()) {
+  if (required > 1
+      && st.confirms.size() + st.confirm_reserved
+           >= st.cfg.max_pending_confirms) {
     st.confirm_stats.set_refused(st.confirm_stats.refused() + 1);
     return make_error(errc::overloaded,
                       "too many confirmed writes waiting (max_pending_confirms "
                         + std::to_string(cfg.max_pending_confirms) + ")");
   }
   auto rp = self->make_response_promise<pb::ConfirmedWriteReply>();
-  auto fail = [rp](caf::error& err) mutable {
+  // Counted against the bound while the store applies it.
+  bool reserved = required > 1;
+  if (reserved)
+    ++st.confirm_reserved;
+  auto release = [self, reserved] {
+    if (reserved)
+      --self->state.confirm_reserved;
+  };
+  auto fail = [rp, release](caf::error& err) mutable {
+    release();
     rp.deliver(std::move(err));
   };
   auto shared = std::make_shared<pb::ConfirmedWriteRequest>(std::move(req));
   auto on_ack = [=](pb::WriteAck& ack) mutable {
+    release();
     pb::ConfirmedWriteReply reply;
     *reply.mutable_ack() = std::move(ack);
     auto items = written_items(*shared, reply);
@@ -403,6 +415,7 @@ confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
       self->request(store, caf::infinite, shared->erase())
         .then(
           [=](pb::DeleteReply& deleted) mutable {
+            release();
             pb::ConfirmedWriteReply reply;
             *reply.mutable_deleted() = std::move(deleted);
             auto items = written_items(*shared, reply);

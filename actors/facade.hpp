@@ -64,6 +64,9 @@ struct facade_state {
   confirm_tracker confirms;
   /// Their callers, by query ID.
   std::map<uint64_t, confirm_wait> confirm_waiting;
+  /// Confirmed writes with the store now: they count against
+  /// max_pending_confirms before they reach `confirms`.
+  size_t confirm_reserved = 0;
   /// Counters of confirmed writes.
   pb::ConfirmStats confirm_stats;
   /// The confirmation timer is armed.

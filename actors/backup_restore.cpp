@@ -111,7 +111,8 @@ restore_result backup_restore::restore(const std::string& path,
   uint64_t expected = 0;
   result.header = verify(path, expected);
   const auto& header = result.header;
-  if (header.disk_format != entry_storage::format_version)
+  if (header.disk_format < entry_storage::oldest_upgradable_format
+      || header.disk_format > entry_storage::format_version)
     throw backup_error(
       path + ": the backup holds disk format "
       + std::to_string(header.disk_format) + "; this build writes format "

@@ -578,6 +578,8 @@ pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
   for (size_t i = 0; i < recs.size(); ++i) {
     auto v = st.rules.stamp(std::move(decisions[i].draft), is_delete);
     to_proto(v, recs[i].mutable_version());
+    if (recs[i].has_fields())
+      st.store.add_field_origins(recs[i]);
     batch.mutable_records()->Add(std::move(recs[i]));
   }
   st.lease_stats.set_local_writes(st.lease_stats.local_writes() + recs.size());

@@ -121,9 +121,15 @@ struct engine_stats {
 class entry_storage {
 public:
   /// The disk format this build writes and reads (meta "format"). Raise it
-  /// when the layout of keys or meta changes; open() refuses any other value
-  /// (README, "Durable storage", has the upgrade rule).
-  static constexpr std::uint32_t format_version = 1;
+  /// when the layout of keys, records or meta changes; open() refuses a
+  /// newer value (README, "Durable storage", has the upgrade rule). Format 2
+  /// (issue 17) adds the field positions of map deltas (`field_origins`),
+  /// which a format-1 build would drop.
+  static constexpr std::uint32_t format_version = 2;
+  /// The oldest format this build upgrades in place when it opens a dir for
+  /// writing: format-1 records are valid format-2 records (a delta without
+  /// origins keeps the order format 1 gave its fields).
+  static constexpr std::uint32_t oldest_upgradable_format = 1;
 
   /// The meta name of the disk format version (decimal text).
   static constexpr std::string_view meta_format = "format";
@@ -140,9 +146,11 @@ public:
 
   /// Opens (creating when missing or empty) the data in `dir` for the node
   /// `node_id`. A new dir gets format_version and `node_id` in its meta,
-  /// synced. An existing one must carry the same format version and node
-  /// ID. Throws storage_error naming the dir and the reason otherwise, and
-  /// when the engine finds its files corrupted beyond recovery.
+  /// synced. An existing one must carry the same node ID and this format
+  /// version, or an older one down to oldest_upgradable_format, which is
+  /// then raised to format_version (synced) before open() returns. Throws
+  /// storage_error naming the dir and the reason otherwise, and when the engine
+  /// finds its files corrupted beyond recovery.
   virtual void open(const std::string& dir, std::string_view node_id) = 0;
 
   /// Applies `batch` atomically; with `sync` it is on disk (fsync) when

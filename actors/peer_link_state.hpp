@@ -17,8 +17,11 @@ inline constexpr const char* link_features[] = {"batch", "anti-entropy/1"};
 
 /// The lowest protocol version this build speaks. Version 2 (the release
 /// before version ranges) put its version into the protocol ID and sends
-/// no range: it is refused with an explanation (the one clean break).
-inline constexpr uint32_t min_protocol_version = 3;
+/// no range: it is refused with an explanation. Version 3 lacks the field
+/// positions of map deltas (`FieldOrigin`): a version-3 node would order
+/// fields differently and its digests would never match, so it is refused
+/// in the hello (VERSION_MISMATCH, naming both ranges).
+inline constexpr uint32_t min_protocol_version = 4;
 /// The highest protocol version this build speaks.
 inline constexpr uint32_t max_protocol_version = 4;
 

@@ -219,7 +219,7 @@ void rocksdb_storage::check_format(std::string_view node_id, bool create) {
     throw storage_error(
       "storage: data dir " + dir + " has an unknown disk format \"" + *format
       + "\"; this build reads format " + std::to_string(format_version));
-  if (found != format_version)
+  if (found < oldest_upgradable_format || found > format_version)
     throw storage_error(
       "storage: data dir " + dir + " has disk format " + std::to_string(found)
       + "; this build reads format " + std::to_string(format_version)
@@ -235,6 +235,17 @@ void rocksdb_storage::check_format(std::string_view node_id, bool create) {
     throw storage_error("storage: data dir " + dir + " belongs to node "
                         + *owner + ", not to this node (" + std::string{node_id}
                         + "): a node must not start on another's data");
+  if (found < format_version && create) {
+    // Older records are valid in this format: raising the mark is the whole
+    // upgrade. It makes the older build refuse the dir from now on, which
+    // is the point: it would drop what this build adds to records.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto st
+      = db_->Put(wo, meta_key(meta_format), std::to_string(format_version));
+    if (!st.ok())
+      fail(dir, "upgrading the disk format", st);
+  }
 }
 
 void rocksdb_storage::write(const storage_batch& batch, bool sync) {

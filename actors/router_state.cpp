@@ -18,6 +18,8 @@ std::string validate_remote_record(const pb::WriteRecord& rec,
   version v;
   if (auto err = from_proto(rec.version(), v); !err.empty())
     return err;
+  if (rec.field_origins_size() > 0 && !rec.has_fields())
+    return "field origins without fields";
   switch (rec.op_case()) {
     case pb::WriteRecord::kValue: {
       if (rec.value().ByteSizeLong() > limits.max_value_size)
@@ -37,6 +39,8 @@ std::string validate_remote_record(const pb::WriteRecord& rec,
       if (auto err = validate(rec.fields(), limits.max_value_depth);
           !err.empty())
         return err;
+      if (rec.field_origins_size() > rec.fields().entries_size())
+        return "more field origins than fields";
       break;
     }
     case pb::WriteRecord::kTombstone:

@@ -13,11 +13,18 @@ namespace syncmesh {
 namespace {
 
 bool field_order(const field_write& x, const field_write& y) {
-  if (auto c = compare(x.ver, y.ver))
+  if (auto c = compare(x.pos, y.pos))
     return c < 0;
   if (x.key.is_text != y.key.is_text)
     return x.key.is_text;
   return x.key.data < y.key.data;
+}
+
+void encode_position(std::string& out, const field_position& p) {
+  put_u64(out, p.stamp.wall_us);
+  put_u64(out, p.stamp.counter);
+  put_blob(out, p.stamp.node);
+  put_u64(out, p.index);
 }
 
 void encode_version(std::string& out, const version& v) {
@@ -57,6 +64,42 @@ write_lock(const std::shared_ptr<store_reader>& reader) {
 
 const std::vector<field_write> store_entry::no_fields;
 
+int compare(const field_position& x, const field_position& y) noexcept {
+  if (auto c = compare(x.stamp, y.stamp))
+    return c;
+  return x.index < y.index ? -1 : (x.index > y.index ? 1 : 0);
+}
+
+std::string read_field_positions(const pb::WriteRecord& rec, const version& v,
+                                 std::vector<field_position>& out) {
+  const auto count = static_cast<size_t>(rec.fields().entries_size());
+  out.clear();
+  out.reserve(count);
+  for (size_t n = 0; n < count; ++n)
+    out.push_back(field_position{v.stamp, static_cast<uint32_t>(n)});
+  std::vector<bool> given(count, false);
+  for (const auto& origin : rec.field_origins()) {
+    if (origin.field() >= count)
+      return "field origin names field " + std::to_string(origin.field())
+             + " of " + std::to_string(count);
+    if (given[origin.field()])
+      return "field origin given twice for field "
+             + std::to_string(origin.field());
+    given[origin.field()] = true;
+    const auto& stamp = origin.stamp();
+    if (stamp.node().empty() || stamp.node().size() > max_node_id_size)
+      return "field origin stamp names no valid node";
+    if (stamp.wall_us() == 0 || stamp.wall_us() > max_version_time_us)
+      return "field origin stamp time out of range";
+    auto& pos = out[origin.field()];
+    pos.stamp.wall_us = stamp.wall_us();
+    pos.stamp.counter = stamp.counter();
+    pos.stamp.node = stamp.node();
+    pos.index = origin.index();
+  }
+  return {};
+}
+
 uint64_t store_state::key_hash(std::string_view key) noexcept {
   return hash_bytes(key);
 }
@@ -72,6 +115,7 @@ uint64_t store_entry::compute_hash(const node_id_table& ids) const {
     bytes += f.key.is_text ? 't' : 'b';
     put_blob(bytes, f.key.data);
     encode_version(bytes, f.ver);
+    encode_position(bytes, f.pos);
   }
   return hash_bytes(bytes);
 }
@@ -95,6 +139,12 @@ void store_entry::export_records(const node_id_table& ids, std::string_view key,
     auto* entry = rec.mutable_fields()->add_entries();
     to_proto(f.key, entry->mutable_key());
     to_proto(f.val, entry->mutable_value());
+    if (f.pos.index != 0 || compare(f.pos.stamp, f.ver.stamp) != 0) {
+      auto* origin = rec.add_field_origins();
+      origin->set_field(0);
+      to_proto(f.pos.stamp, origin->mutable_stamp());
+      origin->set_index(f.pos.index);
+    }
     out.push_back(std::move(rec));
   }
 }
@@ -127,22 +177,29 @@ bool store_entry::apply_base(node_id_table& ids, const version& v,
 }
 
 bool store_entry::apply_fields(node_id_table& ids, const version& v,
-                               const value_map& fields) {
+                               const value_map& fields,
+                               const std::vector<field_position>& pos) {
   if (!head_.field_visible(ids, v))
     return false;
   bool changed = false;
   if (!fields_)
     fields_ = std::make_unique<std::vector<field_write>>();
-  for (const auto& item : fields) {
+  for (size_t n = 0; n < fields.size(); ++n) {
+    const auto& item = fields[n];
+    const auto here = pos.empty()
+                        ? field_position{v.stamp, static_cast<uint32_t>(n)}
+                        : pos[n];
     auto i = std::find_if(
       fields_->begin(), fields_->end(),
       [&item](const field_write& f) { return f.key == item.key; });
     if (i == fields_->end()) {
-      fields_->push_back(field_write{item.key, item.val, v});
+      fields_->push_back(field_write{item.key, item.val, v, here});
       changed = true;
     } else if (newer(v, i->ver)) {
+      // The position is the winning write's, like the value.
       i->val = item.val;
       i->ver = v;
+      i->pos = here;
       changed = true;
     }
   }
@@ -180,6 +237,7 @@ void store_entry::encode_canonical(const node_id_table& ids,
     out += f.key.is_text ? 't' : 'b';
     put_blob(out, f.key.data);
     encode_version(out, f.ver);
+    encode_position(out, f.pos);
     syncmesh::encode_canonical(f.val, out);
   }
 }
@@ -263,6 +321,7 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
   // Convert before touching the entry, so bad input changes nothing.
   value val;
   value_map fields;
+  std::vector<field_position> positions;
   switch (rec.op_case()) {
     case pb::WriteRecord::kValue:
       // Checked against the configured depth where it came in.
@@ -270,6 +329,8 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
       break;
     case pb::WriteRecord::kFields:
       error = from_proto(rec.fields(), fields, max_value_depth_ceiling);
+      if (error.empty())
+        error = read_field_positions(rec, v, positions);
       break;
     case pb::WriteRecord::kTombstone:
       break;
@@ -294,7 +355,7 @@ store_state::outcome store_state::apply(const pb::WriteRecord& rec,
       result.changed = entry.apply_base(ids_, v, true, value{});
       break;
     default:
-      result.changed = entry.apply_fields(ids_, v, fields);
+      result.changed = entry.apply_fields(ids_, v, fields, positions);
   }
   result.now_live = entry.live();
   if (result.was_live != result.now_live)
@@ -318,6 +379,27 @@ void store_state::reserve(size_t n) {
 
 const store_entry* store_state::find(std::string_view key) const {
   return entries_.find(key);
+}
+
+void store_state::add_field_origins(pb::WriteRecord& rec) const {
+  const auto* entry = find(rec.key());
+  if (entry == nullptr || entry->fields().empty() || !rec.has_fields())
+    return;
+  rec.clear_field_origins();
+  const auto& items = rec.fields().entries();
+  for (int n = 0; n < items.size(); ++n) {
+    map_key key;
+    if (!from_proto(items[n].key(), key).empty())
+      continue; // refused when applied
+    for (const auto& f : entry->fields())
+      if (f.key == key) {
+        auto* origin = rec.add_field_origins();
+        origin->set_field(static_cast<uint32_t>(n));
+        to_proto(f.pos.stamp, origin->mutable_stamp());
+        origin->set_index(f.pos.index);
+        break;
+      }
+  }
 }
 
 size_t store_state::purge(const std::vector<std::string>& keys) {

@@ -21,6 +21,21 @@ class EntryMeta;
 class Value;
 } // namespace pb
 
+/// Where a field sits in its map: the stamp of the write that created it
+/// and the field's index in that write. It travels with every write of the
+/// field (a write that updates a field carries the position the writer saw),
+/// so the winning write decides it and every replica orders a map's fields
+/// alike, whatever the order writes arrived in.
+struct field_position {
+  /// Stamp of the write that created the field.
+  hlc_stamp stamp;
+  /// The field's index among that write's fields.
+  uint32_t index = 0;
+};
+
+/// Three-way comparison: by stamp, then index.
+int compare(const field_position& x, const field_position& y) noexcept;
+
 /// A visible write to one field of a map value.
 struct field_write {
   /// The field.
@@ -29,7 +44,16 @@ struct field_write {
   value val;
   /// The write's version.
   version ver;
+  /// Its place in the map.
+  field_position pos;
 };
+
+/// Reads the positions of a delta's fields: `field_origins` where given,
+/// else the record's own stamp and the field's index. Returns an
+/// explanation for malformed origins (an index out of range or given twice,
+/// a stamp without node or time), empty on success.
+std::string read_field_positions(const pb::WriteRecord& rec, const version& v,
+                                 std::vector<field_position>& out);
 
 /// One key of the dictionary: a base value or tombstone plus field writes
 /// newer than the base. Merging is by version only, so it is commutative,
@@ -42,9 +66,12 @@ public:
   bool apply_base(node_id_table& ids, const version& v, bool tombstone,
                   const value& val);
 
-  /// Applies field writes that share version `v`; true when any changed.
+  /// Applies field writes that share version `v`, at positions `pos` (one
+  /// per field; when empty, each field was created by this write at its
+  /// index); true when any changed.
   bool apply_fields(node_id_table& ids, const version& v,
-                    const value_map& fields);
+                    const value_map& fields,
+                    const std::vector<field_position>& pos = {});
 
   /// Gives back the entry's references to node IDs: call it before the
   /// entry is erased (see entry_head::release).
@@ -64,7 +91,7 @@ public:
   /// tombstone, fields) to `out`: equal entries give equal bytes.
   void encode_canonical(const node_id_table& ids, std::string& out) const;
 
-  /// The visible field writes, ordered by version then key.
+  /// The visible field writes, in map order (position, then key).
   const std::vector<field_write>& fields() const noexcept {
     return fields_ ? *fields_ : no_fields;
   }
@@ -175,6 +202,12 @@ public:
   /// The entry at `key`, or nullptr when none (not even a tombstone); valid
   /// until the store changes.
   const store_entry* find(std::string_view key) const;
+
+  /// For a local delta about to be stamped: adds to `rec` the origins of
+  /// its fields that the entry already holds as field writes, so they keep
+  /// their place in the map (fields of the base map keep the base's place
+  /// anyway; new fields go after the existing ones, in the order given).
+  void add_field_origins(pb::WriteRecord& rec) const;
 
   /// Number of keys that hold a value.
   size_t live_count() const noexcept { return live_count_; }

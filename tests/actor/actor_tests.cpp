@@ -21,6 +21,7 @@
 #include "actors/lease_conflicts.hpp"
 #include "actors/lease_manager.hpp"
 #include "actors/router_state.hpp"
+#include "actors/store_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
 #include "support/caf_setup.hpp"
@@ -277,6 +278,41 @@ BOOST_AUTO_TEST_CASE(refused_writes_reach_neither_store_nor_router) {
   BOOST_CHECK(f.code(del.error()) == errc::key_not_found);
   BOOST_CHECK_EQUAL(f.dump(), before);
   BOOST_CHECK_EQUAL(f.router_stats().records_out(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(deltas_keep_the_order_written_here_and_on_the_wire) {
+  // Issue 17: apply_delta("m", {z, a}) then {a, b} reads {z, a, b} (not
+  // sorted by key, "a" not moved), and the records flooded to a peer say
+  // so: the second carries the place of "a", so any replica reads the same.
+  node_fixture f;
+  auto inbox = std::make_shared<std::vector<caf::message>>();
+  f.attach("peer-1", f.collector(inbox));
+  f.sched.run();
+  auto delta = [&](value_map fields) {
+    pb::DeltaRequest req;
+    req.set_key("m");
+    to_proto(fields, req.mutable_fields());
+    return static_cast<bool>(f.ask<pb::WriteAck>(f.node.facade, req));
+  };
+  BOOST_REQUIRE(delta({{map_key{"z"}, value{1}}, {map_key{"a"}, value{2}}}));
+  BOOST_REQUIRE(delta({{map_key{"a"}, value{3}}, {map_key{"b"}, value{4}}}));
+  const value expected{{"z", 1}, {"a", 3}, {"b", 4}};
+  BOOST_REQUIRE(f.read("m").has_value());
+  BOOST_CHECK(*f.read("m") == expected);
+  auto records = records_in(*inbox);
+  BOOST_REQUIRE_EQUAL(records.size(), 2u);
+  BOOST_CHECK_EQUAL(records[0].field_origins_size(), 0);
+  BOOST_REQUIRE_EQUAL(records[1].field_origins_size(), 1);
+  BOOST_CHECK_EQUAL(records[1].field_origins(0).field(), 0u);
+  BOOST_CHECK_EQUAL(records[1].field_origins(0).index(), 1u);
+  store_state replica;
+  for (auto i : {1, 0}) {
+    std::string err;
+    replica.apply(records[i], false, err);
+    BOOST_REQUIRE_MESSAGE(err.empty(), err);
+  }
+  BOOST_REQUIRE(replica.find("m") != nullptr);
+  BOOST_CHECK(replica.find("m")->read() == expected);
 }
 
 BOOST_AUTO_TEST_CASE(delta_on_non_map_is_a_type_error) {

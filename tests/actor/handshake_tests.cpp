@@ -209,6 +209,23 @@ BOOST_AUTO_TEST_CASE(disjoint_version_ranges_are_refused_naming_both) {
   BOOST_TEST(peer_count() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_protocol_3_peer_is_refused_naming_both_ranges) {
+  // Protocol 3 carried no field positions (issue 17): such a node must not
+  // join, or map order and digests would differ forever.
+  auto hdl = connect_peer();
+  send(hdl, hello("node-b", [](hello_terms& t) {
+         t.min_version = 3;
+         t.max_version = 3;
+       }));
+  auto bye = goodbye(hdl);
+  BOOST_REQUIRE(bye);
+  BOOST_TEST(bye->reason() == pb::Goodbye::VERSION_MISMATCH);
+  BOOST_TEST(bye->detail().find("3 to 3 there") != std::string::npos,
+             bye->detail());
+  BOOST_TEST(closed(hdl));
+  BOOST_TEST(peer_count() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_peer_with_other_limits_is_refused_naming_both_values) {
   struct change {
     void (*apply)(hello_terms&);

@@ -123,6 +123,7 @@ struct history_stats {
   size_t lease_losses = 0;
   size_t later_epochs = 0; // writes in an epoch above 0 (new claims)
   size_t deltas = 0;
+  size_t field_origins = 0; // fields of deltas that kept an earlier place
   size_t deletes = 0;
   size_t held = 0; // deliveries put off because a stamp was too far ahead
 };
@@ -139,6 +140,8 @@ struct sim_node {
 
   manual_clock clock;
   lease_table table;
+  /// What the node holds: a delta's field origins come from it.
+  store_state store;
   uint64_t offset_us;
   std::vector<pb::WriteRecord> inbox;
   std::vector<pb::WriteRecord> arrival_log;
@@ -162,6 +165,9 @@ bool deliver(sim_node& node, size_t index, history_stats& stats) {
   node.table.observe_stamp(v.stamp);
   if (node.table.observe(rec, v))
     ++stats.lease_losses;
+  std::string err;
+  node.store.apply(rec, false, err);
+  BOOST_REQUIRE_MESSAGE(err.empty(), err);
   node.arrival_log.push_back(rec);
   node.inbox.erase(node.inbox.begin() + static_cast<ptrdiff_t>(index));
   return true;
@@ -192,12 +198,17 @@ void local_write(std::vector<sim_node>& nodes, size_t writer, rng_t& rng,
     ++stats.deletes;
   } else if (is_delta) {
     rec = fields_record(key, v, random_fields(rng));
+    node.store.add_field_origins(rec); // as the dict store does
+    stats.field_origins += static_cast<size_t>(rec.field_origins_size());
     ++stats.deltas;
   } else {
     rec = set_record(key, v, random_value(rng));
   }
   BOOST_TEST(!node.table.observe(rec, v).has_value(),
              "a local write never loses a lease");
+  std::string err;
+  node.store.apply(rec, false, err);
+  BOOST_REQUIRE_MESSAGE(err.empty(), err);
   ++stats.writes;
   if (v.epoch > 0)
     ++stats.later_epochs;
@@ -351,6 +362,7 @@ BOOST_AUTO_TEST_CASE(any_order_of_leased_writes_converges) {
   BOOST_TEST(stats.lease_losses > 0u);
   BOOST_TEST(stats.later_epochs > 0u);
   BOOST_TEST(stats.deltas > 0u);
+  BOOST_TEST(stats.field_origins > 0u); // updates that kept a field's place
   BOOST_TEST(stats.deletes > 0u);
   BOOST_TEST(stats.held > 0u);
 }
@@ -363,6 +375,7 @@ BOOST_AUTO_TEST_CASE(any_order_of_unleased_writes_converges) {
   BOOST_TEST(stats.lease_losses == 0u);
   BOOST_TEST(stats.later_epochs == 0u);
   BOOST_TEST(stats.writes > 0u);
+  BOOST_TEST(stats.field_origins > 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

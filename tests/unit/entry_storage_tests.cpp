@@ -163,7 +163,8 @@ BOOST_AUTO_TEST_CASE(meta_values_survive_and_stay_apart_from_entries) {
   {
     rocksdb_storage store;
     store.open(dir, "node-a");
-    BOOST_TEST(store.get_meta(entry_storage::meta_format).value_or("") == "1");
+    BOOST_TEST(store.get_meta(entry_storage::meta_format).value_or("")
+               == std::to_string(entry_storage::format_version));
     BOOST_TEST(store.get_meta(entry_storage::meta_node_id).value_or("")
                == "node-a");
     BOOST_TEST(!store.get_meta(entry_storage::meta_clock).has_value());
@@ -193,13 +194,17 @@ BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
     storage_batch batch;
     batch.put("k", "v");
     store.write(batch, true);
-    store.put_meta(entry_storage::meta_format, "2", true);
+    store.put_meta(entry_storage::meta_format,
+                   std::to_string(entry_storage::format_version + 1), true);
     store.close();
   }
   rocksdb_storage store;
   auto err = storage_error_of([&] { store.open(dir, "node-a"); });
   BOOST_REQUIRE(err.has_value());
-  BOOST_TEST(err->find("disk format 2") != std::string::npos, *err);
+  BOOST_TEST(err->find("disk format "
+                       + std::to_string(entry_storage::format_version + 1))
+               != std::string::npos,
+             *err);
   BOOST_TEST(err->find("newer") != std::string::npos, *err);
   BOOST_TEST(err->find(dir) != std::string::npos, *err);
   // Refused means closed: nothing can be written into it.
@@ -218,6 +223,43 @@ BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("unknown disk format \"1x\"") != std::string::npos,
              *err);
+}
+
+BOOST_AUTO_TEST_CASE(format_1_is_upgraded_in_place_and_keeps_its_entries) {
+  scratch_dir tmp;
+  auto dir = tmp.path + "/store";
+  {
+    rocksdb_storage store;
+    store.open(dir, "node-a");
+    storage_batch batch;
+    batch.put("k", "v");
+    store.write(batch, true);
+    store.put_meta(entry_storage::meta_format, "1", true);
+    store.close();
+  }
+  {
+    // Read-only (a copy being inspected) leaves the mark alone.
+    rocksdb_storage copy;
+    copy.open_read_only(dir);
+    BOOST_TEST(copy.get_meta(entry_storage::meta_format).value_or("") == "1");
+  }
+  rocksdb_storage store;
+  store.open(dir, "node-a");
+  BOOST_TEST(store.get_meta(entry_storage::meta_format).value_or("")
+             == std::to_string(entry_storage::format_version));
+  auto all = load_contents(store);
+  BOOST_TEST(all.size() == 1u);
+  BOOST_TEST(all["k"] == "v");
+  store.close();
+  // Format 0 was never written: below the oldest upgradable one, refused.
+  {
+    rocksdb_storage other;
+    other.open(dir, "node-a");
+    other.put_meta(entry_storage::meta_format, "0", true);
+  }
+  auto err = storage_error_of([&] { store.open(dir, "node-a"); });
+  BOOST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("older format") != std::string::npos, *err);
 }
 
 BOOST_AUTO_TEST_CASE(database_without_a_format_is_refused) {

@@ -413,6 +413,38 @@ BOOST_AUTO_TEST_CASE(each_field_keeps_its_newest_write) {
   BOOST_TEST(compare(e.head().newest(test_ids), v3) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(delta_fields_keep_the_order_given) {
+  // Issue 17: not sorted by key ({"a", "z"}), as written.
+  store_entry e;
+  BOOST_TEST(e.apply_fields(test_ids, v1, fields_of({{"z", 1}, {"a", 2}})));
+  BOOST_TEST(e.read() == (value{{"z", 1}, {"a", 2}}));
+  BOOST_TEST(e.read() != (value{{"a", 2}, {"z", 1}}), "maps compare in order");
+  // New fields go after the existing ones, in the order given; a field
+  // rewritten with the position it had stays where it was.
+  std::vector<field_position> pos{field_position{v1.stamp, 0},
+                                  field_position{v2.stamp, 1}};
+  BOOST_TEST(
+    e.apply_fields(test_ids, v2, fields_of({{"z", 10}, {"m", 3}}), pos));
+  BOOST_TEST(e.read() == (value{{"z", 10}, {"a", 2}, {"m", 3}}));
+}
+
+BOOST_AUTO_TEST_CASE(a_field_takes_the_position_of_its_winning_write) {
+  // Two writers updated "x" concurrently, one seeing it created by v1, the
+  // other (which had not) creating it anew: the newer write decides both
+  // value and place, whatever the order they arrive in.
+  std::vector<field_position> kept{field_position{v1.stamp, 0}};
+  store_entry first, second;
+  for (auto* e : {&first, &second})
+    e->apply_fields(test_ids, v1, fields_of({{"x", 1}, {"y", 1}}));
+  first.apply_fields(test_ids, v3, fields_of({{"x", 3}}));
+  first.apply_fields(test_ids, v2, fields_of({{"x", 2}}), kept);
+  second.apply_fields(test_ids, v2, fields_of({{"x", 2}}), kept);
+  second.apply_fields(test_ids, v3, fields_of({{"x", 3}}));
+  BOOST_TEST(first.read() == (value{{"y", 1}, {"x", 3}}));
+  BOOST_TEST(second.read() == first.read());
+  BOOST_TEST(first.version_hash() == second.version_hash());
+}
+
 BOOST_AUTO_TEST_CASE(base_writes_apply_only_when_newer) {
   store_entry e;
   BOOST_TEST(e.apply_base(test_ids, v2, false, value{2}));
@@ -427,6 +459,70 @@ BOOST_AUTO_TEST_CASE(base_writes_apply_only_when_newer) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(store_states)
+
+BOOST_AUTO_TEST_CASE(a_local_delta_keeps_the_places_of_existing_fields) {
+  // What the dict store does before it stamps a delta: fields the entry
+  // already holds keep their origin, so on every replica (whatever the
+  // delivery order) the map reads as written: {x, y, z}, not {x, z, y}.
+  store_state writer;
+  auto first = fields_record("k", make_version(100, "n"),
+                             fields_of({{"x", 1}, {"y", 1}}));
+  apply_ok(writer, first);
+  auto second = fields_record("k", make_version(200, "n"),
+                              fields_of({{"y", 2}, {"z", 2}}));
+  writer.add_field_origins(second);
+  BOOST_REQUIRE_EQUAL(second.field_origins_size(), 1);
+  BOOST_TEST(second.field_origins(0).field() == 0u);
+  BOOST_TEST(second.field_origins(0).index() == 1u);
+  apply_ok(writer, second);
+  const value expected{{"x", 1}, {"y", 2}, {"z", 2}};
+  BOOST_TEST(read_key(writer, "k") == expected);
+  store_state reversed;
+  apply_ok(reversed, second);
+  apply_ok(reversed, first);
+  BOOST_TEST(read_key(reversed, "k") == expected);
+  BOOST_TEST((reversed.canonical_bytes() == writer.canonical_bytes()));
+  // What anti-entropy and storage export recreates the same entry.
+  store_state copy;
+  const auto exported = writer.export_all();
+  for (const auto& rec : exported.records())
+    apply_ok(copy, rec);
+  BOOST_TEST(read_key(copy, "k") == expected);
+  BOOST_TEST((copy.canonical_bytes() == writer.canonical_bytes()));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_field_origins_change_nothing) {
+  store_state store;
+  auto rec = fields_record("k", make_version(100, "n"), fields_of({{"x", 1}}));
+  auto bad = [&](auto edit) {
+    auto copy = rec;
+    auto* origin = copy.add_field_origins();
+    origin->set_field(0);
+    origin->mutable_stamp()->set_wall_us(50);
+    origin->mutable_stamp()->set_node("n");
+    edit(copy, *origin);
+    std::string err;
+    store.apply(copy, false, err);
+    return err;
+  };
+  BOOST_TEST(bad([](auto&, auto& o) { o.set_field(1); }).find("field 1 of 1")
+             != std::string::npos);
+  BOOST_TEST(bad([](auto& r, auto& o) {
+               *r.add_field_origins() = o;
+             }).find("given twice")
+             != std::string::npos);
+  BOOST_TEST(bad([](auto&, auto& o) {
+               o.mutable_stamp()->clear_node();
+             }).find("no valid node")
+             != std::string::npos);
+  BOOST_TEST(bad([](auto&, auto& o) {
+               o.mutable_stamp()->set_wall_us(0);
+             }).find("out of range")
+             != std::string::npos);
+  BOOST_TEST(store.entry_count() == 0u);
+  BOOST_TEST(bad([](auto&, auto&) {}).empty());
+  BOOST_TEST(store.entry_count() == 1u);
+}
 
 BOOST_AUTO_TEST_CASE(apply_reports_what_changed) {
   store_state store;

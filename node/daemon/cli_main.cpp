@@ -122,21 +122,15 @@ std::string confirm_query(const std::string& confirm,
                 && confirm.find_first_not_of("0123456789") == std::string::npos
                 && std::stoul(confirm) >= 1;
   if (confirm != "majority" && confirm != "all" && !number)
-    die("--confirm expects majority, all or a number of nodes, got "
-        "
-        + confirm
-        + ""
-          ",
+    die("--confirm expects majority, all or a number of nodes, got \"" + confirm
+          + "\"",
         2);
   std::string q = "?confirm=" + confirm;
   if (!timeout.empty()) {
     std::chrono::microseconds us{0};
     if (!parse_duration(timeout, us) || us.count() < 1000)
-      die("--confirm-timeout expects a duration such as 1500ms or 2s, got "
-          "
-          + timeout
-          + ""
-            ",
+      die("--confirm-timeout expects a duration such as 1500ms or 2s, got \""
+            + timeout + "\"",
           2);
     q += "&timeout="
          + std::to_string(

@@ -91,6 +91,18 @@ using py2p_write_atom = caf::atom_constant<caf::atom("py2pwrite")>;
 /// peer still answers (a newcomer claims the same node ID); the answer comes
 /// with the peer's next pong.
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
+/// Confirmed writes (issue 17): `(confirm_atom, ConfirmQuery)` from the
+/// facade to the router (flood it) and from the router to the store (hold
+/// it until held); `(confirm_atom, peer, Envelope)` from a link to the
+/// router (a query or an answer from the mesh).
+using confirm_atom = caf::atom_constant<caf::atom("confirm")>;
+/// (confirm_answer_atom, ConfirmAnswer): the store's answer to a query,
+/// for the router to route to the query's origin.
+using confirm_answer_atom = caf::atom_constant<caf::atom("cfanswer")>;
+/// (confirm_tick_atom): the store's timer that drops queries past their
+/// deadline.
+using confirm_tick_atom = caf::atom_constant<caf::atom("cftick")>;
+
 /// (close_atom): say goodbye to every peer and stop.
 using close_atom = caf::atom_constant<caf::atom("close")>;
 

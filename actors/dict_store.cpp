@@ -104,6 +104,118 @@ void record_delay(self_ptr self, const pb::WriteRecord& rec) {
   st.set_delay_count(st.delay_count() + 1);
 }
 
+// -- confirmed writes: queries from other nodes ------------------------------
+
+/// Sends the answer to a query to its origin, through the router.
+void send_verdict(self_ptr self, const confirm_verdict& v) {
+  auto& st = self->state;
+  pb::ConfirmAnswer answer;
+  answer.set_query_id(v.query_id);
+  answer.set_responder(st.self_id);
+  answer.set_to(v.origin);
+  answer.set_held(v.held);
+  answer.set_superseded(!v.held);
+  if (!v.held) {
+    answer.set_key(v.key);
+    answer.set_owner(v.by.owner);
+    answer.set_lease_end_us(v.by.lease_end_us);
+  }
+  st.stats.set_confirm_answers(st.stats.confirm_answers() + 1);
+  if (st.router)
+    self->send(st.router, confirm_answer_atom::value, std::move(answer));
+}
+
+/// Checks one item against this store (the rule of confirm_rules.hpp).
+confirm_status check_here(self_ptr self, const confirm_item& item,
+                          superseding_claim* by) {
+  return check_record(self->state.store, item, by);
+}
+
+/// Records that changed the store may finish held queries: their verdicts
+/// (sent once the records are as durable as a flood of them).
+std::vector<confirm_verdict> finished_waits(self_ptr self,
+                                            const pb::WriteBatch& changed) {
+  auto& st = self->state;
+  std::vector<confirm_verdict> result;
+  auto check = [self](const confirm_item& item, superseding_claim* by) {
+    return check_here(self, item, by);
+  };
+  for (const auto& rec : changed.records()) {
+    if (st.waits.empty())
+      break;
+    for (auto& v : st.waits.on_change(rec.key(), check))
+      result.push_back(std::move(v));
+  }
+  return result;
+}
+
+void after_write(self_ptr self, std::function<void()> fn);
+
+/// Sends a verdict once what the store holds now is as durable as a flood:
+/// at once in memory, else after the group's engine write (and sync).
+void send_verdict_when_durable(self_ptr self, confirm_verdict v) {
+  if (!self->state.persistence) {
+    send_verdict(self, v);
+    return;
+  }
+  after_write(self, [self, v = std::move(v)] { send_verdict(self, v); });
+}
+
+/// Arms the timer that drops held queries past their deadline.
+void arm_confirm_tick(self_ptr self) {
+  auto& st = self->state;
+  if (st.confirm_tick_armed || st.waits.empty())
+    return;
+  st.confirm_tick_armed = true;
+  self->delayed_send(self, std::chrono::milliseconds(250),
+                     confirm_tick_atom::value);
+}
+
+/// A query from another node: answered at once when every record is held
+/// here (or one superseded), else held until a write makes it so.
+void on_confirm_query(self_ptr self, pb::ConfirmQuery& q) {
+  auto& st = self->state;
+  confirm_wait w;
+  w.origin = q.origin();
+  w.query_id = q.query_id();
+  auto now = st.rules.now_us();
+  w.deadline_us = now + std::min(q.ttl_ms() * 1000, st.max_confirm_ttl_us);
+  for (const auto& rec : q.records()) {
+    confirm_item item;
+    if (!from_proto(rec, item).empty())
+      return; // the router validated it; a bad record is dropped whole
+    superseding_claim by;
+    auto status = check_here(self, item, &by);
+    if (status == confirm_status::superseded) {
+      send_verdict(self, confirm_verdict{w.origin, w.query_id, false,
+                                         std::move(item.key), std::move(by)});
+      return;
+    }
+    if (status == confirm_status::pending)
+      w.items.push_back(std::move(item));
+  }
+  if (w.items.empty()) {
+    send_verdict_when_durable(
+      self, confirm_verdict{w.origin, w.query_id, true, {}, {}});
+    return;
+  }
+  auto dropped = st.waits.add(std::move(w));
+  if (dropped > 0) {
+    st.stats.set_confirm_waits_dropped(st.stats.confirm_waits_dropped()
+                                       + dropped);
+    if (worth_logging(st.stats.confirm_waits_dropped(), dropped))
+      log_line(log_level::warning, st.self_id,
+               "confirm: dropped " + std::to_string(dropped)
+                 + " held confirmation quer(ies) to stay within "
+                 + std::to_string(st.waits.max_count()) + " queries / "
+                 + std::to_string(st.waits.max_bytes())
+                 + " bytes (their origins count other nodes or time out); "
+                 + std::to_string(st.stats.confirm_waits_dropped())
+                 + " in all");
+  }
+  arm_confirm_tick(self);
+}
+
 batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
                          bool keep_old_value, bool remote = false) {
   batch_result result;
@@ -221,14 +333,24 @@ void flood(self_ptr self, std::string origin, pb::WriteBatch&& changed) {
   if (changed.records_size() == 0)
     return;
   auto& st = self->state;
+  // Held confirmation queries these records finish (nothing to do, and
+  // nothing built, while none is held).
+  std::vector<confirm_verdict> verdicts;
+  if (!st.waits.empty())
+    verdicts = finished_waits(self, changed);
   if (!st.persistence) {
     send_flood(self, std::move(origin), std::move(changed));
+    for (const auto& v : verdicts)
+      send_verdict(self, v);
     return;
   }
   st.persistence->stage(st.store, changed);
   auto held = std::make_shared<pb::WriteBatch>(std::move(changed));
-  after_write(self, [self, origin = std::move(origin), held]() mutable {
+  after_write(self, [self, origin = std::move(origin), held,
+                     verdicts = std::move(verdicts)]() mutable {
     send_flood(self, std::move(origin), std::move(*held));
+    for (const auto& v : verdicts)
+      send_verdict(self, v);
   });
 }
 
@@ -307,10 +429,21 @@ void write_group_before_repair(self_ptr self) {
 }
 
 caf::result<pb::WriteAck> apply_local_batch(self_ptr self,
-                                            pb::WriteBatch& batch) {
+                                            pb::WriteBatch& batch,
+                                            bool report_versions = false) {
   auto res = apply_batch(self, batch, false);
   pb::WriteAck ack;
   ack.set_applied(static_cast<uint32_t>(res.changed.records_size()));
+  // A confirmed update: the versions to ask the other nodes about.
+  if (report_versions)
+    for (const auto& rec : res.changed.records()) {
+      auto* w = ack.add_written();
+      w->set_key(rec.key());
+      *w->mutable_version() = rec.version();
+      if (rec.has_fields())
+        for (const auto& f : rec.fields().entries())
+          *w->add_fields() = f.key();
+    }
   if (res.changed.records_size() > 0) {
     const auto& key = res.changed.records().rbegin()->key();
     if (const auto* entry = self->state.store.find(key))
@@ -812,6 +945,8 @@ void dict_store_state::init(const config& cfg, const raw_node_id& self) {
   clock = cfg.clock ? cfg.clock : system_wall_clock();
   guard_own_stamps = cfg.tls.enabled();
   run_floor_us = std::max(rules.now_us(), cfg.hlc_floor_us);
+  waits = confirm_waits{cfg.max_confirm_waits, cfg.max_confirm_wait_bytes};
+  max_confirm_ttl_us = to_us(cfg.max_confirm_timeout);
 }
 
 dict_store_actor::behavior_type
@@ -958,7 +1093,7 @@ dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
         for (auto& rec : *more.mutable_records())
           batch.mutable_records()->Add(std::move(rec));
       }
-      return apply_local_batch(self, batch);
+      return apply_local_batch(self, batch, req.report_versions());
     },
     [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
       if (auto err = py2p_delete_refusal(self))
@@ -1145,6 +1280,24 @@ dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
       after_write(self, nullptr);
       self->delayed_send(self, st.alive_interval, storage_alive_atom::value);
     },
+    // -- confirmed writes --
+    [=](confirm_atom, pb::ConfirmQuery& q) { on_confirm_query(self, q); },
+    [=](confirm_tick_atom) {
+      auto& st = self->state;
+      st.confirm_tick_armed = false;
+      if (auto n = st.waits.expire(st.rules.now_us()); n > 0) {
+        st.stats.set_confirm_waits_expired(st.stats.confirm_waits_expired()
+                                           + n);
+        if (worth_logging(st.stats.confirm_waits_expired(), n))
+          log_line(log_level::info, st.self_id,
+                   "confirm: " + std::to_string(n)
+                     + " held confirmation quer(ies) expired unanswered "
+                       "(their writes never arrived); "
+                     + std::to_string(st.stats.confirm_waits_expired())
+                     + " in all");
+      }
+      arm_confirm_tick(self);
+    },
     // -- control --
     [=](events_atom, bool on) { self->state.publish_events = on; },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
@@ -1160,6 +1313,8 @@ dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
       }
       stats.set_ae_outbox_bytes(outbox_bytes);
       stats.set_ae_skip_memory_bytes(skip_bytes);
+      stats.set_confirm_waits(self->state.waits.size());
+      stats.set_confirm_wait_bytes(self->state.waits.bytes());
       stats.set_entries(self->state.store.entry_count());
       if (const auto& p = self->state.persistence) {
         auto* out = stats.mutable_storage();

@@ -13,6 +13,7 @@
 #include "actors/anti_entropy.hpp"
 #include "actors/backup_checkpoints.hpp"
 #include "actors/clock_offset.hpp"
+#include "actors/confirm_rules.hpp"
 #include "actors/data_dir.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
@@ -125,6 +126,13 @@ struct dict_store_state {
   /// The node's clock fence: while it is up every local write is refused
   /// (errc::clock_offset). None in tests of a lone store.
   std::shared_ptr<clock_fence> fence;
+  /// Confirmation queries from other nodes, held until their writes arrive
+  /// (bounded: config::max_confirm_waits, max_confirm_wait_bytes).
+  confirm_waits waits;
+  /// The longest a query is held (config::max_confirm_timeout, µs).
+  uint64_t max_confirm_ttl_us = 300'000'000;
+  /// A confirm_tick_atom is on its way.
+  bool confirm_tick_armed = false;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.dict_store";

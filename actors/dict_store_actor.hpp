@@ -53,7 +53,13 @@ namespace syncmesh {
 ///   sync is done), `(storage_tick_atom)` asks for a sync on the `batch`
 ///   timer, `(storage_alive_atom)` refreshes the data dir's "last alive"
 ///   mark; from its syncer thread, `(storage_synced_atom, ticket, error)`
-///   releases what waited for the syncs up to `ticket`.
+///   releases what waited for the syncs up to `ticket`;
+/// - confirmed writes (issue 17): `(confirm_atom, ConfirmQuery)` from the
+///   router, another node's query: answered at once through the router
+///   (`(confirm_answer_atom, ConfirmAnswer)`) when every record is held or
+///   one is superseded, else held (bounded, confirm_waits) and answered
+///   when a write makes it so; `(confirm_tick_atom)` drops held queries
+///   past their deadline.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
@@ -79,6 +85,8 @@ using dict_store_actor = caf::typed_actor<
   caf::replies_to<stats_atom, lease_atom>::with<pb::LeaseStats>,
   caf::reacts_to<storage_sync_atom>, caf::reacts_to<storage_tick_atom>,
   caf::reacts_to<storage_alive_atom>,
-  caf::reacts_to<storage_synced_atom, uint64_t, std::string>>;
+  caf::reacts_to<storage_synced_atom, uint64_t, std::string>,
+  caf::reacts_to<confirm_atom, pb::ConfirmQuery>,
+  caf::reacts_to<confirm_tick_atom>>;
 
 } // namespace syncmesh

@@ -91,10 +91,371 @@ void ask_handlers(self_ptr self, size_t i) {
       [=](caf::error&) { ask_handlers(self, i + 1); });
 }
 
+/// Checks a SetRequest (key and value limits).
+caf::error check_set(const config& cfg, const pb::SetRequest& req) {
+  if (auto err = check_key(cfg, req.key()))
+    return err;
+  return check_value(cfg, req.value());
+}
+
+/// Checks an UpdateRequest: every key and value, and that it fits a frame.
+caf::error check_update(const config& cfg, const pb::UpdateRequest& req) {
+  for (const auto& item : req.items()) {
+    if (auto err = check_key(cfg, item.key()))
+      return err;
+    if (auto err = check_value(cfg, item.value()))
+      return err;
+  }
+  for (const auto& key : req.deletes())
+    if (auto err = check_key(cfg, key))
+      return err;
+  auto size = req.ByteSizeLong();
+  if (size + 1024 > cfg.max_frame_size)
+    return make_error(errc::value_too_large,
+                      "update batch of " + std::to_string(size)
+                        + " bytes does not fit one frame of "
+                        + std::to_string(cfg.max_frame_size));
+  return caf::none;
+}
+
+/// Checks a DeltaRequest (key, size and depth of the fields).
+caf::error check_delta(const config& cfg, const pb::DeltaRequest& req) {
+  if (auto err = check_key(cfg, req.key()))
+    return err;
+  if (req.fields().ByteSizeLong() > cfg.max_value_size)
+    return make_error(errc::value_too_large,
+                      std::string{"delta exceeds the value size limit"});
+  if (auto err = validate(req.fields(), static_cast<int>(cfg.max_value_depth));
+      !err.empty())
+    return make_error(errc::malformed, std::move(err));
+  return caf::none;
+}
+
 template <class Reply, class Dest, class Request>
 caf::result<Reply> forward(self_ptr self, const Dest& dest, Request&& req) {
   auto rp = self->make_response_promise<Reply>();
   return rp.delegate(dest, std::forward<Request>(req));
+}
+
+// -- confirmed writes (issue 17) ----------------------------------------------
+
+/// The facade's wall clock (µs).
+uint64_t now_us(self_ptr self) {
+  return self->state.clock();
+}
+
+/// The membership majority and all count.
+size_t cluster_size(self_ptr self) {
+  return self->state.cfg.effective_cluster_size();
+}
+
+/// Arms the confirmation timer while confirmations wait: it expires them
+/// and floods their queries again.
+void arm_confirm_timer(self_ptr self) {
+  auto& st = self->state;
+  if (st.confirm_timer_armed || st.confirms.size() == 0)
+    return;
+  st.confirm_timer_armed = true;
+  auto period = std::min<std::chrono::milliseconds>(
+    std::chrono::milliseconds(50), st.cfg.confirm_resend_interval);
+  self->delayed_send(self, period, confirm_timer_atom::value);
+}
+
+/// Answers confirmation `id` with its reply (confirmed).
+void confirm_done(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto i = st.confirm_waiting.find(id);
+  const auto* p = st.confirms.find(id);
+  if (i == st.confirm_waiting.end() || p == nullptr)
+    return;
+  auto reply = std::move(i->second.reply);
+  reply.set_confirmed(static_cast<uint32_t>(p->holders.size()));
+  i->second.rp.deliver(std::move(reply));
+  st.confirm_stats.set_confirmed(st.confirm_stats.confirmed() + 1);
+  st.confirm_waiting.erase(i);
+  st.confirms.erase(id);
+}
+
+/// Fails confirmation `id` with `err` (counted as `superseded` or
+/// `unconfirmed`).
+void confirm_fail(self_ptr self, uint64_t id, caf::error err) {
+  auto& st = self->state;
+  auto i = st.confirm_waiting.find(id);
+  if (i == st.confirm_waiting.end())
+    return;
+  if (code_of(err) == errc::lease_held)
+    st.confirm_stats.set_superseded(st.confirm_stats.superseded() + 1);
+  else
+    st.confirm_stats.set_unconfirmed(st.confirm_stats.unconfirmed() + 1);
+  i->second.rp.deliver(std::move(err));
+  st.confirm_waiting.erase(i);
+  st.confirms.erase(id);
+}
+
+/// The error of a confirmation whose timeout passed: the write stands.
+caf::error unconfirmed(uint32_t confirmed, uint32_t required,
+                       uint32_t membership) {
+  return make_error(errc::unconfirmed,
+                    "confirmed by " + std::to_string(confirmed) + " of "
+                      + std::to_string(required)
+                      + " required nodes before the timeout (the write "
+                        "stands and keeps spreading)",
+                    confirmed, required, membership);
+}
+
+/// The store applied a confirmed write: waits for the other nodes (or
+/// answers at once when this node is enough).
+void start_confirm(self_ptr self, pb::ConfirmedWriteReply reply,
+                   std::vector<confirm_item> items, uint32_t required,
+                   uint64_t timeout_ms,
+                   caf::typed_response_promise<pb::ConfirmedWriteReply> rp) {
+  auto& st = self->state;
+  reply.set_required(required);
+  reply.set_cluster_size(static_cast<uint32_t>(cluster_size(self)));
+  // Nothing written (a batch of deletes of absent keys): nothing to wait for.
+  if (required <= 1 || items.empty()) {
+    reply.set_confirmed(items.empty() ? required : 1);
+    st.confirm_stats.set_confirmed(st.confirm_stats.confirmed() + 1);
+    rp.deliver(std::move(reply));
+    return;
+  }
+  std::vector<std::string> keys;
+  keys.reserve(items.size());
+  for (const auto& item : items)
+    keys.push_back(item.key);
+  auto now = now_us(self);
+  auto id = st.confirms.add(required, st.id, now + timeout_ms * 1000,
+                            std::move(keys));
+  if (id == 0) {
+    // Filled up while the store applied it: the write stands, unconfirmed.
+    st.confirm_stats.set_unconfirmed(st.confirm_stats.unconfirmed() + 1);
+    rp.deliver(unconfirmed(1, required, reply.cluster_size()));
+    return;
+  }
+  pb::ConfirmQuery q;
+  q.set_query_id(id);
+  q.set_origin(st.id);
+  q.set_ttl_ms(timeout_ms);
+  for (const auto& item : items)
+    to_proto(item, q.add_records());
+  auto& w = st.confirm_waiting[id];
+  w.rp = std::move(rp);
+  w.reply = std::move(reply);
+  w.query = q;
+  w.next_resend_us
+    = now
+      + static_cast<uint64_t>(st.cfg.confirm_resend_interval.count()) * 1000;
+  st.confirm_stats.set_queries(st.confirm_stats.queries() + 1);
+  self->send(st.router, confirm_atom::value, std::move(q));
+  arm_confirm_timer(self);
+}
+
+/// The confirmation timer: timeouts, then resends.
+void on_confirm_timer(self_ptr self) {
+  auto& st = self->state;
+  st.confirm_timer_armed = false;
+  auto now = now_us(self);
+  for (auto id : st.confirms.expired(now)) {
+    const auto* p = st.confirms.find(id);
+    auto membership = static_cast<uint32_t>(cluster_size(self));
+    confirm_fail(self, id,
+                 unconfirmed(static_cast<uint32_t>(p->holders.size()),
+                             p->required, membership));
+  }
+  auto interval
+    = static_cast<uint64_t>(st.cfg.confirm_resend_interval.count()) * 1000;
+  for (auto& [id, w] : st.confirm_waiting) {
+    if (w.next_resend_us > now)
+      continue;
+    w.next_resend_us = now + interval;
+    st.confirm_stats.set_queries(st.confirm_stats.queries() + 1);
+    self->send(st.router, confirm_atom::value, w.query);
+  }
+  arm_confirm_timer(self);
+}
+
+/// The items a confirmed write's store answer stands for.
+std::vector<confirm_item> written_items(const pb::ConfirmedWriteRequest& req,
+                                        const pb::ConfirmedWriteReply& reply) {
+  std::vector<confirm_item> items;
+  auto one = [&](const std::string& key, const pb::EntryMeta& meta) {
+    confirm_item item;
+    item.key = key;
+    from_proto(meta.version(), item.ver);
+    items.push_back(std::move(item));
+  };
+  switch (req.op_case()) {
+    case pb::ConfirmedWriteRequest::kSet:
+      if (reply.ack().applied() > 0)
+        one(req.set().key(), reply.ack().meta());
+      break;
+    case pb::ConfirmedWriteRequest::kErase:
+      if (!reply.deleted().key().empty())
+        one(reply.deleted().key(), reply.deleted().meta());
+      break;
+    case pb::ConfirmedWriteRequest::kDelta:
+      if (reply.ack().applied() > 0) {
+        one(req.delta().key(), reply.ack().meta());
+        for (const auto& e : req.delta().fields().entries()) {
+          map_key k;
+          from_proto(e.key(), k);
+          items.back().fields.push_back(std::move(k));
+        }
+      }
+      break;
+    case pb::ConfirmedWriteRequest::kUpdate:
+      for (const auto& rec : reply.ack().written()) {
+        confirm_item item;
+        if (from_proto(rec, item).empty())
+          items.push_back(std::move(item));
+      }
+      break;
+    default:
+      break;
+  }
+  return items;
+}
+
+/// A confirmed write: checked like its plain form, applied by the store,
+/// then confirmed by the other nodes.
+caf::result<pb::ConfirmedWriteReply>
+confirmed_write(self_ptr self, pb::ConfirmedWriteRequest& req) {
+  auto& st = self->state;
+  const auto& cfg = st.cfg;
+  const auto& c = req.concern();
+  uint64_t timeout_ms = c.timeout_ms() > 0
+                          ? c.timeout_ms()
+                          : static_cast<uint64_t>(cfg.confirm_timeout.count());
+  if (timeout_ms > static_cast<uint64_t>(cfg.max_confirm_timeout.count()))
+    return make_error(errc::invalid_config,
+                      "confirm timeout of " + std::to_string(timeout_ms)
+                        + " ms exceeds max_confirm_timeout ("
+                        + std::to_string(cfg.max_confirm_timeout.count())
+                        + " ms)");
+  if (c.kind() < pb::WriteConcern::LOCAL || c.kind() > pb::WriteConcern::ALL)
+    return make_error(errc::invalid_config,
+                      std::string{"unknown write concern"});
+  std::string why;
+  auto required = required_nodes(static_cast<concern_kind>(c.kind()), c.nodes(),
+                                 cluster_size(self), why);
+  if (required == 0)
+    return make_error(errc::invalid_config, std::move(why));
+  caf::error invalid;
+  switch (req.op_case()) {
+    case pb::ConfirmedWriteRequest::kSet:
+      invalid = check_set(cfg, req.set());
+      break;
+    case pb::ConfirmedWriteRequest::kUpdate:
+      invalid = check_update(cfg, req.update());
+      break;
+    case pb::ConfirmedWriteRequest::kErase:
+      invalid = check_key(cfg, req.erase().key());
+      break;
+    case pb::ConfirmedWriteRequest::kDelta:
+      invalid = check_delta(cfg, req.delta());
+      break;
+    default:
+      invalid = make_error(errc::malformed,
+                           std::string{"confirmed write without a write"});
+  }
+  if (invalid)
+    return invalid;
+  if (required > 1
+      && st.confirms.size() + st.confirm_reserved
+           >= st.cfg.max_pending_confirms) {
+    st.confirm_stats.set_refused(st.confirm_stats.refused() + 1);
+    return make_error(errc::overloaded,
+                      "too many confirmed writes waiting (max_pending_confirms "
+                        + std::to_string(cfg.max_pending_confirms) + ")");
+  }
+  auto rp = self->make_response_promise<pb::ConfirmedWriteReply>();
+  // Counted against the bound while the store applies it.
+  bool reserved = required > 1;
+  if (reserved)
+    ++st.confirm_reserved;
+  auto release = [self, reserved] {
+    if (reserved)
+      --self->state.confirm_reserved;
+  };
+  auto fail = [rp, release](caf::error& err) mutable {
+    release();
+    rp.deliver(std::move(err));
+  };
+  auto shared = std::make_shared<pb::ConfirmedWriteRequest>(std::move(req));
+  auto on_ack = [=](pb::WriteAck& ack) mutable {
+    release();
+    pb::ConfirmedWriteReply reply;
+    *reply.mutable_ack() = std::move(ack);
+    auto items = written_items(*shared, reply);
+    reply.mutable_ack()->clear_written();
+    start_confirm(self, std::move(reply), std::move(items), required,
+                  timeout_ms, rp);
+  };
+  const auto& store = st.store;
+  switch (shared->op_case()) {
+    case pb::ConfirmedWriteRequest::kSet:
+      self->request(store, caf::infinite, shared->set()).then(on_ack, fail);
+      break;
+    case pb::ConfirmedWriteRequest::kUpdate: {
+      auto update = shared->update();
+      update.set_report_versions(required > 1);
+      self->request(store, caf::infinite, std::move(update)).then(on_ack, fail);
+      break;
+    }
+    case pb::ConfirmedWriteRequest::kDelta:
+      if (shared->delta().fields().entries_size() == 0) {
+        // Merging nothing writes nothing: confirmed by definition.
+        pb::WriteAck none;
+        on_ack(none);
+        break;
+      }
+      self->request(store, caf::infinite, shared->delta()).then(on_ack, fail);
+      break;
+    case pb::ConfirmedWriteRequest::kErase:
+      self->request(store, caf::infinite, shared->erase())
+        .then(
+          [=](pb::DeleteReply& deleted) mutable {
+            release();
+            pb::ConfirmedWriteReply reply;
+            *reply.mutable_deleted() = std::move(deleted);
+            auto items = written_items(*shared, reply);
+            start_confirm(self, std::move(reply), std::move(items), required,
+                          timeout_ms, rp);
+          },
+          fail);
+      break;
+    default:
+      break;
+  }
+  return rp;
+}
+
+/// An answer to one of our queries.
+void on_confirm_answer(self_ptr self, const pb::ConfirmAnswer& a) {
+  auto& st = self->state;
+  st.confirm_stats.set_answers(st.confirm_stats.answers() + 1);
+  switch (st.confirms.on_answer(a.query_id(), a.responder(), a.held(),
+                                a.superseded())) {
+    case confirm_tracker::outcome::confirmed:
+      confirm_done(self, a.query_id());
+      break;
+    case confirm_tracker::outcome::superseded:
+      confirm_fail(self, a.query_id(),
+                   make_error(errc::lease_held, a.key(), to_hex(a.owner()),
+                              a.lease_end_us()));
+      break;
+    default:
+      break;
+  }
+}
+
+/// This node lost the lease of a key: confirmations that wrote it lost.
+void on_lease_lost(self_ptr self, const pb::LeaseLostEvent& lost) {
+  auto& st = self->state;
+  for (auto id : st.confirms.waiting_on(lost.key()))
+    confirm_fail(self, id,
+                 make_error(errc::lease_held, lost.key(),
+                            to_hex(lost.new_owner()), uint64_t{0}));
 }
 
 } // namespace
@@ -121,6 +482,8 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
   st.lease_manager = std::move(lease_manager);
   st.store = std::move(store);
   st.router = std::move(router);
+  st.clock = st.cfg.clock ? st.cfg.clock : system_wall_clock();
+  st.confirms = confirm_tracker{st.cfg.max_pending_confirms};
   self->link_to(st.lease_manager);
   self->link_to(st.store);
   self->link_to(st.router);
@@ -153,30 +516,13 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
       return forward<pb::GetManyReply>(self, self->state.store, std::move(req));
     },
     [=](pb::SetRequest& req) -> caf::result<pb::WriteAck> {
-      const auto& cfg = self->state.cfg;
-      if (auto err = check_key(cfg, req.key()))
-        return err;
-      if (auto err = check_value(cfg, req.value()))
+      if (auto err = check_set(self->state.cfg, req))
         return err;
       return forward<pb::WriteAck>(self, self->state.store, std::move(req));
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
-      const auto& cfg = self->state.cfg;
-      for (const auto& item : req.items()) {
-        if (auto err = check_key(cfg, item.key()))
-          return err;
-        if (auto err = check_value(cfg, item.value()))
-          return err;
-      }
-      for (const auto& key : req.deletes())
-        if (auto err = check_key(cfg, key))
-          return err;
-      auto size = req.ByteSizeLong();
-      if (size + 1024 > cfg.max_frame_size)
-        return make_error(errc::value_too_large,
-                          "update batch of " + std::to_string(size)
-                            + " bytes does not fit one frame of "
-                            + std::to_string(cfg.max_frame_size));
+      if (auto err = check_update(self->state.cfg, req))
+        return err;
       return forward<pb::WriteAck>(self, self->state.store, std::move(req));
     },
     [=](pb::DeleteRequest& req) -> caf::result<pb::DeleteReply> {
@@ -185,16 +531,8 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
       return forward<pb::DeleteReply>(self, self->state.store, std::move(req));
     },
     [=](pb::DeltaRequest& req) -> caf::result<pb::WriteAck> {
-      const auto& cfg = self->state.cfg;
-      if (auto err = check_key(cfg, req.key()))
+      if (auto err = check_delta(self->state.cfg, req))
         return err;
-      if (req.fields().ByteSizeLong() > cfg.max_value_size)
-        return make_error(errc::value_too_large,
-                          std::string{"delta exceeds the value size limit"});
-      if (auto err
-          = validate(req.fields(), static_cast<int>(cfg.max_value_depth));
-          !err.empty())
-        return make_error(errc::malformed, std::move(err));
       // Merging nothing changes nothing: no write, no lease, no record.
       if (req.fields().entries_size() == 0)
         return pb::WriteAck{};
@@ -293,6 +631,9 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
                         *all.mutable_router() = std::move(router);
                         *all.mutable_lease() = std::move(lease);
                         *all.mutable_store() = std::move(store);
+                        *all.mutable_confirm() = self->state.confirm_stats;
+                        all.mutable_confirm()->set_pending(
+                          self->state.confirms.size());
                         rp.deliver(std::move(all));
                       },
                       fail);
@@ -361,8 +702,16 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
       self->state.handlers.push_back(std::move(handler));
       return true;
     },
+    [=](
+      pb::ConfirmedWriteRequest& req) -> caf::result<pb::ConfirmedWriteReply> {
+      return confirmed_write(self, req);
+    },
+    [=](const pb::ConfirmAnswer& a) { on_confirm_answer(self, a); },
+    [=](confirm_timer_atom) { on_confirm_timer(self); },
     [=](pb::Event& ev) {
       auto& st = self->state;
+      if (ev.has_lease_lost() && st.confirms.size() > 0)
+        on_lease_lost(self, ev.lease_lost());
       if (ev.has_message()) {
         if (st.handlers.empty()) {
           queue_message(self, std::move(*ev.mutable_message()));

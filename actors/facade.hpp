@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/clock_offset.hpp"
+#include "actors/confirm_rules.hpp"
 #include "actors/dict_store_actor.hpp"
 #include "actors/lease_manager_actor.hpp"
 #include "actors/router_actor.hpp"
@@ -44,6 +46,33 @@ struct facade_state {
   std::deque<pb::ReceivedMessage> unhandled;
   /// A message is with the handlers now.
   bool handling = false;
+
+  /// One confirmed write waiting for answers (beside its entry in
+  /// `confirms`).
+  struct confirm_wait {
+    /// Answers the caller.
+    caf::typed_response_promise<pb::ConfirmedWriteReply> rp;
+    /// The reply so far (the store's answer).
+    pb::ConfirmedWriteReply reply;
+    /// The query, flooded again every confirm_resend_interval.
+    pb::ConfirmQuery query;
+    /// When to flood it again (µs, wall clock).
+    uint64_t next_resend_us = 0;
+  };
+  /// The confirmations this node waits for as the origin (bounded by
+  /// config::max_pending_confirms).
+  confirm_tracker confirms;
+  /// Their callers, by query ID.
+  std::map<uint64_t, confirm_wait> confirm_waiting;
+  /// Confirmed writes with the store now: they count against
+  /// max_pending_confirms before they reach `confirms`.
+  size_t confirm_reserved = 0;
+  /// Counters of confirmed writes.
+  pb::ConfirmStats confirm_stats;
+  /// The confirmation timer is armed.
+  bool confirm_timer_armed = false;
+  /// Wall clock of the deadlines (config::clock or the system's).
+  wall_clock clock;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.facade";

@@ -395,6 +395,11 @@ void on_envelope(peer_link_ptr self, pb::Envelope& env, size_t bytes) {
       caf::anon_send(st.params.router, message_atom::value, peer,
                      std::move(env));
       break;
+    case pb::Envelope::kConfirmQuery:
+    case pb::Envelope::kConfirmAnswer:
+      caf::anon_send(st.params.router, confirm_atom::value, peer,
+                     std::move(env));
+      break;
     case pb::Envelope::kPing:
       answer_ping(self, env.ping());
       break;

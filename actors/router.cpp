@@ -95,6 +95,13 @@ router_behavior(router_self self, const config& cfg, const raw_node_id& id,
     [=](message_atom, const std::string& peer, pb::Envelope& env) {
       on_message(self, peer, env);
     },
+    [=](confirm_atom, pb::ConfirmQuery& q) { flood_confirm_query(self, q); },
+    [=](confirm_atom, const std::string& peer, pb::Envelope& env) {
+      on_confirm_envelope(self, peer, env);
+    },
+    [=](confirm_answer_atom, pb::ConfirmAnswer& a) {
+      route_confirm_answer(self, a);
+    },
     [=](const pb::DisconnectRequest& req) {
       return disconnect_peer(self, req);
     },

@@ -42,7 +42,13 @@ namespace syncmesh {
 ///   peer);
 /// - its own timers: `(flush_atom)`, `(rtick_atom)`, `(ae_round_atom)`;
 ///   and `(ae_start_atom, link)`, the first anti-entropy round of a link it
-///   dialled, sent to itself so that it follows the link's attach answer.
+///   dialled, sent to itself so that it follows the link's attach answer;
+/// - confirmed writes (router_confirm.cpp): `(confirm_atom, ConfirmQuery)`
+///   from the facade, flooded to peers speaking protocol version 4+;
+///   `(confirm_atom, peer, Envelope)` from a link, a query (to the store,
+///   relayed) or an answer (to the facade when for us, else routed on);
+///   `(confirm_answer_atom, ConfirmAnswer)` from the store, routed to the
+///   query's origin.
 using router_actor = caf::typed_actor<
   caf::reacts_to<wire_atom, dict_store_actor, facade_actor>,
   caf::replies_to<pb::InfoRequest>::with<pb::NodeInfo>,
@@ -65,6 +71,9 @@ using router_actor = caf::typed_actor<
   caf::reacts_to<rtick_atom>, caf::reacts_to<ae_round_atom>,
   caf::reacts_to<ae_start_atom, link_actor>,
   caf::replies_to<close_atom>::with<bool>,
-  caf::replies_to<stats_atom>::with<pb::RouterStats>>;
+  caf::replies_to<stats_atom>::with<pb::RouterStats>,
+  caf::reacts_to<confirm_atom, pb::ConfirmQuery>,
+  caf::reacts_to<confirm_atom, std::string, pb::Envelope>,
+  caf::reacts_to<confirm_answer_atom, pb::ConfirmAnswer>>;
 
 } // namespace syncmesh

@@ -136,6 +136,27 @@ caf::result<pb::SendReply> send_message(router_self self, pb::SendRequest& req);
 /// A mesh message from `peer`: checked, de-duplicated, delivered and relayed.
 void on_message(router_self self, const std::string& peer, pb::Envelope& env);
 
+// -- confirmed writes (router_confirm.cpp) ------------------------------------
+
+/// The lowest negotiated protocol version whose links carry confirmation
+/// queries and answers (older peers would close the link on them).
+inline constexpr uint32_t confirm_protocol_version = 4;
+
+/// Most records one confirmation query may carry (an update batch of
+/// 10,000 keys fits).
+inline constexpr int max_confirm_records = 10000;
+
+/// The facade's query: flooded to every peer speaking confirmations.
+void flood_confirm_query(router_self self, pb::ConfirmQuery& q);
+
+/// The store's answer to a query: routed to the query's origin.
+void route_confirm_answer(router_self self, pb::ConfirmAnswer& a);
+
+/// A confirmation query or answer from `peer`: checked, de-duplicated,
+/// handed to the store (query) or the facade (answer for us) and relayed.
+void on_confirm_envelope(router_self self, const std::string& peer,
+                         pb::Envelope& env);
+
 // -- anti-entropy schedule (router_anti_entropy.cpp) --------------------------
 
 /// Starts anti-entropy with a peer that just attached (dialling side only),

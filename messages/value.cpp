@@ -410,6 +410,8 @@ const char* to_string(errc x) {
       return "clock_offset";
     case errc::storage:
       return "storage";
+    case errc::unconfirmed:
+      return "unconfirmed";
   }
   return "unknown";
 }

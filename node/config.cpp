@@ -79,6 +79,19 @@ std::string config::validate() const {
     return "node_id must be base58 text in py2p mode (peers send it as str)";
   if (request_timeout.count() <= 0)
     return "request_timeout must be positive";
+  if (cluster_size > 100000)
+    return "cluster_size must be at most 100000";
+  if (confirm_timeout.count() <= 0 || max_confirm_timeout.count() <= 0
+      || confirm_timeout > max_confirm_timeout)
+    return "confirm_timeout must be positive and at most max_confirm_timeout";
+  if (max_confirm_timeout > std::chrono::hours(24))
+    return "max_confirm_timeout must be at most 24h";
+  if (max_pending_confirms == 0 || max_confirm_waits == 0
+      || max_confirm_wait_bytes == 0)
+    return "max_pending_confirms, max_confirm_waits and "
+           "max_confirm_wait_bytes must be positive";
+  if (confirm_resend_interval.count() <= 0)
+    return "confirm_resend_interval must be positive";
   if (durability_interval.count() <= 0)
     return "durability_interval must be positive";
   if (max_ae_outbox_bytes == 0)

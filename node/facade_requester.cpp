@@ -63,15 +63,20 @@ facade_requester::~facade_requester() {
 }
 
 uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
-                                 caf::message request) {
+                                 caf::message request,
+                                 std::chrono::milliseconds extra) {
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (closed_)
       return 0;
     id = next_id_++;
-    auto deadline = clock::now() + timeout_;
-    calls_.emplace(id, entry{std::move(call), deadline});
+    bool extended = extra.count() > 0;
+    auto deadline
+      = clock::now() + timeout_ + std::max(extra, decltype(extra){0});
+    calls_.emplace(id, entry{std::move(call), deadline, extended});
+    if (extended)
+      ++extended_;
     if (!sweep_armed_)
       arm_sweep_locked(deadline);
   }
@@ -87,7 +92,13 @@ uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
 
 bool facade_requester::withdraw(uint64_t id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  return calls_.erase(id) > 0;
+  auto i = calls_.find(id);
+  if (i == calls_.end())
+    return false;
+  if (i->second.extended)
+    --extended_;
+  calls_.erase(i);
+  return true;
 }
 
 void facade_requester::close() {
@@ -98,6 +109,7 @@ void facade_requester::close() {
       return;
     closed_ = true;
     orphans.swap(calls_);
+    extended_ = 0;
   }
   auto why = closed_exception();
   for (auto& [id, x] : orphans)
@@ -129,6 +141,8 @@ void facade_requester::on_message(caf::mailbox_element& msg) {
     if (i == calls_.end())
       return; // timed out, withdrawn or closed: already answered
     call = std::move(i->second.call);
+    if (i->second.extended)
+      --extended_;
     calls_.erase(i);
   }
   call->complete(content);
@@ -140,12 +154,30 @@ void facade_requester::sweep() {
     std::lock_guard<std::mutex> guard{mtx_};
     sweep_armed_ = false;
     auto now = clock::now();
-    while (!calls_.empty() && calls_.begin()->second.deadline <= now) {
-      expired.push_back(std::move(calls_.begin()->second.call));
-      calls_.erase(calls_.begin());
+    if (extended_ == 0) {
+      while (!calls_.empty() && calls_.begin()->second.deadline <= now) {
+        expired.push_back(std::move(calls_.begin()->second.call));
+        calls_.erase(calls_.begin());
+      }
+      if (!calls_.empty() && !closed_)
+        arm_sweep_locked(calls_.begin()->second.deadline);
+    } else {
+      // Deadlines out of order: look at every call.
+      auto next = clock::time_point::max();
+      for (auto i = calls_.begin(); i != calls_.end();) {
+        if (i->second.deadline <= now) {
+          if (i->second.extended)
+            --extended_;
+          expired.push_back(std::move(i->second.call));
+          i = calls_.erase(i);
+        } else {
+          next = std::min(next, i->second.deadline);
+          ++i;
+        }
+      }
+      if (!calls_.empty() && !closed_)
+        arm_sweep_locked(next);
     }
-    if (!calls_.empty() && !closed_)
-      arm_sweep_locked(calls_.begin()->second.deadline);
   }
   if (expired.empty())
     return;

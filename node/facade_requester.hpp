@@ -54,9 +54,12 @@ public:
   facade_requester(const facade_requester&) = delete;
   facade_requester& operator=(const facade_requester&) = delete;
 
-  /// Sends `request` and registers `call` for its reply. Returns the
-  /// call's number, or 0 (and sends nothing) after close().
-  uint64_t start(std::shared_ptr<pending_call> call, caf::message request);
+  /// Sends `request` and registers `call` for its reply, which may take
+  /// `extra` longer than the timeout (a confirmed write's own timeout).
+  /// Returns the call's number, or 0 (and sends nothing) after close().
+  uint64_t start(std::shared_ptr<pending_call> call, caf::message request,
+                 std::chrono::milliseconds extra
+                 = std::chrono::milliseconds{0});
 
   /// Takes call `id` out of the table when it is still waiting: true when
   /// the caller now owns its completion (a blocking caller whose wait ended
@@ -79,6 +82,7 @@ private:
   struct entry {
     std::shared_ptr<pending_call> call;
     clock::time_point deadline;
+    bool extended = false;
   };
 
   /// Runs on the thread that delivers a message to the companion.
@@ -97,12 +101,16 @@ private:
   caf::actor companion_;
 
   mutable std::mutex mtx_;
-  /// Calls by request number. Numbers grow with time and every call gets
-  /// the same timeout, so the first entry has the earliest deadline.
+  /// Calls by request number. Numbers grow with time and most calls get
+  /// the same timeout, so the first entry usually has the earliest
+  /// deadline; calls with `extra` time are counted in `extended_`, and
+  /// while there are any the sweep looks at every entry.
   std::map<uint64_t, entry> calls_;
   uint64_t next_id_ = 1;
   bool closed_ = false;
   bool sweep_armed_ = false;
+  /// Calls in `calls_` started with extra time.
+  size_t extended_ = 0;
 };
 
 /// The exception a blocking call throws for `err` (key_error, lease_error,

@@ -43,8 +43,9 @@ void configure(caf::actor_system_config& cfg) {
     pb::DeleteReply, pb::DeltaRequest, pb::PopItemRequest, pb::WriteAck,
     pb::SnapshotRequest, pb::Snapshot, pb::InfoRequest, pb::NodeInfo, pb::Event,
     pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats,
-    pb::GetManyRequest, pb::GetManyReply, pb::BackupRequest, pb::BackupReply>(
-    cfg);
+    pb::GetManyRequest, pb::GetManyReply, pb::BackupRequest, pb::BackupReply,
+    pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply, pb::ConfirmQuery,
+    pb::ConfirmAnswer>(cfg);
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       std::string result = "syncmesh: ";
@@ -114,6 +115,17 @@ std::string printable(const std::string& key) {
     case errc::invalid_config:
     case errc::frame_too_large:
       throw value_error(code, detail.empty() ? to_string(code) : detail);
+    case errc::unconfirmed: {
+      // Context: (message, confirmed, required, cluster size).
+      const auto& ctx = err.context();
+      auto number = [&](size_t i) -> uint32_t {
+        return ctx.size() > i && ctx.match_element<uint32_t>(i)
+                 ? ctx.get_as<uint32_t>(i)
+                 : 0;
+      };
+      throw unconfirmed_error(detail.empty() ? to_string(code) : detail,
+                              number(1), number(2), number(3));
+    }
     case errc::unreachable:
     case errc::protocol_mismatch:
     case errc::disconnected:
@@ -248,6 +260,50 @@ private:
   std::promise<void> done_;
 };
 
+/// An asynchronous confirmed write: completes a std::promise with the
+/// confirmation, on the thread that delivers the reply.
+class async_confirmed final : public pending_call {
+public:
+  explicit async_confirmed(caf::actor_system& sys) : sys_(sys) {}
+
+  std::future<confirmation> future() { return done_.get_future(); }
+
+  void complete(caf::type_erased_tuple& content) override {
+    if (content.match_elements<pb::ConfirmedWriteReply>()) {
+      const auto& r = content.get_as<pb::ConfirmedWriteReply>(0);
+      done_.set_value(
+        confirmation{r.confirmed(), r.required(), r.cluster_size()});
+    } else if (content.match_elements<caf::error>()) {
+      done_.set_exception(node_exception(sys_, content.get_as<caf::error>(0)));
+    } else {
+      done_.set_exception(
+        node_exception(sys_, caf::make_error(caf::sec::unexpected_response)));
+    }
+  }
+
+  void fail(std::exception_ptr why) override {
+    done_.set_exception(std::move(why));
+  }
+
+private:
+  caf::actor_system& sys_;
+  std::promise<confirmation> done_;
+};
+
+/// The protobuf form of a write concern.
+pb::WriteConcern to_proto(const write_concern& c) {
+  pb::WriteConcern out;
+  out.set_kind(static_cast<pb::WriteConcern::Kind>(c.what));
+  out.set_nodes(c.nodes);
+  out.set_timeout_ms(
+    static_cast<uint64_t>(std::max<int64_t>(c.timeout.count(), 0)));
+  return out;
+}
+
+confirmation confirmation_from(const pb::ConfirmedWriteReply& r) {
+  return confirmation{r.confirmed(), r.required(), r.cluster_size()};
+}
+
 } // namespace
 
 // -- impl ---------------------------------------------------------------------
@@ -288,19 +344,40 @@ struct sync_socket::impl {
   /// errc::closed when close() runs first.
   template <class Reply, class... Ts>
   Reply call(Ts&&... xs) {
+    return call_for<Reply>(std::chrono::milliseconds{0},
+                           std::forward<Ts>(xs)...);
+  }
+
+  /// `call` that may take `extra` longer (a confirmed write's timeout).
+  template <class Reply, class... Ts>
+  Reply call_for(std::chrono::milliseconds extra, Ts&&... xs) {
     if (closed)
       throw error(errc::closed, "the sync_socket is closed");
     auto slot = std::make_shared<blocking_call<Reply>>();
-    auto id
-      = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...));
+    auto id = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...),
+                               extra);
     if (id == 0)
       throw error(errc::closed, "the sync_socket is closed");
-    auto deadline = std::chrono::steady_clock::now() + requester->timeout();
+    auto deadline
+      = std::chrono::steady_clock::now() + requester->timeout() + extra;
     if (!slot->wait_until(deadline) && requester->withdraw(id))
       throw error(errc::timeout, "the node did not reply in time");
     // Completed, or being completed right now by the thread that took it.
     slot->wait();
     return slot->take(sys);
+  }
+
+  /// How much longer than an ordinary call a confirmed write may take.
+  std::chrono::milliseconds confirm_extra(const write_concern& c) const {
+    return c.timeout.count() > 0 ? c.timeout : cfg.confirm_timeout;
+  }
+
+  /// Sends a confirmed write and waits for its confirmation.
+  confirmation confirmed(pb::ConfirmedWriteRequest req,
+                         const write_concern& c) {
+    *req.mutable_concern() = to_proto(c);
+    return confirmation_from(
+      call_for<pb::ConfirmedWriteReply>(confirm_extra(c), std::move(req)));
   }
 
   /// Reads `key` from the store's table on this thread (no actor hop; see
@@ -726,6 +803,60 @@ void sync_socket::apply_delta(key_arg key, const value_map& fields) {
   req.set_key(std::move(key).str());
   to_proto(fields, req.mutable_fields());
   impl_->call<pb::WriteAck>(std::move(req));
+}
+
+// -- confirmed writes ---------------------------------------------------------
+
+confirmation sync_socket::set(key_arg key, value val,
+                              const write_concern& concern) {
+  pb::ConfirmedWriteRequest req;
+  req.mutable_set()->set_key(std::move(key).str());
+  to_proto(val, req.mutable_set()->mutable_value());
+  return impl_->confirmed(std::move(req), concern);
+}
+
+std::future<confirmation> sync_socket::set_async(key_arg key, value val,
+                                                 const write_concern& concern) {
+  pb::ConfirmedWriteRequest req;
+  req.mutable_set()->set_key(std::move(key).str());
+  to_proto(val, req.mutable_set()->mutable_value());
+  *req.mutable_concern() = to_proto(concern);
+  auto call = std::make_shared<async_confirmed>(impl_->sys);
+  auto result = call->future();
+  if (impl_->closed
+      || impl_->requester->start(call, caf::make_message(std::move(req)),
+                                 impl_->confirm_extra(concern))
+           == 0)
+    call->fail(std::make_exception_ptr(
+      error(errc::closed, "the sync_socket is closed")));
+  return result;
+}
+
+confirmation
+sync_socket::update(const std::vector<std::pair<std::string, value>>& kvs,
+                    const write_concern& concern) {
+  pb::ConfirmedWriteRequest req;
+  auto* update = req.mutable_update();
+  for (const auto& [key, val] : kvs) {
+    auto* item = update->add_items();
+    item->set_key(key);
+    to_proto(val, item->mutable_value());
+  }
+  return impl_->confirmed(std::move(req), concern);
+}
+
+confirmation sync_socket::erase(key_arg key, const write_concern& concern) {
+  pb::ConfirmedWriteRequest req;
+  req.mutable_erase()->set_key(std::move(key).str());
+  return impl_->confirmed(std::move(req), concern);
+}
+
+confirmation sync_socket::apply_delta(key_arg key, const value_map& fields,
+                                      const write_concern& concern) {
+  pb::ConfirmedWriteRequest req;
+  req.mutable_delta()->set_key(std::move(key).str());
+  to_proto(fields, req.mutable_delta()->mutable_fields());
+  return impl_->confirmed(std::move(req), concern);
 }
 
 // -- events -------------------------------------------------------------------

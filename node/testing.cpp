@@ -940,6 +940,7 @@ SYNCMESH_TESTING_REQUEST(pb::InfoRequest, pb::NodeInfo)
 SYNCMESH_TESTING_REQUEST(pb::PeersRequest, pb::PeerList)
 SYNCMESH_TESTING_REQUEST(pb::ConnectRequest, pb::PeerInfo)
 SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
+SYNCMESH_TESTING_REQUEST(pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply)
 
 #undef SYNCMESH_TESTING_REQUEST
 

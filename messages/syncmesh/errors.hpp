@@ -51,6 +51,10 @@ enum class errc : uint8_t {
   /// The node's storage failed at what was asked (disk full, I/O error,
   /// such as making a backup's copy) (HTTP 503).
   storage = 17,
+  /// A confirmed write (write_concern) was applied here, but fewer nodes
+  /// than required were known to hold it when its timeout passed. The
+  /// write stands and keeps spreading (HTTP 202).
+  unconfirmed = 18,
 };
 
 /// The name of an error code, e.g. "lease_held".
@@ -119,6 +123,32 @@ private:
   node_id owner_;
   uint64_t lease_end_us_;
   std::vector<lease_conflict> conflicts_;
+};
+
+/// Thrown by a confirmed write (`set(key, value, confirm::majority(2s))`)
+/// whose timeout passed before enough nodes were known to hold it. The
+/// write itself was applied on this node and stands: it keeps spreading
+/// and may well reach the other nodes later. Not a lease problem: a write
+/// that lost to another claim throws lease_error instead.
+class unconfirmed_error : public error {
+public:
+  /// Names how many nodes held the write and how many were required.
+  unconfirmed_error(const std::string& what, uint32_t confirmed,
+                    uint32_t required, uint32_t cluster_size)
+      : error(errc::unconfirmed, what), confirmed_(confirmed),
+        required_(required), cluster_size_(cluster_size) {}
+
+  /// Distinct nodes known to hold the write (this one included).
+  uint32_t confirmed() const noexcept { return confirmed_; }
+  /// Nodes the write concern required.
+  uint32_t required() const noexcept { return required_; }
+  /// The configured membership (config::cluster_size; 0: unknown).
+  uint32_t cluster_size() const noexcept { return cluster_size_; }
+
+private:
+  uint32_t confirmed_;
+  uint32_t required_;
+  uint32_t cluster_size_;
 };
 
 /// Thrown when a value has the wrong kind (like Python's TypeError).

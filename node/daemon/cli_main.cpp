@@ -42,6 +42,12 @@ commands:
   set KEY VALUE          store VALUE as text (--json: parse VALUE as JSON,
                          --bytes: store it as raw bytes)
   del KEY                delete KEY
+                         set, del and delta take --confirm=majority|all|N
+                         [--confirm-timeout=2s]: return once that many nodes
+                         of the configured membership hold the write (exit
+                         code 3 when the timeout passed first: the write
+                         stands but is unconfirmed; 1 with a lease error
+                         when a claim that beats it was found)
   keys [--prefix=P]      list keys
   items [--prefix=P]     list keys, values, owners
   delta KEY JSON         merge a JSON object into the map at KEY
@@ -100,6 +106,57 @@ std::string encode_key(const std::string& key) {
 }
 
 /// Exits with the server's message unless the status is 2xx.
+void check(const httplib::Result& res, const std::string& what);
+bool parse_duration(const std::string& text, std::chrono::microseconds& out);
+
+/// The query string of a confirmed write ("" without --confirm). Checked
+/// here as the node checks it, so a typo fails before anything is sent.
+std::string confirm_query(const std::string& confirm,
+                          const std::string& timeout) {
+  if (confirm.empty()) {
+    if (!timeout.empty())
+      die("--confirm-timeout needs --confirm=majority|all|N", 2);
+    return {};
+  }
+  bool number = confirm.size() <= 6
+                && confirm.find_first_not_of("0123456789") == std::string::npos
+                && std::stoul(confirm) >= 1;
+  if (confirm != "majority" && confirm != "all" && !number)
+    die("--confirm expects majority, all or a number of nodes, got \"" + confirm
+          + "\"",
+        2);
+  std::string q = "?confirm=" + confirm;
+  if (!timeout.empty()) {
+    std::chrono::microseconds us{0};
+    if (!parse_duration(timeout, us) || us.count() < 1000)
+      die("--confirm-timeout expects a duration such as 1500ms or 2s, got \""
+            + timeout + "\"",
+          2);
+    q += "&timeout="
+         + std::to_string(
+           std::chrono::duration_cast<std::chrono::milliseconds>(us).count())
+         + "ms";
+  }
+  return q;
+}
+
+/// Reports the answer to a confirmed write: 200 confirmed (a line on
+/// stdout), 202 unconfirmed (exit code 3), anything else as check() does.
+void check_confirmed(const httplib::Result& res, const std::string& what) {
+  if (res && res->status == 202) {
+    auto body = json::parse(res->body, nullptr, false);
+    std::string msg
+      = body.is_object() ? body.value("message", res->body) : res->body;
+    die(what + " unconfirmed (202): " + msg, 3);
+  }
+  check(res, what);
+  auto body = json::parse(res->body, nullptr, false);
+  if (body.is_object() && body.contains("confirmed"))
+    std::cout << "confirmed by " << body["confirmed"] << " of "
+              << body["required"] << " required nodes (cluster size "
+              << body["cluster_size"] << ")\n";
+}
+
 void check(const httplib::Result& res, const std::string& what) {
   if (!res)
     die("cannot reach the node for " + what + ": "
@@ -427,6 +484,8 @@ int main(int argc, char** argv) {
     token = env;
   size_t batch_lines = 1000;
   std::string data_dir;
+  std::string confirm;
+  std::string confirm_timeout;
   syncmesh::restore_options restore_opts;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
@@ -439,6 +498,10 @@ int main(int argc, char** argv) {
       to = arg.substr(5);
     else if (arg.rfind("--token=", 0) == 0)
       token = arg.substr(8);
+    else if (arg.rfind("--confirm=", 0) == 0)
+      confirm = arg.substr(10);
+    else if (arg.rfind("--confirm-timeout=", 0) == 0)
+      confirm_timeout = arg.substr(18);
     else if (arg.rfind("--batch=", 0) == 0) {
       auto text = arg.substr(8);
       if (text.empty() || text.size() > 9
@@ -481,6 +544,9 @@ int main(int argc, char** argv) {
   if (!token.empty())
     cli.set_bearer_token_auth(token);
   const auto& cmd = args[0];
+  auto confirmed = confirm_query(confirm, confirm_timeout);
+  if (!confirmed.empty() && cmd != "set" && cmd != "del" && cmd != "delta")
+    die("--confirm is for set, del and delta", 2);
   auto need = [&](size_t n) {
     if (args.size() != n + 1)
       die(cmd + " takes " + std::to_string(n) + " argument(s)\n" + usage, 2);
@@ -498,16 +564,19 @@ int main(int argc, char** argv) {
     auto type = as_json    ? "application/json"
                 : as_bytes ? "application/octet-stream"
                            : "text/plain; charset=utf-8";
-    auto res = cli.Put("/v1/kv/" + encode_key(args[1]), args[2], type);
-    check(res, "set");
+    auto res
+      = cli.Put("/v1/kv/" + encode_key(args[1]) + confirmed, args[2], type);
+    check_confirmed(res, "set");
   } else if (cmd == "del") {
     need(1);
-    check(cli.Delete("/v1/kv/" + encode_key(args[1])), "del");
+    check_confirmed(cli.Delete("/v1/kv/" + encode_key(args[1]) + confirmed),
+                    "del");
   } else if (cmd == "delta") {
     need(2);
-    check(cli.Post("/v1/kv/" + encode_key(args[1]) + "/delta", args[2],
-                   "application/json"),
-          "delta");
+    check_confirmed(
+      cli.Post("/v1/kv/" + encode_key(args[1]) + "/delta" + confirmed, args[2],
+               "application/json"),
+      "delta");
   } else if (cmd == "keys") {
     need(0);
     for_each_item(cli, prefix, [](const json& item) {

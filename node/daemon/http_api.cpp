@@ -25,6 +25,7 @@
 #include "node/daemon/json_value.hpp"
 #include "node/daemon/metrics.hpp"
 #include "node/daemon/node_bridge.hpp"
+#include "node/daemon/node_options.hpp"
 #include "node/daemon/status_page.hpp"
 #include "node/daemon/watch_hub.hpp"
 #include "node/node_errors.hpp"
@@ -78,6 +79,14 @@ http::response exception_response(std::exception_ptr ep) {
   } catch (const value_error& e) {
     auto status = e.code() == errc::value_too_large ? 413 : 400;
     return http::json_error(status, to_string(e.code()), e.what());
+  } catch (const unconfirmed_error& e) {
+    // The write stands here; fewer nodes than required were known to hold
+    // it when the timeout passed: accepted, not (yet) confirmed.
+    return json_response(202, json{{"error", "unconfirmed"},
+                                   {"confirmed", e.confirmed()},
+                                   {"required", e.required()},
+                                   {"cluster_size", e.cluster_size()},
+                                   {"message", e.what()}});
   } catch (const syncmesh::error& e) {
     return http::json_error(503, to_string(e.code()), e.what());
   } catch (const std::exception& e) {
@@ -255,6 +264,64 @@ std::string body_value(const http::request& req, value& out, size_t max_depth) {
   }
   out = value::from_bytes(req.body);
   return {};
+}
+
+/// The write concern of `?confirm=majority|all|N[&timeout=2s]` on a write:
+/// nullopt without `confirm`; an explanation in `error` (for a 400) when a
+/// parameter is malformed or out of range. The timeout must stay below the
+/// node's request timeout (the bridge's own deadline) and within
+/// max_confirm_timeout.
+std::optional<pb::WriteConcern>
+parse_confirm(const http::request& req, const config& cfg, std::string& error) {
+  if (!req.has_param("confirm")) {
+    if (req.has_param("timeout"))
+      error = "timeout is only for confirmed writes (add confirm=majority, "
+              "all or a number of nodes)";
+    return std::nullopt;
+  }
+  auto text = std::string{req.param("confirm")};
+  pb::WriteConcern c;
+  if (text == "majority") {
+    c.set_kind(pb::WriteConcern::MAJORITY);
+  } else if (text == "all") {
+    c.set_kind(pb::WriteConcern::ALL);
+  } else if (!text.empty() && text.size() <= 6
+             && text.find_first_not_of("0123456789") == std::string::npos
+             && std::stoul(text) >= 1 && std::stoul(text) <= 100000) {
+    c.set_kind(pb::WriteConcern::NODES);
+    c.set_nodes(static_cast<uint32_t>(std::stoul(text)));
+  } else {
+    error = "confirm must be majority, all or a number of nodes (1..100000)";
+    return std::nullopt;
+  }
+  auto limit = std::min(cfg.max_confirm_timeout,
+                        cfg.request_timeout - std::chrono::milliseconds(1));
+  auto timeout = cfg.confirm_timeout;
+  if (req.has_param("timeout")) {
+    auto t = std::string{req.param("timeout")};
+    if (t.size() > 16 || !parse_duration(t, timeout) || timeout.count() <= 0) {
+      error = "timeout must be a positive duration such as 1500ms, 2s or 1m";
+      return std::nullopt;
+    }
+  }
+  if (timeout > limit) {
+    error = "timeout must be at most " + format_duration(limit)
+            + " (below the node's request timeout and max confirm timeout)";
+    return std::nullopt;
+  }
+  c.set_timeout_ms(static_cast<uint64_t>(timeout.count()));
+  return c;
+}
+
+/// The answer to a confirmed write: 200 with how many nodes held it.
+http::response confirmed_response(const pb::ConfirmedWriteReply& r,
+                                  std::optional<uint64_t> applied = {}) {
+  json body{{"confirmed", r.confirmed()},
+            {"required", r.required()},
+            {"cluster_size", r.cluster_size()}};
+  if (applied)
+    body["applied"] = *applied;
+  return json_response(200, body);
 }
 
 size_t parse_limit(const http::request& req, size_t fallback) {
@@ -654,7 +721,10 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
   void backup(http::responder respond);
   void stream_backup(pb::BackupReply copy, http::responder respond);
   void send_message(http::request&& req, http::responder respond);
-  void write_batch(pb::UpdateRequest req, http::responder respond);
+  void write_batch(pb::UpdateRequest req, http::responder respond,
+                   std::optional<pb::WriteConcern> concern = std::nullopt);
+  void confirmed_call(pb::ConfirmedWriteRequest req, http::responder respond,
+                      std::optional<uint64_t> applied = std::nullopt);
 };
 
 namespace {
@@ -828,6 +898,12 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
       return;
     }
     case route_id::kv_put: {
+      std::string bad;
+      auto concern = parse_confirm(req, sock.settings(), bad);
+      if (!bad.empty()) {
+        respond(http::json_error(400, "bad_request", bad));
+        return;
+      }
       value v;
       if (auto err = body_value(req, v, max_depth); !err.empty()) {
         respond(http::json_error(400, "bad_request", err));
@@ -835,14 +911,36 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
       }
       pb::Value val;
       to_proto(v, &val);
+      if (concern) {
+        // Not batched with other PUTs: it waits for its confirmation.
+        pb::ConfirmedWriteRequest cw;
+        cw.mutable_set()->set_key(rt.key);
+        *cw.mutable_set()->mutable_value() = std::move(val);
+        *cw.mutable_concern() = *concern;
+        confirmed_call(std::move(cw), respond);
+        return;
+      }
       bridge->set(rt.key, std::move(val), [self, respond](caf::error err) {
         respond(!err ? no_content() : self->fail(err));
       });
       return;
     }
     case route_id::kv_delete: {
+      std::string bad;
+      auto concern = parse_confirm(req, sock.settings(), bad);
+      if (!bad.empty()) {
+        respond(http::json_error(400, "bad_request", bad));
+        return;
+      }
       pb::DeleteRequest del;
       del.set_key(rt.key);
+      if (concern) {
+        pb::ConfirmedWriteRequest cw;
+        *cw.mutable_erase() = std::move(del);
+        *cw.mutable_concern() = *concern;
+        confirmed_call(std::move(cw), respond);
+        return;
+      }
       bridge->call<pb::DeleteReply>(
         std::move(del), [self, respond](caf::expected<pb::DeleteReply> x) {
           respond(x ? no_content() : self->fail(x.error()));
@@ -850,6 +948,12 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
       return;
     }
     case route_id::kv_delta: {
+      std::string bad;
+      auto concern = parse_confirm(req, sock.settings(), bad);
+      if (!bad.empty()) {
+        respond(http::json_error(400, "bad_request", bad));
+        return;
+      }
       json parsed;
       if (auto err = parse_json(req.body, max_depth + 1, parsed);
           !err.empty() || !parsed.is_object()) {
@@ -869,6 +973,13 @@ void http_api::impl::dispatch(const routed& rt, http::request&& req,
       pb::DeltaRequest delta;
       delta.set_key(rt.key);
       to_proto(fields.as_map(), delta.mutable_fields());
+      if (concern) {
+        pb::ConfirmedWriteRequest cw;
+        *cw.mutable_delta() = std::move(delta);
+        *cw.mutable_concern() = *concern;
+        confirmed_call(std::move(cw), respond);
+        return;
+      }
       bridge->call<pb::WriteAck>(
         std::move(delta), [self, respond](caf::expected<pb::WriteAck> x) {
           respond(x ? no_content() : self->fail(x.error()));
@@ -1164,10 +1275,41 @@ void http_api::impl::watch(http::request&& req, http::responder respond) {
   respond(std::move(res));
 }
 
-void http_api::impl::write_batch(pb::UpdateRequest req,
-                                 http::responder respond) {
+void http_api::impl::confirmed_call(pb::ConfirmedWriteRequest req,
+                                    http::responder respond,
+                                    std::optional<uint64_t> applied) {
+  auto self = shared_from_this();
+  bridge->call<pb::ConfirmedWriteReply>(
+    std::move(req),
+    [self, respond, applied](caf::expected<pb::ConfirmedWriteReply> x) {
+      if (x) {
+        respond(confirmed_response(*x, applied));
+        return;
+      }
+      auto res = self->fail(x.error());
+      if (applied && res.status == 202) {
+        // The batch was applied here and stands.
+        auto body = json::parse(res.body, nullptr, false);
+        if (body.is_object()) {
+          body["applied"] = *applied;
+          res.body = body.dump();
+        }
+      }
+      respond(std::move(res));
+    });
+}
+
+void http_api::impl::write_batch(pb::UpdateRequest req, http::responder respond,
+                                 std::optional<pb::WriteConcern> concern) {
   auto n = static_cast<uint64_t>(req.items_size() + req.deletes_size());
   auto self = shared_from_this();
+  if (concern) {
+    pb::ConfirmedWriteRequest cw;
+    *cw.mutable_update() = std::move(req);
+    *cw.mutable_concern() = *concern;
+    confirmed_call(std::move(cw), respond, n);
+    return;
+  }
   bridge->call<pb::WriteAck>(
     std::move(req), [self, respond, n](caf::expected<pb::WriteAck> x) {
       if (!x) {
@@ -1382,8 +1524,21 @@ void http_api::impl::handle_pieces(http::request&& req,
   auto rt = route_of(req.method, req.path);
   if (!admitted(*server, rt, req, respond))
     return;
+  std::string bad;
+  auto concern = parse_confirm(req, sock.settings(), bad);
+  if (!bad.empty()) {
+    respond(http::json_error(400, "bad_request", bad));
+    return;
+  }
   auto type = req.header("content-type");
   if (type.rfind("application/x-ndjson", 0) == 0) {
+    if (concern) {
+      respond(http::json_error(400, "bad_request",
+                               "confirm is for JSON batches, not NDJSON bulk "
+                               "loads (send the load, then a confirmed "
+                               "batch, or confirm in batches)"));
+      return;
+    }
     std::make_shared<ndjson_load>(shared_from_this(), std::move(reader),
                                   std::move(respond))
       ->read_more();
@@ -1398,7 +1553,7 @@ void http_api::impl::handle_pieces(http::request&& req,
   auto limit = opts.max_batch_body != 0 ? opts.max_batch_body
                                         : sock.settings().max_frame_size;
   auto self = shared_from_this();
-  auto on_body = [self, respond](std::string body) {
+  auto on_body = [self, respond, concern](std::string body) {
     json list;
     // [ {"value": V} ]: two levels around each value.
     if (auto err = parse_json(body, self->max_depth + 3, list); !err.empty()) {
@@ -1433,7 +1588,7 @@ void http_api::impl::handle_pieces(http::request&& req,
       respond(json_response(200, json{{"applied", 0}}));
       return;
     }
-    self->write_batch(std::move(batch), respond);
+    self->write_batch(std::move(batch), respond, concern);
   };
   std::make_shared<json_batch_read>(std::move(reader), limit,
                                     std::move(on_body), std::move(respond))

@@ -103,6 +103,14 @@ struct node_metrics::impl {
         .Help("Anti-entropy rounds started, entries sent or repaired, set "
               "sketches sent and peer sketches that did not decode")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& confirm
+    = BuildCounter()
+        .Name("syncmesh_confirm_total")
+        .Help("Confirmed writes made here (confirmed, unconfirmed, "
+              "superseded, refused, queries, answers) and queries of other "
+              "nodes held here (waits_dropped, waits_expired, "
+              "answers_sent)")
+        .Register(*registry);
   prometheus::Family<prometheus::Counter>& link_messages
     = BuildCounter()
         .Name("syncmesh_link_messages_total")
@@ -315,6 +323,16 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
   m.advance(m.link_bounds, {{"kind", "forged_self_records"}},
             st.forged_self_records());
   m.advance(m.held, {}, l.held_records());
+  const auto& c = s.confirm();
+  m.advance(m.confirm, {{"kind", "confirmed"}}, c.confirmed());
+  m.advance(m.confirm, {{"kind", "unconfirmed"}}, c.unconfirmed());
+  m.advance(m.confirm, {{"kind", "superseded"}}, c.superseded());
+  m.advance(m.confirm, {{"kind", "refused"}}, c.refused());
+  m.advance(m.confirm, {{"kind", "queries"}}, c.queries());
+  m.advance(m.confirm, {{"kind", "answers"}}, c.answers());
+  m.advance(m.confirm, {{"kind", "waits_dropped"}}, st.confirm_waits_dropped());
+  m.advance(m.confirm, {{"kind", "waits_expired"}}, st.confirm_waits_expired());
+  m.advance(m.confirm, {{"kind", "answers_sent"}}, st.confirm_answers());
   m.advance(m.ae, {{"kind", "rounds"}}, st.ae_rounds());
   m.advance(m.ae, {{"kind", "entries_sent"}}, st.ae_entries_sent());
   m.advance(m.ae, {{"kind", "entries_repaired"}}, st.ae_entries_repaired());
@@ -333,6 +351,12 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
     .Set(static_cast<double>(l.tombstones()));
   m.gauges.Add({{"what", "ae_outbox_bytes"}})
     .Set(static_cast<double>(st.ae_outbox_bytes()));
+  m.gauges.Add({{"what", "confirm_pending"}})
+    .Set(static_cast<double>(s.confirm().pending()));
+  m.gauges.Add({{"what", "confirm_waits"}})
+    .Set(static_cast<double>(st.confirm_waits()));
+  m.gauges.Add({{"what", "confirm_wait_bytes"}})
+    .Set(static_cast<double>(st.confirm_wait_bytes()));
   m.gauges.Add({{"what", "ae_skip_memory_bytes"}})
     .Set(static_cast<double>(st.ae_skip_memory_bytes()));
   m.gauges.Add({{"what", "peers"}}).Set(static_cast<double>(r.peers()));

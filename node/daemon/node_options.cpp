@@ -621,6 +621,25 @@ const std::vector<option_spec>& option_specs() {
     s.push_back(count(
       "expected-keys", "keys to size the tables for (avoids rehash pauses)",
       [](node_options & o) -> auto& { return o.node.expected_keys; }));
+    s.push_back(count(
+      "cluster-size",
+      "the configured membership confirmed writes count (majority = n/2+1, "
+      "all = n); 0: the seeds + 1 when --peers is given, else majority and "
+      "all are refused",
+      [](node_options & o) -> auto& { return o.node.cluster_size; }));
+    s.push_back(duration(
+      "confirm-timeout",
+      "how long a confirmed write waits when it names no timeout",
+      [](node_options & o) -> auto& { return o.node.confirm_timeout; }));
+    s.push_back(count(
+      "max-pending-confirms",
+      "most confirmed writes waiting for other nodes at once (503 beyond)",
+      [](node_options & o) -> auto& { return o.node.max_pending_confirms; }));
+    s.push_back(count(
+      "max-confirm-waits",
+      "most confirmation queries of other nodes held until their writes "
+      "arrive (the oldest dropped beyond)",
+      [](node_options & o) -> auto& { return o.node.max_confirm_waits; }));
     s.push_back(bytes(
       "max-handshake-frame", "largest frame before a peer's hello is accepted",
       [](node_options & o) -> auto& { return o.node.max_handshake_frame; }));

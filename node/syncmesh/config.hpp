@@ -194,8 +194,38 @@ struct config {
   size_t seen_set_size = 65536;
   /// How long a control message ID is remembered.
   std::chrono::milliseconds seen_ttl = std::chrono::minutes(2);
-  /// How long the blocking sync_socket waits for any one reply.
+  /// How long the blocking sync_socket waits for any one reply (a
+  /// confirmed write waits its confirmation timeout on top of it).
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
+
+  // -- confirmed writes (issue 17) ------------------------------------------
+
+  /// The configured membership: how many nodes the mesh is meant to have.
+  /// `confirm::majority` needs cluster_size / 2 + 1 nodes, `confirm::all`
+  /// cluster_size; neither counts the peers connected now (in a partition
+  /// both sides would reach a majority of what they see). 0: derived from
+  /// the seeds (`peers.size() + 1`, when seeds are given, see
+  /// effective_cluster_size), else majority and all are refused.
+  size_t cluster_size = 0;
+  /// The timeout of a confirmed write that names none.
+  std::chrono::milliseconds confirm_timeout = std::chrono::seconds(2);
+  /// The longest confirmation timeout accepted (here and in queries from
+  /// peers, which a node holds at most this long).
+  std::chrono::milliseconds max_confirm_timeout = std::chrono::minutes(5);
+  /// Most confirmed writes this node waits for at once; more are refused
+  /// (errc::overloaded) before they are applied.
+  size_t max_pending_confirms = 10000;
+  /// Most confirmation queries from other nodes held until their writes
+  /// arrive, and their bytes; beyond either the oldest is dropped
+  /// (counted, logged): its origin then waits for other nodes or times out.
+  size_t max_confirm_waits = 10000;
+  /// See max_confirm_waits.
+  size_t max_confirm_wait_bytes = 4 * 1024 * 1024;
+  /// A pending confirmation asks again (a new flood of its query) this
+  /// often, so a query lost to a shed frame or a link that came up later
+  /// still reaches every node.
+  std::chrono::milliseconds confirm_resend_interval
+    = std::chrono::milliseconds(500);
   /// The node's ID (at most node_id::max_size bytes); empty picks 15 random
   /// bytes (py2p mode: a random base58 id, as py2p makes its own).
   syncmesh::node_id node_id;
@@ -249,6 +279,14 @@ struct config {
   /// the offset bound on both sides of their end.
   std::chrono::milliseconds effective_lease_margin() const {
     return lease_margin ? *lease_margin : max_clock_offset;
+  }
+
+  /// The membership majority and all count: cluster_size, or the seeds
+  /// plus this node when it is 0 and seeds are given, else 0 (unknown).
+  size_t effective_cluster_size() const {
+    if (cluster_size > 0)
+      return cluster_size;
+    return peers.empty() ? 0 : peers.size() + 1;
   }
 
   /// max_clock_skew, or max_clock_offset when unset: a remote write stamped

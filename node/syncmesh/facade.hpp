@@ -25,6 +25,9 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 /// registration order; the first that consumes wins (py2p's rule).
 using handler_atom = caf::atom_constant<caf::atom("handler")>;
 
+/// Internal: the facade's timer for confirmed writes (timeouts, resends).
+using confirm_timer_atom = caf::atom_constant<caf::atom("cftimer")>;
+
 /// The facade of one node: every sync_socket operation as a typed request.
 /// Errors come back as CAF errors of category "syncmesh" (see errc):
 /// key_not_found, lease_held (context: key, owner hex, lease end µs),
@@ -64,8 +67,20 @@ using handler_atom = caf::atom_constant<caf::atom("handler")>;
 ///   one, errc::invalid_config (what `GET /v1/backup` streams).
 /// - `DisconnectRequest -> bool`: says goodbye to a peer and does not redial
 ///   it (false when it was not connected).
+/// - `ConfirmedWriteRequest -> ConfirmedWriteReply`: a set, update, delete
+///   or delta answered once the write concern is met: that many distinct
+///   nodes (this one included) hold this version or a later one of the same
+///   claim. MAJORITY and ALL count config::cluster_size (refused with
+///   errc::invalid_config when unknown). When the timeout passes first:
+///   errc::unconfirmed, context (message, confirmed, required, cluster
+///   size as uint32_t), the write standing; when a claim that beats it is
+///   found (here: lease_lost; or at an answering node): errc::lease_held
+///   (key, owner hex, lease end µs); more than max_pending_confirms
+///   waiting: errc::overloaded, before anything is written.
 /// - `(subscribe_atom, actor) -> bool`, `(unsubscribe_atom, actor) -> bool`.
 /// - `pb::Event`: internal; the node's own actors publish events through it.
+/// - `pb::ConfirmAnswer`, `(confirm_timer_atom)`: internal (answers routed
+///   by the router, the confirmation timer).
 using facade_actor = caf::typed_actor<
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
@@ -86,7 +101,9 @@ using facade_actor = caf::typed_actor<
   caf::replies_to<subscribe_atom, caf::actor>::with<bool>,
   caf::replies_to<unsubscribe_atom, caf::actor>::with<bool>,
   caf::replies_to<handler_atom, caf::actor>::with<bool>,
-  caf::reacts_to<pb::Event>>;
+  caf::reacts_to<pb::Event>,
+  caf::replies_to<pb::ConfirmedWriteRequest>::with<pb::ConfirmedWriteReply>,
+  caf::reacts_to<pb::ConfirmAnswer>, caf::reacts_to<confirm_timer_atom>>;
 
 /// Loads what syncmesh needs into a CAF configuration: the middleman and the
 /// message types. Call it before constructing the actor_system.

@@ -90,6 +90,71 @@ struct item {
   entry_meta meta;
 };
 
+/// How many nodes must hold a write before a confirmed write returns (like
+/// Akka Distributed Data's WriteTo / WriteMajority / WriteAll). Make one
+/// with `confirm::nodes`, `confirm::majority` or `confirm::all`.
+///
+/// What a confirmed write guarantees: when it returns, that many distinct
+/// nodes (this one included) had applied this version or a later one of
+/// the same lease claim. What it does not: it is not consensus. A claim
+/// confirmed by a majority can still lose to an earlier concurrent claim
+/// that had not reached those nodes (a partition, or two nodes writing a
+/// fresh key at once); the writer then hears `lease_lost`
+/// (`on_lease_lost`). Majority and all count the configured membership
+/// (config::cluster_size), never the peers connected now.
+struct write_concern {
+  /// The kinds of concern.
+  enum class kind : uint8_t {
+    /// Applied on this node (a plain write).
+    local = 0,
+    /// `nodes` nodes.
+    nodes = 1,
+    /// cluster_size / 2 + 1 nodes.
+    majority = 2,
+    /// cluster_size nodes.
+    all = 3,
+  };
+  /// Which.
+  kind what = kind::local;
+  /// For kind::nodes: how many nodes, this one included.
+  uint32_t nodes = 1;
+  /// How long to wait for them; 0: config::confirm_timeout (2 s).
+  std::chrono::milliseconds timeout{0};
+};
+
+/// Write concerns for confirmed writes (`sock.set(k, v,
+/// confirm::majority(2s))`).
+namespace confirm {
+
+/// `k` nodes (this one included) must hold the write within `timeout`.
+inline write_concern nodes(uint32_t k, std::chrono::milliseconds timeout = {}) {
+  return write_concern{write_concern::kind::nodes, k, timeout};
+}
+
+/// A majority of the configured membership (config::cluster_size / 2 + 1
+/// nodes) must hold the write within `timeout`.
+inline write_concern majority(std::chrono::milliseconds timeout = {}) {
+  return write_concern{write_concern::kind::majority, 0, timeout};
+}
+
+/// Every node of the configured membership (config::cluster_size) must
+/// hold the write within `timeout`.
+inline write_concern all(std::chrono::milliseconds timeout = {}) {
+  return write_concern{write_concern::kind::all, 0, timeout};
+}
+
+} // namespace confirm
+
+/// What a confirmed write learned when it returned.
+struct confirmation {
+  /// Distinct nodes known to hold the write (this one included).
+  uint32_t confirmed = 0;
+  /// Nodes the concern required.
+  uint32_t required = 0;
+  /// The configured membership (0: unknown).
+  uint32_t cluster_size = 0;
+};
+
 /// A node of the mesh with the API of py2p's sync_socket, blocking: every
 /// call waits for the node's reply (at most config::request_timeout, then
 /// syncmesh::error with errc::timeout). No actor is created per call: one
@@ -205,6 +270,42 @@ public:
   /// type_error when the value is not a map. An empty `fields` changes
   /// nothing.
   void apply_delta(key_arg key, const value_map& fields);
+
+  // -- confirmed writes (see write_concern) -----------------------------------
+  //
+  // Each returns once `concern` is met: that many nodes hold this version
+  // (or a later one of the same claim). Throws unconfirmed_error
+  // (errc::unconfirmed) when its timeout passes first, the write standing
+  // here and still spreading; lease_error when a claim that beats it was
+  // found while it waited (the write lost); value_error (invalid_config)
+  // for majority/all without a known cluster size; syncmesh::error with
+  // errc::overloaded beyond config::max_pending_confirms (nothing written).
+  // Without a concern (the forms above) nothing is sent to other nodes.
+
+  /// Sets `key` and waits for `concern`.
+  confirmation set(key_arg key, syncmesh::value val,
+                   const write_concern& concern);
+  /// Sets `key` without waiting: the future is ready once `concern` is met
+  /// (or throws what the blocking form would).
+  std::future<confirmation> set_async(key_arg key, syncmesh::value val,
+                                      const write_concern& concern);
+  /// Sets every pair (all or nothing, as update) and waits for `concern`
+  /// on every key.
+  confirmation
+  update(const std::vector<std::pair<std::string, syncmesh::value>>& kvs,
+         const write_concern& concern);
+  /// Sets every pair of a map and waits for `concern` on every key.
+  template <class Map, class = typename Map::mapped_type>
+  confirmation update(const Map& kvs, const write_concern& concern) {
+    return update(std::vector<std::pair<std::string, syncmesh::value>>(
+                    kvs.begin(), kvs.end()),
+                  concern);
+  }
+  /// Deletes `key` and waits for `concern` (key_error when absent).
+  confirmation erase(key_arg key, const write_concern& concern);
+  /// Merges `fields` into the map at `key` and waits for `concern`.
+  confirmation apply_delta(key_arg key, const value_map& fields,
+                           const write_concern& concern);
 
   /// Proxy returned by `operator[]`: reads like `at`, assigns like `set`.
   /// It names a key, not a value: every read asks the node again (a

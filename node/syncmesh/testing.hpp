@@ -236,7 +236,8 @@ public:
   /// when the answer arrives (during run/advance). Request/reply pairs:
   /// Get/GetReply, Set/WriteAck, Update/WriteAck, Delete/DeleteReply,
   /// Delta/WriteAck, Snapshot/Snapshot, Stats/NodeStats, Info/NodeInfo,
-  /// Peers/PeerList, Connect/PeerInfo, Send/SendReply.
+  /// Peers/PeerList, Connect/PeerInfo, Send/SendReply,
+  /// ConfirmedWrite/ConfirmedWriteReply.
   template <class Reply, class Request>
   void submit(size_t i, Request request, std::function<void(Reply&)> on_reply,
               std::function<void(const caf::error&)> on_error);

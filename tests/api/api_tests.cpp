@@ -842,3 +842,68 @@ BOOST_AUTO_TEST_CASE(every_api_names_nodes_with_node_id) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(confirmed_writes, api_fixture)
+
+BOOST_AUTO_TEST_CASE(the_blocking_and_async_forms_wait_for_the_nodes) {
+  config cfg;
+  cfg.cluster_size = 2;
+  sync_socket a{sys, cfg};
+  sync_socket b{sys, cfg};
+  b.connect("127.0.0.1", a.port());
+  BOOST_REQUIRE(eventually([&] { return a.peers().size() == 1; }));
+  auto c = a.set("k", "v", confirm::majority(5s));
+  BOOST_CHECK_EQUAL(c.confirmed, 2u);
+  BOOST_CHECK_EQUAL(c.required, 2u);
+  BOOST_CHECK_EQUAL(c.cluster_size, 2u);
+  // Confirmed by b: b holds it now, no waiting.
+  BOOST_CHECK(b.get("k") == value{"v"});
+  auto f = a.set_async("k2", 2, confirm::all(5s));
+  BOOST_CHECK_EQUAL(f.get().confirmed, 2u);
+  BOOST_CHECK(b.get("k2") == value{2});
+  a.update({{"u1", 1}, {"u2", 2}}, confirm::nodes(2, 5s));
+  BOOST_CHECK(b.get("u1") == value{1} && b.get("u2") == value{2});
+  a.apply_delta("m", {{"x", 1}}, confirm::majority(5s));
+  auto m = b.get("m");
+  BOOST_REQUIRE(m && m->is_map());
+  BOOST_CHECK((*m == value{value_map{{"x", 1}}}));
+  a.erase("u1", confirm::majority(5s));
+  BOOST_CHECK(!b.contains("u1"));
+  // Another node's key: refused as without a concern, nothing written.
+  BOOST_CHECK_THROW(b.set("k", "w", confirm::majority(5s)), lease_error);
+  // b gone: all cannot be met; the write stands here.
+  b.close();
+  BOOST_REQUIRE(eventually([&] { return a.peers().empty(); }));
+  try {
+    a.set("lonely", "v", confirm::all(300ms));
+    BOOST_FAIL("confirmed by a closed node");
+  } catch (const unconfirmed_error& e) {
+    BOOST_CHECK_EQUAL(e.confirmed(), 1u);
+    BOOST_CHECK_EQUAL(e.required(), 2u);
+    BOOST_CHECK(e.code() == errc::unconfirmed);
+  }
+  BOOST_CHECK(a.get("lonely") == value{"v"});
+  auto lonely = a.set_async("lonely2", "v", confirm::all(300ms));
+  BOOST_CHECK_THROW(lonely.get(), unconfirmed_error);
+  // One node is enough without asking anyone.
+  BOOST_CHECK_EQUAL(a.set("solo", 1, confirm::nodes(1)).confirmed, 1u);
+  BOOST_CHECK_EQUAL(a.stats().confirm().unconfirmed(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(majority_needs_a_configured_membership) {
+  sync_socket a{sys, config{}};
+  BOOST_CHECK_THROW(a.set("k", 1, confirm::majority(1s)), value_error);
+  BOOST_CHECK_THROW(a.set("k", 1, confirm::all(1s)), value_error);
+  BOOST_CHECK_THROW(a.set("k", 1, confirm::nodes(0, 1s)), value_error);
+  BOOST_CHECK(!a.contains("k"));
+  // The seeds count as the membership when no size is given.
+  config seeded;
+  seeded.peers = {"127.0.0.1:1", "127.0.0.1:2"};
+  BOOST_CHECK_EQUAL(seeded.effective_cluster_size(), 3u);
+  config sized;
+  sized.cluster_size = 5;
+  sized.peers = seeded.peers;
+  BOOST_CHECK_EQUAL(sized.effective_cluster_size(), 5u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -416,6 +416,108 @@ BOOST_AUTO_TEST_CASE(the_cli_reads_writes_and_reports_errors) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+/// Two running nodes of a mesh configured for three (--cluster-size=3):
+/// majority (2) can be reached, all (3) cannot.
+struct two_of_three {
+  scratch_dir scratch;
+  const std::string& dir = scratch.path;
+  node_process a{dir, {"--cluster-size=3"}};
+  node_process b{dir, {"--peers=" + a.listen, "--cluster-size=3"}};
+
+  two_of_three() {
+    BOOST_REQUIRE(eventually([&] { return b.status_of("/readyz") == 200; }));
+    BOOST_REQUIRE(eventually([&] { return a.peer_count() == 1; }));
+  }
+};
+
+BOOST_FIXTURE_TEST_SUITE(confirmed_writes, two_of_three)
+
+BOOST_AUTO_TEST_CASE(http_confirm_parameters) {
+  auto c = a.client();
+  // Majority of 3 is 2: both running nodes.
+  auto res = c.Put("/v1/kv/k1?confirm=majority&timeout=5s", "v", "text/plain");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 200);
+  auto body = body_json(res);
+  BOOST_CHECK_EQUAL(body["required"], 2);
+  BOOST_CHECK_EQUAL(body["cluster_size"], 3);
+  BOOST_CHECK(body["confirmed"].get<int>() >= 2);
+  // Node b holds it when the answer comes (it said so).
+  BOOST_CHECK_EQUAL(b.status_of("/v1/kv/k1"), 200);
+  // All of 3 cannot be met: 202 with the counts, the write standing.
+  res = c.Put("/v1/kv/k2?confirm=all&timeout=400ms", "v", "text/plain");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 202);
+  body = body_json(res);
+  BOOST_CHECK_EQUAL(body["error"], "unconfirmed");
+  BOOST_CHECK_EQUAL(body["confirmed"], 2);
+  BOOST_CHECK_EQUAL(body["required"], 3);
+  BOOST_CHECK_EQUAL(a.status_of("/v1/kv/k2"), 200);
+  BOOST_REQUIRE(eventually([&] { return b.status_of("/v1/kv/k2") == 200; }));
+  // Delta, delete and a JSON batch take it too.
+  res = c.Post("/v1/kv/m/delta?confirm=2", R"({"x":1})", "application/json");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 200);
+  res = c.Post("/v1/kv?confirm=majority",
+               R"([{"key":"b1","value":1},{"key":"b2","value":2}])",
+               "application/json");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 200);
+  BOOST_CHECK_EQUAL(body_json(res)["applied"], 2);
+  res = c.Delete("/v1/kv/k1?confirm=majority");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 200);
+  BOOST_CHECK_EQUAL(b.status_of("/v1/kv/k1"), 404);
+  // Another node's key: 409 whatever the concern.
+  res = b.client().Put("/v1/kv/k2?confirm=majority", "w", "text/plain");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 409);
+  // Bad parameters: 400 with a reason, nothing written.
+  for (const char* q :
+       {"confirm=most", "confirm=0", "confirm=9999999",
+        "confirm=majority&timeout=soon", "confirm=majority&timeout=0s",
+        "confirm=majority&timeout=1h", "timeout=2s", "confirm=4"}) {
+    res = c.Put(std::string{"/v1/kv/bad?"} + q, "v", "text/plain");
+    BOOST_REQUIRE(res);
+    BOOST_CHECK_MESSAGE(res->status == 400, q << " gave " << res->status);
+  }
+  BOOST_CHECK_EQUAL(a.status_of("/v1/kv/bad"), 404);
+  res = c.Post("/v1/kv?confirm=all", "{\"key\":\"n\",\"value\":1}\n",
+               "application/x-ndjson");
+  BOOST_REQUIRE(res);
+  BOOST_CHECK_EQUAL(res->status, 400);
+}
+
+BOOST_AUTO_TEST_CASE(cli_confirm) {
+  std::string out;
+  std::string err;
+  BOOST_CHECK_EQUAL(cli(a,
+                        "set --confirm=majority --confirm-timeout=5s c1 blue",
+                        out, err, dir),
+                    0);
+  BOOST_CHECK(out.find("confirmed by") != std::string::npos);
+  BOOST_CHECK(out.find("of 2 required") != std::string::npos);
+  BOOST_CHECK_EQUAL(b.status_of("/v1/kv/c1"), 200);
+  // Unconfirmed: exit code 3, the write standing.
+  BOOST_CHECK_EQUAL(
+    cli(a, "set --confirm=all --confirm-timeout=300ms c2 red", out, err, dir),
+    3);
+  BOOST_CHECK(err.find("unconfirmed") != std::string::npos);
+  BOOST_CHECK_EQUAL(a.status_of("/v1/kv/c2"), 200);
+  BOOST_CHECK_EQUAL(cli(a, "del --confirm=2 c1", out, err, dir), 0);
+  BOOST_CHECK_EQUAL(
+    cli(a, "delta --confirm=majority shape '{\"s\":1}'", out, err, dir), 0);
+  // Bad values are refused before anything is sent.
+  BOOST_CHECK_EQUAL(cli(a, "set --confirm=most c3 x", out, err, dir), 2);
+  BOOST_CHECK_EQUAL(
+    cli(a, "set --confirm=all --confirm-timeout=soon c3 x", out, err, dir), 2);
+  BOOST_CHECK_EQUAL(cli(a, "set --confirm-timeout=1s c3 x", out, err, dir), 2);
+  BOOST_CHECK_EQUAL(cli(a, "get --confirm=all c2", out, err, dir), 2);
+  BOOST_CHECK_EQUAL(a.status_of("/v1/kv/c3"), 404);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(lifecycle)
 
 BOOST_AUTO_TEST_CASE(sigterm_says_goodbye_and_exits_zero_within_a_second) {

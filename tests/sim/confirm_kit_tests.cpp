@@ -254,7 +254,7 @@ BOOST_AUTO_TEST_CASE(a_write_superseded_while_it_waits_is_a_lease_error) {
   // Context (key, owner hex, lease end): the owner is node 1.
   const auto& ctx = out->err.context();
   BOOST_REQUIRE(ctx.size() >= 2u);
-  BOOST_TEST(ctx.get_as<std::string>(1) == to_hex(mesh.id(1)));
+  BOOST_TEST(ctx.get_as<std::string>(1) == mesh.id(1).to_hex());
   // Answered well before the timeout.
   BOOST_TEST((mesh.now() < 2s + 1s));
   BOOST_TEST(mesh.stats(0).confirm().superseded() == 1u);

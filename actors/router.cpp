@@ -21,6 +21,41 @@ uint64_t now_us(router_self self) {
   return self->state.clock();
 }
 
+pb::Envelope own_envelope(router_self self, char kind, uint32_t hops) {
+  auto& st = self->state;
+  pb::Envelope env;
+  env.set_message_id(st.self_id + '/' + kind
+                     + std::to_string(st.next_message++));
+  env.set_origin(st.self_id);
+  env.set_origin_time_us(now_us(self));
+  env.set_hops_left(hops);
+  return env;
+}
+
+void goodbye_malformed(router_self self, const std::string& peer,
+                       const std::string& why) {
+  auto& st = self->state;
+  auto i = st.peers.find(peer);
+  if (i != st.peers.end())
+    self->send(i->second.link, goodbye_atom::value,
+               int32_t{pb::Goodbye::MALFORMED}, why);
+}
+
+bool spend_message_budget(router_self self, const std::string& peer) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto& [window, used] = st.message_budget[peer];
+  if (now - window >= std::chrono::seconds(1)) {
+    window = now;
+    used = 0;
+  }
+  if (++used <= st.cfg.max_messages_per_peer)
+    return true;
+  bump(st.stats, &pb::RouterStats::messages_shed,
+       &pb::RouterStats::set_messages_shed);
+  return false;
+}
+
 void send_shared(const link_actor& link, const caf::message& msg) {
   // A typed handle would insist on one of its signatures, not a prebuilt
   // message; the frame inside is shared by every peer it goes to.

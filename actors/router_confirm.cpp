@@ -83,29 +83,19 @@ std::string validate_confirm(const pb::Envelope& env, const router_state& st) {
 
 void flood_confirm_query(router_self self, pb::ConfirmQuery& q) {
   auto& st = self->state;
-  pb::Envelope env;
-  auto id = st.self_id + "/c" + std::to_string(st.next_message++);
-  env.set_message_id(id);
-  env.set_origin(st.self_id);
-  env.set_origin_time_us(now_us(self));
-  env.set_hops_left(st.cfg.max_hops);
+  auto env = own_envelope(self, 'c', st.cfg.max_hops);
   q.set_origin(st.self_id);
   *env.mutable_confirm_query() = std::move(q);
-  st.seen.insert(id, self->clock().now());
+  st.seen.insert(env.message_id(), self->clock().now());
   route_confirm(self, env, std::string{}, std::string{});
 }
 
 void route_confirm_answer(router_self self, pb::ConfirmAnswer& a) {
   auto& st = self->state;
-  pb::Envelope env;
-  auto id = st.self_id + "/a" + std::to_string(st.next_message++);
-  env.set_message_id(id);
-  env.set_origin(st.self_id);
-  env.set_origin_time_us(now_us(self));
-  env.set_hops_left(st.cfg.max_hops);
+  auto env = own_envelope(self, 'a', st.cfg.max_hops);
   auto to = a.to();
   *env.mutable_confirm_answer() = std::move(a);
-  st.seen.insert(id, self->clock().now());
+  st.seen.insert(env.message_id(), self->clock().now());
   route_confirm(self, env, to, std::string{});
 }
 
@@ -115,25 +105,14 @@ void on_confirm_envelope(router_self self, const std::string& peer,
   if (!env.has_confirm_query() && !env.has_confirm_answer())
     return;
   if (auto err = validate_confirm(env, st); !err.empty()) {
-    auto i = st.peers.find(peer);
-    if (i != st.peers.end())
-      self->send(i->second.link, goodbye_atom::value,
-                 int32_t{pb::Goodbye::MALFORMED}, err);
+    goodbye_malformed(self, peer, err);
     return;
   }
   // Confirmations share the per-peer message budget: a peer flooding them
   // cannot starve dictionary traffic.
-  auto now = self->clock().now();
-  auto& [window, used] = st.message_budget[peer];
-  if (now - window >= std::chrono::seconds(1)) {
-    window = now;
-    used = 0;
-  }
-  if (++used > st.cfg.max_messages_per_peer) {
-    bump(st.stats, &pb::RouterStats::messages_shed,
-         &pb::RouterStats::set_messages_shed);
+  if (!spend_message_budget(self, peer))
     return;
-  }
+  auto now = self->clock().now();
   if (!st.seen.insert(env.message_id(), now))
     return; // a duplicate: handled once
   if (env.has_confirm_query()) {

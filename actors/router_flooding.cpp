@@ -74,10 +74,7 @@ caf::result<bool> on_inbound_writes(router_self self, std::string& peer,
   auto reject = [&](std::string why) -> caf::result<bool> {
     bump(st.stats, &pb::RouterStats::rejected_in,
          &pb::RouterStats::set_rejected_in);
-    auto i = st.peers.find(peer);
-    if (i != st.peers.end())
-      self->send(i->second.link, goodbye_atom::value,
-                 int32_t{pb::Goodbye::MALFORMED}, why);
+    goodbye_malformed(self, peer, why);
     return make_error(errc::malformed, std::move(why));
   };
   // Envelopes of writes are rebuilt at every hop with the sender as their

@@ -36,6 +36,21 @@ void bump(pb::RouterStats& stats, uint64_t (pb::RouterStats::*get)() const,
 /// The router's wall clock (µs).
 uint64_t now_us(router_self self);
 
+/// An envelope this node originates: a fresh message ID ("<self>/<kind><n>"),
+/// this node as origin, the time now and `hops` hops left.
+pb::Envelope own_envelope(router_self self, char kind, uint32_t hops);
+
+/// Tells `peer` (when still linked) that it sent something malformed, and
+/// why; the link closes after the goodbye.
+void goodbye_malformed(router_self self, const std::string& peer,
+                       const std::string& why);
+
+/// Counts one message-like envelope (messages, confirmations) against
+/// `peer`'s budget of `max_messages_per_peer` a second; false (counted as
+/// shed) when it is over, so one peer's flood cannot crowd out dictionary
+/// traffic.
+bool spend_message_budget(router_self self, const std::string& peer);
+
 /// Sends an encoded message (shared, not copied, between the peers it goes
 /// to) to one link.
 void send_shared(const link_actor& link, const caf::message& msg);

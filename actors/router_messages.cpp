@@ -104,24 +104,13 @@ void on_message(router_self self, const std::string& peer, pb::Envelope& env) {
   if (auto err
       = validate_message(env, st.cfg.max_hops, st.limits.max_value_depth);
       !err.empty()) {
-    auto i = st.peers.find(peer);
-    if (i != st.peers.end())
-      self->send(i->second.link, goodbye_atom::value,
-                 int32_t{pb::Goodbye::MALFORMED}, err);
+    goodbye_malformed(self, peer, err);
     return;
   }
   // One peer's message flood must not crowd out dictionary traffic.
-  auto now = self->clock().now();
-  auto& [window, used] = st.message_budget[peer];
-  if (now - window >= std::chrono::seconds(1)) {
-    window = now;
-    used = 0;
-  }
-  if (++used > st.cfg.max_messages_per_peer) {
-    bump(st.stats, &pb::RouterStats::messages_shed,
-         &pb::RouterStats::set_messages_shed);
+  if (!spend_message_budget(self, peer))
     return;
-  }
+  auto now = self->clock().now();
   const auto& msg = env.message();
   if (!st.seen.insert(msg.message_id(), now))
     return; // a duplicate: every node delivers and relays a message once

@@ -15,13 +15,7 @@ namespace {
 pb::Envelope peers_envelope(router_self self, const std::string& except,
                             uint32_t hops) {
   auto& st = self->state;
-  pb::Envelope env;
-  auto id = st.self_id;
-  id += "/p" + std::to_string(st.next_message++);
-  env.set_message_id(std::move(id));
-  env.set_origin(st.self_id);
-  env.set_origin_time_us(now_us(self));
-  env.set_hops_left(hops);
+  auto env = own_envelope(self, 'p', hops);
   auto* list = env.mutable_peers();
   for (const auto& [peer, entry] : st.peers) {
     if (peer == except || entry.info.port() == 0)
@@ -47,12 +41,7 @@ void exchange_peers_with(router_self self, const std::string& peer) {
     self->send(entry.link, frame_atom::value, control_frame(self, list));
   // Tell everyone else about the newcomer (flooded, de-duplicated).
   if (entry.info.port() != 0 && st.peers.size() > 1) {
-    pb::Envelope announce;
-    announce.set_message_id(st.self_id + "/a"
-                            + std::to_string(st.next_message++));
-    announce.set_origin(st.self_id);
-    announce.set_origin_time_us(now_us(self));
-    announce.set_hops_left(st.cfg.max_hops);
+    auto announce = own_envelope(self, 'a', st.cfg.max_hops);
     auto* p = announce.mutable_peers()->add_peers();
     p->set_node_id(peer);
     p->set_host(entry.info.host());

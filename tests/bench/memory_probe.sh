@@ -29,13 +29,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+use_scratch_dir
 
 "$node_bin" --host=127.0.0.1 --port=0 --http=127.0.0.1:0 --log-level=warning \
   --expected-keys=$((keys + keys / 10)) "$@" >"$work/log" 2>&1 &

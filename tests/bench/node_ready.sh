@@ -1,4 +1,13 @@
 # Sourced by the bench scripts that start one syncmesh-node themselves.
+
+# use_scratch_dir: makes the scratch dir $work and, on exit, kills the node
+# in $pid (when set) and removes $work.
+use_scratch_dir() {
+  work=$(mktemp -d)
+  pid=
+  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+}
+
 # await_ready LOG PID SECONDS TOOL: polls LOG for the node's ready line
 # (10 ms between tries) until SECONDS pass; exits with the log when the
 # node dies first. Sets http_port from the ready line.

@@ -30,13 +30,7 @@ for arg in "$@"; do
   esac
 done
 
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+use_scratch_dir
 
 start_node() { # start_node LOG: sets pid, port and ready_ms (exec to ready line)
   local t0 t1

@@ -89,6 +89,18 @@ std::string record_of(int i, int round) {
          + std::string(100, static_cast<char>('a' + (i + round) % 26));
 }
 
+/// Makes `dir` a data dir of node-a holding the entry k = v, with `format`
+/// as its disk format mark (as a build of that format would have left it).
+void make_dir_marked(const std::string& dir, const std::string& format) {
+  rocksdb_storage store;
+  store.open(dir, "node-a");
+  storage_batch batch;
+  batch.put("k", "v");
+  store.write(batch, true);
+  store.put_meta(entry_storage::meta_format, format, true);
+  store.close();
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(entry_storage_tests)
@@ -188,16 +200,7 @@ BOOST_AUTO_TEST_CASE(meta_values_survive_and_stay_apart_from_entries) {
 BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
   scratch_dir tmp;
   auto dir = tmp.path + "/store";
-  {
-    rocksdb_storage store;
-    store.open(dir, "node-a");
-    storage_batch batch;
-    batch.put("k", "v");
-    store.write(batch, true);
-    store.put_meta(entry_storage::meta_format,
-                   std::to_string(entry_storage::format_version + 1), true);
-    store.close();
-  }
+  make_dir_marked(dir, std::to_string(entry_storage::format_version + 1));
   rocksdb_storage store;
   auto err = storage_error_of([&] { store.open(dir, "node-a"); });
   BOOST_REQUIRE(err.has_value());
@@ -213,12 +216,7 @@ BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
 
   // A format that is no number at all.
   auto dir2 = tmp.path + "/store2";
-  {
-    rocksdb_storage other;
-    other.open(dir2, "node-a");
-    other.put_meta(entry_storage::meta_format, "1x", true);
-    other.close();
-  }
+  make_dir_marked(dir2, "1x");
   err = storage_error_of([&] { store.open(dir2, "node-a"); });
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("unknown disk format \"1x\"") != std::string::npos,
@@ -228,15 +226,7 @@ BOOST_AUTO_TEST_CASE(newer_or_unknown_format_is_refused) {
 BOOST_AUTO_TEST_CASE(format_1_is_upgraded_in_place_and_keeps_its_entries) {
   scratch_dir tmp;
   auto dir = tmp.path + "/store";
-  {
-    rocksdb_storage store;
-    store.open(dir, "node-a");
-    storage_batch batch;
-    batch.put("k", "v");
-    store.write(batch, true);
-    store.put_meta(entry_storage::meta_format, "1", true);
-    store.close();
-  }
+  make_dir_marked(dir, "1");
   {
     // Read-only (a copy being inspected) leaves the mark alone.
     rocksdb_storage copy;
@@ -252,11 +242,7 @@ BOOST_AUTO_TEST_CASE(format_1_is_upgraded_in_place_and_keeps_its_entries) {
   BOOST_TEST(all["k"] == "v");
   store.close();
   // Format 0 was never written: below the oldest upgradable one, refused.
-  {
-    rocksdb_storage other;
-    other.open(dir, "node-a");
-    other.put_meta(entry_storage::meta_format, "0", true);
-  }
+  make_dir_marked(dir, "0");
   auto err = storage_error_of([&] { store.open(dir, "node-a"); });
   BOOST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("older format") != std::string::npos, *err);

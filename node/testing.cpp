@@ -132,6 +132,13 @@ struct sim_node {
   /// handle it ever had, and a long partition's refused redials leave one
   /// each, so each virtual hour took longer than the one before.
   std::set<connection_handle> unread;
+  /// Application actors tied to this node (cluster::spawn): made again at
+  /// every start, killed at every stop.
+  struct tied_actor {
+    cluster::actor_factory make;
+    caf::actor current;
+  };
+  std::vector<tied_actor> tied;
 };
 
 struct cluster::impl {
@@ -153,7 +160,8 @@ struct cluster::impl {
   std::vector<std::vector<bool>> cut;
   std::vector<std::vector<link_faults>> faults;
   network_counters counters;
-  event_callback on_event;
+  /// Every on_event subscriber, in the order added.
+  std::vector<event_callback> on_event;
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.
   std::string storage_root;
@@ -278,9 +286,19 @@ struct cluster::impl {
     n.mpx->provide_acceptor(listen_port, acceptor);
     n.actors = spawn_node(*n.sys, cfg);
     provide_scribes(i);
-    if (on_event)
+    if (!on_event.empty())
       spawn_relay(i);
+    for (auto& t : n.tied)
+      t.current = spawn_tied(n, t.make);
     run_node(i);
+  }
+
+  /// Spawns one tied actor of node n with its factory.
+  caf::actor spawn_tied(sim_node& n, const cluster::actor_factory& make) {
+    auto facade = n.actors.facade;
+    return n.sys->spawn([make, facade](caf::event_based_actor* self) {
+      return make(self, facade);
+    });
   }
 
   void spawn_relay(size_t i) {
@@ -292,8 +310,9 @@ struct cluster::impl {
                  caf::actor_cast<caf::actor>(self));
       return caf::behavior{
         [cb, i](const pb::Event& ev) {
-          if (*cb)
-            (*cb)(i, ev);
+          // By index: a callback may add another subscriber.
+          for (size_t k = 0; k < cb->size(); ++k)
+            (*cb)[k](i, ev);
         },
         [](bool) {},
       };
@@ -307,6 +326,13 @@ struct cluster::impl {
       return;
     if (n.paused)
       resume(i);
+    // The application's actors die with their process; `kill` cannot be
+    // ignored, unlike the exit message an actor may trap.
+    for (auto& t : n.tied) {
+      if (t.current)
+        caf::anon_send_exit(t.current, caf::exit_reason::kill);
+      t.current = nullptr;
+    }
     if (graceful) {
       caf::anon_send_exit(n.actors.facade, caf::exit_reason::user_shutdown);
       settle();
@@ -331,6 +357,10 @@ struct cluster::impl {
       n.sched->trigger_timeouts();
     }
     drain_quietly(i);
+    // An actor the kit does not know of (spawned on system(i) directly) may
+    // re-arm a timer for ever; CAF's test scheduler stops only once no timer
+    // is left, so the rest are cancelled: such an actor never runs again.
+    n.sched->clock().cancel_all();
     n.relay = nullptr;
     n.actors = node_actors{};
     n.sys->await_actors_before_shutdown(false);
@@ -857,6 +887,20 @@ void cluster::stop(size_t i, bool graceful) {
   impl_->nodes[i].hlc_floor_us = floor;
 }
 
+size_t cluster::spawn(size_t i, actor_factory make) {
+  auto& n = impl_->nodes.at(i);
+  n.tied.push_back({std::move(make), caf::actor{}});
+  if (n.alive) {
+    n.tied.back().current = impl_->spawn_tied(n, n.tied.back().make);
+    impl_->settle();
+  }
+  return n.tied.size() - 1;
+}
+
+caf::actor cluster::tied(size_t i, size_t k) const {
+  return impl_->nodes.at(i).tied.at(k).current;
+}
+
 void cluster::restart(size_t i, restart_mode mode) {
   if (impl_->nodes.at(i).alive)
     throw std::logic_error("syncmesh::testing: node " + std::to_string(i)
@@ -999,46 +1043,9 @@ bool cluster::await_convergence(std::chrono::microseconds limit,
   }
 }
 
-template <class Reply, class Request>
-void cluster::submit(size_t i, Request request,
-                     std::function<void(Reply&)> on_reply,
-                     std::function<void(const caf::error&)> on_error) {
-  auto& n = impl_->running(i);
-  auto facade = n.actors.facade;
-  n.sys->spawn([facade, request = std::move(request), on_reply,
-                on_error](caf::event_based_actor* self) mutable {
-    self->request(facade, caf::infinite, std::move(request))
-      .then([on_reply](Reply& x) { on_reply(x); },
-            [on_error](caf::error& err) { on_error(err); });
-  });
+void cluster::await_answer(size_t i, const std::function<bool()>& answered) {
+  impl_->wait_for(answered, i);
 }
-
-template <class Reply, class Request>
-Reply cluster::ask(size_t i, Request request) {
-  return impl_->ask_internal<Reply>(i, impl_->running(i).actors.facade,
-                                    std::move(request));
-}
-
-#define SYNCMESH_TESTING_REQUEST(Request, Reply)                               \
-  template void cluster::submit<Reply, Request>(                               \
-    size_t, Request, std::function<void(Reply&)>,                              \
-    std::function<void(const caf::error&)>);                                   \
-  template Reply cluster::ask<Reply, Request>(size_t, Request);
-
-SYNCMESH_TESTING_REQUEST(pb::GetRequest, pb::GetReply)
-SYNCMESH_TESTING_REQUEST(pb::SetRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::UpdateRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::DeleteRequest, pb::DeleteReply)
-SYNCMESH_TESTING_REQUEST(pb::DeltaRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::SnapshotRequest, pb::Snapshot)
-SYNCMESH_TESTING_REQUEST(pb::StatsRequest, pb::NodeStats)
-SYNCMESH_TESTING_REQUEST(pb::InfoRequest, pb::NodeInfo)
-SYNCMESH_TESTING_REQUEST(pb::PeersRequest, pb::PeerList)
-SYNCMESH_TESTING_REQUEST(pb::ConnectRequest, pb::PeerInfo)
-SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
-SYNCMESH_TESTING_REQUEST(pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply)
-
-#undef SYNCMESH_TESTING_REQUEST
 
 pb::WriteBatch cluster::entries(size_t i) {
   return impl_->ask_internal<pb::WriteBatch>(i, impl_->running(i).actors.store,
@@ -1081,8 +1088,8 @@ std::string cluster::render(size_t i, const caf::error& err) {
 }
 
 void cluster::on_event(event_callback cb) {
-  bool first = !impl_->on_event;
-  impl_->on_event = std::move(cb);
+  bool first = impl_->on_event.empty();
+  impl_->on_event.push_back(std::move(cb));
   if (first)
     for (size_t i = 0; i < size(); ++i)
       if (impl_->nodes[i].alive)

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -82,6 +83,25 @@ enum class restart_mode {
   durable,
 };
 
+/// The seed a test should use: SYNCMESH_TEST_SEED from the environment
+/// (decimal) when set, else `fallback`. Throws std::invalid_argument when
+/// the variable is set but not a number, so a typo never runs another seed.
+uint64_t seed_from_env(uint64_t fallback);
+
+/// One line of a cluster's trace (see cluster::trace).
+struct trace_entry {
+  /// Virtual time since the cluster started.
+  std::chrono::microseconds at{0};
+  /// The node's kit name (its ID, "n0-3fa9c1"); empty for the whole cluster.
+  std::string node;
+  /// "fault" (the test changed the network or a node), "event" (a node's
+  /// update, delete or lease_lost), "log" (the node's own log line) or
+  /// "app" (cluster::log).
+  std::string kind;
+  /// What happened.
+  std::string text;
+};
+
 /// Settings of a simulated cluster.
 struct cluster_options {
   /// Number of nodes.
@@ -102,6 +122,14 @@ struct cluster_options {
   bool durable_storage = false;
   /// Faults of every link direction until changed.
   link_faults faults;
+  /// Most bytes of trace the cluster keeps (text of its entries); the
+  /// oldest entries go first, counted in trace_dropped().
+  size_t trace_bytes = 4 * 1024 * 1024;
+  /// Record every node's events in the trace (updates, deletes, lease_lost).
+  bool trace_events = true;
+  /// Node log lines up to this level (log_level: 1 error, 2 warning, 3 info,
+  /// 4 debug) go to the trace even when log_level prints fewer.
+  int trace_log_level = 2;
   /// Bytes one direction of a connection carries at once (the socket
   /// buffers): what a node writes beyond it waits in the node's send queue.
   size_t window_bytes = 256 * 1024;
@@ -340,6 +368,23 @@ public:
   /// Calls `cb` with every event of every node, also after restarts. Every
   /// callback added is called, in the order they were added.
   void on_event(event_callback cb);
+
+  // -- the recorder
+  // -------------------------------------------------------------
+
+  /// The seed this cluster runs with.
+  uint64_t seed() const noexcept;
+  /// The trace so far, oldest first: faults, events and log lines stamped
+  /// with virtual time and the nodes' kit names, bounded by
+  /// cluster_options::trace_bytes.
+  std::vector<trace_entry> trace() const;
+  /// Entries dropped from the front of the trace to stay within its bound.
+  uint64_t trace_dropped() const noexcept;
+  /// Adds an application line for node `i` to the trace.
+  void log(size_t i, const std::string& text);
+  /// Writes the seed (as SYNCMESH_TEST_SEED=...) and the trace to `out`,
+  /// one line per entry: what a failed test should show.
+  void dump(std::ostream& out) const;
 
 private:
   struct impl;

@@ -11,9 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +24,7 @@
 #include <caf/all.hpp>
 
 #include <syncmesh/testing.hpp>
+#include <syncmesh/testing_boost.hpp>
 #include <syncmesh/value.hpp>
 
 using namespace std::chrono_literals;
@@ -340,4 +344,131 @@ BOOST_AUTO_TEST_CASE(tied_actors_die_with_their_node_and_start_again_with_it) {
     mesh.advance(1s);
   }
   BOOST_CHECK_GE(*loose_ticks, 9);
+}
+
+// -- seeds and the recorder (issue 19)
+// -----------------------------------------
+
+BOOST_AUTO_TEST_CASE(the_seed_comes_from_the_environment_when_set) {
+  ::unsetenv("SYNCMESH_TEST_SEED");
+  BOOST_CHECK_EQUAL(syncmesh::testing::seed_from_env(5), 5u);
+  ::setenv("SYNCMESH_TEST_SEED", "77", 1);
+  BOOST_CHECK_EQUAL(syncmesh::testing::seed_from_env(5), 77u);
+  syncmesh::testing::cluster_options opts;
+  opts.nodes = 1;
+  opts.seed = 5;
+  BOOST_CHECK_EQUAL(
+    syncmesh::testing::cluster{syncmesh::testing::with_env_seed(opts)}.seed(),
+    77u);
+  ::setenv("SYNCMESH_TEST_SEED", "7x", 1);
+  BOOST_CHECK_THROW(syncmesh::testing::seed_from_env(5), std::invalid_argument);
+  ::unsetenv("SYNCMESH_TEST_SEED");
+}
+
+BOOST_AUTO_TEST_CASE(the_trace_holds_faults_events_and_log_lines_in_order) {
+  namespace pb = syncmesh::pb;
+  syncmesh::testing::cluster_options opts;
+  opts.nodes = 2;
+  opts.seed = 23;
+  syncmesh::testing::cluster mesh{opts};
+  auto n0 = mesh.id(0).raw();
+  auto n1 = mesh.id(1).raw();
+  BOOST_CHECK(n0.rfind("n0-", 0) == 0);
+  mesh.connect(0, 1);
+  mesh.advance(1s);
+  pb::SetRequest set;
+  set.set_key("k");
+  set.mutable_value()->set_text("v");
+  mesh.ask<pb::WriteAck>(0, set);
+  mesh.advance(1s);
+  mesh.log(1, "the application saw k");
+  mesh.partition({{0}, {1}});
+  mesh.advance(30s); // long enough for the peer timeout: a log line
+  auto trace = mesh.trace();
+  auto find = [&](const std::string& node, const std::string& kind,
+                  const std::string& text) -> long {
+    for (size_t k = 0; k < trace.size(); ++k)
+      if (trace[k].node == node && trace[k].kind == kind
+          && trace[k].text.find(text) != std::string::npos)
+        return static_cast<long>(k);
+    return -1;
+  };
+  auto dial = find(n0, "fault", "dial " + n1);
+  auto update0 = find(n0, "event", "update k");
+  auto update1 = find(n1, "event", "update k");
+  auto app = find(n1, "app", "the application saw k");
+  auto cut = find("", "fault", "partition { " + n0 + " } { " + n1 + " }");
+  BOOST_CHECK_GE(dial, 0);
+  BOOST_CHECK_GT(update0, dial);
+  BOOST_CHECK_GT(update1, update0);
+  BOOST_CHECK_GT(app, update1);
+  BOOST_CHECK_GT(cut, app);
+  // The nodes' own log lines, with virtual time and kit names.
+  bool logged_after_cut = false;
+  for (size_t k = static_cast<size_t>(std::max(cut, 0L)); k < trace.size(); ++k)
+    logged_after_cut
+      |= trace[k].kind == "log" && (trace[k].node == n0 || trace[k].node == n1);
+  BOOST_CHECK(logged_after_cut);
+  BOOST_CHECK(
+    std::is_sorted(trace.begin(), trace.end(),
+                   [](const auto& a, const auto& b) { return a.at < b.at; }));
+  std::ostringstream out;
+  mesh.dump(out);
+  BOOST_CHECK(out.str().rfind("SYNCMESH_TEST_SEED=23 ", 0) == 0);
+  BOOST_CHECK(out.str().find(" " + n1 + " app the application saw k\n")
+              != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_trace_stays_within_its_bytes) {
+  syncmesh::testing::cluster_options opts;
+  opts.nodes = 1;
+  opts.trace_bytes = 4096;
+  syncmesh::testing::cluster mesh{opts};
+  for (int k = 0; k < 1000; ++k)
+    mesh.log(0, "line " + std::to_string(k) + std::string(40, '.'));
+  auto trace = mesh.trace();
+  size_t bytes = 0;
+  for (const auto& e : trace)
+    bytes += e.node.size() + e.kind.size() + e.text.size();
+  BOOST_CHECK_LE(bytes, 4096u);
+  BOOST_CHECK_GT(mesh.trace_dropped(), 900u);
+  BOOST_REQUIRE(!trace.empty());
+  BOOST_CHECK(trace.back().text.rfind("line 999", 0) == 0);
+}
+
+namespace {
+
+/// Captures std::cerr while the cluster fixture (a later base) is torn
+/// down, then checks that it printed the seed and the trace.
+struct cerr_capture {
+  std::ostringstream text;
+  std::streambuf* saved;
+  cerr_capture() : saved(std::cerr.rdbuf(text.rdbuf())) {}
+  ~cerr_capture() {
+    std::cerr.rdbuf(saved);
+    BOOST_CHECK(text.str().find("SYNCMESH_TEST_SEED=31 ") != std::string::npos);
+    BOOST_CHECK(text.str().find(" app before the failure")
+                != std::string::npos);
+  }
+};
+
+struct failing_fixture : cerr_capture, syncmesh::testing::cluster_fixture {
+  failing_fixture() : cluster_fixture(options()) {}
+  static syncmesh::testing::cluster_options options() {
+    syncmesh::testing::cluster_options opts;
+    opts.nodes = 1;
+    opts.seed = 31;
+    return opts;
+  }
+};
+
+} // namespace
+
+// One deliberate failure: the fixture must print the seed and the trace.
+BOOST_FIXTURE_TEST_CASE(a_failing_test_prints_its_seed_and_trace,
+                        failing_fixture,
+                        *boost::unit_test::expected_failures(1)) {
+  ::unsetenv("SYNCMESH_TEST_SEED");
+  mesh.log(0, "before the failure");
+  BOOST_CHECK_MESSAGE(false, "deliberate failure");
 }

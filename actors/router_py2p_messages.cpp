@@ -50,13 +50,15 @@ caf::message own_message(router_self self, uint8_t type,
   return caf::make_message(frame_atom::value, raw.id + raw.msgpack);
 }
 
-/// Drops the replies whose lookup nobody answered in time.
+/// Drops the replies not delivered within their 60 s (counted).
 void expire_replies(router_self self) {
   auto& st = self->state;
   if (auto n = st.py2p_replies.expire(wall_seconds(self)); n > 0)
     for (size_t i = 0; i < n; ++i)
-      count_drop(self, std::string{}, "reply_unanswered",
-                 "no node answered the id lookup for a reply within 60 s");
+      count_drop(
+        self, std::string{}, "reply_undelivered",
+        "a reply to a non-neighbour was not delivered within 60 s (no answer "
+        "to its id lookup, or the node answered could not be reached)");
 }
 
 /// Whispers every reply waiting for `peer` to it (it is a neighbour now).

@@ -665,7 +665,7 @@ BOOST_AUTO_TEST_CASE(a_reply_to_a_non_neighbour_waits_for_it) {
   ask<pb::SendReply>(node.facade, std::move(lost));
   advance(61s);
   auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
-  BOOST_CHECK_EQUAL(stats.py2p_messages_dropped().count("reply_unanswered"),
+  BOOST_CHECK_EQUAL(stats.py2p_messages_dropped().count("reply_undelivered"),
                     1u);
 }
 

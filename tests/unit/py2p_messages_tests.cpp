@@ -103,8 +103,10 @@ BOOST_AUTO_TEST_CASE(what_syncmesh_sends_is_what_py2p_send_builds) {
   auto ours = py2p::build(py2p::flag::broadcast, py2p_id, t0,
                           py2p::user_payload(py2p::flag::broadcast, packets));
   auto theirs = py2p_send_hello();
-  BOOST_TEST(ours[2] == '\xd9'); // str8
-  BOOST_TEST(ours.substr(3) == theirs.substr(3));
+  // The 20-byte id: fixstr (0xb4) from us, bin8 (0xc4 0x14) from py2p.
+  BOOST_TEST(ours[2] == '\xb4');
+  BOOST_TEST(theirs.substr(2, 2) == std::string("\xc4\x14"));
+  BOOST_TEST(ours.substr(3) == theirs.substr(4));
 }
 
 BOOST_AUTO_TEST_CASE(others_are_not_user_messages) {
@@ -229,7 +231,7 @@ BOOST_AUTO_TEST_CASE(deferred_replies_wait_for_one_answer_then_the_peer) {
   BOOST_TEST(replies.add("r2", "T", {py2p::text("b")}, 101));
   BOOST_TEST(replies.add("r3", "U", {py2p::text("c")}, 101));
   BOOST_TEST(!replies.answered("unknown", 102));
-  BOOST_TEST(replies.answered("r1", 102) == std::optional<std::string>{"T"});
+  BOOST_TEST((replies.answered("r1", 102) == std::optional<std::string>{"T"}));
   BOOST_TEST(!replies.answered("r1", 102)); // a second answer: nothing
   auto sent = replies.take("T");
   BOOST_REQUIRE(sent.size() == 2u);
@@ -259,12 +261,12 @@ BOOST_AUTO_TEST_CASE(id_types_are_remembered_within_a_bound) {
   BOOST_TEST(!ids.is_bin("a"));
   ids.learn("a", true);
   ids.learn("b", false);
-  BOOST_TEST(ids.is_bin("a") == std::optional<bool>{true});
-  BOOST_TEST(ids.is_bin("b") == std::optional<bool>{false});
+  BOOST_TEST((ids.is_bin("a") == std::optional<bool>{true}));
+  BOOST_TEST((ids.is_bin("b") == std::optional<bool>{false}));
   ids.learn("c", true);
   BOOST_TEST(ids.size() == 2u);
   BOOST_TEST(!ids.is_bin("a")); // the first learned went first
-  BOOST_TEST(ids.is_bin("c") == std::optional<bool>{true});
+  BOOST_TEST((ids.is_bin("c") == std::optional<bool>{true}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

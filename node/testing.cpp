@@ -8,6 +8,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 
 #include <unistd.h>
 
@@ -77,6 +78,11 @@ struct connection {
   endpoint side[2];
   /// dir[k] carries frames from side[k] to side[1 - k].
   direction dir[2];
+  /// Deliveries for this connection queued or held by a paused node: its
+  /// slot is reused only when none is left and both sides are done.
+  size_t pending = 0;
+  /// The slot holds no connection (free for the next dial).
+  bool free = false;
 };
 
 /// Something the network hands to a node at a virtual time.
@@ -121,6 +127,18 @@ struct sim_node {
   std::map<size_t, connection_handle> provided;
   /// Frames that arrived while paused, in order.
   std::vector<delivery> deferred;
+  /// Connections with bytes the node's brokers have not read yet. The run
+  /// loop reads only these: the multiplexer's read_data() visits every
+  /// handle it ever had, and a long partition's refused redials leave one
+  /// each, so each virtual hour took longer than the one before.
+  std::set<connection_handle> unread;
+  /// Application actors tied to this node (cluster::spawn): made again at
+  /// every start, killed at every stop.
+  struct tied_actor {
+    cluster::actor_factory make;
+    caf::actor current;
+  };
+  std::vector<tied_actor> tied;
 };
 
 struct cluster::impl {
@@ -129,7 +147,12 @@ struct cluster::impl {
   std::shared_ptr<std::atomic<int64_t>> now_us
     = std::make_shared<std::atomic<int64_t>>(0);
   std::vector<sim_node> nodes;
+  /// Connection slots; a slot is reused once its connection is over, so a
+  /// long partition's refused redials do not grow this (every network step
+  /// looks at each slot).
   std::vector<connection> conns;
+  /// Slots of conns that are free.
+  std::vector<size_t> free_conns;
   std::priority_queue<delivery, std::vector<delivery>, std::greater<>> queue;
   uint64_t next_seq = 0;
   int64_t next_handle = 1'000'000;
@@ -137,7 +160,8 @@ struct cluster::impl {
   std::vector<std::vector<bool>> cut;
   std::vector<std::vector<link_faults>> faults;
   network_counters counters;
-  event_callback on_event;
+  /// Every on_event subscriber, in the order added.
+  std::vector<event_callback> on_event;
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.
   std::string storage_root;
@@ -239,7 +263,8 @@ struct cluster::impl {
     n.clock_base = n.sched->clock().now();
     n.clock_base_us = *now_us;
     n.provided.clear();
-    n.deferred.clear();
+    n.unread.clear();
+    drop_deferred(n);
     n.alive = true;
     n.paused = false;
     config cfg = opts.node_config;
@@ -261,9 +286,19 @@ struct cluster::impl {
     n.mpx->provide_acceptor(listen_port, acceptor);
     n.actors = spawn_node(*n.sys, cfg);
     provide_scribes(i);
-    if (on_event)
+    if (!on_event.empty())
       spawn_relay(i);
+    for (auto& t : n.tied)
+      t.current = spawn_tied(n, t.make);
     run_node(i);
+  }
+
+  /// Spawns one tied actor of node n with its factory.
+  caf::actor spawn_tied(sim_node& n, const cluster::actor_factory& make) {
+    auto facade = n.actors.facade;
+    return n.sys->spawn([make, facade](caf::event_based_actor* self) {
+      return make(self, facade);
+    });
   }
 
   void spawn_relay(size_t i) {
@@ -275,8 +310,9 @@ struct cluster::impl {
                  caf::actor_cast<caf::actor>(self));
       return caf::behavior{
         [cb, i](const pb::Event& ev) {
-          if (*cb)
-            (*cb)(i, ev);
+          // By index: a callback may add another subscriber.
+          for (size_t k = 0; k < cb->size(); ++k)
+            (*cb)[k](i, ev);
         },
         [](bool) {},
       };
@@ -290,6 +326,13 @@ struct cluster::impl {
       return;
     if (n.paused)
       resume(i);
+    // The application's actors die with their process; `kill` cannot be
+    // ignored, unlike the exit message an actor may trap.
+    for (auto& t : n.tied) {
+      if (t.current)
+        caf::anon_send_exit(t.current, caf::exit_reason::kill);
+      t.current = nullptr;
+    }
     if (graceful) {
       caf::anon_send_exit(n.actors.facade, caf::exit_reason::user_shutdown);
       settle();
@@ -314,6 +357,10 @@ struct cluster::impl {
       n.sched->trigger_timeouts();
     }
     drain_quietly(i);
+    // An actor the kit does not know of (spawned on system(i) directly) may
+    // re-arm a timer for ever; CAF's test scheduler stops only once no timer
+    // is left, so the rest are cancelled: such an actor never runs again.
+    n.sched->clock().cancel_all();
     n.relay = nullptr;
     n.actors = node_actors{};
     n.sys->await_actors_before_shutdown(false);
@@ -321,7 +368,8 @@ struct cluster::impl {
     n.actor_cfg.reset();
     n.sched = nullptr;
     n.mpx = nullptr;
-    n.deferred.clear();
+    drop_deferred(n);
+    reclaim_all();
   }
 
   /// Runs a dying node's actors, discarding what they write.
@@ -389,6 +437,26 @@ struct cluster::impl {
 
   // -- running ----------------------------------------------------------------
 
+  /// Lets node n's brokers read what arrived for them; true when any did.
+  /// A handle leaves the set once read empty or detached; one whose broker
+  /// stopped reading stays until it reads again.
+  bool read_unread(sim_node& n) {
+    bool progress = false;
+    for (auto it = n.unread.begin(); it != n.unread.end();) {
+      auto hdl = *it;
+      if (!attached(n, hdl)) {
+        it = n.unread.erase(it);
+        continue;
+      }
+      progress |= n.mpx->read_data(hdl);
+      if (n.mpx->virtual_network_buffer(hdl).empty())
+        it = n.unread.erase(it);
+      else
+        ++it;
+    }
+    return progress;
+  }
+
   /// Runs node i's actors and brokers until idle; true when anything ran.
   bool run_node(size_t i) {
     auto& n = nodes[i];
@@ -396,7 +464,7 @@ struct cluster::impl {
       return false;
     size_t steps = 0;
     while (n.sched->try_run_once() || n.mpx->try_exec_runnable()
-           || n.mpx->read_data()) {
+           || read_unread(n)) {
       if (++steps > max_steps_per_instant)
         throw std::runtime_error("syncmesh::testing: node " + std::to_string(i)
                                  + " never becomes idle");
@@ -490,6 +558,7 @@ struct cluster::impl {
         if (buf.empty() && !attached(n, ep.hdl)) {
           ep.closed = true;
           schedule_close(c, k);
+          reclaim(c);
           progress = true;
         }
       }
@@ -502,8 +571,16 @@ struct cluster::impl {
     connection conn;
     conn.side[0] = endpoint{from, nodes[from].incarnation, hdl};
     auto& target = nodes[to];
-    conns.push_back(std::move(conn));
-    auto c = conns.size() - 1;
+    size_t c = 0;
+    if (free_conns.empty()) {
+      conns.push_back(std::move(conn));
+      c = conns.size() - 1;
+    } else {
+      c = free_conns.back();
+      free_conns.pop_back();
+      conns[c] = std::move(conn);
+    }
+    ++counters.connections_held;
     if (!target.alive || target.paused || cut[from][to] || cut[to][from]) {
       ++counters.connections_refused;
       conns[c].side[1].closed = true;
@@ -580,10 +657,12 @@ struct cluster::impl {
     if (f.duplicate > 0 && uniform01() < f.duplicate) {
       ++counters.frames_duplicated;
       dir.in_flight += size;
+      ++conn.pending;
       queue.push(
         delivery{at + latency(f), next_seq++, c, 1 - k, bytes, size, false});
     }
     dir.in_flight += size;
+    ++conn.pending;
     queue.push(
       delivery{at, next_seq++, c, 1 - k, std::move(bytes), size, false});
   }
@@ -598,6 +677,7 @@ struct cluster::impl {
     auto at = std::max(*now_us + latency(faults[from][to]),
                        conn.dir[k].last_arrival_us + 1);
     conn.dir[k].last_arrival_us = at;
+    ++conn.pending;
     queue.push(delivery{at, next_seq++, c, 1 - k, {}, 0, true});
   }
 
@@ -615,16 +695,27 @@ struct cluster::impl {
   }
 
   void hand_over(delivery d) {
+    auto c = d.conn;
+    auto& ep = conns[c].side[d.to_side];
+    auto& n = nodes[ep.node];
+    if (n.alive && n.paused && n.incarnation == ep.incarnation
+        && !ep.peer_closed && !ep.closed) {
+      n.deferred.push_back(std::move(d));
+      return;
+    }
+    --conns[c].pending;
+    consume(std::move(d));
+    reclaim(c);
+  }
+
+  /// Delivery `d` reaches its (running) side, or vanishes.
+  void consume(delivery d) {
     auto& ep = conns[d.conn].side[d.to_side];
     auto& n = nodes[ep.node];
     if (!n.alive || n.incarnation != ep.incarnation || ep.peer_closed
         || ep.closed) {
       if (!d.close)
         ++counters.frames_blackholed;
-      return;
-    }
-    if (n.paused) {
-      n.deferred.push_back(std::move(d));
       return;
     }
     if (d.close) {
@@ -639,6 +730,41 @@ struct cluster::impl {
     caf::io::network::test_multiplexer::buffer_type buf(d.bytes.begin(),
                                                         d.bytes.end());
     n.mpx->virtual_send(ep.hdl, buf);
+    n.unread.insert(ep.hdl);
+  }
+
+  /// True when side `ep` will neither send nor receive anything more.
+  bool done(const endpoint& ep) const {
+    const auto& n = nodes[ep.node];
+    return ep.closed || !n.alive || n.incarnation != ep.incarnation;
+  }
+
+  /// Frees slot `c` once its connection is over on both sides and nothing
+  /// for it is queued.
+  void reclaim(size_t c) {
+    auto& conn = conns[c];
+    if (conn.free || conn.pending > 0 || !done(conn.side[0])
+        || !done(conn.side[1]))
+      return;
+    conn = connection{};
+    conn.side[0].closed = conn.side[1].closed = true;
+    conn.free = true;
+    free_conns.push_back(c);
+    --counters.connections_held;
+  }
+
+  /// Forgets what paused node `n` held for its connections.
+  void drop_deferred(sim_node& n) {
+    auto held = std::move(n.deferred);
+    n.deferred.clear();
+    for (auto& d : held)
+      --conns[d.conn].pending;
+  }
+
+  /// Frees every slot whose connection is over (after a node stopped).
+  void reclaim_all() {
+    for (size_t c = 0; c < conns.size(); ++c)
+      reclaim(c);
   }
 
   size_t send_queue_bytes(size_t i) {
@@ -759,6 +885,20 @@ void cluster::stop(size_t i, bool graceful) {
   auto floor = stats(i).lease().hlc_wall_us();
   impl_->stop(i, graceful);
   impl_->nodes[i].hlc_floor_us = floor;
+}
+
+size_t cluster::spawn(size_t i, actor_factory make) {
+  auto& n = impl_->nodes.at(i);
+  n.tied.push_back({std::move(make), caf::actor{}});
+  if (n.alive) {
+    n.tied.back().current = impl_->spawn_tied(n, n.tied.back().make);
+    impl_->settle();
+  }
+  return n.tied.size() - 1;
+}
+
+caf::actor cluster::tied(size_t i, size_t k) const {
+  return impl_->nodes.at(i).tied.at(k).current;
 }
 
 void cluster::restart(size_t i, restart_mode mode) {
@@ -903,46 +1043,9 @@ bool cluster::await_convergence(std::chrono::microseconds limit,
   }
 }
 
-template <class Reply, class Request>
-void cluster::submit(size_t i, Request request,
-                     std::function<void(Reply&)> on_reply,
-                     std::function<void(const caf::error&)> on_error) {
-  auto& n = impl_->running(i);
-  auto facade = n.actors.facade;
-  n.sys->spawn([facade, request = std::move(request), on_reply,
-                on_error](caf::event_based_actor* self) mutable {
-    self->request(facade, caf::infinite, std::move(request))
-      .then([on_reply](Reply& x) { on_reply(x); },
-            [on_error](caf::error& err) { on_error(err); });
-  });
+void cluster::await_answer(size_t i, const std::function<bool()>& answered) {
+  impl_->wait_for(answered, i);
 }
-
-template <class Reply, class Request>
-Reply cluster::ask(size_t i, Request request) {
-  return impl_->ask_internal<Reply>(i, impl_->running(i).actors.facade,
-                                    std::move(request));
-}
-
-#define SYNCMESH_TESTING_REQUEST(Request, Reply)                               \
-  template void cluster::submit<Reply, Request>(                               \
-    size_t, Request, std::function<void(Reply&)>,                              \
-    std::function<void(const caf::error&)>);                                   \
-  template Reply cluster::ask<Reply, Request>(size_t, Request);
-
-SYNCMESH_TESTING_REQUEST(pb::GetRequest, pb::GetReply)
-SYNCMESH_TESTING_REQUEST(pb::SetRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::UpdateRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::DeleteRequest, pb::DeleteReply)
-SYNCMESH_TESTING_REQUEST(pb::DeltaRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::SnapshotRequest, pb::Snapshot)
-SYNCMESH_TESTING_REQUEST(pb::StatsRequest, pb::NodeStats)
-SYNCMESH_TESTING_REQUEST(pb::InfoRequest, pb::NodeInfo)
-SYNCMESH_TESTING_REQUEST(pb::PeersRequest, pb::PeerList)
-SYNCMESH_TESTING_REQUEST(pb::ConnectRequest, pb::PeerInfo)
-SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
-SYNCMESH_TESTING_REQUEST(pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply)
-
-#undef SYNCMESH_TESTING_REQUEST
 
 pb::WriteBatch cluster::entries(size_t i) {
   return impl_->ask_internal<pb::WriteBatch>(i, impl_->running(i).actors.store,
@@ -985,8 +1088,8 @@ std::string cluster::render(size_t i, const caf::error& err) {
 }
 
 void cluster::on_event(event_callback cb) {
-  bool first = !impl_->on_event;
-  impl_->on_event = std::move(cb);
+  bool first = impl_->on_event.empty();
+  impl_->on_event.push_back(std::move(cb));
   if (first)
     for (size_t i = 0; i < size(); ++i)
       if (impl_->nodes[i].alive)

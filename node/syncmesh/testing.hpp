@@ -16,12 +16,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/error.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "syncmesh/config.hpp"
@@ -123,6 +129,9 @@ struct network_counters {
   uint64_t connections_refused = 0;
   /// Connections closed by either side.
   uint64_t connections_closed = 0;
+  /// Connections the network holds now: open, or closing with frames or a
+  /// close still on their way. Stays flat however often nodes redial.
+  size_t connections_held = 0;
   /// Largest send queue (bytes written by a node, not yet on the wire).
   size_t max_send_queue = 0;
 };
@@ -137,6 +146,11 @@ class cluster {
 public:
   /// Receives every event of every node: the node's index and the event.
   using event_callback = std::function<void(size_t, const pb::Event&)>;
+
+  /// Makes the behavior of an application actor tied to a node, given the
+  /// actor and the facade of the node's current start.
+  using actor_factory
+    = std::function<caf::behavior(caf::event_based_actor*, facade_actor)>;
 
   /// Starts `opts.nodes` nodes, unconnected, at virtual time 0.
   explicit cluster(cluster_options opts);
@@ -172,6 +186,17 @@ public:
   /// Starts a stopped node again. Throws std::logic_error for a running
   /// node, and for restart_mode::durable without durable_storage.
   void restart(size_t i, restart_mode mode);
+
+  /// Spawns an application actor on node `i` whose behavior `make` returns,
+  /// tied to the node: stop(i) (graceful or not) and ~cluster kill it, even
+  /// if it traps exit messages, and every restart(i) spawns it again with
+  /// the new facade. Returns its number on that node (see tied()). Actors
+  /// spawned on system(i) directly are not tied: they stop running when
+  /// the node stops (their timers are cancelled) and are never restarted.
+  size_t spawn(size_t i, actor_factory make);
+  /// The current actor of tied actor `k` of node `i` (invalid while the
+  /// node is stopped).
+  caf::actor tied(size_t i, size_t k) const;
   /// Freezes node `i` (like SIGSTOP): no actor runs and no timer fires;
   /// frames for it wait. Its wall clock keeps running.
   void pause(size_t i);
@@ -233,19 +258,67 @@ public:
   // -- requests ---------------------------------------------------------------
 
   /// Sends `request` to node `i`'s facade; `on_reply` or `on_error` runs
-  /// when the answer arrives (during run/advance). Request/reply pairs:
-  /// Get/GetReply, Set/WriteAck, Update/WriteAck, Delete/DeleteReply,
-  /// Delta/WriteAck, Snapshot/Snapshot, Stats/NodeStats, Info/NodeInfo,
-  /// Peers/PeerList, Connect/PeerInfo, Send/SendReply,
-  /// ConfirmedWrite/ConfirmedWriteReply.
+  /// when the answer arrives (during run/advance). Any request the facade
+  /// answers works (its interface, syncmesh/facade.hpp, pairs each request
+  /// with its reply type).
   template <class Reply, class Request>
   void submit(size_t i, Request request, std::function<void(Reply&)> on_reply,
-              std::function<void(const caf::error&)> on_error);
+              std::function<void(const caf::error&)> on_error) {
+    submit_to<Reply>(i, caf::actor_cast<caf::actor>(facade(i)),
+                     std::move(on_reply), std::move(on_error),
+                     std::move(request));
+  }
 
-  /// Sends `request` to node `i` and runs until the reply arrives. Throws
+  /// Sends `xs...` to `dest` (an actor of node `i`: an application actor, or
+  /// a facade) from a fresh actor on that node; `on_reply` or `on_error`
+  /// runs when the answer arrives.
+  template <class Reply, class... Ts>
+  void submit_to(size_t i, const caf::actor& dest,
+                 std::function<void(Reply&)> on_reply,
+                 std::function<void(const caf::error&)> on_error, Ts... xs) {
+    system(i).spawn([dest, on_reply = std::move(on_reply),
+                     on_error = std::move(on_error),
+                     xs...](caf::event_based_actor* self) {
+      self->request(dest, caf::infinite, xs...)
+        .then([on_reply](Reply& x) { on_reply(x); },
+              [on_error](caf::error& err) { on_error(err); });
+    });
+  }
+
+  /// Sends `request` (and any further elements) to node `i`'s facade and
+  /// runs until the reply arrives; every request type of the facade works.
+  /// Throws request_failed on an error or after a minute of virtual time.
+  template <class Reply, class Request, class... Ts,
+            class = std::enable_if_t<
+              !std::is_convertible_v<std::decay_t<Request>, caf::actor>>>
+  Reply ask(size_t i, Request request, Ts... more) {
+    return ask<Reply>(i, caf::actor_cast<caf::actor>(facade(i)),
+                      std::move(request), std::move(more)...);
+  }
+
+  /// Asks `dest` (an application actor on node `i`, say) with `xs...` and
+  /// runs the cluster, advancing virtual time, until it answers. Throws
   /// request_failed on an error or after a minute of virtual time.
-  template <class Reply, class Request>
-  Reply ask(size_t i, Request request);
+  template <class Reply, class... Ts>
+  Reply ask(size_t i, const caf::actor& dest, Ts... xs) {
+    struct outcome {
+      std::optional<Reply> reply;
+      std::optional<caf::error> failure;
+    };
+    auto out = std::make_shared<outcome>();
+    submit_to<Reply>(
+      i, dest, [out](Reply& x) { out->reply = std::move(x); },
+      [out](const caf::error& err) { out->failure = err; }, std::move(xs)...);
+    await_answer(i, [out] { return out->reply || out->failure; });
+    if (out->failure)
+      throw request_failed("node " + std::to_string(i) + ": "
+                           + render(i, *out->failure));
+    return std::move(*out->reply);
+  }
+
+  /// Runs until `answered()` holds; throws request_failed when a minute of
+  /// virtual time passes first (what ask waits with).
+  void await_answer(size_t i, const std::function<bool()>& answered);
 
   /// Every entry of node `i`, tombstones included, as records sorted by key.
   pb::WriteBatch entries(size_t i);
@@ -264,7 +337,8 @@ public:
   /// Renders an error of node `i`'s actor system.
   std::string render(size_t i, const caf::error& err);
 
-  /// Calls `cb` with every event of every node, also after restarts.
+  /// Calls `cb` with every event of every node, also after restarts. Every
+  /// callback added is called, in the order they were added.
   void on_event(event_callback cb);
 
 private:

@@ -300,9 +300,11 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
     default:
       break;
   }
-  // Broadcasts are relayed (even when we cannot use them); writes applied.
-  // The router's reply (the store's, for writes) returns the credit.
-  if (in.broadcast() || batch.records_size() > 0) {
+  // Broadcasts are relayed (even when we cannot use them); writes applied;
+  // user messages and lookups (kind other) go to the router's mesh_socket
+  // half. The router's reply (the store's, for writes) returns the credit.
+  if (in.broadcast() || batch.records_size() > 0
+      || in.what == py2p_inbound::kind::other) {
     auto bytes = in.raw.msgpack.size() + py2p::id_size;
     self
       ->request(st.params.router, caf::infinite, py2p_in_atom::value, peer,

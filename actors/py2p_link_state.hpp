@@ -93,8 +93,9 @@ struct py2p_inbound {
     write,
     /// `request '*'`: send peers (and, like js2p, our keys).
     request_peers,
-    /// Nothing to do locally (user messages, lookups, pings); broadcasts are
-    /// still relayed.
+    /// Not link business (user messages, id lookups and answers, pings):
+    /// the router relays broadcasts and hands the rest to its mesh_socket
+    /// half (py2p_mesh_messages.hpp).
     other,
   };
   /// See kind.

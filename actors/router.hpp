@@ -16,6 +16,7 @@
 #include "actors/listener_actor.hpp"
 #include "actors/peer_link.hpp"
 #include "actors/py2p_link_state.hpp"
+#include "actors/py2p_mesh_messages.hpp"
 #include "actors/router_actor.hpp"
 #include "actors/router_state.hpp"
 #include "syncmesh/config.hpp"
@@ -64,6 +65,12 @@ struct router_state {
   seen_set seen;
   /// py2p mode: broadcasts already relayed (py2p's 60 s waterfall).
   py2p_waterfall py2p_seen;
+  /// py2p mode: the msgpack type each message sender's id arrived in.
+  py2p_id_types py2p_ids;
+  /// py2p mode: replies to non-neighbours waiting for an id lookup.
+  py2p_deferred_replies py2p_replies;
+  /// py2p mode: counter salting our lookup request ids.
+  uint64_t py2p_next_request = 0;
   /// The listening broker, if any.
   listener_actor listener;
   /// The bound port (0 until bound or when not listening).

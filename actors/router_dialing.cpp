@@ -192,6 +192,8 @@ caf::result<pb::PeerInfo> connect_peer(router_self self,
 
 void on_rtick(router_self self) {
   dial_due(self);
+  if (self->state.cfg.wire == wire_kind::py2p)
+    py2p_messages_tick(self);
   self->delayed_send(caf::actor_cast<router_actor>(self),
                      self->state.cfg.redial_min, rtick_atom::value);
 }

@@ -9,7 +9,8 @@
 // - router_peer_exchange.cpp: learning and announcing peer addresses;
 // - router_messages.cpp: mesh_socket messages (send, relay, deliver);
 // - router_anti_entropy.cpp: which peer gets an anti-entropy round when;
-// - router_py2p.cpp: py2p mode's relay (waterfall) and local announcements.
+// - router_py2p.cpp: py2p mode's relay (waterfall) and local announcements;
+// - router_py2p_messages.cpp: py2p mode's mesh_socket messages and lookups.
 // Not for use outside the router.
 
 #include <cstdint>
@@ -151,6 +152,11 @@ caf::result<pb::SendReply> send_message(router_self self, pb::SendRequest& req);
 /// A mesh message from `peer`: checked, de-duplicated, delivered and relayed.
 void on_message(router_self self, const std::string& peer, pb::Envelope& env);
 
+/// Hands a message for this node's users to the facade (events, recv queue,
+/// handlers), with the peer it arrived through.
+void deliver_message(router_self self, const pb::Message& msg,
+                     const std::string& via);
+
 // -- confirmed writes (router_confirm.cpp) ------------------------------------
 
 /// The lowest negotiated protocol version whose links carry confirmation
@@ -199,5 +205,26 @@ caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
                                   const std::string& sender, uint64_t time,
                                   bool broadcast, pb::WriteBatch& batch,
                                   bool initial_sync);
+
+// -- py2p mode's messages (router_py2p_messages.cpp) -------------------------
+
+/// A local SendRequest in py2p mode: broadcast as py2p's send(), whispered
+/// as py2p's reply(), or (to a node that is not a neighbour) deferred behind
+/// an id lookup as py2p's reply() does.
+caf::result<pb::SendReply> py2p_send_message(router_self self,
+                                             pb::SendRequest& req);
+
+/// A py2p message from `peer` with no write in it (already relayed when a
+/// broadcast): user messages are delivered, id lookups answered, answers to
+/// our lookups dialled; what breaks a bound is counted and logged.
+void py2p_on_mesh_message(router_self self, const std::string& peer,
+                          const std::string& id, const std::string& msgpack);
+
+/// A py2p peer attached: the replies waiting for it are whispered to it.
+void py2p_peer_attached(router_self self, const std::string& peer);
+
+/// The maintenance timer: replies whose lookup went unanswered are dropped
+/// (counted).
+void py2p_messages_tick(router_self self);
 
 } // namespace syncmesh

@@ -1,6 +1,7 @@
 // The router's mesh_socket messages: sent by the facade, flooded with the
 // seen set and hop limit, whispered to direct peers or routed to one node;
-// those for this node go to the facade.
+// those for this node go to the facade. py2p mode's are in
+// router_py2p_messages.cpp.
 
 #include <caf/all.hpp>
 
@@ -11,10 +12,8 @@
 
 namespace syncmesh {
 
-namespace {
-
-/// Hands a message for this node to the facade.
-void deliver(router_self self, const pb::Message& msg, const std::string& via) {
+void deliver_message(router_self self, const pb::Message& msg,
+                     const std::string& via) {
   if (!self->state.events)
     return;
   pb::Event ev;
@@ -22,6 +21,8 @@ void deliver(router_self self, const pb::Message& msg, const std::string& via) {
   ev.mutable_message()->set_via(via);
   self->send(self->state.events, std::move(ev));
 }
+
+namespace {
 
 /// Sends `env` to the peers it is for: one neighbour, every neighbour but
 /// `except`; returns how many.
@@ -74,9 +75,7 @@ caf::result<pb::SendReply> send_message(router_self self,
                                         pb::SendRequest& req) {
   auto& st = self->state;
   if (st.cfg.wire == wire_kind::py2p)
-    return make_error(errc::invalid_config,
-                      std::string{"send/recv messages are not supported "
-                                  "in py2p mode (only the dictionary)"});
+    return py2p_send_message(self, req);
   pb::Envelope env;
   auto* msg = env.mutable_message();
   auto id = st.self_id + "/m" + std::to_string(st.next_message++);
@@ -116,7 +115,7 @@ void on_message(router_self self, const std::string& peer, pb::Envelope& env) {
     return; // a duplicate: every node delivers and relays a message once
   bool for_us = msg.to().empty() || msg.to() == st.self_id;
   if (for_us && msg.sender() != st.self_id)
-    deliver(self, msg, peer);
+    deliver_message(self, msg, peer);
   bool relay = !msg.whisper() && env.hops_left() > 1 && msg.to() != st.self_id;
   if (relay) {
     env.set_hops_left(env.hops_left() - 1);

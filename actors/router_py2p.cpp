@@ -41,7 +41,7 @@ void py2p_flood_local(router_self self, const std::string& origin,
 /// A message from a py2p link: broadcasts are aged, de-duplicated and
 /// relayed as received to every peer but their original sender (py2p's
 /// waterfall); writes then go to the lease manager, which decides them with
-/// py2p's rule.
+/// py2p's rule; the rest (user messages, lookups) to the mesh_socket half.
 caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
                                   const std::string& id,
                                   const std::string& msgpack,
@@ -56,8 +56,10 @@ caf::result<bool> on_py2p_inbound(router_self self, const std::string& peer,
     auto msg = caf::make_message(frame_atom::value, id + msgpack);
     send_to_all(self, msg, sender);
   }
-  if (batch.records_size() == 0)
+  if (batch.records_size() == 0) {
+    py2p_on_mesh_message(self, peer, id, msgpack);
     return true;
+  }
   skip_invalid_records(self, peer, batch);
   if (batch.records_size() == 0)
     return true;

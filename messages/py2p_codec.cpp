@@ -745,6 +745,63 @@ std::string read_peers(const std::vector<pb::Value>& payload,
   return {};
 }
 
+std::vector<pb::Value> user_payload(uint8_t sub_flag,
+                                    const std::vector<pb::Value>& packets) {
+  std::vector<pb::Value> p;
+  p.reserve(packets.size() + 1);
+  p.push_back(uint(sub_flag));
+  p.insert(p.end(), packets.begin(), packets.end());
+  return p;
+}
+
+std::vector<pb::Value> lookup_payload(const std::string& request_id,
+                                      const std::string& target,
+                                      bool target_bin) {
+  std::vector<pb::Value> p;
+  p.push_back(uint(flag::request));
+  p.push_back(text(request_id));
+  p.push_back(target_bin ? bin(target) : text(target));
+  return p;
+}
+
+std::vector<pb::Value> lookup_answer_payload(const pb::Value& request_id,
+                                             const std::string& host,
+                                             uint16_t port,
+                                             const pb::Value& target) {
+  std::vector<pb::Value> p;
+  p.push_back(uint(flag::response));
+  p.push_back(request_id);
+  pb::Value answer;
+  auto* entry = answer.mutable_list();
+  auto* addr = entry->add_items()->mutable_list();
+  *addr->add_items() = text(host);
+  *addr->add_items() = uint(port);
+  *entry->add_items() = target;
+  p.push_back(std::move(answer));
+  return p;
+}
+
+std::string read_lookup_answer(const std::vector<pb::Value>& payload,
+                               lookup_answer& out) {
+  if (payload.size() != 3 || as_int(payload[0]) != flag::response)
+    return "not a lookup answer";
+  auto request_id = as_bytes(payload[1]);
+  if (!request_id || request_id->empty() || request_id->size() > 256)
+    return "lookup answer without a request id";
+  const auto& answer = payload[2];
+  if (!answer.has_list() || answer.list().items_size() != 2)
+    return "lookup answer without [[host, port], id]";
+  auto id = as_bytes(answer.list().items(1));
+  if (!id || id->empty() || id->size() > 128)
+    return "lookup answer without a node id";
+  if (!read_address(answer.list().items(0), out.peer.host, out.peer.port)
+      || out.peer.port == 0)
+    return "lookup answer without a valid address";
+  out.request_id = std::move(*request_id);
+  out.peer.id = std::move(*id);
+  return {};
+}
+
 std::string read_store(const std::vector<pb::Value>& payload, store_info& out) {
   auto sub = payload.empty()                               ? -1
              : payload[0].kind_case() == pb::Value::kInt64 ? payload[0].int64()

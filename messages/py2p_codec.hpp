@@ -293,6 +293,40 @@ std::vector<pb::Value> store5_payload(const std::string& key,
 std::vector<pb::Value> delta_payload(const std::string& key,
                                      const pb::Value& fields);
 
+/// The payload of a mesh_socket message as py2p's `send()` and
+/// `Message.reply()` build it: `[sub_flag, packets...]`, the sub-flag being
+/// flag::broadcast (0x00, `send()`) or flag::whisper (0x02, `reply()`).
+std::vector<pb::Value> user_payload(uint8_t sub_flag,
+                                    const std::vector<pb::Value>& packets);
+
+/// An id lookup as py2p's `Message.reply()` broadcasts it when the sender
+/// is not a neighbour: `[0x08, request_id (str), target]`, the target as
+/// bin (the type py2p ids arrive in) or str (js2p's type).
+std::vector<pb::Value> lookup_payload(const std::string& request_id,
+                                      const std::string& target,
+                                      bool target_bin);
+
+/// The answer py2p's `__handle_request` gives to an id lookup for one of its
+/// neighbours: `[0x0A, request_id, [[host, port], target]]`, with the
+/// request id and the target echoed in the types they arrived in.
+std::vector<pb::Value> lookup_answer_payload(const pb::Value& request_id,
+                                             const std::string& host,
+                                             uint16_t port,
+                                             const pb::Value& target);
+
+/// An answer to an id lookup read from a payload.
+struct lookup_answer {
+  /// The request id (bytes).
+  std::string request_id;
+  /// Where the node asked for listens, and its id.
+  peer_address peer;
+};
+
+/// Reads a lookup answer payload (sub-flag 0x0A, 3 elements). Returns an
+/// explanation on failure.
+std::string read_lookup_answer(const std::vector<pb::Value>& payload,
+                               lookup_answer& out);
+
 /// Floors a seconds value that came as int or float64; nullopt otherwise.
 std::optional<uint64_t> as_seconds(const pb::Value& x);
 

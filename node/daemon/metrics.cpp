@@ -81,6 +81,12 @@ struct node_metrics::impl {
         .Help("Write records from peers skipped for breaking a value limit, "
               "by path (write: live writes and py2p; anti_entropy)")
         .Register(*registry);
+  prometheus::Family<prometheus::Counter>& py2p_dropped
+    = BuildCounter()
+        .Name("syncmesh_py2p_messages_dropped_total")
+        .Help("py2p mode: user messages and id lookups from py2p peers "
+              "dropped, and replies to non-neighbours given up, by reason")
+        .Register(*registry);
   prometheus::Family<prometheus::Counter>& frame_errors
     = BuildCounter()
         .Name("syncmesh_link_closes_total")
@@ -322,6 +328,10 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
             r.forged_writes_refused());
   m.advance(m.link_bounds, {{"kind", "forged_self_records"}},
             st.forged_self_records());
+  for (const auto& [reason, n] : r.py2p_messages_dropped())
+    m.advance(m.py2p_dropped, {{"reason", reason}}, n);
+  m.advance(m.link_bounds, {{"kind", "py2p_lookups_answered"}},
+            r.py2p_lookups_answered());
   m.advance(m.held, {}, l.held_records());
   const auto& c = s.confirm();
   m.advance(m.confirm, {{"kind", "confirmed"}}, c.confirmed());

@@ -438,7 +438,11 @@ public:
 
   /// Sends `packets`: to every node of the mesh (each receives it once), to
   /// direct peers only (`whisper`), or to one node (`to`, routed through the
-  /// mesh when it is not a neighbour). Returns the message ID.
+  /// mesh when it is not a neighbour). Returns the message ID. In py2p
+  /// mode (config::wire) the message goes out in py2p's format and routing:
+  /// `to` a node that is not a neighbour is found by py2p's id lookup and
+  /// dialled, and the ID returned is then the lookup's request ID (README,
+  /// "Joining a py2p or js2p mesh").
   std::string send(std::vector<syncmesh::value> packets,
                    const send_options& opts = {});
   /// The next received message, or nothing.

@@ -550,3 +550,190 @@ BOOST_AUTO_TEST_CASE(a_py2p_peer_that_does_not_read_is_shed_not_dropped) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// -- the mesh_socket half (actors/router_py2p_messages.cpp) -------------------
+
+namespace {
+
+/// Takes up to 100 messages from the node's receive queue.
+pb::MessageList recv_all(py2p_fixture& f) {
+  pb::RecvRequest req;
+  req.set_max(100);
+  return f.ask<pb::MessageList>(f.node.facade, std::move(req));
+}
+
+/// A SendRequest with one text packet.
+pb::SendRequest send_text(const std::string& text) {
+  pb::SendRequest req;
+  to_proto(value{text}, req.add_packets());
+  return req;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(py2p_messages, py2p_fixture)
+
+BOOST_AUTO_TEST_CASE(peer_messages_reach_recv_without_their_sub_flag) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  // B's send('hi', 5): delivered here, relayed to C.
+  auto hello = frame(py2p::flag::broadcast, peer_b, now_s(),
+                     py2p::user_payload(py2p::flag::broadcast,
+                                        {py2p::text("hi"), py2p::uint(5)}));
+  send(b, hello);
+  auto list = recv_all(*this);
+  BOOST_REQUIRE_EQUAL(list.messages_size(), 1);
+  const auto& m = list.messages(0).message();
+  BOOST_CHECK_EQUAL(m.sender(), peer_b);
+  BOOST_CHECK_EQUAL(list.messages(0).via(), peer_b);
+  BOOST_CHECK_EQUAL(m.time_us(), now_s() * 1'000'000);
+  BOOST_CHECK_EQUAL(m.message_id().size(), py2p::id_size);
+  BOOST_REQUIRE_EQUAL(m.packets_size(), 2);
+  BOOST_CHECK(value_of(m.packets(0)) == value{std::string{"hi"}});
+  BOOST_CHECK(value_of(m.packets(1)) == value{int64_t{5}});
+  BOOST_CHECK(!m.whisper());
+  BOOST_CHECK(m.to().empty());
+  BOOST_CHECK_EQUAL(received(c, py2p::flag::broadcast).size(), 1u);
+  // The same broadcast again (another path): shown once.
+  send(c, hello);
+  BOOST_CHECK_EQUAL(recv_all(*this).messages_size(), 0);
+  // C's reply(): a whisper addressed to this node.
+  send(c, frame(py2p::flag::whisper, peer_c, now_s(),
+                py2p::user_payload(py2p::flag::whisper, {py2p::text("re")})));
+  list = recv_all(*this);
+  BOOST_REQUIRE_EQUAL(list.messages_size(), 1);
+  BOOST_CHECK(list.messages(0).message().whisper());
+  BOOST_CHECK_EQUAL(list.messages(0).message().to(), node_a);
+  // Whispers are never relayed.
+  BOOST_CHECK(received(b, py2p::flag::whisper).empty());
+}
+
+BOOST_AUTO_TEST_CASE(send_goes_out_as_py2p_send_whisper_and_reply) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  // A broadcast: py2p's send() to every peer.
+  auto reply = ask<pb::SendReply>(node.facade, send_text("all"));
+  BOOST_CHECK_EQUAL(reply.peers(), 2u);
+  for (auto hdl : {b, c}) {
+    auto out = received(hdl, py2p::flag::broadcast);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_CHECK_EQUAL(out[0].type, py2p::flag::broadcast);
+    BOOST_CHECK_EQUAL(out[0].sender, node_a);
+    BOOST_CHECK_EQUAL(out[0].time, now_s());
+    BOOST_REQUIRE_EQUAL(out[0].payload.size(), 2u);
+    BOOST_CHECK_EQUAL(bytes_of(out[0].payload[1]), "all");
+  }
+  // Its echo from a peer is dropped, not delivered to our users.
+  auto echo = py2p::build(
+    py2p::flag::broadcast, node_a, now_s(),
+    py2p::user_payload(py2p::flag::broadcast, {py2p::text("all")}));
+  BOOST_CHECK_EQUAL(reply.message_id(), py2p::sha256(echo));
+  send(b, py2p::frame(py2p::make_raw(echo), {}, node_cfg.max_frame_size));
+  BOOST_CHECK_EQUAL(recv_all(*this).messages_size(), 0);
+  BOOST_CHECK_EQUAL(received(c, py2p::flag::broadcast).size(), 1u);
+  // To a neighbour (reply): py2p's reply() whisper, to it only.
+  auto to_b = send_text("just b");
+  to_b.set_to(peer_b);
+  BOOST_CHECK_EQUAL(ask<pb::SendReply>(node.facade, std::move(to_b)).peers(),
+                    1u);
+  auto out = received(b, py2p::flag::whisper);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_CHECK_EQUAL(out[0].type, py2p::flag::whisper);
+  BOOST_CHECK_EQUAL(bytes_of(out[0].payload[1]), "just b");
+  BOOST_CHECK(received(c, py2p::flag::whisper).empty());
+  // A whisper: to every direct peer.
+  auto whisper = send_text("neighbours");
+  whisper.set_whisper(true);
+  BOOST_CHECK_EQUAL(ask<pb::SendReply>(node.facade, std::move(whisper)).peers(),
+                    2u);
+  BOOST_CHECK_EQUAL(received(b, py2p::flag::whisper).size(), 2u);
+  BOOST_CHECK_EQUAL(received(c, py2p::flag::whisper).size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_lookup_for_a_neighbour_is_answered_as_py2p_does) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  attach(peer_c, "10.0.0.3", 7001);
+  send(b, frame(py2p::flag::broadcast, peer_b, now_s(),
+                {py2p::uint(py2p::flag::request), py2p::text("rid"),
+                 py2p::bin(peer_c)}));
+  auto answers = received(b, py2p::flag::response);
+  BOOST_REQUIRE_EQUAL(answers.size(), 1u);
+  BOOST_CHECK_EQUAL(answers[0].type, py2p::flag::broadcast);
+  py2p::lookup_answer answer;
+  BOOST_REQUIRE(py2p::read_lookup_answer(answers[0].payload, answer).empty());
+  BOOST_CHECK_EQUAL(answer.request_id, "rid");
+  BOOST_CHECK_EQUAL(answer.peer.host, "10.0.0.3");
+  BOOST_CHECK_EQUAL(answer.peer.port, 7001u);
+  BOOST_CHECK_EQUAL(answer.peer.id, peer_c);
+  // The target is echoed in the type it came in (py2p keys by type).
+  BOOST_CHECK_EQUAL(answers[0].payload[2].list().items(1).kind_case(),
+                    pb::Value::kBytes);
+  // An id we do not hold: no answer.
+  send(b, frame(py2p::flag::broadcast, peer_b, now_s(),
+                {py2p::uint(py2p::flag::request), py2p::text("rid2"),
+                 py2p::text("Unknown")}));
+  BOOST_CHECK_EQUAL(received(b, py2p::flag::response).size(), 1u);
+  BOOST_CHECK_EQUAL(ask<pb::RouterStats>(node.router, stats_atom::value)
+                      .py2p_lookups_answered(),
+                    1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reply_to_a_non_neighbour_waits_for_it) {
+  const std::string peer_d = "PeerDDD";
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto req = send_text("for d");
+  req.set_to(peer_d);
+  auto reply = ask<pb::SendReply>(node.facade, std::move(req));
+  // py2p's reply() fallback: a lookup broadcast, in both id types since D's
+  // never arrived.
+  auto lookups = received(b, py2p::flag::request);
+  BOOST_REQUIRE_EQUAL(lookups.size(), 2u);
+  for (const auto& l : lookups) {
+    BOOST_CHECK_EQUAL(l.type, py2p::flag::broadcast);
+    BOOST_REQUIRE_EQUAL(l.payload.size(), 3u);
+    BOOST_CHECK_EQUAL(bytes_of(l.payload[1]), reply.message_id());
+    BOOST_CHECK_EQUAL(bytes_of(l.payload[2]), peer_d);
+  }
+  BOOST_CHECK(lookups[0].payload[2].kind_case()
+              != lookups[1].payload[2].kind_case());
+  // D attaches (dialled after an answer, or on its own): it gets the reply.
+  auto d = attach(peer_d, "10.0.0.4", 7002);
+  auto out = received(d, py2p::flag::whisper);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_CHECK_EQUAL(out[0].type, py2p::flag::whisper);
+  BOOST_CHECK_EQUAL(bytes_of(out[0].payload[1]), "for d");
+  // Unanswered replies give up after 60 s, counted.
+  auto lost = send_text("for nobody");
+  lost.set_to("PeerEEE");
+  ask<pb::SendReply>(node.facade, std::move(lost));
+  advance(61s);
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_CHECK_EQUAL(stats.py2p_messages_dropped().count("reply_undelivered"),
+                    1u);
+}
+
+BOOST_AUTO_TEST_CASE(hostile_user_messages_are_dropped_and_counted) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  std::vector<pb::Value> many(4097, py2p::uint(1));
+  send(b, frame(py2p::flag::broadcast, peer_b, now_s(),
+                py2p::user_payload(py2p::flag::broadcast, many)));
+  pb::Value deep = py2p::text("leaf");
+  for (int i = 0; i < default_max_value_depth + 2; ++i) {
+    pb::Value outer;
+    *outer.mutable_list()->add_items() = deep;
+    deep = outer;
+  }
+  send(b, frame(py2p::flag::whisper, peer_b, now_s(),
+                py2p::user_payload(py2p::flag::whisper, {deep})));
+  BOOST_CHECK_EQUAL(recv_all(*this).messages_size(), 0);
+  auto stats = ask<pb::RouterStats>(node.router, stats_atom::value);
+  BOOST_CHECK_EQUAL(stats.py2p_messages_dropped().at("too_many_packets"), 1u);
+  BOOST_CHECK_EQUAL(stats.py2p_messages_dropped().at("invalid_packet"), 1u);
+  // The link stays and its next message is delivered.
+  BOOST_CHECK(!closed(b));
+  send(b, frame(py2p::flag::whisper, peer_b, now_s(),
+                py2p::user_payload(py2p::flag::whisper, {py2p::text("ok")})));
+  BOOST_CHECK_EQUAL(recv_all(*this).messages_size(), 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.error
@@ -39,7 +40,8 @@ SKIP = 77
 SCENARIOS = [
     "js2p_join", "py2p_join", "chain_js2p_syncmesh_py2p",
     "chain_syncmesh_js2p_syncmesh", "leases", "misbehaving_peers",
-    "allowed_deletes", "value_limits"
+    "allowed_deletes", "value_limits", "messages_py2p", "messages_js2p",
+    "message_lookups"
 ]
 DEBIAN_PY = ["python3-base58", "python3-u-msgpack", "python3-pyee"]
 
@@ -278,6 +280,34 @@ class SyncmeshNode:
     def alive(self):
         return self.proc.poll() is None and self._req("GET", "/healthz")[0] == 200
 
+    def send(self, packets, to=None, whisper=False):
+        """POST /v1/messages; returns the message id (hex)."""
+        body = {"packets": [to_json(p) for p in packets]}
+        if to is not None:
+            body["to"] = as_key(to).hex()
+        if whisper:
+            body["whisper"] = True
+        status, res = self._req("POST", "/v1/messages", body)
+        if status != 202:
+            raise AssertionError("%s send: %s %s" % (self.name, status, res))
+        return res["id"]
+
+    def watch_messages(self):
+        """Starts reading `message` events from /v1/watch; returns a
+        MessageWatch once the stream is open."""
+        return MessageWatch(self)
+
+    def metric(self, name, **labels):
+        """The value of one counter of /metrics (0 when absent)."""
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics" % self.http)
+        with urllib.request.urlopen(req, timeout=10) as res:
+            text = res.read().decode()
+        want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith(name + ("{" + want + "}" if want else " ")):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -287,6 +317,58 @@ class SyncmeshNode:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("%s did not stop within 15 s" % self.name)
+
+
+class MessageWatch:
+    """`message` events of a syncmesh node's /v1/watch, read by a thread:
+    each a dict with sender (bytes), packets (Python values), whisper,
+    direct and id."""
+
+    def __init__(self, node):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.res = urllib.request.urlopen(
+            "http://127.0.0.1:%d/v1/watch" % node.http, timeout=600)
+        first = self.res.readline().decode()
+        assert first.startswith(": watching"), first
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event = None
+        try:
+            for raw in self.res:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[len("event: "):]
+                elif line.startswith("data: ") and event == "message":
+                    d = json.loads(line[len("data: "):])
+                    m = {"sender": bytes.fromhex(d["sender"]),
+                         "packets": norm(from_json(d["packets"])),
+                         "whisper": d["whisper"], "direct": d["direct"],
+                         "id": d["id"]}
+                    with self.lock:
+                        self.messages.append(m)
+                elif not line:
+                    event = None
+        except Exception:
+            pass  # the node stopped
+
+    def find(self, packets):
+        with self.lock:
+            return [m for m in self.messages if m["packets"] == packets]
+
+    def wait(self, packets, what):
+        return wait_until(lambda: self.find(packets),
+                          "syncmesh to receive %s" % what, timeout=20)[0]
+
+    def close(self):
+        # Shut the socket down rather than close the response: the reader
+        # thread holds the response's buffer while it waits for a line.
+        import socket
+        try:
+            self.res.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
 
 
 class Py2pNode:
@@ -327,6 +409,30 @@ class Py2pNode:
 
     def peers(self):
         return len(self.sock.routing_table)
+
+    def send(self, *packets, **kwargs):
+        """py2p's MeshSocket.send (flag/type keywords as py2p takes them)."""
+        self.sock.send(*packets, **kwargs)
+
+    def recv_all(self):
+        """Drains py2p's receive queue into self.received (py2p Message
+        objects: packets[0] is the sub-flag, msg.msg_type the main flag)."""
+        if not hasattr(self, "received"):
+            self.received = []
+        while True:
+            m = self.sock.recv()
+            if m is None:
+                return self.received
+            self.received.append(m)
+
+    def wait_message(self, packets, what):
+        """Waits for a received message whose user packets (after the
+        sub-flag) are `packets`."""
+        def found():
+            return [m for m in self.recv_all()
+                    if norm(list(m.packets[1:])) == packets]
+        return wait_until(found, "%s to receive %s" % (self.name, what),
+                          timeout=20)[0]
 
     def close(self):
         self.sock.close()
@@ -391,6 +497,33 @@ class Js2pNode:
 
     def peers(self):
         return self.call(op="peers")["peers"]
+
+    def send(self, *packets):
+        """js2p's MeshSocket.send(packets): a broadcast."""
+        self.call(op="send", packets=self._pack(list(packets)))
+
+    def recv_all(self):
+        """Drains js2p's receive queue into self.received: dicts with index
+        (for reply), sender (bytes), whisper and packets (with the
+        sub-flag first, as js2p shows them)."""
+        if not hasattr(self, "received"):
+            self.received = []
+        for m in self.call(op="recv")["messages"]:
+            self.received.append({
+                "index": m["index"], "sender": bytes.fromhex(m["sender"]),
+                "whisper": m["whisper"],
+                "packets": norm(self.umsgpack.unpackb(bytes.fromhex(m["packets"])))})
+        return self.received
+
+    def wait_message(self, packets, what):
+        def found():
+            return [m for m in self.recv_all() if m["packets"][1:] == packets]
+        return wait_until(found, "%s to receive %s" % (self.name, what),
+                          timeout=20)[0]
+
+    def reply(self, msg, packets):
+        """js2p's Message.reply(packets)."""
+        self.call(op="reply", index=msg["index"], packets=self._pack(packets))
 
     def close(self):
         if self.proc.poll() is None:
@@ -673,6 +806,139 @@ def scenario_allowed_deletes(ctx):
     wait_same([p, one, two], "after the deletes")
 
 
+def message_exchange(ctx, ref):
+    """The mesh_socket half between syncmesh S and a direct reference peer
+    `ref` (js2p or py2p), with a py2p node P2 behind S: broadcasts both
+    ways (relayed by S byte for byte), whispers both ways, replies to each
+    other's messages. Returns S."""
+    p2 = ctx.py2p("P2")
+    s = ctx.syncmesh("S", peers=[ref.port, p2.port])
+    wait_until(lambda: s.peers() == 2 and ref.peers() >= 1 and p2.peers() >= 1,
+               "syncmesh to connect to both")
+    watch = s.watch_messages()
+    # ref broadcasts (its send()): S's users get the packets without the
+    # sub-flag, sender = ref's id; S relays it to P2 unchanged.
+    ref.send("broadcast from " + ref.name, b"\x00\x01", 42, [1, {"a": 2}])
+    got = watch.wait(["broadcast from " + ref.name, b"\x00\x01", 42,
+                      [1, {"a": 2}]], "ref's broadcast")
+    ref_id = as_key(ref.id if isinstance(ref, Js2pNode) else ref.sock.id)
+    assert got["sender"] == ref_id, (got["sender"], ref_id)
+    assert not got["whisper"] and not got["direct"], got
+    relayed = p2.wait_message(["broadcast from " + ref.name, b"\x00\x01", 42,
+                               [1, {"a": 2}]], "ref's broadcast through S")
+    assert as_key(relayed.sender) == ref_id
+    # S broadcasts (HTTP): both peers get py2p's send() format.
+    s.send(["broadcast from syncmesh", 7])
+    m = ref.wait_message(["broadcast from syncmesh", 7], "S's broadcast")
+    s_id = as_key(m["sender"] if isinstance(m, dict) else m.sender)
+    if isinstance(m, dict):
+        assert m["packets"][0] == 0 and not m["whisper"], m
+    else:
+        assert m.packets[0] == 0 and m.msg.msg_type == 0, m
+    p2.wait_message(["broadcast from syncmesh", 7], "S's broadcast")
+    # ref replies to S's message (Message.reply): a whisper S shows as
+    # direct, from ref.
+    if isinstance(ref, Js2pNode):
+        ref.reply(m, ["reply from " + ref.name])
+    else:
+        m.reply("reply from " + ref.name)
+    got = watch.wait(["reply from " + ref.name], "ref's reply")
+    assert got["whisper"] and got["direct"] and got["sender"] == ref_id, got
+    # S replies to ref's broadcast (to = its sender): a whisper as py2p's
+    # reply() sends it, to ref only.
+    s.send(["reply from syncmesh"], to=ref_id)
+    m = ref.wait_message(["reply from syncmesh"], "S's reply")
+    if isinstance(m, dict):
+        assert m["whisper"] and m["packets"][0] == 2 and m["sender"] == s_id, m
+    else:
+        assert m.msg.msg_type == 2 and m.packets[0] == 2, m
+        assert as_key(m.sender) == s_id
+    # S whispers (to its direct peers only): both get it, nobody relays.
+    s.send(["whisper from syncmesh"], whisper=True)
+    ref.wait_message(["whisper from syncmesh"], "S's whisper")
+    p2.wait_message(["whisper from syncmesh"], "S's whisper")
+    # P2 (behind S) broadcasts: S delivers it and relays it to ref.
+    p2.send("from behind", 3)
+    got = watch.wait(["from behind", 3], "P2's broadcast")
+    assert got["sender"] == as_key(p2.sock.id), got
+    ref.wait_message(["from behind", 3], "P2's broadcast through S")
+    # Nothing was shown twice (the waterfall de-duplicates).
+    assert len(watch.find(["from behind", 3])) == 1
+    assert len(watch.find(["broadcast from " + ref.name, b"\x00\x01", 42,
+                           [1, {"a": 2}]])) == 1
+    watch.close()
+    return s
+
+
+def scenario_messages_py2p(ctx):
+    """py2p <-> syncmesh messages (see message_exchange), then hostile user
+    messages from a raw client: dropped, counted, the link stays."""
+    import umsgpack
+    ref = ctx.py2p("P")
+    s = message_exchange(ctx, ref)
+    watch = s.watch_messages()
+    deep = "leaf"
+    for _ in range(70):  # beyond the default max_value_depth (64)
+        deep = [deep]
+    now = int(time.time())
+    me = "RawClient" + "2" * 57
+    frames = [raw_frame(umsgpack.packb([0, me, now, 0, deep])),
+              raw_frame(umsgpack.packb([0, me, now, 0] + [1] * 5000)),
+              raw_frame(umsgpack.packb([2, me, now, 2, "fine"]))]
+    assert not hostile_client(s, frames, "too deep / too many packets",
+                              wait=1.5)
+    got = watch.wait(["fine"], "the raw client's whisper")
+    assert got["whisper"] and got["sender"] == me.encode(), got
+    name = "syncmesh_py2p_messages_dropped_total"
+    wait_until(lambda: s.metric(name, reason="invalid_packet") >= 1 and
+               s.metric(name, reason="too_many_packets") >= 1,
+               "the drops to be counted")
+    assert not watch.find([deep]) and not watch.find([1] * 5000)
+    watch.close()
+
+
+def scenario_messages_js2p(ctx):
+    """js2p <-> syncmesh messages (see message_exchange)."""
+    message_exchange(ctx, ctx.js2p("J"))
+
+
+def scenario_message_lookups(ctx):
+    """Replies through the mesh with py2p's id lookups: P - Q - S - J
+    (py2p, py2p, syncmesh, js2p). syncmesh replies to P, which is not a
+    neighbour: it broadcasts a lookup, Q answers with P's address, S dials
+    P and whispers the reply. Then P looks J up with py2p's own request
+    machinery: S answers for its neighbour J, P dials J and whispers."""
+    from py2p import flags
+    q = ctx.py2p("Q")
+    p = ctx.py2p("P")
+    j = ctx.js2p("J")
+    s = ctx.syncmesh("S", peers=[q.port, j.port])
+    wait_until(lambda: s.peers() == 2 and q.peers() == 1, "S to connect")
+    # P joins after S: the peers list S got from Q does not name P, so S
+    # does not dial it on its own (P does not dial S: max_outgoing is 0).
+    p.connect(q.port)
+    wait_until(lambda: q.peers() == 2 and p.peers() == 1,
+               "P - Q - S - J to connect")
+    assert s.peers() == 2
+    watch = s.watch_messages()
+    p.send("hello from afar")
+    got = watch.wait(["hello from afar"], "P's broadcast through Q")
+    assert got["sender"] == as_key(p.sock.id)
+    s.send(["reply through the mesh"], to=got["sender"])
+    m = p.wait_message(["reply through the mesh"], "S's reply")
+    assert m.msg.msg_type == 2 and m.packets[0] == 2, m
+    wait_until(lambda: s.peers() == 3, "S to have dialled P")
+    # P's lookup for J (js2p's id is str): S holds J, so S answers.
+    request_id = "lookup-from-P-%d" % time.time()
+    p.sock.requests[request_id] = (flags.whisper, flags.whisper,
+                                   "found you through syncmesh")
+    p.send(request_id, j.id, type=flags.request)
+    m = j.wait_message(["found you through syncmesh"], "P's deferred whisper")
+    assert m["whisper"] and m["sender"] == as_key(p.sock.id), m
+    wait_until(lambda: s.metric("syncmesh_link_bounds_total",
+                                kind="py2p_lookups_answered") >= 1,
+               "the answer to be counted")
+    watch.close()
 def scenario_value_limits(ctx):
     """py2p - syncmesh - js2p: syncmesh stores the values py2p and js2p
     relay (a 2 MiB value was relayed but not stored under the native 1 MiB

@@ -27,6 +27,8 @@ const unhex = (h) => Buffer.from(h, 'hex');
 const pack = (x) => msgpack.encode(x).toString('hex');
 
 let sock;
+// Messages taken from js2p's queue by `recv`, for `reply`.
+const received = [];
 process.on('uncaughtException', (err) => {
   if (err && err.code === 'EADDRINUSE') {
     out({error: 'EADDRINUSE'});
@@ -72,6 +74,22 @@ const handlers = {
     return {items: pack(items)};
   },
   peers: () => ({peers: sock.routing_table.size}),
+  // The mesh_socket half: send(packets) broadcasts as js2p's send() does;
+  // recv drains js2p's queue into `received` (reply refers to it by index).
+  send: (r) => { sock.send(msgpack.decode(unhex(r.packets))); },
+  recv: () => {
+    const msgs = [];
+    let msg;
+    while ((msg = sock.recv()) !== undefined && msg !== null) {
+      received.push(msg);
+      msgs.push({index: received.length - 1,
+                 sender: Buffer.from(String(msg.sender)).toString('hex'),
+                 whisper: msg.msg.msg_type === 2,
+                 packets: pack(msg.packets)});
+    }
+    return {messages: msgs};
+  },
+  reply: (r) => { received[r.index].reply(msgpack.decode(unhex(r.packets))); },
   quit: () => {
     try { sock.close(); } catch (e) { /* closing is best effort */ }
     out({ok: true});

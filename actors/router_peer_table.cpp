@@ -19,8 +19,10 @@ void on_attached(router_self self, const std::string& peer) {
   st.book.connected(addr);
   // A py2p link sends its own peers list and keys (py2p's _send_peers);
   // py2p peers know neither our announcements nor anti-entropy.
-  if (st.cfg.wire == wire_kind::py2p)
+  if (st.cfg.wire == wire_kind::py2p) {
+    py2p_on_attached(self, peer);
     return;
+  }
   exchange_peers_with(self, peer);
   start_anti_entropy_with(self, peer);
 }

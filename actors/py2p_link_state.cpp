@@ -54,10 +54,8 @@ void py2p_id_types::observe(const std::string& id, bool bin, bool first_hand) {
   if (i != index_.end()) {
     uses_.splice(uses_.end(), uses_, i->second.use);
     // A node's own word beats hearsay; hearsay never changes a known type.
-    if (first_hand) {
+    if (first_hand)
       i->second.bin = bin;
-      i->second.first_hand = true;
-    }
     return;
   }
   if (index_.size() >= capacity_) {
@@ -66,7 +64,7 @@ void py2p_id_types::observe(const std::string& id, bool bin, bool first_hand) {
     ++evictions_;
   }
   uses_.push_back(id);
-  index_.emplace(id, known{bin, first_hand, std::prev(uses_.end())});
+  index_.emplace(id, known{bin, std::prev(uses_.end())});
 }
 
 bool py2p_id_types::is_bin(const std::string& id) {

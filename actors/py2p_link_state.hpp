@@ -104,7 +104,6 @@ public:
 private:
   struct known {
     bool bin = false;
-    bool first_hand = false;
     std::list<std::string>::iterator use;
   };
 

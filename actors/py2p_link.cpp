@@ -28,13 +28,22 @@ using py2p_tick_atom = caf::atom_constant<caf::atom("py2ptick")>;
 /// Keys sent per snapshot page during the initial sync.
 constexpr uint32_t sync_page = 256;
 
-/// The node's wall time in seconds (py2p's unit).
-uint64_t now_s(py2p_link_ptr self) {
+/// (py2p_stall_atom): checks a frame the peer left unfinished.
+using py2p_stall_atom = caf::atom_constant<caf::atom("py2pstall")>;
+
+/// The node's wall time in µs.
+uint64_t now_us(py2p_link_ptr self) {
   const auto& clock = self->state.params.clock;
   if (clock)
-    return clock() / 1'000'000;
+    return clock();
   return static_cast<uint64_t>(
-    duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
+    duration_cast<microseconds>(system_clock::now().time_since_epoch())
+      .count());
+}
+
+/// The node's wall time in seconds (py2p's unit).
+uint64_t now_s(py2p_link_ptr self) {
+  return now_us(self) / 1'000'000;
 }
 
 std::string describe(py2p_link_ptr self) {
@@ -250,6 +259,7 @@ void send_initial_sync(py2p_link_ptr self) {
 
 void handle(py2p_link_ptr self, py2p_inbound& in);
 void on_applied(py2p_link_ptr self, size_t bytes);
+void watch_stall(py2p_link_ptr self);
 
 /// Tells the router the msgpack type node ID `id` arrived in (once per type
 /// and link, from a small per-link memory), so it goes back to every peer in
@@ -424,18 +434,41 @@ void drain(py2p_link_ptr self) {
 /// allows, handle what arrived meanwhile, then read again.
 void on_applied(py2p_link_ptr self, size_t bytes) {
   link_on_applied(
-    self, self->state, bytes, [=] { drain(self); },
+    self, self->state, bytes,
+    [=] {
+      // Reading again: the peer's stalled-frame time starts over.
+      self->state.stall.restart(now_us(self));
+      drain(self);
+      watch_stall(self);
+    },
     [=] { return describe(self); });
+}
+
+/// Schedules a check of py2p's stalled-frame rule when the peer left part
+/// of a frame after its handshake (before it, the handshake timeout rules).
+void watch_stall(py2p_link_ptr self) {
+  auto& st = self->state;
+  if (st.closing || st.stall_armed || !st.session->handshake_received())
+    return;
+  auto now = now_us(self);
+  auto v = st.stall.check(now, st.session->buffered(), !st.ingress.paused());
+  if (v.check_at_us == 0)
+    return;
+  st.stall_armed = true;
+  self->delayed_send(self, microseconds(v.check_at_us - now),
+                     py2p_stall_atom::value);
 }
 
 void on_data(py2p_link_ptr self, const std::vector<char>& buf) {
   auto& st = self->state;
   if (st.closing)
     return;
+  st.stall.restart(now_us(self));
   st.session->push(std::string_view{buf.data(), buf.size()});
   // While paused, what the multiplexer still reads waits in the session.
   if (!st.ingress.paused())
     drain(self);
+  watch_stall(self);
 }
 
 } // namespace
@@ -501,6 +534,22 @@ caf::behavior py2p_link_actor(py2p_link_ptr self,
       report_traffic(self);
       self->delayed_send(self, st.params.heartbeat_interval,
                          py2p_tick_atom::value);
+    },
+    [=](py2p_stall_atom) {
+      auto& st = self->state;
+      st.stall_armed = false;
+      if (st.closing)
+        return;
+      auto buffered = st.session->buffered();
+      if (st.stall.check(now_us(self), buffered, !st.ingress.paused())
+            .expired) {
+        shut_down(self, "frame incomplete for "
+                          + std::to_string(st.stall.limit_us() / 1'000'000)
+                          + " s (py2p's limit; " + std::to_string(buffered)
+                          + " bytes held)");
+        return;
+      }
+      watch_stall(self);
     },
     [=](goodbye_atom, int32_t reason, const std::string& detail) {
       shut_down(self,

@@ -41,6 +41,10 @@ struct py2p_link_state : link_base {
   /// Messages that arrived before the router answered the attach (at most
   /// params.max_send_queue bytes, and within the node's handshake budget).
   early_frames<py2p_inbound> early;
+  /// py2p's 60 s limit for a frame left unfinished.
+  stalled_frame_rule stall;
+  /// A stall check (py2p_stall_atom) is scheduled.
+  bool stall_armed = false;
   /// Messages counted since the last report.
   size_t unreported = 0;
   /// Node IDs whose msgpack type this link told the router: bit 0 bin,

@@ -164,10 +164,11 @@ py2p_session::step py2p_session::next(std::vector<py2p_inbound>& out) {
       break;
   }
   py2p::raw_message raw;
-  if (auto err
-      = py2p::open_frame(body, peer_methods_, cfg_.max_frame_size, raw);
+  bool too_large = false;
+  if (auto err = py2p::open_frame(body, peer_methods_, cfg_.max_frame_size, raw,
+                                  &too_large);
       !err.empty())
-    return {false, err};
+    return {false, err, too_large};
   return {false, classify(std::move(raw), out)};
 }
 

@@ -208,6 +208,48 @@ struct py2p_inbound {
   bool broadcast() const noexcept { return msg.type == py2p::flag::broadcast; }
 };
 
+/// py2p's rule for a frame the peer began and never finished: py2p 0.7.870
+/// disconnects a connection that holds part of a frame and has sent nothing
+/// for 60 s (`kill_old_nodes` in base.py); without it, half a frame would
+/// keep a connection and its buffer forever (py2p has no pings). Time counts
+/// only while the link reads: a link that paused its socket itself
+/// (back-pressure) restarts the count when it reads again.
+class stalled_frame_rule {
+public:
+  /// What check() found.
+  struct verdict {
+    /// The frame stalled for the limit: close the connection.
+    bool expired = false;
+    /// When to check again (µs, node clock); 0: nothing to watch.
+    uint64_t check_at_us = 0;
+  };
+
+  /// A rule that closes after `limit_us` without bytes (py2p: 60 s).
+  explicit stalled_frame_rule(uint64_t limit_us = py2p::max_age_s * 1'000'000)
+      : limit_us_(limit_us) {}
+
+  /// Bytes arrived, or the link reads again after a pause, at `now_us`.
+  void restart(uint64_t now_us) noexcept { since_us_ = now_us; }
+
+  /// The verdict at `now_us` for a link that holds `incomplete_bytes` of an
+  /// unfinished frame and is (or is not) `reading` its socket.
+  verdict check(uint64_t now_us, size_t incomplete_bytes,
+                bool reading) const noexcept {
+    if (incomplete_bytes == 0 || !reading)
+      return {};
+    if (now_us >= since_us_ + limit_us_)
+      return {true, 0};
+    return {false, since_us_ + limit_us_};
+  }
+
+  /// The limit in µs.
+  uint64_t limit_us() const noexcept { return limit_us_; }
+
+private:
+  uint64_t limit_us_;
+  uint64_t since_us_ = 0;
+};
+
 /// The per-connection rules of a py2p link: turns received bytes into
 /// classified messages and frames what we send for this peer's compression.
 class py2p_session {

@@ -407,7 +407,9 @@ std::optional<std::string> compress(uint8_t m, std::string_view data) {
 }
 
 std::optional<std::string> decompress(uint8_t m, std::string_view data,
-                                      size_t max_out) {
+                                      size_t max_out, bool* over_limit) {
+  if (over_limit)
+    *over_limit = false;
   if (m != method::zlib && m != method::gzip)
     return std::nullopt;
   z_stream zs{};
@@ -428,6 +430,8 @@ std::optional<std::string> decompress(uint8_t m, std::string_view data,
     auto produced = sizeof(chunk) - zs.avail_out;
     // Stop a zip bomb as soon as it passes the bound, before keeping more.
     if (out.size() + produced > max_out) {
+      if (over_limit)
+        *over_limit = true;
       rc = Z_DATA_ERROR;
       break;
     }
@@ -502,18 +506,32 @@ bool split_checked(std::string_view plain, raw_message& out) {
 
 std::string open_frame(std::string_view body,
                        const std::vector<uint8_t>& sender_methods,
-                       size_t max_frame_size, raw_message& out) {
+                       size_t max_frame_size, raw_message& out,
+                       bool* too_large) {
+  if (too_large)
+    *too_large = false;
+  bool over = false;
   for (auto m : sender_methods) {
     if (m != method::zlib && m != method::gzip)
       continue;
     // Decompressed frames are bounded by the same size as raw ones.
-    if (auto plain = decompress(m, body, max_frame_size))
+    bool over_here = false;
+    if (auto plain = decompress(m, body, max_frame_size, &over_here))
       if (split_checked(*plain, out))
         return {};
+    over |= over_here;
   }
   // Uncompressed frames are always accepted, whatever was negotiated.
   if (split_checked(body, out))
     return {};
+  // Without this the peer would read "checksum mismatch" for a value that
+  // is merely larger than this node accepts.
+  if (over) {
+    if (too_large)
+      *too_large = true;
+    return "frame decompresses to more than " + std::to_string(max_frame_size)
+           + " bytes (the largest frame this node accepts)";
+  }
   if (body.size() < id_size)
     return "frame shorter than its " + std::to_string(id_size)
            + "-byte checksum";

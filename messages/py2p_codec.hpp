@@ -141,9 +141,11 @@ std::optional<std::string> compress(uint8_t method, std::string_view data);
 
 /// Decompresses `data` that must be exactly one stream of `method`; fails
 /// (nullopt) on corrupt input, trailing bytes, an unknown method, or output
-/// beyond `max_out` bytes, so a zip bomb costs at most `max_out` bytes.
+/// beyond `max_out` bytes, so a zip bomb costs at most `max_out` bytes;
+/// `over_limit`, when given, tells the last case from the others.
 std::optional<std::string> decompress(uint8_t method, std::string_view data,
-                                      size_t max_out);
+                                      size_t max_out,
+                                      bool* over_limit = nullptr);
 
 // -- frames -------------------------------------------------------------------
 
@@ -167,10 +169,13 @@ std::string frame(const raw_message& msg, const std::vector<uint8_t>& peer,
 
 /// Opens one frame body (without its length): tries each method of the
 /// sender's list that we support, in its order, then raw; checks the id.
-/// Returns an explanation on failure (the link must close).
+/// Returns an explanation on failure (the link must close); `too_large`,
+/// when given, is set when the frame failed only because it decompresses
+/// to more than `max_frame_size` bytes.
 std::string open_frame(std::string_view body,
                        const std::vector<uint8_t>& sender_methods,
-                       size_t max_frame_size, raw_message& out);
+                       size_t max_frame_size, raw_message& out,
+                       bool* too_large = nullptr);
 
 // -- messages
 // -------------------------------------------------------------------

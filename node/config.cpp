@@ -1,5 +1,7 @@
 #include "syncmesh/config.hpp"
 
+#include <algorithm>
+
 #include "messages/frame_codec.hpp"
 #include "messages/py2p_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -17,6 +19,20 @@ const char* to_string(durability_mode x) noexcept {
       return "always";
   }
   return "?";
+}
+
+config config::for_py2p() {
+  config result;
+  result.wire = wire_kind::py2p;
+  result.max_value_size = py2p_max_value_size;
+  // A py2p store carries the value, its key, the sender's id and a few
+  // small packets; the checksum and msgpack headers fit the slack.
+  result.max_frame_size = result.max_value_size + result.max_key_size + 1024;
+  result.max_send_queue
+    = std::max(result.max_send_queue, result.max_frame_size * 4);
+  result.ingress_window
+    = std::max(result.ingress_window, result.max_frame_size);
+  return result;
 }
 
 std::string config::validate() const {

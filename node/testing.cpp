@@ -8,6 +8,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 
 #include <unistd.h>
 
@@ -77,6 +78,11 @@ struct connection {
   endpoint side[2];
   /// dir[k] carries frames from side[k] to side[1 - k].
   direction dir[2];
+  /// Deliveries for this connection queued or held by a paused node: its
+  /// slot is reused only when none is left and both sides are done.
+  size_t pending = 0;
+  /// The slot holds no connection (free for the next dial).
+  bool free = false;
 };
 
 /// Something the network hands to a node at a virtual time.
@@ -121,6 +127,11 @@ struct sim_node {
   std::map<size_t, connection_handle> provided;
   /// Frames that arrived while paused, in order.
   std::vector<delivery> deferred;
+  /// Connections with bytes the node's brokers have not read yet. The run
+  /// loop reads only these: the multiplexer's read_data() visits every
+  /// handle it ever had, and a long partition's refused redials leave one
+  /// each, so each virtual hour took longer than the one before.
+  std::set<connection_handle> unread;
 };
 
 struct cluster::impl {
@@ -129,7 +140,12 @@ struct cluster::impl {
   std::shared_ptr<std::atomic<int64_t>> now_us
     = std::make_shared<std::atomic<int64_t>>(0);
   std::vector<sim_node> nodes;
+  /// Connection slots; a slot is reused once its connection is over, so a
+  /// long partition's refused redials do not grow this (every network step
+  /// looks at each slot).
   std::vector<connection> conns;
+  /// Slots of conns that are free.
+  std::vector<size_t> free_conns;
   std::priority_queue<delivery, std::vector<delivery>, std::greater<>> queue;
   uint64_t next_seq = 0;
   int64_t next_handle = 1'000'000;
@@ -239,7 +255,8 @@ struct cluster::impl {
     n.clock_base = n.sched->clock().now();
     n.clock_base_us = *now_us;
     n.provided.clear();
-    n.deferred.clear();
+    n.unread.clear();
+    drop_deferred(n);
     n.alive = true;
     n.paused = false;
     config cfg = opts.node_config;
@@ -321,7 +338,8 @@ struct cluster::impl {
     n.actor_cfg.reset();
     n.sched = nullptr;
     n.mpx = nullptr;
-    n.deferred.clear();
+    drop_deferred(n);
+    reclaim_all();
   }
 
   /// Runs a dying node's actors, discarding what they write.
@@ -389,6 +407,26 @@ struct cluster::impl {
 
   // -- running ----------------------------------------------------------------
 
+  /// Lets node n's brokers read what arrived for them; true when any did.
+  /// A handle leaves the set once read empty or detached; one whose broker
+  /// stopped reading stays until it reads again.
+  bool read_unread(sim_node& n) {
+    bool progress = false;
+    for (auto it = n.unread.begin(); it != n.unread.end();) {
+      auto hdl = *it;
+      if (!attached(n, hdl)) {
+        it = n.unread.erase(it);
+        continue;
+      }
+      progress |= n.mpx->read_data(hdl);
+      if (n.mpx->virtual_network_buffer(hdl).empty())
+        it = n.unread.erase(it);
+      else
+        ++it;
+    }
+    return progress;
+  }
+
   /// Runs node i's actors and brokers until idle; true when anything ran.
   bool run_node(size_t i) {
     auto& n = nodes[i];
@@ -396,7 +434,7 @@ struct cluster::impl {
       return false;
     size_t steps = 0;
     while (n.sched->try_run_once() || n.mpx->try_exec_runnable()
-           || n.mpx->read_data()) {
+           || read_unread(n)) {
       if (++steps > max_steps_per_instant)
         throw std::runtime_error("syncmesh::testing: node " + std::to_string(i)
                                  + " never becomes idle");
@@ -490,6 +528,7 @@ struct cluster::impl {
         if (buf.empty() && !attached(n, ep.hdl)) {
           ep.closed = true;
           schedule_close(c, k);
+          reclaim(c);
           progress = true;
         }
       }
@@ -502,8 +541,16 @@ struct cluster::impl {
     connection conn;
     conn.side[0] = endpoint{from, nodes[from].incarnation, hdl};
     auto& target = nodes[to];
-    conns.push_back(std::move(conn));
-    auto c = conns.size() - 1;
+    size_t c = 0;
+    if (free_conns.empty()) {
+      conns.push_back(std::move(conn));
+      c = conns.size() - 1;
+    } else {
+      c = free_conns.back();
+      free_conns.pop_back();
+      conns[c] = std::move(conn);
+    }
+    ++counters.connections_held;
     if (!target.alive || target.paused || cut[from][to] || cut[to][from]) {
       ++counters.connections_refused;
       conns[c].side[1].closed = true;
@@ -580,10 +627,12 @@ struct cluster::impl {
     if (f.duplicate > 0 && uniform01() < f.duplicate) {
       ++counters.frames_duplicated;
       dir.in_flight += size;
+      ++conn.pending;
       queue.push(
         delivery{at + latency(f), next_seq++, c, 1 - k, bytes, size, false});
     }
     dir.in_flight += size;
+    ++conn.pending;
     queue.push(
       delivery{at, next_seq++, c, 1 - k, std::move(bytes), size, false});
   }
@@ -598,6 +647,7 @@ struct cluster::impl {
     auto at = std::max(*now_us + latency(faults[from][to]),
                        conn.dir[k].last_arrival_us + 1);
     conn.dir[k].last_arrival_us = at;
+    ++conn.pending;
     queue.push(delivery{at, next_seq++, c, 1 - k, {}, 0, true});
   }
 
@@ -615,16 +665,27 @@ struct cluster::impl {
   }
 
   void hand_over(delivery d) {
+    auto c = d.conn;
+    auto& ep = conns[c].side[d.to_side];
+    auto& n = nodes[ep.node];
+    if (n.alive && n.paused && n.incarnation == ep.incarnation
+        && !ep.peer_closed && !ep.closed) {
+      n.deferred.push_back(std::move(d));
+      return;
+    }
+    --conns[c].pending;
+    consume(std::move(d));
+    reclaim(c);
+  }
+
+  /// Delivery `d` reaches its (running) side, or vanishes.
+  void consume(delivery d) {
     auto& ep = conns[d.conn].side[d.to_side];
     auto& n = nodes[ep.node];
     if (!n.alive || n.incarnation != ep.incarnation || ep.peer_closed
         || ep.closed) {
       if (!d.close)
         ++counters.frames_blackholed;
-      return;
-    }
-    if (n.paused) {
-      n.deferred.push_back(std::move(d));
       return;
     }
     if (d.close) {
@@ -639,6 +700,41 @@ struct cluster::impl {
     caf::io::network::test_multiplexer::buffer_type buf(d.bytes.begin(),
                                                         d.bytes.end());
     n.mpx->virtual_send(ep.hdl, buf);
+    n.unread.insert(ep.hdl);
+  }
+
+  /// True when side `ep` will neither send nor receive anything more.
+  bool done(const endpoint& ep) const {
+    const auto& n = nodes[ep.node];
+    return ep.closed || !n.alive || n.incarnation != ep.incarnation;
+  }
+
+  /// Frees slot `c` once its connection is over on both sides and nothing
+  /// for it is queued.
+  void reclaim(size_t c) {
+    auto& conn = conns[c];
+    if (conn.free || conn.pending > 0 || !done(conn.side[0])
+        || !done(conn.side[1]))
+      return;
+    conn = connection{};
+    conn.side[0].closed = conn.side[1].closed = true;
+    conn.free = true;
+    free_conns.push_back(c);
+    --counters.connections_held;
+  }
+
+  /// Forgets what paused node `n` held for its connections.
+  void drop_deferred(sim_node& n) {
+    auto held = std::move(n.deferred);
+    n.deferred.clear();
+    for (auto& d : held)
+      --conns[d.conn].pending;
+  }
+
+  /// Frees every slot whose connection is over (after a node stopped).
+  void reclaim_all() {
+    for (size_t c = 0; c < conns.size(); ++c)
+      reclaim(c);
   }
 
   size_t send_queue_bytes(size_t i) {

@@ -968,6 +968,18 @@ node_options_result parse_node_options(int argc, const char* const* argv) {
       return fail("--" + specs[i].name + " expects " + specs[i].expects
                   + ", got \"" + raw + "\"");
   }
+  // py2p mode's value limit follows what py2p and js2p accept in practice,
+  // unless the option (command line or INI file) says otherwise.
+  if (result.options.node.wire == wire_kind::py2p) {
+    auto given = [&](const std::string& name) {
+      for (size_t i = 0; i < specs.size(); ++i)
+        if (specs[i].name == name)
+          return handles[i]->count() > 0 || !handles[i]->results().empty();
+      return false;
+    };
+    if (!given("max-value-size"))
+      result.options.node.max_value_size = py2p_max_value_size;
+  }
   derive_limits(result.options.node);
   if (auto err = check_tls(result.options); !err.empty())
     return fail(err);

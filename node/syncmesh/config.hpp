@@ -79,6 +79,13 @@ struct tls_config {
   }
 };
 
+/// The largest value a py2p-mode node accepts by default (config::for_py2p,
+/// `syncmesh-node --wire=py2p` without --max-value-size). py2p and js2p
+/// 0.7.870 set no limit of their own; in practice they relay 8 MiB (36 s
+/// through py2p, js2p and py2p on a 2-core machine) and did not get 32 MiB
+/// through in two minutes, so larger values would only stall the mesh.
+inline constexpr size_t py2p_max_value_size = 8 * 1024 * 1024;
+
 /// Everything that configures one syncmesh node. Defaults follow py2p's
 /// sync_socket: leasing on, one-hour leases.
 struct config {
@@ -274,6 +281,11 @@ struct config {
 
   /// Explains the first invalid setting, or returns an empty string.
   std::string validate() const;
+
+  /// A configuration for joining a py2p/js2p 0.7.870 mesh: wire py2p, values
+  /// up to py2p_max_value_size (what py2p and js2p accept in practice) and
+  /// frames, queues and ingress window that hold one; the rest as default.
+  static config for_py2p();
 
   /// lease_margin, or max_clock_offset when unset: leases keep a margin of
   /// the offset bound on both sides of their end.

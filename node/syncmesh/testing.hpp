@@ -123,6 +123,9 @@ struct network_counters {
   uint64_t connections_refused = 0;
   /// Connections closed by either side.
   uint64_t connections_closed = 0;
+  /// Connections the network holds now: open, or closing with frames or a
+  /// close still on their way. Stays flat however often nodes redial.
+  size_t connections_held = 0;
   /// Largest send queue (bytes written by a node, not yet on the wire).
   size_t max_send_queue = 0;
 };

@@ -39,8 +39,9 @@ SKIP = 77
 SCENARIOS = [
     "js2p_join", "py2p_join", "chain_js2p_syncmesh_py2p",
     "chain_syncmesh_js2p_syncmesh", "leases", "misbehaving_peers",
-    "allowed_deletes", "falsy_owned_values", "py2p_owner_through_syncmesh",
-    "restart_data_dir", "islands", "restart_between"
+    "allowed_deletes", "value_limits", "falsy_owned_values",
+    "py2p_owner_through_syncmesh", "restart_data_dir", "islands",
+    "restart_between"
 ]
 DEBIAN_PY = ["python3-base58", "python3-u-msgpack", "python3-pyee"]
 
@@ -677,6 +678,42 @@ def scenario_allowed_deletes(ctx):
     status, body = two.delete(b"stays")
     assert status == 400, (status, body)
     wait_same([p, one, two], "after the deletes")
+
+
+def scenario_value_limits(ctx):
+    """py2p - syncmesh - js2p: syncmesh stores the values py2p and js2p
+    relay (a 2 MiB value was relayed but not stored under the native 1 MiB
+    limit), and a frame over py2p mode's 8 MiB limit closes only that link,
+    with a reason that names the size (it once read "checksum mismatch")."""
+    p = ctx.py2p("P")
+    s = ctx.syncmesh("S", peers=[p.port])
+    j = ctx.js2p("J")
+    j.connect(s.port)
+    wait_until(lambda: s.peers() == 2, "S to see py2p and js2p")
+    big = os.urandom(2 << 20)  # incompressible: the frame is as large
+    p.set(b"two-mib", big)
+    for n in (s, j):
+        wait_until(lambda: n.items().get(b"two-mib") == big,
+                   "%s to hold the 2 MiB value" % n.name, timeout=90,
+                   interval=0.5)
+    p.set(b"nine-mib", os.urandom(9 << 20))
+
+    def closed_for_size():
+        with open(s.log_path) as f:
+            log_text = f.read()
+        return ("frame exceeds" in log_text
+                or "decompresses to more than" in log_text)
+    wait_until(closed_for_size, "S to close py2p's link naming the size",
+               timeout=60, interval=0.5)
+    with open(s.log_path) as f:
+        assert "checksum mismatch" not in f.read()
+    assert s.alive()
+    assert b"nine-mib" not in s.items()
+    # Only that link closed: js2p still gets S's writes.
+    s.set(b"after", "still here")
+    wait_until(lambda: j.items().get(b"after") == "still here",
+               "js2p to get S's write after the close", timeout=30,
+               interval=0.5)
 
 
 def refused_by_py2p(p, key, value):

@@ -347,7 +347,16 @@ BOOST_AUTO_TEST_CASE(zip_bombs_are_cut_at_the_frame_size) {
   BOOST_TEST(py2p::decompress(py2p::method::zlib, *bomb, zeros.size()).value()
              == zeros);
   py2p::raw_message out;
-  BOOST_TEST(!py2p::open_frame(*bomb, {19}, 1024 * 1024, out).empty());
+  bool too_large = false;
+  auto why = py2p::open_frame(*bomb, {19}, 1024 * 1024, out, &too_large);
+  // The reason names the size, not a checksum (what py2p users read when a
+  // value is merely too large for this node).
+  BOOST_TEST(why.find("decompresses to more than 1048576 bytes")
+             != std::string::npos);
+  BOOST_TEST(too_large);
+  bool over = false;
+  BOOST_TEST(!py2p::decompress(py2p::method::zlib, *bomb, 1024, &over));
+  BOOST_TEST(over);
   auto gz = py2p::compress(py2p::method::gzip, zeros);
   BOOST_TEST(!py2p::decompress(py2p::method::gzip, *gz, 1024 * 1024));
   // Truncated and trailing streams are refused too.
@@ -356,7 +365,32 @@ BOOST_AUTO_TEST_CASE(zip_bombs_are_cut_at_the_frame_size) {
                                small.substr(0, small.size() - 2), 1024));
   BOOST_TEST(!py2p::decompress(py2p::method::zlib, small + "x", 1024));
   BOOST_TEST(!py2p::decompress(py2p::method::gzip, small, 1024));
-  BOOST_TEST(!py2p::decompress(0x10, small, 1024));
+  BOOST_TEST(!py2p::decompress(0x10, small, 1024, &over));
+  BOOST_TEST(!over);
+  // A corrupt frame is still a checksum failure, not a size one.
+  auto corrupt = small;
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  BOOST_TEST(!py2p::open_frame(corrupt, {19}, 1024, out, &too_large).empty());
+  BOOST_TEST(!too_large);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_frame_expires_after_its_limit_while_reading) {
+  stalled_frame_rule rule{60'000'000};
+  rule.restart(1'000'000);
+  // Nothing unfinished, or a link that paused itself: nothing to watch.
+  BOOST_TEST(rule.check(500'000'000, 0, true).check_at_us == 0u);
+  BOOST_TEST(!rule.check(500'000'000, 10, false).expired);
+  BOOST_TEST(rule.check(500'000'000, 10, false).check_at_us == 0u);
+  // Part of a frame: checked again when the limit is up, expired then.
+  auto v = rule.check(30'000'000, 10, true);
+  BOOST_TEST(!v.expired);
+  BOOST_TEST(v.check_at_us == 61'000'000u);
+  BOOST_TEST(!rule.check(60'999'999, 10, true).expired);
+  BOOST_TEST(rule.check(61'000'000, 10, true).expired);
+  // New bytes (or reading again after a pause) start the count over.
+  rule.restart(61'000'000);
+  BOOST_TEST(!rule.check(61'000'000, 10, true).expired);
+  BOOST_TEST(rule.check(121'000'000, 10, true).expired);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_msgpack_is_refused) {

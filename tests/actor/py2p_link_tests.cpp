@@ -496,8 +496,10 @@ BOOST_AUTO_TEST_CASE(a_frame_left_unfinished_is_dropped_after_py2p_60_s) {
   // py2p's 60 s age limit for broadcasts does not apply to.)
   pb::Value frame_text;
   to_proto(value{std::string{"frame"}}, &frame_text);
-  auto slow = frame(py2p::flag::whisper, peer_c, now_s(),
-                    py2p::store5_payload("slow", frame_text, peer_c, now_s()));
+  auto slow
+    = frame(py2p::flag::whisper, peer_c, now_s(),
+            py2p::store5_payload("slow", frame_text,
+                                 py2p::id_value(peer_c, false), now_s()));
   size_t sent = 0;
   for (int i = 0; i < 59; ++i) {
     send(trickling, slow.substr(sent++, 1));

@@ -802,7 +802,10 @@ def scenario_py2p_owner_through_syncmesh(ctx):
     wait_has(p2, {b"owned": "second"}, "the real owner's later write")
     owner = p2.sock.metadata[b"owned"].owner
     assert owner == p1.sock.id and isinstance(owner, bytes), owner
-    # syncmesh still may not write it.
+    # syncmesh still may not write it (in a later second: within the same
+    # second py2p's rule lets the smaller id win).
+    wait_next_second(max(int(time.time()),
+                         p1.sock.metadata[b"owned"].timestamp))
     try:
         s.set(b"owned", "stolen")
         raise AssertionError("syncmesh overwrote a key py2p holds the lease of")

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
+#include <mutex>
+#include <utility>
 
 #include "messages/version.hpp"
 
@@ -12,6 +15,10 @@ namespace syncmesh {
 namespace {
 
 std::atomic<int> level_{static_cast<int>(log_level::warning)};
+
+/// The installed sink, if any; read under the mutex, called outside it.
+std::mutex sink_mtx_;
+std::shared_ptr<const log_sink> sink_;
 
 const char* name_of(log_level level) {
   switch (level) {
@@ -29,6 +36,10 @@ const char* name_of(log_level level) {
 }
 
 } // namespace
+
+const char* log_level_name(log_level level) {
+  return name_of(level);
+}
 
 void set_log_level(log_level level) {
   level_ = static_cast<int>(level);
@@ -58,10 +69,27 @@ bool log_enabled(log_level level) {
   return level != log_level::quiet && static_cast<int>(level) <= level_.load();
 }
 
+log_sink set_log_sink(log_sink sink) {
+  auto next = sink ? std::make_shared<const log_sink>(std::move(sink))
+                   : std::shared_ptr<const log_sink>{};
+  std::lock_guard<std::mutex> guard{sink_mtx_};
+  auto prev = std::exchange(sink_, std::move(next));
+  return prev ? *prev : log_sink{};
+}
+
 void log_line(log_level level, const std::string& node,
               const std::string& text) {
   if (!log_enabled(level))
     return;
+  std::shared_ptr<const log_sink> sink;
+  {
+    std::lock_guard<std::mutex> guard{sink_mtx_};
+    sink = sink_;
+  }
+  if (sink) {
+    (*sink)(level, node, text);
+    return;
+  }
   using namespace std::chrono;
   auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);

@@ -1,14 +1,18 @@
 #include "syncmesh/testing.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <queue>
 #include <random>
 #include <set>
+#include <stdexcept>
 
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 #include "actors/facade.hpp"
 #include "actors/log.hpp"
 #include "messages/frame_codec.hpp"
+#include "messages/version.hpp"
 
 namespace syncmesh::testing {
 
@@ -41,6 +46,17 @@ const caf::io::accept_handle acceptor = caf::io::accept_handle::from_int(1);
 /// Steps of one `run` before the simulator gives up on a node that never
 /// becomes idle (a busy loop in the system under test).
 constexpr size_t max_steps_per_instant = 10'000'000;
+
+/// A link fault setting for the trace.
+std::string describe(const link_faults& f) {
+  char buf[160];
+  std::snprintf(buf, sizeof(buf),
+                "drop %.3f dup %.3f reorder %.3f latency %lld-%lld us", f.drop,
+                f.duplicate, f.reorder,
+                static_cast<long long>(f.min_latency.count()),
+                static_cast<long long>(f.max_latency.count()));
+  return buf;
+}
 
 } // namespace
 
@@ -132,6 +148,13 @@ struct sim_node {
   /// handle it ever had, and a long partition's refused redials leave one
   /// each, so each virtual hour took longer than the one before.
   std::set<connection_handle> unread;
+  /// Application actors tied to this node (cluster::spawn): made again at
+  /// every start, killed at every stop.
+  struct tied_actor {
+    cluster::actor_factory make;
+    caf::actor current;
+  };
+  std::vector<tied_actor> tied;
 };
 
 struct cluster::impl {
@@ -153,7 +176,15 @@ struct cluster::impl {
   std::vector<std::vector<bool>> cut;
   std::vector<std::vector<link_faults>> faults;
   network_counters counters;
-  event_callback on_event;
+  /// Every on_event subscriber, in the order added.
+  std::vector<event_callback> on_event;
+  /// The recorder: entries oldest first, their text bytes, and how many
+  /// were dropped from the front.
+  std::deque<trace_entry> trace;
+  size_t trace_bytes = 0;
+  uint64_t trace_dropped = 0;
+  /// The log sink this cluster replaced (restored by ~cluster).
+  log_sink previous_sink;
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.
   std::string storage_root;
@@ -278,22 +309,83 @@ struct cluster::impl {
     n.mpx->provide_acceptor(listen_port, acceptor);
     n.actors = spawn_node(*n.sys, cfg);
     provide_scribes(i);
-    if (on_event)
+    if (!on_event.empty() || opts.trace_events)
       spawn_relay(i);
+    for (auto& t : n.tied)
+      t.current = spawn_tied(n, t.make);
     run_node(i);
+  }
+
+  /// Spawns one tied actor of node n with its factory.
+  caf::actor spawn_tied(sim_node& n, const cluster::actor_factory& make) {
+    auto facade = n.actors.facade;
+    return n.sys->spawn([make, facade](caf::event_based_actor* self) {
+      return make(self, facade);
+    });
+  }
+
+  /// Kit name of the node with ID `id` (its ID, readable text), or the ID
+  /// in hex for one this cluster did not make.
+  static std::string kit_name(const std::string& id) {
+    bool kit_made = id.size() < 32 && id.rfind('n', 0) == 0
+                    && id.find('-') != std::string::npos;
+    return kit_made ? id : to_hex(id).substr(0, 12);
+  }
+
+  /// Appends an entry to the trace, dropping the oldest beyond the bound.
+  void record(std::string node, std::string kind, std::string text) {
+    auto bytes = node.size() + kind.size() + text.size() + 16;
+    trace.push_back(trace_entry{std::chrono::microseconds(now_us->load()),
+                                std::move(node), std::move(kind),
+                                std::move(text)});
+    trace_bytes += bytes;
+    while (trace_bytes > opts.trace_bytes && !trace.empty()) {
+      const auto& old = trace.front();
+      trace_bytes -= old.node.size() + old.kind.size() + old.text.size() + 16;
+      trace.pop_front();
+      ++trace_dropped;
+    }
+  }
+
+  /// Records a fault the test caused at node `i`.
+  void record_fault(size_t i, std::string text) {
+    record(kit_name(nodes.at(i).id), "fault", std::move(text));
+  }
+
+  /// Records an event of node `i`.
+  void record_event(size_t i, const pb::Event& ev) {
+    std::string text;
+    if (ev.has_update())
+      text = "update " + ev.update().key();
+    else if (ev.has_deleted())
+      text = "delete " + ev.deleted().key();
+    else if (ev.has_lease_lost())
+      text = "lease_lost " + ev.lease_lost().key();
+    else if (ev.has_peer_up())
+      text = "peer_up " + kit_name(ev.peer_up().peer().node_id());
+    else if (ev.has_peer_down())
+      text = "peer_down " + kit_name(ev.peer_down().node_id()) + " ("
+             + ev.peer_down().reason() + ")";
+    else
+      return;
+    record(kit_name(nodes.at(i).id), "event", std::move(text));
   }
 
   void spawn_relay(size_t i) {
     auto& n = nodes[i];
     auto facade = caf::actor_cast<caf::actor>(n.actors.facade);
     auto cb = &on_event;
-    n.relay = n.sys->spawn([facade, cb, i](caf::event_based_actor* self) {
+    auto* me = this;
+    n.relay = n.sys->spawn([facade, cb, i, me](caf::event_based_actor* self) {
       self->send(facade, subscribe_atom::value,
                  caf::actor_cast<caf::actor>(self));
       return caf::behavior{
-        [cb, i](const pb::Event& ev) {
-          if (*cb)
-            (*cb)(i, ev);
+        [cb, i, me](const pb::Event& ev) {
+          if (me->opts.trace_events)
+            me->record_event(i, ev);
+          // By index: a callback may add another subscriber.
+          for (size_t k = 0; k < cb->size(); ++k)
+            (*cb)[k](i, ev);
         },
         [](bool) {},
       };
@@ -307,6 +399,13 @@ struct cluster::impl {
       return;
     if (n.paused)
       resume(i);
+    // The application's actors die with their process; `kill` cannot be
+    // ignored, unlike the exit message an actor may trap.
+    for (auto& t : n.tied) {
+      if (t.current)
+        caf::anon_send_exit(t.current, caf::exit_reason::kill);
+      t.current = nullptr;
+    }
     if (graceful) {
       caf::anon_send_exit(n.actors.facade, caf::exit_reason::user_shutdown);
       settle();
@@ -331,6 +430,10 @@ struct cluster::impl {
       n.sched->trigger_timeouts();
     }
     drain_quietly(i);
+    // An actor the kit does not know of (spawned on system(i) directly) may
+    // re-arm a timer for ever; CAF's test scheduler stops only once no timer
+    // is left, so the rest are cancelled: such an actor never runs again.
+    n.sched->clock().cancel_all();
     n.relay = nullptr;
     n.actors = node_actors{};
     n.sys->await_actors_before_shutdown(false);
@@ -798,9 +901,39 @@ struct cluster::impl {
 
 // -- cluster ------------------------------------------------------------------
 
+uint64_t seed_from_env(uint64_t fallback) {
+  const char* text = std::getenv("SYNCMESH_TEST_SEED");
+  if (text == nullptr || *text == '\0')
+    return fallback;
+  char* end = nullptr;
+  errno = 0;
+  auto value = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || *text == '-')
+    throw std::invalid_argument(std::string{"SYNCMESH_TEST_SEED is not a "
+                                            "decimal seed: \""}
+                                + text + "\"");
+  return value;
+}
+
 cluster::cluster(cluster_options opts)
     : impl_(std::make_unique<impl>(std::move(opts))) {
-  set_log_level(static_cast<log_level>(impl_->opts.log_level));
+  // Node log lines carry virtual time and kit names, go to the trace up to
+  // trace_log_level and to stderr up to log_level.
+  auto print_level = impl_->opts.log_level;
+  auto level = std::max(print_level, impl_->opts.trace_log_level);
+  set_log_level(static_cast<log_level>(level));
+  auto* me = impl_.get();
+  impl_->previous_sink = set_log_sink(
+    [me, print_level](log_level lvl, const std::string& node,
+                      const std::string& text) {
+      auto name = impl::kit_name(node);
+      if (static_cast<int>(lvl) <= me->opts.trace_log_level)
+        me->record(name, "log", std::string{log_level_name(lvl)} + " " + text);
+      if (static_cast<int>(lvl) <= print_level)
+        std::fprintf(stderr, "t=%.6fs %s %s %s\n",
+                     static_cast<double>(me->now_us->load()) / 1e6,
+                     name.c_str(), log_level_name(lvl), text.c_str());
+    });
   for (size_t i = 0; i < impl_->nodes.size(); ++i)
     impl_->start(i, restart_mode::fresh);
 }
@@ -808,6 +941,7 @@ cluster::cluster(cluster_options opts)
 cluster::~cluster() {
   for (size_t i = 0; i < impl_->nodes.size(); ++i)
     impl_->stop(i, false);
+  set_log_sink(std::move(impl_->previous_sink));
 }
 
 size_t cluster::size() const noexcept {
@@ -853,8 +987,23 @@ void cluster::stop(size_t i, bool graceful) {
     impl_->resume(i);
   // What --data-dir would have persisted.
   auto floor = stats(i).lease().hlc_wall_us();
+  impl_->record_fault(i, graceful ? "stop" : "crash");
   impl_->stop(i, graceful);
   impl_->nodes[i].hlc_floor_us = floor;
+}
+
+size_t cluster::spawn(size_t i, actor_factory make) {
+  auto& n = impl_->nodes.at(i);
+  n.tied.push_back({std::move(make), caf::actor{}});
+  if (n.alive) {
+    n.tied.back().current = impl_->spawn_tied(n, n.tied.back().make);
+    impl_->settle();
+  }
+  return n.tied.size() - 1;
+}
+
+caf::actor cluster::tied(size_t i, size_t k) const {
+  return impl_->nodes.at(i).tied.at(k).current;
 }
 
 void cluster::restart(size_t i, restart_mode mode) {
@@ -866,21 +1015,26 @@ void cluster::restart(size_t i, restart_mode mode) {
                            + std::to_string(i)
                            + " needs cluster_options::durable_storage");
   impl_->start(i, mode);
+  impl_->record_fault(i, mode == restart_mode::durable ? "restart durable"
+                                                       : "restart fresh");
 }
 
 void cluster::pause(size_t i) {
   impl_->running(i);
+  impl_->record_fault(i, "pause");
   impl_->pause(i);
 }
 
 void cluster::resume(size_t i) {
   impl_->running(i);
+  impl_->record_fault(i, "resume");
   impl_->resume(i);
   impl_->settle();
 }
 
 void cluster::set_skew(size_t i, std::chrono::microseconds skew) {
   impl_->nodes.at(i).skew_us->store(skew.count());
+  impl_->record_fault(i, "clock skew " + std::to_string(skew.count()) + " us");
 }
 
 uint64_t cluster::wall_us(size_t i) const {
@@ -893,12 +1047,14 @@ void cluster::connect(size_t from, size_t to) {
   pb::ConnectRequest req;
   req.set_host(impl_->nodes.at(to).host);
   req.set_port(listen_port);
+  impl_->record_fault(from, "dial " + impl::kit_name(impl_->nodes.at(to).id));
   submit<pb::PeerInfo>(
     from, std::move(req), [](pb::PeerInfo&) {}, [](const caf::error&) {});
 }
 
 void cluster::cut(size_t from, size_t to) {
   impl_->cut.at(from).at(to) = true;
+  impl_->record_fault(from, "cut to " + impl::kit_name(impl_->nodes.at(to).id));
 }
 
 void cluster::partition(const std::vector<std::vector<size_t>>& groups) {
@@ -910,15 +1066,26 @@ void cluster::partition(const std::vector<std::vector<size_t>>& groups) {
     for (size_t b = 0; b < size(); ++b)
       if (a != b && group_of[a] != group_of[b])
         impl_->cut[a][b] = true;
+  std::string text = "partition";
+  for (const auto& g : groups) {
+    text += " {";
+    for (auto i : g)
+      text += " " + impl::kit_name(impl_->nodes.at(i).id);
+    text += " }";
+  }
+  impl_->record({}, "fault", std::move(text));
 }
 
 void cluster::heal(size_t from, size_t to) {
   impl_->cut.at(from).at(to) = false;
+  impl_->record_fault(from,
+                      "heal to " + impl::kit_name(impl_->nodes.at(to).id));
 }
 
 void cluster::heal_all() {
   for (auto& row : impl_->cut)
     std::fill(row.begin(), row.end(), false);
+  impl_->record({}, "fault", "heal all");
 }
 
 bool cluster::reachable(size_t from, size_t to) const {
@@ -927,11 +1094,15 @@ bool cluster::reachable(size_t from, size_t to) const {
 
 void cluster::set_faults(size_t from, size_t to, const link_faults& faults) {
   impl_->faults.at(from).at(to) = faults;
+  impl_->record_fault(from, "faults to "
+                              + impl::kit_name(impl_->nodes.at(to).id) + ": "
+                              + describe(faults));
 }
 
 void cluster::set_faults(const link_faults& faults) {
   for (auto& row : impl_->faults)
     std::fill(row.begin(), row.end(), faults);
+  impl_->record({}, "fault", "faults everywhere: " + describe(faults));
 }
 
 const network_counters& cluster::network() const noexcept {
@@ -999,46 +1170,9 @@ bool cluster::await_convergence(std::chrono::microseconds limit,
   }
 }
 
-template <class Reply, class Request>
-void cluster::submit(size_t i, Request request,
-                     std::function<void(Reply&)> on_reply,
-                     std::function<void(const caf::error&)> on_error) {
-  auto& n = impl_->running(i);
-  auto facade = n.actors.facade;
-  n.sys->spawn([facade, request = std::move(request), on_reply,
-                on_error](caf::event_based_actor* self) mutable {
-    self->request(facade, caf::infinite, std::move(request))
-      .then([on_reply](Reply& x) { on_reply(x); },
-            [on_error](caf::error& err) { on_error(err); });
-  });
+void cluster::await_answer(size_t i, const std::function<bool()>& answered) {
+  impl_->wait_for(answered, i);
 }
-
-template <class Reply, class Request>
-Reply cluster::ask(size_t i, Request request) {
-  return impl_->ask_internal<Reply>(i, impl_->running(i).actors.facade,
-                                    std::move(request));
-}
-
-#define SYNCMESH_TESTING_REQUEST(Request, Reply)                               \
-  template void cluster::submit<Reply, Request>(                               \
-    size_t, Request, std::function<void(Reply&)>,                              \
-    std::function<void(const caf::error&)>);                                   \
-  template Reply cluster::ask<Reply, Request>(size_t, Request);
-
-SYNCMESH_TESTING_REQUEST(pb::GetRequest, pb::GetReply)
-SYNCMESH_TESTING_REQUEST(pb::SetRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::UpdateRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::DeleteRequest, pb::DeleteReply)
-SYNCMESH_TESTING_REQUEST(pb::DeltaRequest, pb::WriteAck)
-SYNCMESH_TESTING_REQUEST(pb::SnapshotRequest, pb::Snapshot)
-SYNCMESH_TESTING_REQUEST(pb::StatsRequest, pb::NodeStats)
-SYNCMESH_TESTING_REQUEST(pb::InfoRequest, pb::NodeInfo)
-SYNCMESH_TESTING_REQUEST(pb::PeersRequest, pb::PeerList)
-SYNCMESH_TESTING_REQUEST(pb::ConnectRequest, pb::PeerInfo)
-SYNCMESH_TESTING_REQUEST(pb::SendRequest, pb::SendReply)
-SYNCMESH_TESTING_REQUEST(pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply)
-
-#undef SYNCMESH_TESTING_REQUEST
 
 pb::WriteBatch cluster::entries(size_t i) {
   return impl_->ask_internal<pb::WriteBatch>(i, impl_->running(i).actors.store,
@@ -1081,13 +1215,46 @@ std::string cluster::render(size_t i, const caf::error& err) {
 }
 
 void cluster::on_event(event_callback cb) {
-  bool first = !impl_->on_event;
-  impl_->on_event = std::move(cb);
+  // With trace_events, every node already has its relay.
+  bool first = impl_->on_event.empty() && !impl_->opts.trace_events;
+  impl_->on_event.push_back(std::move(cb));
   if (first)
     for (size_t i = 0; i < size(); ++i)
       if (impl_->nodes[i].alive)
         impl_->spawn_relay(i);
   impl_->settle();
+}
+
+uint64_t cluster::seed() const noexcept {
+  return impl_->opts.seed;
+}
+
+std::vector<trace_entry> cluster::trace() const {
+  return {impl_->trace.begin(), impl_->trace.end()};
+}
+
+uint64_t cluster::trace_dropped() const noexcept {
+  return impl_->trace_dropped;
+}
+
+void cluster::log(size_t i, const std::string& text) {
+  impl_->record(impl::kit_name(impl_->nodes.at(i).id), "app", text);
+}
+
+void cluster::dump(std::ostream& out) const {
+  out << "SYNCMESH_TEST_SEED=" << seed() << " (virtual time "
+      << static_cast<double>(impl_->now_us->load()) / 1e6 << " s; "
+      << impl_->trace.size() << " trace entries";
+  if (impl_->trace_dropped > 0)
+    out << ", " << impl_->trace_dropped << " older ones dropped";
+  out << ")\n";
+  char stamp[32];
+  for (const auto& e : impl_->trace) {
+    std::snprintf(stamp, sizeof(stamp), "t=%.6fs",
+                  static_cast<double>(e.at.count()) / 1e6);
+    out << stamp << ' ' << (e.node.empty() ? "*" : e.node) << ' ' << e.kind
+        << ' ' << e.text << '\n';
+  }
 }
 
 } // namespace syncmesh::testing

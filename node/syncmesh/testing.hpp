@@ -15,13 +15,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/error.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "syncmesh/config.hpp"
@@ -76,6 +83,25 @@ enum class restart_mode {
   durable,
 };
 
+/// The seed a test should use: SYNCMESH_TEST_SEED from the environment
+/// (decimal) when set, else `fallback`. Throws std::invalid_argument when
+/// the variable is set but not a number, so a typo never runs another seed.
+uint64_t seed_from_env(uint64_t fallback);
+
+/// One line of a cluster's trace (see cluster::trace).
+struct trace_entry {
+  /// Virtual time since the cluster started.
+  std::chrono::microseconds at{0};
+  /// The node's kit name (its ID, "n0-3fa9c1"); empty for the whole cluster.
+  std::string node;
+  /// "fault" (the test changed the network or a node), "event" (a node's
+  /// update, delete or lease_lost), "log" (the node's own log line) or
+  /// "app" (cluster::log).
+  std::string kind;
+  /// What happened.
+  std::string text;
+};
+
 /// Settings of a simulated cluster.
 struct cluster_options {
   /// Number of nodes.
@@ -96,6 +122,14 @@ struct cluster_options {
   bool durable_storage = false;
   /// Faults of every link direction until changed.
   link_faults faults;
+  /// Most bytes of trace the cluster keeps (text of its entries); the
+  /// oldest entries go first, counted in trace_dropped().
+  size_t trace_bytes = 4 * 1024 * 1024;
+  /// Record every node's events in the trace (updates, deletes, lease_lost).
+  bool trace_events = true;
+  /// Node log lines up to this level (log_level: 1 error, 2 warning, 3 info,
+  /// 4 debug) go to the trace even when log_level prints fewer.
+  int trace_log_level = 2;
   /// Bytes one direction of a connection carries at once (the socket
   /// buffers): what a node writes beyond it waits in the node's send queue.
   size_t window_bytes = 256 * 1024;
@@ -141,6 +175,11 @@ public:
   /// Receives every event of every node: the node's index and the event.
   using event_callback = std::function<void(size_t, const pb::Event&)>;
 
+  /// Makes the behavior of an application actor tied to a node, given the
+  /// actor and the facade of the node's current start.
+  using actor_factory
+    = std::function<caf::behavior(caf::event_based_actor*, facade_actor)>;
+
   /// Starts `opts.nodes` nodes, unconnected, at virtual time 0.
   explicit cluster(cluster_options opts);
   /// Stops every node.
@@ -175,6 +214,17 @@ public:
   /// Starts a stopped node again. Throws std::logic_error for a running
   /// node, and for restart_mode::durable without durable_storage.
   void restart(size_t i, restart_mode mode);
+
+  /// Spawns an application actor on node `i` whose behavior `make` returns,
+  /// tied to the node: stop(i) (graceful or not) and ~cluster kill it, even
+  /// if it traps exit messages, and every restart(i) spawns it again with
+  /// the new facade. Returns its number on that node (see tied()). Actors
+  /// spawned on system(i) directly are not tied: they stop running when
+  /// the node stops (their timers are cancelled) and are never restarted.
+  size_t spawn(size_t i, actor_factory make);
+  /// The current actor of tied actor `k` of node `i` (invalid while the
+  /// node is stopped).
+  caf::actor tied(size_t i, size_t k) const;
   /// Freezes node `i` (like SIGSTOP): no actor runs and no timer fires;
   /// frames for it wait. Its wall clock keeps running.
   void pause(size_t i);
@@ -236,19 +286,67 @@ public:
   // -- requests ---------------------------------------------------------------
 
   /// Sends `request` to node `i`'s facade; `on_reply` or `on_error` runs
-  /// when the answer arrives (during run/advance). Request/reply pairs:
-  /// Get/GetReply, Set/WriteAck, Update/WriteAck, Delete/DeleteReply,
-  /// Delta/WriteAck, Snapshot/Snapshot, Stats/NodeStats, Info/NodeInfo,
-  /// Peers/PeerList, Connect/PeerInfo, Send/SendReply,
-  /// ConfirmedWrite/ConfirmedWriteReply.
+  /// when the answer arrives (during run/advance). Any request the facade
+  /// answers works (its interface, syncmesh/facade.hpp, pairs each request
+  /// with its reply type).
   template <class Reply, class Request>
   void submit(size_t i, Request request, std::function<void(Reply&)> on_reply,
-              std::function<void(const caf::error&)> on_error);
+              std::function<void(const caf::error&)> on_error) {
+    submit_to<Reply>(i, caf::actor_cast<caf::actor>(facade(i)),
+                     std::move(on_reply), std::move(on_error),
+                     std::move(request));
+  }
 
-  /// Sends `request` to node `i` and runs until the reply arrives. Throws
+  /// Sends `xs...` to `dest` (an actor of node `i`: an application actor, or
+  /// a facade) from a fresh actor on that node; `on_reply` or `on_error`
+  /// runs when the answer arrives.
+  template <class Reply, class... Ts>
+  void submit_to(size_t i, const caf::actor& dest,
+                 std::function<void(Reply&)> on_reply,
+                 std::function<void(const caf::error&)> on_error, Ts... xs) {
+    system(i).spawn([dest, on_reply = std::move(on_reply),
+                     on_error = std::move(on_error),
+                     xs...](caf::event_based_actor* self) {
+      self->request(dest, caf::infinite, xs...)
+        .then([on_reply](Reply& x) { on_reply(x); },
+              [on_error](caf::error& err) { on_error(err); });
+    });
+  }
+
+  /// Sends `request` (and any further elements) to node `i`'s facade and
+  /// runs until the reply arrives; every request type of the facade works.
+  /// Throws request_failed on an error or after a minute of virtual time.
+  template <class Reply, class Request, class... Ts,
+            class = std::enable_if_t<
+              !std::is_convertible_v<std::decay_t<Request>, caf::actor>>>
+  Reply ask(size_t i, Request request, Ts... more) {
+    return ask<Reply>(i, caf::actor_cast<caf::actor>(facade(i)),
+                      std::move(request), std::move(more)...);
+  }
+
+  /// Asks `dest` (an application actor on node `i`, say) with `xs...` and
+  /// runs the cluster, advancing virtual time, until it answers. Throws
   /// request_failed on an error or after a minute of virtual time.
-  template <class Reply, class Request>
-  Reply ask(size_t i, Request request);
+  template <class Reply, class... Ts>
+  Reply ask(size_t i, const caf::actor& dest, Ts... xs) {
+    struct outcome {
+      std::optional<Reply> reply;
+      std::optional<caf::error> failure;
+    };
+    auto out = std::make_shared<outcome>();
+    submit_to<Reply>(
+      i, dest, [out](Reply& x) { out->reply = std::move(x); },
+      [out](const caf::error& err) { out->failure = err; }, std::move(xs)...);
+    await_answer(i, [out] { return out->reply || out->failure; });
+    if (out->failure)
+      throw request_failed("node " + std::to_string(i) + ": "
+                           + render(i, *out->failure));
+    return std::move(*out->reply);
+  }
+
+  /// Runs until `answered()` holds; throws request_failed when a minute of
+  /// virtual time passes first (what ask waits with).
+  void await_answer(size_t i, const std::function<bool()>& answered);
 
   /// Every entry of node `i`, tombstones included, as records sorted by key.
   pb::WriteBatch entries(size_t i);
@@ -267,8 +365,26 @@ public:
   /// Renders an error of node `i`'s actor system.
   std::string render(size_t i, const caf::error& err);
 
-  /// Calls `cb` with every event of every node, also after restarts.
+  /// Calls `cb` with every event of every node, also after restarts. Every
+  /// callback added is called, in the order they were added.
   void on_event(event_callback cb);
+
+  // -- the recorder
+  // -------------------------------------------------------------
+
+  /// The seed this cluster runs with.
+  uint64_t seed() const noexcept;
+  /// The trace so far, oldest first: faults, events and log lines stamped
+  /// with virtual time and the nodes' kit names, bounded by
+  /// cluster_options::trace_bytes.
+  std::vector<trace_entry> trace() const;
+  /// Entries dropped from the front of the trace to stay within its bound.
+  uint64_t trace_dropped() const noexcept;
+  /// Adds an application line for node `i` to the trace.
+  void log(size_t i, const std::string& text);
+  /// Writes the seed (as SYNCMESH_TEST_SEED=...) and the trace to `out`,
+  /// one line per entry: what a failed test should show.
+  void dump(std::ostream& out) const;
 
 private:
   struct impl;

@@ -87,6 +87,10 @@ using py2p_in_atom = caf::atom_constant<caf::atom("py2pin")>;
 /// (py2p_write_atom, peer, WriteBatch, initial_sync): py2p writes for the
 /// dict store, decided with py2p's rule.
 using py2p_write_atom = caf::atom_constant<caf::atom("py2pwrite")>;
+/// py2p link -> router: `(py2p_ids_atom, id, bin, first_hand)`, an ID arrived
+/// in msgpack type bin (or str); `(py2p_ids_atom, ids) -> ids`, which of
+/// `ids` go out as bin (py2p_id_types).
+using py2p_ids_atom = caf::atom_constant<caf::atom("py2pids")>;
 /// (probe_atom) -> bool: the router asks an established link whether its
 /// peer still answers (a newcomer claims the same node ID); the answer comes
 /// with the peer's next pong.

@@ -476,6 +476,7 @@ size_t apply_remote_batch(self_ptr self, std::string origin,
                           pb::WriteBatch& batch) {
   auto res = apply_batch(self, batch, false, true);
   auto changed = static_cast<size_t>(res.changed.records_size());
+  res.changed.set_py2p_catch_up(batch.py2p_catch_up());
   flood(self, std::move(origin), std::move(res.changed));
   return changed;
 }
@@ -746,6 +747,8 @@ void apply_py2p(self_ptr self, std::string origin, pb::WriteBatch& batch,
     // Applied at once: the next record of this batch is decided on it.
     pb::WriteBatch one;
     one.mutable_records()->Add(std::move(rec));
+    // What changed the store is handed on to the other peers (catch-up).
+    one.set_py2p_catch_up(batch.py2p_catch_up());
     apply_remote_batch(self, origin, one);
     ++accepted;
   }

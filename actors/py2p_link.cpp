@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -131,51 +132,80 @@ void sync_done(py2p_link_ptr self) {
   }
 }
 
+void send_keys(py2p_link_ptr self, std::string start_after);
+
+/// Writes one snapshot page as 5-packet stores (owners in the msgpack type
+/// they arrived in: `bin_owners`), then asks for the next page.
+void write_key_page(py2p_link_ptr self, const pb::Snapshot& snap,
+                    const std::vector<std::string>& bin_owners) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  auto t = now_s(self);
+  std::string cursor;
+  for (const auto& item : snap.items()) {
+    const auto& owner
+      = item.meta().owner().empty() ? st.params.self : item.meta().owner();
+    bool bin = std::find(bin_owners.begin(), bin_owners.end(), owner)
+               != bin_owners.end();
+    auto payload = py2p::store5_payload(item.key(), item.value(),
+                                        py2p::id_value(owner, bin),
+                                        item.meta().time_us() / 1'000'000);
+    write_raw(self, st.session->whisper_frame(payload, t), "py2p_store");
+    cursor = item.key();
+    // A full send queue stops the page: at most one frame beyond it.
+    if (st.budget.queued() >= st.budget.limit())
+      break;
+  }
+  if (cursor.empty()
+      || (snap.items_size() < static_cast<int>(sync_page)
+          && cursor == snap.items(snap.items_size() - 1).key())) {
+    sync_done(self);
+    return;
+  }
+  // Paced by the send queue: the next keys wait until the OS took half of
+  // what is queued, so a large store never piles up in memory.
+  if (st.budget.queued() < st.budget.limit() / 2)
+    send_keys(self, std::move(cursor));
+  else
+    st.sync_cursor = std::move(cursor);
+}
+
 /// Sends one snapshot page of keys as 5-packet stores, then the next.
 void send_keys(py2p_link_ptr self, std::string start_after) {
   pb::SnapshotRequest req;
   req.set_limit(sync_page);
   req.set_start_after(std::move(start_after));
+  auto fail = [=](caf::error& err) {
+    sync_done(self);
+    log_line(log_level::warning, self->state.params.self,
+             "initial sync to " + describe(self)
+               + " stopped: " + self->system().render(err));
+  };
   self->request(self->state.params.store, caf::infinite, std::move(req))
     .then(
-      [=](const pb::Snapshot& snap) {
+      [=](pb::Snapshot& snap) {
         auto& st = self->state;
         if (st.closing)
           return;
-        auto t = now_s(self);
-        std::string cursor;
-        for (const auto& item : snap.items()) {
-          const auto& owner = item.meta().owner().empty() ? st.params.self
-                                                          : item.meta().owner();
-          // Owners go out as str: the type py2p/js2p peers got it in is not
-          // kept (see the py2p-mode notes).
-          auto payload = py2p::store5_payload(
-            item.key(), item.value(), owner, item.meta().time_us() / 1'000'000);
-          write_raw(self, st.session->whisper_frame(payload, t), "py2p_store");
-          cursor = item.key();
-          // A full send queue stops the page: at most one frame beyond it.
-          if (st.budget.queued() >= st.budget.limit())
-            break;
-        }
-        if (cursor.empty()
-            || (snap.items_size() < static_cast<int>(sync_page)
-                && cursor == snap.items(snap.items_size() - 1).key())) {
-          sync_done(self);
-          return;
-        }
-        // Paced by the send queue: the next keys wait until the OS took
-        // half of what is queued, so a large store never piles up in memory.
-        if (st.budget.queued() < st.budget.limit() / 2)
-          send_keys(self, std::move(cursor));
-        else
-          st.sync_cursor = std::move(cursor);
+        // The router knows which owners arrived as msgpack bin.
+        std::vector<std::string> owners;
+        for (const auto& item : snap.items())
+          if (!item.meta().owner().empty()
+              && std::find(owners.begin(), owners.end(), item.meta().owner())
+                   == owners.end())
+            owners.push_back(item.meta().owner());
+        auto page = std::make_shared<pb::Snapshot>(std::move(snap));
+        self
+          ->request(st.params.router, caf::infinite, py2p_ids_atom::value,
+                    std::move(owners))
+          .then(
+            [=](const std::vector<std::string>& bins) {
+              write_key_page(self, *page, bins);
+            },
+            fail);
       },
-      [=](caf::error& err) {
-        sync_done(self);
-        log_line(log_level::warning, self->state.params.self,
-                 "initial sync to " + describe(self)
-                   + " stopped: " + self->system().render(err));
-      });
+      fail);
 }
 
 /// What py2p's `_send_peers` does: the peers list, then every key.
@@ -194,6 +224,7 @@ void send_initial_sync(py2p_link_ptr self) {
         // js2p (ids as str) closes the link on a list with two entries it
         // would dial (bug J4): give it at most one.
         size_t cap = st.session->peer_id_bin() ? 32 : 1;
+        std::vector<std::string> ids;
         for (const auto& p : list.peers()) {
           if (p.port() == 0 || p.node_id() == st.session->peer_id())
             continue;
@@ -201,12 +232,27 @@ void send_initial_sync(py2p_link_ptr self) {
             break;
           peers.push_back(py2p::peer_address{
             p.host(), static_cast<uint16_t>(p.port()), p.node_id()});
+          ids.push_back(p.node_id());
         }
-        write_raw(
-          self,
-          st.session->whisper_frame(py2p::peers_payload(peers), now_s(self)),
-          "py2p_peers");
-        send_keys(self, std::string{});
+        // Each id in the msgpack type it arrived in (the router knows).
+        self
+          ->request(st.params.router, caf::infinite, py2p_ids_atom::value,
+                    std::move(ids))
+          .then(
+            [=](const std::vector<std::string>& bins) mutable {
+              auto& st = self->state;
+              if (st.closing)
+                return;
+              for (auto& p : peers)
+                p.id_bin
+                  = std::find(bins.begin(), bins.end(), p.id) != bins.end();
+              write_raw(self,
+                        st.session->whisper_frame(py2p::peers_payload(peers),
+                                                  now_s(self)),
+                        "py2p_peers");
+              send_keys(self, std::string{});
+            },
+            [=](caf::error&) { send_keys(self, std::string{}); });
       },
       [=](caf::error&) { send_keys(self, std::string{}); });
 }
@@ -215,12 +261,31 @@ void handle(py2p_link_ptr self, py2p_inbound& in);
 void on_applied(py2p_link_ptr self, size_t bytes);
 void watch_stall(py2p_link_ptr self);
 
+/// Tells the router the msgpack type node ID `id` arrived in (once per type
+/// and link, from a small per-link memory), so it goes back to every peer in
+/// that type.
+void report_id_type(py2p_link_ptr self, const std::string& id, bool bin,
+                    bool first_hand) {
+  auto& seen = self->state.reported_id_types;
+  auto i = seen.find(id);
+  // Told already, unless this settles what was only hearsay.
+  if (i != seen.end() && (i->second & 1) == (bin ? 1 : 0)
+      && ((i->second & 2) != 0 || !first_hand))
+    return;
+  if (seen.size() >= 1024)
+    seen.clear(); // a peer inventing IDs costs a report per message at most
+  seen[id] = static_cast<uint8_t>((bin ? 1 : 0) | (first_hand ? 2 : 0));
+  caf::anon_send(self->state.params.router, py2p_ids_atom::value, id, bin,
+                 first_hand);
+}
+
 /// The peer's first valid handshake: ask the router to attach it.
 void on_handshake(py2p_link_ptr self, const py2p::handshake_info& hello) {
   auto& st = self->state;
   if (st.attach_requested)
     return; // repeated handshakes (js2p sends two) change nothing
   st.attach_requested = true;
+  report_id_type(self, hello.id, st.session->peer_id_bin(), true);
   pb::PeerInfo info;
   info.set_node_id(hello.id);
   bool wildcard = hello.host == "0.0.0.0" || hello.host == "::";
@@ -265,12 +330,14 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
     return;
   }
   const auto& peer = st.session->peer_id();
+  report_id_type(self, in.msg.sender, in.msg.sender_bin, true);
   pb::WriteBatch batch;
   bool initial = false;
   switch (in.what) {
     case py2p_inbound::kind::peers: {
       pb::Peers list;
       for (const auto& p : in.peers) {
+        report_id_type(self, p.id, p.id_bin, false);
         auto* x = list.add_peers();
         x->set_node_id(p.id);
         x->set_host(p.host);
@@ -295,6 +362,8 @@ void handle(py2p_link_ptr self, py2p_inbound& in) {
         batch.Clear();
       }
       initial = in.store.initial_sync;
+      if (initial)
+        report_id_type(self, in.store.owner, in.store.owner_bin, false);
       break;
     }
     default:

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/io/broker.hpp>
@@ -46,6 +47,9 @@ struct py2p_link_state : link_base {
   bool stall_armed = false;
   /// Messages counted since the last report.
   size_t unreported = 0;
+  /// Node IDs whose msgpack type this link told the router: bit 0 bin,
+  /// bit 1 first-hand (see py2p_id_types::observe).
+  std::unordered_map<std::string, uint8_t> reported_id_types;
 
   /// The actor's name in CAF's registry and logs.
   static inline const char* name = "syncmesh.py2p_link";

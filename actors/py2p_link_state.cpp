@@ -44,6 +44,78 @@ py2p_waterfall::verdict py2p_waterfall::admit(const std::string& id,
   return verdict::fresh;
 }
 
+// -- id types
+// -------------------------------------------------------------------
+
+void py2p_id_types::observe(const std::string& id, bool bin, bool first_hand) {
+  if (id.empty() || capacity_ == 0)
+    return;
+  auto i = index_.find(id);
+  if (i != index_.end()) {
+    uses_.splice(uses_.end(), uses_, i->second.use);
+    // A node's own word beats hearsay; hearsay never changes a known type.
+    if (first_hand)
+      i->second.bin = bin;
+    return;
+  }
+  if (index_.size() >= capacity_) {
+    index_.erase(uses_.front());
+    uses_.pop_front();
+    ++evictions_;
+  }
+  uses_.push_back(id);
+  index_.emplace(id, known{bin, std::prev(uses_.end())});
+}
+
+bool py2p_id_types::is_bin(const std::string& id) {
+  auto i = index_.find(id);
+  if (i == index_.end())
+    return false;
+  uses_.splice(uses_.end(), uses_, i->second.use);
+  return i->second.bin;
+}
+
+std::optional<bool> py2p_id_types::known_type(const std::string& id) {
+  if (index_.find(id) == index_.end())
+    return std::nullopt;
+  return is_bin(id);
+}
+
+pb::Value py2p_id_types::value(const std::string& id) {
+  return py2p::id_value(id, is_bin(id));
+}
+
+// -- recent catch-up
+// --------------------------------------------------------------
+
+void py2p_recent_catch_up::expire(uint64_t now_s) {
+  while (!items_.empty() && items_.front().time_s + window_s_ < now_s) {
+    bytes_ -= items_.front().id_and_msgpack.size();
+    items_.pop_front();
+  }
+}
+
+void py2p_recent_catch_up::add(item x) {
+  expire(x.time_s);
+  if (x.id_and_msgpack.size() > max_bytes_) {
+    ++forgotten_;
+    return;
+  }
+  bytes_ += x.id_and_msgpack.size();
+  items_.push_back(std::move(x));
+  while (bytes_ > max_bytes_) {
+    bytes_ -= items_.front().id_and_msgpack.size();
+    items_.pop_front();
+    ++forgotten_;
+  }
+}
+
+const std::deque<py2p_recent_catch_up::item>&
+py2p_recent_catch_up::young(uint64_t now_s) {
+  expire(now_s);
+  return items_;
+}
+
 // -- session
 // --------------------------------------------------------------------
 

@@ -8,7 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <list>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,6 +68,101 @@ private:
   std::unordered_map<
     std::string, std::multimap<uint64_t, std::string>::iterator, keyed_hasher>
     ids_;
+};
+
+/// Remembers in which msgpack type each node ID arrived (str or bin), so
+/// every message carries an ID back to its peers in that type: py2p 0.7.870
+/// sends its IDs as bin and compares owners type-sensitively (an owner
+/// echoed as str is another owner to it, and a same-second tie between the
+/// two types raises TypeError and drops the link), js2p and syncmesh send
+/// str. IDs not seen are str. Bounded in count: the ID seen or used longest
+/// ago is forgotten first (counted), so a peer inventing IDs costs at most
+/// the bound.
+class py2p_id_types {
+public:
+  /// Keeps at most `capacity` IDs.
+  explicit py2p_id_types(size_t capacity = 16384) : capacity_(capacity) {}
+
+  /// An ID arrived in type `bin`. `first_hand`: it was the sender of a
+  /// message or a handshake's ID (a node sends its own ID in its own type),
+  /// which settles the type; second-hand sightings (an owner packet, a
+  /// peers list) only fill in IDs not known yet.
+  void observe(const std::string& id, bool bin, bool first_hand);
+
+  /// True when `id` goes out as bin (false when it is unknown); counts as a
+  /// use for the bound.
+  bool is_bin(const std::string& id);
+
+  /// How `id` arrived (true: bin), or nullopt when unknown; counts as a use.
+  std::optional<bool> known_type(const std::string& id);
+
+  /// `id` as the msgpack value to send (see is_bin).
+  pb::Value value(const std::string& id);
+
+  /// IDs remembered now.
+  size_t size() const noexcept { return index_.size(); }
+
+  /// IDs forgotten to keep the bound.
+  uint64_t evictions() const noexcept { return evictions_; }
+
+private:
+  struct known {
+    bool bin = false;
+    std::list<std::string>::iterator use;
+  };
+
+  size_t capacity_;
+  uint64_t evictions_ = 0;
+  /// Least recently seen or used first.
+  std::list<std::string> uses_;
+  std::unordered_map<std::string, known, keyed_hasher> index_;
+};
+
+/// The catch-up broadcasts (entries of a peer's initial sync handed on) of
+/// the last `window_s` seconds, kept to give them also to peers that attach
+/// while py2p would still accept them (broadcasts older than 60 s are
+/// dropped by every receiver): a mesh reached through a link that comes up
+/// a little later gets what an earlier link brought. Bounded in bytes: the
+/// oldest go first, counted.
+class py2p_recent_catch_up {
+public:
+  /// One handed-on broadcast.
+  struct item {
+    /// The peer whose initial sync brought it (it has it).
+    std::string origin;
+    /// Its message time (seconds).
+    uint64_t time_s = 0;
+    /// id || msgpack, as sent.
+    std::string id_and_msgpack;
+  };
+
+  /// Keeps at most `max_bytes` of messages, each at most `window_s` old.
+  explicit py2p_recent_catch_up(size_t max_bytes = size_t{4} << 20,
+                                uint64_t window_s = 45)
+      : max_bytes_(max_bytes), window_s_(window_s) {}
+
+  /// Remembers a broadcast handed on at `time_s`.
+  void add(item x);
+
+  /// The broadcasts still young enough at `now_s`, oldest first (older ones
+  /// are dropped).
+  const std::deque<item>& young(uint64_t now_s);
+
+  /// Broadcasts dropped to keep the byte bound (not counting those that
+  /// aged out).
+  uint64_t forgotten() const noexcept { return forgotten_; }
+
+  /// Bytes held now.
+  size_t bytes() const noexcept { return bytes_; }
+
+private:
+  void expire(uint64_t now_s);
+
+  size_t max_bytes_;
+  uint64_t window_s_;
+  size_t bytes_ = 0;
+  uint64_t forgotten_ = 0;
+  std::deque<item> items_;
 };
 
 /// What a py2p link needs to know about its node.

@@ -80,31 +80,6 @@ py2p_mesh_inbound read_mesh_message(const py2p::message& msg,
   return out;
 }
 
-// -- id types -----------------------------------------------------------------
-
-void py2p_id_types::learn(const std::string& id, bool bin) {
-  auto i = types_.find(id);
-  if (i != types_.end()) {
-    i->second = bin;
-    return;
-  }
-  if (capacity_ == 0)
-    return;
-  while (types_.size() >= capacity_ && !order_.empty()) {
-    types_.erase(order_.front());
-    order_.pop_front();
-  }
-  types_.emplace(id, bin);
-  order_.push_back(id);
-}
-
-std::optional<bool> py2p_id_types::is_bin(const std::string& id) const {
-  auto i = types_.find(id);
-  if (i == types_.end())
-    return std::nullopt;
-  return i->second;
-}
-
 // -- deferred replies ---------------------------------------------------------
 
 bool py2p_deferred_replies::add(const std::string& request_id,

@@ -86,27 +86,6 @@ py2p_mesh_inbound read_mesh_message(const py2p::message& msg,
                                     const std::string& self,
                                     const py2p_message_limits& limits);
 
-/// Remembers whether each node id arrived as msgpack bin (py2p 0.7.870) or
-/// str (js2p), so a lookup for it can name it in the type its neighbours
-/// keep it under (py2p's routing table is type-sensitive). Bounded: the
-/// least recently learned id is forgotten first.
-class py2p_id_types {
-public:
-  /// Keeps at most `capacity` ids.
-  explicit py2p_id_types(size_t capacity = 4096) : capacity_(capacity) {}
-  /// `id` arrived as bin (`bin`) or str.
-  void learn(const std::string& id, bool bin);
-  /// How `id` arrived, if known.
-  std::optional<bool> is_bin(const std::string& id) const;
-  /// Ids remembered.
-  size_t size() const noexcept { return types_.size(); }
-
-private:
-  size_t capacity_;
-  std::unordered_map<std::string, bool> types_;
-  std::deque<std::string> order_;
-};
-
 /// Replies to nodes that are not neighbours, waiting as py2p's `requests`
 /// do: keyed by the id lookup broadcast for their target; once a node
 /// answers with the target's address, the node dials it and sends the

@@ -167,6 +167,12 @@ router_behavior(router_self self, const config& cfg, const raw_node_id& id,
       return on_py2p_inbound(self, peer, id, msgpack, sender, time, broadcast,
                              batch, initial_sync);
     },
+    [=](py2p_ids_atom, const std::string& id, bool bin, bool first_hand) {
+      on_py2p_id_type(self, id, bin, first_hand);
+    },
+    [=](py2p_ids_atom, const std::vector<std::string>& ids) {
+      return py2p_bin_ids(self, ids);
+    },
     [=](rtick_atom) { on_rtick(self); },
     [=](ae_round_atom) { on_ae_round(self); },
     [=](ae_start_atom, const link_actor& link) { on_ae_start(self, link); },

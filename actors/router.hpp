@@ -65,12 +65,14 @@ struct router_state {
   seen_set seen;
   /// py2p mode: broadcasts already relayed (py2p's 60 s waterfall).
   py2p_waterfall py2p_seen;
-  /// py2p mode: the msgpack type each message sender's id arrived in.
+  /// py2p mode: the msgpack type (str or bin) each node ID arrived in.
   py2p_id_types py2p_ids;
   /// py2p mode: replies to non-neighbours waiting for an id lookup.
   py2p_deferred_replies py2p_replies;
   /// py2p mode: counter salting our lookup request ids.
   uint64_t py2p_next_request = 0;
+  /// py2p mode: catch-up broadcasts young enough for peers that attach now.
+  py2p_recent_catch_up py2p_recent;
   /// The listening broker, if any.
   listener_actor listener;
   /// The bound port (0 until bound or when not listening).

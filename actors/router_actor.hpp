@@ -35,6 +35,8 @@ namespace syncmesh {
 ///   `(py2p_in_atom, peer, id, msgpack, sender, time, broadcast, WriteBatch,
 ///   initial_sync) -> bool` (answered once its writes are applied: the
 ///   reply returns the link's ingress credit) and ask `PeersRequest`;
+///   `(py2p_ids_atom, id, bin, first_hand)` reports the msgpack type an ID
+///   arrived in, `(py2p_ids_atom, ids) -> ids` asks which go out as bin;
 /// - from the facade: `InfoRequest -> NodeInfo` (once the listener is
 ///   bound), `ConnectRequest -> PeerInfo`, `PeersRequest -> PeerList`,
 ///   `SendRequest -> SendReply`, `DisconnectRequest -> bool`,
@@ -68,6 +70,9 @@ using router_actor = caf::typed_actor<
   caf::replies_to<py2p_in_atom, std::string, std::string, std::string,
                   std::string, uint64_t, bool, pb::WriteBatch,
                   bool>::with<bool>,
+  caf::reacts_to<py2p_ids_atom, std::string, bool, bool>,
+  caf::replies_to<py2p_ids_atom,
+                  std::vector<std::string>>::with<std::vector<std::string>>,
   caf::reacts_to<rtick_atom>, caf::reacts_to<ae_round_atom>,
   caf::reacts_to<ae_start_atom, link_actor>,
   caf::replies_to<close_atom>::with<bool>,

@@ -227,4 +227,16 @@ void py2p_peer_attached(router_self self, const std::string& peer);
 /// (counted).
 void py2p_messages_tick(router_self self);
 
+/// A py2p peer attached: it gets the catch-up broadcasts still young enough
+/// for py2p to accept.
+void py2p_on_attached(router_self self, const std::string& peer);
+
+/// A py2p link saw node ID `id` arrive as msgpack bin (or str).
+void on_py2p_id_type(router_self self, const std::string& id, bool bin,
+                     bool first_hand);
+
+/// Which of `ids` go out to py2p peers as msgpack bin.
+std::vector<std::string> py2p_bin_ids(router_self self,
+                                      const std::vector<std::string>& ids);
+
 } // namespace syncmesh

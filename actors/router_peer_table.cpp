@@ -21,6 +21,7 @@ void on_attached(router_self self, const std::string& peer) {
   // py2p peers know neither our announcements nor anti-entropy.
   if (st.cfg.wire == wire_kind::py2p) {
     py2p_peer_attached(self, peer);
+    py2p_on_attached(self, peer);
     return;
   }
   exchange_peers_with(self, peer);

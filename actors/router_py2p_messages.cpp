@@ -146,7 +146,7 @@ caf::result<pb::SendReply> py2p_send_message(router_self self,
     // Neighbours look the id up in the type it arrived in (py2p's routing
     // table is type-sensitive); unknown: ask in both.
     std::vector<bool> types;
-    if (auto bin = st.py2p_ids.is_bin(to))
+    if (auto bin = st.py2p_ids.known_type(to))
       types.push_back(*bin);
     else
       types = {false, true};
@@ -207,7 +207,7 @@ void py2p_on_mesh_message(router_self self, const std::string& peer,
       // One peer's message flood must not crowd out dictionary traffic.
       if (!spend_message_budget(self, peer))
         return;
-      st.py2p_ids.learn(msg.sender, msg.sender_bin);
+      st.py2p_ids.observe(msg.sender, msg.sender_bin, true);
       deliver_message(self, in.message, peer);
       return;
     case py2p_mesh_inbound::kind::lookup:

@@ -639,6 +639,10 @@ pb::Value bin(std::string x) {
   return v;
 }
 
+pb::Value id_value(std::string id, bool as_bin) {
+  return as_bin ? bin(std::move(id)) : text(std::move(id));
+}
+
 pb::Value uint(uint64_t x) {
   pb::Value v;
   if (x <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
@@ -719,7 +723,7 @@ std::vector<pb::Value> peers_payload(const std::vector<peer_address>& peers) {
     auto* addr = entry->add_items()->mutable_list();
     *addr->add_items() = text(x.host);
     *addr->add_items() = uint(x.port);
-    *entry->add_items() = text(x.id);
+    *entry->add_items() = id_value(x.id, x.id_bin);
   }
   p.push_back(std::move(list));
   return p;
@@ -740,6 +744,7 @@ std::string read_peers(const std::vector<pb::Value>& payload,
         || !read_address(entry.list().items(0), p.host, p.port) || p.port == 0)
       continue;
     p.id = std::move(*id);
+    p.id_bin = entry.list().items(1).kind_case() == pb::Value::kBytes;
     out.push_back(std::move(p));
   }
   return {};
@@ -826,6 +831,7 @@ std::string read_store(const std::vector<pb::Value>& payload, store_info& out) {
     if (!owner || owner->empty() || owner->size() > 128 || !ts)
       return "initial-sync store without an owner and a timestamp";
     out.owner = std::move(*owner);
+    out.owner_bin = payload[3].kind_case() == pb::Value::kBytes;
     out.timestamp = *ts;
   }
   return {};
@@ -838,8 +844,8 @@ std::vector<pb::Value> store_payload(const std::string& key,
 
 std::vector<pb::Value> store5_payload(const std::string& key,
                                       const pb::Value& value,
-                                      const std::string& owner, uint64_t ts) {
-  return {uint(flag::store), bin(key), value, text(owner), uint(ts)};
+                                      const pb::Value& owner, uint64_t ts) {
+  return {uint(flag::store), bin(key), value, owner, uint(ts)};
 }
 
 std::vector<pb::Value> delta_payload(const std::string& key,

@@ -214,6 +214,11 @@ pb::Value text(std::string x);
 /// A bin value.
 pb::Value bin(std::string x);
 
+/// A node ID as msgpack bin (`as_bin`) or str: py2p 0.7.870 sends its IDs as
+/// bin, js2p and syncmesh as str, and py2p compares owners type-sensitively,
+/// so an ID must go back in the type it arrived in.
+pb::Value id_value(std::string id, bool as_bin);
+
 /// An unsigned integer value.
 pb::Value uint(uint64_t x);
 
@@ -251,6 +256,8 @@ struct peer_address {
   uint16_t port = 0;
   /// Its id (bytes).
   std::string id;
+  /// The id came (and goes) as msgpack bin rather than str.
+  bool id_bin = false;
 };
 
 /// The payload of a peers list: `[0x07, [[[host, port], id], ...]]`.
@@ -272,6 +279,8 @@ struct store_info {
   bool initial_sync = false;
   /// The owner of an initial-sync record (bytes).
   std::string owner;
+  /// The owner came as msgpack bin rather than str.
+  bool owner_bin = false;
   /// The timestamp of an initial-sync record (seconds).
   uint64_t timestamp = 0;
 };
@@ -284,10 +293,11 @@ std::string read_store(const std::vector<pb::Value>& payload, store_info& out);
 std::vector<pb::Value> store_payload(const std::string& key,
                                      const pb::Value& value);
 
-/// A 5-packet initial-sync store `[0x0B, bin key, value, owner, ts]`.
+/// A 5-packet initial-sync store `[0x0B, bin key, value, owner, ts]`; the
+/// owner in the msgpack type it arrived in (id_value).
 std::vector<pb::Value> store5_payload(const std::string& key,
                                       const pb::Value& value,
-                                      const std::string& owner, uint64_t ts);
+                                      const pb::Value& owner, uint64_t ts);
 
 /// A delta `[0x11, bin key, map]`.
 std::vector<pb::Value> delta_payload(const std::string& key,

@@ -4,6 +4,7 @@
 
 #include "messages/hex_text.hpp"
 #include "messages/value_proto.hpp"
+#include "messages/version.hpp"
 
 namespace syncmesh {
 
@@ -89,8 +90,10 @@ bool base64_decode(const std::string& text, std::string& out) {
 }
 
 bool from_hex(const std::string& hex, std::string& out) {
-  // 64 bytes: what a data dir or an API caller holds for a native node ID.
-  return syncmesh::from_hex(hex, out, 64);
+  // Any node ID a node may have: a native one (15 bytes) or a py2p-mode
+  // one (65-66 base58 characters, 130-132 hex digits), up to the bound
+  // every node ID obeys, so hostile input is still refused.
+  return syncmesh::from_hex(hex, out, max_node_id_size);
 }
 
 bool is_utf8(const std::string& text) {

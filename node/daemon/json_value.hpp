@@ -20,7 +20,7 @@ std::string base64_encode(const std::string& bytes);
 bool base64_decode(const std::string& text, std::string& out);
 
 /// Decodes lowercase hex; false on odd length, other characters, or more
-/// than 128 digits.
+/// digits than a node ID may have (2 * max_node_id_size).
 bool from_hex(const std::string& hex, std::string& out);
 
 /// True when `text` is well-formed UTF-8.

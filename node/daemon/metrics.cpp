@@ -291,6 +291,9 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
     m.observe(m.flush_sync, "sync", d.sync_latency());
   }
   m.advance(m.records, {{"direction", "in"}}, r.records_in());
+  // py2p mode: initial-sync entries handed on to the other peers.
+  m.advance(m.records, {{"direction", "py2p_catch_up"}},
+            r.py2p_catch_up_relayed());
   m.advance(m.records, {{"direction", "out"}}, r.records_out());
   m.advance(m.frames, {}, r.frames_out());
   m.advance(m.bytes, {}, r.bytes_out());
@@ -323,6 +326,9 @@ std::string node_metrics::scrape(const pb::NodeStats& s, size_t watchers) {
             r.duplicates_replaced());
   m.advance(m.link_bounds, {{"kind", "announced_links_evicted"}},
             r.announced_links_evicted());
+  // py2p mode: ID types forgotten to keep their table's bound.
+  m.advance(m.link_bounds, {{"kind", "py2p_id_types_evicted"}},
+            r.py2p_id_types_evicted());
   // Peer TLS (issue 16): writes refused because a peer wrote as another.
   m.advance(m.link_bounds, {{"kind", "forged_writes_refused"}},
             r.forged_writes_refused());

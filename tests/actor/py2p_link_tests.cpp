@@ -5,7 +5,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +49,32 @@ struct py2p_fixture : test::node_fixture {
                     const std::vector<pb::Value>& payload) {
     return py2p::frame(py2p::make_raw(py2p::build(type, sender, time, payload)),
                        {}, node_cfg.max_frame_size);
+  }
+
+  /// Frames a message from a py2p 0.7.870 peer: its id goes out as msgpack
+  /// bin, in the sender field and wherever it puts it in the payload.
+  std::string frame_bin(uint8_t type, const std::string& sender, uint64_t time,
+                        const std::vector<pb::Value>& payload) {
+    pb::Value packets;
+    auto* items = packets.mutable_list();
+    *items->add_items() = py2p::uint(type);
+    *items->add_items() = py2p::bin(sender);
+    *items->add_items() = py2p::uint(time);
+    for (const auto& x : payload)
+      *items->add_items() = x;
+    std::string msgpack;
+    py2p::encode(packets, msgpack);
+    return py2p::frame(py2p::make_raw(std::move(msgpack)), {},
+                       node_cfg.max_frame_size);
+  }
+
+  /// The handshake of a py2p 0.7.870 peer (its id as bin).
+  std::string handshake_bin(const std::string& id, const std::string& host,
+                            uint16_t port) {
+    auto payload = py2p::handshake_payload(id, protocol_id(node_cfg), host,
+                                           port, {py2p::method::zlib});
+    payload[1] = py2p::bin(id);
+    return frame_bin(py2p::flag::whisper, id, now_s(), payload);
   }
 
   /// The handshake of peer `id`, declaring `host:port` and zlib, with the
@@ -260,6 +288,130 @@ BOOST_AUTO_TEST_CASE(a_local_write_goes_out_as_a_py2p_store) {
   BOOST_CHECK(value_of(msg.payload[2]) == value{std::string{"green"}});
 }
 
+BOOST_AUTO_TEST_CASE(owner_ids_go_back_in_the_msgpack_type_they_arrived_in) {
+  // A py2p 0.7.870 peer (ids as bin) owns a key with a falsy value, as its
+  // initial sync tells us, and writes another key itself.
+  auto b = connect_peer();
+  send(b, handshake_bin(peer_b, "10.0.0.2", 7000));
+  BOOST_REQUIRE_EQUAL(peer_count(), 1u);
+  auto owned_s = now_s() - 30;
+  send(b, frame_bin(py2p::flag::whisper, peer_b, now_s(),
+                    {py2p::uint(py2p::flag::store), py2p::bin("zero"),
+                     py2p::uint(0), py2p::bin(peer_b), py2p::uint(owned_s)}));
+  send(b, frame_bin(py2p::flag::broadcast, peer_b, now_s(),
+                    py2p::store_payload("live", py2p::text("b's"))));
+  BOOST_REQUIRE(read_key("zero") == value{int64_t{0}});
+  BOOST_REQUIRE(read_key("live") == value{std::string{"b's"}});
+  // Our own keys and a js2p peer's (ids as str) stay str.
+  write_key("ours", value{std::string{"a's"}});
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  BOOST_REQUIRE_EQUAL(peer_count(), 2u);
+  std::map<std::string, pb::Value::KindCase> owner_types;
+  for (const auto& msg : received(c, py2p::flag::store)) {
+    py2p::store_info st;
+    BOOST_REQUIRE(py2p::read_store(msg.payload, st).empty());
+    if (st.initial_sync)
+      owner_types[st.key] = msg.payload[3].kind_case();
+  }
+  BOOST_CHECK_EQUAL(owner_types["zero"], pb::Value::kBytes);
+  BOOST_CHECK_EQUAL(owner_types["live"], pb::Value::kBytes);
+  BOOST_CHECK_EQUAL(owner_types["ours"], pb::Value::kText);
+  // The peers list names B with its bin id.
+  auto lists = received(c, py2p::flag::peers);
+  BOOST_REQUIRE_EQUAL(lists.size(), 1u);
+  const auto& entries = lists[0].payload[1].list();
+  BOOST_REQUIRE_EQUAL(entries.items_size(), 1);
+  BOOST_CHECK_EQUAL(entries.items(0).list().items(1).kind_case(),
+                    pb::Value::kBytes);
+  // B itself gets its own falsy key back with its own (bin) id when it asks
+  // for our keys: py2p would otherwise compare bytes with str and drop us
+  // (TypeError).
+  send(b, frame_bin(py2p::flag::whisper, peer_b, now_s(),
+                    {py2p::uint(py2p::flag::request), py2p::bin("*")}));
+  size_t echoed = 0;
+  for (const auto& msg : received(b, py2p::flag::store)) {
+    py2p::store_info st;
+    BOOST_REQUIRE(py2p::read_store(msg.payload, st).empty());
+    if (st.initial_sync && st.key == "zero") {
+      ++echoed;
+      BOOST_CHECK_EQUAL(msg.payload[3].kind_case(), pb::Value::kBytes);
+      BOOST_CHECK_EQUAL(st.owner, peer_b);
+      BOOST_CHECK_EQUAL(st.timestamp, owned_s);
+    }
+  }
+  BOOST_CHECK_EQUAL(echoed, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(what_an_initial_sync_changes_is_handed_on_once) {
+  auto b = attach(peer_b, "10.0.0.2", 7000);
+  auto c = attach(peer_c, "10.0.0.3", 7001);
+  BOOST_REQUIRE_EQUAL(peer_count(), 2u);
+  auto stores_from_us = [&](caf::io::connection_handle hdl) {
+    std::vector<py2p::message> xs;
+    for (auto& msg : received(hdl, py2p::flag::store))
+      if (msg.type == py2p::flag::broadcast && msg.sender == node_a)
+        xs.push_back(std::move(msg));
+    return xs;
+  };
+  // B's initial sync (a whisper) holds a key owned by a py2p node X (bin).
+  const std::string owner_x = "OwnerXXX";
+  auto owned_s = now_s() - 600;
+  auto record = [&](const std::string& key, const std::string& val) {
+    pb::Value v;
+    to_proto(value{val}, &v);
+    return std::vector<pb::Value>{py2p::uint(py2p::flag::store),
+                                  py2p::text(key), v, py2p::bin(owner_x),
+                                  py2p::uint(owned_s)};
+  };
+  send(b, frame(py2p::flag::whisper, peer_b, now_s(), record("k", "x's")));
+  BOOST_REQUIRE(read_key("k") == value{std::string{"x's"}});
+  // C gets it as py2p would take it from X itself: a 5-packet store with
+  // X's own owner id (bin) and timestamp, broadcast by us now so C's mesh
+  // floods it once; B, where it came from, gets nothing.
+  auto out = stores_from_us(c);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_CHECK_EQUAL(out[0].time, now_s());
+  py2p::store_info st;
+  BOOST_REQUIRE(py2p::read_store(out[0].payload, st).empty());
+  BOOST_CHECK(st.initial_sync);
+  BOOST_CHECK_EQUAL(st.key, "k");
+  BOOST_CHECK(value_of(st.value) == value{std::string{"x's"}});
+  BOOST_CHECK_EQUAL(st.owner, owner_x);
+  BOOST_CHECK_EQUAL(out[0].payload[3].kind_case(), pb::Value::kBytes);
+  BOOST_CHECK_EQUAL(st.timestamp, owned_s);
+  BOOST_CHECK(stores_from_us(b).empty());
+  // The same record again changes nothing, so nothing more goes out.
+  advance(1s);
+  send(b, frame(py2p::flag::whisper, peer_b, now_s(), record("k", "x's")));
+  BOOST_CHECK_EQUAL(stores_from_us(c).size(), 1u);
+  // A catch-up record arriving as a broadcast (another node handed it on)
+  // was flooded as received: applied, relayed unchanged, never handed on a
+  // second time, so it cannot echo between nodes.
+  send(c, frame(py2p::flag::broadcast, peer_c, now_s(), record("k2", "y")));
+  BOOST_CHECK(read_key("k2") == value{std::string{"y"}});
+  auto relayed = received(b, py2p::flag::store);
+  BOOST_CHECK(std::any_of(relayed.begin(), relayed.end(), [&](const auto& m) {
+    return m.sender == peer_c && m.type == py2p::flag::broadcast;
+  }));
+  BOOST_CHECK(stores_from_us(b).empty());
+  BOOST_CHECK_EQUAL(stores_from_us(c).size(), 1u);
+  // A peer attaching while py2p still accepts that broadcast gets the same
+  // bytes (its mesh may lack the entry too); once it is too old, nobody.
+  auto d = attach("PeerDDD", "10.0.0.4", 7002);
+  auto late = stores_from_us(d);
+  BOOST_REQUIRE_EQUAL(late.size(), 1u);
+  BOOST_CHECK_EQUAL(late[0].time, out[0].time);
+  py2p::store_info late_st;
+  BOOST_REQUIRE(py2p::read_store(late[0].payload, late_st).empty());
+  BOOST_CHECK_EQUAL(late_st.key, "k");
+  BOOST_CHECK_EQUAL(late_st.owner, owner_x);
+  BOOST_CHECK_EQUAL(late_st.timestamp, owned_s);
+  advance(60s);
+  auto e = attach("PeerEEE", "10.0.0.5", 7003);
+  BOOST_CHECK(stores_from_us(e).empty());
+  BOOST_CHECK_EQUAL(peer_count(), 4u);
+}
+
 BOOST_AUTO_TEST_CASE(hostile_input_closes_only_that_connection) {
   auto good = attach(peer_b, "10.0.0.2", 7000);
   BOOST_REQUIRE_EQUAL(peer_count(), 1u);
@@ -344,8 +496,10 @@ BOOST_AUTO_TEST_CASE(a_frame_left_unfinished_is_dropped_after_py2p_60_s) {
   // py2p's 60 s age limit for broadcasts does not apply to.)
   pb::Value frame_text;
   to_proto(value{std::string{"frame"}}, &frame_text);
-  auto slow = frame(py2p::flag::whisper, peer_c, now_s(),
-                    py2p::store5_payload("slow", frame_text, peer_c, now_s()));
+  auto slow
+    = frame(py2p::flag::whisper, peer_c, now_s(),
+            py2p::store5_payload("slow", frame_text,
+                                 py2p::id_value(peer_c, false), now_s()));
   size_t sent = 0;
   for (int i = 0; i < 59; ++i) {
     send(trickling, slow.substr(sent++, 1));

@@ -538,8 +538,8 @@ BOOST_AUTO_TEST_CASE(sessions_handshake_and_exchange_stores) {
   // b compresses what it sends a; a opens it once it knows b's methods.
   BOOST_REQUIRE(a.feed(b.handshake_frame(fixed_time), out).empty());
   auto frame = b.whisper_frame(
-    py2p::store5_payload("k", py2p::text(std::string(500, 'v')), fixed_id2,
-                         fixed_time - 5),
+    py2p::store5_payload("k", py2p::text(std::string(500, 'v')),
+                         py2p::id_value(fixed_id2, false), fixed_time - 5),
     fixed_time);
   BOOST_TEST(hex(frame.substr(4, 2)) == "789c");
   out.clear();
@@ -614,6 +614,97 @@ BOOST_AUTO_TEST_CASE(waterfall_drops_duplicates_and_old_broadcasts) {
   w.admit("d", 2000, 2000);
   w.admit("e", 2000, 2000);
   BOOST_TEST(w.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(ids_keep_the_msgpack_type_they_arrived_in) {
+  // The codec reads the type of owners and peers-list ids and writes it back.
+  std::vector<pb::Value> store5{py2p::uint(py2p::flag::store), py2p::bin("k"),
+                                py2p::uint(0), py2p::bin(fixed_id2),
+                                py2p::uint(42)};
+  py2p::store_info st;
+  BOOST_REQUIRE(py2p::read_store(store5, st).empty());
+  BOOST_TEST(st.owner == fixed_id2);
+  BOOST_TEST(st.owner_bin);
+  store5[3] = py2p::text(fixed_id2);
+  BOOST_REQUIRE(py2p::read_store(store5, st).empty());
+  BOOST_TEST(!st.owner_bin);
+  auto echoed = py2p::store5_payload("k", py2p::uint(0),
+                                     py2p::id_value(fixed_id2, true), 42);
+  BOOST_TEST(echoed[3].kind_case() == pb::Value::kBytes);
+  BOOST_TEST(echoed[3].bytes() == fixed_id2);
+  std::vector<py2p::peer_address> peers{{"10.0.0.1", 1, fixed_id, true},
+                                        {"10.0.0.2", 2, fixed_id2, false}};
+  auto payload = py2p::peers_payload(peers);
+  // [[host, port], id] with the id in its own type: c4 = bin8, d9 = str8.
+  std::string packed;
+  py2p::encode(payload[1], packed);
+  BOOST_TEST(hex(packed).find("c442" + hex(fixed_id)) != std::string::npos);
+  BOOST_TEST(hex(packed).find("d942" + hex(fixed_id2)) != std::string::npos);
+  std::vector<py2p::peer_address> back;
+  BOOST_REQUIRE(py2p::read_peers(payload, back).empty());
+  BOOST_REQUIRE(back.size() == 2u);
+  BOOST_TEST(back[0].id_bin);
+  BOOST_TEST(!back[1].id_bin);
+}
+
+BOOST_AUTO_TEST_CASE(
+  the_id_type_table_follows_first_hand_types_within_a_bound) {
+  py2p_id_types types(3);
+  // Unknown ids (ours, js2p's) go out as str.
+  BOOST_TEST(!types.is_bin("py2p"));
+  BOOST_TEST(types.value("py2p").kind_case() == pb::Value::kText);
+  // Hearsay fills in an unknown id...
+  types.observe("py2p", false, false);
+  BOOST_TEST(!types.is_bin("py2p"));
+  // ...a node's own word (its sender field, its handshake) settles it...
+  types.observe("py2p", true, true);
+  BOOST_TEST(types.is_bin("py2p"));
+  BOOST_TEST(types.value("py2p").kind_case() == pb::Value::kBytes);
+  BOOST_TEST(types.value("py2p").bytes() == "py2p");
+  // ...and hearsay (an owner echoed as str by an older node) cannot undo it.
+  types.observe("py2p", false, false);
+  BOOST_TEST(types.is_bin("py2p"));
+  types.observe("js2p", false, true);
+  types.observe("relayed", true, false);
+  BOOST_TEST(types.is_bin("relayed"));
+  BOOST_TEST(types.size() == 3u);
+  // Bounded: the id seen or used longest ago ("js2p": "py2p" and "relayed"
+  // were used since) is forgotten, counted, and goes out as str again.
+  BOOST_TEST(types.is_bin("py2p"));
+  types.observe("newcomer", true, true);
+  BOOST_TEST(types.size() == 3u);
+  BOOST_TEST(types.evictions() == 1u);
+  BOOST_TEST(types.is_bin("py2p"));
+  BOOST_TEST(types.is_bin("relayed"));
+  BOOST_TEST(types.is_bin("newcomer"));
+  types.observe("another", true, true);
+  BOOST_TEST(types.evictions() == 2u);
+  BOOST_TEST(!types.is_bin("py2p"));
+  // A first-hand str replaces a second-hand bin.
+  types.observe("relayed", false, true);
+  BOOST_TEST(!types.is_bin("relayed"));
+}
+
+BOOST_AUTO_TEST_CASE(recent_catch_up_keeps_what_py2p_would_still_accept) {
+  py2p_recent_catch_up recent(10, 45);
+  recent.add({"b", 1000, "1234"});
+  recent.add({"b", 1010, "5678"});
+  BOOST_TEST(recent.young(1040).size() == 2u);
+  // Older than the window: dropped quietly (py2p would refuse it anyway).
+  BOOST_TEST(recent.young(1046).size() == 1u);
+  BOOST_TEST(recent.forgotten() == 0u);
+  // Beyond the byte bound the oldest go first, counted.
+  recent.add({"c", 1050, "abcd"});
+  recent.add({"c", 1050, "efgh"});
+  BOOST_TEST(recent.bytes() <= 10u);
+  BOOST_TEST(recent.forgotten() == 1u);
+  const auto& young = recent.young(1050);
+  BOOST_REQUIRE(young.size() == 2u);
+  BOOST_TEST(young.front().id_and_msgpack == "abcd");
+  // One larger than the whole bound is never kept.
+  recent.add({"c", 1050, std::string(11, 'x')});
+  BOOST_TEST(recent.forgotten() == 2u);
+  BOOST_TEST(recent.young(1050).size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(stores_translate_to_write_records_and_back) {

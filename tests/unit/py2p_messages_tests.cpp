@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/py2p_link_state.hpp"
 #include "actors/py2p_mesh_messages.hpp"
 #include "messages/py2p_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -257,16 +258,18 @@ BOOST_AUTO_TEST_CASE(deferred_replies_are_bounded_and_expire) {
 }
 
 BOOST_AUTO_TEST_CASE(id_types_are_remembered_within_a_bound) {
+  // The router's one table (actors/py2p_link_state.hpp), as the message
+  // code asks it: unknown, or the type the id arrived in.
   py2p_id_types ids(2);
-  BOOST_TEST(!ids.is_bin("a"));
-  ids.learn("a", true);
-  ids.learn("b", false);
-  BOOST_TEST((ids.is_bin("a") == std::optional<bool>{true}));
-  BOOST_TEST((ids.is_bin("b") == std::optional<bool>{false}));
-  ids.learn("c", true);
+  BOOST_TEST(!ids.known_type("a"));
+  ids.observe("a", true, true);
+  ids.observe("b", false, true);
+  BOOST_TEST((ids.known_type("a") == std::optional<bool>{true}));
+  BOOST_TEST((ids.known_type("b") == std::optional<bool>{false}));
+  ids.observe("c", true, true);
   BOOST_TEST(ids.size() == 2u);
-  BOOST_TEST(!ids.is_bin("a")); // the first learned went first
-  BOOST_TEST((ids.is_bin("c") == std::optional<bool>{true}));
+  BOOST_TEST(!ids.known_type("a")); // the least recently used went first
+  BOOST_TEST((ids.known_type("c") == std::optional<bool>{true}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

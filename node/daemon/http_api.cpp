@@ -18,7 +18,6 @@
 #include "actors/facade.hpp"
 #include "actors/lease_conflicts.hpp"
 #include "actors/log.hpp"
-#include "messages/hex_text.hpp"
 #include "messages/time_text.hpp"
 #include "messages/value_proto.hpp"
 #include "messages/version.hpp"
@@ -1193,10 +1192,9 @@ void http_api::impl::send_message(http::request&& req,
   }
   if (body.contains("to")) {
     std::string to;
-    // Any node ID length, py2p's 65-66 characters included.
+    // from_hex takes any node ID length, py2p's 65-66 characters included.
     if (!body["to"].is_string()
-        || !from_hex(std::string_view{body["to"].get_ref<const std::string&>()},
-                     to, max_node_id_size)) {
+        || !from_hex(body["to"].get<std::string>(), to)) {
       respond(
         http::json_error(400, "bad_request", "\"to\" must be a hex node ID"));
       return;

@@ -7,6 +7,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <queue>
@@ -183,8 +184,21 @@ struct cluster::impl {
   std::deque<trace_entry> trace;
   size_t trace_bytes = 0;
   uint64_t trace_dropped = 0;
-  /// The log sink this cluster replaced (restored by ~cluster).
-  log_sink previous_sink;
+  /// Node log lines up to this level are printed (cluster_options).
+  int print_level = 0;
+
+  /// A node log line while this cluster is the newest alive: to the trace
+  /// up to trace_log_level, to stderr up to log_level, with virtual time
+  /// and the kit name.
+  void on_log(log_level lvl, const std::string& node, const std::string& text) {
+    auto name = kit_name(node);
+    if (static_cast<int>(lvl) <= opts.trace_log_level)
+      record(name, "log", std::string{log_level_name(lvl)} + " " + text);
+    if (static_cast<int>(lvl) <= print_level)
+      std::fprintf(stderr, "t=%.6fs %s %s %s\n",
+                   static_cast<double>(now_us->load()) / 1e6, name.c_str(),
+                   log_level_name(lvl), text.c_str());
+  }
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.
   std::string storage_root;
@@ -901,6 +915,52 @@ struct cluster::impl {
 
 // -- cluster ------------------------------------------------------------------
 
+namespace {
+
+/// Routes the process-wide log sink to the newest cluster alive. Clusters
+/// may overlap in any order (a test replacing one with the next constructs
+/// the new one first), so none owns the sink: the first to come installs
+/// it, the last to go removes it, and a line goes to whichever is newest.
+struct log_routing {
+  static std::mutex& mtx() {
+    static std::mutex m;
+    return m;
+  }
+  /// A cluster alive: its identity and where its lines go.
+  struct member {
+    const void* owner;
+    log_sink sink;
+  };
+  static std::vector<member>& alive() {
+    static std::vector<member> xs;
+    return xs;
+  }
+  static void join(const void* owner, log_sink sink) {
+    std::lock_guard<std::mutex> guard{mtx()};
+    alive().push_back({owner, std::move(sink)});
+    if (alive().size() == 1)
+      set_log_sink(&deliver);
+  }
+  static void leave(const void* owner) {
+    std::lock_guard<std::mutex> guard{mtx()};
+    auto& xs = alive();
+    xs.erase(
+      std::remove_if(xs.begin(), xs.end(),
+                     [owner](const member& m) { return m.owner == owner; }),
+      xs.end());
+    if (xs.empty())
+      set_log_sink({});
+  }
+  static void deliver(log_level lvl, const std::string& node,
+                      const std::string& text) {
+    std::lock_guard<std::mutex> guard{mtx()};
+    if (!alive().empty())
+      alive().back().sink(lvl, node, text);
+  }
+};
+
+} // namespace
+
 uint64_t seed_from_env(uint64_t fallback) {
   const char* text = std::getenv("SYNCMESH_TEST_SEED");
   if (text == nullptr || *text == '\0')
@@ -922,17 +982,11 @@ cluster::cluster(cluster_options opts)
   auto print_level = impl_->opts.log_level;
   auto level = std::max(print_level, impl_->opts.trace_log_level);
   set_log_level(static_cast<log_level>(level));
+  impl_->print_level = print_level;
   auto* me = impl_.get();
-  impl_->previous_sink = set_log_sink(
-    [me, print_level](log_level lvl, const std::string& node,
-                      const std::string& text) {
-      auto name = impl::kit_name(node);
-      if (static_cast<int>(lvl) <= me->opts.trace_log_level)
-        me->record(name, "log", std::string{log_level_name(lvl)} + " " + text);
-      if (static_cast<int>(lvl) <= print_level)
-        std::fprintf(stderr, "t=%.6fs %s %s %s\n",
-                     static_cast<double>(me->now_us->load()) / 1e6,
-                     name.c_str(), log_level_name(lvl), text.c_str());
+  log_routing::join(
+    me, [me](log_level lvl, const std::string& node, const std::string& text) {
+      me->on_log(lvl, node, text);
     });
   for (size_t i = 0; i < impl_->nodes.size(); ++i)
     impl_->start(i, restart_mode::fresh);
@@ -941,7 +995,7 @@ cluster::cluster(cluster_options opts)
 cluster::~cluster() {
   for (size_t i = 0; i < impl_->nodes.size(); ++i)
     impl_->stop(i, false);
-  set_log_sink(std::move(impl_->previous_sink));
+  log_routing::leave(impl_.get());
 }
 
 size_t cluster::size() const noexcept {

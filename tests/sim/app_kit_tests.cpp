@@ -472,3 +472,26 @@ BOOST_FIXTURE_TEST_CASE(a_failing_test_prints_its_seed_and_trace,
   mesh.log(0, "before the failure");
   BOOST_CHECK_MESSAGE(false, "deliberate failure");
 }
+
+BOOST_AUTO_TEST_CASE(node_log_lines_reach_the_newest_cluster_whatever_the_order) {
+  // A test that replaces one cluster with the next builds the new one
+  // before the old one goes: the new one's trace still gets its nodes'
+  // log lines after the old one is destroyed.
+  syncmesh::testing::cluster_options opts;
+  opts.nodes = 2;
+  auto old_one = std::make_unique<syncmesh::testing::cluster>(opts);
+  old_one->connect(0, 1);
+  old_one->advance(1s);
+  opts.seed = 2;
+  auto new_one = std::make_unique<syncmesh::testing::cluster>(opts);
+  new_one->connect(0, 1);
+  new_one->advance(1s);
+  old_one.reset();
+  new_one->partition({{0}, {1}});
+  new_one->advance(30s);
+  size_t lines = 0;
+  for (const auto& e : new_one->trace())
+    lines += e.kind == "log" ? 1 : 0;
+  BOOST_CHECK_GT(lines, 0u);
+  new_one.reset();
+}

@@ -145,6 +145,15 @@ using ping_atom = caf::atom_constant<caf::atom("ping")>;
 
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
+/// Writes the text `val` at `key` through node `i`'s facade.
+void write_text(syncmesh::testing::cluster& mesh, size_t i,
+                const std::string& key, const std::string& val) {
+  syncmesh::pb::SetRequest set;
+  set.set_key(key);
+  set.mutable_value()->set_text(val);
+  mesh.ask<syncmesh::pb::WriteAck>(i, set);
+}
+
 /// An application actor that answers a ping after `delay` of (virtual) time.
 caf::behavior slow_echo(caf::event_based_actor* self,
                         std::chrono::milliseconds delay) {
@@ -176,10 +185,7 @@ BOOST_AUTO_TEST_CASE(every_facade_request_and_application_actors_can_be_asked) {
   mesh.connect(0, 1);
   mesh.advance(1s);
   // Requests that were missing from the kit's fixed list (a link error).
-  pb::SetRequest set;
-  set.set_key("k");
-  set.mutable_value()->set_text("v");
-  mesh.ask<pb::WriteAck>(0, set);
+  write_text(mesh, 0, "k", "v");
   auto popped = mesh.ask<pb::DeleteReply>(0, pb::PopItemRequest{});
   BOOST_CHECK_EQUAL(popped.key(), "k");
   BOOST_CHECK(
@@ -227,10 +233,7 @@ BOOST_AUTO_TEST_CASE(every_event_subscriber_sees_every_event) {
   });
   mesh.connect(0, 1);
   mesh.advance(1s);
-  pb::SetRequest set;
-  set.set_key("a");
-  set.mutable_value()->set_text("1");
-  mesh.ask<pb::WriteAck>(0, set);
+  write_text(mesh, 0, "a", "1");
   BOOST_REQUIRE(mesh.await_convergence(10s));
   // Both subscribers, on both nodes, and still after a restart.
   mesh.stop(1);
@@ -376,10 +379,7 @@ BOOST_AUTO_TEST_CASE(the_trace_holds_faults_events_and_log_lines_in_order) {
   BOOST_CHECK(n0.rfind("n0-", 0) == 0);
   mesh.connect(0, 1);
   mesh.advance(1s);
-  pb::SetRequest set;
-  set.set_key("k");
-  set.mutable_value()->set_text("v");
-  mesh.ask<pb::WriteAck>(0, set);
+  write_text(mesh, 0, "k", "v");
   mesh.advance(1s);
   mesh.log(1, "the application saw k");
   mesh.partition({{0}, {1}});
@@ -473,7 +473,8 @@ BOOST_FIXTURE_TEST_CASE(a_failing_test_prints_its_seed_and_trace,
   BOOST_CHECK_MESSAGE(false, "deliberate failure");
 }
 
-BOOST_AUTO_TEST_CASE(node_log_lines_reach_the_newest_cluster_whatever_the_order) {
+BOOST_AUTO_TEST_CASE(
+  node_log_lines_reach_the_newest_cluster_whatever_the_order) {
   // A test that replaces one cluster with the next builds the new one
   // before the old one goes: the new one's trace still gets its nodes'
   // log lines after the old one is destroyed.

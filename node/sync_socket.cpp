@@ -500,6 +500,14 @@ struct sync_socket::impl {
   bool stopping = false;
   /// Set by the event thread as it returns (guarded by queue_mtx).
   bool worker_done = false;
+  /// Set by close() when it leaves the event thread running (guarded by
+  /// queue_mtx): the thread then counts as a running actor of `sys`, so
+  /// ~actor_system (await_all_actors_done) waits for it, and it stops
+  /// counting only after it dropped its share of this impl. That share
+  /// holds actor handles (the requester's companion above all), and the
+  /// last one released runs CAF cleanup against `sys`: done after the
+  /// system died, it used freed memory (api_tests crashed at random).
+  bool worker_holds_system = false;
   std::thread worker;
 
   /// How long close() lets a running callback finish before it returns
@@ -545,13 +553,27 @@ struct sync_socket::impl {
       caf::anon_send(handler_actor, job, consumed);
   }
 
-  void run_events() {
+  /// The event thread's body; returns whether close() left it holding the
+  /// actor system (see worker_holds_system).
+  bool run_events() {
     run_queue();
+    bool holds_system = false;
     {
       std::lock_guard<std::mutex> guard{queue_mtx};
       worker_done = true;
+      holds_system = worker_holds_system;
     }
     queue_cv.notify_all();
+    return holds_system;
+  }
+
+  /// Lets the event thread run on after close() returns, keeping `sys` up
+  /// until it is done with this impl; callers hold queue_mtx and know the
+  /// thread has not finished.
+  void leave_worker_running_locked() {
+    worker_holds_system = true;
+    sys.registry().inc_running();
+    worker.detach();
   }
 
   void run_queue() {
@@ -591,23 +613,20 @@ struct sync_socket::impl {
       stopping = true;
     }
     queue_cv.notify_all();
+    std::unique_lock<std::mutex> guard{queue_mtx};
     if (!worker.joinable())
       return;
     // From a callback the event thread cannot wait for itself.
     if (worker.get_id() == std::this_thread::get_id()) {
-      worker.detach();
+      leave_worker_running_locked();
       return;
     }
-    bool done = false;
-    {
-      std::unique_lock<std::mutex> guard{queue_mtx};
-      done
-        = queue_cv.wait_for(guard, callback_grace, [&] { return worker_done; });
-    }
-    if (done)
+    if (queue_cv.wait_for(guard, callback_grace, [&] { return worker_done; })) {
+      guard.unlock();
       worker.join();
-    else
-      worker.detach(); // it shares ownership of this impl
+    } else {
+      leave_worker_running_locked(); // it shares ownership of this impl
+    }
   }
 };
 
@@ -644,8 +663,14 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
   });
   // The thread shares ownership: after close() from a callback it may still
   // finish that callback while the socket goes away.
-  impl_->worker = std::thread{[ptr = impl_] {
-    ptr->run_events();
+  // When close() left it running, it releases the system only after its
+  // share of the impl (and with it every actor handle) is gone.
+  impl_->worker = std::thread{[ptr = impl_]() mutable {
+    auto& sys = ptr->sys;
+    bool holds_system = ptr->run_events();
+    ptr.reset();
+    if (holds_system)
+      sys.registry().dec_running();
   }};
 }
 

@@ -401,11 +401,13 @@ BOOST_AUTO_TEST_CASE(callbacks_may_call_the_socket_back) {
 
 BOOST_AUTO_TEST_CASE(close_from_a_callback_does_not_hang) {
   sync_socket sock{sys};
-  mailbox<bool> closed;
-  sock.on_update([&](const std::string&, const value&, const entry_meta&) {
-    sock.close();
-    closed.push(true);
-  });
+  // Shared: the callback may still be inside push() when the test ends.
+  auto closed = std::make_shared<mailbox<bool>>();
+  sock.on_update(
+    [&sock, closed](const std::string&, const value&, const entry_meta&) {
+      sock.close();
+      closed->push(true);
+    });
   try {
     sock["k"] = 1;
   } catch (const syncmesh::error& e) {
@@ -413,7 +415,7 @@ BOOST_AUTO_TEST_CASE(close_from_a_callback_does_not_hang) {
     // a call in flight when close() runs gets errc::closed.
     BOOST_CHECK(e.code() == errc::closed);
   }
-  BOOST_REQUIRE(closed.wait_for(1));
+  BOOST_REQUIRE(closed->wait_for(1));
   BOOST_CHECK(sock.closed());
 }
 
@@ -622,6 +624,76 @@ BOOST_AUTO_TEST_CASE(destruction_does_not_wait_for_a_running_callback) {
   BOOST_CHECK_EQUAL(state->started.load(), 1);
 }
 
+namespace {
+
+/// A callback that blocks until the test releases it.
+struct held_callback {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> started{0};
+};
+
+/// Leaves a callback running on a closed socket of a system of its own
+/// (closed by the destructor or, with `close_inside`, by the callback
+/// itself), then destroys that system beside the callback. The event
+/// thread holds the socket's actor handles until the callback returns;
+/// released after the system died, they ran CAF's cleanup against freed
+/// memory (api_tests crashed at random in the next test's fixture).
+void destroy_the_system_beside_a_running_callback(bool close_inside) {
+  test::threaded_config cfg;
+  auto system = std::make_unique<caf::actor_system>(cfg);
+  auto idle = system->registry().running();
+  auto state = std::make_shared<held_callback>();
+  auto sock = std::make_unique<sync_socket>(*system);
+  auto* raw = sock.get();
+  sock->on_update([state, raw, close_inside](const std::string&, const value&,
+                                             const entry_meta&) {
+    // The socket is alive here: the test waits for `started` before it
+    // destroys it, and the callback does not touch it after.
+    if (close_inside)
+      raw->close();
+    ++state->started;
+    state->released.wait();
+  });
+  try {
+    (*sock)["a"] = 1;
+  } catch (const syncmesh::error& e) {
+    // The callback may close the socket before this write's reply arrives.
+    BOOST_CHECK(close_inside && e.code() == errc::closed);
+  }
+  BOOST_REQUIRE(eventually([&] { return state->started.load() == 1; }));
+  sock.reset(); // returns after at most 50 ms, the callback still running
+  // The node's actors stop; the event thread counts as one running actor
+  // until it dropped the socket's actor handles, so ~actor_system (and
+  // await_all_actors_done) waits for it.
+  size_t running = 0;
+  BOOST_CHECK_MESSAGE(eventually([&] {
+                        running = system->registry().running();
+                        return running == idle + 1;
+                      }),
+                      "running actors: " << running << ", idle: " << idle);
+  // Destroyed on this thread (CAF 0.17's ~actor_system waits until every
+  // thread that spawned in it lets go of its logger), while another thread
+  // releases the callback: whichever comes first, the system ends after the
+  // event thread dropped the socket's actor handles.
+  std::thread releaser{[&] {
+    state->release.set_value();
+  }};
+  system.reset();
+  releaser.join();
+  BOOST_CHECK_EQUAL(state->started.load(), 1);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_system_waits_for_a_callback_the_destructor_left) {
+  destroy_the_system_beside_a_running_callback(false);
+}
+
+BOOST_AUTO_TEST_CASE(the_system_waits_for_a_callback_that_closed_its_socket) {
+  destroy_the_system_beside_a_running_callback(true);
+}
+
 BOOST_AUTO_TEST_CASE(close_under_load_from_several_threads) {
   // Writers, readers, stats and asynchronous writers hammer a socket from
   // four threads, and a callback reads it back, while it closes at a
@@ -631,18 +703,26 @@ BOOST_AUTO_TEST_CASE(close_under_load_from_several_threads) {
   // and close() returns promptly.
   double slowest = 0;
   for (int round = 0; round < 20; ++round) {
-    auto sock = std::make_unique<sync_socket>(sys);
+    auto sock = std::make_shared<sync_socket>(sys);
     auto* raw = sock.get();
     std::atomic<bool> stop{false};
-    std::atomic<int> unexpected{0};
+    // Shared with the callback, which may outlive this round (a callback
+    // still running gets 50 ms, then the destructor returns without it).
+    auto unexpected = std::make_shared<std::atomic<int>>(0);
     std::atomic<uint64_t> ok_calls{0};
     // Each read either succeeds or sees errc::closed: anything else fails
-    // the test from the event thread's log and the count below.
-    sock->on_update([raw, &unexpected](const std::string& key, const value&,
+    // the test from the event thread's log and the count below. The callback
+    // reaches the socket through a weak pointer: a raw one dangles once the
+    // destructor returned without waiting for it.
+    std::weak_ptr<sync_socket> weak = sock;
+    sock->on_update([weak, unexpected](const std::string& key, const value&,
                                        const entry_meta&) {
-      auto code = code_thrown_by([&] { raw->get(key); });
+      auto self = weak.lock();
+      if (!self)
+        return;
+      auto code = code_thrown_by([&] { self->get(key); });
       if (code != errc::none && code != errc::closed)
-        ++unexpected;
+        ++*unexpected;
     });
     auto hammer = [&](int kind) {
       for (int i = 0; !stop; ++i) {
@@ -667,7 +747,7 @@ BOOST_AUTO_TEST_CASE(close_under_load_from_several_threads) {
         else if (code == errc::closed)
           return;
         else
-          ++unexpected;
+          ++*unexpected;
       }
     };
     std::vector<std::thread> threads;
@@ -693,7 +773,7 @@ BOOST_AUTO_TEST_CASE(close_under_load_from_several_threads) {
     }
     slowest = std::max(slowest, took);
     BOOST_CHECK_LT(took, 1000.0);
-    BOOST_CHECK_EQUAL(unexpected.load(), 0);
+    BOOST_CHECK_EQUAL(unexpected->load(), 0);
   }
   BOOST_TEST_MESSAGE("slowest close()/destruction under load: " << slowest
                                                                 << " ms");

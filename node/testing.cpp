@@ -1159,6 +1159,18 @@ void cluster::set_faults(const link_faults& faults) {
   impl_->record({}, "fault", "faults everywhere: " + describe(faults));
 }
 
+link_faults cluster::faults(size_t from, size_t to) const {
+  return impl_->faults.at(from).at(to);
+}
+
+std::chrono::microseconds cluster::skew(size_t i) const {
+  return std::chrono::microseconds(impl_->nodes.at(i).skew_us->load());
+}
+
+void cluster::record_fault(const std::string& text) {
+  impl_->record({}, "fault", text);
+}
+
 const network_counters& cluster::network() const noexcept {
   return impl_->counters;
 }

@@ -36,6 +36,10 @@
 #include "syncmesh/node_id.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
+namespace syncmesh {
+class sync_socket;
+} // namespace syncmesh
+
 namespace syncmesh::testing {
 
 /// An actor system configuration for deterministic tests: syncmesh's types,
@@ -555,6 +559,7 @@ public:
   void dump(std::ostream& out) const;
 
 private:
+  friend class syncmesh::sync_socket;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -229,7 +229,8 @@ struct fault_schedule {
   bool partitions = true;
   /// One direction of a link cut.
   bool one_way_cuts = true;
-  /// One direction of a link whose latency jumps to clog_latency.
+  /// One direction of a link whose latency jumps to seconds (between
+  /// clog_min_latency and clog_max_latency).
   bool clogs = true;
   /// Bursts of lost, duplicated and reordered frames on one link.
   bool lossy_links = true;
@@ -253,7 +254,8 @@ struct fault_schedule {
   /// within the nodes' default max_clock_offset (500 ms), so leases hold;
   /// beyond it nodes refuse each other and fence themselves, as they should.
   std::chrono::microseconds max_skew = std::chrono::milliseconds(200);
-  /// Most nodes stopped, crashed or paused at once (at most size() - 1).
+  /// Most nodes stopped, crashed or paused at once, counting those the test
+  /// stopped or paused itself (at most size() - 1: one node always runs).
   size_t max_down = 1;
   /// How stopped and crashed nodes come back. Unset: restart_mode::durable
   /// when the cluster has durable_storage (nothing acknowledged is lost),
@@ -310,8 +312,9 @@ struct fault_summary {
 
   /// Number of faults of `kind`.
   size_t count(fault_kind kind) const;
-  /// True when `node` was stopped or crashed (and so restarted) by the
-  /// schedule.
+  /// True when the schedule stopped or crashed `node` (and restarted it,
+  /// unless that fault was still active at the end): without durable
+  /// restarts its unreplicated writes may be lost.
   bool restarted(size_t node) const;
 };
 

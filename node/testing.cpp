@@ -214,14 +214,30 @@ struct cluster::impl {
   /// A node log line while this cluster is the newest alive: to the trace
   /// up to trace_log_level, to stderr up to log_level, with virtual time
   /// and the kit name.
-  void on_log(log_level lvl, const std::string& node, const std::string& text) {
+  void on_log(log_level lvl, const std::string& node, const std::string& line) {
     auto name = kit_name(node);
+    auto text = with_kit_names(line);
     if (static_cast<int>(lvl) <= opts.trace_log_level)
       record(name, "log", std::string{log_level_name(lvl)} + " " + text);
     if (static_cast<int>(lvl) <= print_level)
       std::fprintf(stderr, "t=%.6fs %s %s %s\n",
                    static_cast<double>(now_us->load()) / 1e6, name.c_str(),
                    log_level_name(lvl), text.c_str());
+  }
+
+  /// `line` with the nodes' short hex IDs (the first 12 hex digits, as
+  /// node log lines name peers) replaced by their kit names.
+  std::string with_kit_names(std::string line) const {
+    for (const auto& n : nodes) {
+      if (n.id.empty())
+        continue;
+      auto hex = to_hex(n.id).substr(0, 12);
+      auto name = kit_name(n.id);
+      for (auto at = line.find(hex); at != std::string::npos;
+           at = line.find(hex, at + name.size()))
+        line.replace(at, hex.size(), name);
+    }
+    return line;
   }
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.

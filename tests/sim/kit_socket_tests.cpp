@@ -280,3 +280,24 @@ BOOST_AUTO_TEST_CASE(the_same_seed_replays_the_same_callbacks) {
   BOOST_CHECK(run(11) == first);
   BOOST_CHECK(run(12) != first);
 }
+
+BOOST_AUTO_TEST_CASE(node_log_lines_name_peers_by_their_kit_names) {
+  auto opts = three_nodes();
+  opts.trace_log_level = 2; // warnings: a peer closed for its silence
+  cluster mesh{opts};
+  line(mesh);
+  mesh.cut(0, 1);
+  mesh.cut(1, 0);
+  mesh.advance(15s);
+  auto hex = mesh.id(1).to_hex().substr(0, 12);
+  auto name = mesh.id(1).raw();
+  bool named = false;
+  for (const auto& e : mesh.trace()) {
+    if (e.kind != "log")
+      continue;
+    BOOST_CHECK_MESSAGE(e.text.find(hex) == std::string::npos, e.text);
+    named
+      |= e.node == mesh.id(0).raw() && e.text.find(name) != std::string::npos;
+  }
+  BOOST_CHECK(named);
+}

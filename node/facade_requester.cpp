@@ -6,6 +6,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/make_actor.hpp>
 #include <caf/send.hpp>
@@ -43,7 +44,7 @@ std::exception_ptr node_exception(caf::actor_system& sys,
 
 facade_requester::facade_requester(caf::actor_system& sys, caf::actor dest,
                                    std::chrono::milliseconds timeout)
-    : dest_(std::move(dest)),
+    : sys_(sys), dest_(std::move(dest)),
       // Deadlines are now() + timeout: a timeout near milliseconds::max()
       // would overflow the clock's time points. A year is forever here.
       timeout_(std::min(
@@ -72,8 +73,7 @@ uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
       return 0;
     id = next_id_++;
     bool extended = extra.count() > 0;
-    auto deadline
-      = clock::now() + timeout_ + std::max(extra, decltype(extra){0});
+    auto deadline = now() + timeout_ + std::max(extra, decltype(extra){0});
     calls_.emplace(id, entry{std::move(call), deadline, extended});
     if (extended)
       ++extended_;
@@ -122,6 +122,18 @@ void facade_requester::close() {
   caf::actor_cast<caf::actor_companion*>(companion_)->on_enqueue(nullptr);
 }
 
+void facade_requester::retire() {
+  close();
+  // Cleaned up now, its destructor later has nothing left to tell the
+  // system (which may be gone by then).
+  caf::actor_cast<caf::actor_companion*>(companion_)
+    ->cleanup(caf::exit_reason::user_shutdown, nullptr);
+}
+
+facade_requester::time_point facade_requester::now() const {
+  return sys_.clock().now();
+}
+
 size_t facade_requester::in_flight() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return calls_.size();
@@ -153,9 +165,9 @@ void facade_requester::sweep() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     sweep_armed_ = false;
-    auto now = clock::now();
+    auto current = now();
     if (extended_ == 0) {
-      while (!calls_.empty() && calls_.begin()->second.deadline <= now) {
+      while (!calls_.empty() && calls_.begin()->second.deadline <= current) {
         expired.push_back(std::move(calls_.begin()->second.call));
         calls_.erase(calls_.begin());
       }
@@ -163,9 +175,9 @@ void facade_requester::sweep() {
         arm_sweep_locked(calls_.begin()->second.deadline);
     } else {
       // Deadlines out of order: look at every call.
-      auto next = clock::time_point::max();
+      auto next = time_point::max();
       for (auto i = calls_.begin(); i != calls_.end();) {
-        if (i->second.deadline <= now) {
+        if (i->second.deadline <= current) {
           if (i->second.extended)
             --extended_;
           expired.push_back(std::move(i->second.call));
@@ -186,12 +198,12 @@ void facade_requester::sweep() {
     call->fail(why);
 }
 
-void facade_requester::arm_sweep_locked(clock::time_point when) {
+void facade_requester::arm_sweep_locked(time_point when) {
   sweep_armed_ = true;
   // CAF's clock delivers it to the companion (on the clock's thread); one
   // message per timeout period at most, not one per call.
-  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(
-    when - clock::now());
+  auto delay
+    = std::chrono::duration_cast<std::chrono::microseconds>(when - now());
   caf::delayed_anon_send(companion_,
                          std::max(delay, std::chrono::microseconds{1}),
                          sweep_atom::value);

@@ -21,6 +21,7 @@
 #include <mutex>
 
 #include <caf/actor.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/actor_companion.hpp>
 #include <caf/message.hpp>
 
@@ -70,6 +71,11 @@ public:
   /// stops routing replies. Returns without waiting for the facade.
   void close();
 
+  /// Closes, and ends the companion actor now, while its actor system is
+  /// alive: for requesters that may outlive their system (a socket on a
+  /// test kit node that stopped). Later calls fail as after close().
+  void retire();
+
   /// Calls in flight (for tests and metrics).
   size_t in_flight() const;
 
@@ -77,11 +83,17 @@ public:
   std::chrono::milliseconds timeout() const noexcept { return timeout_; }
 
 private:
-  using clock = std::chrono::steady_clock;
+  /// The actor system's clock: steady time, or the virtual time of CAF's
+  /// test coordinator, so that deadlines pass in the simulation's time on a
+  /// test kit node.
+  using time_point = caf::actor_clock::time_point;
+
+  /// Now, on the actor system's clock.
+  time_point now() const;
 
   struct entry {
     std::shared_ptr<pending_call> call;
-    clock::time_point deadline;
+    time_point deadline;
     bool extended = false;
   };
 
@@ -93,8 +105,9 @@ private:
   void sweep();
 
   /// Arms one sweep message at `when`; callers hold mtx_.
-  void arm_sweep_locked(clock::time_point when);
+  void arm_sweep_locked(time_point when);
 
+  caf::actor_system& sys_;
   caf::actor dest_;
   std::chrono::milliseconds timeout_;
   /// The sender of every request; its enqueue handler is on_message.

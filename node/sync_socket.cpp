@@ -18,6 +18,7 @@
 #include "actors/lease_conflicts.hpp"
 #include "messages/value_proto.hpp"
 #include "node/facade_requester.hpp"
+#include "node/simulated_socket.hpp"
 
 namespace syncmesh {
 
@@ -209,6 +210,12 @@ public:
     return cv_.wait_until(guard, deadline, [this] { return done_; });
   }
 
+  /// True once completed (a simulated caller's test of progress).
+  bool done() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return done_;
+  }
+
   /// Waits for completion.
   void wait() {
     std::unique_lock<std::mutex> guard{mtx_};
@@ -308,7 +315,7 @@ confirmation confirmation_from(const pb::ConfirmedWriteReply& r) {
 
 // -- impl ---------------------------------------------------------------------
 
-struct sync_socket::impl {
+struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
   impl(caf::actor_system& sys, config cfg) : sys(sys), cfg(std::move(cfg)) {}
 
   caf::actor_system& sys;
@@ -319,6 +326,12 @@ struct sync_socket::impl {
   facade_actor facade;
   caf::actor events;
   std::atomic<bool> closed{false};
+  /// On a test kit node: the simulation that blocking calls run (nothing
+  /// waits on a thread, and the node is the kit's, not this socket's).
+  bool simulated = false;
+  std::weak_ptr<simulation> sim;
+  /// A simulated socket is running its callbacks (not re-entered).
+  bool running_callbacks = false;
 
   std::mutex callbacks_mtx;
   std::vector<message_handler> handlers;
@@ -358,6 +371,13 @@ struct sync_socket::impl {
                                extra);
     if (id == 0)
       throw error(errc::closed, "the sync_socket is closed");
+    if (simulated) {
+      auto limit = requester->timeout() + extra;
+      if (!run_simulation([&] { return slot->done(); }, limit)
+          && requester->withdraw(id))
+        throw error(errc::timeout, "the node did not reply in time");
+      return slot->take(sys);
+    }
     auto deadline
       = std::chrono::steady_clock::now() + requester->timeout() + extra;
     if (!slot->wait_until(deadline) && requester->withdraw(id))
@@ -365,6 +385,48 @@ struct sync_socket::impl {
     // Completed, or being completed right now by the thread that took it.
     slot->wait();
     return slot->take(sys);
+  }
+
+  /// Runs the simulation of a simulated socket until `done()`; false when
+  /// `limit` of virtual time passed first (or the simulation is gone).
+  bool run_simulation(const std::function<bool()>& done,
+                      std::chrono::milliseconds limit) {
+    auto s = sim.lock();
+    if (!s)
+      return done();
+    if (s->inside_actor())
+      throw std::logic_error(
+        "syncmesh: a blocking sync_socket call on a test kit node from inside "
+        "an actor (a tied actor, an on_event or submit callback) would wait "
+        "for itself; call it from the test or from a socket callback");
+    return s->run_until(done, limit);
+  }
+
+  /// A future for the caller: `inner` itself, or on a simulated socket a
+  /// deferred future whose get() and wait() run the simulation until
+  /// `inner` is ready (wait_for reports it deferred).
+  template <class T>
+  std::future<T> for_caller(std::future<T> inner,
+                            std::chrono::milliseconds extra) {
+    if (!simulated)
+      return inner;
+    // A second more than the requester's own deadline, which fails the
+    // call in virtual time; a paused node's timers wait, hence the bound.
+    auto limit = requester->timeout() + extra + std::chrono::seconds(1);
+    std::weak_ptr<impl> weak = shared_from_this();
+    return std::async(std::launch::deferred,
+                      [inner = std::move(inner), weak, limit]() mutable -> T {
+                        auto ready = [&] {
+                          return inner.wait_for(std::chrono::seconds(0))
+                                 == std::future_status::ready;
+                        };
+                        if (auto self = weak.lock(); self && !ready())
+                          self->run_simulation(ready, limit);
+                        if (!ready())
+                          throw error(errc::timeout,
+                                      "the node did not reply in time");
+                        return inner.get();
+                      });
   }
 
   /// How much longer than an ordinary call a confirmed write may take.
@@ -553,6 +615,53 @@ struct sync_socket::impl {
       caf::anon_send(handler_actor, job, consumed);
   }
 
+  /// Spawns the actor that queues the facade's events for the callbacks.
+  void spawn_events() {
+    std::weak_ptr<impl> weak = shared_from_this();
+    // The subscriber only queues; callbacks run on a thread of our own (or
+    // when the simulation reaches them), so a callback that blocks on this
+    // socket never starves CAF's scheduler.
+    events = sys.spawn([weak](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [weak](pb::Event& ev) {
+          if (auto ptr = weak.lock())
+            ptr->enqueue(std::move(ev));
+        },
+      };
+    });
+  }
+
+  /// Runs the queued callbacks of a simulated socket (see
+  /// run_simulated_callbacks).
+  bool run_queued() {
+    if (running_callbacks)
+      return false;
+    running_callbacks = true;
+    bool any = false;
+    try {
+      for (;;) {
+        queued item;
+        {
+          std::lock_guard<std::mutex> guard{queue_mtx};
+          if (stopping || queue.empty())
+            break;
+          item = std::move(queue.front());
+          queue.pop_front();
+        }
+        any = true;
+        if (item.job > 0)
+          handle(item.ev, item.job);
+        else
+          dispatch(item.ev);
+      }
+    } catch (...) {
+      running_callbacks = false;
+      throw;
+    }
+    running_callbacks = false;
+    return any;
+  }
+
   /// The event thread's body; returns whether close() left it holding the
   /// actor system (see worker_holds_system).
   bool run_events() {
@@ -601,9 +710,13 @@ struct sync_socket::impl {
     if (closed.exchange(true))
       return;
     // Blocked callers (on any thread, callbacks included) wake up now.
-    if (requester)
+    if (requester && simulated)
+      requester->retire();
+    else if (requester)
       requester->close();
-    caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
+    // A simulated socket's node is the kit's: it runs on.
+    if (!simulated)
+      caf::anon_send_exit(facade, caf::exit_reason::user_shutdown);
     if (events)
       caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
     if (handler_actor)
@@ -613,6 +726,15 @@ struct sync_socket::impl {
       stopping = true;
     }
     queue_cv.notify_all();
+    if (simulated) {
+      // The socket may outlive the node's actor system (a stopped kit
+      // node, a destroyed cluster): let go of its actors while it exists.
+      events = nullptr;
+      handler_actor = nullptr;
+      facade = nullptr;
+      node = node_actors{};
+      return;
+    }
     std::unique_lock<std::mutex> guard{queue_mtx};
     if (!worker.joinable())
       return;
@@ -650,17 +772,7 @@ sync_socket::sync_socket(caf::actor_system& sys, config cfg)
     impl_->close();
     throw;
   }
-  std::weak_ptr<impl> weak = impl_;
-  // The subscriber only queues; callbacks run on a thread of our own, so a
-  // callback that blocks on this socket never starves CAF's scheduler.
-  impl_->events = sys.spawn([weak](caf::event_based_actor*) -> caf::behavior {
-    return {
-      [weak](pb::Event& ev) {
-        if (auto ptr = weak.lock())
-          ptr->enqueue(std::move(ev));
-      },
-    };
-  });
+  impl_->spawn_events();
   // The thread shares ownership: after close() from a callback it may still
   // finish that callback while the socket goes away.
   // When close() left it running, it releases the system only after its
@@ -782,7 +894,7 @@ std::future<void> sync_socket::set_async(key_arg key, value val) {
       || impl_->requester->start(call, caf::make_message(std::move(req))) == 0)
     call->fail(std::make_exception_ptr(
       error(errc::closed, "the sync_socket is closed")));
-  return result;
+  return impl_->for_caller(std::move(result), std::chrono::milliseconds{0});
 }
 
 void sync_socket::update(
@@ -854,7 +966,7 @@ std::future<confirmation> sync_socket::set_async(key_arg key, value val,
            == 0)
     call->fail(std::make_exception_ptr(
       error(errc::closed, "the sync_socket is closed")));
-  return result;
+  return impl_->for_caller(std::move(result), impl_->confirm_extra(concern));
 }
 
 confirmation
@@ -1062,6 +1174,41 @@ bool sync_socket::closed() const noexcept {
 
 size_t sync_socket::calls_in_flight() const {
   return impl_->requester->in_flight();
+}
+
+// -- on a test kit node
+// ---------------------------------------------------------
+
+std::shared_ptr<sync_socket::impl>
+make_simulated_socket(caf::actor_system& sys, const node_actors& node,
+                      config cfg, std::weak_ptr<simulation> sim) {
+  auto result = std::make_shared<sync_socket::impl>(sys, std::move(cfg));
+  result->simulated = true;
+  result->sim = std::move(sim);
+  result->node = node;
+  result->id = node_id::from_raw(node.id);
+  result->facade = node.facade;
+  result->requester = std::make_unique<facade_requester>(
+    sys, caf::actor_cast<caf::actor>(result->facade),
+    std::chrono::duration_cast<std::chrono::milliseconds>(
+      result->cfg.request_timeout));
+  try {
+    result->port = static_cast<uint16_t>(
+      result->call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
+  } catch (...) {
+    result->close();
+    throw;
+  }
+  result->spawn_events();
+  return result;
+}
+
+bool run_simulated_callbacks(sync_socket::impl& sock) {
+  return sock.run_queued();
+}
+
+void detach_simulated_socket(sync_socket::impl& sock) {
+  sock.close();
 }
 
 } // namespace syncmesh

@@ -33,6 +33,8 @@
 #include "actors/log.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/version.hpp"
+#include "node/simulated_socket.hpp"
+#include "syncmesh/sync_socket.hpp"
 
 namespace syncmesh::testing {
 
@@ -156,10 +158,32 @@ struct sim_node {
     caf::actor current;
   };
   std::vector<tied_actor> tied;
+  /// The configuration of the node's current start (a socket's settings).
+  config cfg;
+  /// sync_sockets on this node (sync_socket(cluster&, i)), in the order
+  /// made; closed when the node stops.
+  std::vector<std::weak_ptr<sync_socket::impl>> sockets;
 };
 
 struct cluster::impl {
+  /// What the simulated sync_sockets of this cluster run: this cluster, as
+  /// long as it exists (they keep a weak reference).
+  struct socket_simulation final : simulation {
+    explicit socket_simulation(cluster::impl* owner) : owner(owner) {}
+    bool run_until(const std::function<bool()>& done,
+                   std::chrono::microseconds limit) override {
+      return owner->run_until(done, limit);
+    }
+    bool inside_actor() const override { return owner->actors_running > 0; }
+    cluster::impl* owner;
+  };
+
   cluster_options opts;
+  std::shared_ptr<socket_simulation> socket_sim
+    = std::make_shared<socket_simulation>(this);
+  /// Steps of the nodes' actors running right now (on this thread): a
+  /// simulated socket's blocking call from inside one is refused.
+  int actors_running = 0;
   std::mt19937_64 rng;
   std::shared_ptr<std::atomic<int64_t>> now_us
     = std::make_shared<std::atomic<int64_t>>(0);
@@ -190,14 +214,30 @@ struct cluster::impl {
   /// A node log line while this cluster is the newest alive: to the trace
   /// up to trace_log_level, to stderr up to log_level, with virtual time
   /// and the kit name.
-  void on_log(log_level lvl, const std::string& node, const std::string& text) {
+  void on_log(log_level lvl, const std::string& node, const std::string& line) {
     auto name = kit_name(node);
+    auto text = with_kit_names(line);
     if (static_cast<int>(lvl) <= opts.trace_log_level)
       record(name, "log", std::string{log_level_name(lvl)} + " " + text);
     if (static_cast<int>(lvl) <= print_level)
       std::fprintf(stderr, "t=%.6fs %s %s %s\n",
                    static_cast<double>(now_us->load()) / 1e6, name.c_str(),
                    log_level_name(lvl), text.c_str());
+  }
+
+  /// `line` with the nodes' short hex IDs (the first 12 hex digits, as
+  /// node log lines name peers) replaced by their kit names.
+  std::string with_kit_names(std::string line) const {
+    for (const auto& n : nodes) {
+      if (n.id.empty())
+        continue;
+      auto hex = to_hex(n.id).substr(0, 12);
+      auto name = kit_name(n.id);
+      for (auto at = line.find(hex); at != std::string::npos;
+           at = line.find(hex, at + name.size()))
+        line.replace(at, hex.size(), name);
+    }
+    return line;
   }
   /// Holds one data dir per node (durable_storage only); removed with the
   /// cluster.
@@ -321,6 +361,7 @@ struct cluster::impl {
                                    + skew->load());
     };
     n.mpx->provide_acceptor(listen_port, acceptor);
+    n.cfg = cfg;
     n.actors = spawn_node(*n.sys, cfg);
     provide_scribes(i);
     if (!on_event.empty() || opts.trace_events)
@@ -413,6 +454,13 @@ struct cluster::impl {
       return;
     if (n.paused)
       resume(i);
+    // Sockets on the node are closed and let go of its actors, which die
+    // below with their system.
+    auto sockets = std::move(n.sockets);
+    n.sockets.clear();
+    for (auto& weak : sockets)
+      if (auto sock = weak.lock())
+        detach_simulated_socket(*sock);
     // The application's actors die with their process; `kill` cannot be
     // ignored, unlike the exit message an actor may trap.
     for (auto& t : n.tied) {
@@ -462,6 +510,7 @@ struct cluster::impl {
   /// Runs a dying node's actors, discarding what they write.
   void drain_quietly(size_t i) {
     auto& n = nodes[i];
+    actor_steps guard{actors_running};
     size_t steps = 0;
     while ((n.sched->try_run_once() || n.mpx->try_exec_runnable())
            && ++steps < max_steps_per_instant) {
@@ -549,6 +598,7 @@ struct cluster::impl {
     auto& n = nodes[i];
     if (!n.alive || n.paused)
       return false;
+    actor_steps guard{actors_running};
     size_t steps = 0;
     while (n.sched->try_run_once() || n.mpx->try_exec_runnable()
            || read_unread(n)) {
@@ -557,6 +607,49 @@ struct cluster::impl {
                                  + " never becomes idle");
     }
     return steps > 0;
+  }
+
+  /// Counts a stretch of actor steps on this thread (see actors_running).
+  struct actor_steps {
+    explicit actor_steps(int& n) : n(n) { ++n; }
+    ~actor_steps() { --n; }
+    actor_steps(const actor_steps&) = delete;
+    actor_steps& operator=(const actor_steps&) = delete;
+    int& n;
+  };
+
+  /// Runs the callbacks queued for simulated sockets of running nodes, in
+  /// node and socket order; true when any ran.
+  bool run_socket_callbacks() {
+    bool any = false;
+    for (auto& n : nodes) {
+      // By index: a callback may make another socket or stop this node.
+      for (size_t k = 0; k < n.sockets.size(); ++k) {
+        if (!n.alive || n.paused)
+          break;
+        if (auto sock = n.sockets[k].lock())
+          any |= run_simulated_callbacks(*sock);
+      }
+    }
+    return any;
+  }
+
+  /// Makes the implementation of a sync_socket on node i.
+  std::shared_ptr<sync_socket::impl> attach_socket(size_t i) {
+    auto& n = running(i);
+    auto& list = n.sockets;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [](const auto& w) { return w.expired(); }),
+               list.end());
+    auto sock = make_simulated_socket(*n.sys, n.actors, n.cfg, socket_sim);
+    // The node may have stopped while the socket asked for its port.
+    if (!nodes[i].alive) {
+      detach_simulated_socket(*sock);
+      throw std::logic_error("syncmesh::testing: node " + std::to_string(i)
+                             + " stopped while a socket attached to it");
+    }
+    nodes[i].sockets.push_back(sock);
+    return sock;
   }
 
   /// Runs everything due at the current instant.
@@ -571,6 +664,8 @@ struct cluster::impl {
       for (size_t i = 0; i < nodes.size(); ++i)
         progress |= pump(i);
       progress |= deliver_due();
+      if (!progress)
+        progress |= run_socket_callbacks();
       if (!progress)
         return;
     }
@@ -899,6 +994,25 @@ struct cluster::impl {
     return std::move(*out->result);
   }
 
+  /// Moves time forward event by event until `done()` holds; false when
+  /// `limit` of virtual time passed first.
+  bool run_until(const std::function<bool()>& done, microseconds limit) {
+    settle();
+    auto end = now_us->load() + limit.count();
+    while (!done()) {
+      if (*now_us >= end)
+        return false;
+      // One event at a time: the next timer or frame, but never past `end`.
+      auto next = end;
+      if (!queue.empty())
+        next = std::min(next, queue.top().at_us);
+      if (auto t = next_timer())
+        next = std::min(next, *t);
+      advance_to(std::max(next, now_us->load() + 1));
+    }
+    return true;
+  }
+
   /// Runs (advancing time if needed) until `done` holds.
   void wait_for(const std::function<bool()>& done, size_t i) {
     settle();
@@ -997,6 +1111,13 @@ cluster::~cluster() {
     impl_->stop(i, false);
   log_routing::leave(impl_.get());
 }
+
+} // namespace syncmesh::testing
+
+syncmesh::sync_socket::sync_socket(testing::cluster& mesh, size_t node)
+    : impl_(mesh.impl_->attach_socket(node)) {}
+
+namespace syncmesh::testing {
 
 size_t cluster::size() const noexcept {
   return impl_->nodes.size();
@@ -1159,6 +1280,18 @@ void cluster::set_faults(const link_faults& faults) {
   impl_->record({}, "fault", "faults everywhere: " + describe(faults));
 }
 
+link_faults cluster::faults(size_t from, size_t to) const {
+  return impl_->faults.at(from).at(to);
+}
+
+std::chrono::microseconds cluster::skew(size_t i) const {
+  return std::chrono::microseconds(impl_->nodes.at(i).skew_us->load());
+}
+
+void cluster::record_fault(const std::string& text) {
+  impl_->record({}, "fault", text);
+}
+
 const network_counters& cluster::network() const noexcept {
   return impl_->counters;
 }
@@ -1181,20 +1314,7 @@ void cluster::advance(std::chrono::microseconds d) {
 
 bool cluster::run_until(const std::function<bool()>& done,
                         std::chrono::microseconds limit) {
-  impl_->settle();
-  auto end = impl_->now_us->load() + limit.count();
-  while (!done()) {
-    if (*impl_->now_us >= end)
-      return false;
-    // One event at a time: the next timer or frame, but never past `end`.
-    auto next = end;
-    if (!impl_->queue.empty())
-      next = std::min(next, impl_->queue.top().at_us);
-    if (auto t = impl_->next_timer())
-      next = std::min(next, *t);
-    impl_->advance_to(std::max(next, impl_->now_us->load() + 1));
-  }
-  return true;
+  return impl_->run_until(done, limit);
 }
 
 bool cluster::converged() {

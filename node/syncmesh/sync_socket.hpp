@@ -25,6 +25,10 @@ namespace syncmesh {
 struct node_actors;
 class sync_socket;
 
+namespace testing {
+class cluster;
+} // namespace testing
+
 /// The actors behind a socket (for syncmesh's own tests and tools).
 const node_actors& internals(const sync_socket& sock);
 
@@ -177,8 +181,11 @@ struct confirmation {
 /// gets at most 50 ms before close() returns without it; it then finishes
 /// on the event thread, and no callback starts after close() returned.
 ///
-/// The actor system must outlive the socket and any callback still running
-/// after close(). The destructor calls close().
+/// The actor system must outlive the socket. A callback still running after
+/// close() counts as a running actor of it until its thread let go of the
+/// socket's actors, so ~actor_system (and await_all_actors_done) waits for
+/// that callback to return, as it waits for actors. The destructor calls
+/// close().
 class sync_socket {
 public:
   /// Callback for `update(key, value, meta)` events.
@@ -194,6 +201,21 @@ public:
   /// Spawns a node in `sys` (prepared with syncmesh::configure). Throws
   /// value_error for an invalid config.
   explicit sync_socket(caf::actor_system& sys, config cfg = {});
+
+  /// A socket on node `node` of a test kit cluster (syncmesh/testing.hpp;
+  /// link syncmesh::syncmesh_testing), for testing code written against
+  /// this API in simulated time. The node stays the cluster's: close()
+  /// does not stop it, and stopping the node closes the socket (calls then
+  /// throw errc::closed; make a new socket after a restart). Nothing waits
+  /// on a thread: a blocking call runs the simulation until its reply
+  /// arrives (its timeout counts virtual time); callbacks run on the
+  /// test's thread whenever the simulation runs (a blocking call, or the
+  /// cluster's run, advance, ask, ...), one at a time, in order. The
+  /// futures of set_async are deferred: get() and wait() run the simulation
+  /// until the write is answered. Use it from the test's thread, and not
+  /// from inside an actor (a tied actor or an on_event callback): a
+  /// blocking call there throws std::logic_error.
+  sync_socket(testing::cluster& mesh, size_t node);
 
   /// Closes the node.
   ~sync_socket();

@@ -36,6 +36,10 @@
 #include "syncmesh/node_id.hpp"
 #include "syncmesh/pb/requests.pb.h"
 
+namespace syncmesh {
+class sync_socket;
+} // namespace syncmesh
+
 namespace syncmesh::testing {
 
 /// An actor system configuration for deterministic tests: syncmesh's types,
@@ -137,7 +141,23 @@ struct cluster_options {
   uint64_t start_wall_us = 1'700'000'000'000'000;
   /// Log level of the nodes (0 quiet … 4 debug).
   int log_level = 0;
+
+  /// Options whose node timers suit long virtual spans (see
+  /// long_span_config): what a test of hours of virtual time (leases
+  /// longer than a partition, say) should start from.
+  static cluster_options long_span();
 };
+
+/// `base` with the node timers that run on their own, idle or not, made
+/// long enough that hours of virtual time cost little real time: heartbeats
+/// every 10 s (default 1 s) with a 60 s peer timeout (10 s), the redial
+/// tick and first redial at 2 s (200 ms) with backoff up to 60 s (30 s),
+/// anti-entropy every 60 s (30 s). An idle five-node mesh then costs about
+/// a tenth of the real time per virtual hour (tests/bench/README.md, "Test
+/// kit: cost per virtual hour"). The price: a cut link is noticed only
+/// after 60 s, and a healed one may take a minute to be redialled, so give
+/// await_convergence a few minutes.
+config long_span_config(config base = {});
 
 /// What the simulated network did so far.
 struct network_counters {
@@ -162,6 +182,140 @@ struct network_counters {
   size_t connections_held = 0;
   /// Largest send queue (bytes written by a node, not yet on the wire).
   size_t max_send_queue = 0;
+};
+
+/// The kinds of fault a fault_schedule injects.
+enum class fault_kind {
+  /// The nodes split into two groups that cannot reach each other.
+  partition,
+  /// One direction of one link loses every frame (and its dials fail).
+  one_way_cut,
+  /// One direction of one link delays every frame by seconds.
+  clog,
+  /// Both directions of one link drop, duplicate and reorder frames.
+  lossy,
+  /// A node stops gracefully and restarts after a while.
+  stop,
+  /// A node crashes (its links close without a word) and restarts.
+  crash,
+  /// A node freezes (like SIGSTOP) and resumes.
+  pause,
+  /// A node's wall clock runs ahead or behind for a while.
+  clock_skew,
+};
+
+/// The name of a fault kind ("partition", "clog", ...).
+const char* to_string(fault_kind kind) noexcept;
+
+/// Random faults over a span of virtual time, FoundationDB style
+/// (cluster::run_faults). Every choice comes from `seed` (or from the
+/// cluster's seed and the virtual time of the call), so the same schedule
+/// on the same cluster injects the same faults at the same instants.
+struct fault_schedule {
+  /// Virtual time the schedule runs (cluster::run_faults advances by it).
+  std::chrono::microseconds span = std::chrono::seconds(60);
+  /// Mean virtual time between the starts of two faults (exponentially
+  /// distributed gaps).
+  std::chrono::microseconds mean_gap = std::chrono::seconds(2);
+  /// Shortest time a fault lasts before it is undone (the link heals, the
+  /// node restarts or resumes, the clock comes back).
+  std::chrono::microseconds min_duration = std::chrono::seconds(1);
+  /// Longest time a fault lasts (uniformly distributed in between). Keep it
+  /// below the nodes' tombstone_horizon: a replica cut off for longer may
+  /// bring back keys whose deletes its peers purged.
+  std::chrono::microseconds max_duration = std::chrono::seconds(8);
+
+  /// Symmetric partitions into two random groups.
+  bool partitions = true;
+  /// One direction of a link cut.
+  bool one_way_cuts = true;
+  /// One direction of a link whose latency jumps to seconds (between
+  /// clog_min_latency and clog_max_latency).
+  bool clogs = true;
+  /// Bursts of lost, duplicated and reordered frames on one link.
+  bool lossy_links = true;
+  /// Graceful stops, each followed by a restart.
+  bool stops = true;
+  /// Crashes, each followed by a restart.
+  bool crashes = true;
+  /// Pauses, each followed by a resume.
+  bool pauses = true;
+  /// Clock skews of one node, each undone after a while.
+  bool clock_skews = true;
+
+  /// Smallest one-way latency of a clogged direction.
+  std::chrono::microseconds clog_min_latency = std::chrono::seconds(1);
+  /// Largest one-way latency of a clogged direction.
+  std::chrono::microseconds clog_max_latency = std::chrono::seconds(5);
+  /// Largest probability of loss, of duplication and of reordering in a
+  /// lossy burst (each drawn between 0 and this).
+  double max_loss = 0.2;
+  /// Largest clock skew, ahead or behind. The default keeps any two nodes
+  /// within the nodes' default max_clock_offset (500 ms), so leases hold;
+  /// beyond it nodes refuse each other and fence themselves, as they should.
+  std::chrono::microseconds max_skew = std::chrono::milliseconds(200);
+  /// Most nodes stopped, crashed or paused at once, counting those the test
+  /// stopped or paused itself (at most size() - 1: one node always runs).
+  size_t max_down = 1;
+  /// How stopped and crashed nodes come back. Unset: restart_mode::durable
+  /// when the cluster has durable_storage (nothing acknowledged is lost),
+  /// else restart_mode::same_identity (an empty store, the same ID).
+  std::optional<restart_mode> restart_as;
+  /// At the end, undo every fault still active and heal every cut (also the
+  /// test's own), and have every node dial the peers it had at the start,
+  /// so await_convergence can follow. Off: faults still active at the end
+  /// stay (fault_summary::still_active).
+  bool heal_at_end = true;
+  /// Seed of the schedule's choices. Unset: the cluster's seed mixed with
+  /// the virtual time of the call.
+  std::optional<uint64_t> seed;
+  /// Called every `tick` of virtual time during the schedule (when both
+  /// are set), to drive a workload from the test between faults.
+  std::function<void()> on_tick;
+  /// See on_tick.
+  std::chrono::microseconds tick{0};
+};
+
+/// One fault a schedule injected.
+struct injected_fault {
+  /// Virtual time (since the cluster started) it began.
+  std::chrono::microseconds at{0};
+  /// Virtual time it was undone; -1 µs while still active.
+  std::chrono::microseconds until{-1};
+  /// What kind of fault.
+  fault_kind kind = fault_kind::partition;
+  /// The nodes it hit: the node (stop, crash, pause, skew), the link's
+  /// sender and receiver (cut, clog, lossy), or the first group (partition).
+  std::vector<size_t> nodes;
+  /// The fault as written to the trace (with kit names).
+  std::string text;
+
+  /// Same instants, kind, nodes and text.
+  friend bool operator==(const injected_fault& x, const injected_fault& y) {
+    return x.at == y.at && x.until == y.until && x.kind == y.kind
+           && x.nodes == y.nodes && x.text == y.text;
+  }
+  /// See operator==.
+  friend bool operator!=(const injected_fault& x, const injected_fault& y) {
+    return !(x == y);
+  }
+};
+
+/// What a fault schedule did.
+struct fault_summary {
+  /// The seed it ran with (fault_schedule::seed, or the one it derived).
+  uint64_t seed = 0;
+  /// Every fault injected, in the order they began.
+  std::vector<injected_fault> faults;
+  /// Faults left active at the end (heal_at_end off).
+  size_t still_active = 0;
+
+  /// Number of faults of `kind`.
+  size_t count(fault_kind kind) const;
+  /// True when the schedule stopped or crashed `node` (and restarted it,
+  /// unless that fault was still active at the end): without durable
+  /// restarts its unreplicated writes may be lost.
+  bool restarted(size_t node) const;
 };
 
 /// Thrown when a request fails or gets no reply in time.
@@ -260,6 +414,27 @@ public:
   /// Bytes node `i` has written but the network has not taken yet (its send
   /// queues), summed over its connections.
   size_t send_queue_bytes(size_t i) const;
+
+  /// The faults of the direction `from` → `to` now.
+  link_faults faults(size_t from, size_t to) const;
+  /// How far node `i`'s wall clock is ahead of true time now (set_skew).
+  std::chrono::microseconds skew(size_t i) const;
+
+  // -- fault schedules --------------------------------------------------------
+
+  /// Runs `schedule`: advances virtual time by its span, injecting random
+  /// faults of the kinds it allows (partitions, one-way cuts, clogged and
+  /// lossy links, stops, crashes, pauses, clock skews), each undone after a
+  /// random duration, and, unless told otherwise, heals everything at the
+  /// end. Every fault goes to the trace ("fault" lines starting with
+  /// "schedule:") with the nodes' kit names. Tied actors (spawn) die and
+  /// come back with their nodes. Throws std::invalid_argument for a
+  /// schedule this cluster cannot run (a durable restart without
+  /// durable_storage, a span or duration below zero).
+  fault_summary run_faults(const fault_schedule& schedule);
+  /// Adds a "fault" line for the whole cluster to the trace (for fault
+  /// injectors of the test's own).
+  void record_fault(const std::string& text);
 
   // -- time -------------------------------------------------------------------
 
@@ -387,6 +562,7 @@ public:
   void dump(std::ostream& out) const;
 
 private:
+  friend class syncmesh::sync_socket;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -24,6 +24,16 @@ int main() {
     std::cerr << "kit_test: node IDs are not distinct\n";
     return 1;
   }
+  // A fault schedule of the installed kit: faults for 20 virtual seconds,
+  // all healed at the end.
+  syncmesh::testing::fault_schedule chaos;
+  chaos.span = 20s;
+  auto summary = mesh.run_faults(chaos);
+  if (summary.faults.empty() || summary.still_active != 0
+      || !mesh.await_convergence(2min)) {
+    std::cerr << "kit_test: the fault schedule did not run or heal\n";
+    return 1;
+  }
   std::cout << "kit_test: ok (node " << first << ")\n";
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "actors/router.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
@@ -92,6 +94,14 @@ void router_state::init(const config& c, const raw_node_id& self) {
   limits = write_limits{cfg.max_key_size, cfg.max_value_size,
                         static_cast<int>(cfg.max_value_depth)};
   clock = cfg.clock ? cfg.clock : system_wall_clock();
+  // Message IDs are "<id>/<kind><n>", and peers drop an ID they saw in the
+  // last seen_ttl as a duplicate. A node restarted with its identity that
+  // counted from 0 again repeated its previous run's IDs, so peers dropped
+  // its messages, confirmation queries and answers for two minutes. The
+  // count starts at the start's wall time in µs (never below the persisted
+  // high-water mark): a later run starts past every ID an earlier one used
+  // unless that one sent more than a message per µs it ran.
+  next_message = std::max<uint64_t>(clock(), cfg.hlc_floor_us);
   uint64_t seed = 0;
   for (unsigned char c : self)
     seed = seed * 131 + c;

@@ -91,7 +91,8 @@ struct router_state {
   std::vector<std::pair<std::string, pb::WriteRecord>> outbox;
   /// A flush message is on its way.
   bool flush_scheduled = false;
-  /// Counter for control message IDs.
+  /// Counter for control message IDs; starts at the start's wall time
+  /// (router_state::init says why).
   uint64_t next_message = 0;
   /// Round-robin position for anti-entropy rounds.
   size_t ae_turn = 0;

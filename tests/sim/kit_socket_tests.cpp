@@ -301,3 +301,40 @@ BOOST_AUTO_TEST_CASE(node_log_lines_name_peers_by_their_kit_names) {
   }
   BOOST_CHECK(named);
 }
+
+// A node restarted with its identity (its data dir) must not reuse the
+// message IDs of its previous run: peers remember IDs for seen_ttl (two
+// minutes) and drop repeats as duplicates, so its messages and its
+// confirmed writes' queries vanished after every restart.
+BOOST_AUTO_TEST_CASE(a_restarted_node_is_heard_at_once) {
+  cluster mesh{three_nodes()};
+  line(mesh);
+  {
+    sync_socket a{mesh, 0};
+    for (int k = 0; k < 5; ++k)
+      a.send({"before " + std::to_string(k)});
+    a.set("k", 1, syncmesh::confirm::all(2s));
+  }
+  mesh.advance(1s);
+  mesh.stop(0, false);
+  mesh.advance(1s);
+  mesh.restart(0, syncmesh::testing::restart_mode::same_identity);
+  mesh.connect(0, 1);
+  BOOST_REQUIRE(
+    mesh.run_until([&] { return mesh.stats(0).router().peers() == 2; }, 30s));
+  sync_socket a{mesh, 0};
+  sync_socket c{mesh, 2};
+  (void)c.recv(100); // what arrived before the restart
+  for (int k = 0; k < 5; ++k)
+    a.send({"after " + std::to_string(k)});
+  size_t got = 0;
+  mesh.run_until(
+    [&] {
+      got += c.recv(10).size();
+      return got == 5;
+    },
+    10s);
+  BOOST_CHECK_EQUAL(got, 5u);
+  auto conf = a.set("k2", 2, syncmesh::confirm::all(2s));
+  BOOST_CHECK_EQUAL(conf.confirmed, 3u);
+}

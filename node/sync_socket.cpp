@@ -615,6 +615,28 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
       caf::anon_send(handler_actor, job, consumed);
   }
 
+  /// Talks to `n` from now on: its facade gets every request, port() is
+  /// asked for (which waits for the listener, so a bind error surfaces
+  /// here rather than later; a failure closes the socket and throws), and
+  /// the event subscriber is spawned.
+  void attach(const node_actors& n) {
+    node = n;
+    id = node_id::from_raw(node.id);
+    facade = node.facade;
+    requester = std::make_unique<facade_requester>(
+      sys, caf::actor_cast<caf::actor>(facade),
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+        cfg.request_timeout));
+    try {
+      port = static_cast<uint16_t>(
+        call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
+    } catch (...) {
+      close();
+      throw;
+    }
+    spawn_events();
+  }
+
   /// Spawns the actor that queues the facade's events for the callbacks.
   void spawn_events() {
     std::weak_ptr<impl> weak = shared_from_this();
@@ -756,27 +778,11 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
 
 sync_socket::sync_socket(caf::actor_system& sys, config cfg)
     : impl_(std::make_shared<impl>(sys, std::move(cfg))) {
-  impl_->node = spawn_node(sys, impl_->cfg);
-  impl_->id = node_id::from_raw(impl_->node.id);
-  impl_->facade = impl_->node.facade;
-  impl_->requester = std::make_unique<facade_requester>(
-    sys, caf::actor_cast<caf::actor>(impl_->facade),
-    std::chrono::duration_cast<std::chrono::milliseconds>(
-      impl_->cfg.request_timeout));
-  try {
-    // Waits for the listener, so port() is known and a bind error surfaces
-    // here rather than later.
-    impl_->port = static_cast<uint16_t>(
-      impl_->call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
-  } catch (...) {
-    impl_->close();
-    throw;
-  }
-  impl_->spawn_events();
+  impl_->attach(spawn_node(sys, impl_->cfg));
   // The thread shares ownership: after close() from a callback it may still
-  // finish that callback while the socket goes away.
-  // When close() left it running, it releases the system only after its
-  // share of the impl (and with it every actor handle) is gone.
+  // finish that callback while the socket goes away. When close() left it
+  // running, it releases the system only after its share of the impl (and
+  // with it every actor handle) is gone.
   impl_->worker = std::thread{[ptr = impl_]() mutable {
     auto& sys = ptr->sys;
     bool holds_system = ptr->run_events();
@@ -1185,21 +1191,7 @@ make_simulated_socket(caf::actor_system& sys, const node_actors& node,
   auto result = std::make_shared<sync_socket::impl>(sys, std::move(cfg));
   result->simulated = true;
   result->sim = std::move(sim);
-  result->node = node;
-  result->id = node_id::from_raw(node.id);
-  result->facade = node.facade;
-  result->requester = std::make_unique<facade_requester>(
-    sys, caf::actor_cast<caf::actor>(result->facade),
-    std::chrono::duration_cast<std::chrono::milliseconds>(
-      result->cfg.request_timeout));
-  try {
-    result->port = static_cast<uint16_t>(
-      result->call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
-  } catch (...) {
-    result->close();
-    throw;
-  }
-  result->spawn_events();
+  result->attach(node);
   return result;
 }
 

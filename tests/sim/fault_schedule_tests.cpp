@@ -62,6 +62,14 @@ testing::cluster::actor_factory writer(size_t i,
   };
 }
 
+/// Ties a writer to every node of `mesh`; returns what they write.
+std::shared_ptr<write_log> start_writers(testing::cluster& mesh) {
+  auto log = std::make_shared<write_log>(mesh.size());
+  for (size_t i = 0; i < mesh.size(); ++i)
+    mesh.spawn(i, writer(i, log));
+  return log;
+}
+
 /// Keys node i holds (with a value, not a tombstone).
 std::set<std::string> keys_of(testing::cluster& mesh, size_t i) {
   std::set<std::string> keys;
@@ -104,9 +112,7 @@ schedule_run run_with_seed(uint64_t seed) {
   opts.seed = seed;
   testing::cluster mesh{opts};
   connect_ring(mesh);
-  auto log = std::make_shared<write_log>(4);
-  for (size_t i = 0; i < 4; ++i)
-    mesh.spawn(i, writer(i, log));
+  auto log = start_writers(mesh);
   testing::fault_schedule schedule;
   schedule.span = 60s;
   auto summary = mesh.run_faults(schedule);
@@ -158,9 +164,7 @@ BOOST_AUTO_TEST_CASE(
   opts.durable_storage = true;
   testing::cluster mesh{opts};
   connect_ring(mesh);
-  auto log = std::make_shared<write_log>(4);
-  for (size_t i = 0; i < 4; ++i)
-    mesh.spawn(i, writer(i, log));
+  auto log = start_writers(mesh);
   testing::fault_schedule schedule;
   schedule.span = 180s;
   auto summary = mesh.run_faults(schedule);

@@ -13,6 +13,7 @@
 #include "actors/atoms.hpp"
 #include "actors/lease_conflicts.hpp"
 #include "actors/log.hpp"
+#include "actors/node_error_proto.hpp"
 #include "actors/router_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -587,13 +588,18 @@ pb::WriteBatch stamp_batch(self_ptr self, std::vector<pb::WriteRecord>&& recs,
   return batch;
 }
 
-template <class Reply>
-caf::result<Reply> refuse(self_ptr self, caf::error err) {
+/// Counts a refused local write and returns its error.
+caf::error counted_refusal(self_ptr self, caf::error err) {
   // Only lease conflicts count: missing keys and wrong types are not news.
   if (code_of(err) == errc::lease_held)
     self->state.lease_stats.set_refused_writes(
       self->state.lease_stats.refused_writes() + 1);
   return err;
+}
+
+template <class Reply>
+caf::result<Reply> refuse(self_ptr self, caf::error err) {
+  return counted_refusal(self, std::move(err));
 }
 
 /// The clock fence refuses every local write while it is up (this node's
@@ -628,6 +634,46 @@ caf::result<Reply> write_one(self_ptr self, pb::WriteRecord rec,
     return apply_erase_batch(self, batch);
   else
     return apply_local_batch(self, batch);
+}
+
+/// Sets each item as its own SetRequest would, in order, and answers with
+/// one outcome per item: the socket's combined writes. Every item gets its
+/// own fence check, lease decision and stamp, and sees the items before it
+/// (a later item of the same key wins); what changed is flooded as one
+/// batch and, with a data dir, persisted as one group.
+caf::result<pb::SetManyReply> set_many(self_ptr self, pb::SetManyRequest& req) {
+  auto& st = self->state;
+  pb::SetManyReply reply;
+  pb::WriteBatch changed;
+  auto refuse_item = [&](pb::WriteOutcome* outcome, caf::error err) {
+    to_proto(counted_refusal(self, std::move(err)), *outcome->mutable_error());
+  };
+  for (auto& item : *req.mutable_items()) {
+    auto* outcome = reply.add_outcomes();
+    if (auto err = fence_refusal(self)) {
+      refuse_item(outcome, std::move(*err));
+      continue;
+    }
+    auto d = st.rules.decide(st.store, item.key(), false);
+    if (!d.allowed) {
+      refuse_item(outcome, refusal(item.key(), d));
+      continue;
+    }
+    std::vector<pb::WriteRecord> recs(1);
+    recs[0].set_key(std::move(*item.mutable_key()));
+    recs[0].mutable_value()->Swap(item.mutable_value());
+    std::vector<local_decision> ds;
+    ds.push_back(std::move(d));
+    auto batch = stamp_batch(self, std::move(recs), std::move(ds), false);
+    auto res = apply_batch(self, batch, false);
+    if (!res.error.empty())
+      to_proto(make_error(errc::malformed, std::move(res.error)),
+               *outcome->mutable_error());
+    for (auto& rec : *res.changed.mutable_records())
+      changed.mutable_records()->Add()->Swap(&rec);
+  }
+  flood(self, std::string{}, std::move(changed));
+  return answer_when_durable(self, std::move(reply));
 }
 
 /// py2p mode refuses deletes unless configured: a nil store crashes js2p.
@@ -1037,6 +1083,9 @@ dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
       rec.set_key(std::move(*req.mutable_key()));
       rec.mutable_value()->Swap(req.mutable_value());
       return write_one<pb::WriteAck>(self, std::move(rec), false);
+    },
+    [=](pb::SetManyRequest& req) -> caf::result<pb::SetManyReply> {
+      return set_many(self, req);
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
       auto& st = self->state;

@@ -19,6 +19,8 @@ namespace syncmesh {
 /// - local writes from the facade, decided with the lease rule
 ///   (lease_state.hpp) inside the store's sequencing, stamped, applied and
 ///   answered once applied: `SetRequest -> WriteAck`,
+///   `SetManyRequest -> SetManyReply` (each item as its own SetRequest, one
+///   outcome each),
 ///   `UpdateRequest -> WriteAck` (all leases first, then all or nothing),
 ///   `DeleteRequest -> DeleteReply`, `DeltaRequest -> WriteAck`,
 ///   `PopItemRequest -> DeleteReply`;
@@ -62,6 +64,7 @@ namespace syncmesh {
 ///   past their deadline.
 using dict_store_actor = caf::typed_actor<
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::SetManyRequest>::with<pb::SetManyReply>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
   caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,

@@ -93,9 +93,7 @@ void ask_handlers(self_ptr self, size_t i) {
 
 /// Checks a SetRequest (key and value limits).
 caf::error check_set(const config& cfg, const pb::SetRequest& req) {
-  if (auto err = check_key(cfg, req.key()))
-    return err;
-  return check_value(cfg, req.value());
+  return check_write(cfg, req.key(), req.value());
 }
 
 /// Checks an UpdateRequest: every key and value, and that it fits a frame.
@@ -113,6 +111,21 @@ caf::error check_update(const config& cfg, const pb::UpdateRequest& req) {
   if (size + 1024 > cfg.max_frame_size)
     return make_error(errc::value_too_large,
                       "update batch of " + std::to_string(size)
+                        + " bytes does not fit one frame of "
+                        + std::to_string(cfg.max_frame_size));
+  return caf::none;
+}
+
+/// Checks a SetManyRequest: every item as check_set, and that the batch
+/// fits a frame (the store floods what it changed as one batch).
+caf::error check_set_many(const config& cfg, const pb::SetManyRequest& req) {
+  for (const auto& item : req.items())
+    if (auto err = check_write(cfg, item.key(), item.value()))
+      return err;
+  auto size = req.ByteSizeLong();
+  if (size + 1024 > cfg.max_frame_size)
+    return make_error(errc::value_too_large,
+                      "set batch of " + std::to_string(size)
                         + " bytes does not fit one frame of "
                         + std::to_string(cfg.max_frame_size));
   return caf::none;
@@ -471,6 +484,13 @@ caf::error check_key(const config& cfg, const std::string& key) {
   return caf::none;
 }
 
+caf::error check_write(const config& cfg, const std::string& key,
+                       const pb::Value& val) {
+  if (auto err = check_key(cfg, key))
+    return err;
+  return check_value(cfg, val);
+}
+
 facade_actor::behavior_type
 facade_behavior(self_ptr self, config cfg, raw_node_id id,
                 lease_manager_actor lease_manager, dict_store_actor store,
@@ -519,6 +539,11 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
       if (auto err = check_set(self->state.cfg, req))
         return err;
       return forward<pb::WriteAck>(self, self->state.store, std::move(req));
+    },
+    [=](pb::SetManyRequest& req) -> caf::result<pb::SetManyReply> {
+      if (auto err = check_set_many(self->state.cfg, req))
+        return err;
+      return forward<pb::SetManyReply>(self, self->state.store, std::move(req));
     },
     [=](pb::UpdateRequest& req) -> caf::result<pb::WriteAck> {
       if (auto err = check_update(self->state.cfg, req))

@@ -119,6 +119,12 @@ std::shared_ptr<const tls_context> make_peer_tls(const config& cfg);
 /// returns none: the facade's check, shared with readers that bypass it.
 caf::error check_key(const config& cfg, const std::string& key);
 
+/// Explains why setting `key` to `val` is unacceptable under `cfg` (the
+/// key, the value's size and depth), or returns none: the facade's check
+/// of a SetRequest, which a socket makes before it queues a write.
+caf::error check_write(const config& cfg, const std::string& key,
+                       const pb::Value& val);
+
 /// Bytes of a random node ID.
 inline constexpr size_t random_node_id_size = 15;
 

@@ -19,6 +19,7 @@
 #include "messages/value_proto.hpp"
 #include "node/facade_requester.hpp"
 #include "node/simulated_socket.hpp"
+#include "node/write_combiner.hpp"
 
 namespace syncmesh {
 
@@ -46,7 +47,7 @@ void configure(caf::actor_system_config& cfg) {
     pb::WriteBatch, pb::Envelope, pb::RouterStats, pb::LeaseStats,
     pb::GetManyRequest, pb::GetManyReply, pb::BackupRequest, pb::BackupReply,
     pb::ConfirmedWriteRequest, pb::ConfirmedWriteReply, pb::ConfirmQuery,
-    pb::ConfirmAnswer>(cfg);
+    pb::ConfirmAnswer, pb::SetManyRequest, pb::SetManyReply>(cfg);
   cfg.add_error_category(
     error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
       std::string result = "syncmesh: ";
@@ -240,33 +241,6 @@ private:
   std::exception_ptr failure_;
 };
 
-/// An asynchronous write: completes a std::promise, on the thread that
-/// delivers the reply (a CAF worker), so no thread waits per write.
-class async_write final : public pending_call {
-public:
-  explicit async_write(caf::actor_system& sys) : sys_(sys) {}
-
-  std::future<void> future() { return done_.get_future(); }
-
-  void complete(caf::type_erased_tuple& content) override {
-    if (content.match_elements<pb::WriteAck>())
-      done_.set_value();
-    else if (content.match_elements<caf::error>())
-      done_.set_exception(node_exception(sys_, content.get_as<caf::error>(0)));
-    else
-      done_.set_exception(
-        node_exception(sys_, caf::make_error(caf::sec::unexpected_response)));
-  }
-
-  void fail(std::exception_ptr why) override {
-    done_.set_exception(std::move(why));
-  }
-
-private:
-  caf::actor_system& sys_;
-  std::promise<void> done_;
-};
-
 /// An asynchronous confirmed write: completes a std::promise with the
 /// confirmation, on the thread that delivers the reply.
 class async_confirmed final : public pending_call {
@@ -351,6 +325,8 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
 
   /// Sends every request and routes the replies (no actor per call).
   std::unique_ptr<facade_requester> requester;
+  /// Batches the set_async writes queued behind the batch in flight.
+  std::shared_ptr<write_combiner> combiner;
 
   /// Sends a request to the facade and waits for the reply (at most
   /// cfg.request_timeout); throws what the node's error maps to, or
@@ -366,6 +342,9 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
   Reply call_for(std::chrono::milliseconds extra, Ts&&... xs) {
     if (closed)
       throw error(errc::closed, "the sync_socket is closed");
+    // Queued set_async writes go first: writes from one thread apply in
+    // the order they were issued.
+    combiner->flush();
     auto slot = std::make_shared<blocking_call<Reply>>();
     auto id = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...),
                                extra);
@@ -627,6 +606,14 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
       sys, caf::actor_cast<caf::actor>(facade),
       std::chrono::duration_cast<std::chrono::milliseconds>(
         cfg.request_timeout));
+    combiner = write_combiner::make(
+      sys,
+      [rq = requester.get()](pb::SetManyRequest req,
+                             std::shared_ptr<pending_call> call) {
+        return rq->start(std::move(call), caf::make_message(std::move(req)))
+               != 0;
+      },
+      write_combiner::limits{});
     try {
       port = static_cast<uint16_t>(
         call<pb::NodeInfo>(pb::InfoRequest{}).listen_port());
@@ -731,6 +718,9 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
   void close() {
     if (closed.exchange(true))
       return;
+    // Queued writes fail now; those in flight go with the requester's calls.
+    if (combiner)
+      combiner->close();
     // Blocked callers (on any thread, callbacks included) wake up now.
     if (requester && simulated)
       requester->retire();
@@ -891,15 +881,19 @@ void sync_socket::set(key_arg key, value val) {
 }
 
 std::future<void> sync_socket::set_async(key_arg key, value val) {
-  pb::SetRequest req;
-  req.set_key(std::move(key).str());
-  to_proto(val, req.mutable_value());
-  auto call = std::make_shared<async_write>(impl_->sys);
-  auto result = call->future();
-  if (impl_->closed
-      || impl_->requester->start(call, caf::make_message(std::move(req))) == 0)
-    call->fail(std::make_exception_ptr(
-      error(errc::closed, "the sync_socket is closed")));
+  pb::KeyValue item;
+  item.set_key(std::move(key).str());
+  to_proto(val, item.mutable_value());
+  std::future<void> result;
+  // Checked here, as the facade would: a write that breaks a limit fails
+  // alone instead of taking its batch with it.
+  if (auto err = check_write(impl_->cfg, item.key(), item.value())) {
+    std::promise<void> refused;
+    refused.set_exception(node_exception(impl_->sys, err));
+    result = refused.get_future();
+  } else {
+    result = impl_->combiner->submit(std::move(item));
+  }
   return impl_->for_caller(std::move(result), std::chrono::milliseconds{0});
 }
 
@@ -966,6 +960,7 @@ std::future<confirmation> sync_socket::set_async(key_arg key, value val,
   *req.mutable_concern() = to_proto(concern);
   auto call = std::make_shared<async_confirmed>(impl_->sys);
   auto result = call->future();
+  impl_->combiner->flush();
   if (impl_->closed
       || impl_->requester->start(call, caf::make_message(std::move(req)),
                                  impl_->confirm_extra(concern))
@@ -1179,7 +1174,10 @@ bool sync_socket::closed() const noexcept {
 }
 
 size_t sync_socket::calls_in_flight() const {
-  return impl_->requester->in_flight();
+  // A batch of combined writes counts as the writes it carries.
+  auto& c = *impl_->combiner;
+  return impl_->requester->in_flight() - c.batches_in_flight()
+         + c.writes_pending();
 }
 
 // -- on a test kit node

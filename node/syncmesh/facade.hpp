@@ -38,6 +38,10 @@ using confirm_timer_atom = caf::atom_constant<caf::atom("cftimer")>;
 /// - `GetManyRequest -> GetManyReply`: several keys read in one store step
 ///   (replies in request order; the HTTP API batches concurrent GETs).
 /// - `SetRequest -> WriteAck`: sets one key.
+/// - `SetManyRequest -> SetManyReply`: sets each pair as its own
+///   SetRequest would (own lease decision, in order) in one step, with one
+///   outcome per pair (its error, or none when applied); refused as a whole
+///   only when a pair breaks a limit or the batch does not fit one frame.
 /// - `UpdateRequest -> WriteAck`: sets many keys; all leases are checked
 ///   first, then all pairs are applied, or none. Its `deletes` are deleted
 ///   in the same step (their leases checked with the rest; absent keys are
@@ -85,6 +89,7 @@ using facade_actor = caf::typed_actor<
   caf::replies_to<pb::GetRequest>::with<pb::GetReply>,
   caf::replies_to<pb::GetManyRequest>::with<pb::GetManyReply>,
   caf::replies_to<pb::SetRequest>::with<pb::WriteAck>,
+  caf::replies_to<pb::SetManyRequest>::with<pb::SetManyReply>,
   caf::replies_to<pb::UpdateRequest>::with<pb::WriteAck>,
   caf::replies_to<pb::DeleteRequest>::with<pb::DeleteReply>,
   caf::replies_to<pb::DeltaRequest>::with<pb::WriteAck>,

@@ -20,6 +20,7 @@
 #include "actors/facade.hpp"
 #include "actors/lease_conflicts.hpp"
 #include "actors/lease_manager.hpp"
+#include "actors/node_error_proto.hpp"
 #include "actors/router_state.hpp"
 #include "actors/store_state.hpp"
 #include "messages/frame_codec.hpp"
@@ -392,6 +393,85 @@ BOOST_AUTO_TEST_CASE(a_refused_update_names_every_leased_key) {
   BOOST_REQUIRE_EQUAL(conflicts.size(), 1u);
   BOOST_CHECK_EQUAL(conflicts[0].key, "taken1");
   BOOST_CHECK_EQUAL(conflicts[0].lease_end_us, end1);
+}
+
+BOOST_AUTO_TEST_CASE(set_many_answers_every_write_on_its_own) {
+  node_fixture f;
+  auto inbox = std::make_shared<std::vector<caf::message>>();
+  auto sink = f.collector(inbox);
+  f.attach("peer-1", sink);
+  auto now = f.clock.now();
+  auto end = now + hour_us;
+  BOOST_REQUIRE(f.inject(write_envelope(
+    other_id, {set_record("taken", value{"b"},
+                          remote_version(other_id, 0, now, now, end))})));
+  inbox->clear();
+  pb::SetManyRequest req;
+  auto add = [&](const std::string& key, const value& val) {
+    auto* item = req.add_items();
+    item->set_key(key);
+    to_proto(val, item->mutable_value());
+  };
+  add("a", value{1});
+  add("taken", value{"a"}); // another node's live lease: refused alone
+  add("b", value{2});
+  add("a", value{3}); // a later write of the same key wins, as in order
+  auto reply = f.ask<pb::SetManyReply>(f.node.facade, req);
+  BOOST_REQUIRE(reply);
+  BOOST_REQUIRE_EQUAL(reply->outcomes_size(), 4);
+  BOOST_CHECK(!reply->outcomes(0).has_error());
+  BOOST_CHECK(!reply->outcomes(2).has_error());
+  BOOST_CHECK(!reply->outcomes(3).has_error());
+  BOOST_REQUIRE(reply->outcomes(1).has_error());
+  // The refusal a SetRequest gets, with its context intact.
+  auto err = from_proto(reply->outcomes(1).error());
+  BOOST_CHECK(f.code(err) == errc::lease_held);
+  auto conflicts = lease_conflicts_of(err);
+  BOOST_REQUIRE_EQUAL(conflicts.size(), 1u);
+  BOOST_CHECK_EQUAL(conflicts[0].key, "taken");
+  BOOST_CHECK_EQUAL(conflicts[0].owner, node_id::from_raw(other_id));
+  BOOST_CHECK_EQUAL(conflicts[0].lease_end_us, end);
+  BOOST_CHECK_EQUAL(f.read("a")->as_int64(), 3);
+  BOOST_CHECK_EQUAL(f.read("b")->as_int64(), 2);
+  BOOST_CHECK_EQUAL(f.read("taken")->as_text(), "b");
+  // The three applied writes went to the peer as one frame, in order.
+  auto records = records_in(*inbox);
+  BOOST_REQUIRE_EQUAL(records.size(), 3u);
+  BOOST_CHECK_EQUAL(records[0].key(), "a");
+  BOOST_CHECK_EQUAL(records[1].key(), "b");
+  BOOST_CHECK_EQUAL(records[2].value().int64(), 3);
+  auto frames = std::count_if(inbox->begin(), inbox->end(), [](const auto& m) {
+    return m.template match_elements<frame_atom, std::string>();
+  });
+  BOOST_CHECK_EQUAL(frames, 1);
+}
+
+BOOST_AUTO_TEST_CASE(set_many_is_refused_whole_only_for_a_broken_limit) {
+  config small;
+  small.max_frame_size = 64 * 1024;
+  small.max_value_size = 16 * 1024;
+  node_fixture f{small};
+  auto before = f.dump();
+  pb::SetManyRequest req;
+  auto* good = req.add_items();
+  good->set_key("good");
+  to_proto(value{1}, good->mutable_value());
+  auto* bad = req.add_items();
+  to_proto(value{2}, bad->mutable_value()); // no key
+  auto reply = f.ask<pb::SetManyReply>(f.node.facade, req);
+  BOOST_REQUIRE(!reply);
+  BOOST_CHECK(f.code(reply.error()) == errc::invalid_key);
+  // More than one frame's worth (the store floods a batch as one).
+  pb::SetManyRequest big;
+  for (int i = 0; i < 40; ++i) {
+    auto* item = big.add_items();
+    item->set_key("k" + std::to_string(i));
+    to_proto(value{std::string(2000, 'x')}, item->mutable_value());
+  }
+  reply = f.ask<pb::SetManyReply>(f.node.facade, big);
+  BOOST_REQUIRE(!reply);
+  BOOST_CHECK(f.code(reply.error()) == errc::value_too_large);
+  BOOST_CHECK_EQUAL(f.dump(), before);
 }
 
 BOOST_AUTO_TEST_CASE(update_deletes_in_the_same_step_and_skips_absent_keys) {

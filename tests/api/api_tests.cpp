@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -24,6 +25,8 @@
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
 #include "actors/store_reader.hpp"
+#include "node/facade_requester.hpp"
+#include "node/write_combiner.hpp"
 #include "support/caf_setup.hpp"
 #include "support/eventually.hpp"
 #include "support/remote_writes.hpp"
@@ -516,6 +519,135 @@ BOOST_AUTO_TEST_CASE(set_async_applies_in_order_and_reports_errors) {
   // An invalid key fails through the future with set()'s exception.
   auto bad = sock.set_async("", 1);
   BOOST_CHECK_THROW(bad.get(), value_error);
+}
+
+BOOST_AUTO_TEST_CASE(combined_writes_fail_only_on_their_own_refusal) {
+  manual_clock clock;
+  config cfg;
+  cfg.clock = clock.as_wall_clock();
+  sync_socket sock{sys, cfg};
+  auto now = clock.now();
+  inject(sys, sock, remote_set("taken", value{"theirs"}, now));
+  BOOST_REQUIRE(eventually([&] { return sock.contains("taken"); }));
+  std::vector<std::future<void>> writes;
+  {
+    // Held in the store, the first write keeps the others queued behind
+    // it: they go out as one batch when it is answered.
+    stalled_store stall{sock};
+    writes.push_back(sock.set_async("a", 1));
+    writes.push_back(sock.set_async("taken", "mine"));
+    writes.push_back(sock.set_async("b", 2));
+    writes.push_back(sock.set_async("a", 3));
+    BOOST_CHECK_EQUAL(sock.calls_in_flight(), 5u);
+  }
+  writes[0].get();
+  try {
+    writes[1].get();
+    BOOST_FAIL("a write under another node's lease succeeded");
+  } catch (const lease_error& e) {
+    BOOST_CHECK_EQUAL(e.key(), "taken");
+    BOOST_CHECK_EQUAL(e.owner(), other);
+    BOOST_CHECK_EQUAL(e.lease_end_us(), now + hour_us);
+  }
+  writes[2].get();
+  writes[3].get();
+  BOOST_CHECK_EQUAL(sock.at("a"), value{3});
+  BOOST_CHECK_EQUAL(sock.at("b"), value{2});
+  BOOST_CHECK_EQUAL(sock.at("taken"), value{"theirs"});
+  // A write that breaks a limit fails at once, alone.
+  auto too_long = sock.set_async(std::string(cfg.max_key_size + 1, 'k'), 1);
+  auto fine = sock.set_async("c", 1);
+  BOOST_CHECK(too_long.wait_for(0s) == std::future_status::ready);
+  BOOST_CHECK_THROW(too_long.get(), value_error);
+  fine.get();
+  BOOST_CHECK(eventually([&] { return sock.calls_in_flight() == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_blocking_write_goes_after_the_queued_async_ones) {
+  sync_socket sock{sys};
+  stalled_store stall{sock};
+  std::vector<std::future<void>> queued;
+  for (int i = 0; i < 10; ++i)
+    queued.push_back(sock.set_async("k", i));
+  // set() must not overtake the queued writes: it sends them first. The
+  // store is released (by the thread that holds it) once all are in flight.
+  std::thread writer{[&] {
+    sock.set("k", "last");
+  }};
+  BOOST_CHECK(eventually([&] { return sock.calls_in_flight() == 12; }));
+  stall.release();
+  writer.join();
+  for (auto& w : queued)
+    w.get();
+  BOOST_CHECK_EQUAL(sock.at("k"), value{"last"});
+}
+
+BOOST_AUTO_TEST_CASE(the_combiner_sends_one_batch_per_round_trip_or_bound) {
+  sync_socket sock{sys};
+  facade_requester requester{sys, caf::actor_cast<caf::actor>(sock.handle()),
+                             std::chrono::milliseconds{30'000}};
+  std::atomic<size_t> sent{0};
+  std::vector<size_t> sizes;
+  std::mutex sizes_mtx;
+  auto combiner = write_combiner::make(
+    sys,
+    [&](pb::SetManyRequest req, std::shared_ptr<pending_call> call) {
+      {
+        std::lock_guard<std::mutex> guard{sizes_mtx};
+        sizes.push_back(static_cast<size_t>(req.items_size()));
+      }
+      ++sent;
+      return requester.start(std::move(call), caf::make_message(std::move(req)))
+             != 0;
+    },
+    write_combiner::limits{10, 1024 * 1024});
+  auto item = [](int i) {
+    pb::KeyValue kv;
+    kv.set_key("c");
+    to_proto(value{i}, kv.mutable_value());
+    return kv;
+  };
+  std::vector<std::future<void>> writes;
+  {
+    stalled_store stall{sock};
+    // Nothing in flight: the first write goes at once, alone.
+    writes.push_back(combiner->submit(item(0)));
+    BOOST_CHECK_EQUAL(sent.load(), 1u);
+    // Behind it, writes queue until the bound (10) sends them anyway.
+    for (int i = 1; i <= 25; ++i)
+      writes.push_back(combiner->submit(item(i)));
+    BOOST_CHECK_EQUAL(sent.load(), 3u);
+    BOOST_CHECK_EQUAL(combiner->writes_pending(), 26u);
+  }
+  // The rest (5) goes when the batch ahead of it is answered.
+  for (auto& w : writes)
+    w.get();
+  BOOST_CHECK_EQUAL(sent.load(), 4u);
+  {
+    std::lock_guard<std::mutex> guard{sizes_mtx};
+    BOOST_CHECK_EQUAL(sizes.size(), 4u);
+    BOOST_CHECK((sizes == std::vector<size_t>{1, 10, 10, 5}));
+  }
+  BOOST_CHECK_EQUAL(sock.at("c"), value{25});
+  // flush() sends a queue without waiting; close() fails what is queued.
+  {
+    stalled_store stall{sock};
+    auto first = combiner->submit(item(26));
+    auto second = combiner->submit(item(27));
+    combiner->flush();
+    BOOST_CHECK_EQUAL(sent.load(), 6u);
+    auto third = combiner->submit(item(28));
+    combiner->close();
+    BOOST_CHECK(third.wait_for(0s) == std::future_status::ready);
+    BOOST_CHECK(code_thrown_by([&] { third.get(); }) == errc::closed);
+    BOOST_CHECK(code_thrown_by([&] { combiner->submit(item(29)).get(); })
+                == errc::closed);
+    stall.release();
+    first.get();
+    second.get();
+  }
+  BOOST_CHECK_EQUAL(sock.at("c"), value{27});
+  requester.close();
 }
 
 BOOST_AUTO_TEST_CASE(a_call_the_node_never_answers_times_out) {

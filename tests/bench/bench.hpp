@@ -193,8 +193,10 @@ public:
   /// Spawns a node in this process, listening on 127.0.0.1 (OS-chosen port).
   std::unique_ptr<bench_node> spawn(const std::string& name,
                                     const node_options& opts);
-  /// A writer on an in-process node's facade.
-  std::unique_ptr<async_writer> writer(bench_node& node, size_t window);
+  /// A writer on an in-process node: SetRequests to its facade, or with
+  /// `through_socket` its sync_socket's set_async (combined writes).
+  std::unique_ptr<async_writer> writer(bench_node& node, size_t window,
+                                       bool through_socket = false);
   /// `from` (in process) dials `to`; returns once the handshake is done.
   void connect(bench_node& from, bench_node& to);
   /// `from` (in process) says goodbye to every peer and does not redial.

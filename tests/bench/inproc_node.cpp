@@ -1,6 +1,7 @@
 // Nodes inside the bench process and the asynchronous facade writer.
 
 #include <deque>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 
@@ -243,6 +244,74 @@ private:
   std::deque<int64_t> sent_;
 };
 
+/// Writes through sync_socket::set_async: what an application pipelining
+/// writes calls (the socket combines the writes queued behind the batch in
+/// flight into one request).
+class socket_async_writer : public async_writer {
+public:
+  socket_async_writer(sync_socket& sock, size_t window)
+      : sock_(sock), window_(window) {}
+
+  void write(std::string key, std::string text) override {
+    in_flight_.push_back(
+      pending{sock_.set_async(std::move(key), value{std::move(text)}),
+              latencies_ != nullptr ? now_us() : 0});
+    while (in_flight_.size() >= window_)
+      take_front();
+  }
+
+  void poll() override {
+    while (!in_flight_.empty()
+           && in_flight_.front().done.wait_for(0s) == std::future_status::ready)
+      take_front();
+  }
+
+  bool drain(std::chrono::milliseconds limit) override {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!in_flight_.empty()) {
+      if (in_flight_.front().done.wait_until(deadline)
+          != std::future_status::ready)
+        return false;
+      take_front();
+    }
+    return true;
+  }
+
+  uint64_t acked() const override { return acked_; }
+
+  uint64_t failed() const override { return failed_; }
+
+  void keep_latencies(std::vector<int64_t>* out) override { latencies_ = out; }
+
+private:
+  struct pending {
+    std::future<void> done;
+    /// When it was issued (0: before keep_latencies).
+    int64_t sent_us;
+  };
+
+  /// Waits for the oldest write; its latency, when kept.
+  void take_front() {
+    auto& front = in_flight_.front();
+    try {
+      front.done.get();
+      ++acked_;
+    } catch (const std::exception&) {
+      ++failed_;
+    }
+    if (latencies_ != nullptr && front.sent_us != 0)
+      latencies_->push_back(now_us() - front.sent_us);
+    in_flight_.pop_front();
+  }
+
+  sync_socket& sock_;
+  size_t window_;
+  std::deque<pending> in_flight_;
+  uint64_t acked_ = 0;
+  uint64_t failed_ = 0;
+  std::vector<int64_t>* latencies_ = nullptr;
+};
+
 } // namespace
 
 /// The actor system (two scheduler threads).
@@ -276,10 +345,15 @@ std::unique_ptr<bench_node> bench_runtime::spawn(const std::string& name,
   return std::make_unique<inproc_node>(impl_->sys, name, cfg);
 }
 
-std::unique_ptr<async_writer> bench_runtime::writer(bench_node& node,
-                                                    size_t window) {
+std::unique_ptr<async_writer>
+bench_runtime::writer(bench_node& node, size_t window, bool through_socket) {
+  if (window == 0)
+    window = 1;
+  if (through_socket)
+    return std::make_unique<socket_async_writer>(as_inproc(node).socket(),
+                                                 window);
   return std::make_unique<facade_writer>(impl_->sys, as_inproc(node).handle(),
-                                         window == 0 ? 1 : window);
+                                         window);
 }
 
 void bench_runtime::connect(bench_node& from, bench_node& to) {

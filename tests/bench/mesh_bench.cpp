@@ -65,6 +65,11 @@ struct options {
   size_t writers = 16;
   /// acks: facade, http or both.
   std::string via = "both";
+  /// chain3/mesh5/heal/mixed: how A's writes reach its node: `facade`
+  /// (SetRequests from an actor, one per write) or `socket`
+  /// (sync_socket::set_async, which combines the writes queued behind the
+  /// batch in flight).
+  std::string writer = "facade";
   /// chain3/mesh5: file for every latency sample with its send time.
   std::string latency_log;
   /// Where each run's scratch dir (logs, data dirs) goes: its file system
@@ -81,6 +86,7 @@ const char* usage_text
     "  [--leasing[=0|1]] [--node-bin=PATH] [--tls[=on|both]]\n"
     "  [--durability=always|batch|none]  (every node with a data dir)\n"
     "  [--writers=W] [--via=facade|http|both]  (acks)\n"
+    "  [--writer=facade|socket]  (how the bursts reach node A)\n"
     "  [--latency-log=FILE]  (chain3, mesh5: each sample with its send time)\n"
     "  [--scratch=DIR]  (logs and data dirs: /tmp by default)\n";
 
@@ -144,6 +150,8 @@ bool parse(int argc, char** argv, options& opts) {
       opts.writers = std::strtoull(v, nullptr, 10);
     else if (auto v = value_of("--via="))
       opts.via = v;
+    else if (auto v = value_of("--writer="))
+      opts.writer = v;
     else if (auto v = value_of("--latency-log="))
       opts.latency_log = v;
     else if (auto v = value_of("--scratch="))
@@ -176,6 +184,10 @@ bool parse(int argc, char** argv, options& opts) {
   }
   if (opts.via != "facade" && opts.via != "http" && opts.via != "both") {
     std::fprintf(stderr, "--via must be facade, http or both\n");
+    return false;
+  }
+  if (opts.writer != "facade" && opts.writer != "socket") {
+    std::fprintf(stderr, "--writer must be facade or socket\n");
     return false;
   }
   if (opts.writers == 0) {
@@ -649,12 +661,17 @@ struct mesh {
   }
 
   std::string writer_note() const {
+    std::string how = opts.writer == "socket"
+                        ? "sync_socket::set_async, combined writes, at most "
+                          "--window futures unanswered"
+                        : "asynchronous facade, at most --window requests in "
+                          "flight";
     return process_mode()
-             ? "writer: node A inside the bench process (asynchronous facade, "
-               "at most --window requests in flight); other nodes are "
-               "syncmesh-node processes; CPU/RSS of A include the bench"
-             : "all nodes inside the bench process (asynchronous facade "
-               "writer); CPU/RSS are the whole process";
+             ? "writer: node A inside the bench process (" + how
+                 + "); other nodes are syncmesh-node processes; CPU/RSS of A "
+                   "include the bench"
+             : "all nodes inside the bench process (writer: " + how
+                 + "); CPU/RSS are the whole process";
   }
 };
 
@@ -744,6 +761,8 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   auto far = m.farthest();
   scenario_report r;
   r.scenario = opts.tls_now ? scenario + "+tls" : scenario;
+  if (opts.writer == "socket")
+    r.scenario += "+socket";
   r.mode = opts.mode;
   r.writer_note = m.writer_note() + m.connect_note();
   r.nodes = count;
@@ -757,7 +776,7 @@ scenario_report run_flood(bench_runtime& rt, const options& opts,
   auto before = total(m.counters());
   auto far_usage = m.nodes[far]->usage();
   auto far_before = m.nodes[far]->counters();
-  auto writer = rt.writer(*m.nodes[0], opts.window);
+  auto writer = rt.writer(*m.nodes[0], opts.window, opts.writer == "socket");
   auto start = now_us();
   r.issue_seconds
     = burst(*writer, "t/", opts.n, opts.value_size, scenario.c_str());
@@ -887,7 +906,7 @@ scenario_report run_heal(bench_runtime& rt, const options& opts) {
   r.leasing = opts.leasing;
   auto k = std::min(opts.k, opts.n / 2);
   r.writes = 2 * k;
-  auto writer = rt.writer(a, opts.window);
+  auto writer = rt.writer(a, opts.window, opts.writer == "socket");
   burst(*writer, "h/", opts.n, opts.value_size, "heal: shared keys");
   m.wait_for_keys({opts.n, opts.n}, "heal: shared keys", 600s);
   rt.disconnect_all(a);
@@ -1021,7 +1040,7 @@ scenario_report run_mixed(bench_runtime& rt, const options& opts) {
       guarded([&] {
         std::unique_ptr<async_writer> aw;
         if (m.nodes[w]->in_process())
-          aw = rt.writer(*m.nodes[w], opts.window);
+          aw = rt.writer(*m.nodes[w], opts.window, opts.writer == "socket");
         auto prefix = "m" + std::to_string(w) + "/";
         for (uint64_t i = 0; i < per_writer_n && writing; ++i) {
           wait_until(

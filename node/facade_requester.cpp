@@ -1,14 +1,18 @@
 #include "node/facade_requester.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/make_actor.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
 
 #include "node/node_errors.hpp"
@@ -29,6 +33,54 @@ std::exception_ptr closed_exception() {
 std::exception_ptr timeout_exception() {
   return std::make_exception_ptr(
     error(errc::timeout, "the node did not reply in time"));
+}
+
+/// Messages an actor handles per turn on a caller's thread, and turns per
+/// call: a caller lends its thread for its own request, not for the
+/// node's whole backlog (what is left goes to the scheduler).
+constexpr size_t caller_throughput = 64;
+constexpr size_t caller_turns = 16;
+
+/// The jobs that actors running on a caller's thread scheduled, in order.
+struct caller_jobs {
+  const caf::execution_unit* unit;
+  std::vector<caf::resumable*> jobs;
+};
+
+/// The caller_jobs of this thread while it runs actors (else null).
+thread_local caller_jobs* current_jobs = nullptr;
+
+/// The execution unit of callers that run actors. An actor keeps a pointer
+/// to the unit it last ran on (and may use it from a later handler on
+/// another thread, which then hands the job to the scheduler), so units
+/// are never freed: one per actor system, found again by its address.
+class caller_unit final : public caf::execution_unit {
+public:
+  explicit caller_unit(caf::actor_system* sys) : caf::execution_unit(sys) {}
+
+  void exec_later(caf::resumable* job) override {
+    if (current_jobs != nullptr && current_jobs->unit == this)
+      current_jobs->jobs.push_back(job);
+    else
+      system().scheduler().enqueue(job);
+  }
+};
+
+caller_unit& unit_of(caf::actor_system& sys) {
+  static std::mutex mtx;
+  // Reachable for the program's lifetime (see caller_unit).
+  static auto* units = new std::unordered_map<caf::actor_system*, caller_unit*>;
+  std::lock_guard<std::mutex> guard{mtx};
+  auto& unit = (*units)[&sys];
+  if (unit == nullptr)
+    unit = new caller_unit(&sys);
+  return *unit;
+}
+
+/// The resumable behind an actor handle (its scheduling identity).
+const caf::resumable* job_of(const caf::actor& x) {
+  return dynamic_cast<const caf::resumable*>(
+    caf::actor_cast<caf::abstract_actor*>(x));
 }
 
 } // namespace
@@ -66,6 +118,69 @@ facade_requester::~facade_requester() {
 uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
                                  caf::message request,
                                  std::chrono::milliseconds extra) {
+  return start_on(std::move(call), std::move(request), extra, nullptr);
+}
+
+void facade_requester::run_on_callers(caller_runnable actors) {
+  auto list = std::make_shared<const caller_runnable>(std::move(actors));
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!closed_)
+    runnable_ = std::move(list);
+}
+
+uint64_t facade_requester::start_and_run(
+  std::shared_ptr<pending_call> call, caf::message request,
+  std::chrono::milliseconds extra, const std::function<bool()>& finished) {
+  std::shared_ptr<const caller_runnable> runnable;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    runnable = runnable_;
+  }
+  // Not nested: a caller already running actors (a blocking call from a
+  // handler that runs here) leaves the new ones to the scheduler.
+  if (!runnable || current_jobs != nullptr)
+    return start(std::move(call), std::move(request), extra);
+  auto& unit = unit_of(sys_);
+  caller_jobs jobs{&unit, {}};
+  current_jobs = &jobs;
+  auto id = start_on(std::move(call), std::move(request), extra, &unit);
+  auto in = [](const std::vector<caf::actor>& xs, const caf::resumable* job) {
+    return std::any_of(xs.begin(), xs.end(),
+                       [job](const caf::actor& x) { return job_of(x) == job; });
+  };
+  auto may_run = [&](const caf::resumable* job) {
+    return in(runnable->always, job)
+           || (in(runnable->until_finished, job) && !finished());
+  };
+  auto& scheduler = sys_.scheduler();
+  size_t turns = 0;
+  for (size_t i = 0; i < jobs.jobs.size(); ++i) {
+    auto* job = jobs.jobs[i];
+    // The reference the job came with goes along to the scheduler.
+    if (turns == caller_turns || !may_run(job)) {
+      scheduler.enqueue(job);
+      continue;
+    }
+    ++turns;
+    switch (job->resume(&unit, caller_throughput)) {
+      case caf::resumable::resume_later:
+        scheduler.enqueue(job);
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+      case caf::resumable::shutdown_execution_unit:
+        caf::intrusive_ptr_release(job);
+        break;
+    }
+  }
+  current_jobs = nullptr;
+  return id;
+}
+
+uint64_t facade_requester::start_on(std::shared_ptr<pending_call> call,
+                                    caf::message request,
+                                    std::chrono::milliseconds extra,
+                                    caf::execution_unit* unit) {
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -85,8 +200,7 @@ uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
   auto msg = caf::make_mailbox_element(
     caf::actor_cast<caf::strong_actor_ptr>(companion_),
     caf::make_message_id(id), {}, std::move(request));
-  caf::actor_cast<caf::abstract_actor*>(dest_)->enqueue(std::move(msg),
-                                                        nullptr);
+  caf::actor_cast<caf::abstract_actor*>(dest_)->enqueue(std::move(msg), unit);
   return id;
 }
 
@@ -110,6 +224,7 @@ void facade_requester::close() {
     closed_ = true;
     orphans.swap(calls_);
     extended_ = 0;
+    runnable_ = nullptr;
   }
   auto why = closed_exception();
   for (auto& [id, x] : orphans)

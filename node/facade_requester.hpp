@@ -11,14 +11,25 @@
 // the request ID up in a table and completes that call. No actor is
 // scheduled for the reply, and the caller waits on its own slot, so close()
 // can answer every call in flight at once.
+//
+// A blocking caller also lends its thread to the node (start_and_run):
+// the node's actors its request wakes run on the caller's thread, through
+// an execution unit of its own, instead of waiting for a CAF worker to
+// wake up. On this 2-core VM each hand-off between threads costs a halt
+// and a wake of a virtual CPU; a blocking set() made two (caller → worker
+// → caller). CAF's scheduling rule still holds: an actor runs on whichever
+// unit its enqueue woke it on, one unit at a time.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_clock.hpp>
@@ -62,6 +73,30 @@ public:
                  std::chrono::milliseconds extra
                  = std::chrono::milliseconds{0});
 
+  /// The actors a waiting caller may run on its thread (a node's own
+  /// actors, which never wait for a caller).
+  struct caller_runnable {
+    /// Run while the call waits and right after its reply (what the
+    /// request set off, such as the flood of a write): handlers that are
+    /// short and never block.
+    std::vector<caf::actor> always;
+    /// Run only until the call is finished: handlers that may hold the
+    /// caller longer (the store's, behind its table lock).
+    std::vector<caf::actor> until_finished;
+  };
+
+  /// Lets callers of start_and_run run `actors` on their threads.
+  void run_on_callers(caller_runnable actors);
+
+  /// start(), from a thread that will wait for the reply: the actors of
+  /// run_on_callers() that the request wakes run on this thread (each for
+  /// a bounded number of messages, a bounded number of times; those of
+  /// `until_finished` only until `finished()`), often up to the reply
+  /// itself; everything else goes to CAF's scheduler as usual.
+  uint64_t start_and_run(std::shared_ptr<pending_call> call,
+                         caf::message request, std::chrono::milliseconds extra,
+                         const std::function<bool()>& finished);
+
   /// Takes call `id` out of the table when it is still waiting: true when
   /// the caller now owns its completion (a blocking caller whose wait ended
   /// first); false when a reply, close() or the sweep is completing it.
@@ -97,6 +132,10 @@ private:
     bool extended = false;
   };
 
+  /// start() through `unit` (nullptr: CAF's scheduler).
+  uint64_t start_on(std::shared_ptr<pending_call> call, caf::message request,
+                    std::chrono::milliseconds extra, caf::execution_unit* unit);
+
   /// Runs on the thread that delivers a message to the companion.
   void on_message(caf::mailbox_element& msg);
 
@@ -124,6 +163,9 @@ private:
   bool sweep_armed_ = false;
   /// Calls in `calls_` started with extra time.
   size_t extended_ = 0;
+  /// The actors callers may run (their handles keep them alive while a
+  /// caller holds the list); null: none. Replaced, never changed.
+  std::shared_ptr<const caller_runnable> runnable_;
 };
 
 /// The exception a blocking call throws for `err` (key_error, lease_error,

@@ -192,6 +192,7 @@ public:
       else
         err_ = caf::make_error(caf::sec::unexpected_response);
       done_ = true;
+      finished_.store(true, std::memory_order_release);
     }
     cv_.notify_one();
   }
@@ -201,6 +202,7 @@ public:
       std::lock_guard<std::mutex> guard{mtx_};
       failure_ = std::move(why);
       done_ = true;
+      finished_.store(true, std::memory_order_release);
     }
     cv_.notify_one();
   }
@@ -210,6 +212,10 @@ public:
     std::unique_lock<std::mutex> guard{mtx_};
     return cv_.wait_until(guard, deadline, [this] { return done_; });
   }
+
+  /// True once completed, without taking the lock (a caller that runs
+  /// the node's actors checks it between them).
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
 
   /// True once completed (a simulated caller's test of progress).
   bool done() {
@@ -236,6 +242,7 @@ private:
   std::mutex mtx_;
   std::condition_variable cv_;
   bool done_ = false;
+  std::atomic<bool> finished_{false};
   std::optional<Reply> reply_;
   caf::error err_;
   std::exception_ptr failure_;
@@ -346,8 +353,13 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
     // the order they were issued.
     combiner->flush();
     auto slot = std::make_shared<blocking_call<Reply>>();
-    auto id = requester->start(slot, caf::make_message(std::forward<Ts>(xs)...),
-                               extra);
+    // This thread waits anyway: it runs the node's actors for the request.
+    auto msg = caf::make_message(std::forward<Ts>(xs)...);
+    auto id
+      = simulated
+          ? requester->start(slot, std::move(msg), extra)
+          : requester->start_and_run(slot, std::move(msg), extra,
+                                     [&slot] { return slot->finished(); });
     if (id == 0)
       throw error(errc::closed, "the sync_socket is closed");
     if (simulated) {
@@ -606,6 +618,23 @@ struct sync_socket::impl : std::enable_shared_from_this<sync_socket::impl> {
       sys, caf::actor_cast<caf::actor>(facade),
       std::chrono::duration_cast<std::chrono::milliseconds>(
         cfg.request_timeout));
+    // A waiting caller may run the node's actors on its thread (a
+    // simulated socket's node runs on the test coordinator): facade,
+    // router and lease manager always (short handlers that never block),
+    // the store until the call is answered. With a data dir the store
+    // writes to disk in its handlers, which can stall for as long as the
+    // disk does: it stays on CAF's workers, so that a caller's timeout and
+    // close() still end its wait.
+    if (!simulated) {
+      facade_requester::caller_runnable runnable;
+      runnable.always = {caf::actor_cast<caf::actor>(node.facade),
+                         caf::actor_cast<caf::actor>(node.router),
+                         caf::actor_cast<caf::actor>(node.lease_manager)};
+      if (cfg.data_dir.empty())
+        runnable.until_finished.push_back(
+          caf::actor_cast<caf::actor>(node.store));
+      requester->run_on_callers(std::move(runnable));
+    }
     combiner = write_combiner::make(
       sys,
       [rq = requester.get()](pb::SetManyRequest req,

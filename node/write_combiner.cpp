@@ -23,8 +23,9 @@ std::exception_ptr closed_error() {
 
 } // namespace
 
-/// The reply to one batch: completes each write's promise, in order, then
-/// tells the combiner so that the writes queued behind it go out.
+/// The reply to one batch: tells the combiner, so that the writes queued
+/// behind it go out at once, then completes each write's promise, in order
+/// (a caller that saw its last write done finds the batch gone).
 class write_combiner::batch_call final : public pending_call {
 public:
   batch_call(std::shared_ptr<write_combiner> owner,
@@ -32,6 +33,7 @@ public:
       : owner_(std::move(owner)), writes_(std::move(writes)) {}
 
   void complete(caf::type_erased_tuple& content) override {
+    owner_->batch_done(writes_.size());
     auto& sys = owner_->sys_;
     if (content.match_elements<pb::SetManyReply>()) {
       const auto& reply = content.get_as<pb::SetManyReply>(0);
@@ -57,13 +59,12 @@ public:
       for (auto& w : writes_)
         w.set_exception(why);
     }
-    owner_->batch_done(writes_.size());
   }
 
   void fail(std::exception_ptr why) override {
+    owner_->batch_done(writes_.size());
     for (auto& w : writes_)
       w.set_exception(why);
-    owner_->batch_done(writes_.size());
   }
 
 private:

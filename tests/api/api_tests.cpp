@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <unistd.h>
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
@@ -650,6 +652,71 @@ BOOST_AUTO_TEST_CASE(the_combiner_sends_one_batch_per_round_trip_or_bound) {
   requester.close();
 }
 
+BOOST_AUTO_TEST_CASE(a_blocking_call_runs_the_node_on_the_callers_thread) {
+  config cfg;
+  cfg.request_timeout = 5s; // fails fast where the caller would only wait
+  sync_socket sock{sys, cfg};
+  sock["warm"] = 0;
+  // Both of CAF's scheduler threads (the fixture has two) are held by
+  // actors that wait for the test: only the calling thread can run the
+  // node's facade and store now.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> holding{0};
+  std::vector<caf::actor> holders;
+  for (int i = 0; i < 2; ++i)
+    holders.push_back(sys.spawn([&, released]() -> caf::behavior {
+      return {[&, released](caf::get_atom) {
+        ++holding;
+        released.wait();
+      }};
+    }));
+  for (auto& h : holders)
+    caf::anon_send(h, caf::get_atom::value);
+  BOOST_REQUIRE(eventually([&] { return holding.load() == 2; }));
+  sock["k"] = 1;
+  sock.set("k", 2);
+  BOOST_CHECK_EQUAL(sock.at("k"), value{2});
+  BOOST_CHECK_EQUAL(sock.size(), 2u);
+  release.set_value();
+  for (auto& h : holders)
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(with_a_data_dir_the_store_stays_on_the_scheduler) {
+  auto dir = std::filesystem::temp_directory_path()
+             / ("syncmesh-api-inline-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  config cfg;
+  cfg.data_dir = dir.string();
+  cfg.request_timeout = 300ms;
+  {
+    sync_socket sock{sys, cfg};
+    sock["warm"] = 0;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<int> holding{0};
+    std::vector<caf::actor> holders;
+    for (int i = 0; i < 2; ++i)
+      holders.push_back(sys.spawn([&, released]() -> caf::behavior {
+        return {[&, released](caf::get_atom) {
+          ++holding;
+          released.wait();
+        }};
+      }));
+    for (auto& h : holders)
+      caf::anon_send(h, caf::get_atom::value);
+    BOOST_REQUIRE(eventually([&] { return holding.load() == 2; }));
+    // The store writes to disk in its handlers (which can stall): a caller
+    // does not run it, so its timeout still ends the wait.
+    BOOST_CHECK(code_thrown_by([&] { sock.set("k", 1); }) == errc::timeout);
+    release.set_value();
+    for (auto& h : holders)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(a_call_the_node_never_answers_times_out) {
   config cfg;
   cfg.request_timeout = 200ms;
@@ -732,6 +799,10 @@ BOOST_AUTO_TEST_CASE(a_callback_calling_the_socket_does_not_stall_close) {
   BOOST_TEST_MESSAGE("close() with a callback blocked in stats() returned in "
                      << took << " ms");
   BOOST_CHECK_LT(took, 1000.0);
+  // The callback's thread may be the one that runs the stuck store (a
+  // waiting caller runs the node's actors on its thread): its call ends
+  // once the store gets past the stall, with errc::closed.
+  stall.release();
   BOOST_CHECK(eventually([&] { return callback_saw.load() != errc::none; }));
   BOOST_CHECK(callback_saw.load() == errc::closed);
 }

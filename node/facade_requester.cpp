@@ -51,9 +51,10 @@ struct caller_jobs {
 thread_local caller_jobs* current_jobs = nullptr;
 
 /// The execution unit of callers that run actors. An actor keeps a pointer
-/// to the unit it last ran on (and may use it from a later handler on
-/// another thread, which then hands the job to the scheduler), so units
-/// are never freed: one per actor system, found again by its address.
+/// to the unit it last ran on until its next turn (a send outside a turn
+/// would reach this unit from a thread that runs nothing here, which hands
+/// the job to the scheduler), so units are never freed: one per actor
+/// system, found again by its address.
 class caller_unit final : public caf::execution_unit {
 public:
   explicit caller_unit(caf::actor_system* sys) : caf::execution_unit(sys) {}
@@ -123,27 +124,31 @@ uint64_t facade_requester::start(std::shared_ptr<pending_call> call,
 
 void facade_requester::run_on_callers(caller_runnable actors) {
   auto list = std::make_shared<const caller_runnable>(std::move(actors));
+  auto* unit = &unit_of(sys_);
   std::lock_guard<std::mutex> guard{mtx_};
-  if (!closed_)
-    runnable_ = std::move(list);
+  if (closed_)
+    return;
+  runnable_ = std::move(list);
+  caller_unit_ = unit;
 }
 
 uint64_t facade_requester::start_and_run(
   std::shared_ptr<pending_call> call, caf::message request,
   std::chrono::milliseconds extra, const std::function<bool()>& finished) {
   std::shared_ptr<const caller_runnable> runnable;
+  caf::execution_unit* unit = nullptr;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     runnable = runnable_;
+    unit = caller_unit_;
   }
   // Not nested: a caller already running actors (a blocking call from a
   // handler that runs here) leaves the new ones to the scheduler.
   if (!runnable || current_jobs != nullptr)
     return start(std::move(call), std::move(request), extra);
-  auto& unit = unit_of(sys_);
-  caller_jobs jobs{&unit, {}};
+  caller_jobs jobs{unit, {}};
   current_jobs = &jobs;
-  auto id = start_on(std::move(call), std::move(request), extra, &unit);
+  auto id = start_on(std::move(call), std::move(request), extra, unit);
   auto in = [](const std::vector<caf::actor>& xs, const caf::resumable* job) {
     return std::any_of(xs.begin(), xs.end(),
                        [job](const caf::actor& x) { return job_of(x) == job; });
@@ -162,7 +167,7 @@ uint64_t facade_requester::start_and_run(
       continue;
     }
     ++turns;
-    switch (job->resume(&unit, caller_throughput)) {
+    switch (job->resume(unit, caller_throughput)) {
       case caf::resumable::resume_later:
         scheduler.enqueue(job);
         break;

@@ -166,6 +166,8 @@ private:
   /// The actors callers may run (their handles keep them alive while a
   /// caller holds the list); null: none. Replaced, never changed.
   std::shared_ptr<const caller_runnable> runnable_;
+  /// The execution unit callers run them on (set with runnable_).
+  caf::execution_unit* caller_unit_ = nullptr;
 };
 
 /// The exception a blocking call throws for `err` (key_error, lease_error,

@@ -28,7 +28,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-
 #include <vector>
 
 #include <caf/actor.hpp>

@@ -305,7 +305,18 @@ BOOST_AUTO_TEST_CASE(restarted_empty_node_catches_up) {
   a.erase("before");
   auto cfg = fast_config();
   cfg.port = old_port;
-  auto& again = add(cfg);
+  // close() does not wait for the old node's listener to let go of the
+  // port: binding it again may fail for a moment.
+  sync_socket* restarted = nullptr;
+  BOOST_REQUIRE(eventually([&] {
+    try {
+      restarted = &add(cfg);
+      return true;
+    } catch (const syncmesh::error&) {
+      return false;
+    }
+  }));
+  auto& again = *restarted;
   again.connect("127.0.0.1", a.port());
   BOOST_CHECK(eventually([&] { return again.size() == 30 && converged(); }));
   BOOST_CHECK(!again.contains("before"));

@@ -96,39 +96,38 @@ caf::error check_set(const config& cfg, const pb::SetRequest& req) {
   return check_write(cfg, req.key(), req.value());
 }
 
-/// Checks an UpdateRequest: every key and value, and that it fits a frame.
-caf::error check_update(const config& cfg, const pb::UpdateRequest& req) {
-  for (const auto& item : req.items()) {
-    if (auto err = check_key(cfg, item.key()))
-      return err;
-    if (auto err = check_value(cfg, item.value()))
-      return err;
-  }
-  for (const auto& key : req.deletes())
-    if (auto err = check_key(cfg, key))
-      return err;
+/// Checks that a batch (`what`) fits one frame: the store floods what a
+/// batch changed as one.
+caf::error check_fits_frame(const config& cfg,
+                            const google::protobuf::MessageLite& req,
+                            const char* what) {
   auto size = req.ByteSizeLong();
   if (size + 1024 > cfg.max_frame_size)
     return make_error(errc::value_too_large,
-                      "update batch of " + std::to_string(size)
+                      std::string{what} + " of " + std::to_string(size)
                         + " bytes does not fit one frame of "
                         + std::to_string(cfg.max_frame_size));
   return caf::none;
 }
 
+/// Checks an UpdateRequest: every key and value, and that it fits a frame.
+caf::error check_update(const config& cfg, const pb::UpdateRequest& req) {
+  for (const auto& item : req.items())
+    if (auto err = check_write(cfg, item.key(), item.value()))
+      return err;
+  for (const auto& key : req.deletes())
+    if (auto err = check_key(cfg, key))
+      return err;
+  return check_fits_frame(cfg, req, "update batch");
+}
+
 /// Checks a SetManyRequest: every item as check_set, and that the batch
-/// fits a frame (the store floods what it changed as one batch).
+/// fits a frame.
 caf::error check_set_many(const config& cfg, const pb::SetManyRequest& req) {
   for (const auto& item : req.items())
     if (auto err = check_write(cfg, item.key(), item.value()))
       return err;
-  auto size = req.ByteSizeLong();
-  if (size + 1024 > cfg.max_frame_size)
-    return make_error(errc::value_too_large,
-                      "set batch of " + std::to_string(size)
-                        + " bytes does not fit one frame of "
-                        + std::to_string(cfg.max_frame_size));
-  return caf::none;
+  return check_fits_frame(cfg, req, "set batch");
 }
 
 /// Checks a DeltaRequest (key, size and depth of the fields).

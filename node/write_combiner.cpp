@@ -134,11 +134,6 @@ size_t write_combiner::batches_in_flight() const {
   return batches_in_flight_;
 }
 
-uint64_t write_combiner::batches_sent() const {
-  std::lock_guard<std::recursive_mutex> guard{mtx_};
-  return batches_sent_;
-}
-
 void write_combiner::batch_done(size_t writes) {
   std::lock_guard<std::recursive_mutex> guard{mtx_};
   --batches_in_flight_;
@@ -163,7 +158,6 @@ void write_combiner::send_queue_locked() {
     = std::make_shared<batch_call>(shared_from_this(), std::move(writes));
   ++batches_in_flight_;
   writes_in_flight_ += count;
-  ++batches_sent_;
   // Still under the lock: a batch that another thread sends next cannot
   // reach the facade before this one.
   if (!send_(std::move(req), call))

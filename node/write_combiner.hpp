@@ -70,9 +70,6 @@ public:
   /// Batches in flight.
   size_t batches_in_flight() const;
 
-  /// Batches sent so far (for tests and benchmarks).
-  uint64_t batches_sent() const;
-
 private:
   class batch_call;
 
@@ -102,7 +99,6 @@ private:
   size_t queued_bytes_ = 0;
   size_t batches_in_flight_ = 0;
   size_t writes_in_flight_ = 0;
-  uint64_t batches_sent_ = 0;
   bool closed_ = false;
 };
 

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <filesystem>
 #include <future>
 #include <map>
 #include <memory>
@@ -22,7 +21,6 @@
 #include <vector>
 
 #include <caf/all.hpp>
-#include <unistd.h>
 
 #include "actors/atoms.hpp"
 #include "actors/facade.hpp"
@@ -32,6 +30,7 @@
 #include "support/caf_setup.hpp"
 #include "support/eventually.hpp"
 #include "support/remote_writes.hpp"
+#include "support/scratch_dir.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 using namespace std::chrono_literals;
@@ -506,6 +505,37 @@ private:
   std::future<void> stuck_write_;
 };
 
+/// Holds both of CAF's scheduler threads (the fixture has two) with actors
+/// that wait until it is destroyed: meanwhile only threads outside the
+/// scheduler can run actors.
+class scheduler_held {
+public:
+  explicit scheduler_held(caf::actor_system& sys) {
+    auto released = release_.get_future().share();
+    for (int i = 0; i < 2; ++i)
+      holders_.push_back(sys.spawn([this, released]() -> caf::behavior {
+        return {[this, released](caf::get_atom) {
+          ++holding_;
+          released.wait();
+        }};
+      }));
+    for (auto& h : holders_)
+      caf::anon_send(h, caf::get_atom::value);
+    BOOST_REQUIRE(eventually([&] { return holding_.load() == 2; }));
+  }
+
+  ~scheduler_held() {
+    release_.set_value();
+    for (auto& h : holders_)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+
+private:
+  std::promise<void> release_;
+  std::atomic<int> holding_{0};
+  std::vector<caf::actor> holders_;
+};
+
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(calls_and_close, api_fixture)
@@ -657,64 +687,25 @@ BOOST_AUTO_TEST_CASE(a_blocking_call_runs_the_node_on_the_callers_thread) {
   cfg.request_timeout = 5s; // fails fast where the caller would only wait
   sync_socket sock{sys, cfg};
   sock["warm"] = 0;
-  // Both of CAF's scheduler threads (the fixture has two) are held by
-  // actors that wait for the test: only the calling thread can run the
-  // node's facade and store now.
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<int> holding{0};
-  std::vector<caf::actor> holders;
-  for (int i = 0; i < 2; ++i)
-    holders.push_back(sys.spawn([&, released]() -> caf::behavior {
-      return {[&, released](caf::get_atom) {
-        ++holding;
-        released.wait();
-      }};
-    }));
-  for (auto& h : holders)
-    caf::anon_send(h, caf::get_atom::value);
-  BOOST_REQUIRE(eventually([&] { return holding.load() == 2; }));
+  // Only the calling thread can run the node's facade and store now.
+  scheduler_held held{sys};
   sock["k"] = 1;
   sock.set("k", 2);
   BOOST_CHECK_EQUAL(sock.at("k"), value{2});
   BOOST_CHECK_EQUAL(sock.size(), 2u);
-  release.set_value();
-  for (auto& h : holders)
-    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(with_a_data_dir_the_store_stays_on_the_scheduler) {
-  auto dir = std::filesystem::temp_directory_path()
-             / ("syncmesh-api-inline-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  test::scratch_dir dir;
   config cfg;
-  cfg.data_dir = dir.string();
+  cfg.data_dir = dir.path;
   cfg.request_timeout = 300ms;
-  {
-    sync_socket sock{sys, cfg};
-    sock["warm"] = 0;
-    std::promise<void> release;
-    std::shared_future<void> released = release.get_future().share();
-    std::atomic<int> holding{0};
-    std::vector<caf::actor> holders;
-    for (int i = 0; i < 2; ++i)
-      holders.push_back(sys.spawn([&, released]() -> caf::behavior {
-        return {[&, released](caf::get_atom) {
-          ++holding;
-          released.wait();
-        }};
-      }));
-    for (auto& h : holders)
-      caf::anon_send(h, caf::get_atom::value);
-    BOOST_REQUIRE(eventually([&] { return holding.load() == 2; }));
-    // The store writes to disk in its handlers (which can stall): a caller
-    // does not run it, so its timeout still ends the wait.
-    BOOST_CHECK(code_thrown_by([&] { sock.set("k", 1); }) == errc::timeout);
-    release.set_value();
-    for (auto& h : holders)
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  }
-  std::filesystem::remove_all(dir);
+  sync_socket sock{sys, cfg};
+  sock["warm"] = 0;
+  scheduler_held held{sys};
+  // The store writes to disk in its handlers (which can stall): a caller
+  // does not run it, so its timeout still ends the wait.
+  BOOST_CHECK(code_thrown_by([&] { sock.set("k", 1); }) == errc::timeout);
 }
 
 BOOST_AUTO_TEST_CASE(a_call_the_node_never_answers_times_out) {

@@ -223,7 +223,10 @@ batch_result apply_batch(self_ptr self, pb::WriteBatch& batch,
   auto& st = self->state;
   auto& stats = st.stats;
   bool tombstones = false;
-  for (auto& rec : *batch.mutable_records()) {
+  auto& records = *batch.mutable_records();
+  for (int i = 0; i < records.size(); ++i) {
+    st.store.prefetch_ahead(records, i);
+    auto& rec = records[i];
     version v;
     if (result.error = from_proto(rec.version(), v); !result.error.empty())
       break;

@@ -250,17 +250,33 @@ void rocksdb_storage::check_format(std::string_view node_id, bool create) {
 
 void rocksdb_storage::write(const storage_batch& batch, bool sync) {
   auto& d = db();
-  rocksdb::WriteBatch wb;
+  // One engine batch, cleared and reused: it keeps its buffer, where a new
+  // one per group grew a 64 KiB string by doubling and took fresh pages
+  // from the allocator each time (page faults were ~6 % of a relaying
+  // node's samples in chain3).
+  if (!write_batch_)
+    write_batch_ = std::make_unique<rocksdb::WriteBatch>();
+  auto& wb = *write_batch_;
+  wb.Clear();
   for (auto& op : batch.ops()) {
-    auto key = op.meta ? meta_key(op.key) : entry_key(op.key);
-    if (op.record)
-      wb.Put(key, *op.record);
-    else
+    // The key's prefix and bytes as two parts: no string per key.
+    const char* prefix = op.meta ? &meta_prefix : &entry_prefix;
+    rocksdb::Slice key_parts[2] = {{prefix, 1}, slice(op.key)};
+    rocksdb::SliceParts key{key_parts, 2};
+    if (op.record) {
+      rocksdb::Slice record = slice(*op.record);
+      wb.Put(key, rocksdb::SliceParts{&record, 1});
+    } else {
       wb.Delete(key);
+    }
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   auto st = d.Write(wo, &wb);
+  // A batch far larger than a group (a restore, a purge of many keys)
+  // leaves no buffer of its size behind.
+  if (wb.GetDataSize() > kept_write_batch_bytes)
+    write_batch_.reset();
   if (!st.ok())
     fail(dir_, "writing", st);
 }

@@ -11,6 +11,7 @@ namespace rocksdb {
 class DB;
 class Env;
 class Statistics;
+class WriteBatch;
 struct Options;
 } // namespace rocksdb
 
@@ -90,6 +91,10 @@ private:
   std::shared_ptr<rocksdb::Statistics> stats_;
   std::string dir_;
   std::size_t write_buffer_bytes_;
+  /// The engine batch write() fills, reused (created at first use).
+  std::unique_ptr<rocksdb::WriteBatch> write_batch_;
+  /// write() drops its batch after one larger than this.
+  static constexpr std::size_t kept_write_batch_bytes = 1 << 20;
   /// The thread of compact_in_background(), joinable while it runs or
   /// until joined.
   std::thread compaction_;

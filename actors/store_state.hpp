@@ -203,6 +203,18 @@ public:
   /// until the store changes.
   const store_entry* find(std::string_view key) const;
 
+  /// Hints that `keys[i]` will be looked up soon, for a loop over a batch
+  /// at `i - lead`: loads the index slots of keys 2 * lead ahead and the
+  /// entries of keys lead ahead, so each lookup finds them in cache.
+  template <class Keys>
+  void prefetch_ahead(const Keys& keys, int i) const noexcept {
+    constexpr int lead = 4;
+    if (i + 2 * lead < static_cast<int>(keys.size()))
+      entries_.prefetch_slot(keys[i + 2 * lead].key());
+    if (i + lead < static_cast<int>(keys.size()))
+      entries_.prefetch_record(keys[i + lead].key());
+  }
+
   /// For a local delta about to be stamped: adds to `rec` the origins of
   /// its fields that the entry already holds as field writes, so they keep
   /// their place in the map (fields of the base map keep the base's place

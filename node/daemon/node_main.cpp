@@ -22,6 +22,7 @@
 #include "actors/log.hpp"
 #include "node/daemon/http_api.hpp"
 #include "node/daemon/node_options.hpp"
+#include "syncmesh/scheduler_settings.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace {
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config caf_cfg;
   configure(caf_cfg);
   caf_cfg.set("scheduler.max-threads", size_t{2});
+  apply_node_scheduler_settings(caf_cfg);
   caf::actor_system sys{caf_cfg};
   std::unique_ptr<sync_socket> sock;
   try {

@@ -10,6 +10,7 @@
 #include "bench/bench.hpp"
 #include "messages/value_proto.hpp"
 #include "support/caf_setup.hpp"
+#include "syncmesh/scheduler_settings.hpp"
 #include "syncmesh/sync_socket.hpp"
 
 namespace syncmesh::bench {
@@ -314,9 +315,13 @@ private:
 
 } // namespace
 
-/// The actor system (two scheduler threads).
+/// The actor system (two scheduler threads), with the scheduler settings
+/// syncmesh-node uses, as an application that follows README would.
 struct bench_runtime::impl {
-  test::threaded_config cfg;
+  struct config : test::threaded_config {
+    config() { apply_node_scheduler_settings(*this); }
+  };
+  config cfg;
   caf::actor_system sys{cfg};
 };
 

@@ -5,12 +5,17 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "actors/anti_entropy.hpp"
+#include "actors/rocksdb_storage.hpp"
 #include "actors/router_state.hpp"
 #include "actors/set_sketch.hpp"
+#include "actors/store_persistence.hpp"
 #include "actors/store_state.hpp"
 #include "messages/frame_codec.hpp"
 #include "messages/value_proto.hpp"
@@ -105,6 +110,75 @@ void store_apply(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(store_apply)->Arg(1000)->Arg(100000);
+
+/// `n` writes of new keys from `next` on (which it advances), 64-byte
+/// values, as the chain3 bench names them.
+pb::WriteBatch group_of(size_t n, uint64_t& next) {
+  pb::WriteBatch group;
+  for (size_t i = 0; i < n; ++i, ++next)
+    *group.add_records() = record("h/" + std::to_string(next), t0 + next, 64);
+  return group;
+}
+
+/// What the store does with a group of remote writes under a data dir
+/// (`--durability=batch`): apply each to the tables, stage its entry, write
+/// the group as one engine batch (no fsync: the syncer makes those). New
+/// keys, 64-byte values, groups the size a flood brings (range(0) writes).
+/// The engine's background flushes of its write buffer run on its own
+/// threads and are not counted here; chain3 counts them.
+void persist_group(benchmark::State& state) {
+  auto n = static_cast<size_t>(state.range(0));
+  char tmpl[] = "/tmp/syncmesh-micro-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  {
+    auto storage = std::make_shared<rocksdb_storage>();
+    storage->open(dir + "/db", "micro-node");
+    store_persistence persistence{storage, durability_mode::batch};
+    store_state store;
+    std::string err;
+    uint64_t next = 0;
+    for (auto _ : state) {
+      state.PauseTiming();
+      auto group = group_of(n, next);
+      state.ResumeTiming();
+      const auto& records = group.records();
+      for (int i = 0; i < records.size(); ++i) {
+        store.prefetch_ahead(records, i);
+        store.apply(records[i], false, err);
+      }
+      persistence.stage(store, group);
+      persistence.write();
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(next));
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(persist_group)->Arg(450)->Iterations(2000);
+
+/// persist_group's work less the persistence: applying the same groups to
+/// the tables alone, to tell what storage adds.
+void apply_group(benchmark::State& state) {
+  auto n = static_cast<size_t>(state.range(0));
+  bool prefetch = state.range(1) != 0;
+  store_state store;
+  std::string err;
+  uint64_t next = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto group = group_of(n, next);
+    state.ResumeTiming();
+    const auto& records = group.records();
+    for (int i = 0; i < records.size(); ++i) {
+      if (prefetch)
+        store.prefetch_ahead(records, i);
+      store.apply(records[i], false, err);
+    }
+    benchmark::DoNotOptimize(store.live_count());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(next));
+}
+// Second argument: 1 prefetches ahead as the store actor does, 0 does not.
+BENCHMARK(apply_group)->Args({450, 0})->Args({450, 1})->Iterations(2000);
 
 void store_duplicate(benchmark::State& state) {
   store_state store;

@@ -682,6 +682,54 @@ BOOST_AUTO_TEST_CASE(the_combiner_sends_one_batch_per_round_trip_or_bound) {
   requester.close();
 }
 
+BOOST_AUTO_TEST_CASE(the_combiner_sends_a_batch_at_its_byte_bound) {
+  sync_socket sock{sys};
+  facade_requester requester{sys, caf::actor_cast<caf::actor>(sock.handle()),
+                             std::chrono::milliseconds{30'000}};
+  std::vector<size_t> sizes;
+  std::mutex sizes_mtx;
+  auto sent_sizes = [&] {
+    std::lock_guard<std::mutex> guard{sizes_mtx};
+    return sizes;
+  };
+  // Far more items allowed than sent: only the 100 KiB byte bound decides.
+  auto combiner = write_combiner::make(
+    sys,
+    [&](pb::SetManyRequest req, std::shared_ptr<pending_call> call) {
+      {
+        std::lock_guard<std::mutex> guard{sizes_mtx};
+        sizes.push_back(static_cast<size_t>(req.items_size()));
+      }
+      return requester.start(std::move(call), caf::make_message(std::move(req)))
+             != 0;
+    },
+    write_combiner::limits{1000, 100 * 1024});
+  auto big = [](int i) {
+    pb::KeyValue kv;
+    kv.set_key("big-" + std::to_string(i));
+    to_proto(value::from_bytes(std::string(30 * 1024, 'x')),
+             kv.mutable_value());
+    return kv;
+  };
+  std::vector<std::future<void>> writes;
+  {
+    stalled_store stall{sock};
+    writes.push_back(combiner->submit(big(0))); // nothing in flight: alone
+    // 30 KiB each: the fourth queued passes 100 KiB and the four leave
+    // together; three more (90 KiB) stay queued behind them.
+    for (int i = 1; i <= 7; ++i)
+      writes.push_back(combiner->submit(big(i)));
+    BOOST_CHECK((sent_sizes() == std::vector<size_t>{1, 4}));
+    BOOST_CHECK_EQUAL(combiner->writes_pending(), 8u);
+  }
+  for (auto& w : writes)
+    w.get();
+  BOOST_CHECK((sent_sizes() == std::vector<size_t>{1, 4, 3}));
+  for (int i = 0; i <= 7; ++i)
+    BOOST_CHECK(sock.get("big-" + std::to_string(i)).has_value());
+  requester.close();
+}
+
 BOOST_AUTO_TEST_CASE(a_blocking_call_runs_the_node_on_the_callers_thread) {
   config cfg;
   cfg.request_timeout = 5s; // fails fast where the caller would only wait

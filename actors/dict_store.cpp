@@ -1354,7 +1354,10 @@ dict_store_behavior(self_ptr self, const config& cfg, const raw_node_id& id,
       arm_confirm_tick(self);
     },
     // -- control --
-    [=](events_atom, bool on) { self->state.publish_events = on; },
+    [=](events_atom, bool on) {
+      self->state.publish_events = on;
+      return on;
+    },
     [=](dump_atom) { return self->state.store.canonical_bytes(); },
     [=](export_atom) { return self->state.store.export_all(); },
     [=](stats_atom) {

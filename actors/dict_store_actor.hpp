@@ -39,8 +39,10 @@ namespace syncmesh {
 ///   digest, `(ae_ack_atom, link, session)` releases the next window;
 /// - from the lease manager: `(purge_atom, horizon_us) -> (purged,
 ///   remaining)` purges tombstones older than the horizon;
-/// - `(events_atom, bool)`: build update/delete events only while someone
-///   listens; `(dump_atom) -> std::string` (canonical bytes),
+/// - `(events_atom, bool) -> bool`: build update/delete events only while
+///   someone listens (the reply, the new setting, says every write handled
+///   after it is published accordingly); `(dump_atom) -> std::string`
+///   (canonical bytes),
 ///   `(export_atom) -> WriteBatch` (every entry as records, by key),
 ///   `(stats_atom) -> StoreStats`, `(stats_atom, lease_atom) -> LeaseStats`
 ///   (the store's part: local writes, refusals, remote records, tombstones,
@@ -81,7 +83,7 @@ using dict_store_actor = caf::typed_actor<
   caf::reacts_to<ae_digest_atom, link_actor, pb::Digest>,
   caf::reacts_to<ae_ack_atom, link_actor, uint64_t>,
   caf::replies_to<purge_atom, uint64_t>::with<uint64_t, uint64_t>,
-  caf::reacts_to<events_atom, bool>,
+  caf::replies_to<events_atom, bool>::with<bool>,
   caf::replies_to<dump_atom>::with<std::string>,
   caf::replies_to<export_atom>::with<pb::WriteBatch>,
   caf::replies_to<stats_atom>::with<pb::StoreStats>,

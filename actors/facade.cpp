@@ -673,16 +673,21 @@ facade_behavior(self_ptr self, config cfg, raw_node_id id,
     [=](pb::DisconnectRequest& req) -> caf::result<bool> {
       return forward<bool>(self, self->state.router, std::move(req));
     },
-    [=](subscribe_atom, caf::actor subscriber) {
+    [=](subscribe_atom, caf::actor subscriber) -> caf::result<bool> {
       auto& subs = self->state.subscribers;
       if (!subscriber
           || std::find(subs.begin(), subs.end(), subscriber) != subs.end())
         return false;
       self->monitor(subscriber);
       subs.push_back(std::move(subscriber));
-      if (subs.size() == 1)
-        caf::anon_send(self->state.store, events_atom::value, true);
-      return true;
+      // Answered once the store builds events: every write it handles
+      // after this reply reaches the new subscriber, a remote one too
+      // (remote writes reach the store from the router, not through us).
+      auto rp = self->make_response_promise<bool>();
+      self->request(self->state.store, caf::infinite, events_atom::value, true)
+        .then([rp](bool) mutable { rp.deliver(true); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [=](unsubscribe_atom, caf::actor subscriber) {
       auto& subs = self->state.subscribers;

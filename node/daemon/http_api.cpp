@@ -498,6 +498,52 @@ routed route_of(std::string_view method, std::string_view path) {
 // -- watch events: the node's events, formatted once for every watcher
 // --------
 
+/// A watch stream's answer, which may have to wait for the node's event
+/// feed (watch_hub::open): sent when both the answer is ready and the feed
+/// is on; when the node could not switch it on, a 503 replaces a stream
+/// (whose hub slot is released as the stream is dropped).
+class deferred_answer {
+public:
+  explicit deferred_answer(http::responder respond)
+      : respond_(std::move(respond)) {}
+
+  /// The answer is ready.
+  void ready(http::response res) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!fed_) {
+      res_ = std::move(res);
+      return;
+    }
+    guard.unlock();
+    send(std::move(res), *fed_);
+  }
+
+  /// The feed is on (true) or could not be switched on (false).
+  void fed(bool ok) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    fed_ = ok;
+    if (!res_)
+      return;
+    auto res = std::move(*res_);
+    res_.reset();
+    guard.unlock();
+    send(std::move(res), ok);
+  }
+
+private:
+  void send(http::response res, bool ok) {
+    if (!ok && res.stream)
+      res = http::json_error(503, "closed",
+                             "the node did not take the watch subscription");
+    respond_(std::move(res));
+  }
+
+  http::responder respond_;
+  std::mutex mtx_;
+  std::optional<bool> fed_;
+  std::optional<http::response> res_;
+};
+
 /// Publishes one event of the node's subscription to the watch streams.
 /// The JSON is built only when the hub keeps events (someone watches, or
 /// did within the resume grace): formatting for nobody cost a relay ~3 %.
@@ -697,6 +743,13 @@ struct http_api::impl : std::enable_shared_from_this<impl> {
           w.window_events);
     wline("window_limit_bytes", "The watch event window's byte bound", "gauge",
           w.window_limit);
+    wline("feed_on",
+          "1 while the node builds events for the watch streams (off while "
+          "nobody watches)",
+          "gauge", w.feed_on);
+    wline("feed_offs_total",
+          "Times the node confirmed its event feed off (nobody watched)",
+          "counter", w.feed_offs);
     line("direct_reads_total",
          "GETs read from the store's table on the server's thread", "counter",
          reader->reads());
@@ -1228,7 +1281,16 @@ void http_api::impl::watch(http::request&& req, http::responder respond) {
   // explicitly, a browser's EventSource sends Last-Event-ID on its own.
   auto last_id
     = req.has_param("since") ? req.param("since") : req.header("last-event-id");
-  auto opened = hub->open(prefix, last_id);
+  // With the feed off, open() switches it on and the answer waits for the
+  // node (on_fed): whichever of the two comes second sends it.
+  auto answer = std::make_shared<deferred_answer>(std::move(respond));
+  auto opened
+    = hub->open(prefix, last_id, [answer](bool fed) { answer->fed(fed); });
+  if (!opened.feed_pending)
+    answer->fed(true);
+  respond = [answer](http::response res) {
+    answer->ready(std::move(res));
+  };
   using status = watch_hub::open_status;
   switch (opened.status) {
     case status::ok:
@@ -1653,6 +1715,18 @@ http_api::http_api(sync_socket& sock, http_options opts)
     caf::anon_send_exit(st.events, caf::exit_reason::user_shutdown);
     throw error(errc::closed, "the node did not take the watch subscription");
   }
+  // From now on the hub switches the subscription off while nobody
+  // watches and on when a stream opens, through the bridge so that the
+  // switches reach the facade in the order the hub decided them. The hub
+  // stops calling it at close(), before the bridge stops.
+  st.hub->set_feed([bridge = st.bridge.get(), events = st.events](
+                     bool on, std::function<void(bool)> done) {
+    bridge->subscribe(events, on,
+                      [done = std::move(done)](caf::expected<bool> x) {
+                        if (done)
+                          done(static_cast<bool>(x));
+                      });
+  });
 }
 
 http_api::~http_api() {

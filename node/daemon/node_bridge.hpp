@@ -144,6 +144,13 @@ public:
       }});
   }
 
+  /// Subscribes `subscriber` to the node's events (`on`) or unsubscribes
+  /// it, in the order of the calls; `done` (may be empty) gets the
+  /// facade's answer, from a CAF worker thread. A subscription is answered
+  /// once the store publishes events.
+  void subscribe(caf::actor subscriber, bool on,
+                 std::function<void(caf::expected<bool>)> done);
+
   /// PUTs sent inside a batched UpdateRequest so far (for metrics).
   uint64_t batched_sets() const;
 

@@ -82,8 +82,13 @@ std::string watch_hub::random_run() {
   return out;
 }
 
-watch_hub::opened watch_hub::open(std::string prefix,
-                                  std::string_view last_id) {
+void watch_hub::set_feed(feed_fn feed) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  feed_ = std::move(feed);
+}
+
+watch_hub::opened watch_hub::open(std::string prefix, std::string_view last_id,
+                                  std::function<void(bool)> on_fed) {
   opened out;
   std::lock_guard<std::mutex> guard{mtx_};
   out.newest = window_.id_of(window_.next_seq() - 1);
@@ -124,6 +129,16 @@ watch_hub::opened watch_hub::open(std::string prefix,
   watchers_.fetch_add(1, std::memory_order_relaxed);
   ever_watched_ = true;
   out.stream = std::move(s);
+  if (feed_ && !feed_on_) {
+    // Nothing was published while the feed was off, and the window was
+    // emptied when it went off (wanted()), so this stream starts "from
+    // now on" (an id from before answered compacted above). It is answered
+    // once the node publishes again: a write the client makes after it
+    // sees the stream's first bytes is then never missed.
+    feed_on_ = true;
+    out.feed_pending = true;
+    feed_(true, std::move(on_fed));
+  }
   return out;
 }
 
@@ -173,6 +188,18 @@ bool watch_hub::wanted() {
     return true;
   window_.skip();
   ++counters_.skipped;
+  if (feed_ && feed_on_) {
+    // Nobody wants events: the node stops building them until a stream
+    // opens (events already on their way are skipped here).
+    feed_on_ = false;
+    std::weak_ptr<watch_hub> weak = shared_from_this();
+    feed_(false, [weak](bool ok) {
+      if (auto hub = weak.lock(); hub && ok) {
+        std::lock_guard<std::mutex> guard{hub->mtx_};
+        ++hub->counters_.feed_offs;
+      }
+    });
+  }
   return false;
 }
 
@@ -237,6 +264,7 @@ void watch_hub::close() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     closed_ = true;
+    feed_ = nullptr; // the bridge it calls stops after this
     for (auto& [cursor, s] : streams_)
       if (s->pending_) {
         ending.push_back(std::move(s->pending_));
@@ -253,6 +281,7 @@ watch_stats watch_hub::stats() const {
   out.watchers = watchers_.load(std::memory_order_relaxed);
   out.window_bytes = window_.bytes();
   out.window_events = window_.size();
+  out.feed_on = feed_on_ ? 1 : 0;
   return out;
 }
 

@@ -64,6 +64,8 @@ struct watch_stats {
   uint64_t window_bytes = 0;  ///< bytes in the window now (gauge)
   uint64_t window_events = 0; ///< events in the window now (gauge)
   uint64_t window_limit = 0;  ///< the window's byte bound (gauge)
+  uint64_t feed_on = 0;       ///< the node's events flow to the hub (gauge)
+  uint64_t feed_offs = 0;     ///< feed switched off, as the node confirmed
 };
 
 /// The watch streams of one node (see the file comment). Create with
@@ -90,11 +92,29 @@ public:
     /// The newest id now (for the 410 answer: where a re-listed client
     /// stands).
     std::string newest;
+    /// The feed is being switched on: answer the stream in `on_fed`.
+    bool feed_pending = false;
   };
+
+  /// Switches the node's event feed on (`on`) or off; `done` runs once
+  /// the node confirmed (on: it publishes events), false when it could
+  /// not. Called with the hub's lock held, so switches reach the
+  /// node in the order they were decided: it must only queue the request.
+  using feed_fn = std::function<void(bool on, std::function<void(bool)> done)>;
+
+  /// Lets the hub switch the node's event feed: off at the first event
+  /// nobody wants (building each event costs the node ~10 % of a relaying
+  /// node's CPU in chain3), on again when a stream opens. Without it the
+  /// feed stays on. Call before the first event; the feed is on then.
+  void set_feed(feed_fn feed);
 
   /// Opens a stream of the events whose key starts with `prefix` (and
   /// every message), from now on or, with `last_id`, resuming after it.
-  opened open(std::string prefix, std::string_view last_id);
+  /// When the feed was off, it is switched on and `status` is ok with
+  /// `feed_pending` set: the stream must not be answered before `on_fed`
+  /// runs (true: the node publishes; false: it could not, answer 503).
+  opened open(std::string prefix, std::string_view last_id,
+              std::function<void(bool)> on_fed = {});
 
   /// Decides, for one event of the node, whether to format and publish it
   /// (true) or to use up its seq without keeping it (false: nobody has
@@ -158,6 +178,9 @@ private:
   /// When the last watcher left (steady clock); none yet: never recorded.
   std::chrono::steady_clock::time_point last_left_{};
   bool ever_watched_ = false;
+  /// See set_feed(); `feed_on_` is what was last asked of the node.
+  feed_fn feed_;
+  bool feed_on_ = true;
   watch_stats counters_;
   std::mutex log_mtx_;
   std::chrono::steady_clock::time_point log_last_{};

@@ -386,6 +386,50 @@ BOOST_AUTO_TEST_CASE(nobody_watching_for_the_grace_skips_events) {
   BOOST_CHECK_EQUAL(hub->stats().skipped, 2u);
 }
 
+BOOST_AUTO_TEST_CASE(the_feed_goes_off_with_nobody_watching_and_on_at_an_open) {
+  auto opts = small_hub();
+  opts.resume_grace = 0ms;
+  auto hub = std::make_shared<watch_hub>(opts, "run");
+  std::vector<bool> asked;
+  std::vector<std::function<void(bool)>> answers;
+  hub->set_feed([&](bool on, std::function<void(bool)> done) {
+    asked.push_back(on);
+    answers.push_back(std::move(done));
+  });
+  // Nobody watches: the first unwanted event switches the feed off, once.
+  BOOST_CHECK(!hub->wanted());
+  BOOST_CHECK(!hub->wanted());
+  BOOST_CHECK((asked == std::vector<bool>{false}));
+  BOOST_CHECK_EQUAL(hub->stats().feed_on, 0u);
+  BOOST_CHECK_EQUAL(hub->stats().feed_offs, 0u);
+  answers.back()(true); // the node confirmed
+  BOOST_CHECK_EQUAL(hub->stats().feed_offs, 1u);
+  // A stream opens: the feed goes on and the stream waits for the node.
+  bool fed = false;
+  auto s = hub->open("", "", [&](bool ok) { fed = ok; });
+  BOOST_REQUIRE(s.status == watch_hub::open_status::ok);
+  BOOST_CHECK(s.feed_pending);
+  BOOST_CHECK((asked == std::vector<bool>{false, true}));
+  BOOST_CHECK(!fed);
+  answers.back()(true);
+  BOOST_CHECK(fed);
+  BOOST_CHECK_EQUAL(hub->stats().feed_on, 1u);
+  // A second stream finds the feed on: nothing to wait for.
+  auto t = hub->open("", "", [](bool) {});
+  BOOST_CHECK(!t.feed_pending);
+  BOOST_CHECK_EQUAL(asked.size(), 2u);
+  // Both leave: off again at the next event (grace 0).
+  s.stream->cancel();
+  t.stream->cancel();
+  BOOST_CHECK(!hub->wanted());
+  BOOST_CHECK((asked == std::vector<bool>{false, true, false}));
+  // After close() the hub asks nothing more of the node.
+  hub->close();
+  BOOST_CHECK(hub->open("", "", [](bool) {}).status
+              == watch_hub::open_status::closed);
+  BOOST_CHECK_EQUAL(asked.size(), 3u);
+}
+
 // -- the API over sockets -----------------------------------------------------
 
 namespace {
@@ -688,6 +732,32 @@ BOOST_AUTO_TEST_CASE(a_watcher_during_a_join_of_10000_keys_sees_every_key) {
   }
   BOOST_CHECK_EQUAL(keys.size(), 10'000u);
   BOOST_CHECK_EQUAL(fx.api->watch_stats().overflows, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(with_nobody_watching_the_node_builds_no_events) {
+  api_fixture fx;
+  // No watcher has ever opened: the first write's event is skipped and
+  // switches the node's event feed off.
+  fx.sock->set("before", "1");
+  BOOST_REQUIRE(
+    eventually([&] { return fx.api->watch_stats().feed_offs == 1; }));
+  BOOST_CHECK_EQUAL(fx.api->watch_stats().feed_on, 0u);
+  auto skipped = fx.api->watch_stats().skipped;
+  // Confirmed off: the store builds no event for these writes.
+  for (int i = 0; i < 100; ++i)
+    fx.sock->set("quiet-" + std::to_string(i), "v");
+  // A watcher switches it on again and is answered once events flow.
+  raw_client w{fx.port};
+  w.get("/v1/watch");
+  BOOST_REQUIRE(w.wait_for(": watching\n"));
+  BOOST_CHECK_EQUAL(w.status(), 200);
+  fx.sock->set("after", "2");
+  BOOST_REQUIRE(w.wait_for("\"after\""));
+  // Any event built for the quiet writes would have reached the hub
+  // before this one (one path, in order) and been counted as skipped.
+  BOOST_CHECK_EQUAL(fx.api->watch_stats().skipped, skipped);
+  BOOST_CHECK(w.got.find("quiet-") == std::string::npos);
+  BOOST_CHECK_EQUAL(fx.api->watch_stats().feed_on, 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_thousand_watchers_each_receive_one_write) {

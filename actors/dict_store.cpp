@@ -651,7 +651,10 @@ caf::result<pb::SetManyReply> set_many(self_ptr self, pb::SetManyRequest& req) {
   auto refuse_item = [&](pb::WriteOutcome* outcome, caf::error err) {
     to_proto(counted_refusal(self, std::move(err)), *outcome->mutable_error());
   };
-  for (auto& item : *req.mutable_items()) {
+  auto& items = *req.mutable_items();
+  for (int i = 0; i < items.size(); ++i) {
+    st.store.prefetch_ahead(items, i);
+    auto& item = items[i];
     auto* outcome = reply.add_outcomes();
     if (auto err = fence_refusal(self)) {
       refuse_item(outcome, std::move(*err));

@@ -237,36 +237,12 @@ void node_bridge::submit(entry e) {
 
 void node_bridge::subscribe(caf::actor subscriber, bool on,
                             std::function<void(caf::expected<bool>)> done) {
-  submit(entry{
-    {},
-    nullptr,
-    [subscriber = std::move(subscriber), on, done = std::move(done)](
-      caf::event_based_actor* self, const facade_actor& f,
-      pending_calls& pending) mutable {
-      auto fn = std::make_shared<std::function<void(caf::expected<bool>)>>(
-        std::move(done));
-      auto answer = [fn](caf::expected<bool> x) {
-        if (*fn)
-          (*fn)(std::move(x));
-      };
-      auto c = pending.add(
-        [answer] { answer(caf::make_error(caf::sec::request_timeout)); },
-        std::chrono::steady_clock::now());
-      auto on_reply = [answer, c, &pending](bool x) {
-        if (pending.answer(c))
-          answer(x);
-      };
-      auto on_error = [answer, c, &pending](caf::error& err) {
-        if (pending.answer(c))
-          answer(std::move(err));
-      };
-      if (on)
-        self->request(f, caf::infinite, subscribe_atom::value, subscriber)
-          .then(on_reply, on_error);
-      else
-        self->request(f, caf::infinite, unsubscribe_atom::value, subscriber)
-          .then(on_reply, on_error);
-    }});
+  if (on)
+    call_with<bool>(std::move(done), subscribe_atom::value,
+                    std::move(subscriber));
+  else
+    call_with<bool>(std::move(done), unsubscribe_atom::value,
+                    std::move(subscriber));
 }
 
 uint64_t node_bridge::batched_sets() const {

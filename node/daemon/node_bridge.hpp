@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -120,10 +121,16 @@ public:
   /// `done`, from a CAF worker thread.
   template <class Reply, class Request>
   void call(Request req, std::function<void(caf::expected<Reply>)> done) {
+    call_with<Reply>(std::move(done), std::move(req));
+  }
+
+  /// call() for a request of several elements (an atom and its arguments).
+  template <class Reply, class... Ts>
+  void call_with(std::function<void(caf::expected<Reply>)> done, Ts... xs) {
     submit(entry{
       {},
       nullptr,
-      [req = std::move(req), done = std::move(done)](
+      [xs = std::make_tuple(std::move(xs)...), done = std::move(done)](
         caf::event_based_actor* self, const facade_actor& f,
         pending_calls& pending) mutable {
         auto fn = std::make_shared<std::function<void(caf::expected<Reply>)>>(
@@ -131,23 +138,26 @@ public:
         auto c = pending.add(
           [fn] { (*fn)(caf::make_error(caf::sec::request_timeout)); },
           std::chrono::steady_clock::now());
-        self->request(f, caf::infinite, std::move(req))
-          .then(
-            [fn, c, &pending](Reply& x) {
-              if (pending.answer(c))
-                (*fn)(std::move(x));
-            },
-            [fn, c, &pending](caf::error& err) {
-              if (pending.answer(c))
-                (*fn)(std::move(err));
-            });
+        std::apply(
+          [&](auto&... ys) {
+            self->request(f, caf::infinite, std::move(ys)...)
+              .then(
+                [fn, c, &pending](Reply& x) {
+                  if (pending.answer(c))
+                    (*fn)(std::move(x));
+                },
+                [fn, c, &pending](caf::error& err) {
+                  if (pending.answer(c))
+                    (*fn)(std::move(err));
+                });
+          },
+          xs);
       }});
   }
 
   /// Subscribes `subscriber` to the node's events (`on`) or unsubscribes
-  /// it, in the order of the calls; `done` (may be empty) gets the
-  /// facade's answer, from a CAF worker thread. A subscription is answered
-  /// once the store publishes events.
+  /// it, in the order of the calls; `done` gets the facade's answer, from a CAF
+  /// worker thread. A subscription is answered once the store publishes events.
   void subscribe(caf::actor subscriber, bool on,
                  std::function<void(caf::expected<bool>)> done);
 

@@ -120,6 +120,24 @@ pb::WriteBatch group_of(size_t n, uint64_t& next) {
   return group;
 }
 
+/// Applies the next `n` new writes (see group_of; built outside the timing)
+/// to `store`, prefetching ahead as the store actor does when `prefetch`;
+/// returns them.
+pb::WriteBatch apply_next_group(benchmark::State& state, store_state& store,
+                                size_t n, uint64_t& next, bool prefetch) {
+  state.PauseTiming();
+  auto group = group_of(n, next);
+  state.ResumeTiming();
+  std::string err;
+  const auto& records = group.records();
+  for (int i = 0; i < records.size(); ++i) {
+    if (prefetch)
+      store.prefetch_ahead(records, i);
+    store.apply(records[i], false, err);
+  }
+  return group;
+}
+
 /// What the store does with a group of remote writes under a data dir
 /// (`--durability=batch`): apply each to the tables, stage its entry, write
 /// the group as one engine batch (no fsync: the syncer makes those). New
@@ -135,17 +153,9 @@ void persist_group(benchmark::State& state) {
     storage->open(dir + "/db", "micro-node");
     store_persistence persistence{storage, durability_mode::batch};
     store_state store;
-    std::string err;
     uint64_t next = 0;
     for (auto _ : state) {
-      state.PauseTiming();
-      auto group = group_of(n, next);
-      state.ResumeTiming();
-      const auto& records = group.records();
-      for (int i = 0; i < records.size(); ++i) {
-        store.prefetch_ahead(records, i);
-        store.apply(records[i], false, err);
-      }
+      auto group = apply_next_group(state, store, n, next, true);
       persistence.stage(store, group);
       persistence.write();
     }
@@ -161,18 +171,9 @@ void apply_group(benchmark::State& state) {
   auto n = static_cast<size_t>(state.range(0));
   bool prefetch = state.range(1) != 0;
   store_state store;
-  std::string err;
   uint64_t next = 0;
   for (auto _ : state) {
-    state.PauseTiming();
-    auto group = group_of(n, next);
-    state.ResumeTiming();
-    const auto& records = group.records();
-    for (int i = 0; i < records.size(); ++i) {
-      if (prefetch)
-        store.prefetch_ahead(records, i);
-      store.apply(records[i], false, err);
-    }
+    apply_next_group(state, store, n, next, prefetch);
     benchmark::DoNotOptimize(store.live_count());
   }
   state.SetItemsProcessed(static_cast<int64_t>(next));
